@@ -1,0 +1,162 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace RamPay.Core;
+
+/// <summary>
+/// The kind of a command. Persisted in the journal: values are frozen, only ever appended to.
+/// </summary>
+public enum CommandType : byte
+{
+    None = 0,
+    OpenAccount = 1,
+    Deposit = 2,
+    Transfer = 3,
+    Authorize = 4,
+    Capture = 5,
+    Void = 6,
+    Refund = 7,
+    Freeze = 8,
+    Unfreeze = 9,
+    /// <summary>A system clock tick: expires holds and idempotency keys by journaled time. Carries no key.</summary>
+    Tick = 10,
+}
+
+/// <summary>
+/// One command as it sits in a ring slot and in a journal record's payload: fixed size, blittable,
+/// no references. The layout is frozen by golden tests (<see cref="CommandCodec"/>): a change here is
+/// a change of journal format version.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 8)]
+public struct Command
+{
+    public const int Size = 80;
+
+    /// <summary>Which operation.</summary>
+    public CommandType Type;
+    /// <summary>For OpenAccount: the <see cref="AccountFlags"/> of the new account. Otherwise 0.</summary>
+    public byte Flags;
+    /// <summary>ISO 4217 code packed by <see cref="Currency"/>.</summary>
+    public Currency Currency;
+    private readonly int _reserved;
+    /// <summary>Unix time in milliseconds given when the command was accepted; journaled, the only clock the ledger reads.</summary>
+    public long TimestampMs;
+    /// <summary>Who sent it: scopes the idempotency key (a user id, or a system client id).</summary>
+    public long ClientId;
+    /// <summary>The client's idempotency key, hashed to 128 bits at ingress (see <see cref="IdempotencyKey"/>).</summary>
+    public IdempotencyKey Key;
+    /// <summary>Debit side: the paying account (Transfer, Authorize, Deposit's funding account), or the subject of OpenAccount result / Freeze / Unfreeze.</summary>
+    public long FromAccount;
+    /// <summary>Credit side: the receiving account.</summary>
+    public long ToAccount;
+    /// <summary>For Capture, Void, Refund: the payment acted on.</summary>
+    public long PaymentId;
+    /// <summary>Minor units. Capture: 0 means "the whole authorized amount".</summary>
+    public long Amount;
+    /// <summary>Authorize: hold timeout in ms (0 = the ledger's default). OpenAccount: the owner (user id).</summary>
+    public long Argument;
+
+    public static unsafe void AssertLayout()
+    {
+        Invariant.Check(sizeof(Command) == Size, "Command must be exactly 80 bytes");
+    }
+}
+
+/// <summary>What the business logic wrote back into the slot for one command.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CommandResult
+{
+    public ResultCode Code;
+    /// <summary>True when this is the stored result of an earlier command with the same idempotency key.</summary>
+    public bool Replayed;
+    /// <summary>The id the command produced or acted on: account id (OpenAccount), payment id (Transfer, Deposit, Authorize, Capture, Void), refund id (Refund).</summary>
+    public long Id;
+
+    public readonly bool IsOk => Code == ResultCode.Ok;
+    public override readonly string ToString() => $"{ResultCodes.Name(Code)} id={Id}{(Replayed ? " (replayed)" : "")}";
+}
+
+/// <summary>A 128-bit idempotency key: the SHA-256 of the client's key string, truncated. Zero means "no key".</summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct IdempotencyKey(ulong Hi, ulong Lo)
+{
+    public const int MaxKeyLength = 255;
+    public bool IsEmpty => Hi == 0 && Lo == 0;
+
+    /// <summary>Hashes a client's key (1..255 characters). Deterministic across machines and runs.</summary>
+    public static IdempotencyKey FromString(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (key.Length == 0 || key.Length > MaxKeyLength)
+            throw new ArgumentException($"idempotency key must be 1..{MaxKeyLength} characters", nameof(key));
+        Span<byte> utf8 = stackalloc byte[MaxKeyLength * 3];
+        int n = System.Text.Encoding.UTF8.GetBytes(key, utf8);
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(utf8[..n], hash);
+        ulong hi = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hash);
+        ulong lo = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hash[8..]);
+        if (hi == 0 && lo == 0) lo = 1; // zero is reserved for "no key"
+        return new IdempotencyKey(hi, lo);
+    }
+
+    public override string ToString() => $"{Hi:x16}{Lo:x16}";
+}
+
+/// <summary>
+/// An ISO 4217 alphabetic code packed into 16 bits (three letters A-Z, base 26, plus one).
+/// Zero means "none".
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct Currency(ushort Code)
+{
+    public static readonly Currency None = default;
+    public static readonly Currency USD = Parse("USD");
+    public static readonly Currency EUR = Parse("EUR");
+    public static readonly Currency GBP = Parse("GBP");
+
+    public bool IsNone => Code == 0;
+
+    public static bool TryParse(ReadOnlySpan<char> s, out Currency currency)
+    {
+        currency = default;
+        if (s.Length != 3) return false;
+        int v = 0;
+        foreach (char c in s)
+        {
+            if (c < 'A' || c > 'Z') return false;
+            v = v * 26 + (c - 'A');
+        }
+        currency = new Currency((ushort)(v + 1));
+        return true;
+    }
+
+    public static Currency Parse(string s) =>
+        TryParse(s, out var c) ? c : throw new FormatException($"'{s}' is not a three-letter upper-case currency code");
+
+    public override string ToString()
+    {
+        if (Code == 0) return "";
+        int v = Code - 1;
+        Span<char> chars = stackalloc char[3];
+        chars[2] = (char)('A' + v % 26); v /= 26;
+        chars[1] = (char)('A' + v % 26); v /= 26;
+        chars[0] = (char)('A' + v);
+        return new string(chars);
+    }
+}
+
+/// <summary>Assertions that stay on in Release builds: a broken invariant is a bug, and the journal makes a crash safe.</summary>
+public static class Invariant
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool condition, string message)
+    {
+        if (!condition) Fail(message);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    public static void Fail(string message) => throw new InvariantViolationException(message);
+}
+
+public sealed class InvariantViolationException(string message) : Exception("invariant violated: " + message);

@@ -1,0 +1,116 @@
+namespace RamPay.Core;
+
+/// <summary>
+/// Every outcome of a command. Persisted (idempotency table, snapshots): values are frozen, only appended.
+/// Business rejections are results, not exceptions; exceptions are for broken invariants.
+/// </summary>
+public enum ResultCode : byte
+{
+    Ok = 0,
+    // Input the ledger refuses.
+    InvalidCommand = 1,
+    InvalidAmount = 2,
+    InvalidCurrency = 3,
+    IdempotencyKeyRequired = 4,
+    SameAccount = 5,
+    // Accounts.
+    AccountNotFound = 10,
+    AccountFrozen = 11,
+    CurrencyMismatch = 12,
+    InsufficientFunds = 13,
+    NotAFundingAccount = 14,
+    Overflow = 15,
+    // Payments.
+    PaymentNotFound = 20,
+    PaymentNotAuthorized = 21,
+    HoldExpired = 22,
+    AmountExceedsAuthorized = 23,
+    AmountExceedsCaptured = 24,
+    PaymentNotCaptured = 25,
+    // Capacity.
+    TooManyAccounts = 30,
+    TooManyPayments = 31,
+    TooManyHolds = 32,
+    // Idempotency: the key was used before for a different command.
+    ExistsWithDifferentType = 40,
+    ExistsWithDifferentFromAccount = 41,
+    ExistsWithDifferentToAccount = 42,
+    ExistsWithDifferentPaymentId = 43,
+    ExistsWithDifferentAmount = 44,
+    ExistsWithDifferentCurrency = 45,
+    ExistsWithDifferentFlags = 46,
+    ExistsWithDifferentArgument = 47,
+}
+
+public static class ResultCodes
+{
+    /// <summary>The snake_case name used on the wire and in docs, e.g. <c>insufficient_funds</c>.</summary>
+    public static string Name(ResultCode code) => code switch
+    {
+        ResultCode.Ok => "ok",
+        ResultCode.InvalidCommand => "invalid_command",
+        ResultCode.InvalidAmount => "invalid_amount",
+        ResultCode.InvalidCurrency => "invalid_currency",
+        ResultCode.IdempotencyKeyRequired => "idempotency_key_required",
+        ResultCode.SameAccount => "same_account",
+        ResultCode.AccountNotFound => "account_not_found",
+        ResultCode.AccountFrozen => "account_frozen",
+        ResultCode.CurrencyMismatch => "currency_mismatch",
+        ResultCode.InsufficientFunds => "insufficient_funds",
+        ResultCode.NotAFundingAccount => "not_a_funding_account",
+        ResultCode.Overflow => "overflow",
+        ResultCode.PaymentNotFound => "payment_not_found",
+        ResultCode.PaymentNotAuthorized => "payment_not_authorized",
+        ResultCode.HoldExpired => "hold_expired",
+        ResultCode.AmountExceedsAuthorized => "amount_exceeds_authorized",
+        ResultCode.AmountExceedsCaptured => "amount_exceeds_captured",
+        ResultCode.PaymentNotCaptured => "payment_not_captured",
+        ResultCode.TooManyAccounts => "too_many_accounts",
+        ResultCode.TooManyPayments => "too_many_payments",
+        ResultCode.TooManyHolds => "too_many_holds",
+        ResultCode.ExistsWithDifferentType => "exists_with_different_type",
+        ResultCode.ExistsWithDifferentFromAccount => "exists_with_different_from_account",
+        ResultCode.ExistsWithDifferentToAccount => "exists_with_different_to_account",
+        ResultCode.ExistsWithDifferentPaymentId => "exists_with_different_payment_id",
+        ResultCode.ExistsWithDifferentAmount => "exists_with_different_amount",
+        ResultCode.ExistsWithDifferentCurrency => "exists_with_different_currency",
+        ResultCode.ExistsWithDifferentFlags => "exists_with_different_flags",
+        ResultCode.ExistsWithDifferentArgument => "exists_with_different_argument",
+        _ => "unknown_" + ((byte)code).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>A sentence for people: what went wrong and what to do.</summary>
+    public static string Message(ResultCode code) => code switch
+    {
+        ResultCode.Ok => "The command was applied.",
+        ResultCode.InvalidCommand => "The command type is not one the ledger knows.",
+        ResultCode.InvalidAmount => "The amount must be a positive whole number of minor units.",
+        ResultCode.InvalidCurrency => "The currency must be a three-letter ISO 4217 code.",
+        ResultCode.IdempotencyKeyRequired => "Every client command needs an idempotency key.",
+        ResultCode.SameAccount => "The paying and the receiving account must differ.",
+        ResultCode.AccountNotFound => "No account has that id.",
+        ResultCode.AccountFrozen => "The account is frozen: it can neither send nor receive.",
+        ResultCode.CurrencyMismatch => "The currency does not match the account's currency.",
+        ResultCode.InsufficientFunds => "The paying account's available balance is lower than the amount.",
+        ResultCode.NotAFundingAccount => "Deposits must come from a funding account.",
+        ResultCode.Overflow => "The amount would overflow an account balance.",
+        ResultCode.PaymentNotFound => "No payment has that id.",
+        ResultCode.PaymentNotAuthorized => "The payment is not an open authorization (already captured, voided or expired, or single-phase).",
+        ResultCode.HoldExpired => "The authorization's hold expired; its funds were released.",
+        ResultCode.AmountExceedsAuthorized => "The capture amount is larger than the authorized amount.",
+        ResultCode.AmountExceedsCaptured => "Refunds would add up to more than was captured.",
+        ResultCode.PaymentNotCaptured => "Only captured (settled) payments can be refunded.",
+        ResultCode.TooManyAccounts => "The ledger holds its configured maximum of accounts.",
+        ResultCode.TooManyPayments => "The ledger holds its configured maximum of payments.",
+        ResultCode.TooManyHolds => "The ledger holds its configured maximum of open authorizations.",
+        ResultCode.ExistsWithDifferentType => "The idempotency key was used before for a different kind of command.",
+        ResultCode.ExistsWithDifferentFromAccount => "The idempotency key was used before with a different from_account.",
+        ResultCode.ExistsWithDifferentToAccount => "The idempotency key was used before with a different to_account.",
+        ResultCode.ExistsWithDifferentPaymentId => "The idempotency key was used before with a different payment id.",
+        ResultCode.ExistsWithDifferentAmount => "The idempotency key was used before with a different amount.",
+        ResultCode.ExistsWithDifferentCurrency => "The idempotency key was used before with a different currency.",
+        ResultCode.ExistsWithDifferentFlags => "The idempotency key was used before with different flags.",
+        ResultCode.ExistsWithDifferentArgument => "The idempotency key was used before with a different hold timeout or owner.",
+        _ => "Unknown result code.",
+    };
+}

@@ -1,0 +1,1 @@
+namespace RamPay.Engine; public static class Placeholder {}

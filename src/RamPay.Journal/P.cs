@@ -1,0 +1,1 @@
+namespace RamPay.Journal; public static class Placeholder {}

@@ -1,0 +1,1 @@
+namespace RamPay.Pipeline; public static class Placeholder {}
