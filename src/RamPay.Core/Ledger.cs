@@ -1,0 +1,388 @@
+using System.Runtime.CompilerServices;
+
+namespace RamPay.Core;
+
+/// <summary>
+/// The in-memory double-entry ledger and payment state machine. Single-threaded by design: one writer thread
+/// applies every command in journal order. Deterministic: the only clock is the commands' journaled timestamps
+/// (never the wall clock), and nothing is random, so replaying a journal gives the same state on any machine.
+/// Business rejections are <see cref="ResultCode"/>s; a broken invariant throws <see cref="InvariantViolationException"/>.
+/// </summary>
+public sealed partial class Ledger
+{
+    private readonly Account[] _accounts;
+    private readonly PaymentStore _payments;
+    private readonly HoldQueue _holds;
+    private readonly IdempotencyTable _idempotency;
+    private int _accountCount;
+    private long _clockMs;
+    private long _commandsApplied;
+    // Running totals over all accounts: after every command debits equal credits, posted and pending.
+    private long _debitsPosted, _creditsPosted, _debitsPending, _creditsPending;
+
+    public Ledger(LedgerOptions? options = null)
+    {
+        Options = options ?? new LedgerOptions();
+        Options.Validate();
+        Command.AssertLayout();
+        _accounts = new Account[Options.MaxAccounts];
+        _payments = new PaymentStore(Options.MaxPayments, Options.InitialPaymentCapacity);
+        _holds = new HoldQueue(Options.MaxOpenHolds, _payments);
+        _idempotency = new IdempotencyTable(Options.IdempotencyMaxKeys, Options.IdempotencyWindowMs);
+    }
+
+    public LedgerOptions Options { get; }
+    public int AccountCount => _accountCount;
+    public long PaymentCount => _payments.Count;
+    public int OpenHoldCount => _holds.Count;
+    public long CommandsApplied => _commandsApplied;
+    /// <summary>The ledger's time: the largest journaled timestamp applied so far.</summary>
+    public long ClockMs => _clockMs;
+    public IdempotencyTable Idempotency => _idempotency;
+    public long IdempotencyEvictedEarly => _idempotency.EvictedEarly;
+    public long TotalDebitsPosted => _debitsPosted;
+    public long TotalCreditsPosted => _creditsPosted;
+    public long TotalDebitsPending => _debitsPending;
+    public long TotalCreditsPending => _creditsPending;
+
+    public bool AccountExists(long id) => id >= 1 && id <= _accountCount;
+    public bool PaymentExists(long id) => _payments.Contains(id);
+
+    /// <summary>A copy of an account; the id must exist.</summary>
+    public Account GetAccount(long id)
+    {
+        if (!AccountExists(id)) throw new ArgumentOutOfRangeException(nameof(id), id, "no such account");
+        return _accounts[id - 1];
+    }
+
+    /// <summary>A copy of a payment; the id must exist.</summary>
+    public Payment GetPayment(long id)
+    {
+        if (!PaymentExists(id)) throw new ArgumentOutOfRangeException(nameof(id), id, "no such payment");
+        return _payments[id];
+    }
+
+    /// <summary>
+    /// Fills <paramref name="into"/> with the account's payment ids newest first, starting below
+    /// <paramref name="beforeId"/> (0 = from the newest); returns how many. Walks the per-account history chain.
+    /// </summary>
+    public int History(long accountId, long beforeId, Span<long> into)
+    {
+        if (!AccountExists(accountId)) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, "no such account");
+        long id = _accounts[accountId - 1].LastPaymentId;
+        int n = 0;
+        while (id != 0 && n < into.Length)
+        {
+            ref var p = ref _payments[id];
+            if (beforeId == 0 || id < beforeId) into[n++] = id;
+            id = p.FromAccount == accountId ? p.PrevForFrom : p.PrevForTo;
+        }
+        return n;
+    }
+
+    /// <summary>
+    /// Applies one command and writes its result. The command's <see cref="Command.TimestampMs"/> is its journaled
+    /// time; the ledger's clock is the largest such time seen, so it never goes back even if producers race.
+    /// </summary>
+    public void Apply(in Command command, out CommandResult result)
+    {
+        long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
+        _clockMs = now;
+        _commandsApplied++;
+        _idempotency.Expire(now);
+        ExpireHolds(now);
+
+        if (command.Type == CommandType.Tick)
+        {
+            result = new CommandResult { Code = ResultCode.Ok };
+        }
+        else if (command.Key.IsEmpty)
+        {
+            result = new CommandResult { Code = ResultCode.IdempotencyKeyRequired };
+        }
+        else
+        {
+            int slot = _idempotency.Find(command.ClientId, command.Key);
+            if (slot >= 0)
+            {
+                ref var entry = ref _idempotency[slot];
+                ResultCode difference = IdempotencyTable.Compare(entry.Command, command);
+                result = difference == ResultCode.Ok
+                    ? entry.Result with { Replayed = true }
+                    : new CommandResult { Code = difference };
+            }
+            else
+            {
+                result = Execute(command, now);
+                var stored = command;
+                stored.TimestampMs = now;
+                _idempotency.Add(stored, result);
+            }
+        }
+
+        Invariant.Check(_debitsPosted == _creditsPosted, "total posted debits differ from total posted credits");
+        Invariant.Check(_debitsPending == _creditsPending, "total pending debits differ from total pending credits");
+    }
+
+    private CommandResult Execute(in Command c, long now)
+    {
+        switch (c.Type)
+        {
+            case CommandType.OpenAccount: return OpenAccount(c, now);
+            case CommandType.Deposit: return Transfer(c, now, PaymentKind.Deposit);
+            case CommandType.Transfer: return Transfer(c, now, PaymentKind.Transfer);
+            case CommandType.Authorize: return Transfer(c, now, PaymentKind.Authorization);
+            case CommandType.Capture: return Capture(c);
+            case CommandType.Void: return Void(c);
+            case CommandType.Refund: return Refund(c, now);
+            case CommandType.Freeze: return SetFrozen(c.FromAccount, true);
+            case CommandType.Unfreeze: return SetFrozen(c.FromAccount, false);
+            default: return Fail(ResultCode.InvalidCommand);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static CommandResult Fail(ResultCode code) => new() { Code = code };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static CommandResult Ok(long id) => new() { Code = ResultCode.Ok, Id = id };
+
+    private CommandResult OpenAccount(in Command c, long now)
+    {
+        const AccountFlags known = AccountFlags.DebitsMustNotExceedCredits | AccountFlags.Funding;
+        if (((AccountFlags)c.Flags & ~known) != 0) return Fail(ResultCode.InvalidCommand);
+        if (c.Currency.IsNone) return Fail(ResultCode.InvalidCurrency);
+        if (_accountCount == _accounts.Length) return Fail(ResultCode.TooManyAccounts);
+        ref var a = ref _accounts[_accountCount++];
+        a = default;
+        a.Id = _accountCount;
+        a.Owner = c.Argument;
+        a.CreatedAtMs = now;
+        a.Currency = c.Currency;
+        a.Flags = (AccountFlags)c.Flags;
+        return Ok(a.Id);
+    }
+
+    private CommandResult SetFrozen(long accountId, bool frozen)
+    {
+        if (!AccountExists(accountId)) return Fail(ResultCode.AccountNotFound);
+        _accounts[accountId - 1].Frozen = frozen;
+        return Ok(accountId);
+    }
+
+    /// <summary>Checks that money may move from one account to the other; Ok or the reason it may not.</summary>
+    private ResultCode CheckMovement(long fromId, long toId, long amount, Currency currency)
+    {
+        if (amount <= 0) return ResultCode.InvalidAmount;
+        if (currency.IsNone) return ResultCode.InvalidCurrency;
+        if (!AccountExists(fromId) || !AccountExists(toId)) return ResultCode.AccountNotFound;
+        if (fromId == toId) return ResultCode.SameAccount;
+        ref var from = ref _accounts[fromId - 1];
+        ref var to = ref _accounts[toId - 1];
+        if (from.Currency != currency || to.Currency != currency) return ResultCode.CurrencyMismatch;
+        if (from.Frozen || to.Frozen) return ResultCode.AccountFrozen;
+        if (from.IsWallet && from.Available < amount) return ResultCode.InsufficientFunds;
+        // Every balance field and running total must stay representable; checking the largest of each kind is enough.
+        if (long.MaxValue - amount < Math.Max(from.DebitsPosted + from.DebitsPending, to.CreditsPosted + to.CreditsPending)
+            || long.MaxValue - amount < Math.Max(_debitsPosted + _debitsPending, _creditsPosted + _creditsPending))
+            return ResultCode.Overflow;
+        return ResultCode.Ok;
+    }
+
+    private CommandResult Transfer(in Command c, long now, PaymentKind kind)
+    {
+        ResultCode check = CheckMovement(c.FromAccount, c.ToAccount, c.Amount, c.Currency);
+        if (check != ResultCode.Ok) return Fail(check);
+        if (kind == PaymentKind.Deposit && (_accounts[c.FromAccount - 1].Flags & AccountFlags.Funding) == 0)
+            return Fail(ResultCode.NotAFundingAccount);
+        if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
+        if (kind == PaymentKind.Authorization && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
+
+        ref var p = ref NewPayment(kind, c.FromAccount, c.ToAccount, c.Amount, c.Currency, now);
+        if (kind == PaymentKind.Authorization)
+        {
+            p.Status = PaymentStatus.Authorized;
+            p.ExpiresAtMs = now + (c.Argument > 0 ? c.Argument : Options.DefaultHoldTimeoutMs);
+            MovePending(c.FromAccount, c.ToAccount, c.Amount);
+            _holds.Add(p.Id);
+        }
+        else
+        {
+            p.Status = PaymentStatus.Posted;
+            p.Captured = c.Amount;
+            MovePosted(c.FromAccount, c.ToAccount, c.Amount);
+        }
+        return Ok(p.Id);
+    }
+
+    private CommandResult Capture(in Command c)
+    {
+        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
+        ref var p = ref _payments[c.PaymentId];
+        ResultCode state = CheckOpenHold(p);
+        if (state != ResultCode.Ok) return Fail(state);
+        long amount = c.Amount == 0 ? p.Amount : c.Amount;
+        if (amount < 0) return Fail(ResultCode.InvalidAmount);
+        if (!c.Currency.IsNone && c.Currency != p.Currency) return Fail(ResultCode.CurrencyMismatch);
+        if (amount > p.Amount) return Fail(ResultCode.AmountExceedsAuthorized);
+        if (_accounts[p.FromAccount - 1].Frozen || _accounts[p.ToAccount - 1].Frozen) return Fail(ResultCode.AccountFrozen);
+
+        // A capture settles the captured part and releases the rest of the hold (Stripe's partial capture).
+        ReleaseHold(ref p, PaymentStatus.Captured);
+        MovePosted(p.FromAccount, p.ToAccount, amount);
+        p.Captured = amount;
+        return Ok(p.Id);
+    }
+
+    private CommandResult Void(in Command c)
+    {
+        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
+        ref var p = ref _payments[c.PaymentId];
+        ResultCode state = CheckOpenHold(p);
+        if (state != ResultCode.Ok) return Fail(state);
+        // Voiding only gives funds back, so a frozen account does not stop it.
+        ReleaseHold(ref p, PaymentStatus.Voided);
+        return Ok(p.Id);
+    }
+
+    private static ResultCode CheckOpenHold(in Payment p)
+    {
+        if (p.Kind != PaymentKind.Authorization) return ResultCode.PaymentNotAuthorized;
+        if (p.Status == PaymentStatus.Expired) return ResultCode.HoldExpired;
+        if (p.Status != PaymentStatus.Authorized) return ResultCode.PaymentNotAuthorized;
+        return ResultCode.Ok;
+    }
+
+    private CommandResult Refund(in Command c, long now)
+    {
+        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
+        ref var original = ref _payments[c.PaymentId];
+        bool settled = (original.Kind == PaymentKind.Transfer && original.Status == PaymentStatus.Posted)
+                       || (original.Kind == PaymentKind.Authorization && original.Status == PaymentStatus.Captured);
+        if (!settled) return Fail(ResultCode.PaymentNotCaptured);
+        if (c.Amount <= 0) return Fail(ResultCode.InvalidAmount);
+        if (c.Currency != original.Currency) return Fail(ResultCode.CurrencyMismatch);
+        if (c.Amount > original.Captured - original.Refunded) return Fail(ResultCode.AmountExceedsCaptured);
+        // The money goes back from the payee to the payer.
+        ResultCode check = CheckMovement(original.ToAccount, original.FromAccount, c.Amount, c.Currency);
+        if (check != ResultCode.Ok) return Fail(check);
+        if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
+
+        long originalId = original.Id;
+        ref var refund = ref NewPayment(PaymentKind.Refund, original.ToAccount, original.FromAccount, c.Amount, c.Currency, now);
+        refund.Status = PaymentStatus.Posted;
+        refund.Captured = c.Amount;
+        refund.ParentId = originalId;
+        MovePosted(refund.FromAccount, refund.ToAccount, c.Amount);
+        _payments[originalId].Refunded += c.Amount;
+        return Ok(refund.Id);
+    }
+
+    private ref Payment NewPayment(PaymentKind kind, long fromId, long toId, long amount, Currency currency, long now)
+    {
+        ref var p = ref _payments.Add();
+        p.Kind = kind;
+        p.FromAccount = fromId;
+        p.ToAccount = toId;
+        p.Amount = amount;
+        p.Currency = currency;
+        p.CreatedAtMs = now;
+        ref var from = ref _accounts[fromId - 1];
+        ref var to = ref _accounts[toId - 1];
+        p.PrevForFrom = from.LastPaymentId;
+        p.PrevForTo = to.LastPaymentId;
+        from.LastPaymentId = p.Id;
+        to.LastPaymentId = p.Id;
+        return ref p;
+    }
+
+    private void MovePosted(long fromId, long toId, long amount)
+    {
+        ref var from = ref _accounts[fromId - 1];
+        ref var to = ref _accounts[toId - 1];
+        from.DebitsPosted += amount;
+        to.CreditsPosted += amount;
+        _debitsPosted += amount;
+        _creditsPosted += amount;
+        Invariant.Check(!from.IsWallet || from.DebitsPosted + from.DebitsPending <= from.CreditsPosted, "a wallet's debits exceed its credits");
+    }
+
+    private void MovePending(long fromId, long toId, long amount)
+    {
+        ref var from = ref _accounts[fromId - 1];
+        ref var to = ref _accounts[toId - 1];
+        from.DebitsPending += amount;
+        to.CreditsPending += amount;
+        _debitsPending += amount;
+        _creditsPending += amount;
+        Invariant.Check(!from.IsWallet || from.DebitsPosted + from.DebitsPending <= from.CreditsPosted, "a wallet's holds exceed its credits");
+    }
+
+    /// <summary>Takes an open hold off the books: its pending amounts go, and it leaves the hold queue.</summary>
+    private void ReleaseHold(ref Payment p, PaymentStatus newStatus)
+    {
+        Invariant.Check(p.Status == PaymentStatus.Authorized, "releasing a hold that is not open");
+        ref var from = ref _accounts[p.FromAccount - 1];
+        ref var to = ref _accounts[p.ToAccount - 1];
+        from.DebitsPending -= p.Amount;
+        to.CreditsPending -= p.Amount;
+        _debitsPending -= p.Amount;
+        _creditsPending -= p.Amount;
+        Invariant.Check(from.DebitsPending >= 0 && to.CreditsPending >= 0, "pending balance below zero");
+        _holds.Remove(p.Id);
+        p.Status = newStatus;
+    }
+
+    /// <summary>Expires every hold whose time has come. O(1) when none has: a look at the heap's top.</summary>
+    private void ExpireHolds(long now)
+    {
+        while (_holds.Count > 0)
+        {
+            ref var p = ref _payments[_holds.PeekId];
+            if (p.ExpiresAtMs > now) return;
+            ReleaseHold(ref p, PaymentStatus.Expired);
+        }
+    }
+
+    /// <summary>
+    /// Re-derives every total from the accounts, payments and holds and checks they agree: O(state). Tests call it
+    /// after every step; the engine calls it after replay and around snapshots. Throws on the first disagreement.
+    /// </summary>
+    public void VerifyInvariants()
+    {
+        long dp = 0, cp = 0, dq = 0, cq = 0;
+        for (int i = 0; i < _accountCount; i++)
+        {
+            ref var a = ref _accounts[i];
+            Invariant.Check(a.Id == i + 1, "account id out of place");
+            Invariant.Check(a.DebitsPosted >= 0 && a.CreditsPosted >= 0 && a.DebitsPending >= 0 && a.CreditsPending >= 0, "negative balance field");
+            Invariant.Check(!a.IsWallet || a.DebitsPosted + a.DebitsPending <= a.CreditsPosted, $"wallet {a.Id} is overdrawn");
+            dp += a.DebitsPosted; cp += a.CreditsPosted; dq += a.DebitsPending; cq += a.CreditsPending;
+        }
+        Invariant.Check(dp == _debitsPosted && cp == _creditsPosted && dq == _debitsPending && cq == _creditsPending, "running totals differ from the accounts");
+        Invariant.Check(dp == cp && dq == cq, "debits differ from credits");
+
+        long heldSum = 0, postedSum = 0;
+        int open = 0;
+        for (long id = 1; id <= _payments.Count; id++)
+        {
+            ref var p = ref _payments[id];
+            Invariant.Check(p.Id == id, "payment id out of place");
+            Invariant.Check(p.Refunded >= 0 && p.Refunded <= p.Captured && p.Captured <= p.Amount, $"payment {id} amounts out of order");
+            if (p.Status == PaymentStatus.Authorized)
+            {
+                open++;
+                heldSum += p.Amount;
+                Invariant.Check(p.HoldIndex >= 0 && _holds.Items[p.HoldIndex] == id, $"open hold {id} missing from the hold queue");
+            }
+            else
+            {
+                Invariant.Check(p.HoldIndex == -1, $"closed payment {id} still in the hold queue");
+            }
+            postedSum += p.Captured;
+        }
+        Invariant.Check(open == _holds.Count, "hold queue size differs from the open authorizations");
+        Invariant.Check(heldSum == dq, "pending totals differ from the open authorizations");
+        Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");
+    }
+}

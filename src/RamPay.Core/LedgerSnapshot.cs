@@ -1,0 +1,148 @@
+using System.Security.Cryptography;
+
+namespace RamPay.Core;
+
+/// <summary>
+/// The ledger's whole state as bytes: a canonical, field-by-field, little-endian encoding (BinaryWriter) of the
+/// counters, accounts, payments, the hold queue in heap order and the idempotency table oldest first. The same
+/// bytes feed snapshots and the state hash, so "same hash" means "same snapshot".
+/// Derived state (the idempotency index, each payment's heap position) is rebuilt on load, not stored.
+/// </summary>
+public sealed partial class Ledger
+{
+    private const uint SnapshotMagic = 0x4C534152; // "RASL" little-endian: RamPay ledger state
+    public const int SnapshotFormatVersion = 1;
+
+    public void WriteState(Stream stream)
+    {
+        using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        w.Write(SnapshotMagic);
+        w.Write(SnapshotFormatVersion);
+        w.Write(_clockMs);
+        w.Write(_commandsApplied);
+        w.Write(_debitsPosted); w.Write(_creditsPosted); w.Write(_debitsPending); w.Write(_creditsPending);
+        w.Write(_idempotency.EvictedEarly); w.Write(_idempotency.Expired);
+
+        w.Write(_accountCount);
+        for (int i = 0; i < _accountCount; i++)
+        {
+            ref var a = ref _accounts[i];
+            w.Write(a.Id); w.Write(a.Owner); w.Write(a.CreatedAtMs);
+            w.Write(a.DebitsPosted); w.Write(a.CreditsPosted); w.Write(a.DebitsPending); w.Write(a.CreditsPending);
+            w.Write(a.LastPaymentId); w.Write(a.Currency.Code); w.Write((byte)a.Flags); w.Write(a.Frozen);
+        }
+
+        w.Write(_payments.Count);
+        for (long id = 1; id <= _payments.Count; id++)
+        {
+            ref var p = ref _payments[id];
+            w.Write(p.Id); w.Write(p.FromAccount); w.Write(p.ToAccount); w.Write(p.Amount); w.Write(p.Captured);
+            w.Write(p.Refunded); w.Write(p.CreatedAtMs); w.Write(p.ExpiresAtMs); w.Write(p.ParentId);
+            w.Write(p.PrevForFrom); w.Write(p.PrevForTo); w.Write(p.Currency.Code); w.Write((byte)p.Kind); w.Write((byte)p.Status);
+        }
+
+        w.Write(_holds.Count);
+        foreach (long id in _holds.Items) w.Write(id);
+
+        w.Write(_idempotency.Count);
+        Span<byte> buffer = stackalloc byte[CommandCodec.Size];
+        foreach (int slot in _idempotency.SlotsOldestFirst())
+        {
+            ref var e = ref _idempotency[slot];
+            CommandCodec.Write(buffer, e.Command);
+            w.Write(buffer);
+            w.Write((byte)e.Result.Code); w.Write(e.Result.Id);
+        }
+    }
+
+    /// <summary>Rebuilds a ledger from <see cref="WriteState"/>'s bytes, checking every invariant afterwards.</summary>
+    public static Ledger ReadState(Stream stream, LedgerOptions? options = null)
+    {
+        var ledger = new Ledger(options);
+        using var r = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a RamPay ledger state");
+        int version = r.ReadInt32();
+        if (version != SnapshotFormatVersion)
+            throw new InvalidDataException($"ledger state format version {version} is not known to this RamPay (it knows {SnapshotFormatVersion})");
+        ledger._clockMs = r.ReadInt64();
+        ledger._commandsApplied = r.ReadInt64();
+        ledger._debitsPosted = r.ReadInt64(); ledger._creditsPosted = r.ReadInt64();
+        ledger._debitsPending = r.ReadInt64(); ledger._creditsPending = r.ReadInt64();
+        long evictedEarly = r.ReadInt64(), expired = r.ReadInt64();
+
+        int accounts = r.ReadInt32();
+        if (accounts < 0 || accounts > ledger._accounts.Length)
+            throw new InvalidDataException($"state holds {accounts} accounts; MaxAccounts is {ledger._accounts.Length}");
+        for (int i = 0; i < accounts; i++)
+        {
+            ref var a = ref ledger._accounts[i];
+            a.Id = r.ReadInt64(); a.Owner = r.ReadInt64(); a.CreatedAtMs = r.ReadInt64();
+            a.DebitsPosted = r.ReadInt64(); a.CreditsPosted = r.ReadInt64(); a.DebitsPending = r.ReadInt64(); a.CreditsPending = r.ReadInt64();
+            a.LastPaymentId = r.ReadInt64(); a.Currency = new Currency(r.ReadUInt16()); a.Flags = (AccountFlags)r.ReadByte(); a.Frozen = r.ReadBoolean();
+        }
+        ledger._accountCount = accounts;
+
+        long payments = r.ReadInt64();
+        if (payments < 0 || payments > ledger._payments.Capacity)
+            throw new InvalidDataException($"state holds {payments} payments; MaxPayments is {ledger._payments.Capacity}");
+        for (long n = 0; n < payments; n++)
+        {
+            ref var p = ref ledger._payments.Add();
+            p.Id = r.ReadInt64(); p.FromAccount = r.ReadInt64(); p.ToAccount = r.ReadInt64(); p.Amount = r.ReadInt64(); p.Captured = r.ReadInt64();
+            p.Refunded = r.ReadInt64(); p.CreatedAtMs = r.ReadInt64(); p.ExpiresAtMs = r.ReadInt64(); p.ParentId = r.ReadInt64();
+            p.PrevForFrom = r.ReadInt64(); p.PrevForTo = r.ReadInt64(); p.Currency = new Currency(r.ReadUInt16());
+            p.Kind = (PaymentKind)r.ReadByte(); p.Status = (PaymentStatus)r.ReadByte();
+        }
+
+        int holds = r.ReadInt32();
+        if (holds < 0 || holds > ledger._holds.Capacity)
+            throw new InvalidDataException($"state holds {holds} open holds; MaxOpenHolds is {ledger._holds.Capacity}");
+        // Re-adding in heap-array order re-creates the same array: each element is no smaller than its parent.
+        for (int i = 0; i < holds; i++) ledger._holds.Add(r.ReadInt64());
+
+        int keys = r.ReadInt32();
+        if (keys < 0 || keys > ledger._idempotency.Capacity)
+            throw new InvalidDataException($"state holds {keys} idempotency keys; IdempotencyMaxKeys is {ledger._idempotency.Capacity}");
+        Span<byte> buffer = stackalloc byte[CommandCodec.Size];
+        for (int i = 0; i < keys; i++)
+        {
+            r.BaseStream.ReadExactly(buffer);
+            var command = CommandCodec.Read(buffer);
+            var result = new CommandResult { Code = (ResultCode)r.ReadByte(), Id = r.ReadInt64() };
+            ledger._idempotency.Add(command, result);
+        }
+        ledger._idempotency.RestoreCounters(evictedEarly, expired);
+        if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
+
+        ledger.VerifyInvariants();
+        return ledger;
+    }
+
+    /// <summary>SHA-256 of <see cref="WriteState"/>'s bytes, as lower-case hex: equal hashes mean equal state.</summary>
+    public string ComputeStateHash()
+    {
+        using var hashing = new HashingStream();
+        using (var buffered = new BufferedStream(hashing, 1 << 16)) WriteState(buffered);
+        return Convert.ToHexStringLower(hashing.Finish());
+    }
+
+    /// <summary>A write-only stream that hashes what is written to it, so hashing a large state needs no buffer.</summary>
+    private sealed class HashingStream : Stream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        public byte[] Finish() => _hash.GetHashAndReset();
+        public override void Write(byte[] buffer, int offset, int count) => _hash.AppendData(buffer, offset, count);
+        public override void Write(ReadOnlySpan<byte> buffer) => _hash.AppendData(buffer);
+        public override void WriteByte(byte value) => _hash.AppendData([value]);
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing) { if (disposing) _hash.Dispose(); base.Dispose(disposing); }
+    }
+}

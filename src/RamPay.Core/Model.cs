@@ -1,0 +1,111 @@
+namespace RamPay.Core;
+
+/// <summary>Account behaviour. Persisted: values frozen.</summary>
+[Flags]
+public enum AccountFlags : byte
+{
+    None = 0,
+    /// <summary>A wallet: posted plus pending debits may never exceed posted credits.</summary>
+    DebitsMustNotExceedCredits = 1,
+    /// <summary>A platform account that deposits come from (it may go negative).</summary>
+    Funding = 2,
+}
+
+/// <summary>An account of the double-entry ledger (TigerBeetle's vocabulary). Ids start at 1.</summary>
+public struct Account
+{
+    public long Id;
+    public long Owner;
+    public long CreatedAtMs;
+    public long DebitsPosted;
+    public long CreditsPosted;
+    public long DebitsPending;
+    public long CreditsPending;
+    /// <summary>Newest payment touching this account (0 = none): the head of its history chain.</summary>
+    public long LastPaymentId;
+    public Currency Currency;
+    public AccountFlags Flags;
+    public bool Frozen;
+
+    /// <summary>Posted credits less posted debits.</summary>
+    public readonly long Posted => CreditsPosted - DebitsPosted;
+    /// <summary>Pending credits less pending debits.</summary>
+    public readonly long Pending => CreditsPending - DebitsPending;
+    /// <summary>What the account can still send: posted balance less its outgoing holds.</summary>
+    public readonly long Available => CreditsPosted - DebitsPosted - DebitsPending;
+    public readonly bool IsWallet => (Flags & AccountFlags.DebitsMustNotExceedCredits) != 0;
+}
+
+/// <summary>Persisted: values frozen.</summary>
+public enum PaymentKind : byte
+{
+    Transfer = 1,
+    Deposit = 2,
+    Authorization = 3,
+    Refund = 4,
+}
+
+/// <summary>Persisted: values frozen.</summary>
+public enum PaymentStatus : byte
+{
+    /// <summary>Single-phase transfer, deposit or refund: settled when created.</summary>
+    Posted = 1,
+    /// <summary>Two-phase: funds held, waiting for capture or void.</summary>
+    Authorized = 2,
+    Captured = 3,
+    Voided = 4,
+    Expired = 5,
+}
+
+/// <summary>One movement of money (or hold of it) between two accounts. Ids start at 1.</summary>
+public struct Payment
+{
+    public long Id;
+    public long FromAccount;
+    public long ToAccount;
+    /// <summary>Transferred amount; for an authorization, the amount held.</summary>
+    public long Amount;
+    /// <summary>Settled amount: equals Amount for single-phase kinds, the captured amount for an authorization.</summary>
+    public long Captured;
+    public long Refunded;
+    public long CreatedAtMs;
+    /// <summary>Authorizations: when the hold lapses (journaled time).</summary>
+    public long ExpiresAtMs;
+    /// <summary>Refunds: the payment refunded.</summary>
+    public long ParentId;
+    /// <summary>The previous payment in FromAccount's history (0 = none).</summary>
+    public long PrevForFrom;
+    /// <summary>The previous payment in ToAccount's history (0 = none).</summary>
+    public long PrevForTo;
+    public Currency Currency;
+    public PaymentKind Kind;
+    public PaymentStatus Status;
+    /// <summary>Position in the hold queue while Authorized, -1 otherwise. Derived state: not persisted.</summary>
+    internal int HoldIndex;
+}
+
+/// <summary>Limits and defaults of one ledger. Every structure is bounded by one of these.</summary>
+public sealed record LedgerOptions
+{
+    public int MaxAccounts { get; init; } = 1 << 20;
+    public long MaxPayments { get; init; } = 1L << 26;
+    /// <summary>Payment slots allocated up front, so that the apply path does not allocate until it is passed.</summary>
+    public long InitialPaymentCapacity { get; init; } = 1 << 16;
+    public int MaxOpenHolds { get; init; } = 1 << 20;
+    public long DefaultHoldTimeoutMs { get; init; } = 7L * 24 * 3600 * 1000;
+    /// <summary>How long an idempotency key is remembered, in journaled time (Stripe keeps keys 24 h).</summary>
+    public long IdempotencyWindowMs { get; init; } = 24L * 3600 * 1000;
+    /// <summary>At most this many keys are remembered; past it the oldest is forgotten early (counted in <see cref="Ledger.IdempotencyEvictedEarly"/>).</summary>
+    public int IdempotencyMaxKeys { get; init; } = 1 << 20;
+
+    public void Validate()
+    {
+        if (MaxAccounts < 1) throw new ArgumentException("MaxAccounts must be at least 1");
+        if (MaxPayments < 1) throw new ArgumentException("MaxPayments must be at least 1");
+        if (InitialPaymentCapacity < 0 || InitialPaymentCapacity > MaxPayments) throw new ArgumentException("InitialPaymentCapacity must be within 0..MaxPayments");
+        if (MaxOpenHolds < 1) throw new ArgumentException("MaxOpenHolds must be at least 1");
+        if (DefaultHoldTimeoutMs < 1) throw new ArgumentException("DefaultHoldTimeoutMs must be positive");
+        if (IdempotencyWindowMs < 1) throw new ArgumentException("IdempotencyWindowMs must be positive");
+        if (IdempotencyMaxKeys < 1) throw new ArgumentException("IdempotencyMaxKeys must be at least 1");
+    }
+}
