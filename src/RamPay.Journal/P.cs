@@ -1,1 +1,0 @@
-namespace RamPay.Journal; public static class Placeholder {}
