@@ -122,7 +122,10 @@ public sealed partial class Ledger
     public string ComputeStateHash()
     {
         using var hashing = new HashingStream();
-        using (var buffered = new BufferedStream(hashing, 1 << 16)) WriteState(buffered);
+        // Not disposed: disposing a BufferedStream disposes the hash under it. Flushing is all it needs.
+        var buffered = new BufferedStream(hashing, 1 << 16);
+        WriteState(buffered);
+        buffered.Flush();
         return Convert.ToHexStringLower(hashing.Finish());
     }
 

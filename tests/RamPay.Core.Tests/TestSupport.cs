@@ -1,0 +1,201 @@
+using System.Text;
+
+namespace RamPay.Core.Tests;
+
+/// <summary>
+/// Builds command bodies (no key, no timestamp, no client): the one place commands are made.
+/// Stamp them with <see cref="CmdExtensions"/> or run them through <see cref="TestLedger"/>.
+/// </summary>
+internal static class Cmd
+{
+    public static Command Open(AccountFlags flags, Currency currency, long owner = 0) =>
+        new() { Type = CommandType.OpenAccount, Flags = (byte)flags, Currency = currency, Argument = owner };
+
+    public static Command Deposit(long from, long to, long amount, Currency currency) =>
+        new() { Type = CommandType.Deposit, FromAccount = from, ToAccount = to, Amount = amount, Currency = currency };
+
+    public static Command Transfer(long from, long to, long amount, Currency currency) =>
+        new() { Type = CommandType.Transfer, FromAccount = from, ToAccount = to, Amount = amount, Currency = currency };
+
+    public static Command Authorize(long from, long to, long amount, Currency currency, long timeoutMs = 0) =>
+        new() { Type = CommandType.Authorize, FromAccount = from, ToAccount = to, Amount = amount, Currency = currency, Argument = timeoutMs };
+
+    /// <summary>Amount 0 captures the whole authorization; currency None means "the payment's".</summary>
+    public static Command Capture(long paymentId, long amount = 0, Currency currency = default) =>
+        new() { Type = CommandType.Capture, PaymentId = paymentId, Amount = amount, Currency = currency };
+
+    public static Command Void(long paymentId) =>
+        new() { Type = CommandType.Void, PaymentId = paymentId };
+
+    public static Command Refund(long paymentId, long amount, Currency currency) =>
+        new() { Type = CommandType.Refund, PaymentId = paymentId, Amount = amount, Currency = currency };
+
+    public static Command Freeze(long account) => new() { Type = CommandType.Freeze, FromAccount = account };
+
+    public static Command Unfreeze(long account) => new() { Type = CommandType.Unfreeze, FromAccount = account };
+
+    public static Command Tick(long timestampMs) => new() { Type = CommandType.Tick, TimestampMs = timestampMs };
+}
+
+internal static class CmdExtensions
+{
+    public static Command WithKey(this Command c, string key) => c with { Key = IdempotencyKey.FromString(key) };
+    public static Command At(this Command c, long timestampMs) => c with { TimestampMs = timestampMs };
+    public static Command By(this Command c, long clientId) => c with { ClientId = clientId };
+
+    public static CommandResult ApplyTo(this Command c, Ledger ledger)
+    {
+        ledger.Apply(in c, out var result);
+        return result;
+    }
+}
+
+/// <summary>
+/// A ledger plus a test clock and a key counter. Every Run stamps key/time/client, applies, and checks
+/// <see cref="Ledger.VerifyInvariants"/> afterwards, so every state-changing test ends with the invariants checked.
+/// </summary>
+internal sealed class TestLedger
+{
+    public const long DefaultClient = 7;
+    public const long Start = 1_000_000;
+
+    /// <summary>Small limits: the defaults would pre-allocate ~200 MB per ledger.</summary>
+    public static LedgerOptions SmallOptions => new()
+    {
+        MaxAccounts = 64,
+        MaxPayments = 1 << 16,
+        InitialPaymentCapacity = 0,
+        MaxOpenHolds = 64,
+        IdempotencyMaxKeys = 4096,
+    };
+
+    private int _keySeq;
+
+    public TestLedger(LedgerOptions? options = null) : this(new Ledger(options ?? SmallOptions)) { }
+
+    public TestLedger(Ledger ledger)
+    {
+        Ledger = ledger;
+        Now = Math.Max(Start, ledger.ClockMs);
+    }
+
+    public Ledger Ledger { get; }
+    /// <summary>The timestamp the next Run stamps (unless told otherwise).</summary>
+    public long Now { get; set; }
+    public long Client { get; set; } = DefaultClient;
+
+    public string NextKey() => "key-" + (++_keySeq).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Stamps key (a fresh one unless given), timestamp (Now unless given) and client, applies, verifies.</summary>
+    public CommandResult Run(Command body, string? key = null, long? at = null, long? client = null)
+    {
+        var c = body;
+        c.TimestampMs = at ?? Now;
+        c.ClientId = client ?? Client;
+        if (c.Type != CommandType.Tick) c.Key = IdempotencyKey.FromString(key ?? NextKey());
+        return RunExact(c);
+    }
+
+    /// <summary>Applies the command as it is (e.g. without a key) and verifies the invariants.</summary>
+    public CommandResult RunExact(in Command c)
+    {
+        Ledger.Apply(in c, out var result);
+        Ledger.VerifyInvariants();
+        return result;
+    }
+
+    public CommandResult Tick(long at)
+    {
+        Now = Math.Max(Now, at);
+        return RunExact(Cmd.Tick(at));
+    }
+
+    /// <summary>Runs and asserts Ok (not replayed); returns the result's id.</summary>
+    public long Ok(Command body, string? key = null, long? at = null)
+    {
+        var r = Run(body, key, at);
+        Assert.True(r.IsOk && !r.Replayed, $"expected ok for {body.Type}, got {r}");
+        return r.Id;
+    }
+
+    /// <summary>Runs and asserts the exact (non-replayed) rejection, with no id.</summary>
+    public void Rejects(ResultCode expected, Command body, string? key = null, long? at = null)
+    {
+        var before = LedgerView.Of(Ledger);
+        var r = Run(body, key, at);
+        Assert.Equal(ResultCodes.Name(expected), ResultCodes.Name(r.Code));
+        Assert.False(r.Replayed);
+        Assert.Equal(0, r.Id);
+        // A rejection changes nothing but the clock/command counter and the remembered key.
+        Assert.Equal(before with { IdempotencyKeys = before.IdempotencyKeys + 1 }, LedgerView.Of(Ledger));
+    }
+
+    public long OpenWallet(Currency currency, long owner = 0) => Ok(Cmd.Open(AccountFlags.DebitsMustNotExceedCredits, currency, owner));
+    public long OpenFunding(Currency currency) => Ok(Cmd.Open(AccountFlags.Funding, currency));
+    public long OpenPlain(Currency currency) => Ok(Cmd.Open(AccountFlags.None, currency));
+
+    /// <summary>Deposits into an account from the given funding account.</summary>
+    public long Deposit(long funding, long to, long amount, Currency currency) => Ok(Cmd.Deposit(funding, to, amount, currency));
+
+    public Account Account(long id) => Ledger.GetAccount(id);
+    public Payment Payment(long id) => Ledger.GetPayment(id);
+    public long Available(long id) => Ledger.GetAccount(id).Available;
+    public long Posted(long id) => Ledger.GetAccount(id).Posted;
+
+    public long[] History(long account, long beforeId = 0, int max = 64)
+    {
+        var buffer = new long[max];
+        int n = Ledger.History(account, beforeId, buffer);
+        return buffer[..n];
+    }
+}
+
+/// <summary>
+/// Everything observable about a ledger except the clock and the command counter (which every Apply moves),
+/// as a value with structural equality, so "no state change" is one Assert.Equal with a readable diff.
+/// </summary>
+internal sealed record LedgerView(string Accounts, string Payments, long PaymentCount, int OpenHolds, int IdempotencyKeys,
+    long DebitsPosted, long CreditsPosted, long DebitsPending, long CreditsPending)
+{
+    public static LedgerView Of(Ledger l)
+    {
+        var accounts = new StringBuilder();
+        for (long id = 1; id <= l.AccountCount; id++)
+        {
+            var a = l.GetAccount(id);
+            accounts.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"{a.Id}:{a.Currency}:{a.Flags}:dp={a.DebitsPosted},cp={a.CreditsPosted},dq={a.DebitsPending},cq={a.CreditsPending},frozen={a.Frozen},last={a.LastPaymentId};");
+        }
+        var payments = new StringBuilder();
+        for (long id = 1; id <= l.PaymentCount; id++)
+        {
+            var p = l.GetPayment(id);
+            payments.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"{p.Id}:{p.Kind}:{p.Status}:{p.FromAccount}->{p.ToAccount}:{p.Amount}/{p.Captured}/{p.Refunded}:{p.Currency}:exp={p.ExpiresAtMs}:parent={p.ParentId};");
+        }
+        return new LedgerView(accounts.ToString(), payments.ToString(), l.PaymentCount, l.OpenHoldCount, l.Idempotency.Count,
+            l.TotalDebitsPosted, l.TotalCreditsPosted, l.TotalDebitsPending, l.TotalCreditsPending);
+    }
+}
+
+internal static class StateBytes
+{
+    public static byte[] Write(Ledger ledger)
+    {
+        using var ms = new MemoryStream();
+        ledger.WriteState(ms);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// SHA-256 of WriteState's bytes, computed here. It is what <see cref="Ledger.ComputeStateHash"/> documents it returns;
+    /// tests of other behaviour compare this so that they do not depend on ComputeStateHash itself (which has its own tests).
+    /// </summary>
+    public static string Hash(Ledger ledger) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Write(ledger)));
+
+    public static Ledger Read(byte[] bytes, LedgerOptions options)
+    {
+        using var ms = new MemoryStream(bytes);
+        return Ledger.ReadState(ms, options);
+    }
+}
