@@ -1,1 +1,4 @@
-return 0;
+using System.CommandLine;
+using RamPay.Cli;
+
+return RampayCli.Build(Console.Out).Parse(args).Invoke();

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test project of RamPay.sln in Release and prints one closing line: "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+dotnet test RamPay.sln -c Release --nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# dotnet test prints one summary line per test project, e.g.
+#   Passed!  - Failed:     0, Passed:   120, Skipped:     0, Total:   120, Duration: 3 s - RamPay.Core.Tests.dll (net10.0)
+passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+projects=$(grep -cE '^(Passed|Failed)! ' "$log" || true)
+echo "test projects run: $projects"
+if [ "$passed" -eq 0 ] && [ "$status" -eq 0 ]; then
+  echo "error: no test ran" >&2
+  status=1
+fi
+echo "tests: $passed passed, $failed failed"
+exit "$status"

@@ -1,0 +1,46 @@
+using RamPay.Core;
+
+namespace RamPay.Engine;
+
+public enum WaitStrategyKind
+{
+    /// <summary>Consumers sleep on a monitor until signalled: the right choice when cores are few.</summary>
+    Blocking,
+    /// <summary>Consumers spin, then yield: lowest latency, but each consumer keeps a core busy.</summary>
+    SpinThenYield,
+}
+
+/// <summary>Everything the engine is told at start. Every queue and buffer is bounded by one of these.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Where the journal segments and snapshots live.</summary>
+    public required string DataDirectory { get; init; }
+    public LedgerOptions Ledger { get; init; } = new();
+    /// <summary>Ring slots (a power of two). A full ring makes producers wait: back-pressure, never a drop.</summary>
+    public int RingSize { get; init; } = 1 << 16;
+    /// <summary>Most slots a stage takes in one batch; bounds a journal write and a reply burst.</summary>
+    public int MaxBatchSize { get; init; } = 4096;
+    /// <summary>fdatasync after each batch. Off only for tests and benchmarks of the non-durable path.</summary>
+    public bool Fsync { get; init; } = true;
+    public long SegmentSizeBytes { get; init; } = 256L * 1024 * 1024;
+    /// <summary>Write a snapshot after this many commands (0 = only when asked or at a clean stop).</summary>
+    public long SnapshotEveryCommands { get; init; } = 1_000_000;
+    public int SnapshotsToKeep { get; init; } = 3;
+    public bool SnapshotOnStop { get; init; } = true;
+    public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.Blocking;
+    /// <summary>The clock stamped on each command as it enters (unix ms). Tests replace it; the ledger never reads a clock itself.</summary>
+    public Func<long> Clock { get; init; } = static () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    public string JournalDirectory => Path.Combine(DataDirectory, "journal");
+    public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("DataDirectory is required");
+        if (RingSize < 2 || (RingSize & (RingSize - 1)) != 0) throw new ArgumentException("RingSize must be a power of two, at least 2");
+        if (MaxBatchSize < 1) throw new ArgumentException("MaxBatchSize must be at least 1");
+        if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
+        if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
+        Ledger.Validate();
+    }
+}

@@ -1,1 +1,0 @@
-namespace RamPay.Engine; public static class Placeholder {}
