@@ -115,6 +115,10 @@ public readonly record struct Currency(ushort Code)
     public static readonly Currency GBP = Parse("GBP");
 
     public bool IsNone => Code == 0;
+    /// <summary>The largest packed code: "ZZZ".</summary>
+    public const ushort MaxCode = 26 * 26 * 26;
+    /// <summary>A packed three-letter code (a raw value from the journal or the wire may be neither none nor valid).</summary>
+    public bool IsValid => Code >= 1 && Code <= MaxCode;
 
     public static bool TryParse(ReadOnlySpan<char> s, out Currency currency)
     {
@@ -136,6 +140,7 @@ public readonly record struct Currency(ushort Code)
     public override string ToString()
     {
         if (Code == 0) return "";
+        if (Code > MaxCode) return "#" + Code.ToString(System.Globalization.CultureInfo.InvariantCulture);
         int v = Code - 1;
         Span<char> chars = stackalloc char[3];
         chars[2] = (char)('A' + v % 26); v /= 26;

@@ -42,7 +42,7 @@ public sealed class IdempotencyTable
     public long Expired { get; private set; }
 
     /// <summary>Forgets every key whose window has ended by <paramref name="nowMs"/>.</summary>
-    public void Expire(long nowMs)
+    internal void Expire(long nowMs)
     {
         // Each entry is popped once, so the total work is bounded by the number of entries ever added.
         while (_count > 0 && _ring[_head].Command.TimestampMs + WindowMs <= nowMs)

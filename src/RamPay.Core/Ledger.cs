@@ -17,8 +17,10 @@ public sealed partial class Ledger
     private int _accountCount;
     private long _clockMs;
     private long _commandsApplied;
-    // Running totals over all accounts: after every command debits equal credits, posted and pending.
-    private long _debitsPosted, _creditsPosted, _debitsPending, _creditsPending;
+    // Running totals over all accounts, every currency together: after every command debits equal credits,
+    // posted and pending. 128 bits, so that the sum of every balance can never overflow even when each one is near
+    // long.MaxValue: a ledger-wide overflow would otherwise stop all money everywhere.
+    private Int128 _debitsPosted, _creditsPosted, _debitsPending, _creditsPending;
 
     public Ledger(LedgerOptions? options = null)
     {
@@ -40,10 +42,10 @@ public sealed partial class Ledger
     public long ClockMs => _clockMs;
     public IdempotencyTable Idempotency => _idempotency;
     public long IdempotencyEvictedEarly => _idempotency.EvictedEarly;
-    public long TotalDebitsPosted => _debitsPosted;
-    public long TotalCreditsPosted => _creditsPosted;
-    public long TotalDebitsPending => _debitsPending;
-    public long TotalCreditsPending => _creditsPending;
+    public Int128 TotalDebitsPosted => _debitsPosted;
+    public Int128 TotalCreditsPosted => _creditsPosted;
+    public Int128 TotalDebitsPending => _debitsPending;
+    public Int128 TotalCreditsPending => _creditsPending;
 
     public bool AccountExists(long id) => id >= 1 && id <= _accountCount;
     public bool PaymentExists(long id) => _payments.Contains(id);
@@ -151,7 +153,7 @@ public sealed partial class Ledger
     {
         const AccountFlags known = AccountFlags.DebitsMustNotExceedCredits | AccountFlags.Funding;
         if (((AccountFlags)c.Flags & ~known) != 0) return Fail(ResultCode.InvalidCommand);
-        if (c.Currency.IsNone) return Fail(ResultCode.InvalidCurrency);
+        if (!c.Currency.IsValid) return Fail(ResultCode.InvalidCurrency);
         if (_accountCount == _accounts.Length) return Fail(ResultCode.TooManyAccounts);
         ref var a = ref _accounts[_accountCount++];
         a = default;
@@ -174,7 +176,7 @@ public sealed partial class Ledger
     private ResultCode CheckMovement(long fromId, long toId, long amount, Currency currency)
     {
         if (amount <= 0) return ResultCode.InvalidAmount;
-        if (currency.IsNone) return ResultCode.InvalidCurrency;
+        if (!currency.IsValid) return ResultCode.InvalidCurrency;
         if (!AccountExists(fromId) || !AccountExists(toId)) return ResultCode.AccountNotFound;
         if (fromId == toId) return ResultCode.SameAccount;
         ref var from = ref _accounts[fromId - 1];
@@ -182,19 +184,21 @@ public sealed partial class Ledger
         if (from.Currency != currency || to.Currency != currency) return ResultCode.CurrencyMismatch;
         if (from.Frozen || to.Frozen) return ResultCode.AccountFrozen;
         if (from.IsWallet && from.Available < amount) return ResultCode.InsufficientFunds;
-        // Every balance field and running total must stay representable; checking the largest of each kind is enough.
-        if (long.MaxValue - amount < Math.Max(from.DebitsPosted + from.DebitsPending, to.CreditsPosted + to.CreditsPending)
-            || long.MaxValue - amount < Math.Max(_debitsPosted + _debitsPending, _creditsPosted + _creditsPending))
+        // Every balance field must stay representable; posted plus pending is the largest of each side.
+        if (long.MaxValue - amount < Math.Max(from.DebitsPosted + from.DebitsPending, to.CreditsPosted + to.CreditsPending))
             return ResultCode.Overflow;
         return ResultCode.Ok;
     }
 
     private CommandResult Transfer(in Command c, long now, PaymentKind kind)
     {
+        // Whether a deposit's source may fund at all is asked before whether it has the money.
+        if (kind == PaymentKind.Deposit && AccountExists(c.FromAccount) && (_accounts[c.FromAccount - 1].Flags & AccountFlags.Funding) == 0)
+            return Fail(ResultCode.NotAFundingAccount);
+        if (kind == PaymentKind.Authorization && (c.Argument < 0 || c.Argument > Options.MaxHoldTimeoutMs))
+            return Fail(ResultCode.InvalidHoldTimeout);
         ResultCode check = CheckMovement(c.FromAccount, c.ToAccount, c.Amount, c.Currency);
         if (check != ResultCode.Ok) return Fail(check);
-        if (kind == PaymentKind.Deposit && (_accounts[c.FromAccount - 1].Flags & AccountFlags.Funding) == 0)
-            return Fail(ResultCode.NotAFundingAccount);
         if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
         if (kind == PaymentKind.Authorization && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
 
@@ -223,6 +227,7 @@ public sealed partial class Ledger
         if (state != ResultCode.Ok) return Fail(state);
         long amount = c.Amount == 0 ? p.Amount : c.Amount;
         if (amount < 0) return Fail(ResultCode.InvalidAmount);
+        // Capture may leave the currency out (like the amount): it is the authorization's.
         if (!c.Currency.IsNone && c.Currency != p.Currency) return Fail(ResultCode.CurrencyMismatch);
         if (amount > p.Amount) return Fail(ResultCode.AmountExceedsAuthorized);
         if (_accounts[p.FromAccount - 1].Frozen || _accounts[p.ToAccount - 1].Frozen) return Fail(ResultCode.AccountFrozen);
@@ -350,34 +355,35 @@ public sealed partial class Ledger
     /// </summary>
     public void VerifyInvariants()
     {
-        long dp = 0, cp = 0, dq = 0, cq = 0;
+        Int128 dp = 0, cp = 0, dq = 0, cq = 0;
         for (int i = 0; i < _accountCount; i++)
         {
             ref var a = ref _accounts[i];
-            Invariant.Check(a.Id == i + 1, "account id out of place");
-            Invariant.Check(a.DebitsPosted >= 0 && a.CreditsPosted >= 0 && a.DebitsPending >= 0 && a.CreditsPending >= 0, "negative balance field");
-            Invariant.Check(!a.IsWallet || a.DebitsPosted + a.DebitsPending <= a.CreditsPosted, $"wallet {a.Id} is overdrawn");
+            // Messages are built only on failure: this loop runs over every account.
+            if (a.Id != i + 1) Invariant.Fail($"account {i + 1} holds id {a.Id}");
+            if (a.DebitsPosted < 0 || a.CreditsPosted < 0 || a.DebitsPending < 0 || a.CreditsPending < 0) Invariant.Fail($"account {a.Id} has a negative balance field");
+            if (a.IsWallet && a.DebitsPosted + a.DebitsPending > a.CreditsPosted) Invariant.Fail($"wallet {a.Id} is overdrawn");
             dp += a.DebitsPosted; cp += a.CreditsPosted; dq += a.DebitsPending; cq += a.CreditsPending;
         }
         Invariant.Check(dp == _debitsPosted && cp == _creditsPosted && dq == _debitsPending && cq == _creditsPending, "running totals differ from the accounts");
         Invariant.Check(dp == cp && dq == cq, "debits differ from credits");
 
-        long heldSum = 0, postedSum = 0;
+        Int128 heldSum = 0, postedSum = 0;
         int open = 0;
         for (long id = 1; id <= _payments.Count; id++)
         {
             ref var p = ref _payments[id];
-            Invariant.Check(p.Id == id, "payment id out of place");
-            Invariant.Check(p.Refunded >= 0 && p.Refunded <= p.Captured && p.Captured <= p.Amount, $"payment {id} amounts out of order");
+            if (p.Id != id) Invariant.Fail($"payment {id} holds id {p.Id}");
+            if (p.Refunded < 0 || p.Refunded > p.Captured || p.Captured > p.Amount) Invariant.Fail($"payment {id} amounts out of order");
             if (p.Status == PaymentStatus.Authorized)
             {
                 open++;
                 heldSum += p.Amount;
-                Invariant.Check(p.HoldIndex >= 0 && _holds.Items[p.HoldIndex] == id, $"open hold {id} missing from the hold queue");
+                if (p.HoldIndex < 0 || p.HoldIndex >= _holds.Count || _holds.Items[p.HoldIndex] != id) Invariant.Fail($"open hold {id} missing from the hold queue");
             }
-            else
+            else if (p.HoldIndex != -1)
             {
-                Invariant.Check(p.HoldIndex == -1, $"closed payment {id} still in the hold queue");
+                Invariant.Fail($"closed payment {id} still in the hold queue");
             }
             postedSum += p.Captured;
         }

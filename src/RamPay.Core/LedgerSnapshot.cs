@@ -20,7 +20,7 @@ public sealed partial class Ledger
         w.Write(SnapshotFormatVersion);
         w.Write(_clockMs);
         w.Write(_commandsApplied);
-        w.Write(_debitsPosted); w.Write(_creditsPosted); w.Write(_debitsPending); w.Write(_creditsPending);
+        WriteInt128(w, _debitsPosted); WriteInt128(w, _creditsPosted); WriteInt128(w, _debitsPending); WriteInt128(w, _creditsPending);
         w.Write(_idempotency.EvictedEarly); w.Write(_idempotency.Expired);
 
         w.Write(_accountCount);
@@ -66,8 +66,8 @@ public sealed partial class Ledger
             throw new InvalidDataException($"ledger state format version {version} is not known to this RamPay (it knows {SnapshotFormatVersion})");
         ledger._clockMs = r.ReadInt64();
         ledger._commandsApplied = r.ReadInt64();
-        ledger._debitsPosted = r.ReadInt64(); ledger._creditsPosted = r.ReadInt64();
-        ledger._debitsPending = r.ReadInt64(); ledger._creditsPending = r.ReadInt64();
+        ledger._debitsPosted = ReadInt128(r); ledger._creditsPosted = ReadInt128(r);
+        ledger._debitsPending = ReadInt128(r); ledger._creditsPending = ReadInt128(r);
         long evictedEarly = r.ReadInt64(), expired = r.ReadInt64();
 
         int accounts = r.ReadInt32();
@@ -116,6 +116,19 @@ public sealed partial class Ledger
 
         ledger.VerifyInvariants();
         return ledger;
+    }
+
+    private static void WriteInt128(BinaryWriter w, Int128 value)
+    {
+        w.Write((ulong)value);
+        w.Write((long)(value >> 64));
+    }
+
+    private static Int128 ReadInt128(BinaryReader r)
+    {
+        ulong lo = r.ReadUInt64();
+        long hi = r.ReadInt64();
+        return ((Int128)hi << 64) | lo;
     }
 
     /// <summary>SHA-256 of <see cref="WriteState"/>'s bytes, as lower-case hex: equal hashes mean equal state.</summary>

@@ -93,6 +93,8 @@ public sealed record LedgerOptions
     public long InitialPaymentCapacity { get; init; } = 1 << 16;
     public int MaxOpenHolds { get; init; } = 1 << 20;
     public long DefaultHoldTimeoutMs { get; init; } = 7L * 24 * 3600 * 1000;
+    /// <summary>The longest hold a command may ask for; longer is <c>invalid_hold_timeout</c>.</summary>
+    public long MaxHoldTimeoutMs { get; init; } = 31L * 24 * 3600 * 1000;
     /// <summary>How long an idempotency key is remembered, in journaled time (Stripe keeps keys 24 h).</summary>
     public long IdempotencyWindowMs { get; init; } = 24L * 3600 * 1000;
     /// <summary>At most this many keys are remembered; past it the oldest is forgotten early (counted in <see cref="Ledger.IdempotencyEvictedEarly"/>).</summary>
@@ -105,6 +107,7 @@ public sealed record LedgerOptions
         if (InitialPaymentCapacity < 0 || InitialPaymentCapacity > MaxPayments) throw new ArgumentException("InitialPaymentCapacity must be within 0..MaxPayments");
         if (MaxOpenHolds < 1) throw new ArgumentException("MaxOpenHolds must be at least 1");
         if (DefaultHoldTimeoutMs < 1) throw new ArgumentException("DefaultHoldTimeoutMs must be positive");
+        if (MaxHoldTimeoutMs < DefaultHoldTimeoutMs || MaxHoldTimeoutMs > 100L * 365 * 24 * 3600 * 1000) throw new ArgumentException("MaxHoldTimeoutMs must be within DefaultHoldTimeoutMs..100 years");
         if (IdempotencyWindowMs < 1) throw new ArgumentException("IdempotencyWindowMs must be positive");
         if (IdempotencyMaxKeys < 1) throw new ArgumentException("IdempotencyMaxKeys must be at least 1");
     }

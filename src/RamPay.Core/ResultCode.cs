@@ -13,6 +13,7 @@ public enum ResultCode : byte
     InvalidCurrency = 3,
     IdempotencyKeyRequired = 4,
     SameAccount = 5,
+    InvalidHoldTimeout = 6,
     // Accounts.
     AccountNotFound = 10,
     AccountFrozen = 11,
@@ -53,6 +54,7 @@ public static class ResultCodes
         ResultCode.InvalidCurrency => "invalid_currency",
         ResultCode.IdempotencyKeyRequired => "idempotency_key_required",
         ResultCode.SameAccount => "same_account",
+        ResultCode.InvalidHoldTimeout => "invalid_hold_timeout",
         ResultCode.AccountNotFound => "account_not_found",
         ResultCode.AccountFrozen => "account_frozen",
         ResultCode.CurrencyMismatch => "currency_mismatch",
@@ -88,6 +90,7 @@ public static class ResultCodes
         ResultCode.InvalidCurrency => "The currency must be a three-letter ISO 4217 code.",
         ResultCode.IdempotencyKeyRequired => "Every client command needs an idempotency key.",
         ResultCode.SameAccount => "The paying and the receiving account must differ.",
+        ResultCode.InvalidHoldTimeout => "The hold timeout must be 0 (the default) or a positive number of milliseconds no larger than the configured maximum.",
         ResultCode.AccountNotFound => "No account has that id.",
         ResultCode.AccountFrozen => "The account is frozen: it can neither send nor receive.",
         ResultCode.CurrencyMismatch => "The currency does not match the account's currency.",

@@ -253,7 +253,7 @@ public class FormatTests
     public void Every_result_code_has_a_distinct_snake_case_name_and_a_message()
     {
         var values = Enum.GetValues<ResultCode>();
-        Assert.Equal(29, values.Length);
+        Assert.Equal(30, values.Length);
         var names = values.Select(ResultCodes.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var v in values)

@@ -342,6 +342,9 @@ public class PropertyTests
 
         public ResultCode Apply(CommandType type, long from, long to, long amount, Currency currency)
         {
+            // The ledger asks whether a deposit's source may fund at all before anything else about the movement.
+            if (type == CommandType.Deposit && _accounts.TryGetValue(from, out var source) && (source.Flags & AccountFlags.Funding) == 0)
+                return ResultCode.NotAFundingAccount;
             if (amount <= 0) return ResultCode.InvalidAmount;
             if (currency.IsNone) return ResultCode.InvalidCurrency;
             if (!_accounts.TryGetValue(from, out var f) || !_accounts.TryGetValue(to, out var t)) return ResultCode.AccountNotFound;
@@ -349,7 +352,6 @@ public class PropertyTests
             if (f.Currency != currency || t.Currency != currency) return ResultCode.CurrencyMismatch;
             if ((f.Flags & AccountFlags.DebitsMustNotExceedCredits) != 0 && Balance[from] < amount) return ResultCode.InsufficientFunds;
             // Overflow: no account's debits or credits may pass long.MaxValue (amounts here stay far below it).
-            if (type == CommandType.Deposit && (f.Flags & AccountFlags.Funding) == 0) return ResultCode.NotAFundingAccount;
             Balance[from] -= amount;
             Balance[to] += amount;
             return ResultCode.Ok;

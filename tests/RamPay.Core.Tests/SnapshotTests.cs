@@ -243,7 +243,7 @@ public class SnapshotTests
     {
         var l = new Ledger(Options);
         var bytes = StateBytes.Write(l);
-        Assert.Equal(92, bytes.Length); // magic, version, 8 longs, then counts: accounts int, payments long, holds int, keys int
+        Assert.Equal(124, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, holds int, keys int
         var r = StateBytes.Read(bytes, Options);
         Assert.Equal(StateBytes.Hash(l), StateBytes.Hash(r));
         Assert.Equal(0, r.AccountCount);
@@ -318,8 +318,9 @@ public class SnapshotTests
         long f = l.OpenFunding(Usd), a = l.OpenWallet(Usd);
         l.Deposit(f, a, 100, Usd);
         var bytes = StateBytes.Write(l.Ledger);
-        // 4 magic + 4 version + 8 longs + 4 account count = 76, where account 1 starts: id, owner, created_at, debits_posted.
-        const int debitsPostedOfAccount1 = 76 + 3 * 8;
+        // 4 magic + 4 version + 2 longs (clock, commands) + 4 Int128 totals + 2 longs (key counters) + 4 account count
+        // = 108, where account 1 starts: id, owner, created_at, debits_posted.
+        const int debitsPostedOfAccount1 = 108 + 3 * 8;
         Assert.Equal(100, BitConverter.ToInt64(bytes, debitsPostedOfAccount1));
         BitConverter.TryWriteBytes(bytes.AsSpan(debitsPostedOfAccount1), 99L);
         Assert.Throws<InvariantViolationException>(() => StateBytes.Read(bytes, Options));

@@ -155,7 +155,7 @@ internal sealed class TestLedger
 /// as a value with structural equality, so "no state change" is one Assert.Equal with a readable diff.
 /// </summary>
 internal sealed record LedgerView(string Accounts, string Payments, long PaymentCount, int OpenHolds, int IdempotencyKeys,
-    long DebitsPosted, long CreditsPosted, long DebitsPending, long CreditsPending)
+    Int128 DebitsPosted, Int128 CreditsPosted, Int128 DebitsPending, Int128 CreditsPending)
 {
     public static LedgerView Of(Ledger l)
     {
