@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace RamPay.Core;
 
@@ -30,7 +31,7 @@ public sealed class IdempotencyTable
     public IdempotencyTable(int maxKeys, long windowMs)
     {
         _ring = new Entry[maxKeys];
-        _index = new Dictionary<ScopedKey, int>(maxKeys);
+        _index = new Dictionary<ScopedKey, int>(maxKeys + 1);
         WindowMs = windowMs;
     }
 
@@ -52,28 +53,48 @@ public sealed class IdempotencyTable
         }
     }
 
-    /// <summary>Finds the entry for a key: returns its ring slot, or -1.</summary>
+    /// <summary>
+    /// Looks a command's key up and, when it is new, reserves the next ring slot for it in the same hash probe (a miss
+    /// followed by an insert is the common case, and one probe instead of two is most of its cost). Returns the slot;
+    /// <paramref name="existed"/> tells whether it holds an earlier command (to compare) or awaits <see cref="Complete"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal int Find(long clientId, IdempotencyKey key) =>
-        _index.TryGetValue(new ScopedKey(clientId, key), out int slot) ? slot : -1;
-
-    internal ref Entry this[int slot] => ref _ring[slot];
-
-    /// <summary>Remembers a command (whose timestamp is the ledger's time for it) and its result.</summary>
-    internal void Add(in Command command, in CommandResult result)
+    internal int FindOrReserve(in Command command, out bool existed)
     {
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_index, new ScopedKey(command.ClientId, command.Key), out existed);
+        if (existed) return slot;
         if (_count == _ring.Length)
         {
+            // Full: the oldest key goes. The index was sized one above the ring, so the insert above could not have
+            // resized it, and a removal never moves entries: the reference to the new value is still good.
             PopHead();
             EvictedEarly++;
         }
-        int slot = _head + _count;
-        if (slot >= _ring.Length) slot -= _ring.Length;
-        _ring[slot].Command = command;
-        _ring[slot].Result = result;
-        bool added = _index.TryAdd(new ScopedKey(command.ClientId, command.Key), slot);
-        Invariant.Check(added, "idempotency key added twice");
+        int next = _head + _count;
+        if (next >= _ring.Length) next -= _ring.Length;
+        slot = next;
         _count++;
+        return next;
+    }
+
+    /// <summary>Fills a slot reserved by <see cref="FindOrReserve"/> with the command (stamped with the ledger's time) and its result.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Complete(int slot, in Command command, long nowMs, in CommandResult result)
+    {
+        ref var entry = ref _ring[slot];
+        entry.Command = command;
+        entry.Command.TimestampMs = nowMs;
+        entry.Result = result;
+    }
+
+    internal ref Entry this[int slot] => ref _ring[slot];
+
+    /// <summary>Remembers a command and its result (snapshot load: the command carries its own ledger time).</summary>
+    internal void Add(in Command command, in CommandResult result)
+    {
+        int slot = FindOrReserve(command, out bool existed);
+        Invariant.Check(!existed, "idempotency key added twice");
+        Complete(slot, command, command.TimestampMs, result);
     }
 
     private void PopHead()

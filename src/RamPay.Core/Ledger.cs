@@ -104,8 +104,8 @@ public sealed partial class Ledger
         }
         else
         {
-            int slot = _idempotency.Find(command.ClientId, command.Key);
-            if (slot >= 0)
+            int slot = _idempotency.FindOrReserve(command, out bool existed);
+            if (existed)
             {
                 ref var entry = ref _idempotency[slot];
                 ResultCode difference = IdempotencyTable.Compare(entry.Command, command);
@@ -116,9 +116,7 @@ public sealed partial class Ledger
             else
             {
                 result = Execute(command, now);
-                var stored = command;
-                stored.TimestampMs = now;
-                _idempotency.Add(stored, result);
+                _idempotency.Complete(slot, command, now, result);
             }
         }
 
