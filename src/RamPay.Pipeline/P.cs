@@ -1,1 +1,0 @@
-namespace RamPay.Pipeline; public static class Placeholder {}
