@@ -8,6 +8,8 @@ public enum WaitStrategyKind
     Blocking,
     /// <summary>Consumers spin, then yield: lowest latency, but each consumer keeps a core busy.</summary>
     SpinThenYield,
+    /// <summary>Consumers spin for a few microseconds, yield, then block: near spinning under load, idle when idle.</summary>
+    SpinThenBlock,
 }
 
 /// <summary>Everything the engine is told at start. Every queue and buffer is bounded by one of these.</summary>

@@ -32,7 +32,13 @@ public sealed class RamPayEngine : IDisposable
         _journal = journal;
         Invariant.Check(_journal.LastSequence == _baseSequence, "journal writer does not continue where recovery stopped");
 
-        IWaitStrategy wait = options.WaitStrategy == WaitStrategyKind.Blocking ? new BlockingWaitStrategy() : new SpinThenYieldWaitStrategy();
+        IWaitStrategy wait = options.WaitStrategy switch
+        {
+            WaitStrategyKind.Blocking => new BlockingWaitStrategy(),
+            WaitStrategyKind.SpinThenYield => new SpinThenYieldWaitStrategy(),
+            WaitStrategyKind.SpinThenBlock => new SpinThenBlockWaitStrategy(),
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.WaitStrategy, "unknown wait strategy"),
+        };
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
         var journaler = _pipeline.HandleWith(new JournalStage(_journal, _baseSequence), "rampay-journaler");
         _logic = new BusinessLogicStage(ledger, options, _baseSequence, journaler.Sequence);
@@ -92,10 +98,9 @@ public sealed class RamPayEngine : IDisposable
     public long Submit(in Command command, long correlation = 0)
     {
         ThrowIfStopped();
-        var sequencer = _pipeline.Sequencer;
-        long seq = sequencer.Next();
+        long seq = Claim(1);
         Fill(ref _pipeline.Ring[seq], command, correlation, _options.Clock());
-        sequencer.Publish(seq);
+        _pipeline.Sequencer.Publish(seq);
         return _baseSequence + seq + 1;
     }
 
@@ -124,13 +129,26 @@ public sealed class RamPayEngine : IDisposable
         ThrowIfStopped();
         if (commands.Length == 0 || commands.Length > _options.RingSize)
             throw new ArgumentOutOfRangeException(nameof(commands), commands.Length, $"a batch holds 1..{_options.RingSize} commands");
-        var sequencer = _pipeline.Sequencer;
-        long hi = sequencer.Next(commands.Length);
+        long hi = Claim(commands.Length);
         long lo = hi - commands.Length + 1;
         long now = _options.Clock();
         for (int i = 0; i < commands.Length; i++) Fill(ref _pipeline.Ring[lo + i], commands[i], firstCorrelation + i, now);
-        sequencer.Publish(lo, hi);
+        _pipeline.Sequencer.Publish(lo, hi);
         return _baseSequence + lo + 1;
+    }
+
+    /// <summary>Claims <paramref name="n"/> slots, waiting while the ring is full; a failed stage ends the wait with its fault.</summary>
+    private long Claim(int n)
+    {
+        try
+        {
+            return _pipeline.Sequencer.Next(n);
+        }
+        catch (AlertException)
+        {
+            _pipeline.ThrowIfFaulted();
+            throw;
+        }
     }
 
     private static void Fill(ref CommandSlot slot, in Command command, long correlation, long nowMs)

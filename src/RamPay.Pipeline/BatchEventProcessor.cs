@@ -85,6 +85,8 @@ public sealed class BatchEventProcessor<T> where T : struct
         catch (Exception e)
         {
             _fault = e;
+            // This stage will never free a slot again: release producers waiting for room rather than strand them.
+            _barrier.Sequencer.AlertProducers();
         }
         finally
         {

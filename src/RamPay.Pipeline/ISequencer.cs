@@ -53,4 +53,10 @@ public interface ISequencer
 
     /// <summary>Slots a producer could claim now without waiting.</summary>
     long RemainingCapacity();
+
+    /// <summary>
+    /// Makes every producer waiting for room, now or later, throw <see cref="AlertException"/>. Called when a stage
+    /// fails: a failed stage never frees its slots again, so a producer on a full ring would otherwise wait forever.
+    /// </summary>
+    void AlertProducers();
 }

@@ -8,6 +8,7 @@ namespace RamPay.Pipeline;
 public sealed class SequenceBarrier
 {
     private readonly ISequencer _sequencer;
+    public ISequencer Sequencer => _sequencer;
     private readonly IWaitStrategy _waitStrategy;
     private readonly Sequence[] _dependentSequences;
     private volatile bool _alerted;

@@ -11,6 +11,7 @@ public abstract class Sequencer : ISequencer
 
     /// <summary>Waits for the minimum of <see cref="_gatingSequences"/>; null while there are none.</summary>
     private SequenceBarrier? _gatingBarrier;
+    private bool _producersAlerted;
 
     private protected Sequencer(int bufferSize, IWaitStrategy waitStrategy)
     {
@@ -51,8 +52,19 @@ public abstract class Sequencer : ISequencer
         lock (_gatingLock)
         {
             Sequence[] all = [.. _gatingSequences, .. gatingSequences];
-            Volatile.Write(ref _gatingBarrier, new SequenceBarrier(this, all));
+            var barrier = new SequenceBarrier(this, all);
+            if (_producersAlerted) barrier.Alert();
+            Volatile.Write(ref _gatingBarrier, barrier);
             Volatile.Write(ref _gatingSequences, all);
+        }
+    }
+
+    public void AlertProducers()
+    {
+        lock (_gatingLock)
+        {
+            _producersAlerted = true;
+            Volatile.Read(ref _gatingBarrier)?.Alert();
         }
     }
 

@@ -195,3 +195,44 @@ public class EngineTests
         Assert.Throws<InvalidOperationException>(() => running.LedgerAfterStop);
     }
 }
+
+public class EngineFaultTests
+{
+    private sealed class ThrowingCompletion(long failAt) : ICommandCompletion
+    {
+        public void OnCompleted(long journalSequence, ref CommandSlot slot)
+        {
+            if (journalSequence == failAt) throw new InvalidOperationException("completion failed on purpose");
+        }
+    }
+
+    [Fact]
+    public void A_failed_stage_releases_producers_waiting_on_a_full_ring_with_its_fault()
+    {
+        using var dir = new TempDataDir();
+        var maker = new Commands();
+        var engine = RamPayEngine.Start(new EngineOptions
+        {
+            DataDirectory = dir.Path, Clock = new SteppingClock().Now, RingSize = 16, Fsync = false,
+            SnapshotEveryCommands = 0, SnapshotOnStop = false,
+        }, new ThrowingCompletion(failAt: 5));
+        Exception? caught = null;
+        var producer = new Thread(() =>
+        {
+            try
+            {
+                // The output stage dies at 5, so the 16-slot ring fills and a claim must end in the fault, not hang.
+                for (int i = 0; i < 1000; i++) engine.Submit(maker.Open(AccountFlags.Funding));
+            }
+            catch (Exception e)
+            {
+                caught = e;
+            }
+        });
+        producer.Start();
+        Assert.True(producer.Join(TimeSpan.FromSeconds(30)), "the producer was stranded on a full ring");
+        var aggregate = Assert.IsType<AggregateException>(caught);
+        Assert.Contains(aggregate.InnerExceptions, e => e.Message == "completion failed on purpose");
+        Assert.ThrowsAny<Exception>(engine.Stop);
+    }
+}
