@@ -10,6 +10,7 @@ namespace RamPay.Benchmarks;
 /// The journal lives in a temp directory (set RAMPAY_BENCH_DIR to measure another disk).
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 [SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 6)]
 public class JournalAppendBenchmarks
 {
@@ -59,6 +60,7 @@ public class JournalAppendBenchmarks
 /// The file is in the page cache after setup, so this measures parsing + CRC, not the disk.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 [SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 8)]
 public class JournalReplayBenchmarks
 {

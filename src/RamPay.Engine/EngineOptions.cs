@@ -29,7 +29,7 @@ public sealed record EngineOptions
     public long SnapshotEveryCommands { get; init; } = 1_000_000;
     public int SnapshotsToKeep { get; init; } = 3;
     public bool SnapshotOnStop { get; init; } = true;
-    public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.Blocking;
+    public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.SpinThenBlock;
     /// <summary>The clock stamped on each command as it enters (unix ms). Tests replace it; the ledger never reads a clock itself.</summary>
     public Func<long> Clock { get; init; } = static () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 

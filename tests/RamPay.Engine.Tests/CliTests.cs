@@ -81,3 +81,31 @@ public class CliTests
         Assert.NotEqual(0, Run("replay").Exit);
     }
 }
+
+public class CliSimulateTests
+{
+    [Fact]
+    public void Simulate_writes_a_journal_whose_replay_gives_the_printed_state_hash_and_a_second_run_continues_it()
+    {
+        using var dir = new TempDataDir();
+        var output = new StringWriter();
+        Assert.Equal(0, RampayCli.Build(output).Parse(["simulate", "--data", dir.Path, "--count", "3000", "--wallets", "50"]).Invoke());
+        string Field(string text, string name) =>
+            text.Split('\n').Select(l => l.Trim()).Last(l => l.StartsWith(name + " ", StringComparison.Ordinal))[name.Length..].Trim();
+        string first = output.ToString();
+        Assert.Equal("3000", Field(first, "commands"));
+        Assert.True(long.Parse(Field(first, "ok"), System.Globalization.CultureInfo.InvariantCulture) > 1000);
+        Assert.True(long.Parse(Field(first, "rejected"), System.Globalization.CultureInfo.InvariantCulture) > 0);
+
+        var replay = new StringWriter();
+        Assert.Equal(0, RampayCli.Build(replay).Parse(["replay", "--data", dir.Path, "--no-snapshot"]).Invoke());
+        Assert.Equal(Field(first, "state_hash"), Field(replay.ToString(), "state_hash"));
+
+        var second = new StringWriter();
+        Assert.Equal(0, RampayCli.Build(second).Parse(["simulate", "--data", dir.Path, "--count", "1000", "--wallets", "50", "--seed", "2"]).Invoke());
+        Assert.Equal("4000", Field(second.ToString(), "last_sequence"));
+        var replay2 = new StringWriter();
+        Assert.Equal(0, RampayCli.Build(replay2).Parse(["replay", "--data", dir.Path]).Invoke());
+        Assert.Equal(Field(second.ToString(), "state_hash"), Field(replay2.ToString(), "state_hash"));
+    }
+}
