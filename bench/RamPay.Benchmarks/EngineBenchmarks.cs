@@ -32,7 +32,7 @@ public class EngineThroughputBenchmarks
     [IterationSetup]
     public void StartEngine()
     {
-        _data = Path.Combine(Environment.GetEnvironmentVariable("RAMPAY_BENCH_DIR") ?? Path.GetTempPath(), "rampay-engine-" + Guid.NewGuid().ToString("N"));
+        _data = BenchmarkFiles.NewDirectory("engine");
         _engine = RamPayEngine.Start(new EngineOptions
         {
             DataDirectory = _data,

@@ -28,7 +28,7 @@ public class JournalAppendBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _directory = JournalBenchmarkFiles.NewDirectory("append");
+        _directory = BenchmarkFiles.NewDirectory("append");
         _writer = JournalWriter.Open(new JournalOptions { Directory = _directory, Fsync = true });
     }
 
@@ -72,7 +72,7 @@ public class JournalReplayBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _directory = JournalBenchmarkFiles.NewDirectory("replay");
+        _directory = BenchmarkFiles.NewDirectory("replay");
         var payload = new byte[PayloadBytes];
         // Fsync off only to make setup fast: replay reads the same bytes either way.
         using var writer = JournalWriter.Open(new JournalOptions { Directory = _directory, Fsync = false });
@@ -110,12 +110,13 @@ public class JournalReplayBenchmarks
     }
 }
 
-internal static class JournalBenchmarkFiles
+/// <summary>Where benchmarks put their files: the temp directory, or RAMPAY_BENCH_DIR to measure another disk.</summary>
+internal static class BenchmarkFiles
 {
     public static string NewDirectory(string name)
     {
         string root = Environment.GetEnvironmentVariable("RAMPAY_BENCH_DIR") ?? Path.GetTempPath();
-        string directory = Path.Combine(root, $"rampay-journal-bench-{name}-{Guid.NewGuid():N}");
+        string directory = Path.Combine(root, $"rampay-bench-{name}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         return directory;
     }

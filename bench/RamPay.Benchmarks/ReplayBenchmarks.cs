@@ -23,7 +23,7 @@ public class ReplayBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _data = Path.Combine(Environment.GetEnvironmentVariable("RAMPAY_BENCH_DIR") ?? Path.GetTempPath(), "rampay-replay-" + Guid.NewGuid().ToString("N"));
+        _data = BenchmarkFiles.NewDirectory("replay");
         using var writer = JournalWriter.Open(new JournalOptions { Directory = Path.Combine(_data, "journal"), Fsync = false });
         Span<byte> payload = stackalloc byte[CommandCodec.Size];
         long seq = 0;

@@ -28,23 +28,11 @@ public static class SegmentFormat
     private const int CrcOffset = 60;
     private static ReadOnlySpan<byte> Magic => "RPJOURNL"u8;
 
-    public static string FileName(long firstSequence) =>
-        FilePrefix + firstSequence.ToString("D20", CultureInfo.InvariantCulture) + FileExtension;
+    public static string FileName(long firstSequence) => SequencedFileName.Format(FilePrefix, firstSequence, FileExtension);
 
     /// <summary>Parses the first sequence out of a segment file name; false for any other file.</summary>
-    public static bool TryParseFileName(string fileName, out long firstSequence)
-    {
-        firstSequence = 0;
-        const int digits = 20;
-        if (fileName.Length != FilePrefix.Length + digits + FileExtension.Length
-            || !fileName.StartsWith(FilePrefix, StringComparison.Ordinal)
-            || !fileName.EndsWith(FileExtension, StringComparison.Ordinal))
-        {
-            return false;
-        }
-        return long.TryParse(fileName.AsSpan(FilePrefix.Length, digits), NumberStyles.None, CultureInfo.InvariantCulture, out firstSequence)
-            && firstSequence >= 1;
-    }
+    public static bool TryParseFileName(string fileName, out long firstSequence) =>
+        SequencedFileName.TryParse(fileName, FilePrefix, FileExtension, out firstSequence);
 
     public static void WriteHeader(Span<byte> destination, long firstSequence)
     {

@@ -46,18 +46,10 @@ public static class SnapshotFormat
     private const int CrcOffset = 60;
     private static ReadOnlySpan<byte> Magic => "RPSNAPSH"u8;
 
-    public static string FileName(long sequence) =>
-        FilePrefix + sequence.ToString("D20", CultureInfo.InvariantCulture) + FileExtension;
+    public static string FileName(long sequence) => SequencedFileName.Format(FilePrefix, sequence, FileExtension);
 
-    public static bool TryParseFileName(string fileName, out long sequence)
-    {
-        sequence = 0;
-        const int digits = 20;
-        return fileName.Length == FilePrefix.Length + digits + FileExtension.Length
-            && fileName.StartsWith(FilePrefix, StringComparison.Ordinal)
-            && fileName.EndsWith(FileExtension, StringComparison.Ordinal)
-            && long.TryParse(fileName.AsSpan(FilePrefix.Length, digits), NumberStyles.None, CultureInfo.InvariantCulture, out sequence);
-    }
+    public static bool TryParseFileName(string fileName, out long sequence) =>
+        SequencedFileName.TryParse(fileName, FilePrefix, FileExtension, out sequence);
 
     public static void WriteHeader(Span<byte> destination, long sequence, long timestampMs, long payloadLength, uint payloadCrc)
     {
