@@ -39,7 +39,7 @@ public class EngineThroughputBenchmarks
             Fsync = true,
             WaitStrategy = Wait,
             SnapshotEveryCommands = 0,
-            SnapshotOnStop = false,
+            SnapshotOnStop = false, TickIntervalMs = 0,
             Ledger = LedgerWorkload.Options(Wallets, Commands),
         });
         var setup = LedgerWorkload.Setup(Wallets).ToArray();

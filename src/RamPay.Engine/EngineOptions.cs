@@ -29,6 +29,11 @@ public sealed record EngineOptions
     public long SnapshotEveryCommands { get; init; } = 1_000_000;
     public int SnapshotsToKeep { get; init; } = 3;
     public bool SnapshotOnStop { get; init; } = true;
+    /// <summary>
+    /// Every this many ms the engine submits a <see cref="Core.CommandType.Tick"/>, so holds and idempotency keys
+    /// expire by journaled time even when no other command arrives (0 = no ticker; tests drive time themselves).
+    /// </summary>
+    public int TickIntervalMs { get; init; } = 1000;
     public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.SpinThenBlock;
     /// <summary>The clock stamped on each command as it enters (unix ms). Tests replace it; the ledger never reads a clock itself.</summary>
     public Func<long> Clock { get; init; } = static () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -43,6 +48,7 @@ public sealed record EngineOptions
         if (MaxBatchSize < 1) throw new ArgumentException("MaxBatchSize must be at least 1");
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
+        if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
         Ledger.Validate();
     }
 }

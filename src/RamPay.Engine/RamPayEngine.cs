@@ -22,6 +22,7 @@ public sealed class RamPayEngine : IDisposable
     private readonly BusinessLogicStage _logic;
     private readonly OutputStage _output;
     private readonly long _baseSequence;
+    private readonly Timer? _ticker;
     private int _stopped;
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion)
@@ -46,6 +47,21 @@ public sealed class RamPayEngine : IDisposable
         _output = new OutputStage(completion, _baseSequence);
         _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
+        if (options.TickIntervalMs > 0) _ticker = new Timer(_ => Tick(), null, options.TickIntervalMs, options.TickIntervalMs);
+    }
+
+    /// <summary>
+    /// Submits a clock tick unless the ring is full (then commands are flowing and carry time themselves). Runs on a
+    /// timer thread; a stopped or failed engine just stops ticking.
+    /// </summary>
+    private void Tick()
+    {
+        // Not through TrySubmit: a timer thread must never throw. Stop sets _stopped and then waits for this
+        // callback to return before it drains, so a tick that got past this check is published before the drain.
+        if (Volatile.Read(ref _stopped) != 0 || _pipeline.Fault is not null) return;
+        if (!_pipeline.Sequencer.TryNext(1, out long seq)) return;
+        Fill(ref _pipeline.Ring[seq], new Command { Type = CommandType.Tick }, correlation: 0, _options.Clock());
+        _pipeline.Sequencer.Publish(seq);
     }
 
     /// <summary>Recovers the data directory (snapshot + journal replay) and starts the pipeline threads.</summary>
@@ -172,6 +188,12 @@ public sealed class RamPayEngine : IDisposable
     public void Stop()
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
+        // Wait for a tick in flight so that nothing claims a slot once the drain has begun.
+        if (_ticker is not null)
+        {
+            using var done = new ManualResetEvent(false);
+            if (_ticker.Dispose(done)) done.WaitOne();
+        }
         try
         {
             _pipeline.Shutdown(TimeSpan.FromMinutes(1));

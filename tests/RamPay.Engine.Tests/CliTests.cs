@@ -20,7 +20,7 @@ public class CliTests
         var commands = new Commands().Workload(seed: 21, wallets: 8, count: count);
         using var engine = RamPayEngine.Start(new EngineOptions
         {
-            DataDirectory = dir.Path, Clock = new SteppingClock().Now, SnapshotEveryCommands = 0, SnapshotOnStop = false,
+            DataDirectory = dir.Path, Clock = new SteppingClock().Now, SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0,
         });
         foreach (var c in commands) engine.Submit(c);
         engine.Stop();

@@ -19,7 +19,7 @@ public class CrashRecoveryTests
         RingSize = 256,
         MaxBatchSize = 64,
         SnapshotEveryCommands = 0,
-        SnapshotOnStop = false,
+        SnapshotOnStop = false, TickIntervalMs = 0,
         Ledger = new LedgerOptions { MaxAccounts = 100, MaxPayments = 1 << 16, IdempotencyMaxKeys = 1 << 14 },
     };
 

@@ -12,7 +12,7 @@ public class EngineTests
         Clock = clock.Now,
         RingSize = ring,
         SnapshotEveryCommands = snapshotEvery,
-        SnapshotOnStop = false,
+        SnapshotOnStop = false, TickIntervalMs = 0,
         Ledger = new LedgerOptions { MaxAccounts = 1000, MaxPayments = 1 << 20, IdempotencyMaxKeys = 1 << 16 },
     };
 
@@ -214,7 +214,7 @@ public class EngineFaultTests
         var engine = RamPayEngine.Start(new EngineOptions
         {
             DataDirectory = dir.Path, Clock = new SteppingClock().Now, RingSize = 16, Fsync = false,
-            SnapshotEveryCommands = 0, SnapshotOnStop = false,
+            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0,
         }, new ThrowingCompletion(failAt: 5));
         Exception? caught = null;
         var producer = new Thread(() =>
@@ -234,5 +234,59 @@ public class EngineFaultTests
         var aggregate = Assert.IsType<AggregateException>(caught);
         Assert.Contains(aggregate.InnerExceptions, e => e.Message == "completion failed on purpose");
         Assert.ThrowsAny<Exception>(engine.Stop);
+    }
+}
+
+public class EngineTickTests
+{
+    private sealed class ManualClock
+    {
+        public long NowMs = 1_700_000_000_000;
+        public long Now() => Volatile.Read(ref NowMs);
+    }
+
+    private sealed class TickWatcher : ICommandCompletion
+    {
+        public long TicksCompleted;
+        public void OnCompleted(long journalSequence, ref CommandSlot slot)
+        {
+            if (slot.Command.Type == CommandType.Tick) Interlocked.Increment(ref TicksCompleted);
+        }
+    }
+
+    [Fact]
+    public void The_ticker_journals_ticks_that_expire_a_hold_with_no_other_command_and_replay_expires_it_the_same()
+    {
+        using var dir = new TempDataDir();
+        var clock = new ManualClock();
+        var watcher = new TickWatcher();
+        var maker = new Commands();
+        var options = new EngineOptions
+        {
+            DataDirectory = dir.Path, Clock = clock.Now, TickIntervalMs = 10, SnapshotEveryCommands = 0, SnapshotOnStop = false,
+        };
+        string hash;
+        using (var engine = RamPayEngine.Start(options, watcher))
+        {
+            engine.Submit(maker.Open(AccountFlags.Funding));
+            engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+            engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+            engine.Submit(maker.Move(CommandType.Deposit, 1, 2, 500));
+            engine.Submit(maker.Move(CommandType.Authorize, 2, 3, 200) with { Argument = 1_000 });
+            // Time passes with no command: only the ticker can carry it into the journal.
+            Interlocked.Add(ref clock.NowMs, 5_000);
+            long seen = Volatile.Read(ref watcher.TicksCompleted);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (Volatile.Read(ref watcher.TicksCompleted) < seen + 2 && DateTime.UtcNow < deadline) Thread.Sleep(5);
+            Assert.True(Volatile.Read(ref watcher.TicksCompleted) >= seen + 2, "the ticker did not tick");
+            engine.Stop();
+            var ledger = engine.LedgerAfterStop;
+            Assert.Equal(PaymentStatus.Expired, ledger.GetPayment(2).Status);
+            Assert.Equal(500, ledger.GetAccount(2).Available);
+            hash = ledger.ComputeStateHash();
+        }
+        var replayed = EngineRecovery.Load(dir.Snapshots, dir.Journal, options.Ledger, useSnapshot: false, []);
+        Assert.Equal(PaymentStatus.Expired, replayed.Ledger.GetPayment(2).Status);
+        Assert.Equal(hash, replayed.Ledger.ComputeStateHash());
     }
 }
