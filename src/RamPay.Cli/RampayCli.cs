@@ -48,11 +48,15 @@ public static class RampayCli
         var count = new Option<int>("--count") { Description = "How many commands to submit (at least 100)", DefaultValueFactory = _ => 100_000 };
         var wallets = new Option<int>("--wallets") { Description = "How many wallets the workload pays between (give a later run on the same data the same number)", DefaultValueFactory = _ => 1_000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the workload: the same seed gives the same commands", DefaultValueFactory = _ => 1 };
+        var reportEvery = new Option<int>("--report-every")
+        {
+            Description = "Print 'completed <sequence>' each time this many more commands are durable and applied (0 = never)",
+        };
         var simulate = new Command("simulate", "Run a seeded workload (deposits, transfers, authorize/capture/void, refunds) through an engine on the data directory, fsync on, and print throughput and the state hash.")
         {
-            data, count, wallets, seed,
+            data, count, wallets, seed, reportEvery,
         };
-        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), output));
+        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output));
 
         return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots)") { simulate, replay, verify, inspect };
     }
@@ -102,14 +106,14 @@ public static class RampayCli
         return ExitOk;
     }
 
-    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, TextWriter output)
+    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output)
     {
-        if (count < 100 || wallets < 2)
+        if (count < 100 || wallets < 2 || reportEvery < 0)
         {
-            output.WriteLine("error: --count must be at least 100 and --wallets at least 2");
+            output.WriteLine("error: --count must be at least 100, --wallets at least 2, --report-every at least 0");
             return ExitUsage;
         }
-        var completion = new CountingCompletion();
+        var completion = new CountingCompletion(reportEvery, output);
         using var engine = RamPayEngine.Start(new EngineOptions { DataDirectory = data.FullName }, completion);
         output.WriteLine($"recovered         {engine.Recovery}");
         var commands = SimulatedWorkload.Build(count, wallets, seed, engine.Recovery.LastSequence);
@@ -139,7 +143,8 @@ public static class RampayCli
         return ExitOk;
     }
 
-    private sealed class CountingCompletion : ICommandCompletion
+    /// <summary>Counts results on the output thread; with a report interval, says which sequence is acknowledged (a crash test reads it).</summary>
+    private sealed class CountingCompletion(int reportEvery, TextWriter output) : ICommandCompletion
     {
         public long Ok, Rejected;
 
@@ -147,6 +152,11 @@ public static class RampayCli
         {
             if (slot.Result.IsOk) Ok++;
             else Rejected++;
+            if (reportEvery > 0 && (Ok + Rejected) % reportEvery == 0)
+            {
+                output.WriteLine($"completed {journalSequence}");
+                output.Flush();
+            }
         }
     }
 
