@@ -43,8 +43,7 @@ public class EngineThroughputBenchmarks
             Ledger = LedgerWorkload.Options(Wallets, Commands),
         });
         var setup = LedgerWorkload.Setup(Wallets).ToArray();
-        _engine.SubmitBatch(setup);
-        WaitFor(_engine.Recovery.LastSequence + setup.Length);
+        _engine.WaitForCompletion(_engine.SubmitBatch(setup), Timeout.InfiniteTimeSpan);
     }
 
     [IterationCleanup]
@@ -58,18 +57,8 @@ public class EngineThroughputBenchmarks
     public long SubmitUntilDurableAndApplied()
     {
         long last = 0;
-        for (int i = 0; i < Commands; i += SubmitBatch)
-        {
-            int n = Math.Min(SubmitBatch, Commands - i);
-            last = _engine.SubmitBatch(_transfers.AsSpan(i, n)) + n - 1;
-        }
-        WaitFor(last);
+        for (int i = 0; i < Commands; i += SubmitBatch) last = _engine.SubmitBatch(_transfers.AsSpan(i, Math.Min(SubmitBatch, Commands - i)));
+        _engine.WaitForCompletion(last, Timeout.InfiniteTimeSpan);
         return last;
-    }
-
-    private void WaitFor(long sequence)
-    {
-        var spin = new SpinWait();
-        while (_engine.CompletedSequence < sequence) spin.SpinOnce(sleep1Threshold: -1);
     }
 }

@@ -119,16 +119,11 @@ public static class RampayCli
         var commands = SimulatedWorkload.Build(count, wallets, seed, engine.Recovery.LastSequence);
         var started = System.Diagnostics.Stopwatch.StartNew();
         const int batch = 256;
-        long last = engine.Recovery.LastSequence;
-        for (int i = 0; i < commands.Length; i += batch)
-        {
-            int size = Math.Min(batch, commands.Length - i);
-            last = engine.SubmitBatch(commands.AsSpan(i, size)) + size - 1;
-        }
+        long lastTicket = 0;
+        for (int i = 0; i < commands.Length; i += batch) lastTicket = engine.SubmitBatch(commands.AsSpan(i, Math.Min(batch, commands.Length - i)));
         // Throughput counts until the last command is durable, applied and completed; the stop (drain, final
         // snapshot) is timed on its own.
-        var spin = new SpinWait();
-        while (engine.CompletedSequence < last) spin.SpinOnce();
+        engine.WaitForCompletion(lastTicket, Timeout.InfiniteTimeSpan);
         var elapsed = started.Elapsed;
         started.Restart();
         engine.Stop();

@@ -8,7 +8,7 @@ namespace RamPay.Core;
 /// (never the wall clock), and nothing is random, so replaying a journal gives the same state on any machine.
 /// Business rejections are <see cref="ResultCode"/>s; a broken invariant throws <see cref="InvariantViolationException"/>.
 /// </summary>
-public sealed partial class Ledger
+public sealed partial class Ledger : IReadOnlyLedger
 {
     private readonly Account[] _accounts;
     private readonly PaymentStore _payments;

@@ -3,14 +3,34 @@ using RamPay.Core;
 namespace RamPay.Engine;
 
 /// <summary>
-/// One slot of the engine's ring: the command as the producer wrote it, the result the business logic wrote,
-/// and a token the producer uses to find its caller when the output stage completes the slot (not journaled).
+/// One slot of the engine's ring: either a command (as the producer wrote it, with the result the business logic
+/// wrote and the journal sequence the journaler gave it) or a read-only query. The correlation is the producer's
+/// token for finding its caller when the output stage completes the slot; it is not journaled.
 /// </summary>
 public struct CommandSlot
 {
     public Command Command;
     public CommandResult Result;
     public long Correlation;
+    /// <summary>Set by the journaler for a command; 0 for a query, which is not journaled.</summary>
+    public long JournalSequence;
+    /// <summary>Non-null for a query slot: it is answered by the business logic and completed by the output stage.</summary>
+    public ILedgerQuery? Query;
+}
+
+/// <summary>
+/// A read of the ledger that goes through the ring like a command but is not journaled. The business-logic thread
+/// runs <see cref="Execute"/> between commands, so it sees a state no command is half-way through, with no lock; the
+/// output stage runs <see cref="Complete"/> only once every command before it is durable, so an answer never shows
+/// money that a crash could still take back.
+/// </summary>
+public interface ILedgerQuery
+{
+    /// <summary>On the business-logic thread: copy what is needed out of the ledger. Must be quick, must not block or throw.</summary>
+    void Execute(IReadOnlyLedger ledger);
+
+    /// <summary>On the output thread: hand the answer to whoever waits. Must be quick and must not throw.</summary>
+    void Complete();
 }
 
 /// <summary>Record types the engine writes into the journal. Persisted: values frozen, only appended.</summary>

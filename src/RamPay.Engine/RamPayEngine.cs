@@ -5,14 +5,16 @@ using RamPay.Pipeline;
 namespace RamPay.Engine;
 
 /// <summary>
-/// The single-writer engine. Producers (HTTP, TCP, ticks) claim ring slots and publish commands; then
+/// The single-writer engine. Producers (HTTP, TCP, ticks) claim ring slots and publish commands or queries; then
 /// <list type="bullet">
-/// <item>the journaler appends each batch to the journal and fsyncs once per batch (group commit),</item>
-/// <item>in parallel, the business-logic thread applies each command to the <see cref="Ledger"/>,</item>
-/// <item>and the output stage, gated on both, hands each result to <see cref="ICommandCompletion"/>: a caller hears
-/// back only once its command is durable.</item>
+/// <item>the journaler appends each batch's commands to the journal and fsyncs once per batch (group commit),</item>
+/// <item>in parallel, the business-logic thread applies each command to the <see cref="Ledger"/> and answers each query,</item>
+/// <item>and the output stage, gated on both, hands each result to <see cref="ICommandCompletion"/> and completes each
+/// query: a caller hears back only once its command, and every command before it, is durable.</item>
 /// </list>
 /// The ring's gating sequence is the output stage, so a full ring holds producers back rather than dropping.
+/// Producers get a ticket (the ring sequence of their slot) that <see cref="WaitForCompletion"/> accepts; the journal
+/// sequence a command received is in its completion, since queries take ring slots but no journal sequence.
 /// </summary>
 public sealed class RamPayEngine : IDisposable
 {
@@ -21,7 +23,7 @@ public sealed class RamPayEngine : IDisposable
     private readonly JournalWriter _journal;
     private readonly BusinessLogicStage _logic;
     private readonly OutputStage _output;
-    private readonly long _baseSequence;
+    private readonly BatchEventProcessor<CommandSlot> _outputProcessor;
     private readonly Timer? _ticker;
     private int _stopped;
 
@@ -29,9 +31,9 @@ public sealed class RamPayEngine : IDisposable
     {
         _options = options;
         Recovery = recovery;
-        _baseSequence = recovery.LastSequence;
+        long baseSequence = recovery.LastSequence;
         _journal = journal;
-        Invariant.Check(_journal.LastSequence == _baseSequence, "journal writer does not continue where recovery stopped");
+        Invariant.Check(_journal.LastSequence == baseSequence, "journal writer does not continue where recovery stopped");
 
         IWaitStrategy wait = options.WaitStrategy switch
         {
@@ -41,11 +43,11 @@ public sealed class RamPayEngine : IDisposable
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.WaitStrategy, "unknown wait strategy"),
         };
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
-        var journaler = _pipeline.HandleWith(new JournalStage(_journal, _baseSequence), "rampay-journaler");
-        _logic = new BusinessLogicStage(ledger, options, _baseSequence, journaler.Sequence);
+        var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence), "rampay-journaler");
+        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler.Sequence);
         var logic = _pipeline.HandleWith(_logic, "rampay-logic");
-        _output = new OutputStage(completion, _baseSequence);
-        _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
+        _output = new OutputStage(completion, baseSequence);
+        _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
         if (options.TickIntervalMs > 0) _ticker = new Timer(_ => Tick(), null, options.TickIntervalMs, options.TickIntervalMs);
     }
@@ -60,7 +62,7 @@ public sealed class RamPayEngine : IDisposable
         // callback to return before it drains, so a tick that got past this check is published before the drain.
         if (Volatile.Read(ref _stopped) != 0 || _pipeline.Fault is not null) return;
         if (!_pipeline.Sequencer.TryNext(1, out long seq)) return;
-        Fill(ref _pipeline.Ring[seq], new Command { Type = CommandType.Tick }, correlation: 0, _options.Clock());
+        Fill(ref _pipeline.Ring[seq], new Command { Type = CommandType.Tick }, correlation: 0, _options.Clock(), query: null);
         _pipeline.Sequencer.Publish(seq);
     }
 
@@ -94,6 +96,26 @@ public sealed class RamPayEngine : IDisposable
     /// <summary>The highest journal sequence whose result has been handed to the completion (durable and applied).</summary>
     public long CompletedSequence => _output.LastSequence;
 
+    /// <summary>The highest ticket whose slot the output stage has completed (commands and queries alike).</summary>
+    public long CompletedTicket => _outputProcessor.Sequence.Value;
+
+    /// <summary>
+    /// Waits until the slot with this ticket, and every one before it, is completed. False on timeout; a failed
+    /// stage throws its fault (it will never complete anything again).
+    /// </summary>
+    public bool WaitForCompletion(long ticket, TimeSpan timeout)
+    {
+        long deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var spin = new SpinWait();
+        while (CompletedTicket < ticket)
+        {
+            _pipeline.ThrowIfFaulted();
+            if (Environment.TickCount64 > deadline) return false;
+            spin.SpinOnce();
+        }
+        return true;
+    }
+
     /// <summary>
     /// The ledger. It belongs to the business-logic thread: read it only after <see cref="Stop"/>, or from inside
     /// an <see cref="ICommandCompletion"/> call for the fields of the slot it was given.
@@ -109,36 +131,31 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Submits one command, waiting while the ring is full. Stamps the command with the engine clock (its journaled
-    /// time) and returns its journal sequence number.
+    /// time). Returns its ticket.
     /// </summary>
     public long Submit(in Command command, long correlation = 0)
     {
         ThrowIfStopped();
         long seq = Claim(1);
-        Fill(ref _pipeline.Ring[seq], command, correlation, _options.Clock());
+        Fill(ref _pipeline.Ring[seq], command, correlation, _options.Clock(), query: null);
         _pipeline.Sequencer.Publish(seq);
-        return _baseSequence + seq + 1;
+        return seq;
     }
 
     /// <summary>Submits one command unless the ring is full; false means "try later" (back-pressure).</summary>
-    public bool TrySubmit(in Command command, long correlation, out long journalSequence)
+    public bool TrySubmit(in Command command, long correlation, out long ticket)
     {
         ThrowIfStopped();
         var sequencer = _pipeline.Sequencer;
-        if (!sequencer.TryNext(1, out long seq))
-        {
-            journalSequence = 0;
-            return false;
-        }
-        Fill(ref _pipeline.Ring[seq], command, correlation, _options.Clock());
-        sequencer.Publish(seq);
-        journalSequence = _baseSequence + seq + 1;
+        if (!sequencer.TryNext(1, out ticket)) return false;
+        Fill(ref _pipeline.Ring[ticket], command, correlation, _options.Clock(), query: null);
+        sequencer.Publish(ticket);
         return true;
     }
 
     /// <summary>
     /// Submits a batch in one claim, contiguous in the journal; slot i gets correlation <paramref name="firstCorrelation"/> + i.
-    /// Returns the journal sequence of the first. A batch larger than the ring is refused.
+    /// Returns the ticket of the last. A batch larger than the ring is refused.
     /// </summary>
     public long SubmitBatch(ReadOnlySpan<Command> commands, long firstCorrelation = 0)
     {
@@ -148,9 +165,32 @@ public sealed class RamPayEngine : IDisposable
         long hi = Claim(commands.Length);
         long lo = hi - commands.Length + 1;
         long now = _options.Clock();
-        for (int i = 0; i < commands.Length; i++) Fill(ref _pipeline.Ring[lo + i], commands[i], firstCorrelation + i, now);
+        for (int i = 0; i < commands.Length; i++) Fill(ref _pipeline.Ring[lo + i], commands[i], firstCorrelation + i, now, query: null);
         _pipeline.Sequencer.Publish(lo, hi);
-        return _baseSequence + lo + 1;
+        return hi;
+    }
+
+    /// <summary>Submits a read-only query, waiting while the ring is full. Returns its ticket.</summary>
+    public long Query(ILedgerQuery query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ThrowIfStopped();
+        long seq = Claim(1);
+        Fill(ref _pipeline.Ring[seq], default, correlation: 0, nowMs: 0, query);
+        _pipeline.Sequencer.Publish(seq);
+        return seq;
+    }
+
+    /// <summary>
+    /// Reads the ledger through the ring: <paramref name="read"/> runs on the business-logic thread and its answer
+    /// arrives once every command before it is durable. Allocates a query object; a hot reader implements
+    /// <see cref="ILedgerQuery"/> itself and pools it.
+    /// </summary>
+    public Task<T> QueryAsync<T>(Func<IReadOnlyLedger, T> read)
+    {
+        var query = new DelegateQuery<T>(read);
+        Query(query);
+        return query.Answer;
     }
 
     /// <summary>Claims <paramref name="n"/> slots, waiting while the ring is full; a failed stage ends the wait with its fault.</summary>
@@ -167,12 +207,14 @@ public sealed class RamPayEngine : IDisposable
         }
     }
 
-    private static void Fill(ref CommandSlot slot, in Command command, long correlation, long nowMs)
+    private static void Fill(ref CommandSlot slot, in Command command, long correlation, long nowMs, ILedgerQuery? query)
     {
         slot.Command = command;
         slot.Command.TimestampMs = nowMs;
         slot.Result = default;
         slot.Correlation = correlation;
+        slot.JournalSequence = 0;
+        slot.Query = query;
     }
 
     private void ThrowIfStopped()
@@ -207,24 +249,28 @@ public sealed class RamPayEngine : IDisposable
 
     public void Dispose() => Stop();
 
-    /// <summary>Appends each batch to the journal and makes it durable with one fsync.</summary>
-    private sealed class JournalStage(JournalWriter journal, long baseSequence) : IBatchHandler<CommandSlot>
+    /// <summary>Appends each batch's commands to the journal, numbering them, and makes them durable with one fsync.</summary>
+    private sealed class JournalStage(JournalWriter journal, long lastSequence) : IBatchHandler<CommandSlot>
     {
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
         {
             Span<byte> payload = stackalloc byte[CommandCodec.Size];
+            bool appended = false;
             for (long seq = first; seq <= last; seq++)
             {
                 ref var slot = ref ring[seq];
+                if (slot.Query is not null) continue;
                 CommandCodec.Write(payload, slot.Command);
-                journal.Append(RecordTypes.Command, baseSequence + seq + 1, slot.Command.TimestampMs, payload);
+                journal.Append(RecordTypes.Command, ++lastSequence, slot.Command.TimestampMs, payload);
+                slot.JournalSequence = lastSequence;
+                appended = true;
             }
-            journal.Commit();
+            if (appended) journal.Commit();
         }
     }
 
     /// <summary>The single writer: applies each command to the ledger, and snapshots it now and then.</summary>
-    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long baseSequence, Sequence journaled) : IBatchHandler<CommandSlot>
+    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, Sequence journaled) : IBatchHandler<CommandSlot>
     {
         private long _sinceSnapshot;
         public Ledger Ledger => ledger;
@@ -234,16 +280,23 @@ public sealed class RamPayEngine : IDisposable
             for (long seq = first; seq <= last; seq++)
             {
                 ref var slot = ref ring[seq];
+                if (slot.Query is not null)
+                {
+                    slot.Query.Execute(ledger);
+                    continue;
+                }
                 ledger.Apply(slot.Command, out slot.Result);
+                // The journaler numbers commands the same way: every non-query slot, in ring order.
+                lastSequence++;
+                _sinceSnapshot++;
             }
-            _sinceSnapshot += last - first + 1;
             if (options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands)
             {
                 // A snapshot must never hold a command the journal could still lose: wait for the journaler to make
                 // this batch durable first. It is at most one batch behind, so the wait is short and bounded.
                 var spin = new SpinWait();
                 while (journaled.Value < last) spin.SpinOnce();
-                WriteSnapshot(baseSequence + last + 1);
+                WriteSnapshot(lastSequence);
                 _sinceSnapshot = 0;
             }
         }
@@ -258,28 +311,52 @@ public sealed class RamPayEngine : IDisposable
         }
     }
 
-    /// <summary>Hands each durable, applied result to the completion, in order.</summary>
-    private sealed class OutputStage : IBatchHandler<CommandSlot>
+    /// <summary>Hands each durable, applied result to the completion and completes each query, in ring order.</summary>
+    private sealed class OutputStage(ICommandCompletion? completion, long lastSequence) : IBatchHandler<CommandSlot>
     {
-        private readonly ICommandCompletion? _completion;
-        private readonly long _baseSequence;
-        private long _last;
-
-        public OutputStage(ICommandCompletion? completion, long baseSequence)
-        {
-            _completion = completion;
-            _baseSequence = baseSequence;
-            _last = baseSequence;
-        }
+        private long _last = lastSequence;
 
         public long LastSequence => Volatile.Read(ref _last);
 
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
         {
-            if (_completion is not null)
-                for (long seq = first; seq <= last; seq++)
-                    _completion.OnCompleted(_baseSequence + seq + 1, ref ring[seq]);
-            Volatile.Write(ref _last, _baseSequence + last + 1);
+            long lastCommand = 0;
+            for (long seq = first; seq <= last; seq++)
+            {
+                ref var slot = ref ring[seq];
+                if (slot.Query is { } query)
+                {
+                    slot.Query = null; // the ring must not keep the query (and its caller) alive until the slot is reused
+                    query.Complete();
+                    continue;
+                }
+                completion?.OnCompleted(slot.JournalSequence, ref slot);
+                lastCommand = slot.JournalSequence;
+            }
+            if (lastCommand != 0) Volatile.Write(ref _last, lastCommand);
+        }
+    }
+
+    /// <summary>A query that runs a delegate and completes a task: convenient, allocates; see <see cref="QueryAsync{T}"/>.</summary>
+    private sealed class DelegateQuery<T>(Func<IReadOnlyLedger, T> read) : ILedgerQuery
+    {
+        private readonly TaskCompletionSource<T> _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _value;
+        private Exception? _error;
+
+        public Task<T> Answer => _answer.Task;
+
+        public void Execute(IReadOnlyLedger ledger)
+        {
+            // A read that throws (a bad id, say) is the caller's problem, not the writer's: keep it for the caller.
+            try { _value = read(ledger); }
+            catch (Exception e) { _error = e; }
+        }
+
+        public void Complete()
+        {
+            if (_error is not null) _answer.SetException(_error);
+            else _answer.SetResult(_value!);
         }
     }
 }

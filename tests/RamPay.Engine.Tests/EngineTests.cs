@@ -39,7 +39,8 @@ public class EngineTests
         string hash;
         using (var engine = RamPayEngine.Start(options, completion))
         {
-            for (int i = 0; i < commands.Count; i++) Assert.Equal(i + 1, engine.Submit(commands[i], correlation: i));
+            // With no queries in between, tickets are ring sequences 0, 1, 2...
+            for (int i = 0; i < commands.Count; i++) Assert.Equal(i, engine.Submit(commands[i], correlation: i));
             engine.Stop();
             hash = engine.LedgerAfterStop.ComputeStateHash();
         }
@@ -134,9 +135,9 @@ public class EngineTests
         {
             Assert.Equal(1000, engine.Recovery.SnapshotSequence);
             Assert.Equal(0, engine.Recovery.RecordsReplayed);
-            Assert.Equal(1001, engine.Submit(second[0]));
-            foreach (var c in second.Skip(1)) engine.Submit(c);
+            foreach (var c in second) engine.Submit(c);
             engine.Stop();
+            Assert.Equal(1300, engine.CompletedSequence);
             hash = engine.LedgerAfterStop.ComputeStateHash();
         }
         var all = first.Concat(second).ToList();
@@ -288,5 +289,119 @@ public class EngineTickTests
         var replayed = EngineRecovery.Load(dir.Snapshots, dir.Journal, options.Ledger, useSnapshot: false, []);
         Assert.Equal(PaymentStatus.Expired, replayed.Ledger.GetPayment(2).Status);
         Assert.Equal(hash, replayed.Ledger.ComputeStateHash());
+    }
+}
+
+public class EngineQueryTests
+{
+    private static EngineOptions Options(TempDataDir dir) => new()
+    {
+        DataDirectory = dir.Path, Clock = new SteppingClock().Now, RingSize = 64, SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0,
+    };
+
+    /// <summary>Records what the output stage saw, in order: command completions and query completions.</summary>
+    private sealed class OrderLog : ICommandCompletion
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Events = new();
+        public void OnCompleted(long journalSequence, ref CommandSlot slot) => Events.Enqueue("command " + journalSequence);
+    }
+
+    private sealed class BalanceQuery(long account, OrderLog log) : ILedgerQuery
+    {
+        public long Posted = -1;
+        public long Applied;
+        public readonly ManualResetEventSlim Done = new();
+        public void Execute(IReadOnlyLedger ledger)
+        {
+            Posted = ledger.GetAccount(account).Posted;
+            Applied = ledger.CommandsApplied;
+        }
+
+        public void Complete()
+        {
+            log.Events.Enqueue("query " + Applied);
+            Done.Set();
+        }
+    }
+
+    [Fact]
+    public void A_query_sees_every_command_before_it_and_is_answered_after_they_are_completed_without_taking_a_journal_sequence()
+    {
+        using var dir = new TempDataDir();
+        var maker = new Commands();
+        var log = new OrderLog();
+        using var engine = RamPayEngine.Start(Options(dir), log);
+        engine.Submit(maker.Open(AccountFlags.Funding));
+        engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+        for (int i = 0; i < 10; i++) engine.Submit(maker.Move(CommandType.Deposit, 1, 2, 7));
+        var query = new BalanceQuery(2, log);
+        long ticket = engine.Query(query);
+        engine.Submit(maker.Move(CommandType.Deposit, 1, 2, 1000));
+        Assert.True(query.Done.Wait(TimeSpan.FromSeconds(30)));
+        Assert.True(engine.WaitForCompletion(ticket + 1, TimeSpan.FromSeconds(30)));
+
+        // The query saw exactly the 12 commands submitted before it, and none after.
+        Assert.Equal(70, query.Posted);
+        Assert.Equal(12, query.Applied);
+        // The output stage completed it after command 12 and before command 13, which got journal sequence 13.
+        var events = log.Events.ToArray();
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => "command " + i).Append("query 12").Append("command 13"), events);
+        engine.Stop();
+        Assert.Equal(13, engine.CompletedSequence);
+        Assert.Equal(13, JournalVerifierLastSequence(dir));
+    }
+
+    [Fact]
+    public async Task QueryAsync_returns_the_answer_and_a_failing_read_faults_only_its_task()
+    {
+        using var dir = new TempDataDir();
+        var maker = new Commands();
+        using var engine = RamPayEngine.Start(Options(dir));
+        engine.Submit(maker.Open(AccountFlags.Funding));
+        var counts = await engine.QueryAsync(l => (l.AccountCount, l.PaymentCount));
+        Assert.Equal((1, 0L), counts);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => engine.QueryAsync(l => l.GetAccount(99)));
+        // The writer is unharmed: commands and queries still flow.
+        engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+        Assert.Equal(2, await engine.QueryAsync(l => l.AccountCount));
+    }
+
+    [Fact]
+    public void Queries_interleaved_with_commands_from_several_threads_leave_the_journal_contiguous_and_replay_equal()
+    {
+        using var dir = new TempDataDir();
+        var maker = new Commands();
+        var options = Options(dir);
+        string hash;
+        using (var engine = RamPayEngine.Start(options))
+        {
+            engine.Submit(maker.Open(AccountFlags.Funding));
+            engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+            var deposits = Enumerable.Range(0, 3000).Select(_ => maker.Move(CommandType.Deposit, 1, 2, 3)).ToArray();
+            var writer = new Thread(() => { foreach (var c in deposits) engine.Submit(c); });
+            var reads = new List<long>();
+            var reader = new Thread(() =>
+            {
+                for (int i = 0; i < 300; i++) reads.Add(engine.QueryAsync(l => l.GetAccount(2).Posted).GetAwaiter().GetResult());
+            });
+            writer.Start();
+            reader.Start();
+            Assert.True(writer.Join(TimeSpan.FromSeconds(60)) && reader.Join(TimeSpan.FromSeconds(60)));
+            engine.Stop();
+            hash = engine.LedgerAfterStop.ComputeStateHash();
+            Assert.Equal(3002, engine.CompletedSequence);
+            // Each read saw a whole number of deposits, and reads never went back in time.
+            Assert.All(reads, r => Assert.Equal(0, r % 3));
+            Assert.Equal(reads.Order(), reads);
+        }
+        Assert.Equal(3002, JournalVerifierLastSequence(dir));
+        Assert.Equal(hash, EngineRecovery.Load(dir.Snapshots, dir.Journal, options.Ledger, useSnapshot: false, []).Ledger.ComputeStateHash());
+    }
+
+    private static long JournalVerifierLastSequence(TempDataDir dir)
+    {
+        var report = RamPay.Journal.JournalVerifier.Verify(dir.Journal);
+        Assert.Empty(report.Problems);
+        return report.LastSequence;
     }
 }

@@ -1,0 +1,16 @@
+namespace RamPay.Core;
+
+/// <summary>What a query may see of the ledger: reads only, so a query can never change the state.</summary>
+public interface IReadOnlyLedger
+{
+    int AccountCount { get; }
+    long PaymentCount { get; }
+    int OpenHoldCount { get; }
+    long CommandsApplied { get; }
+    long ClockMs { get; }
+    bool AccountExists(long id);
+    bool PaymentExists(long id);
+    Account GetAccount(long id);
+    Payment GetPayment(long id);
+    int History(long accountId, long beforeId, Span<long> into);
+}
