@@ -225,7 +225,8 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Stops accepting, drains every published command through all three stages, writes a snapshot if configured,
-    /// and closes the journal. A fault in any stage is rethrown here.
+    /// and closes the journal. A fault in any stage is rethrown here. Stop the producers first (a host stops
+    /// listening before it stops the engine): a command claimed after the drain began is never processed.
     /// </summary>
     public void Stop()
     {
