@@ -194,8 +194,9 @@ public static class RampayCli
         {
             if (header.Sequence > last) return;
             Count++;
-            string body = header.Type == RecordTypes.Command && CommandCodec.TryRead(payload, out var c)
+            string body = header.Type == RecordTypes.Command && payload.Length >= CommandCodec.Size && CommandCodec.TryRead(payload[..CommandCodec.Size], out var c)
                 ? $"{c.Type} client={c.ClientId} key={c.Key} from={c.FromAccount} to={c.ToAccount} payment={c.PaymentId} amount={c.Amount} currency={c.Currency} flags={c.Flags} arg={c.Argument}"
+                  + (payload.Length > CommandCodec.Size ? $" attachment={payload.Length - CommandCodec.Size}B" : "")
                 : $"type={header.Type} payload={Convert.ToHexString(payload)}";
             output.WriteLine($"{header.Sequence,10} {FormatTime(header.TimestampMs)} v{header.Version} {body}");
         }

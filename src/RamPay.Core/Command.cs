@@ -20,6 +20,12 @@ public enum CommandType : byte
     Unfreeze = 9,
     /// <summary>A system clock tick: expires holds and idempotency keys by journaled time. Carries no key.</summary>
     Tick = 10,
+    /// <summary>
+    /// Registers a user and opens their wallet, atomically. The profile (email, name, password hash) travels as the
+    /// command's attachment (<see cref="UserProfile"/>); Flags = <see cref="UserRole"/>, Currency = the wallet's,
+    /// Argument = <see cref="UserProfile.Digest"/> so that a key reused for another profile is a conflict.
+    /// </summary>
+    RegisterUser = 11,
 }
 
 /// <summary>
@@ -69,8 +75,10 @@ public struct CommandResult
     public ResultCode Code;
     /// <summary>True when this is the stored result of an earlier command with the same idempotency key.</summary>
     public bool Replayed;
-    /// <summary>The id the command produced or acted on: account id (OpenAccount), payment id (Transfer, Deposit, Authorize, Capture, Void), refund id (Refund).</summary>
+    /// <summary>The id the command produced or acted on: account id (OpenAccount), payment id (Transfer, Deposit, Authorize, Capture, Void), refund id (Refund), user id (RegisterUser).</summary>
     public long Id;
+    /// <summary>A second id where a command makes two things: the wallet account of RegisterUser. Otherwise 0.</summary>
+    public long SecondaryId;
 
     public readonly bool IsOk => Code == ResultCode.Ok;
     public override readonly string ToString() => $"{ResultCodes.Name(Code)} id={Id}{(Replayed ? " (replayed)" : "")}";

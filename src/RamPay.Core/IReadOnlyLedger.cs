@@ -13,4 +13,7 @@ public interface IReadOnlyLedger
     Account GetAccount(long id);
     Payment GetPayment(long id);
     int History(long accountId, long beforeId, Span<long> into);
+    int UserCount { get; }
+    User? GetUser(long id);
+    User? FindUserByEmail(string email);
 }

@@ -14,6 +14,9 @@ public sealed partial class Ledger : IReadOnlyLedger
     private readonly PaymentStore _payments;
     private readonly HoldQueue _holds;
     private readonly IdempotencyTable _idempotency;
+    // Users are few and registered rarely: ordinary collections, off the payment path. Id = index + 1.
+    private readonly List<User> _users = [];
+    private readonly Dictionary<string, long> _userIdsByEmail = new(StringComparer.Ordinal);
     private int _accountCount;
     private long _clockMs;
     private long _commandsApplied;
@@ -46,6 +49,14 @@ public sealed partial class Ledger : IReadOnlyLedger
     public Int128 TotalCreditsPosted => _creditsPosted;
     public Int128 TotalDebitsPending => _debitsPending;
     public Int128 TotalCreditsPending => _creditsPending;
+
+    public int UserCount => _users.Count;
+
+    public User? GetUser(long id) => id >= 1 && id <= _users.Count ? _users[(int)id - 1] : null;
+
+    /// <summary>The user registered with this email (compared case-insensitively), or null.</summary>
+    public User? FindUserByEmail(string email) =>
+        _userIdsByEmail.TryGetValue(UserProfile.NormalizeEmail(email), out long id) ? _users[(int)id - 1] : null;
 
     public bool AccountExists(long id) => id >= 1 && id <= _accountCount;
     public bool PaymentExists(long id) => _payments.Contains(id);
@@ -86,7 +97,10 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// Applies one command and writes its result. The command's <see cref="Command.TimestampMs"/> is its journaled
     /// time; the ledger's clock is the largest such time seen, so it never goes back even if producers race.
     /// </summary>
-    public void Apply(in Command command, out CommandResult result)
+    public void Apply(in Command command, out CommandResult result) => Apply(command, [], out result);
+
+    /// <summary>Applies a command that carries an attachment (RegisterUser's profile); others ignore it.</summary>
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, out CommandResult result)
     {
         long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
         _clockMs = now;
@@ -115,7 +129,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             }
             else
             {
-                result = Execute(command, now);
+                result = Execute(command, attachment, now);
                 _idempotency.Complete(slot, command, now, result);
             }
         }
@@ -124,10 +138,11 @@ public sealed partial class Ledger : IReadOnlyLedger
         Invariant.Check(_debitsPending == _creditsPending, "total pending debits differ from total pending credits");
     }
 
-    private CommandResult Execute(in Command c, long now)
+    private CommandResult Execute(in Command c, ReadOnlySpan<byte> attachment, long now)
     {
         switch (c.Type)
         {
+            case CommandType.RegisterUser: return RegisterUser(c, attachment, now);
             case CommandType.OpenAccount: return OpenAccount(c, now);
             case CommandType.Deposit: return Transfer(c, now, PaymentKind.Deposit);
             case CommandType.Transfer: return Transfer(c, now, PaymentKind.Transfer);
@@ -161,6 +176,26 @@ public sealed partial class Ledger : IReadOnlyLedger
         a.Currency = c.Currency;
         a.Flags = (AccountFlags)c.Flags;
         return Ok(a.Id);
+    }
+
+    /// <summary>Registers a user and opens their wallet in one command: both happen, or neither.</summary>
+    private CommandResult RegisterUser(in Command c, ReadOnlySpan<byte> attachment, long now)
+    {
+        var profile = UserProfile.TryDecode(attachment);
+        if (profile is null || !profile.IsValid || UserProfile.NormalizeEmail(profile.Email) != profile.Email
+            || UserProfile.Digest(attachment) != c.Argument)
+            return Fail(ResultCode.InvalidProfile);
+        if (c.Flags > (byte)UserRole.Admin) return Fail(ResultCode.InvalidCommand);
+        if (_userIdsByEmail.ContainsKey(profile.Email)) return Fail(ResultCode.EmailTaken);
+        long userId = _users.Count + 1;
+        var wallet = OpenAccount(new Command
+        {
+            Type = CommandType.OpenAccount, Flags = (byte)AccountFlags.DebitsMustNotExceedCredits, Currency = c.Currency, Argument = userId,
+        }, now);
+        if (!wallet.IsOk) return wallet;
+        _users.Add(new User(userId, profile.Email, profile.Name, profile.PasswordHash, (UserRole)c.Flags, wallet.Id, now));
+        _userIdsByEmail.Add(profile.Email, userId);
+        return new CommandResult { Code = ResultCode.Ok, Id = userId, SecondaryId = wallet.Id };
     }
 
     private CommandResult SetFrozen(long accountId, bool frozen)
@@ -386,6 +421,13 @@ public sealed partial class Ledger : IReadOnlyLedger
             postedSum += p.Captured;
         }
         Invariant.Check(open == _holds.Count, "hold queue size differs from the open authorizations");
+        Invariant.Check(_userIdsByEmail.Count == _users.Count, "user email index out of step");
+        for (int i = 0; i < _users.Count; i++)
+        {
+            var u = _users[i];
+            if (u.Id != i + 1 || !_userIdsByEmail.TryGetValue(u.Email, out long indexed) || indexed != u.Id) Invariant.Fail($"user {i + 1} out of place");
+            if (!AccountExists(u.WalletAccountId) || _accounts[u.WalletAccountId - 1].Owner != u.Id) Invariant.Fail($"user {u.Id}'s wallet is missing or not theirs");
+        }
         Invariant.Check(heldSum == dq, "pending totals differ from the open authorizations");
         Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");
     }

@@ -44,6 +44,13 @@ public sealed partial class Ledger
         w.Write(_holds.Count);
         foreach (long id in _holds.Items) w.Write(id);
 
+        w.Write(_users.Count);
+        foreach (var u in _users)
+        {
+            w.Write(u.Id); w.Write(u.Email); w.Write(u.Name); w.Write(u.PasswordHash); w.Write((byte)u.Role);
+            w.Write(u.WalletAccountId); w.Write(u.CreatedAtMs);
+        }
+
         w.Write(_idempotency.Count);
         Span<byte> buffer = stackalloc byte[CommandCodec.Size];
         foreach (int slot in _idempotency.SlotsOldestFirst())
@@ -51,7 +58,7 @@ public sealed partial class Ledger
             ref var e = ref _idempotency[slot];
             CommandCodec.Write(buffer, e.Command);
             w.Write(buffer);
-            w.Write((byte)e.Result.Code); w.Write(e.Result.Id);
+            w.Write((byte)e.Result.Code); w.Write(e.Result.Id); w.Write(e.Result.SecondaryId);
         }
     }
 
@@ -100,6 +107,15 @@ public sealed partial class Ledger
         // Re-adding in heap-array order re-creates the same array: each element is no smaller than its parent.
         for (int i = 0; i < holds; i++) ledger._holds.Add(r.ReadInt64());
 
+        int users = r.ReadInt32();
+        if (users < 0 || users > accounts) throw new InvalidDataException($"state holds {users} users but only {accounts} accounts");
+        for (int i = 0; i < users; i++)
+        {
+            var u = new User(r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), (UserRole)r.ReadByte(), r.ReadInt64(), r.ReadInt64());
+            ledger._users.Add(u);
+            if (!ledger._userIdsByEmail.TryAdd(u.Email, u.Id)) throw new InvalidDataException($"state holds the email of user {u.Id} twice");
+        }
+
         int keys = r.ReadInt32();
         if (keys < 0 || keys > ledger._idempotency.Capacity)
             throw new InvalidDataException($"state holds {keys} idempotency keys; IdempotencyMaxKeys is {ledger._idempotency.Capacity}");
@@ -108,7 +124,7 @@ public sealed partial class Ledger
         {
             r.BaseStream.ReadExactly(buffer);
             var command = CommandCodec.Read(buffer);
-            var result = new CommandResult { Code = (ResultCode)r.ReadByte(), Id = r.ReadInt64() };
+            var result = new CommandResult { Code = (ResultCode)r.ReadByte(), Id = r.ReadInt64(), SecondaryId = r.ReadInt64() };
             ledger._idempotency.Add(command, result);
         }
         ledger._idempotency.RestoreCounters(evictedEarly, expired);

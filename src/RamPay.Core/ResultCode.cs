@@ -41,6 +41,9 @@ public enum ResultCode : byte
     ExistsWithDifferentCurrency = 45,
     ExistsWithDifferentFlags = 46,
     ExistsWithDifferentArgument = 47,
+    // Users.
+    EmailTaken = 50,
+    InvalidProfile = 51,
 }
 
 public static class ResultCodes
@@ -78,6 +81,8 @@ public static class ResultCodes
         ResultCode.ExistsWithDifferentCurrency => "exists_with_different_currency",
         ResultCode.ExistsWithDifferentFlags => "exists_with_different_flags",
         ResultCode.ExistsWithDifferentArgument => "exists_with_different_argument",
+        ResultCode.EmailTaken => "email_taken",
+        ResultCode.InvalidProfile => "invalid_profile",
         _ => "unknown_" + ((byte)code).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
@@ -113,7 +118,9 @@ public static class ResultCodes
         ResultCode.ExistsWithDifferentAmount => "The idempotency key was used before with a different amount.",
         ResultCode.ExistsWithDifferentCurrency => "The idempotency key was used before with a different currency.",
         ResultCode.ExistsWithDifferentFlags => "The idempotency key was used before with different flags.",
-        ResultCode.ExistsWithDifferentArgument => "The idempotency key was used before with a different hold timeout or owner.",
+        ResultCode.ExistsWithDifferentArgument => "The idempotency key was used before with a different hold timeout, owner or user profile.",
+        ResultCode.EmailTaken => "A user with that email is already registered.",
+        ResultCode.InvalidProfile => "The user profile is malformed: email 3..254 characters with an @, name 1..200, password hash 1..512.",
         _ => "Unknown result code.",
     };
 }

@@ -16,6 +16,8 @@ public struct CommandSlot
     public long JournalSequence;
     /// <summary>Non-null for a query slot: it is answered by the business logic and completed by the output stage.</summary>
     public ILedgerQuery? Query;
+    /// <summary>Bytes journaled after the command (RegisterUser's profile); null for almost every command.</summary>
+    public byte[]? Attachment;
 }
 
 /// <summary>
@@ -36,8 +38,13 @@ public interface ILedgerQuery
 /// <summary>Record types the engine writes into the journal. Persisted: values frozen, only appended.</summary>
 public static class RecordTypes
 {
-    /// <summary>A <see cref="Command"/> encoded by <see cref="CommandCodec"/>.</summary>
+    /// <summary>
+    /// A <see cref="Command"/> encoded by <see cref="CommandCodec"/> (80 bytes), followed by its attachment, if any
+    /// (at most <see cref="MaxAttachmentBytes"/>).
+    /// </summary>
     public const byte Command = 1;
+
+    public const int MaxAttachmentBytes = RamPay.Journal.RecordFormat.MaxPayloadSize - CommandCodec.Size;
 }
 
 /// <summary>

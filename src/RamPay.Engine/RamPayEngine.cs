@@ -131,13 +131,17 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Submits one command, waiting while the ring is full. Stamps the command with the engine clock (its journaled
-    /// time). Returns its ticket.
+    /// time). An attachment (RegisterUser's profile) is journaled after the command. Returns its ticket.
     /// </summary>
-    public long Submit(in Command command, long correlation = 0)
+    public long Submit(in Command command, long correlation = 0, byte[]? attachment = null)
     {
+        if (attachment is not null && attachment.Length > RecordTypes.MaxAttachmentBytes)
+            throw new ArgumentOutOfRangeException(nameof(attachment), attachment.Length, $"an attachment holds at most {RecordTypes.MaxAttachmentBytes} bytes");
         ThrowIfStopped();
         long seq = Claim(1);
-        Fill(ref _pipeline.Ring[seq], command, correlation, _options.Clock(), query: null);
+        ref var slot = ref _pipeline.Ring[seq];
+        Fill(ref slot, command, correlation, _options.Clock(), query: null);
+        slot.Attachment = attachment;
         _pipeline.Sequencer.Publish(seq);
         return seq;
     }
@@ -215,6 +219,7 @@ public sealed class RamPayEngine : IDisposable
         slot.Correlation = correlation;
         slot.JournalSequence = 0;
         slot.Query = query;
+        slot.Attachment = null;
     }
 
     private void ThrowIfStopped()
@@ -253,16 +258,23 @@ public sealed class RamPayEngine : IDisposable
     /// <summary>Appends each batch's commands to the journal, numbering them, and makes them durable with one fsync.</summary>
     private sealed class JournalStage(JournalWriter journal, long lastSequence) : IBatchHandler<CommandSlot>
     {
+        private readonly byte[] _payload = new byte[CommandCodec.Size + RecordTypes.MaxAttachmentBytes];
+
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
         {
-            Span<byte> payload = stackalloc byte[CommandCodec.Size];
             bool appended = false;
             for (long seq = first; seq <= last; seq++)
             {
                 ref var slot = ref ring[seq];
                 if (slot.Query is not null) continue;
-                CommandCodec.Write(payload, slot.Command);
-                journal.Append(RecordTypes.Command, ++lastSequence, slot.Command.TimestampMs, payload);
+                CommandCodec.Write(_payload, slot.Command);
+                int length = CommandCodec.Size;
+                if (slot.Attachment is { } attachment)
+                {
+                    attachment.CopyTo(_payload, length);
+                    length += attachment.Length;
+                }
+                journal.Append(RecordTypes.Command, ++lastSequence, slot.Command.TimestampMs, _payload.AsSpan(0, length));
                 slot.JournalSequence = lastSequence;
                 appended = true;
             }
@@ -286,7 +298,7 @@ public sealed class RamPayEngine : IDisposable
                     slot.Query.Execute(ledger);
                     continue;
                 }
-                ledger.Apply(slot.Command, out slot.Result);
+                ledger.Apply(slot.Command, slot.Attachment, out slot.Result);
                 // The journaler numbers commands the same way: every non-query slot, in ring order.
                 lastSequence++;
                 _sinceSnapshot++;
@@ -332,6 +344,7 @@ public sealed class RamPayEngine : IDisposable
                     continue;
                 }
                 completion?.OnCompleted(slot.JournalSequence, ref slot);
+                slot.Attachment = null;
                 lastCommand = slot.JournalSequence;
             }
             if (lastCommand != 0) Volatile.Write(ref _last, lastCommand);

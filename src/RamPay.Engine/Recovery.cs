@@ -95,10 +95,10 @@ public static class EngineRecovery
             if (header.Type != RecordTypes.Command)
                 throw new JournalCorruptException(new JournalProblem(JournalProblemKind.BadRecordType, "", 0, header.Sequence,
                     $"record type {header.Type} is not one this RamPay knows"));
-            if (!CommandCodec.TryRead(payload, out var command))
+            if (payload.Length < CommandCodec.Size || !CommandCodec.TryRead(payload[..CommandCodec.Size], out var command))
                 throw new JournalCorruptException(new JournalProblem(JournalProblemKind.BadPayload, "", 0, header.Sequence,
                     "the command payload does not decode"));
-            ledger.Apply(command, out _);
+            ledger.Apply(command, payload[CommandCodec.Size..], out _);
             Replayed++;
             LastSequence = header.Sequence;
         }

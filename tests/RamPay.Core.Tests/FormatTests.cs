@@ -253,7 +253,7 @@ public class FormatTests
     public void Every_result_code_has_a_distinct_snake_case_name_and_a_message()
     {
         var values = Enum.GetValues<ResultCode>();
-        Assert.Equal(30, values.Length);
+        Assert.Equal(32, values.Length);
         var names = values.Select(ResultCodes.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var v in values)
@@ -277,8 +277,9 @@ public class FormatTests
     [Fact]
     public void Persisted_enum_values_are_pinned()
     {
-        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], Enum.GetValues<CommandType>().Select(v => (int)v));
         Assert.Equal(CommandType.Tick, (CommandType)10);
+        Assert.Equal(CommandType.RegisterUser, (CommandType)11);
         Assert.Equal(1, (int)AccountFlags.DebitsMustNotExceedCredits);
         Assert.Equal(2, (int)AccountFlags.Funding);
         Assert.Equal([1, 2, 3, 4], Enum.GetValues<PaymentKind>().Select(v => (int)v));

@@ -811,7 +811,7 @@ public class LedgerTests
 
     [Theory]
     [InlineData(CommandType.None)]
-    [InlineData((CommandType)11)]
+    [InlineData((CommandType)12)]
     [InlineData((CommandType)255)]
     public void An_unknown_command_type_is_invalid_command(CommandType type)
     {

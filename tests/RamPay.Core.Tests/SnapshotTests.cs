@@ -243,7 +243,7 @@ public class SnapshotTests
     {
         var l = new Ledger(Options);
         var bytes = StateBytes.Write(l);
-        Assert.Equal(124, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, holds int, keys int
+        Assert.Equal(128, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, holds int, users int, keys int
         var r = StateBytes.Read(bytes, Options);
         Assert.Equal(StateBytes.Hash(l), StateBytes.Hash(r));
         Assert.Equal(0, r.AccountCount);

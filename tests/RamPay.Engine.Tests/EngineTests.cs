@@ -405,3 +405,48 @@ public class EngineQueryTests
         return report.LastSequence;
     }
 }
+
+public class EngineUserTests
+{
+    [Fact]
+    public async Task A_registered_user_is_journaled_with_its_profile_and_survives_a_restart_and_a_snapshot()
+    {
+        using var dir = new TempDataDir();
+        var options = new EngineOptions { DataDirectory = dir.Path, Clock = new SteppingClock().Now, TickIntervalMs = 0, SnapshotEveryCommands = 0, SnapshotOnStop = false };
+        var completion = new RecordingCompletion();
+        using (var engine = RamPayEngine.Start(options, completion))
+        {
+            var (command, attachment) = new UserProfile("ada@example.com", "Ada", "pbkdf2$hash").ToCommand(UserRole.Admin, Currency.USD);
+            command.ClientId = 1;
+            command.Key = IdempotencyKey.FromString("register:ada@example.com");
+            engine.Submit(command, correlation: 0, attachment);
+            var user = await engine.QueryAsync(l => l.FindUserByEmail("Ada@Example.com"));
+            Assert.NotNull(user);
+            Assert.Equal((1L, UserRole.Admin, 1L), (user.Id, user.Role, user.WalletAccountId));
+            engine.Stop();
+        }
+        var result = Assert.Single(completion.Completed).Result;
+        Assert.Equal((ResultCode.Ok, 1L, 1L), (result.Code, result.Id, result.SecondaryId));
+
+        // Journal replay and a snapshot both bring the user back.
+        foreach (bool snapshotOnStop in new[] { false, true })
+        {
+            using var engine = RamPayEngine.Start(options with { SnapshotOnStop = true });
+            var user = await engine.QueryAsync(l => l.GetUser(1));
+            Assert.Equal(("ada@example.com", "Ada", "pbkdf2$hash"), (user!.Email, user.Name, user.PasswordHash));
+            Assert.Equal(snapshotOnStop ? 1 : 0, engine.Recovery.SnapshotSequence);
+        }
+        var inspect = new StringWriter();
+        RamPay.Cli.RampayCli.Build(inspect).Parse(["inspect", "--data", dir.Path, "--from", "1", "--to", "1"]).Invoke();
+        Assert.Contains("RegisterUser", inspect.ToString());
+        Assert.Contains("attachment=", inspect.ToString());
+    }
+
+    [Fact]
+    public void An_attachment_larger_than_a_record_allows_is_refused_before_it_reaches_the_ring()
+    {
+        using var dir = new TempDataDir();
+        using var engine = RamPayEngine.Start(new EngineOptions { DataDirectory = dir.Path, TickIntervalMs = 0, SnapshotOnStop = false });
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(new Command { Type = CommandType.RegisterUser }, 0, new byte[RecordTypes.MaxAttachmentBytes + 1]));
+    }
+}
