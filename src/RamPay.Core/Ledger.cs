@@ -254,10 +254,9 @@ public sealed partial class Ledger : IReadOnlyLedger
 
     private CommandResult Capture(in Command c)
     {
-        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
-        ref var p = ref _payments[c.PaymentId];
-        ResultCode state = CheckOpenHold(p);
+        ResultCode state = CheckOpenHold(c.PaymentId);
         if (state != ResultCode.Ok) return Fail(state);
+        ref var p = ref _payments[c.PaymentId];
         long amount = c.Amount == 0 ? p.Amount : c.Amount;
         if (amount < 0) return Fail(ResultCode.InvalidAmount);
         // Capture may leave the currency out (like the amount): it is the authorization's.
@@ -274,17 +273,19 @@ public sealed partial class Ledger : IReadOnlyLedger
 
     private CommandResult Void(in Command c)
     {
-        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
-        ref var p = ref _payments[c.PaymentId];
-        ResultCode state = CheckOpenHold(p);
+        ResultCode state = CheckOpenHold(c.PaymentId);
         if (state != ResultCode.Ok) return Fail(state);
+        ref var p = ref _payments[c.PaymentId];
         // Voiding only gives funds back, so a frozen account does not stop it.
         ReleaseHold(ref p, PaymentStatus.Voided);
         return Ok(p.Id);
     }
 
-    private static ResultCode CheckOpenHold(in Payment p)
+    /// <summary>Ok when the payment exists and is an authorization still holding funds; otherwise why not.</summary>
+    private ResultCode CheckOpenHold(long paymentId)
     {
+        if (!_payments.Contains(paymentId)) return ResultCode.PaymentNotFound;
+        ref var p = ref _payments[paymentId];
         if (p.Kind != PaymentKind.Authorization) return ResultCode.PaymentNotAuthorized;
         if (p.Status == PaymentStatus.Expired) return ResultCode.HoldExpired;
         if (p.Status != PaymentStatus.Authorized) return ResultCode.PaymentNotAuthorized;

@@ -8,7 +8,6 @@ namespace RamPay.Pipeline;
 public sealed class SequenceBarrier
 {
     private readonly ISequencer _sequencer;
-    public ISequencer Sequencer => _sequencer;
     private readonly IWaitStrategy _waitStrategy;
     private readonly Sequence[] _dependentSequences;
     private volatile bool _alerted;
@@ -23,6 +22,9 @@ public sealed class SequenceBarrier
     }
 
     public IWaitStrategy WaitStrategy => _waitStrategy;
+
+    /// <summary>The sequencer whose slots this barrier waits for (a failing stage alerts its producers through it).</summary>
+    public ISequencer Sequencer => _sequencer;
 
     public bool IsAlerted => _alerted;
 
