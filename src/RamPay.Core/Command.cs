@@ -40,7 +40,10 @@ public struct Command
 
     /// <summary>Which operation.</summary>
     public CommandType Type;
-    /// <summary>For OpenAccount: the <see cref="AccountFlags"/> of the new account. Otherwise 0.</summary>
+    /// <summary>
+    /// OpenAccount: the <see cref="AccountFlags"/> of the new account. RegisterUser: the <see cref="UserRole"/>.
+    /// Money-moving commands: <see cref="CommandFlags"/>.
+    /// </summary>
     public byte Flags;
     /// <summary>ISO 4217 code packed by <see cref="Currency"/>.</summary>
     public Currency Currency;
@@ -66,6 +69,19 @@ public struct Command
     {
         Invariant.Check(sizeof(Command) == Size, "Command must be exactly 80 bytes");
     }
+}
+
+/// <summary>Flags of the money-moving commands (Deposit, Transfer, Authorize, Capture, Void, Refund). Persisted: values frozen.</summary>
+public static class CommandFlags
+{
+    /// <summary>
+    /// The command acts for the user <see cref="Command.ClientId"/>, who must own the account it touches:
+    /// Transfer and Authorize the paying account, Deposit the receiving one, Capture and Void either side of the
+    /// authorization, Refund the side that was paid. Otherwise <see cref="ResultCode.NotAccountOwner"/>. Ingress sets
+    /// it on every user's command; an admin's and the system's commands go without it.
+    /// </summary>
+    public const byte OwnerOnly = 1;
+    public const byte Known = OwnerOnly;
 }
 
 /// <summary>What the business logic wrote back into the slot for one command.</summary>

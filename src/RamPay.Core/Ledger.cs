@@ -140,6 +140,8 @@ public sealed partial class Ledger : IReadOnlyLedger
 
     private CommandResult Execute(in Command c, ReadOnlySpan<byte> attachment, long now)
     {
+        if (c.Type is >= CommandType.Deposit and <= CommandType.Refund && (c.Flags & ~CommandFlags.Known) != 0)
+            return Fail(ResultCode.InvalidCommand);
         switch (c.Type)
         {
             case CommandType.RegisterUser: return RegisterUser(c, attachment, now);
@@ -198,6 +200,9 @@ public sealed partial class Ledger : IReadOnlyLedger
         return new CommandResult { Code = ResultCode.Ok, Id = userId, SecondaryId = wallet.Id };
     }
 
+    /// <summary>True when the account exists and belongs to the user (an unknown account is reported later as not found).</summary>
+    private bool OwnedByOrUnknown(long userId, long accountId) => !AccountExists(accountId) || _accounts[accountId - 1].Owner == userId;
+
     private CommandResult SetFrozen(long accountId, bool frozen)
     {
         if (!AccountExists(accountId)) return Fail(ResultCode.AccountNotFound);
@@ -228,6 +233,8 @@ public sealed partial class Ledger : IReadOnlyLedger
         // Whether a deposit's source may fund at all is asked before whether it has the money.
         if (kind == PaymentKind.Deposit && AccountExists(c.FromAccount) && (_accounts[c.FromAccount - 1].Flags & AccountFlags.Funding) == 0)
             return Fail(ResultCode.NotAFundingAccount);
+        if ((c.Flags & CommandFlags.OwnerOnly) != 0 && !OwnedByOrUnknown(c.ClientId, kind == PaymentKind.Deposit ? c.ToAccount : c.FromAccount))
+            return Fail(ResultCode.NotAccountOwner);
         if (kind == PaymentKind.Authorization && (c.Argument < 0 || c.Argument > Options.MaxHoldTimeoutMs))
             return Fail(ResultCode.InvalidHoldTimeout);
         ResultCode check = CheckMovement(c.FromAccount, c.ToAccount, c.Amount, c.Currency);
@@ -254,7 +261,7 @@ public sealed partial class Ledger : IReadOnlyLedger
 
     private CommandResult Capture(in Command c)
     {
-        ResultCode state = CheckOpenHold(c.PaymentId);
+        ResultCode state = CheckOpenHold(c);
         if (state != ResultCode.Ok) return Fail(state);
         ref var p = ref _payments[c.PaymentId];
         long amount = c.Amount == 0 ? p.Amount : c.Amount;
@@ -273,7 +280,7 @@ public sealed partial class Ledger : IReadOnlyLedger
 
     private CommandResult Void(in Command c)
     {
-        ResultCode state = CheckOpenHold(c.PaymentId);
+        ResultCode state = CheckOpenHold(c);
         if (state != ResultCode.Ok) return Fail(state);
         ref var p = ref _payments[c.PaymentId];
         // Voiding only gives funds back, so a frozen account does not stop it.
@@ -281,11 +288,16 @@ public sealed partial class Ledger : IReadOnlyLedger
         return Ok(p.Id);
     }
 
-    /// <summary>Ok when the payment exists and is an authorization still holding funds; otherwise why not.</summary>
-    private ResultCode CheckOpenHold(long paymentId)
+    /// <summary>
+    /// Ok when the payment exists, the sender may act on it (either side, for a user's command) and it is an
+    /// authorization still holding funds; otherwise why not.
+    /// </summary>
+    private ResultCode CheckOpenHold(in Command c)
     {
-        if (!_payments.Contains(paymentId)) return ResultCode.PaymentNotFound;
-        ref var p = ref _payments[paymentId];
+        if (!_payments.Contains(c.PaymentId)) return ResultCode.PaymentNotFound;
+        ref var p = ref _payments[c.PaymentId];
+        if ((c.Flags & CommandFlags.OwnerOnly) != 0 && !OwnedByOrUnknown(c.ClientId, p.FromAccount) && !OwnedByOrUnknown(c.ClientId, p.ToAccount))
+            return ResultCode.NotAccountOwner;
         if (p.Kind != PaymentKind.Authorization) return ResultCode.PaymentNotAuthorized;
         if (p.Status == PaymentStatus.Expired) return ResultCode.HoldExpired;
         if (p.Status != PaymentStatus.Authorized) return ResultCode.PaymentNotAuthorized;
@@ -296,6 +308,8 @@ public sealed partial class Ledger : IReadOnlyLedger
     {
         if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
         ref var original = ref _payments[c.PaymentId];
+        // A refund takes money back from the payee, so only the payee may give it.
+        if ((c.Flags & CommandFlags.OwnerOnly) != 0 && !OwnedByOrUnknown(c.ClientId, original.ToAccount)) return Fail(ResultCode.NotAccountOwner);
         bool settled = (original.Kind == PaymentKind.Transfer && original.Status == PaymentStatus.Posted)
                        || (original.Kind == PaymentKind.Authorization && original.Status == PaymentStatus.Captured);
         if (!settled) return Fail(ResultCode.PaymentNotCaptured);

@@ -21,6 +21,7 @@ public enum ResultCode : byte
     InsufficientFunds = 13,
     NotAFundingAccount = 14,
     Overflow = 15,
+    NotAccountOwner = 16,
     // Payments.
     PaymentNotFound = 20,
     PaymentNotAuthorized = 21,
@@ -64,6 +65,7 @@ public static class ResultCodes
         ResultCode.InsufficientFunds => "insufficient_funds",
         ResultCode.NotAFundingAccount => "not_a_funding_account",
         ResultCode.Overflow => "overflow",
+        ResultCode.NotAccountOwner => "not_account_owner",
         ResultCode.PaymentNotFound => "payment_not_found",
         ResultCode.PaymentNotAuthorized => "payment_not_authorized",
         ResultCode.HoldExpired => "hold_expired",
@@ -102,6 +104,7 @@ public static class ResultCodes
         ResultCode.InsufficientFunds => "The paying account's available balance is lower than the amount.",
         ResultCode.NotAFundingAccount => "Deposits must come from a funding account.",
         ResultCode.Overflow => "The amount would overflow an account balance.",
+        ResultCode.NotAccountOwner => "The account, or the payment's account, belongs to another user.",
         ResultCode.PaymentNotFound => "No payment has that id.",
         ResultCode.PaymentNotAuthorized => "The payment is not an open authorization (already captured, voided or expired, or single-phase).",
         ResultCode.HoldExpired => "The authorization's hold expired; its funds were released.",
