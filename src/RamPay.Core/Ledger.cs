@@ -314,15 +314,16 @@ public sealed partial class Ledger : IReadOnlyLedger
                        || (original.Kind == PaymentKind.Authorization && original.Status == PaymentStatus.Captured);
         if (!settled) return Fail(ResultCode.PaymentNotCaptured);
         if (c.Amount <= 0) return Fail(ResultCode.InvalidAmount);
-        if (c.Currency != original.Currency) return Fail(ResultCode.CurrencyMismatch);
+        // Like capture, a refund may leave the currency out: it is the payment's.
+        if (!c.Currency.IsNone && c.Currency != original.Currency) return Fail(ResultCode.CurrencyMismatch);
         if (c.Amount > original.Captured - original.Refunded) return Fail(ResultCode.AmountExceedsCaptured);
         // The money goes back from the payee to the payer.
-        ResultCode check = CheckMovement(original.ToAccount, original.FromAccount, c.Amount, c.Currency);
+        ResultCode check = CheckMovement(original.ToAccount, original.FromAccount, c.Amount, original.Currency);
         if (check != ResultCode.Ok) return Fail(check);
         if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
 
         long originalId = original.Id;
-        ref var refund = ref NewPayment(PaymentKind.Refund, original.ToAccount, original.FromAccount, c.Amount, c.Currency, now);
+        ref var refund = ref NewPayment(PaymentKind.Refund, original.ToAccount, original.FromAccount, c.Amount, original.Currency, now);
         refund.Status = PaymentStatus.Posted;
         refund.Captured = c.Amount;
         refund.ParentId = originalId;

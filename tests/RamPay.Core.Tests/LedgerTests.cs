@@ -675,12 +675,14 @@ public class LedgerTests
     }
 
     [Fact]
-    public void Refund_in_another_currency_is_currency_mismatch()
+    public void Refund_in_another_currency_is_currency_mismatch_and_no_currency_means_the_payments()
     {
         FundAlice(1_000);
         long pay = _t.Ok(Cmd.Transfer(_alice, _bob, 400, Usd));
         _t.Rejects(ResultCode.CurrencyMismatch, Cmd.Refund(pay, 10, Eur));
-        _t.Rejects(ResultCode.CurrencyMismatch, Cmd.Refund(pay, 10, Currency.None));
+        long refund = _t.Ok(Cmd.Refund(pay, 10, Currency.None));
+        Assert.Equal(Usd, _t.Ledger.GetPayment(refund).Currency);
+        Assert.Equal(10, _t.Ledger.GetPayment(pay).Refunded);
     }
 
     [Fact]
