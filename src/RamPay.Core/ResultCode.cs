@@ -22,6 +22,8 @@ public enum ResultCode : byte
     NotAFundingAccount = 14,
     Overflow = 15,
     NotAccountOwner = 16,
+    /// <summary>Ingress only (never the ledger): a deposit above the host's configured maximum, refused before it is journaled.</summary>
+    DepositLimitExceeded = 17,
     // Payments.
     PaymentNotFound = 20,
     PaymentNotAuthorized = 21,
@@ -66,6 +68,7 @@ public static class ResultCodes
         ResultCode.NotAFundingAccount => "not_a_funding_account",
         ResultCode.Overflow => "overflow",
         ResultCode.NotAccountOwner => "not_account_owner",
+        ResultCode.DepositLimitExceeded => "deposit_limit_exceeded",
         ResultCode.PaymentNotFound => "payment_not_found",
         ResultCode.PaymentNotAuthorized => "payment_not_authorized",
         ResultCode.HoldExpired => "hold_expired",
@@ -105,6 +108,7 @@ public static class ResultCodes
         ResultCode.NotAFundingAccount => "Deposits must come from a funding account.",
         ResultCode.Overflow => "The amount would overflow an account balance.",
         ResultCode.NotAccountOwner => "The account, or the payment's account, belongs to another user.",
+        ResultCode.DepositLimitExceeded => "The deposit is larger than the server's configured maximum deposit.",
         ResultCode.PaymentNotFound => "No payment has that id.",
         ResultCode.PaymentNotAuthorized => "The payment is not an open authorization (already captured, voided or expired, or single-phase).",
         ResultCode.HoldExpired => "The authorization's hold expired; its funds were released.",
