@@ -160,13 +160,7 @@ public class PaymentNoteTests
     private readonly TestLedger _t = new();
     private readonly long _fund, _alice, _bob;
 
-    public PaymentNoteTests()
-    {
-        _fund = _t.OpenFunding(Usd);
-        _alice = _t.OpenWallet(Usd);
-        _bob = _t.OpenWallet(Usd);
-        _t.Deposit(_fund, _alice, 10_000, Usd);
-    }
+    public PaymentNoteTests() => (_fund, _alice, _bob) = _t.OpenFundedPair(Usd, deposit: 10_000);
 
     [Fact]
     public void Transfers_and_authorizations_keep_their_notes_and_other_payments_have_none()
@@ -302,8 +296,7 @@ public class PaymentNoteTests
         static TestLedger Paid(PaymentNote? note)
         {
             var t = new TestLedger();
-            long f = t.OpenFunding(Usd), a = t.OpenWallet(Usd), b = t.OpenWallet(Usd);
-            t.Deposit(f, a, 10_000, Usd);
+            var (_, a, b) = t.OpenFundedPair(Usd, deposit: 10_000);
             t.Ok(Cmd.Transfer(a, b, 100, Usd), note: note);
             return t;
         }

@@ -137,6 +137,14 @@ internal sealed class TestLedger
     public long OpenFunding(Currency currency) => Ok(Cmd.Open(AccountFlags.Funding, currency));
     public long OpenPlain(Currency currency) => Ok(Cmd.Open(AccountFlags.None, currency));
 
+    /// <summary>The usual start: a funding account, and two wallets of which the first holds <paramref name="deposit"/>.</summary>
+    public (long Fund, long Payer, long Payee) OpenFundedPair(Currency currency, long deposit)
+    {
+        long fund = OpenFunding(currency), payer = OpenWallet(currency), payee = OpenWallet(currency);
+        Deposit(fund, payer, deposit, currency);
+        return (fund, payer, payee);
+    }
+
     /// <summary>Deposits into an account from the given funding account.</summary>
     public long Deposit(long funding, long to, long amount, Currency currency) => Ok(Cmd.Deposit(funding, to, amount, currency));
 
