@@ -16,7 +16,7 @@ public struct CommandSlot
     public long JournalSequence;
     /// <summary>Non-null for a query slot: it is answered by the business logic and completed by the output stage.</summary>
     public ILedgerQuery? Query;
-    /// <summary>Bytes journaled after the command (RegisterUser's profile); null for almost every command.</summary>
+    /// <summary>Bytes journaled after the command (RegisterUser's profile, a payment's note); null for most commands.</summary>
     public byte[]? Attachment;
 }
 

@@ -134,7 +134,8 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Submits one command, waiting while the ring is full. Stamps the command with the engine clock (its journaled
-    /// time). An attachment (RegisterUser's profile) is journaled after the command. Returns its ticket.
+    /// time). An attachment (RegisterUser's profile, a Transfer's or Authorize's <see cref="PaymentNote"/>) is journaled
+    /// after the command. Returns its ticket.
     /// </summary>
     public long Submit(in Command command, long correlation = 0, byte[]? attachment = null)
     {
