@@ -18,6 +18,17 @@ public readonly record struct PaymentView(Payment Payment, long FromOwner, long 
     public bool IsParty(long userId) => FromOwner == userId || ToOwner == userId;
 }
 
+/// <summary>Reads the payment a command made or acted on, right after it is applied: one trip through the ring, not two.</summary>
+public sealed class PaymentReadBack : RamPay.Engine.ICommandReadBack
+{
+    public PaymentView? View { get; private set; }
+
+    public void Execute(IReadOnlyLedger ledger, in CommandResult result)
+    {
+        if (result.IsOk && ledger.PaymentExists(result.Id)) View = PaymentView.Of(ledger, result.Id);
+    }
+}
+
 /// <summary>The JSON shapes of docs/api.md, written straight to the response with a Utf8JsonWriter.</summary>
 public static class JsonOut
 {
