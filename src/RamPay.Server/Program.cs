@@ -147,19 +147,27 @@ public static class Program
         {
             MaxAccounts = o.Engine.MaxAccounts,
             MaxPayments = o.Engine.MaxPayments,
+            InitialPaymentCapacity = Math.Min(new LedgerOptions().InitialPaymentCapacity, o.Engine.MaxPayments),
             MaxOpenHolds = o.Engine.MaxOpenHolds,
             IdempotencyMaxKeys = o.Engine.IdempotencyMaxKeys,
         },
     };
 
-    private static Task Ready(HttpContext ctx, EngineHost engine)
+    private static async Task Ready(HttpContext ctx, EngineHost engine)
     {
         var state = engine.State;
-        return JsonOut.Write(ctx, state == EngineState.Ready ? 200 : 503, w =>
+        (int Accounts, long Payments) counts = default;
+        if (state == EngineState.Ready) counts = await engine.QueryAsync(l => (l.AccountCount, l.PaymentCount));
+        await JsonOut.Write(ctx, state == EngineState.Ready ? 200 : 503, w =>
         {
             w.WriteStartObject();
             w.WriteString("status", state switch { EngineState.Ready => "ready", EngineState.Starting => "starting", EngineState.Failed => "failed", _ => "stopping" });
-            if (state == EngineState.Ready) w.WriteNumber("journal_sequence", engine.CompletedSequence);
+            if (state == EngineState.Ready)
+            {
+                w.WriteNumber("journal_sequence", engine.CompletedSequence);
+                w.WriteNumber("accounts", counts.Accounts);
+                w.WriteNumber("payments", counts.Payments);
+            }
             if (state == EngineState.Failed) w.WriteString("error", engine.Failure?.Message);
             w.WriteEndObject();
         });
