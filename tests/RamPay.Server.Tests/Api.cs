@@ -57,7 +57,16 @@ public sealed class Api(ServerProcess server)
         if (idempotencyKey is not null) request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
         string? body = rawBody ?? (json is null ? null : JsonSerializer.Serialize(json));
         if (body is not null) request.Content = new StringContent(body, Encoding.UTF8, contentType);
-        using var response = await server.Http.SendAsync(request);
+        HttpResponseMessage sent;
+        try
+        {
+            sent = await server.Http.SendAsync(request);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new Xunit.Sdk.XunitException($"{method} {path} failed ({e.Message}); {server.Describe()}");
+        }
+        using var response = sent;
         string raw = await response.Content.ReadAsStringAsync();
         JsonNode? parsed = null;
         try { parsed = raw.Length == 0 ? null : JsonNode.Parse(raw); } catch (JsonException) { }

@@ -47,11 +47,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         var alice = await _api.SignUpAsync(deposit: 10_000);
         var bob = await _api.SignUpAsync();
-        var response = await _api.PostAsync("/v1/payments", alice.Token, new
-        {
-            from_account = alice.WalletId, to_account = bob.WalletId, amount = 2_500, currency = "USD",
-            description = "dinner", webhook_url = "https://example.com/hook",
-        });
+        var response = await _api.PostAsync("/v1/payments", alice.Token, new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 2_500, currency = "USD" });
         var payment = response.Expect(HttpStatusCode.Created);
 
         Assert.Equal("transfer", payment.Str("kind"));
@@ -60,8 +56,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         Assert.Equal(bob.WalletId, payment.Long("to_account"));
         Assert.Equal(2_500, payment.Long("amount"));
         Assert.Equal(2_500, payment.Long("captured"));
-        Assert.Equal("dinner", payment.Str("description"));
-        Assert.Equal("https://example.com/hook", payment.Str("webhook_url"));
+        Assert.True(payment.IsNull("expires_at") && payment.IsNull("refund_of"), payment.ToJsonString());
         Assert.NotEqual("true", response.Header("Idempotent-Replayed"));
 
         await AssertBalancesAsync(alice.WalletId, 7_500, 0, 7_500);
@@ -71,6 +66,35 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
             var read = (await _api.GetAsync($"/v1/payments/{payment.Long("id")}", reader.Token)).Expect(HttpStatusCode.OK);
             Assert.True(JsonNode.DeepEquals(payment, read), $"GET shows {read.ToJsonString()}, POST returned {payment.ToJsonString()}");
         }
+    }
+
+    [Fact]
+    public async Task A_payment_object_has_every_documented_field()
+    {
+        var alice = await _api.SignUpAsync(deposit: 10_000);
+        var bob = await _api.SignUpAsync();
+        var payment = await _api.PayAsync(alice, bob.WalletId, 100);
+        string[] fields = ["id", "kind", "status", "from_account", "to_account", "amount", "currency", "captured", "refunded",
+            "created_at", "expires_at", "refund_of", "description", "webhook_url"];
+        var missing = fields.Where(f => !payment.AsObject().ContainsKey(f)).ToList();
+        Assert.True(missing.Count == 0, $"the payment object lacks {string.Join(", ", missing)}: {payment.ToJsonString()}");
+    }
+
+    [Fact]
+    public async Task A_payments_description_and_webhook_url_are_kept_with_it()
+    {
+        var alice = await _api.SignUpAsync(deposit: 10_000);
+        var bob = await _api.SignUpAsync();
+        var payment = (await _api.PostAsync("/v1/payments", alice.Token, new
+        {
+            from_account = alice.WalletId, to_account = bob.WalletId, amount = 2_500, currency = "USD",
+            description = "dinner", webhook_url = "https://example.com/hook",
+        })).Expect(HttpStatusCode.Created);
+        Assert.Equal("dinner", payment.Str("description"));
+        Assert.Equal("https://example.com/hook", payment.Str("webhook_url"));
+        var read = await _api.PaymentAsync(payment.Long("id"), bob.Token);
+        Assert.Equal("dinner", read.Str("description"));
+        Assert.Equal("https://example.com/hook", read.Str("webhook_url"));
     }
 
     [Fact]

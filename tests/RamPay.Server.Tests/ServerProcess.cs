@@ -84,6 +84,10 @@ public sealed partial class ServerProcess : IAsyncDisposable
         return process.ExitCode;
     }
 
+    /// <summary>Whether the process runs (or its exit code) and what it printed, for failure messages.</summary>
+    public string Describe() =>
+        (_process is { HasExited: true } p ? $"the server process exited with code {p.ExitCode}" : "the server process runs") + $". Its output:\n{Output}";
+
     /// <summary>What the server printed so far (the start and the latest lines), for failure messages.</summary>
     public string Output => _output.ToString();
 

@@ -140,8 +140,18 @@ public class UserAndTokenTests(ServerFixture fixture) : IClassFixture<ServerFixt
         var ready = (await _api.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
         Assert.Equal("ready", ready.Str("status"));
         Assert.True(ready.Long("journal_sequence") > 0, ready.ToJsonString());
-        Assert.True(ready.Long("accounts") >= 1, ready.ToJsonString());
-        Assert.True(ready.Long("payments") >= 0, ready.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Health_ready_counts_accounts_and_payments()
+    {
+        var before = (await _api.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
+        Assert.True(before.Long("accounts") >= 3, $"the funding accounts and the admin's wallet at least: {before.ToJsonString()}");
+        var user = await _api.SignUpAsync(deposit: 100);
+        var after = (await _api.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
+        Assert.True(after.Long("accounts") > before.Long("accounts") && after.Long("payments") > before.Long("payments"),
+            $"a sign-up and a deposit later: before {before.ToJsonString()}, after {after.ToJsonString()}");
+        Assert.True(after.Long("journal_sequence") > before.Long("journal_sequence"));
     }
 
     [Fact]
@@ -168,6 +178,8 @@ public class UserAndTokenTests(ServerFixture fixture) : IClassFixture<ServerFixt
         var user = await _api.SignUpAsync();
         (await _api.GetAsync("/v1/no-such-thing", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found");
         (await _api.GetAsync("/nothing-here", null)).ExpectError(HttpStatusCode.NotFound, "not_found");
+        (await _api.GetAsync("/v1/payments", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found"); // the route is POST only
+        (await _api.GetAsync("/v1/accounts/abc", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found");
     }
 
     private static string Base64Url(string s)
