@@ -192,6 +192,11 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
         await _api.ExpectRejectedAsync(() => Pay(alice, Payment(alice, eve.WalletId, 100, "EUR")), Unprocessable, "currency_mismatch", alice.WalletId, eve.WalletId);
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/accounts/{alice.WalletId}/deposits", alice.Token, new { amount = 100, currency = "EUR" }),
             Unprocessable, "currency_mismatch", alice.WalletId);
+        // A refund's currency, when given, must be the payment's.
+        var bob = await _api.SignUpAsync();
+        long paid = (await _api.PayAsync(alice, bob.WalletId, 100)).Long("id");
+        await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{paid}/refunds", bob.Token, new { amount = 10, currency = "EUR" }),
+            Unprocessable, "currency_mismatch", alice.WalletId, bob.WalletId);
     }
 
     [Fact]

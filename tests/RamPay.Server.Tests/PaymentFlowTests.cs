@@ -271,6 +271,8 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         var alice = await _api.SignUpAsync(deposit: 10_000);
         var bob = await _api.SignUpAsync(deposit: 10_000);
         string admin = await _api.AdminTokenAsync();
+        long hold = (await _api.PayAsync(alice, bob.WalletId, 100, capture: false)).Long("id");
+        long received = (await _api.PayAsync(alice, bob.WalletId, 100)).Long("id");
 
         var frozen = (await _api.PostAsync($"/v1/admin/accounts/{bob.WalletId}/freeze", admin, null, key: "")).Expect(HttpStatusCode.OK);
         Assert.Equal(bob.WalletId, frozen.Long("id"));
@@ -284,11 +286,17 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/accounts/{bob.WalletId}/deposits", bob.Token, new { amount = 100, currency = "USD" }),
             HttpStatusCode.UnprocessableEntity, "account_frozen", bob.WalletId);
 
+        // Nor may a hold into it be captured, nor a payment it received be refunded from it.
+        await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{hold}/capture", alice.Token, new { }),
+            HttpStatusCode.UnprocessableEntity, "account_frozen", alice.WalletId, bob.WalletId);
+        await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{received}/refunds", bob.Token, new { amount = 10 }),
+            HttpStatusCode.UnprocessableEntity, "account_frozen", alice.WalletId, bob.WalletId);
+
         var unfrozen = (await _api.PostAsync($"/v1/admin/accounts/{bob.WalletId}/unfreeze", admin, null, key: "")).Expect(HttpStatusCode.OK);
         Assert.False(unfrozen["frozen"]!.GetValue<bool>(), unfrozen.ToJsonString());
         (await payBob()).Expect(HttpStatusCode.Created);
         (await bobPays()).Expect(HttpStatusCode.Created);
-        await AssertBalancesAsync(bob.WalletId, 10_000, 0, 10_000);
+        await AssertBalancesAsync(bob.WalletId, 10_100, 100, 10_100);
     }
 
     [Fact]

@@ -50,6 +50,40 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task A_malformed_Hello_is_malformed_body_and_closes_the_connection()
+    {
+        var user = await _api.SignUpAsync();
+        byte[] token = Encoding.UTF8.GetBytes(user.Token);
+        var frame = new byte[FrameCodec.SizeOfHello(token.Length, 0)];
+        FrameCodec.WriteHello(frame, 8, token, []);
+        frame[FrameHeader.Size + 4] = 1; // a reserved byte of the Hello body
+        await using var connection = await ConnectAsync();
+        await connection.SendAsync(frame);
+        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.MalformedBody, closes: true, requestId: 8);
+        await connection.ExpectClosedAsync();
+    }
+
+    [Theory]
+    [InlineData(FrameType.Welcome)]
+    [InlineData(FrameType.ResultBatch)]
+    [InlineData(FrameType.Pong)]
+    public async Task A_frame_only_the_server_sends_is_unexpected_frame_type_and_closed(FrameType type)
+    {
+        var (connection, _) = await OpenAsync();
+        await using var _ = connection;
+        var frame = new byte[FrameCodec.SizeOfWelcome + FrameCodec.SizeOfResultBatch(1)];
+        int length = type switch
+        {
+            FrameType.Welcome => FrameCodec.WriteWelcome(frame, 40, 1, ProtocolLimits.Default),
+            FrameType.ResultBatch => FrameCodec.WriteResultBatch(frame, 40, [new WireResult(ResultCode.Ok, false, 1)]),
+            _ => FrameCodec.WritePong(frame, 40),
+        };
+        await connection.SendAsync(frame.AsMemory(0, length));
+        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.UnexpectedFrameType, closes: true, requestId: 40);
+        await connection.ExpectClosedAsync();
+    }
+
+    [Fact]
     public async Task A_frame_before_Hello_is_not_authenticated_and_closed()
     {
         var user = await _api.SignUpAsync(deposit: 1_000);
