@@ -142,6 +142,7 @@ public static class Program
         RingSize = o.Engine.RingSize,
         MaxBatchSize = o.Engine.MaxBatchSize,
         SnapshotEveryCommands = o.Engine.SnapshotEveryCommands,
+        WaitStrategy = o.Engine.WaitStrategy,
         Ledger = new LedgerOptions
         {
             MaxAccounts = o.Engine.MaxAccounts,

@@ -119,13 +119,13 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     }
 
     /// <summary>Submits one command (with its attachment, if any) and waits until it is durable and applied.</summary>
-    public async Task<CommandResult> ExecuteAsync(Command command, byte[]? attachment = null, bool duringStartup = false)
+    public async Task<CommandResult> ExecuteAsync(Command command, byte[]? attachment = null, bool duringStartup = false, ICommandReadBack? readBack = null)
     {
         var engine = Engine(duringStartup);
         var (id, pending) = Register(1);
         try
         {
-            engine.Submit(command, (id << IndexBits) | 0, attachment);
+            engine.Submit(command, (id << IndexBits) | 0, attachment, readBack);
         }
         catch (Exception e)
         {
