@@ -22,7 +22,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
     private const int Users = 3;
     private const int BatchSize = 25;
     private const int Window = 4;
-    private const int KillAfterAcknowledged = 15_000;
+    private const int StopAfterAcknowledged = 15_000;
 
     private ServerProcess _server = null!;
     private Api _api = null!;
@@ -42,6 +42,10 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
         public long Payee { get; } = payee;
         public List<WireCommand[]> Sent { get; } = [];
         public Dictionary<int, WireResult[]> Acknowledged { get; } = [];
+        /// <summary>The Error frames the server sent on this connection.</summary>
+        public List<ProtocolErrorCode> Errors { get; } = [];
+        /// <summary>How the connection ended: closed by the server at a frame boundary, or the exception it ended with.</summary>
+        public string Ended { get; set; } = "still open";
 
         public WireCommand[] NextBatch(string run)
         {
@@ -62,58 +66,88 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var (connection, _) = await WireConnection.OpenAsync(_server.TcpEndPoint, stream.User.Token);
         await using var _ = connection;
+        // Once a send fails (the server stopped reading and closed), stop sending but read on: its last answers
+        // and its goodbye may still be waiting in the receive buffer.
+        bool sending = true;
+        async Task SendNextAsync()
+        {
+            if (!sending) return;
+            try
+            {
+                await connection.SendBatchAsync((ulong)stream.Sent.Count, stream.NextBatch(run));
+            }
+            catch (SocketException)
+            {
+                sending = false;
+            }
+        }
         try
         {
-            for (int i = 0; i < Window; i++) await connection.SendBatchAsync((ulong)stream.Sent.Count, stream.NextBatch(run));
+            for (int i = 0; i < Window; i++) await SendNextAsync();
             while (await connection.TryReceiveAsync() is { } reply)
             {
-                // Back-pressure refuses a batch whole: it stays unacknowledged and is re-sent after the restart.
-                if (reply.Type == FrameType.Error && reply.Error() is { Code: ProtocolErrorCode.ServerBusy, Closes: false }) continue;
+                if (reply.Type == FrameType.Error)
+                {
+                    stream.Errors.Add(reply.Error().Code);
+                    continue;
+                }
                 var results = reply.Results();
                 lock (stream) stream.Acknowledged.Add((int)reply.RequestId, results);
                 acknowledged(results.Length);
-                await connection.SendBatchAsync((ulong)stream.Sent.Count, stream.NextBatch(run));
+                await SendNextAsync();
             }
+            stream.Ended = "closed by the server";
         }
-        catch (SocketException) { } // the server died under us: that is the point
-        catch (IOException) { }
+        // The server went away under us: that is the point.
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            stream.Ended = $"{e.GetType().Name}: {e.Message}";
+        }
     }
 
-    [Fact]
-    public async Task After_SIGKILL_mid_load_every_acknowledged_payment_survives_and_resending_the_rest_applies_each_once()
+    /// <summary>What a load run ended with: the streams, and for each re-sent unacknowledged command whether it had been applied.</summary>
+    private sealed record LoadOutcome(List<LoadStream> Streams, int UnacknowledgedApplied, int UnacknowledgedNotApplied);
+
+    /// <summary>
+    /// Three users with funded wallets each pay the next over TCP, with keys the test knows, until
+    /// <see cref="StopAfterAcknowledged"/> commands are acknowledged; then <paramref name="stop"/> ends the server
+    /// while batches are in flight, and it is restarted on the same data directory. Checks that every acknowledged
+    /// payment exists with its amount and accounts, that the balances at the restart are exactly what the acknowledged
+    /// payments plus the applied unacknowledged ones imply, and, after re-sending every batch with the same keys, that
+    /// each command was applied exactly once.
+    /// </summary>
+    private async Task<LoadOutcome> LoadStopRestartAndVerifyAsync(Func<Task> stop, string how)
     {
-        // 1. Three users with funded wallets, each paying the next over TCP with keys the test knows.
         var users = new List<TestUser>();
         for (int i = 0; i < Users; i++) users.Add(await _api.SignUpAsync(deposit: InitialDeposit));
         var streams = users.Select((u, i) => new LoadStream(u, users[(i + 1) % Users].WalletId)).ToList();
         string run = Api.NewKey();
 
-        // 2. Load until enough is acknowledged, then SIGKILL the server while batches are in flight.
         int acknowledgedCommands = 0;
         var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnAcknowledged(int n)
         {
-            if (Interlocked.Add(ref acknowledgedCommands, n) >= KillAfterAcknowledged) enough.TrySetResult();
+            if (Interlocked.Add(ref acknowledgedCommands, n) >= StopAfterAcknowledged) enough.TrySetResult();
         }
         var load = streams.Select(s => Task.Run(() => RunLoadAsync(s, run, OnAcknowledged))).ToArray();
         var first = await Task.WhenAny(enough.Task, Task.WhenAll(load), Task.Delay(TimeSpan.FromSeconds(90)));
         Assert.True(first == enough.Task,
-            $"only {Volatile.Read(ref acknowledgedCommands)} commands were acknowledged when the load stopped or the deadline passed. Server output:\n{_server.Output}");
-        await _server.KillAsync();
+            $"only {Volatile.Read(ref acknowledgedCommands)} commands were acknowledged when the load stopped or the deadline passed. {_server.Describe()}");
+        await stop();
         await Task.WhenAll(load);
 
         int sent = streams.Sum(s => s.Sent.Count), acked = streams.Sum(s => s.Acknowledged.Count);
-        Assert.True(sent > acked, $"all {sent} batches were acknowledged before the kill: nothing was in flight, so nothing was tested mid-load");
+        Assert.True(sent > acked, $"all {sent} batches were acknowledged before the {how}: nothing was in flight, so nothing was tested mid-load");
         foreach (var s in streams)
         {
             foreach (var (b, results) in s.Acknowledged)
             {
                 for (int i = 0; i < results.Length; i++)
-                    Assert.True(results[i] is { Code: ResultCode.Ok, Replayed: false } && results[i].Id > 0, $"batch {b} command {i} before the kill: {Wire.Describe(results[i])}");
+                    Assert.True(results[i] is { Code: ResultCode.Ok, Replayed: false } && results[i].Id > 0, $"batch {b} command {i} before the {how}: {Wire.Describe(results[i])}");
             }
         }
 
-        // 3. Restart on the same data directory.
+        // Restart on the same data directory.
         await _server.RestartAsync();
         _api.ForgetAdminToken();
         var tokens = new Dictionary<long, string>();
@@ -121,7 +155,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
         var balancesAfterRestart = new Dictionary<long, AccountState>();
         foreach (var u in users) balancesAfterRestart[u.WalletId] = await _api.StateAsync(u.WalletId);
 
-        // 4. Every acknowledged payment exists, with its amount and accounts, under the id it was acknowledged with.
+        // Every acknowledged payment exists, with its amount and accounts, under the id it was acknowledged with.
         var payments = new Dictionary<long, JsonNode>();
         foreach (var u in users)
         {
@@ -135,7 +169,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
                 for (int i = 0; i < results.Length; i++)
                 {
                     var c = s.Sent[b][i];
-                    Assert.True(payments.TryGetValue(results[i].Id, out var p), $"acknowledged payment {results[i].Id} (user {s.User.UserId} batch {b} command {i}) is gone after the kill");
+                    Assert.True(payments.TryGetValue(results[i].Id, out var p), $"acknowledged payment {results[i].Id} (user {s.User.UserId} batch {b} command {i}) is gone after the {how}");
                     Assert.True(p!.Str("kind") == "transfer" && p.Str("status") == "posted" && p.Long("amount") == c.Amount
                         && p.Long("from_account") == c.FromAccount && p.Long("to_account") == c.ToAccount,
                         $"acknowledged payment {results[i].Id} should be a posted transfer of {c.Amount} from {c.FromAccount} to {c.ToAccount}: {p.ToJsonString()}");
@@ -143,11 +177,10 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
             }
         }
 
-        // 5. Re-send every batch with the same keys: acknowledged ones replay with their ids; unacknowledged ones either
-        //    replay (they were applied before the kill) or apply now. Nothing fails.
-        var appliedBeforeKill = new Dictionary<long, long>(); // wallet -> net effect of what was applied before the kill
-        var appliedInTotal = new Dictionary<long, long>();
-        foreach (var u in users) { appliedBeforeKill[u.WalletId] = 0; appliedInTotal[u.WalletId] = 0; }
+        // Re-send every batch with the same keys: acknowledged ones replay with their ids; unacknowledged ones either
+        // replay (they were applied before the stop) or apply now. Nothing fails.
+        var appliedBeforeStop = users.ToDictionary(u => u.WalletId, _ => 0L); // wallet -> net effect of what was applied before the stop
+        var appliedInTotal = users.ToDictionary(u => u.WalletId, _ => 0L);
         int replayedUnacknowledged = 0, newlyApplied = 0;
         foreach (var s in streams)
         {
@@ -170,27 +203,48 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
                     appliedInTotal[c.ToAccount] += c.Amount;
                     if (r.Replayed)
                     {
-                        appliedBeforeKill[c.FromAccount] -= c.Amount;
-                        appliedBeforeKill[c.ToAccount] += c.Amount;
+                        appliedBeforeStop[c.FromAccount] -= c.Amount;
+                        appliedBeforeStop[c.ToAccount] += c.Amount;
                     }
                 }
             }
         }
 
-        // 6. The balances after the restart were exactly what the acknowledged payments, plus the unacknowledged ones
-        //    that had been applied, imply; after the re-send they are exactly the full sums.
+        // The balances at the restart were exactly what the acknowledged payments, plus the unacknowledged ones that
+        // had been applied, imply; after the re-send they are exactly the full sums.
         foreach (var u in users)
         {
             var after = await _api.StateAsync(u.WalletId);
             long atRestart = balancesAfterRestart[u.WalletId].Posted;
-            Assert.True(atRestart == InitialDeposit + appliedBeforeKill[u.WalletId],
-                $"wallet {u.WalletId} after the restart holds {atRestart}, but the payments applied before the kill imply {InitialDeposit + appliedBeforeKill[u.WalletId]}");
+            Assert.True(atRestart == InitialDeposit + appliedBeforeStop[u.WalletId],
+                $"wallet {u.WalletId} after the restart holds {atRestart}, but the payments applied before the {how} imply {InitialDeposit + appliedBeforeStop[u.WalletId]}");
             Assert.True(after.Posted == InitialDeposit + appliedInTotal[u.WalletId] && after.Pending == 0,
                 $"wallet {u.WalletId} after re-sending everything: {after}, expected posted {InitialDeposit + appliedInTotal[u.WalletId]}");
         }
         Assert.True(replayedUnacknowledged + newlyApplied > 0, "there were no unacknowledged commands to re-send");
-        output.WriteLine($"{acked} of {sent} batches of {BatchSize} acknowledged before SIGKILL; of the unacknowledged commands " +
+        output.WriteLine($"{how}: {acked} of {sent} batches of {BatchSize} acknowledged; of the unacknowledged commands " +
             $"{replayedUnacknowledged} had been applied (replayed on re-send) and {newlyApplied} had not (applied once on re-send)");
+        return new LoadOutcome(streams, replayedUnacknowledged, newlyApplied);
+    }
+
+    [Fact]
+    public async Task After_SIGKILL_mid_load_every_acknowledged_payment_survives_and_resending_the_rest_applies_each_once()
+    {
+        var outcome = await LoadStopRestartAndVerifyAsync(_server.KillAsync, "SIGKILL");
+        Assert.All(outcome.Streams, s => Assert.True(s.Errors.Count == 0, $"error frames during the load: {string.Join(", ", s.Errors)}"));
+    }
+
+    [Fact]
+    public async Task After_SIGTERM_mid_load_every_frame_read_is_answered_then_shutting_down_and_nothing_unanswered_was_applied()
+    {
+        int exitCode = 0;
+        var outcome = await LoadStopRestartAndVerifyAsync(async () => exitCode = await _server.StopAsync(), "SIGTERM");
+        Assert.True(exitCode == 0, $"exit code {exitCode} after SIGTERM. {_server.Describe()}");
+        // Each connection got its answers, then one shutting_down, then the close.
+        foreach (var s in outcome.Streams)
+            Assert.True(s.Errors.SequenceEqual([ProtocolErrorCode.ShuttingDown]), $"user {s.User.UserId}'s connection ({s.Ended}) ended with errors [{string.Join(", ", s.Errors)}], expected [ShuttingDown]");
+        // A graceful stop answers every frame it read, so a frame without an answer was never applied.
+        Assert.True(outcome.UnacknowledgedApplied == 0, $"{outcome.UnacknowledgedApplied} commands were applied by the stopping server but never answered");
     }
 
     [Fact]
@@ -218,12 +272,10 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(exitCode == 0, $"the server exited with {exitCode} after SIGTERM. Output:\n{_server.Output}");
         await using (connection)
         {
-            if (await connection.TryReceiveAsync() is { } goodbye)
-            {
-                var e = goodbye.Error();
-                Assert.True(e.Code == ProtocolErrorCode.ShuttingDown && e.Closes, $"an open connection at shutdown got {goodbye.Describe()}");
-                await connection.ExpectClosedAsync();
-            }
+            var goodbye = await connection.ReceiveAsync();
+            var e = goodbye.Error();
+            Assert.True(e.Code == ProtocolErrorCode.ShuttingDown && e.Closes, $"an open connection at shutdown got {goodbye.Describe()}");
+            await connection.ExpectClosedAsync();
         }
 
         await _server.RestartAsync();

@@ -281,16 +281,24 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     }
 
     [Fact]
-    public async Task A_description_or_webhook_url_out_of_bounds_is_invalid_request()
+    public async Task A_description_or_webhook_url_out_of_bounds_is_invalid_payment_note()
     {
         var (alice, bob) = await PairAsync();
-        var bodies = new object[]
+        object Note(string? description = null, string? webhook_url = null) =>
+            new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description, webhook_url };
+        var bodies = new[]
         {
-            new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description = new string('d', 501) },
-            new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", webhook_url = "ftp://example.com/x" },
-            new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", webhook_url = "/relative" },
+            Note(description: new string('d', 501)),
+            Note(description: "line\nbreak"),
+            Note(webhook_url: "ftp://example.com/x"),
+            Note(webhook_url: "/relative"),
+            Note(webhook_url: "https://exämple.com/hook"),
+            Note(webhook_url: "https://example.com/" + new string('p', 2_000)),
         };
         foreach (var body in bodies)
-            await _api.ExpectRejectedAsync(() => Pay(alice, body), HttpStatusCode.BadRequest, "invalid_request", alice.WalletId, bob.WalletId);
+            await _api.ExpectRejectedAsync(() => Pay(alice, body), HttpStatusCode.BadRequest, "invalid_payment_note", alice.WalletId, bob.WalletId);
+        // The bounds themselves are fine.
+        var longest = (await Pay(alice, Note(new string('d', 500), "https://example.com/" + new string('p', 1_980)))).Expect(HttpStatusCode.Created);
+        Assert.Equal(500, longest.Str("description").Length);
     }
 }

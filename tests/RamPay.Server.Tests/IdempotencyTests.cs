@@ -144,6 +144,38 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task A_replay_returns_the_first_payment_with_its_first_note()
+    {
+        var alice = await _api.SignUpAsync(deposit: 10_000);
+        var bob = await _api.SignUpAsync();
+        string key = Api.NewKey();
+        object Body(string description) => new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description };
+        long id = (await _api.PostAsync("/v1/payments", alice.Token, Body("first"), key)).Expect(HttpStatusCode.Created).Long("id");
+        var again = await _api.PostAsync("/v1/payments", alice.Token, Body("second"), key);
+        var replayed = again.Expect(HttpStatusCode.Created);
+        Assert.Equal("true", again.Header("Idempotent-Replayed"));
+        Assert.Equal(id, replayed.Long("id"));
+        Assert.Equal("first", replayed.Str("description"));
+        Assert.Equal(100, (await _api.AccountAsync(bob.WalletId)).Long("posted"));
+    }
+
+    [Fact]
+    public async Task A_key_used_over_HTTP_replays_over_TCP_for_the_same_user()
+    {
+        var alice = await _api.SignUpAsync(deposit: 10_000);
+        var bob = await _api.SignUpAsync();
+        string key = Api.NewKey();
+        long id = (await _api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 700), key)).Expect(HttpStatusCode.Created).Long("id");
+        var (connection, _) = await WireConnection.OpenAsync(fixture.Server.TcpEndPoint, alice.Token);
+        await using (connection)
+        {
+            var results = await connection.RoundTripAsync(1, Wire.Transfer(key, alice.WalletId, bob.WalletId, 700));
+            Assert.True(results[0] is { Code: RamPay.Core.ResultCode.Ok, Replayed: true } && results[0].Id == id, $"expected payment {id} replayed, got {Wire.Describe(results[0])}");
+        }
+        Assert.Equal(700, (await _api.AccountAsync(bob.WalletId)).Long("posted"));
+    }
+
+    [Fact]
     public async Task Keys_are_scoped_to_the_user()
     {
         var alice = await _api.SignUpAsync(deposit: 10_000);

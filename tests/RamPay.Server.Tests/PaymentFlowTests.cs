@@ -98,6 +98,18 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task An_empty_description_or_webhook_url_is_the_same_as_none()
+    {
+        var alice = await _api.SignUpAsync(deposit: 10_000);
+        var bob = await _api.SignUpAsync();
+        var payment = (await _api.PostAsync("/v1/payments", alice.Token, new
+        {
+            from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description = "", webhook_url = "",
+        })).Expect(HttpStatusCode.Created);
+        Assert.True(payment.IsNull("description") && payment.IsNull("webhook_url"), payment.ToJsonString());
+    }
+
+    [Fact]
     public async Task Authorize_holds_funds_then_a_partial_capture_settles_part_and_releases_the_rest()
     {
         var alice = await _api.SignUpAsync(deposit: 10_000);

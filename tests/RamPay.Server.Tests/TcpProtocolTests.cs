@@ -350,6 +350,21 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         Assert.Equal(100, (await _api.StateAsync(bob.WalletId)).Posted);
     }
 
+    [Fact]
+    public async Task A_deposit_refused_at_ingress_is_not_remembered_so_its_key_can_be_used_again()
+    {
+        var (connection, alice) = await OpenAsync();
+        await using var _ = connection;
+        string key = Api.NewKey();
+        var tooMuch = await connection.RoundTripAsync(1, Wire.Deposit(key, alice.WalletId, ServerFixture.MaxDeposit + 1));
+        Assert.True(tooMuch[0] is { Code: ResultCode.DepositLimitExceeded, Id: 0 }, Wire.Describe(tooMuch[0]));
+        var unknownCurrency = await connection.RoundTripAsync(2, Wire.Deposit(Api.NewKey(), alice.WalletId, 100, currency: "GBP"));
+        Assert.True(unknownCurrency[0].Code == ResultCode.InvalidCurrency, Wire.Describe(unknownCurrency[0]));
+        var ok = await connection.RoundTripAsync(3, Wire.Deposit(key, alice.WalletId, 500));
+        Assert.True(ok[0] is { Code: ResultCode.Ok, Replayed: false } && ok[0].Id > 0, Wire.Describe(ok[0]));
+        Assert.Equal(500, (await _api.StateAsync(alice.WalletId)).Posted);
+    }
+
     private static byte[] Header(FrameType type, int bodyLength, ulong requestId)
     {
         var bytes = new byte[FrameHeader.Size];
