@@ -91,6 +91,10 @@ public sealed class Api(ServerProcess server)
         return user;
     }
 
+    /// <summary>Two fresh users: Alice with a funded wallet and Bob with an empty one.</summary>
+    public async Task<(TestUser Alice, TestUser Bob)> PairAsync(long aliceDeposit = 10_000) =>
+        (await SignUpAsync(deposit: aliceDeposit), await SignUpAsync());
+
     public async Task<string> LoginAsync(string email, string password)
     {
         var body = (await PostAsync("/v1/auth/token", null, new { email, password }, key: "")).Expect(HttpStatusCode.OK);

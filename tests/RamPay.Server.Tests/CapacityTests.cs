@@ -35,8 +35,7 @@ public class CapacityTests
     {
         var (server, api) = await StartAsync("Engine:MaxOpenHolds=1");
         await using var _ = server;
-        var alice = await api.SignUpAsync(deposit: 10_000);
-        var bob = await api.SignUpAsync();
+        var (alice, bob) = await api.PairAsync();
         long hold = (await api.PayAsync(alice, bob.WalletId, 100, capture: false)).Long("id");
         await api.ExpectRejectedAsync(() => api.PostAsync("/v1/payments", alice.Token,
                 new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", capture = false }),
@@ -50,8 +49,7 @@ public class CapacityTests
     {
         var (server, api) = await StartAsync("Engine:MaxPayments=4");
         await using var _ = server;
-        var alice = await api.SignUpAsync(deposit: 10_000);
-        var bob = await api.SignUpAsync();
+        var (alice, bob) = await api.PairAsync();
         for (int i = 0; i < 3; i++) await api.PayAsync(alice, bob.WalletId, 100);
         await api.ExpectRejectedAsync(() => api.PostAsync("/v1/payments", alice.Token,
                 new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD" }),

@@ -270,13 +270,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IAsyncLifetime
         // SIGTERM: the server stops on its own, with exit code 0, and closes open connections.
         int exitCode = await _server.StopAsync();
         Assert.True(exitCode == 0, $"the server exited with {exitCode} after SIGTERM. Output:\n{_server.Output}");
-        await using (connection)
-        {
-            var goodbye = await connection.ReceiveAsync();
-            var e = goodbye.Error();
-            Assert.True(e.Code == ProtocolErrorCode.ShuttingDown && e.Closes, $"an open connection at shutdown got {goodbye.Describe()}");
-            await connection.ExpectClosedAsync();
-        }
+        await using (connection) await connection.ExpectClosingErrorAsync(ProtocolErrorCode.ShuttingDown, requestId: 0);
 
         await _server.RestartAsync();
         _api.ForgetAdminToken();

@@ -16,17 +16,10 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     private static object Payment(TestUser from, long to, object amount, string currency = "USD") =>
         new { from_account = from.WalletId, to_account = to, amount, currency };
 
-    private async Task<(TestUser Alice, TestUser Bob)> PairAsync(long aliceDeposit = 10_000)
-    {
-        var alice = await _api.SignUpAsync(deposit: aliceDeposit);
-        var bob = await _api.SignUpAsync();
-        return (alice, bob);
-    }
-
     [Fact]
     public async Task Malformed_JSON_is_invalid_json()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         foreach (var raw in new[] { "{not json", "", "[1,2", "{\"from_account\": }" })
         {
             await _api.ExpectRejectedAsync(() => _api.SendAsync(HttpMethod.Post, "/v1/payments", alice.Token, rawBody: raw, idempotencyKey: Api.NewKey()),
@@ -39,7 +32,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_missing_field_or_one_of_the_wrong_type_is_invalid_request_naming_it()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         var cases = new (object Body, string Field)[]
         {
             (new { from_account = alice.WalletId, amount = 100, currency = "USD" }, "to_account"),
@@ -66,7 +59,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task An_amount_that_is_a_float_a_string_zero_or_negative_is_invalid_amount_everywhere()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         long auth = (await _api.PayAsync(alice, bob.WalletId, 1_000, capture: false)).Long("id");
         long paid = (await _api.PayAsync(alice, bob.WalletId, 1_000)).Long("id");
         foreach (object amount in new object[] { 1.5, "100", 0, -1 })
@@ -86,7 +79,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_currency_that_is_not_three_upper_case_letters_is_invalid_currency()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         foreach (var currency in new[] { "usd", "US", "USDD", "U1D", "" })
         {
             await _api.ExpectRejectedAsync(() => Pay(alice, Payment(alice, bob.WalletId, 100, currency)),
@@ -117,7 +110,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_hold_timeout_out_of_range_is_invalid_hold_timeout()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         foreach (long timeout in new[] { -1L, 31L * 24 * 3600 * 1000 + 1 })
         {
             await _api.ExpectRejectedAsync(() => Pay(alice, new
@@ -130,14 +123,14 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task Paying_yourself_is_same_account()
     {
-        var (alice, _) = await PairAsync();
+        var (alice, _) = await _api.PairAsync();
         await _api.ExpectRejectedAsync(() => Pay(alice, Payment(alice, alice.WalletId, 100)), HttpStatusCode.BadRequest, "same_account", alice.WalletId);
     }
 
     [Fact]
     public async Task A_money_moving_POST_without_an_idempotency_key_is_refused()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         long auth = (await _api.PayAsync(alice, bob.WalletId, 1_000, capture: false)).Long("id");
         long paid = (await _api.PayAsync(alice, bob.WalletId, 1_000)).Long("id");
         var requests = new (string Path, object Body)[]
@@ -161,7 +154,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task More_payments_than_the_batch_limit_is_batch_too_large_and_none_is_applied()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         var payments = Enumerable.Range(0, ServerFixture.MaxBatchPayments + 1).Select(_ => Payment(alice, bob.WalletId, 1)).ToArray();
         await _api.ExpectRejectedAsync(() => _api.PostAsync("/v1/payments/batch", alice.Token, new { payments }),
             HttpStatusCode.BadRequest, "batch_too_large", alice.WalletId, bob.WalletId);
@@ -176,7 +169,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task Paying_more_than_the_available_balance_is_insufficient_funds()
     {
-        var (alice, bob) = await PairAsync(aliceDeposit: 1_000);
+        var (alice, bob) = await _api.PairAsync(1_000);
         await _api.ExpectRejectedAsync(() => Pay(alice, Payment(alice, bob.WalletId, 1_001)), Unprocessable, "insufficient_funds", alice.WalletId, bob.WalletId);
         // Held funds are not available either.
         await _api.PayAsync(alice, bob.WalletId, 600, capture: false);
@@ -204,7 +197,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     {
         // The admin may pay from the funding account, which has no balance floor; its debits make any amount near
         // the largest integer overflow.
-        var (alice, _) = await PairAsync();
+        var (alice, _) = await _api.PairAsync();
         long funding = (await _api.HistoryAsync(alice.WalletId, alice.Token)).Single(p => p.Str("kind") == "deposit").Long("from_account");
         string admin = await _api.AdminTokenAsync();
         await _api.ExpectRejectedAsync(() => _api.PostAsync("/v1/payments", admin, new { from_account = funding, to_account = alice.WalletId, amount = long.MaxValue, currency = "USD" }),
@@ -214,7 +207,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task An_unknown_account_is_account_not_found()
     {
-        var (alice, _) = await PairAsync();
+        var (alice, _) = await _api.PairAsync();
         const long unknown = 9_000_000;
         (await _api.GetAsync($"/v1/accounts/{unknown}", await _api.AdminTokenAsync())).ExpectError(HttpStatusCode.NotFound, "account_not_found");
         await _api.ExpectRejectedAsync(() => Pay(alice, Payment(alice, unknown, 100)), HttpStatusCode.NotFound, "account_not_found", alice.WalletId);
@@ -225,7 +218,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task An_unknown_payment_is_payment_not_found()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         const long unknown = 9_000_000;
         (await _api.GetAsync($"/v1/payments/{unknown}", alice.Token)).ExpectError(HttpStatusCode.NotFound, "payment_not_found");
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{unknown}/capture", alice.Token, new { }), HttpStatusCode.NotFound, "payment_not_found", alice.WalletId, bob.WalletId);
@@ -236,7 +229,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task Capturing_a_settled_payment_or_more_than_authorized_is_refused()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         long transfer = (await _api.PayAsync(alice, bob.WalletId, 1_000)).Long("id");
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{transfer}/capture", bob.Token, new { }),
             Unprocessable, "payment_not_authorized", alice.WalletId, bob.WalletId);
@@ -252,7 +245,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task Refunding_an_authorization_that_is_not_captured_is_payment_not_captured()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         long auth = (await _api.PayAsync(alice, bob.WalletId, 1_000, capture: false)).Long("id");
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/payments/{auth}/refunds", bob.Token, new { amount = 100 }),
             Unprocessable, "payment_not_captured", alice.WalletId, bob.WalletId);
@@ -264,7 +257,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_deposit_above_the_maximum_is_deposit_limit_exceeded()
     {
-        var (alice, _) = await PairAsync();
+        var (alice, _) = await _api.PairAsync();
         await _api.ExpectRejectedAsync(() => _api.PostAsync($"/v1/accounts/{alice.WalletId}/deposits", alice.Token, new { amount = ServerFixture.MaxDeposit + 1, currency = "USD" }),
             Unprocessable, "deposit_limit_exceeded", alice.WalletId);
         // The maximum itself is allowed.
@@ -274,7 +267,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_body_above_the_configured_maximum_is_payload_too_large()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         string description = new('d', ServerFixture.MaxRequestBodyBytes);
         await _api.ExpectRejectedAsync(() => Pay(alice, new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description }),
             HttpStatusCode.RequestEntityTooLarge, "payload_too_large", alice.WalletId, bob.WalletId);
@@ -283,7 +276,7 @@ public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture
     [Fact]
     public async Task A_description_or_webhook_url_out_of_bounds_is_invalid_payment_note()
     {
-        var (alice, bob) = await PairAsync();
+        var (alice, bob) = await _api.PairAsync();
         object Note(string? description = null, string? webhook_url = null) =>
             new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description, webhook_url };
         var bodies = new[]

@@ -13,8 +13,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Replaying_a_payment_returns_the_same_payment_with_Idempotent_Replayed_and_moves_money_once()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         string key = Api.NewKey();
         var first = await _api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 2_500), key);
         var created = first.Expect(HttpStatusCode.Created);
@@ -31,8 +30,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_replay_shows_the_payment_as_it_is_now()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         string key = Api.NewKey();
         var body = new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 1_000, currency = "USD", capture = false };
         long id = (await _api.PostAsync("/v1/payments", alice.Token, body, key)).Expect(HttpStatusCode.Created).Long("id");
@@ -80,8 +78,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task The_same_key_for_a_different_request_is_a_conflict_naming_the_field()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var carol = await _api.SignUpAsync();
         string key = Api.NewKey();
         (await _api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 1_000), key)).Expect(HttpStatusCode.Created);
@@ -102,8 +99,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Reused_keys_on_capture_and_authorize_conflict_on_payment_id_and_hold_timeout()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         long auth1 = (await _api.PayAsync(alice, bob.WalletId, 1_000, capture: false)).Long("id");
         long auth2 = (await _api.PayAsync(alice, bob.WalletId, 1_000, capture: false)).Long("id");
         string captureKey = Api.NewKey();
@@ -134,8 +130,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_different_currency_with_the_same_key_is_exists_with_different_currency()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         long paid = (await _api.PayAsync(alice, bob.WalletId, 1_000)).Long("id");
         string key = Api.NewKey();
         (await _api.PostAsync($"/v1/payments/{paid}/refunds", bob.Token, new { amount = 100, currency = "USD" }, key)).Expect(HttpStatusCode.Created);
@@ -146,8 +141,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_replay_returns_the_first_payment_with_its_first_note()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         string key = Api.NewKey();
         object Body(string description) => new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description };
         long id = (await _api.PostAsync("/v1/payments", alice.Token, Body("first"), key)).Expect(HttpStatusCode.Created).Long("id");
@@ -162,8 +156,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_key_used_over_HTTP_replays_over_TCP_for_the_same_user()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         string key = Api.NewKey();
         long id = (await _api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 700), key)).Expect(HttpStatusCode.Created).Long("id");
         var (connection, _) = await WireConnection.OpenAsync(fixture.Server.TcpEndPoint, alice.Token);
@@ -191,8 +184,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_request_refused_before_the_ledger_is_not_remembered_and_can_be_corrected_with_the_same_key()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         string key = Api.NewKey();
         (await _api.SendAsync(HttpMethod.Post, "/v1/payments", alice.Token, rawBody: "{\"from_account\": ", idempotencyKey: key))
             .ExpectError(HttpStatusCode.BadRequest, "invalid_json");
@@ -208,8 +200,7 @@ public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_business_rejection_is_remembered_and_replayed()
     {
-        var alice = await _api.SignUpAsync(deposit: 100);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync(100);
         string key = Api.NewKey();
         (await _api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 500), key)).ExpectError(HttpStatusCode.UnprocessableEntity, "insufficient_funds");
         await _api.DepositAsync(alice, 1_000);

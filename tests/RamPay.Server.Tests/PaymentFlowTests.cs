@@ -45,8 +45,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_payment_moves_money_and_both_sides_can_read_it()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var response = await _api.PostAsync("/v1/payments", alice.Token, new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 2_500, currency = "USD" });
         var payment = response.Expect(HttpStatusCode.Created);
 
@@ -71,8 +70,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_payment_object_has_every_documented_field()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var payment = await _api.PayAsync(alice, bob.WalletId, 100);
         string[] fields = ["id", "kind", "status", "from_account", "to_account", "amount", "currency", "captured", "refunded",
             "created_at", "expires_at", "refund_of", "description", "webhook_url"];
@@ -83,8 +81,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_payments_description_and_webhook_url_are_kept_with_it()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var payment = (await _api.PostAsync("/v1/payments", alice.Token, new
         {
             from_account = alice.WalletId, to_account = bob.WalletId, amount = 2_500, currency = "USD",
@@ -100,8 +97,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task An_empty_description_or_webhook_url_is_the_same_as_none()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var payment = (await _api.PostAsync("/v1/payments", alice.Token, new
         {
             from_account = alice.WalletId, to_account = bob.WalletId, amount = 100, currency = "USD", description = "", webhook_url = "",
@@ -112,8 +108,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Authorize_holds_funds_then_a_partial_capture_settles_part_and_releases_the_rest()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var auth = await _api.PayAsync(alice, bob.WalletId, 3_000, capture: false);
         long id = auth.Long("id");
         Assert.Equal("authorization", auth.Str("kind"));
@@ -143,8 +138,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Capture_with_an_empty_body_settles_the_whole_authorization()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         long id = (await _api.PayAsync(alice, bob.WalletId, 4_000, capture: false)).Long("id");
         var captured = (await _api.PostAsync($"/v1/payments/{id}/capture", alice.Token, new { })).Expect(HttpStatusCode.OK);
         Assert.Equal(4_000, captured.Long("captured"));
@@ -155,8 +149,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Void_returns_the_held_funds_to_the_payer()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         long id = (await _api.PayAsync(alice, bob.WalletId, 3_000, capture: false)).Long("id");
 
         var voided = (await _api.SendAsync(HttpMethod.Post, $"/v1/payments/{id}/void", bob.Token, idempotencyKey: Api.NewKey())).Expect(HttpStatusCode.OK);
@@ -174,8 +167,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Refunds_may_be_partial_and_repeated_up_to_the_captured_amount()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         long id = (await _api.PayAsync(alice, bob.WalletId, 3_000, capture: false)).Long("id");
         (await _api.PostAsync($"/v1/payments/{id}/capture", bob.Token, new { amount = 2_000 })).Expect(HttpStatusCode.OK);
 
@@ -244,8 +236,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_batch_answers_every_payment_in_order_and_a_retry_replays_them()
     {
-        var alice = await _api.SignUpAsync(deposit: 1_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync(1_000);
         string body = $$"""
             {"payments": [
               {"from_account": {{alice.WalletId}}, "to_account": {{bob.WalletId}}, "amount": 100, "currency": "USD"},
@@ -314,8 +305,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task Only_the_admin_may_freeze_or_unfreeze()
     {
-        var alice = await _api.SignUpAsync(deposit: 1_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync(1_000);
         foreach (var action in new[] { "freeze", "unfreeze" })
         {
             foreach (var account in new[] { alice.WalletId, bob.WalletId })
@@ -329,8 +319,7 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     [Fact]
     public async Task A_hold_that_lapsed_is_expired_and_can_be_neither_captured_nor_voided()
     {
-        var alice = await _api.SignUpAsync(deposit: 10_000);
-        var bob = await _api.SignUpAsync();
+        var (alice, bob) = await _api.PairAsync();
         var auth = (await _api.PostAsync("/v1/payments", alice.Token, new
         {
             from_account = alice.WalletId, to_account = bob.WalletId, amount = 1_000, currency = "USD", capture = false, hold_timeout_ms = 50,

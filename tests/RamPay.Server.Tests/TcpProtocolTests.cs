@@ -45,8 +45,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         await using var connection = await ConnectAsync();
         await connection.SendHelloAsync(token, requestId: 5);
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.AuthenticationFailed, closes: true, requestId: 5);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.AuthenticationFailed, requestId: 5);
     }
 
     [Fact]
@@ -59,8 +58,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         frame[FrameHeader.Size + 4] = 1; // a reserved byte of the Hello body
         await using var connection = await ConnectAsync();
         await connection.SendAsync(frame);
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.MalformedBody, closes: true, requestId: 8);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.MalformedBody, requestId: 8);
     }
 
     [Theory]
@@ -79,8 +77,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
             _ => FrameCodec.WritePong(frame, 40),
         };
         await connection.SendAsync(frame.AsMemory(0, length));
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.UnexpectedFrameType, closes: true, requestId: 40);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.UnexpectedFrameType, requestId: 40);
     }
 
     [Fact]
@@ -92,14 +89,12 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         await using (var connection = await ConnectAsync())
         {
             await connection.SendBatchAsync(9, Wire.Transfer(Api.NewKey(), user.WalletId, other.WalletId, 100));
-            AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.NotAuthenticated, closes: true, requestId: 9);
-            await connection.ExpectClosedAsync();
+            await connection.ExpectClosingErrorAsync(ProtocolErrorCode.NotAuthenticated, requestId: 9);
         }
         await using (var connection = await ConnectAsync())
         {
             await connection.SendPingAsync(3);
-            AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.NotAuthenticated, closes: true, requestId: 3);
-            await connection.ExpectClosedAsync();
+            await connection.ExpectClosingErrorAsync(ProtocolErrorCode.NotAuthenticated, requestId: 3);
         }
         Assert.Equal(before, await _api.StateAsync(user.WalletId));
     }
@@ -112,8 +107,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         await using var connection = await ConnectAsync();
         await connection.SendAsync(Encoding.Latin1.GetBytes(bytes));
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.BadMagic, closes: true, requestId: 0);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.BadMagic, requestId: 0);
     }
 
     [Fact]
@@ -122,8 +116,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         var (connection, _) = await OpenAsync();
         await using var _ = connection;
         await connection.SendAsync("GET / HTTP/1.1\r\n\r\n"u8.ToArray());
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.BadMagic, closes: true, requestId: 0);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.BadMagic, requestId: 0);
     }
 
     [Theory]
@@ -133,8 +126,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         await using var connection = await ConnectAsync();
         await connection.SendAsync(new byte[] { FrameHeader.Magic0, FrameHeader.Magic1, version, (byte)type });
-        AssertError(await connection.ReceiveAsync(), code, closes: true, requestId: 0);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(code, requestId: 0);
     }
 
     [Fact]
@@ -144,16 +136,14 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         await using (var connection = await ConnectAsync())
         {
             await connection.SendAsync(Header(FrameType.Hello, FrameCodec.MaxHelloBodyBytes + 1, requestId: 4));
-            AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.FrameTooLarge, closes: true, requestId: 0);
-            await connection.ExpectClosedAsync();
+            await connection.ExpectClosingErrorAsync(ProtocolErrorCode.FrameTooLarge, requestId: 0);
         }
         // After Welcome, a batch announcing more than max_body_bytes.
         var (authenticated, _) = await OpenAsync();
         await using (authenticated)
         {
             await authenticated.SendAsync(Header(FrameType.CommandBatch, int.MaxValue, requestId: 5));
-            AssertError(await authenticated.ReceiveAsync(), ProtocolErrorCode.FrameTooLarge, closes: true, requestId: 0);
-            await authenticated.ExpectClosedAsync();
+            await authenticated.ExpectClosingErrorAsync(ProtocolErrorCode.FrameTooLarge, requestId: 0);
         }
     }
 
@@ -164,8 +154,7 @@ public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         await using var _ = connection;
         int oneTooMany = FrameCodec.BatchPrefixBytes + WireCommand.Size * (ProtocolLimits.Default.MaxCommandsPerBatch + 1);
         await connection.SendAsync(Header(FrameType.CommandBatch, oneTooMany, requestId: 6));
-        AssertError(await connection.ReceiveAsync(), ProtocolErrorCode.TooManyCommands, closes: true, requestId: 0);
-        await connection.ExpectClosedAsync();
+        await connection.ExpectClosingErrorAsync(ProtocolErrorCode.TooManyCommands, requestId: 0);
     }
 
     [Fact]

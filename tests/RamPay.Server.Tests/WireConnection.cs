@@ -161,6 +161,16 @@ public sealed class WireConnection : IAsyncDisposable
         Assert.True(frame is null, $"expected the server to close the connection, but it sent {frame?.Describe()}");
     }
 
+    /// <summary>Asserts that the next frame is an Error with this code, the close flag and this request id, and that the server then closes.</summary>
+    public async Task ExpectClosingErrorAsync(ProtocolErrorCode code, ulong requestId)
+    {
+        var frame = await ReceiveAsync();
+        var e = frame.Error();
+        Assert.True(e.Code == code && e.Closes && frame.RequestId == requestId,
+            $"expected Error({ProtocolErrorCodes.Name(code)}, closes) for request {requestId}, got {frame.Describe()}");
+        await ExpectClosedAsync();
+    }
+
     private ReceivedFrame? TryTakeFrame()
     {
         var reader = new FrameReader(_buffer.AsSpan(0, _filled), ProtocolLimits.Default);
