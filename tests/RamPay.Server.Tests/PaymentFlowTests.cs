@@ -269,6 +269,20 @@ public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task A_batch_under_the_longest_allowed_key_works_and_its_items_do_not_collide_with_single_payments()
+    {
+        var (alice, bob) = await _api.PairAsync(1_000);
+        string key = new string('k', 255);
+        string body = $$"""{"payments": [{"from_account": {{alice.WalletId}}, "to_account": {{bob.WalletId}}, "amount": 10, "currency": "USD"}]}""";
+        var batch = (await _api.SendAsync(HttpMethod.Post, "/v1/payments/batch", alice.Token, rawBody: body, idempotencyKey: key)).Expect(HttpStatusCode.OK);
+        Assert.Equal(201, batch["results"]![0]!.Long("status"));
+        // A single payment under the same header key is a different command key: it is applied, not a conflict.
+        string single = $$"""{"from_account": {{alice.WalletId}}, "to_account": {{bob.WalletId}}, "amount": 20, "currency": "USD"}""";
+        (await _api.SendAsync(HttpMethod.Post, "/v1/payments", alice.Token, rawBody: single, idempotencyKey: key)).Expect(HttpStatusCode.Created);
+        await AssertBalancesAsync(alice.WalletId, 970, 0, 970);
+    }
+
+    [Fact]
     public async Task A_frozen_account_can_neither_send_nor_receive_until_unfrozen()
     {
         var alice = await _api.SignUpAsync(deposit: 10_000);

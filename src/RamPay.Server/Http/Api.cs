@@ -287,8 +287,8 @@ public sealed class Api(Platform platform)
     public async Task Batch(HttpContext ctx)
     {
         var caller = Authenticate(ctx);
-        string? headerKey = ctx.Request.Headers["Idempotency-Key"];
-        RequireKey(ctx); // refuses a missing or oversized key before the body is read
+        // Item i's key is derived from the request's (its hash, "#", i), so a key of any allowed length works.
+        string batchKey = RequireKey(ctx).ToString();
         var commands = new List<Command>();
         var attachments = new List<byte[]?>();
         ApiError?[] refusals;
@@ -305,7 +305,7 @@ public sealed class Api(Platform platform)
             {
                 try
                 {
-                    var key = IdempotencyKey.FromString(headerKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    var key = IdempotencyKey.FromString(batchKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     var (command, attachment) = ParsePayment(new JsonBody.Fields(item, $"payments[{i}]."), caller, key);
                     commands.Add(command);
                     attachments.Add(attachment);
