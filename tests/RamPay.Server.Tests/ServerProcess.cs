@@ -21,14 +21,16 @@ public sealed partial class ServerProcess : IAsyncDisposable
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(30);
 
     private readonly IReadOnlyList<string> _settings;
+    private readonly IReadOnlyDictionary<string, string> _environment;
     private readonly ServerOutput _output = new();
     private Process? _process;
     private HttpClient? _http;
 
-    private ServerProcess(string dataDirectory, IReadOnlyList<string> settings)
+    private ServerProcess(string dataDirectory, IReadOnlyList<string> settings, IReadOnlyDictionary<string, string>? environment = null)
     {
         DataDirectory = dataDirectory;
         _settings = settings;
+        _environment = environment ?? new Dictionary<string, string>();
     }
 
     /// <summary>The server's data directory (journal and snapshots); it outlives a kill or a stop.</summary>
@@ -41,10 +43,13 @@ public sealed partial class ServerProcess : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <param name="settings">Configuration overrides as <c>Section:Key=value</c> (sent as <c>--RamPay:Section:Key=value</c>).</param>
-    public static async Task<ServerProcess> StartAsync(params string[] settings)
+    public static Task<ServerProcess> StartAsync(params string[] settings) => StartAsync(null, settings);
+
+    /// <summary>Starts the server with extra environment variables (RAMPAY_... settings, say) as well as settings flags.</summary>
+    public static async Task<ServerProcess> StartAsync(IReadOnlyDictionary<string, string>? environment, params string[] settings)
     {
         string dir = Directory.CreateTempSubdirectory("rampay-server-tests-").FullName;
-        var server = new ServerProcess(dir, settings);
+        var server = new ServerProcess(dir, settings, environment);
         try
         {
             await server.StartProcessAsync();
@@ -129,6 +134,7 @@ public sealed partial class ServerProcess : IAsyncDisposable
         };
         args.AddRange(_settings.Select(s => "--RamPay:" + s));
         foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in _environment) start.Environment[name] = value;
 
         _output.BeginRun($"$ dotnet {string.Join(' ', args)}");
         var http = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
