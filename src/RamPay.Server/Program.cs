@@ -85,7 +85,15 @@ public static class Program
         app.UseSwaggerUI();
         Routes.Map(app, new Api(platform), ctx => Ready(ctx, engine));
 
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException e)
+        {
+            await Console.Error.WriteLineAsync($"{Prefix}cannot listen for HTTP on {options.Http.Host}:{options.Http.Port}: {e.Message}");
+            return 1;
+        }
         foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
             Console.WriteLine(Prefix + "http listening on " + address);
 
