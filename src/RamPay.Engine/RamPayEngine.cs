@@ -93,6 +93,9 @@ public sealed class RamPayEngine : IDisposable
     public RecoveryReport Recovery { get; }
     public EngineOptions Options => _options;
 
+    /// <summary>The first failure of a pipeline stage, or null. A failed engine completes nothing more: a host must stop.</summary>
+    public Exception? Fault => _pipeline.Fault;
+
     /// <summary>The highest journal sequence whose result has been handed to the completion (durable and applied).</summary>
     public long CompletedSequence => _output.LastSequence;
 

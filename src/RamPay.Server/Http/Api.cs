@@ -1,0 +1,393 @@
+using System.Text.Json;
+using RamPay.Core;
+using RamPay.Server.Auth;
+
+namespace RamPay.Server.Http;
+
+/// <summary>
+/// The HTTP handlers of docs/api.md. Each one authenticates, parses and checks its input (a refusal here changes
+/// nothing and is not journaled), sends one command or query through the engine, and writes the answer. Writes are
+/// answered only once durable; reads go through the ring too, so they never show what a crash could undo.
+/// </summary>
+public sealed class Api(Platform platform)
+{
+    private const string ReplayedHeader = "Idempotent-Replayed";
+    private readonly ServerOptions _options = platform.Options;
+    private Hosting.EngineHost Engine => platform.Engine;
+    private int MaxBody => _options.Http.MaxRequestBodyBytes;
+
+    // ---- authentication, limits, keys -------------------------------------------------------------------------
+
+    /// <summary>The caller of a /v1 request, or 401; also takes a token from their rate-limit bucket, or 429.</summary>
+    public Caller Authenticate(HttpContext ctx)
+    {
+        string? header = ctx.Request.Headers.Authorization;
+        if (header is null || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) throw ApiError.Unauthorized();
+        if (!platform.Jwt.TryValidate(header.AsSpan(7).Trim(), out var caller))
+            throw ApiError.Unauthorized("The bearer token is invalid or expired: POST /v1/auth/token gives a new one.");
+        Limit("u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return caller;
+    }
+
+    /// <summary>Rate limit for requests without a token (sign-up, login), by client address.</summary>
+    private void LimitAnonymous(HttpContext ctx) => Limit("ip:" + (ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
+
+    private void Limit(string client)
+    {
+        if (!platform.Limiter.TryAcquire(client, out int retryAfter))
+            throw new ApiError(429, "rate_limited", $"Too many requests: at most {_options.RateLimit.RequestsPerSecond} a second (bursts of {_options.RateLimit.Burst}). Retry after {retryAfter} s.")
+            {
+                RetryAfterSeconds = retryAfter,
+            };
+    }
+
+    private static IdempotencyKey RequireKey(HttpContext ctx, string suffix = "")
+    {
+        string? key = ctx.Request.Headers["Idempotency-Key"];
+        if (string.IsNullOrEmpty(key)) throw ApiError.BadRequest("idempotency_key_required", "This request moves money: send an Idempotency-Key header (1..255 characters) so that it can be retried safely.");
+        if (key.Length > IdempotencyKey.MaxKeyLength) throw ApiError.BadRequest("invalid_idempotency_key", $"The Idempotency-Key header holds at most {IdempotencyKey.MaxKeyLength} characters.");
+        return IdempotencyKey.FromString(key + suffix);
+    }
+
+    private static void MarkReplayed(HttpContext ctx, in CommandResult result)
+    {
+        if (result.Replayed) ctx.Response.Headers[ReplayedHeader] = "true";
+    }
+
+    private async Task<CommandResult> Execute(Command command, byte[]? attachment = null)
+    {
+        var result = await Engine.ExecuteAsync(command, attachment);
+        if (!result.IsOk) throw ApiError.From(result.Code);
+        return result;
+    }
+
+    // ---- users ------------------------------------------------------------------------------------------------
+
+    public async Task Register(HttpContext ctx)
+    {
+        LimitAnonymous(ctx);
+        UserService.Registration registration;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            var f = body.Body;
+            string? currency = f.OptionalString("currency");
+            registration = new UserService.Registration(f.String("email"), f.String("password"), f.String("name"), currency ?? _options.DefaultCurrency);
+        }
+        var (user, currencyOf) = await UserService.RegisterAsync(platform, registration, UserRole.User);
+        await JsonOut.Write(ctx, 201, w => JsonOut.User(w, user, currencyOf));
+    }
+
+    public async Task Login(HttpContext ctx)
+    {
+        LimitAnonymous(ctx);
+        string email, password;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            email = body.Body.String("email");
+            password = body.Body.String("password");
+        }
+        string normalized = UserProfile.NormalizeEmail(email);
+        var user = await Engine.QueryAsync(l => l.FindUserByEmail(normalized));
+        if (user is null)
+        {
+            // The same answer, after about the same work, for an unknown email as for a wrong password.
+            PasswordHasher.Verify(password, UserService.DummyHash(_options.Auth.PasswordHashIterations));
+            throw UserService.InvalidCredentials();
+        }
+        if (!PasswordHasher.Verify(password, user.PasswordHash)) throw UserService.InvalidCredentials();
+        string token = platform.Jwt.Issue(user.Id, user.Role == UserRole.Admin);
+        await JsonOut.Write(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("access_token", token);
+            w.WriteString("token_type", "Bearer");
+            w.WriteNumber("expires_in", platform.Jwt.LifetimeSeconds);
+            w.WriteEndObject();
+        });
+    }
+
+    public async Task Me(HttpContext ctx)
+    {
+        var caller = Authenticate(ctx);
+        var found = await Engine.QueryAsync(l => l.GetUser(caller.UserId) is { } u ? (u, l.GetAccount(u.WalletAccountId).Currency) : default);
+        if (found.u is null) throw new ApiError(404, "user_not_found", "The user of this token no longer exists.");
+        await JsonOut.Write(ctx, 200, w => JsonOut.User(w, found.u, found.Currency));
+    }
+
+    // ---- accounts ---------------------------------------------------------------------------------------------
+
+    public async Task GetAccount(HttpContext ctx, long id)
+    {
+        var caller = Authenticate(ctx);
+        var account = await ReadOwnAccount(caller, id);
+        await JsonOut.Write(ctx, 200, w => JsonOut.Account(w, account));
+    }
+
+    private async Task<Account> ReadOwnAccount(Caller caller, long id)
+    {
+        var account = await Engine.QueryAsync(l => l.AccountExists(id) ? l.GetAccount(id) : (Account?)null);
+        if (account is not { } a) throw ApiError.From(ResultCode.AccountNotFound);
+        if (!caller.IsAdmin && a.Owner != caller.UserId) throw ApiError.Forbidden("The account belongs to another user.");
+        return a;
+    }
+
+    public async Task ListPayments(HttpContext ctx, long id)
+    {
+        var caller = Authenticate(ctx);
+        int limit = QueryInt(ctx, "limit", 20, 1, 100);
+        long after = QueryInt(ctx, "after", 0, 0, long.MaxValue);
+        var page = await Engine.QueryAsync(l =>
+        {
+            if (!l.AccountExists(id)) return (Owner: -1L, Items: Array.Empty<PaymentView>(), More: false);
+            Span<long> ids = stackalloc long[101];
+            int n = l.History(id, after, ids[..(limit + 1)]);
+            var items = new PaymentView[Math.Min(n, limit)];
+            for (int i = 0; i < items.Length; i++) items[i] = PaymentView.Of(l, ids[i]);
+            return (Owner: l.GetAccount(id).Owner, Items: items, More: n > limit);
+        });
+        if (page.Owner < 0) throw ApiError.From(ResultCode.AccountNotFound);
+        if (!caller.IsAdmin && page.Owner != caller.UserId) throw ApiError.Forbidden("The account belongs to another user.");
+        await JsonOut.Write(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("data");
+            foreach (var p in page.Items) JsonOut.Payment(w, p);
+            w.WriteEndArray();
+            w.WriteBoolean("has_more", page.More);
+            if (page.More) w.WriteNumber("next_after", page.Items[^1].Payment.Id); else w.WriteNull("next_after");
+            w.WriteEndObject();
+        });
+    }
+
+    private static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
+    {
+        string? raw = ctx.Request.Query[name];
+        if (raw is null) return fallback;
+        if (!long.TryParse(raw, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long v) || v < min || v > max)
+            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an integer from {min} to {max}.");
+        return v;
+    }
+
+    private static int QueryInt(HttpContext ctx, string name, int fallback, int min, int max) => (int)QueryInt(ctx, name, fallback, min, (long)max);
+
+    public async Task Deposit(HttpContext ctx, long accountId)
+    {
+        var caller = Authenticate(ctx);
+        var key = RequireKey(ctx);
+        long amount;
+        Currency currency;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            amount = body.Body.Amount();
+            currency = body.Body.Currency();
+        }
+        if (!platform.FundingAccounts.TryGetValue(currency, out long funding))
+            throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: deposits are taken in {_options.Currencies}.");
+        if (!platform.DepositWithinLimit(amount)) throw ApiError.From(ResultCode.DepositLimitExceeded);
+        var result = await Execute(new Command
+        {
+            Type = CommandType.Deposit, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
+            FromAccount = funding, ToAccount = accountId, Amount = amount, Currency = currency,
+        });
+        await WritePayment(ctx, 201, result);
+    }
+
+    // ---- payments ---------------------------------------------------------------------------------------------
+
+    /// <summary>Parses one payment request (the body of POST /v1/payments, or an item of a batch) into its command.</summary>
+    private static (Command Command, byte[]? Attachment) ParsePayment(JsonBody.Fields f, Caller caller, IdempotencyKey key)
+    {
+        long from = f.Id("from_account");
+        long to = f.Id("to_account");
+        long amount = f.Amount();
+        var currency = f.Currency();
+        bool capture = f.OptionalBool("capture") ?? true;
+        long? holdTimeout = f.OptionalNonNegativeLong("hold_timeout_ms", "invalid_hold_timeout");
+        if (capture && holdTimeout > 0) throw ApiError.BadRequest("invalid_hold_timeout", "'hold_timeout_ms' applies only to an authorization (\"capture\": false).");
+        byte[]? attachment = PaymentNotes.Parse(f);
+        var command = new Command
+        {
+            Type = capture ? CommandType.Transfer : CommandType.Authorize,
+            Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
+            FromAccount = from, ToAccount = to, Amount = amount, Currency = currency, Argument = capture ? 0 : holdTimeout ?? 0,
+        };
+        return (command, attachment);
+    }
+
+    public async Task CreatePayment(HttpContext ctx)
+    {
+        var caller = Authenticate(ctx);
+        var key = RequireKey(ctx);
+        (Command Command, byte[]? Attachment) parsed;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) parsed = ParsePayment(body.Body, caller, key);
+        var result = await Execute(parsed.Command, parsed.Attachment);
+        await WritePayment(ctx, 201, result);
+    }
+
+    public async Task Capture(HttpContext ctx, long paymentId)
+    {
+        var caller = Authenticate(ctx);
+        var key = RequireKey(ctx);
+        long? amount;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) amount = body.Body.OptionalAmount();
+        var result = await Execute(new Command
+        {
+            Type = CommandType.Capture, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
+            PaymentId = paymentId, Amount = amount ?? 0,
+        });
+        await WritePayment(ctx, 200, result);
+    }
+
+    public async Task Void(HttpContext ctx, long paymentId)
+    {
+        var caller = Authenticate(ctx);
+        var key = RequireKey(ctx);
+        using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
+        var result = await Execute(new Command
+        {
+            Type = CommandType.Void, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key, PaymentId = paymentId,
+        });
+        await WritePayment(ctx, 200, result);
+    }
+
+    public async Task Refund(HttpContext ctx, long paymentId)
+    {
+        var caller = Authenticate(ctx);
+        var key = RequireKey(ctx);
+        long amount;
+        Currency? currency;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            amount = body.Body.Amount();
+            currency = body.Body.OptionalCurrency();
+        }
+        var result = await Execute(new Command
+        {
+            Type = CommandType.Refund, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
+            PaymentId = paymentId, Amount = amount, Currency = currency ?? Currency.None,
+        });
+        await WritePayment(ctx, 201, result);
+    }
+
+    public async Task GetPayment(HttpContext ctx, long paymentId)
+    {
+        var caller = Authenticate(ctx);
+        var view = await Engine.QueryAsync(l => PaymentView.TryOf(l, paymentId));
+        if (view is not { } v) throw ApiError.From(ResultCode.PaymentNotFound);
+        if (!caller.IsAdmin && !v.IsParty(caller.UserId)) throw ApiError.Forbidden("You are neither the payer nor the payee of this payment.");
+        await JsonOut.Write(ctx, 200, w => JsonOut.Payment(w, v));
+    }
+
+    private async Task WritePayment(HttpContext ctx, int status, CommandResult result)
+    {
+        var view = await Engine.QueryAsync(l => PaymentView.Of(l, result.Id));
+        MarkReplayed(ctx, result);
+        await JsonOut.Write(ctx, status, w => JsonOut.Payment(w, view));
+    }
+
+    public async Task Batch(HttpContext ctx)
+    {
+        var caller = Authenticate(ctx);
+        string? headerKey = ctx.Request.Headers["Idempotency-Key"];
+        RequireKey(ctx); // refuses a missing or oversized key before the body is read
+        var commands = new List<Command>();
+        var attachments = new List<byte[]?>();
+        ApiError?[] refusals;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            if (!body.Root.TryGetProperty("payments", out var items) || items.ValueKind != JsonValueKind.Array)
+                throw ApiError.InvalidRequest("'payments' is required: an array of payment requests.");
+            int count = items.GetArrayLength();
+            if (count == 0) throw ApiError.InvalidRequest("'payments' is empty.");
+            if (count > _options.MaxBatchPayments) throw ApiError.BadRequest("batch_too_large", $"A batch holds at most {_options.MaxBatchPayments} payments; this one has {count}.");
+            refusals = new ApiError?[count];
+            int i = 0;
+            foreach (var item in items.EnumerateArray())
+            {
+                try
+                {
+                    var key = IdempotencyKey.FromString(headerKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    var (command, attachment) = ParsePayment(new JsonBody.Fields(item, $"payments[{i}]."), caller, key);
+                    commands.Add(command);
+                    attachments.Add(attachment);
+                }
+                catch (ApiError e)
+                {
+                    refusals[i] = e;
+                }
+                i++;
+            }
+        }
+        var results = new CommandResult[refusals.Length];
+        if (commands.Count > 0)
+        {
+            var pending = Engine.Submit(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands), attachments.ToArray());
+            await Engine.Wait(pending);
+            for (int i = 0, j = 0; i < refusals.Length; i++)
+                if (refusals[i] is null) results[i] = pending.Results[j++];
+        }
+        var views = await Engine.QueryAsync(l =>
+        {
+            var v = new PaymentView[results.Length];
+            for (int i = 0; i < results.Length; i++)
+                if (refusals[i] is null && results[i].IsOk) v[i] = PaymentView.Of(l, results[i].Id);
+            return v;
+        });
+        await JsonOut.Write(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("results");
+            for (int i = 0; i < results.Length; i++)
+            {
+                w.WriteStartObject();
+                if (refusals[i] is { } refused)
+                {
+                    w.WriteNumber("status", refused.Status);
+                    w.WritePropertyName("error");
+                    WriteErrorObject(w, refused.Code, refused.Message);
+                }
+                else if (results[i].IsOk)
+                {
+                    w.WriteNumber("status", 201);
+                    if (results[i].Replayed) w.WriteBoolean("replayed", true);
+                    w.WritePropertyName("payment");
+                    JsonOut.Payment(w, views[i]);
+                }
+                else
+                {
+                    w.WriteNumber("status", ApiError.StatusOf(results[i].Code));
+                    w.WritePropertyName("error");
+                    WriteErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code));
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    private static void WriteErrorObject(Utf8JsonWriter w, string code, string message)
+    {
+        w.WriteStartObject();
+        w.WriteString("code", code);
+        w.WriteString("message", message);
+        w.WriteEndObject();
+    }
+
+    // ---- administration ---------------------------------------------------------------------------------------
+
+    public async Task SetFrozen(HttpContext ctx, long accountId, bool frozen)
+    {
+        var caller = Authenticate(ctx);
+        if (!caller.IsAdmin) throw ApiError.Forbidden("Only an admin may freeze or unfreeze accounts.");
+        string? header = ctx.Request.Headers["Idempotency-Key"];
+        var key = string.IsNullOrEmpty(header) ? IdempotencyKey.FromString(Guid.NewGuid().ToString("N")) : RequireKey(ctx);
+        var result = await Execute(new Command
+        {
+            Type = frozen ? CommandType.Freeze : CommandType.Unfreeze, ClientId = caller.UserId, Key = key, FromAccount = accountId,
+        });
+        var account = await Engine.QueryAsync(l => l.GetAccount(accountId));
+        MarkReplayed(ctx, result);
+        await JsonOut.Write(ctx, 200, w => JsonOut.Account(w, account));
+    }
+}

@@ -1,0 +1,62 @@
+using Microsoft.AspNetCore.Http.Features;
+using RamPay.Server.Hosting;
+
+namespace RamPay.Server.Http;
+
+/// <summary>Turns every refusal and failure into the one error shape of docs/api.md.</summary>
+public static class ErrorHandling
+{
+    public static async Task Middleware(HttpContext ctx, RequestDelegate next)
+    {
+        try
+        {
+            await next(ctx);
+        }
+        catch (ApiError e)
+        {
+            if (e.RetryAfterSeconds > 0) ctx.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await WriteIfPossible(ctx, e.Status, e.Code, e.Message);
+        }
+        catch (EngineUnavailableException e)
+        {
+            await WriteIfPossible(ctx, 503, "not_ready", $"The server cannot take requests now: {e.Message}.");
+        }
+        catch (BadHttpRequestException e)
+        {
+            int status = e.StatusCode == 413 ? 413 : 400;
+            await WriteIfPossible(ctx, status, status == 413 ? "payload_too_large" : "invalid_request", e.Message);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; there is no one to answer.
+        }
+        catch (Exception e)
+        {
+            ctx.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("RamPay.Server").LogError(e, "request {Method} {Path} failed", ctx.Request.Method, ctx.Request.Path);
+            await WriteIfPossible(ctx, 500, "internal_error", "The server failed to handle the request; it has been logged.");
+        }
+    }
+
+    private static async Task WriteIfPossible(HttpContext ctx, int status, string code, string message)
+    {
+        if (ctx.Response.HasStarted) return;
+        ctx.Response.Headers.Remove("Idempotent-Replayed");
+        await JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, message));
+    }
+
+    /// <summary>Unknown routes answer in the same shape.</summary>
+    public static Task NotFound(HttpContext ctx) =>
+        JsonOut.Write(ctx, 404, w => JsonOut.Error(w, "not_found", $"No endpoint {ctx.Request.Method} {ctx.Request.Path}: see /swagger."));
+
+    /// <summary>Status codes that Kestrel or routing set without a body (405 and the like) get the error shape too.</summary>
+    public static async Task EmptyStatus(HttpContext ctx, RequestDelegate next)
+    {
+        await next(ctx);
+        if (ctx.Response.HasStarted || ctx.Response.StatusCode < 400 || ctx.Response.ContentLength > 0) return;
+        var feature = ctx.Features.Get<IHttpResponseBodyFeature>();
+        if (feature is null) return;
+        int status = ctx.Response.StatusCode;
+        string code = status switch { 405 => "method_not_allowed", 404 => "not_found", 413 => "payload_too_large", _ => "invalid_request" };
+        await JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, $"HTTP {status} for {ctx.Request.Method} {ctx.Request.Path}."));
+    }
+}

@@ -1,0 +1,25 @@
+using RamPay.Core;
+using RamPay.Server.Auth;
+using RamPay.Server.Hosting;
+
+namespace RamPay.Server.Http;
+
+/// <summary>What every ingress (HTTP and TCP) shares: the engine, the settings, tokens, limits and the platform's accounts.</summary>
+public sealed class Platform(EngineHost engine, ServerOptions options, Jwt jwt, RateLimiter limiter)
+{
+    public EngineHost Engine { get; } = engine;
+    public ServerOptions Options { get; } = options;
+    public Jwt Jwt { get; } = jwt;
+    public RateLimiter Limiter { get; } = limiter;
+
+    /// <summary>The platform's funding account for each configured currency; filled once at start-up, then read-only.</summary>
+    public IReadOnlyDictionary<Currency, long> FundingAccounts { get; private set; } = new Dictionary<Currency, long>();
+
+    internal void SetFundingAccounts(IReadOnlyDictionary<Currency, long> accounts) => FundingAccounts = accounts;
+
+    /// <summary>Flags of a money-moving command sent for this caller: a user's may only touch their own money, an admin's may touch any.</summary>
+    public static byte FlagsFor(Caller caller) => caller.IsAdmin ? (byte)0 : CommandFlags.OwnerOnly;
+
+    /// <summary>The ingress-side check of a deposit (the ledger knows nothing of the configured maximum).</summary>
+    public bool DepositWithinLimit(long amount) => amount <= Options.MaxDepositAmount;
+}

@@ -1,0 +1,83 @@
+namespace RamPay.Server.Http;
+
+/// <summary>
+/// The JSON body an endpoint reads, for the OpenAPI document only. Not ASP.NET's Accepts metadata: that would make
+/// routing refuse a request whose Content-Type is missing or different, and the API reads any body as JSON.
+/// </summary>
+public sealed record JsonRequestBody(Type Type);
+
+/// <summary>Puts <see cref="JsonRequestBody"/> into the OpenAPI operation.</summary>
+public sealed class JsonRequestBodyFilter : Swashbuckle.AspNetCore.SwaggerGen.IOperationFilter
+{
+    public void Apply(Microsoft.OpenApi.OpenApiOperation operation, Swashbuckle.AspNetCore.SwaggerGen.OperationFilterContext context)
+    {
+        var body = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<JsonRequestBody>().FirstOrDefault();
+        if (body is null) return;
+        var schema = context.SchemaGenerator.GenerateSchema(body.Type, context.SchemaRepository);
+        operation.RequestBody = new Microsoft.OpenApi.OpenApiRequestBody
+        {
+            Required = true,
+            Content = new Dictionary<string, Microsoft.OpenApi.OpenApiMediaType> { ["application/json"] = new() { Schema = schema } },
+        };
+    }
+}
+
+/// <summary>The route table of docs/api.md, with the metadata the OpenAPI document shows.</summary>
+public static class Routes
+{
+    /// <summary>As a Delegate rather than a RequestDelegate, so the route gets a builder that takes OpenAPI metadata.</summary>
+    private static Delegate H(Func<HttpContext, Task> handler) => handler;
+
+    public static void Map(WebApplication app, Api api, Func<HttpContext, Task> ready)
+    {
+        var v1 = app.MapGroup("/v1");
+        v1.MapPost("/users", H(c => api.Register(c)))
+            .WithTags("users").WithSummary("Sign up: creates the user and their wallet")
+            .WithMetadata(new JsonRequestBody(typeof(RegisterRequest))).Produces<UserResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(409);
+        v1.MapPost("/auth/token", H(c => api.Login(c)))
+            .WithTags("users").WithSummary("Log in: a bearer token for every other endpoint")
+            .WithMetadata(new JsonRequestBody(typeof(TokenRequest))).Produces<TokenResponse>().Produces<ErrorResponse>(401);
+        v1.MapGet("/users/me", H(c => api.Me(c)))
+            .WithTags("users").WithSummary("The caller").Produces<UserResponse>().Produces<ErrorResponse>(401);
+
+        v1.MapGet("/accounts/{id:long}", (HttpContext c, long id) => api.GetAccount(c, id))
+            .WithTags("accounts").WithSummary("An account's balances").Produces<AccountResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
+        v1.MapGet("/accounts/{id:long}/payments", (HttpContext c, long id) => api.ListPayments(c, id))
+            .WithTags("accounts").WithSummary("An account's payments, newest first (query: limit, after)").Produces<PaymentPage>().Produces<ErrorResponse>(403);
+        v1.MapPost("/accounts/{id:long}/deposits", (HttpContext c, long id) => api.Deposit(c, id))
+            .WithTags("accounts").WithSummary("Top up your account from the platform's funding account (Idempotency-Key header)")
+            .WithMetadata(new JsonRequestBody(typeof(DepositRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
+
+        v1.MapPost("/payments", H(c => api.CreatePayment(c)))
+            .WithTags("payments").WithSummary("Pay, or authorize with capture=false (Idempotency-Key header)")
+            .WithMetadata(new JsonRequestBody(typeof(PaymentRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(403)
+            .Produces<ErrorResponse>(404).Produces<ErrorResponse>(409).Produces<ErrorResponse>(422);
+        v1.MapPost("/payments/batch", H(c => api.Batch(c)))
+            .WithTags("payments").WithSummary("Several payments, a result each, in order (Idempotency-Key header)")
+            .WithMetadata(new JsonRequestBody(typeof(BatchRequest))).Produces<BatchResponse>().Produces<ErrorResponse>(400);
+        v1.MapGet("/payments/{id:long}", (HttpContext c, long id) => api.GetPayment(c, id))
+            .WithTags("payments").WithSummary("A payment you paid or received").Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
+        v1.MapPost("/payments/{id:long}/capture", (HttpContext c, long id) => api.Capture(c, id))
+            .WithTags("payments").WithSummary("Capture an authorization, wholly or in part (Idempotency-Key header)")
+            .WithMetadata(new JsonRequestBody(typeof(CaptureRequest))).Produces<PaymentResponse>().Produces<ErrorResponse>(422);
+        v1.MapPost("/payments/{id:long}/void", (HttpContext c, long id) => api.Void(c, id))
+            .WithTags("payments").WithSummary("Release an authorization's hold (Idempotency-Key header)").Produces<PaymentResponse>().Produces<ErrorResponse>(422);
+        v1.MapPost("/payments/{id:long}/refunds", (HttpContext c, long id) => api.Refund(c, id))
+            .WithTags("payments").WithSummary("Refund a settled payment, wholly or in part (Idempotency-Key header)")
+            .WithMetadata(new JsonRequestBody(typeof(RefundRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
+
+        v1.MapPost("/admin/accounts/{id:long}/freeze", (HttpContext c, long id) => api.SetFrozen(c, id, true))
+            .WithTags("admin").WithSummary("Freeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
+        v1.MapPost("/admin/accounts/{id:long}/unfreeze", (HttpContext c, long id) => api.SetFrozen(c, id, false))
+            .WithTags("admin").WithSummary("Unfreeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
+
+        app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status", "live");
+            w.WriteEndObject();
+        })).WithTags("health");
+        app.MapGet("/health/ready", ready).WithTags("health");
+        app.MapFallback(ErrorHandling.NotFound);
+    }
+}

@@ -1,0 +1,124 @@
+using System.Text.Json;
+using RamPay.Core;
+
+namespace RamPay.Server.Http;
+
+/// <summary>A payment copied out of the ledger on the writer thread, with the owners of both sides for access checks.</summary>
+public readonly record struct PaymentView(Payment Payment, long FromOwner, long ToOwner)
+{
+    public static PaymentView Of(IReadOnlyLedger ledger, long id)
+    {
+        var p = ledger.GetPayment(id);
+        return new PaymentView(p, ledger.GetAccount(p.FromAccount).Owner, ledger.GetAccount(p.ToAccount).Owner);
+    }
+
+    public static PaymentView? TryOf(IReadOnlyLedger ledger, long id) => ledger.PaymentExists(id) ? Of(ledger, id) : null;
+
+    /// <summary>Party to the payment: owns the paying or the receiving account.</summary>
+    public bool IsParty(long userId) => FromOwner == userId || ToOwner == userId;
+}
+
+/// <summary>The JSON shapes of docs/api.md, written straight to the response with a Utf8JsonWriter.</summary>
+public static class JsonOut
+{
+    public static string Time(long unixMs) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
+    public static string KindName(PaymentKind kind) => kind switch
+    {
+        PaymentKind.Transfer => "transfer",
+        PaymentKind.Deposit => "deposit",
+        PaymentKind.Authorization => "authorization",
+        PaymentKind.Refund => "refund",
+        _ => "unknown",
+    };
+
+    public static string StatusName(PaymentStatus status) => status switch
+    {
+        PaymentStatus.Posted => "posted",
+        PaymentStatus.Authorized => "authorized",
+        PaymentStatus.Captured => "captured",
+        PaymentStatus.Voided => "voided",
+        PaymentStatus.Expired => "expired",
+        _ => "unknown",
+    };
+
+    public static string AccountType(in Account a) =>
+        (a.Flags & AccountFlags.Funding) != 0 ? "funding" : a.IsWallet ? "wallet" : "plain";
+
+    public static void Payment(Utf8JsonWriter w, in PaymentView view)
+    {
+        var p = view.Payment;
+        w.WriteStartObject();
+        w.WriteNumber("id", p.Id);
+        w.WriteString("kind", KindName(p.Kind));
+        w.WriteString("status", StatusName(p.Status));
+        w.WriteNumber("from_account", p.FromAccount);
+        w.WriteNumber("to_account", p.ToAccount);
+        w.WriteNumber("amount", p.Amount);
+        w.WriteString("currency", p.Currency.ToString());
+        w.WriteNumber("captured", p.Status is PaymentStatus.Authorized or PaymentStatus.Voided or PaymentStatus.Expired ? 0 : p.Captured);
+        w.WriteNumber("refunded", p.Refunded);
+        w.WriteString("created_at", Time(p.CreatedAtMs));
+        if (p.Kind == PaymentKind.Authorization) w.WriteString("expires_at", Time(p.ExpiresAtMs)); else w.WriteNull("expires_at");
+        if (p.ParentId != 0) w.WriteNumber("refund_of", p.ParentId); else w.WriteNull("refund_of");
+        w.WriteEndObject();
+    }
+
+    public static void Account(Utf8JsonWriter w, in Account a)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("id", a.Id);
+        if (a.Owner != 0) w.WriteNumber("owner_user_id", a.Owner); else w.WriteNull("owner_user_id");
+        w.WriteString("currency", a.Currency.ToString());
+        w.WriteString("type", AccountType(a));
+        w.WriteBoolean("frozen", a.Frozen);
+        w.WriteNumber("posted", a.Posted);
+        w.WriteNumber("pending", a.Pending);
+        w.WriteNumber("available", a.Available);
+        w.WriteNumber("debits_posted", a.DebitsPosted);
+        w.WriteNumber("credits_posted", a.CreditsPosted);
+        w.WriteNumber("debits_pending", a.DebitsPending);
+        w.WriteNumber("credits_pending", a.CreditsPending);
+        w.WriteString("created_at", Time(a.CreatedAtMs));
+        w.WriteEndObject();
+    }
+
+    public static void User(Utf8JsonWriter w, User u, Currency walletCurrency)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("user_id", u.Id);
+        w.WriteNumber("wallet_account_id", u.WalletAccountId);
+        w.WriteString("email", u.Email);
+        w.WriteString("name", u.Name);
+        w.WriteString("role", u.Role == UserRole.Admin ? "admin" : "user");
+        w.WriteString("currency", walletCurrency.ToString());
+        w.WriteString("created_at", Time(u.CreatedAtMs));
+        w.WriteEndObject();
+    }
+
+    public static void Error(Utf8JsonWriter w, string code, string message)
+    {
+        w.WriteStartObject();
+        w.WriteStartObject("error");
+        w.WriteString("code", code);
+        w.WriteString("message", message);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    // Relaxed escaping: these are JSON bodies, never HTML, so an apostrophe in a message stays an apostrophe.
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>Sets the status and content type and writes one JSON document to the response.</summary>
+    public static async Task Write(HttpContext ctx, int status, Action<Utf8JsonWriter> body)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/json; charset=utf-8";
+        using (var w = new Utf8JsonWriter(ctx.Response.BodyWriter, WriterOptions))
+        {
+            body(w);
+        }
+        await ctx.Response.BodyWriter.FlushAsync(ctx.RequestAborted);
+    }
+}

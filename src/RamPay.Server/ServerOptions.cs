@@ -1,0 +1,147 @@
+using RamPay.Core;
+
+namespace RamPay.Server;
+
+/// <summary>
+/// Every setting of the server, bound from the configuration section <c>RamPay</c> (appsettings.json, environment
+/// variables <c>RAMPAY_...</c> or <c>RamPay__...</c>, command-line flags). Defaults are the embedded default: a local
+/// data folder, loopback ports, no outside server.
+/// </summary>
+public sealed class ServerOptions
+{
+    public const string Section = "RamPay";
+
+    /// <summary>Journal and snapshots live here.</summary>
+    public string DataDirectory { get; set; } = "rampay-data";
+    /// <summary>fdatasync every journal batch. Off only for experiments: an acknowledged command could then be lost.</summary>
+    public bool Fsync { get; set; } = true;
+    /// <summary>ISO codes the platform holds money in; a funding account is opened for each at first start.</summary>
+    public string Currencies { get; set; } = "USD,EUR,GBP";
+    /// <summary>The wallet currency of a sign-up that names none.</summary>
+    public string DefaultCurrency { get; set; } = "USD";
+    /// <summary>The largest single deposit, in minor units (default 1,000,000.00).</summary>
+    public long MaxDepositAmount { get; set; } = 100_000_000;
+    /// <summary>The most payments in one <c>POST /v1/payments/batch</c>.</summary>
+    public int MaxBatchPayments { get; set; } = 100;
+    /// <summary>How long a request waits for its command to become durable before it answers 503.</summary>
+    public int CommandTimeoutMs { get; set; } = 30_000;
+
+    public HttpSettings Http { get; set; } = new();
+    public TcpSettings Tcp { get; set; } = new();
+    public JwtSettings Jwt { get; set; } = new();
+    public AuthSettings Auth { get; set; } = new();
+    public AdminSettings Admin { get; set; } = new();
+    public RateLimitSettings RateLimit { get; set; } = new();
+    public EngineSettings Engine { get; set; } = new();
+
+    public sealed class HttpSettings
+    {
+        public string Host { get; set; } = "127.0.0.1";
+        /// <summary>0 = any free port (printed at start).</summary>
+        public int Port { get; set; } = 8080;
+        public int MaxRequestBodyBytes { get; set; } = 1 << 20;
+    }
+
+    public sealed class TcpSettings
+    {
+        public string Host { get; set; } = "127.0.0.1";
+        /// <summary>0 = any free port (printed at start); -1 = no TCP listener.</summary>
+        public int Port { get; set; } = 7070;
+        public int MaxCommandsPerBatch { get; set; } = RamPay.Protocol.ProtocolLimits.DefaultMaxCommandsPerBatch;
+        /// <summary>Batches one connection may have in flight (read but not yet answered) before the server stops reading it.</summary>
+        public int MaxInFlightBatches { get; set; } = 16;
+        public int MaxConnections { get; set; } = 1024;
+    }
+
+    public sealed class JwtSettings
+    {
+        /// <summary>HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start and kept in the data folder.</summary>
+        public string SigningKey { get; set; } = "";
+        public string Issuer { get; set; } = "rampay";
+        public string Audience { get; set; } = "rampay";
+        public int TokenLifetimeSeconds { get; set; } = 3600;
+    }
+
+    public sealed class AuthSettings
+    {
+        /// <summary>PBKDF2-SHA256 iterations for new password hashes (stored in each hash, so it can change later).</summary>
+        public int PasswordHashIterations { get; set; } = 100_000;
+    }
+
+    public sealed class AdminSettings
+    {
+        public string Email { get; set; } = "admin@rampay.local";
+        /// <summary>Empty = a random password, printed once at first start.</summary>
+        public string Password { get; set; } = "";
+        public string Name { get; set; } = "Administrator";
+    }
+
+    public sealed class RateLimitSettings
+    {
+        /// <summary>Sustained HTTP requests per second per user (per client address before login); 0 = no limit.</summary>
+        public int RequestsPerSecond { get; set; } = 1_000;
+        /// <summary>How many requests a quiet client may send at once.</summary>
+        public int Burst { get; set; } = 2_000;
+    }
+
+    public sealed class EngineSettings
+    {
+        public int RingSize { get; set; } = 1 << 16;
+        public int MaxBatchSize { get; set; } = 4096;
+        public long SnapshotEveryCommands { get; set; } = 1_000_000;
+        public int MaxAccounts { get; set; } = 1 << 20;
+        public long MaxPayments { get; set; } = 1L << 26;
+        public int MaxOpenHolds { get; set; } = 1 << 20;
+        public int IdempotencyMaxKeys { get; set; } = 1 << 22;
+    }
+
+    /// <summary>The TCP protocol limits these settings give: the body limit grows with the batch limit, never below the default.</summary>
+    public RamPay.Protocol.ProtocolLimits TcpLimits() => new(TcpLimitsBodyBytes(Tcp.MaxCommandsPerBatch), Tcp.MaxCommandsPerBatch);
+
+    private static int TcpLimitsBodyBytes(int maxCommands) =>
+        (int)Math.Min(int.MaxValue, Math.Max(RamPay.Protocol.ProtocolLimits.DefaultMaxBodyBytes, RamPay.Protocol.FrameCodec.BatchPrefixBytes + 64L * maxCommands));
+
+    /// <summary>Parsed <see cref="Currencies"/>; throws a clear error for a bad list.</summary>
+    public IReadOnlyList<Currency> ParseCurrencies()
+    {
+        var list = new List<Currency>();
+        foreach (var part in Currencies.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Currency.TryParse(part, out var c)) throw new OptionsException($"RamPay:Currencies: '{part}' is not a three-letter upper-case currency code");
+            if (!list.Contains(c)) list.Add(c);
+        }
+        if (list.Count == 0) throw new OptionsException("RamPay:Currencies names no currency");
+        return list;
+    }
+
+    /// <summary>Checks every setting at start, so a bad one stops the server with its name rather than failing later.</summary>
+    public void Validate()
+    {
+        var currencies = ParseCurrencies();
+        if (!Currency.TryParse(DefaultCurrency, out var d) || !currencies.Contains(d))
+            throw new OptionsException($"RamPay:DefaultCurrency '{DefaultCurrency}' must be one of RamPay:Currencies ({Currencies})");
+        if (string.IsNullOrWhiteSpace(DataDirectory)) throw new OptionsException("RamPay:DataDirectory is empty");
+        if (MaxDepositAmount <= 0) throw new OptionsException("RamPay:MaxDepositAmount must be positive");
+        if (MaxBatchPayments is < 1 or > 10_000) throw new OptionsException("RamPay:MaxBatchPayments must be 1..10000");
+        if (CommandTimeoutMs < 1) throw new OptionsException("RamPay:CommandTimeoutMs must be positive");
+        if (Http.Port is < 0 or > 65535) throw new OptionsException("RamPay:Http:Port must be 0..65535");
+        if (Tcp.Port is < -1 or > 65535) throw new OptionsException("RamPay:Tcp:Port must be -1..65535");
+        if (Http.MaxRequestBodyBytes < 1024) throw new OptionsException("RamPay:Http:MaxRequestBodyBytes must be at least 1024");
+        if (Tcp.MaxInFlightBatches < 1) throw new OptionsException("RamPay:Tcp:MaxInFlightBatches must be positive");
+        if (Tcp.MaxConnections < 1) throw new OptionsException("RamPay:Tcp:MaxConnections must be positive");
+        if (Tcp.MaxCommandsPerBatch < 1 || Tcp.MaxCommandsPerBatch > Engine.RingSize
+            || !RamPay.Protocol.ProtocolLimits.AreValid(TcpLimitsBodyBytes(Tcp.MaxCommandsPerBatch), Tcp.MaxCommandsPerBatch))
+            throw new OptionsException($"RamPay:Tcp:MaxCommandsPerBatch must be 1..{RamPay.Protocol.ProtocolLimits.HardMaxCommandsPerBatch} and at most RamPay:Engine:RingSize");
+        if (Engine.RingSize < 1024 || (Engine.RingSize & (Engine.RingSize - 1)) != 0) throw new OptionsException("RamPay:Engine:RingSize must be a power of two, at least 1024");
+        if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
+        if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
+            throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
+        if (Auth.PasswordHashIterations is < 1 or > 10_000_000) throw new OptionsException("RamPay:Auth:PasswordHashIterations must be 1..10000000");
+        if (RateLimit.RequestsPerSecond < 0 || RateLimit.Burst < 0) throw new OptionsException("RamPay:RateLimit values must not be negative");
+        if (RateLimit.RequestsPerSecond > 0 && RateLimit.Burst < 1) throw new OptionsException("RamPay:RateLimit:Burst must be at least 1 when limiting");
+        if (Admin.Password.Length is > 0 and < 8) throw new OptionsException("RamPay:Admin:Password must be at least 8 characters");
+        if (!UserProfile.NormalizeEmail(Admin.Email).Contains('@')) throw new OptionsException("RamPay:Admin:Email is not an email address");
+    }
+}
+
+public sealed class OptionsException(string message) : Exception(message);
