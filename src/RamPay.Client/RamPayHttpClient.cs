@@ -294,12 +294,19 @@ public sealed class RamPayHttpClient : IDisposable
         }
     }
 
-    private static JsonContent Body<T>(T value, JsonTypeInfo<T> typeInfo) => JsonContent.Create(value, typeInfo);
+    /// <summary>
+    /// Serialized up front, not streamed (as JsonContent does): a streamed body goes out chunked, in more than one
+    /// write, and on a keep-alive connection that measurably stalls small requests (Nagle and delayed ACKs). With
+    /// the bytes in hand the request carries a Content-Length and leaves in one piece.
+    /// </summary>
+    private static ByteArrayContent Body<T>(T value, JsonTypeInfo<T> typeInfo) => JsonBytes(JsonSerializer.SerializeToUtf8Bytes(value, typeInfo));
 
-    private static ByteArrayContent EmptyObject()
+    private static ByteArrayContent EmptyObject() => JsonBytes("{}"u8.ToArray());
+
+    private static ByteArrayContent JsonBytes(byte[] utf8)
     {
-        var content = new ByteArrayContent("{}"u8.ToArray());
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var content = new ByteArrayContent(utf8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json", "utf-8");
         return content;
     }
 

@@ -90,6 +90,9 @@ public sealed class HttpClientTests
             new PaymentRequest(5, 6, 2500, "USD") { Description = "dinner", Capture = false, HoldTimeoutMs = 60_000 }, "order-42");
 
         Assert.Equal(["order-42"], stub.Last.Headers.GetValues("Idempotency-Key"));
+        // A known length, not a chunked stream: the request leaves in one piece (see RamPayHttpClient.Body).
+        Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(stub.Requests[^1].Body!), stub.Last.Content!.Headers.ContentLength);
+        Assert.Equal("application/json", stub.Last.Content.Headers.ContentType!.MediaType);
         JsonElement body = stub.LastBody;
         Assert.Equal(5, body.GetProperty("from_account").GetInt64());
         Assert.Equal(6, body.GetProperty("to_account").GetInt64());
