@@ -57,8 +57,11 @@ public sealed record RefundRequest(long Amount, string? Currency);
 
 public sealed record BatchRequest(IReadOnlyList<PaymentRequest> Payments);
 
-/// <summary>One item's outcome in a batch: <see cref="Payment"/> when <see cref="Status"/> is 2xx, else <see cref="Error"/>.</summary>
-public sealed record BatchItemResult(int Status, Payment? Payment, ApiError? Error)
+/// <summary>
+/// One item's outcome in a batch: <see cref="Payment"/> when <see cref="Status"/> is 2xx, else <see cref="Error"/>.
+/// <see cref="Replayed"/>: this item's key (<c>&lt;key&gt;#&lt;i&gt;</c>) was seen before and this is its first result.
+/// </summary>
+public sealed record BatchItemResult(int Status, Payment? Payment, ApiError? Error, bool Replayed = false)
 {
     [JsonIgnore] public bool IsSuccess => Status is >= 200 and < 300;
 }

@@ -12,7 +12,7 @@ public sealed class TcpClientTests
         Amount = amount,
     };
 
-    private static WireCommand[] Batch(int firstAmount, int count) =>
+    internal static WireCommand[] Batch(int firstAmount, int count) =>
         Enumerable.Range(firstAmount, count).Select(a => Transfer(a)).ToArray();
 
     [Fact]
@@ -326,7 +326,18 @@ public sealed class TcpClientTests
             await Task.WhenAll(callers).WaitAsync(TestTimeouts.Step * 3);
         }
     }
+}
 
+/// <summary>
+/// Allocation is measured process-wide (continuations run on pool threads), so nothing else may run meanwhile:
+/// this collection runs alone, after the parallel ones.
+/// </summary>
+[CollectionDefinition(nameof(AllocationTests), DisableParallelization = true)]
+public sealed class AllocationTestsCollection;
+
+[Collection(nameof(AllocationTests))]
+public sealed class AllocationTests
+{
     [Fact]
     public async Task The_buffer_overload_allocates_nothing_per_command()
     {
@@ -337,7 +348,7 @@ public sealed class TcpClientTests
         {
             Task echo = connection.EchoAmountsAsync();
             const int BatchSize = 500;
-            var commands = Batch(1, BatchSize);
+            var commands = TcpClientTests.Batch(1, BatchSize);
             var results = new WireResult[BatchSize];
             for (int i = 0; i < 200; i++) await client.SendBatchAsync(commands, results); // warm up JIT, pools, socket state
 
