@@ -18,19 +18,44 @@ internal sealed class FakeServer : IAsyncDisposable
 
     public async Task<FakeConnection> AcceptAsync() => new(await _listener.AcceptSocketAsync().WaitAsync(TestTimeouts.Step));
 
-    /// <summary>Connects a client, answers its Hello with a Welcome, and returns both ends.</summary>
-    public async Task<(RamPayTcpClient Client, FakeConnection Server)> ConnectAsync(long clientId = 7, ProtocolLimits? limits = null)
-    {
-        Task<RamPayTcpClient> connecting = RamPayTcpClient.ConnectAsync("127.0.0.1", Port, "token", "tests");
-        FakeConnection server = await AcceptAsync();
-        await server.AcceptHelloAsync(clientId, limits ?? ProtocolLimits.Default);
-        return (await connecting.WaitAsync(TestTimeouts.Step), server);
-    }
-
     public ValueTask DisposeAsync()
     {
         _listener.Stop();
         return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>A listener, a client connected to it with a Welcome, and the server's end: what most tests start from, disposed together.</summary>
+internal sealed class FakeSession : IAsyncDisposable
+{
+    private readonly FakeServer _listener;
+
+    private FakeSession(FakeServer listener, RamPayTcpClient client, FakeConnection connection)
+    {
+        _listener = listener;
+        Client = client;
+        Connection = connection;
+    }
+
+    public RamPayTcpClient Client { get; }
+    public FakeConnection Connection { get; }
+
+    public static async Task<FakeSession> StartAsync(long clientId = 7, ProtocolLimits? limits = null)
+    {
+        var listener = new FakeServer();
+        Task<RamPayTcpClient> connecting = RamPayTcpClient.ConnectAsync("127.0.0.1", listener.Port, "token", "tests");
+        FakeConnection connection = await listener.AcceptAsync();
+        await connection.AcceptHelloAsync(clientId, limits ?? ProtocolLimits.Default);
+        return new FakeSession(listener, await connecting.WaitAsync(TestTimeouts.Step), connection);
+    }
+
+    public void Deconstruct(out RamPayTcpClient client, out FakeConnection connection) => (client, connection) = (Client, Connection);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Client.DisposeAsync();
+        await Connection.DisposeAsync();
+        await _listener.DisposeAsync();
     }
 }
 
