@@ -44,7 +44,7 @@ public sealed record LoadOptions
 
     public IEnumerable<string> Problems()
     {
-        if (Connections < 1) yield return "--connections must be at least 1";
+        if (Connections is < 1 or > 65_535) yield return "--connections must be 1..65535"; // TCP keys give the connection 16 bits
         // A TCP connection authenticates as one user and may only pay from that user's wallet, so each needs its own;
         // HTTP workers get disjoint sets of wallets so that no two of them race on one wallet's balance.
         if (Users != 0 && Users < Connections) yield return "--users must be at least --connections: each connection pays from wallets of its own";

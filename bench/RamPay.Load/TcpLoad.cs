@@ -17,7 +17,10 @@ internal sealed class TcpLoad(LoadOptions options, Wallet[] wallets, RunControl 
 {
     private const int MaxAttempts = 20;
     private readonly Currency _currency = Currency.Parse(options.Currency);
-    private readonly byte[] _runNonce = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("rampay-load " + options.RunId))[..16];
+    private readonly ulong _nonceHi = BinaryPrimitives.ReadUInt64LittleEndian(RunNonce(options.RunId)) | 1;
+    private readonly ulong _nonceLo = BinaryPrimitives.ReadUInt64LittleEndian(RunNonce(options.RunId).AsSpan(8));
+
+    private static byte[] RunNonce(string runId) => SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("rampay-load " + runId));
 
     /// <summary>One per sender: connection c's slot s is at c × pipeline + s.</summary>
     public SenderStats[] Stats { get; } = Enumerable.Range(0, options.Connections * options.Pipeline).Select(_ => new SenderStats()).ToArray();
@@ -137,21 +140,23 @@ internal sealed class TcpLoad(LoadOptions options, Wallet[] wallets, RunControl 
     }
 
     /// <summary>
-    /// A unique key per payment without a string per payment: the first 16 bytes of SHA-256 over the run's nonce, the
-    /// connection, the frame and the position in it (the wire carries 16 opaque bytes; IdempotencyKey.FromString
-    /// is the same construction over a key string).
+    /// A unique, well-spread key per payment at a few nanoseconds each (a SHA-256 per payment, as
+    /// IdempotencyKey.FromString does for key strings, cost this 2-core machine a fifth of a core at 500k payments/s,
+    /// taken from the server under test). The wire carries 16 opaque bytes: Hi is the run's nonce, Lo is the
+    /// SplitMix64 finalizer (a bijection) of a counter unique to the payment within the run, so no two payments of
+    /// a run share a key, and the server's table, which hashes Lo, sees them evenly spread. Keys are scoped to the
+    /// user anyway, and every run registers new users.
     /// </summary>
-    private IdempotencyKey KeyOf(int connection, long frame, int index)
+    private IdempotencyKey KeyOf(int connection, long frame, int index) => KeyOf(_nonceHi, _nonceLo, options.Batch, connection, frame, index);
+
+    internal static IdempotencyKey KeyOf(ulong nonceHi, ulong nonceLo, int batch, int connection, long frame, int index)
     {
-        Span<byte> message = stackalloc byte[32];
-        _runNonce.CopyTo(message);
-        BinaryPrimitives.WriteInt32LittleEndian(message[16..], connection);
-        BinaryPrimitives.WriteInt64LittleEndian(message[20..], frame);
-        BinaryPrimitives.WriteInt32LittleEndian(message[28..], index);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(message, hash);
-        ulong hi = BinaryPrimitives.ReadUInt64LittleEndian(hash), lo = BinaryPrimitives.ReadUInt64LittleEndian(hash[8..]);
-        return new IdempotencyKey(hi, hi == 0 && lo == 0 ? 1 : lo); // zero means "no key"
+        // Frames are numbered per connection; 16 bits of connection, 48 of payment position.
+        ulong counter = ((ulong)connection << 48) | ((ulong)frame * (ulong)batch + (ulong)index) & 0xFFFF_FFFF_FFFF;
+        ulong z = counter ^ nonceLo;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+        return new IdempotencyKey(nonceHi, z ^ (z >> 31)); // Hi is odd, so the key is never the all-zero "no key"
     }
 }
 
