@@ -11,7 +11,12 @@ public enum CommandType : byte
     None = 0,
     OpenAccount = 1,
     Deposit = 2,
+    /// <summary>
+    /// A single-phase payment. May carry a <see cref="PaymentNote"/> as its attachment; the note is not compared by
+    /// idempotency (see <see cref="Ledger.Apply(in Command, ReadOnlySpan{byte}, out CommandResult)"/>).
+    /// </summary>
     Transfer = 3,
+    /// <summary>A hold (the first phase of a two-phase payment). May carry a <see cref="PaymentNote"/>, as Transfer does.</summary>
     Authorize = 4,
     Capture = 5,
     Void = 6,

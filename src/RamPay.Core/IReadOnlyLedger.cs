@@ -12,6 +12,8 @@ public interface IReadOnlyLedger
     bool PaymentExists(long id);
     Account GetAccount(long id);
     Payment GetPayment(long id);
+    /// <summary>The payment's description and webhook URL, or null when it has none (or there is no such payment).</summary>
+    PaymentNote? GetPaymentNote(long paymentId);
     int History(long accountId, long beforeId, Span<long> into);
     int UserCount { get; }
     User? GetUser(long id);

@@ -17,6 +17,9 @@ public sealed partial class Ledger : IReadOnlyLedger
     // Users are few and registered rarely: ordinary collections, off the payment path. Id = index + 1.
     private readonly List<User> _users = [];
     private readonly Dictionary<string, long> _userIdsByEmail = new(StringComparer.Ordinal);
+    // Notes by payment id, beside the payment store rather than in it: most payments carry none, and a payment
+    // without one then costs nothing (no field, no allocation). Only ever added to, like payments.
+    private readonly Dictionary<long, PaymentNote> _notes = [];
     private int _accountCount;
     private long _clockMs;
     private long _commandsApplied;
@@ -61,6 +64,12 @@ public sealed partial class Ledger : IReadOnlyLedger
     public bool AccountExists(long id) => id >= 1 && id <= _accountCount;
     public bool PaymentExists(long id) => _payments.Contains(id);
 
+    /// <summary>
+    /// The note the payment was created with (a Transfer or Authorize command's attachment), or null: none, or no such
+    /// payment. A key replayed with another note does not change it: notes take no part in idempotency.
+    /// </summary>
+    public PaymentNote? GetPaymentNote(long paymentId) => _notes.GetValueOrDefault(paymentId);
+
     /// <summary>A copy of an account; the id must exist.</summary>
     public Account GetAccount(long id)
     {
@@ -99,7 +108,12 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// </summary>
     public void Apply(in Command command, out CommandResult result) => Apply(command, [], out result);
 
-    /// <summary>Applies a command that carries an attachment (RegisterUser's profile); others ignore it.</summary>
+    /// <summary>
+    /// Applies a command that carries an attachment: RegisterUser's profile, or a Transfer's or Authorize's
+    /// <see cref="PaymentNote"/> (optional: an empty attachment is no note). Other commands ignore it. A note is not
+    /// part of the command as idempotency compares it: the same key and body with another note (or none) replays the
+    /// first result, and the payment keeps the note it was created with.
+    /// </summary>
     public void Apply(in Command command, ReadOnlySpan<byte> attachment, out CommandResult result)
     {
         long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
@@ -146,9 +160,9 @@ public sealed partial class Ledger : IReadOnlyLedger
         {
             case CommandType.RegisterUser: return RegisterUser(c, attachment, now);
             case CommandType.OpenAccount: return OpenAccount(c, now);
-            case CommandType.Deposit: return Transfer(c, now, PaymentKind.Deposit);
-            case CommandType.Transfer: return Transfer(c, now, PaymentKind.Transfer);
-            case CommandType.Authorize: return Transfer(c, now, PaymentKind.Authorization);
+            case CommandType.Deposit: return Transfer(c, now, PaymentKind.Deposit, noteBytes: []);
+            case CommandType.Transfer: return Transfer(c, now, PaymentKind.Transfer, attachment);
+            case CommandType.Authorize: return Transfer(c, now, PaymentKind.Authorization, attachment);
             case CommandType.Capture: return Capture(c);
             case CommandType.Void: return Void(c);
             case CommandType.Refund: return Refund(c, now);
@@ -228,8 +242,12 @@ public sealed partial class Ledger : IReadOnlyLedger
         return ResultCode.Ok;
     }
 
-    private CommandResult Transfer(in Command c, long now, PaymentKind kind)
+    private CommandResult Transfer(in Command c, long now, PaymentKind kind, ReadOnlySpan<byte> noteBytes)
     {
+        // A malformed note is refused first, whatever the accounts say: the host should have refused it before
+        // submitting (as it does a bad amount), so this is a malformed request, not a business rejection.
+        PaymentNote? note = null;
+        if (!noteBytes.IsEmpty && (note = DecodeNote(noteBytes)) is null) return Fail(ResultCode.InvalidPaymentNote);
         // Whether a deposit's source may fund at all is asked before whether it has the money.
         if (kind == PaymentKind.Deposit && AccountExists(c.FromAccount) && (_accounts[c.FromAccount - 1].Flags & AccountFlags.Funding) == 0)
             return Fail(ResultCode.NotAFundingAccount);
@@ -256,8 +274,13 @@ public sealed partial class Ledger : IReadOnlyLedger
             p.Captured = c.Amount;
             MovePosted(c.FromAccount, c.ToAccount, c.Amount);
         }
+        if (note is not null) _notes.Add(p.Id, note);
         return Ok(p.Id);
     }
+
+    /// <summary>A note the ledger keeps: decodes, is valid, and says something (an empty note is a host bug: send no attachment). Else null.</summary>
+    private static PaymentNote? DecodeNote(ReadOnlySpan<byte> bytes) =>
+        PaymentNote.TryDecode(bytes) is { IsEmpty: false, IsValid: true } note ? note : null;
 
     private CommandResult Capture(in Command c)
     {
@@ -443,6 +466,13 @@ public sealed partial class Ledger : IReadOnlyLedger
             var u = _users[i];
             if (u.Id != i + 1 || !_userIdsByEmail.TryGetValue(u.Email, out long indexed) || indexed != u.Id) Invariant.Fail($"user {i + 1} out of place");
             if (!AccountExists(u.WalletAccountId) || _accounts[u.WalletAccountId - 1].Owner != u.Id) Invariant.Fail($"user {u.Id}'s wallet is missing or not theirs");
+        }
+        // Notes were validated on the way in (Apply, ReadState) and are immutable: only where they sit is checked here,
+        // since re-validating every URL would lengthen each snapshot's pause of the writer.
+        foreach (long id in _notes.Keys)
+        {
+            if (!_payments.Contains(id) || _payments[id].Kind is not (PaymentKind.Transfer or PaymentKind.Authorization))
+                Invariant.Fail($"a note is kept for payment {id}, which is not a transfer or authorization");
         }
         Invariant.Check(heldSum == dq, "pending totals differ from the open authorizations");
         Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");

@@ -4,14 +4,19 @@ namespace RamPay.Core;
 
 /// <summary>
 /// The ledger's whole state as bytes: a canonical, field-by-field, little-endian encoding (BinaryWriter) of the
-/// counters, accounts, payments, the hold queue in heap order and the idempotency table oldest first. The same
-/// bytes feed snapshots and the state hash, so "same hash" means "same snapshot".
+/// counters, accounts, payments, payment notes in payment id order, the hold queue in heap order, users and the
+/// idempotency table oldest first. The same bytes feed snapshots and the state hash, so "same hash" means "same snapshot".
 /// Derived state (the idempotency index, each payment's heap position) is rebuilt on load, not stored.
 /// </summary>
 public sealed partial class Ledger
 {
     private const uint SnapshotMagic = 0x4C534152; // "RASL" little-endian: RamPay ledger state
-    public const int SnapshotFormatVersion = 1;
+    /// <summary>
+    /// The version written. 2 added the payment notes after the payments. A version-1 state (before notes) still
+    /// loads, as a state without notes, so that a snapshot taken before the upgrade need not be replayed away.
+    /// </summary>
+    public const int SnapshotFormatVersion = 2;
+    private const int FirstVersionWithNotes = 2;
 
     public void WriteState(Stream stream)
     {
@@ -39,6 +44,17 @@ public sealed partial class Ledger
             w.Write(p.Id); w.Write(p.FromAccount); w.Write(p.ToAccount); w.Write(p.Amount); w.Write(p.Captured);
             w.Write(p.Refunded); w.Write(p.CreatedAtMs); w.Write(p.ExpiresAtMs); w.Write(p.ParentId);
             w.Write(p.PrevForFrom); w.Write(p.PrevForTo); w.Write(p.Currency.Code); w.Write((byte)p.Kind); w.Write((byte)p.Status);
+        }
+
+        // Sorted: a dictionary's enumeration order is not a format. Each note as its attachment encoding, so the
+        // snapshot holds the same bytes the journal did and one decoder (with its checks) reads both.
+        long[] noted = [.. _notes.Keys];
+        Array.Sort(noted);
+        w.Write(noted.Length);
+        foreach (long id in noted)
+        {
+            byte[] note = _notes[id].Encode();
+            w.Write(id); w.Write((ushort)note.Length); w.Write(note);
         }
 
         w.Write(_holds.Count);
@@ -69,8 +85,8 @@ public sealed partial class Ledger
         using var r = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a RamPay ledger state");
         int version = r.ReadInt32();
-        if (version != SnapshotFormatVersion)
-            throw new InvalidDataException($"ledger state format version {version} is not known to this RamPay (it knows {SnapshotFormatVersion})");
+        if (version is < 1 or > SnapshotFormatVersion)
+            throw new InvalidDataException($"ledger state format version {version} is not known to this RamPay (it knows 1 to {SnapshotFormatVersion})");
         ledger._clockMs = r.ReadInt64();
         ledger._commandsApplied = r.ReadInt64();
         ledger._debitsPosted = ReadInt128(r); ledger._creditsPosted = ReadInt128(r);
@@ -100,6 +116,7 @@ public sealed partial class Ledger
             p.PrevForFrom = r.ReadInt64(); p.PrevForTo = r.ReadInt64(); p.Currency = new Currency(r.ReadUInt16());
             p.Kind = (PaymentKind)r.ReadByte(); p.Status = (PaymentStatus)r.ReadByte();
         }
+        if (version >= FirstVersionWithNotes) ReadNotes(r, ledger);
 
         int holds = r.ReadInt32();
         if (holds < 0 || holds > ledger._holds.Capacity)
@@ -132,6 +149,25 @@ public sealed partial class Ledger
 
         ledger.VerifyInvariants();
         return ledger;
+    }
+
+    private static void ReadNotes(BinaryReader r, Ledger ledger)
+    {
+        int notes = r.ReadInt32();
+        long payments = ledger._payments.Count;
+        if (notes < 0 || notes > payments) throw new InvalidDataException($"state holds {notes} payment notes but only {payments} payments");
+        ledger._notes.EnsureCapacity(notes);
+        long previous = 0;
+        for (int i = 0; i < notes; i++)
+        {
+            long id = r.ReadInt64();
+            var bytes = new byte[r.ReadUInt16()];
+            r.BaseStream.ReadExactly(bytes); // throws at the end of the stream, where BinaryReader.ReadBytes would return less
+            if (id <= previous || id > payments) throw new InvalidDataException($"the note of payment {id} is out of order or beyond the payments");
+            var note = DecodeNote(bytes) ?? throw new InvalidDataException($"the note of payment {id} is not a valid payment note");
+            ledger._notes.Add(id, note);
+            previous = id;
+        }
     }
 
     private static void WriteInt128(BinaryWriter w, Int128 value)

@@ -24,6 +24,8 @@ public enum ResultCode : byte
     NotAccountOwner = 16,
     /// <summary>Ingress only (never the ledger): a deposit above the host's configured maximum, refused before it is journaled.</summary>
     DepositLimitExceeded = 17,
+    /// <summary>A Transfer or Authorize whose attachment is not a valid, non-empty <see cref="PaymentNote"/>.</summary>
+    InvalidPaymentNote = 18,
     // Payments.
     PaymentNotFound = 20,
     PaymentNotAuthorized = 21,
@@ -69,6 +71,7 @@ public static class ResultCodes
         ResultCode.Overflow => "overflow",
         ResultCode.NotAccountOwner => "not_account_owner",
         ResultCode.DepositLimitExceeded => "deposit_limit_exceeded",
+        ResultCode.InvalidPaymentNote => "invalid_payment_note",
         ResultCode.PaymentNotFound => "payment_not_found",
         ResultCode.PaymentNotAuthorized => "payment_not_authorized",
         ResultCode.HoldExpired => "hold_expired",
@@ -109,6 +112,7 @@ public static class ResultCodes
         ResultCode.Overflow => "The amount would overflow an account balance.",
         ResultCode.NotAccountOwner => "The account, or the payment's account, belongs to another user.",
         ResultCode.DepositLimitExceeded => "The deposit is larger than the server's configured maximum deposit.",
+        ResultCode.InvalidPaymentNote => "The payment's note is malformed: description 1..500 characters with no control characters, webhook_url an absolute http or https URL of at most 2,000 printable ASCII characters.",
         ResultCode.PaymentNotFound => "No payment has that id.",
         ResultCode.PaymentNotAuthorized => "The payment is not an open authorization (already captured, voided or expired, or single-phase).",
         ResultCode.HoldExpired => "The authorization's hold expired; its funds were released.",

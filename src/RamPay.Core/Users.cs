@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 
 namespace RamPay.Core;
 
@@ -32,42 +31,22 @@ public sealed record UserProfile(string Email, string Name, string PasswordHash)
         && Name.Length is >= 1 and <= MaxNameLength
         && PasswordHash.Length is >= 1 and <= MaxPasswordHashLength;
 
+    /// <summary>Throws <see cref="ArgumentException"/> when a field has no UTF-8 form (a lone surrogate) or is longer than a u16 length.</summary>
     public byte[] Encode()
     {
-        var parts = new[] { Encoding.UTF8.GetBytes(Email), Encoding.UTF8.GetBytes(Name), Encoding.UTF8.GetBytes(PasswordHash) };
-        var bytes = new byte[parts.Sum(p => 2 + p.Length)];
+        string[] fields = [Email, Name, PasswordHash];
+        var bytes = new byte[fields.Sum(LengthPrefixedUtf8.Size)];
         int offset = 0;
-        foreach (var part in parts)
-        {
-            if (part.Length > ushort.MaxValue) throw new ArgumentException("a profile field is too long to encode");
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(offset), (ushort)part.Length);
-            part.CopyTo(bytes, offset + 2);
-            offset += 2 + part.Length;
-        }
+        foreach (string field in fields) offset += LengthPrefixedUtf8.Write(bytes.AsSpan(offset), field);
         return bytes;
     }
 
     /// <summary>Decodes an attachment; null when it is not exactly three well-formed strings.</summary>
-    public static UserProfile? TryDecode(ReadOnlySpan<byte> bytes)
-    {
-        var fields = new string[3];
-        try
-        {
-            for (int i = 0; i < fields.Length; i++)
-            {
-                if (bytes.Length < 2) return null;
-                int length = BinaryPrimitives.ReadUInt16LittleEndian(bytes);
-                if (bytes.Length < 2 + length) return null;
-                fields[i] = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.Slice(2, length));
-                bytes = bytes[(2 + length)..];
-            }
-        }
-        catch (DecoderFallbackException)
-        {
-            return null;
-        }
-        return bytes.Length == 0 ? new UserProfile(fields[0], fields[1], fields[2]) : null;
-    }
+    public static UserProfile? TryDecode(ReadOnlySpan<byte> bytes) =>
+        LengthPrefixedUtf8.TryRead(ref bytes, out string email) && LengthPrefixedUtf8.TryRead(ref bytes, out string name)
+        && LengthPrefixedUtf8.TryRead(ref bytes, out string passwordHash) && bytes.IsEmpty
+            ? new UserProfile(email, name, passwordHash)
+            : null;
 
     /// <summary>64 bits of SHA-256 over the encoding: goes in the command's Argument, so idempotency compares profiles.</summary>
     public static long Digest(ReadOnlySpan<byte> encoded)

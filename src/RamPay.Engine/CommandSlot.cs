@@ -16,8 +16,21 @@ public struct CommandSlot
     public long JournalSequence;
     /// <summary>Non-null for a query slot: it is answered by the business logic and completed by the output stage.</summary>
     public ILedgerQuery? Query;
-    /// <summary>Bytes journaled after the command (RegisterUser's profile); null for almost every command.</summary>
+    /// <summary>Bytes journaled after the command (RegisterUser's profile, a payment's note); null for most commands.</summary>
     public byte[]? Attachment;
+    /// <summary>For a command: read right after it is applied, on the business-logic thread (null for almost every command).</summary>
+    public ICommandReadBack? ReadBack;
+}
+
+/// <summary>
+/// What a producer wants to know of the ledger right after its command is applied (the payment it made, say), read
+/// on the business-logic thread in the same pass, so that answering needs no second trip through the ring. The
+/// answer is the producer's to pick up once the command completes; the output stage's ordering makes it visible.
+/// </summary>
+public interface ICommandReadBack
+{
+    /// <summary>On the business-logic thread, after the command: copy what is needed. Must be quick, must not block or throw.</summary>
+    void Execute(IReadOnlyLedger ledger, in CommandResult result);
 }
 
 /// <summary>

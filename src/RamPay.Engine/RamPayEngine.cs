@@ -134,9 +134,16 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Submits one command, waiting while the ring is full. Stamps the command with the engine clock (its journaled
-    /// time). An attachment (RegisterUser's profile) is journaled after the command. Returns its ticket.
+    /// time). An attachment (RegisterUser's profile, a Transfer's or Authorize's <see cref="PaymentNote"/>) is journaled
+    /// after the command. Returns its ticket.
     /// </summary>
-    public long Submit(in Command command, long correlation = 0, byte[]? attachment = null)
+    public long Submit(in Command command, long correlation = 0, byte[]? attachment = null) => Submit(command, correlation, attachment, readBack: null);
+
+    /// <summary>
+    /// As <see cref="Submit(in Command, long, byte[])"/>, and <paramref name="readBack"/> reads the ledger right after the
+    /// command is applied, on the business-logic thread.
+    /// </summary>
+    public long Submit(in Command command, long correlation, byte[]? attachment, ICommandReadBack? readBack)
     {
         if (attachment is not null && attachment.Length > RecordTypes.MaxAttachmentBytes)
             throw new ArgumentOutOfRangeException(nameof(attachment), attachment.Length, $"an attachment holds at most {RecordTypes.MaxAttachmentBytes} bytes");
@@ -145,6 +152,7 @@ public sealed class RamPayEngine : IDisposable
         ref var slot = ref _pipeline.Ring[seq];
         Fill(ref slot, command, correlation, _options.Clock(), query: null);
         slot.Attachment = attachment;
+        slot.ReadBack = readBack;
         _pipeline.Sequencer.Publish(seq);
         return seq;
     }
@@ -223,6 +231,7 @@ public sealed class RamPayEngine : IDisposable
         slot.JournalSequence = 0;
         slot.Query = query;
         slot.Attachment = null;
+        slot.ReadBack = null;
     }
 
     private void ThrowIfStopped()
@@ -302,6 +311,7 @@ public sealed class RamPayEngine : IDisposable
                     continue;
                 }
                 ledger.Apply(slot.Command, slot.Attachment, out slot.Result);
+                slot.ReadBack?.Execute(ledger, slot.Result);
                 // The journaler numbers commands the same way: every non-query slot, in ring order.
                 lastSequence++;
                 _sinceSnapshot++;
@@ -348,6 +358,7 @@ public sealed class RamPayEngine : IDisposable
                 }
                 completion?.OnCompleted(slot.JournalSequence, ref slot);
                 slot.Attachment = null;
+                slot.ReadBack = null; // like a query: the ring must not keep the producer's object alive
                 lastCommand = slot.JournalSequence;
             }
             if (lastCommand != 0) Volatile.Write(ref _last, lastCommand);

@@ -85,7 +85,15 @@ public static class Program
         app.UseSwaggerUI();
         Routes.Map(app, new Api(platform), ctx => Ready(ctx, engine));
 
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException e)
+        {
+            await Console.Error.WriteLineAsync($"{Prefix}cannot listen for HTTP on {options.Http.Host}:{options.Http.Port}: {e.Message}");
+            return 1;
+        }
         foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
             Console.WriteLine(Prefix + "http listening on " + address);
 
@@ -142,23 +150,32 @@ public static class Program
         RingSize = o.Engine.RingSize,
         MaxBatchSize = o.Engine.MaxBatchSize,
         SnapshotEveryCommands = o.Engine.SnapshotEveryCommands,
+        WaitStrategy = o.Engine.WaitStrategy,
         Ledger = new LedgerOptions
         {
             MaxAccounts = o.Engine.MaxAccounts,
             MaxPayments = o.Engine.MaxPayments,
+            InitialPaymentCapacity = Math.Min(new LedgerOptions().InitialPaymentCapacity, o.Engine.MaxPayments),
             MaxOpenHolds = o.Engine.MaxOpenHolds,
             IdempotencyMaxKeys = o.Engine.IdempotencyMaxKeys,
         },
     };
 
-    private static Task Ready(HttpContext ctx, EngineHost engine)
+    private static async Task Ready(HttpContext ctx, EngineHost engine)
     {
         var state = engine.State;
-        return JsonOut.Write(ctx, state == EngineState.Ready ? 200 : 503, w =>
+        (int Accounts, long Payments) counts = default;
+        if (state == EngineState.Ready) counts = await engine.QueryAsync(l => (l.AccountCount, l.PaymentCount));
+        await JsonOut.Write(ctx, state == EngineState.Ready ? 200 : 503, w =>
         {
             w.WriteStartObject();
             w.WriteString("status", state switch { EngineState.Ready => "ready", EngineState.Starting => "starting", EngineState.Failed => "failed", _ => "stopping" });
-            if (state == EngineState.Ready) w.WriteNumber("journal_sequence", engine.CompletedSequence);
+            if (state == EngineState.Ready)
+            {
+                w.WriteNumber("journal_sequence", engine.CompletedSequence);
+                w.WriteNumber("accounts", counts.Accounts);
+                w.WriteNumber("payments", counts.Payments);
+            }
             if (state == EngineState.Failed) w.WriteString("error", engine.Failure?.Message);
             w.WriteEndObject();
         });

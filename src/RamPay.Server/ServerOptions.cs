@@ -93,6 +93,8 @@ public sealed class ServerOptions
         public long MaxPayments { get; set; } = 1L << 26;
         public int MaxOpenHolds { get; set; } = 1 << 20;
         public int IdempotencyMaxKeys { get; set; } = 1 << 22;
+        /// <summary>How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).</summary>
+        public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
     }
 
     /// <summary>The TCP protocol limits these settings give: the body limit grows with the batch limit, never below the default.</summary>

@@ -244,6 +244,7 @@ public class FormatTests
     [InlineData(ResultCode.TooManyHolds, 32, "too_many_holds")]
     [InlineData(ResultCode.NotAccountOwner, 16, "not_account_owner")]
     [InlineData(ResultCode.DepositLimitExceeded, 17, "deposit_limit_exceeded")]
+    [InlineData(ResultCode.InvalidPaymentNote, 18, "invalid_payment_note")]
     [InlineData(ResultCode.ExistsWithDifferentArgument, 47, "exists_with_different_argument")]
     public void Result_code_values_and_names_are_pinned(ResultCode code, byte value, string name)
     {
@@ -255,7 +256,7 @@ public class FormatTests
     public void Every_result_code_has_a_distinct_snake_case_name_and_a_message()
     {
         var values = Enum.GetValues<ResultCode>();
-        Assert.Equal(34, values.Length);
+        Assert.Equal(35, values.Length);
         var names = values.Select(ResultCodes.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var v in values)

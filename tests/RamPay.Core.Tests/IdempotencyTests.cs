@@ -13,13 +13,7 @@ public class IdempotencyTests
     private readonly TestLedger _t = new(TestLedger.SmallOptions with { IdempotencyWindowMs = Window });
     private readonly long _fund, _alice, _bob;
 
-    public IdempotencyTests()
-    {
-        _fund = _t.OpenFunding(Usd);
-        _alice = _t.OpenWallet(Usd);
-        _bob = _t.OpenWallet(Usd);
-        _t.Deposit(_fund, _alice, 1_000, Usd);
-    }
+    public IdempotencyTests() => (_fund, _alice, _bob) = _t.OpenFundedPair(Usd, deposit: 1_000);
 
     [Fact]
     public void Same_key_same_body_returns_the_first_result_replayed_without_state_change()

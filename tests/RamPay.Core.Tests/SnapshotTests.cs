@@ -12,7 +12,7 @@ public class SnapshotTests
         DefaultHoldTimeoutMs = 50_000,
     };
 
-    /// <summary>Open holds with different expiries, a frozen account, refunds, expired/voided/captured holds, remembered keys and rejections.</summary>
+    /// <summary>Open holds with different expiries, a frozen account, refunds, expired/voided/captured holds, payment notes, remembered keys and rejections.</summary>
     private sealed class World
     {
         public readonly TestLedger T = new(Options);
@@ -30,7 +30,7 @@ public class SnapshotTests
             Eve = T.OpenWallet(Eur, owner: 14);
             T.Deposit(Fund, Alice, 10_000, Usd);
             T.Deposit(FundEur, Eve, 500, Eur);
-            Pay = T.Ok(Cmd.Transfer(Alice, Bob, 2_000, Usd), key: "pay");
+            Pay = T.Ok(Cmd.Transfer(Alice, Bob, 2_000, Usd), key: "pay", note: new PaymentNote("dinner", null));
             Refund = T.Ok(Cmd.Refund(Pay, 300, Usd), key: "refund");
             T.Ok(Cmd.Refund(Pay, 200, Usd));
             Captured = T.Ok(Cmd.Authorize(Alice, Carol, 700, Usd));
@@ -41,7 +41,7 @@ public class SnapshotTests
             ExpiredHold = T.Ok(Cmd.Authorize(Alice, Bob, 100, Usd, timeoutMs: 10));
             T.Now = Start + 100;
             // Open holds, created out of expiry order so the heap is not trivially sorted.
-            HoldA = T.Ok(Cmd.Authorize(Alice, Bob, 300, Usd, timeoutMs: 30_000), key: "hold-a");
+            HoldA = T.Ok(Cmd.Authorize(Alice, Bob, 300, Usd, timeoutMs: 30_000), key: "hold-a", note: new PaymentNote("hotel", "https://example.com/hooks/1"));
             HoldB = T.Ok(Cmd.Authorize(Alice, Carol, 200, Usd, timeoutMs: 10_000));
             HoldC = T.Ok(Cmd.Authorize(Bob, Alice, 400, Usd, timeoutMs: 20_000));
             EurHold = T.Ok(Cmd.Authorize(Eve, FundEur, 50, Eur));
@@ -86,6 +86,7 @@ public class SnapshotTests
         Assert.True(rt.Account(w.Carol).Frozen);
         Assert.Equal(w.Pay, rt.Payment(w.Refund).ParentId);
         Assert.Equal(500, rt.Payment(w.Pay).Refunded);
+        Assert.Equal(new PaymentNote("hotel", "https://example.com/hooks/1"), restored.GetPaymentNote(w.HoldA));
         restored.VerifyInvariants();
     }
 
@@ -243,7 +244,7 @@ public class SnapshotTests
     {
         var l = new Ledger(Options);
         var bytes = StateBytes.Write(l);
-        Assert.Equal(128, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, holds int, users int, keys int
+        Assert.Equal(132, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, notes int, holds int, users int, keys int
         var r = StateBytes.Read(bytes, Options);
         Assert.Equal(StateBytes.Hash(l), StateBytes.Hash(r));
         Assert.Equal(0, r.AccountCount);
@@ -254,8 +255,8 @@ public class SnapshotTests
     {
         var bytes = StateBytes.Write(new World().T.Ledger);
         Assert.Equal("RASL", System.Text.Encoding.ASCII.GetString(bytes, 0, 4));
-        Assert.Equal("01000000", Convert.ToHexStringLower(bytes, 4, 4));
-        Assert.Equal(1, Ledger.SnapshotFormatVersion);
+        Assert.Equal("02000000", Convert.ToHexStringLower(bytes, 4, 4));
+        Assert.Equal(2, Ledger.SnapshotFormatVersion);
     }
 
     [Fact]
@@ -269,7 +270,7 @@ public class SnapshotTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(3)]
     [InlineData(-1)]
     public void Read_state_rejects_an_unknown_version(int version)
     {

@@ -86,20 +86,23 @@ internal sealed class TestLedger
 
     public string NextKey() => "key-" + (++_keySeq).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Stamps key (a fresh one unless given), timestamp (Now unless given) and client, applies, verifies.</summary>
-    public CommandResult Run(Command body, string? key = null, long? at = null, long? client = null)
+    /// <summary>
+    /// Stamps key (a fresh one unless given), timestamp (Now unless given) and client, applies (with the attachment,
+    /// if any: a payment note's encoding, say), verifies.
+    /// </summary>
+    public CommandResult Run(Command body, string? key = null, long? at = null, long? client = null, byte[]? attachment = null)
     {
         var c = body;
         c.TimestampMs = at ?? Now;
         c.ClientId = client ?? Client;
         if (c.Type != CommandType.Tick) c.Key = IdempotencyKey.FromString(key ?? NextKey());
-        return RunExact(c);
+        return RunExact(c, attachment);
     }
 
     /// <summary>Applies the command as it is (e.g. without a key) and verifies the invariants.</summary>
-    public CommandResult RunExact(in Command c)
+    public CommandResult RunExact(in Command c, ReadOnlySpan<byte> attachment = default)
     {
-        Ledger.Apply(in c, out var result);
+        Ledger.Apply(in c, attachment, out var result);
         Ledger.VerifyInvariants();
         return result;
     }
@@ -110,19 +113,19 @@ internal sealed class TestLedger
         return RunExact(Cmd.Tick(at));
     }
 
-    /// <summary>Runs and asserts Ok (not replayed); returns the result's id.</summary>
-    public long Ok(Command body, string? key = null, long? at = null)
+    /// <summary>Runs and asserts Ok (not replayed); returns the result's id. A note goes as the command's attachment.</summary>
+    public long Ok(Command body, string? key = null, long? at = null, PaymentNote? note = null)
     {
-        var r = Run(body, key, at);
+        var r = Run(body, key, at, attachment: note?.Encode());
         Assert.True(r.IsOk && !r.Replayed, $"expected ok for {body.Type}, got {r}");
         return r.Id;
     }
 
     /// <summary>Runs and asserts the exact (non-replayed) rejection, with no id.</summary>
-    public void Rejects(ResultCode expected, Command body, string? key = null, long? at = null)
+    public void Rejects(ResultCode expected, Command body, string? key = null, long? at = null, byte[]? attachment = null)
     {
         var before = LedgerView.Of(Ledger);
-        var r = Run(body, key, at);
+        var r = Run(body, key, at, attachment: attachment);
         Assert.Equal(ResultCodes.Name(expected), ResultCodes.Name(r.Code));
         Assert.False(r.Replayed);
         Assert.Equal(0, r.Id);
@@ -133,6 +136,14 @@ internal sealed class TestLedger
     public long OpenWallet(Currency currency, long owner = 0) => Ok(Cmd.Open(AccountFlags.DebitsMustNotExceedCredits, currency, owner));
     public long OpenFunding(Currency currency) => Ok(Cmd.Open(AccountFlags.Funding, currency));
     public long OpenPlain(Currency currency) => Ok(Cmd.Open(AccountFlags.None, currency));
+
+    /// <summary>The usual start: a funding account, and two wallets of which the first holds <paramref name="deposit"/>.</summary>
+    public (long Fund, long Payer, long Payee) OpenFundedPair(Currency currency, long deposit)
+    {
+        long fund = OpenFunding(currency), payer = OpenWallet(currency), payee = OpenWallet(currency);
+        Deposit(fund, payer, deposit, currency);
+        return (fund, payer, payee);
+    }
 
     /// <summary>Deposits into an account from the given funding account.</summary>
     public long Deposit(long funding, long to, long amount, Currency currency) => Ok(Cmd.Deposit(funding, to, amount, currency));
@@ -172,6 +183,7 @@ internal sealed record LedgerView(string Accounts, string Payments, long Payment
             var p = l.GetPayment(id);
             payments.Append(System.Globalization.CultureInfo.InvariantCulture,
                 $"{p.Id}:{p.Kind}:{p.Status}:{p.FromAccount}->{p.ToAccount}:{p.Amount}/{p.Captured}/{p.Refunded}:{p.Currency}:exp={p.ExpiresAtMs}:parent={p.ParentId};");
+            if (l.GetPaymentNote(id) is { } note) payments.Append(System.Globalization.CultureInfo.InvariantCulture, $"note({id})={note};");
         }
         return new LedgerView(accounts.ToString(), payments.ToString(), l.PaymentCount, l.OpenHoldCount, l.Idempotency.Count,
             l.TotalDebitsPosted, l.TotalCreditsPosted, l.TotalDebitsPending, l.TotalCreditsPending);

@@ -366,6 +366,42 @@ public class EngineQueryTests
         Assert.Equal(2, await engine.QueryAsync(l => l.AccountCount));
     }
 
+    private sealed class AccountReadBack(long accountId) : ICommandReadBack
+    {
+        public long Posted = -1;
+        public ResultCode Code;
+        public long ClockMs;
+
+        public void Execute(IReadOnlyLedger ledger, in CommandResult result)
+        {
+            Code = result.Code;
+            Posted = ledger.GetAccount(accountId).Posted;
+            ClockMs = ledger.ClockMs;
+        }
+    }
+
+    [Fact]
+    public void A_read_back_sees_the_ledger_right_after_its_own_command_and_is_released_by_the_ring()
+    {
+        using var dir = new TempDataDir();
+        var maker = new Commands();
+        using var engine = RamPayEngine.Start(Options(dir));
+        engine.Submit(maker.Open(AccountFlags.Funding));
+        engine.Submit(maker.Open(AccountFlags.DebitsMustNotExceedCredits));
+        var first = new AccountReadBack(2);
+        var second = new AccountReadBack(2);
+        var rejected = new AccountReadBack(2);
+        engine.Submit(maker.Move(CommandType.Deposit, 1, 2, 40), 0, null, first);
+        engine.Submit(maker.Move(CommandType.Deposit, 1, 2, 2), 0, null, second);
+        long ticket = engine.Submit(maker.Move(CommandType.Transfer, 2, 1, 1_000), 0, null, rejected);
+        Assert.True(engine.WaitForCompletion(ticket, TimeSpan.FromSeconds(30)));
+        // Each saw its own command applied and the next one not yet: the read runs in the same pass as the apply.
+        Assert.Equal((ResultCode.Ok, 40L), (first.Code, first.Posted));
+        Assert.Equal((ResultCode.Ok, 42L), (second.Code, second.Posted));
+        Assert.Equal((ResultCode.InsufficientFunds, 42L), (rejected.Code, rejected.Posted));
+        Assert.True(first.ClockMs > 0);
+    }
+
     [Fact]
     public void Queries_interleaved_with_commands_from_several_threads_leave_the_journal_contiguous_and_replay_equal()
     {

@@ -15,7 +15,13 @@ public sealed class PendingCommands
 {
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal PendingCommands(int count) => Results = new CommandResult[count];
+    internal PendingCommands(int count)
+    {
+        Results = new CommandResult[count];
+        SubmittedAtMs = Environment.TickCount64;
+    }
+
+    internal long SubmittedAtMs { get; }
 
     /// <summary>One result per command, in submission order; valid once <see cref="Completion"/> has finished.</summary>
     public CommandResult[] Results { get; }
@@ -95,6 +101,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
 
     private void CheckHealth()
     {
+        ExpireWaiters();
         var engine = _engine;
         if (engine?.Fault is not { } fault || _state == EngineState.Failed) return;
         Failure = fault;
@@ -119,20 +126,20 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     }
 
     /// <summary>Submits one command (with its attachment, if any) and waits until it is durable and applied.</summary>
-    public async Task<CommandResult> ExecuteAsync(Command command, byte[]? attachment = null, bool duringStartup = false)
+    public async Task<CommandResult> ExecuteAsync(Command command, byte[]? attachment = null, bool duringStartup = false, ICommandReadBack? readBack = null)
     {
         var engine = Engine(duringStartup);
         var (id, pending) = Register(1);
         try
         {
-            engine.Submit(command, (id << IndexBits) | 0, attachment);
+            engine.Submit(command, (id << IndexBits) | 0, attachment, readBack);
         }
         catch (Exception e)
         {
             _pending.TryRemove(id, out _);
             throw new EngineUnavailableException("the engine did not accept the command", e);
         }
-        await Wait(pending);
+        await pending.Completion.ConfigureAwait(false);
         return pending.Results[0];
     }
 
@@ -165,16 +172,21 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         return pending;
     }
 
-    /// <summary>Waits for a batch from <see cref="Submit"/>; a timeout is <see cref="EngineUnavailableException"/>.</summary>
-    public async Task Wait(PendingCommands pending)
+    /// <summary>
+    /// Waits for a batch from <see cref="Submit"/>; one still not durable after the command timeout fails with
+    /// <see cref="EngineUnavailableException"/>. The watchdog expires waiters, so a wait costs no timer of its own.
+    /// </summary>
+    public Task Wait(PendingCommands pending) => pending.Completion;
+
+    /// <summary>Fails (and forgets) every waiter older than the command timeout: its caller hears 503, its command may still land.</summary>
+    private void ExpireWaiters()
     {
-        try
+        long cutoff = Environment.TickCount64 - (long)_commandTimeout.TotalMilliseconds;
+        foreach (var (id, pending) in _pending)
         {
-            await pending.Completion.WaitAsync(_commandTimeout).ConfigureAwait(false);
-        }
-        catch (TimeoutException e)
-        {
-            throw new EngineUnavailableException($"the command did not become durable within {_commandTimeout.TotalMilliseconds:0} ms", e);
+            if (pending.SubmittedAtMs > cutoff) continue;
+            pending.Fail(new EngineUnavailableException($"the command did not become durable within {_commandTimeout.TotalMilliseconds:0} ms"));
+            _pending.TryRemove(id, out _);
         }
     }
 

@@ -61,6 +61,17 @@ public sealed class Api(Platform platform)
         return result;
     }
 
+    /// <summary>Executes a command that makes or acts on a payment and answers with that payment as it stands after it.</summary>
+    private async Task ExecutePayment(HttpContext ctx, int status, Command command, byte[]? attachment = null)
+    {
+        var readBack = new PaymentReadBack();
+        var result = await Engine.ExecuteAsync(command, attachment, readBack: readBack);
+        if (!result.IsOk) throw ApiError.From(result.Code);
+        var view = readBack.View ?? throw new InvalidOperationException($"command {command.Type} succeeded but payment {result.Id} cannot be read");
+        MarkReplayed(ctx, result);
+        await JsonOut.Write(ctx, status, w => JsonOut.Payment(w, view));
+    }
+
     // ---- users ------------------------------------------------------------------------------------------------
 
     public async Task Register(HttpContext ctx)
@@ -184,12 +195,11 @@ public sealed class Api(Platform platform)
         if (!platform.FundingAccounts.TryGetValue(currency, out long funding))
             throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: deposits are taken in {_options.Currencies}.");
         if (!platform.DepositWithinLimit(amount)) throw ApiError.From(ResultCode.DepositLimitExceeded);
-        var result = await Execute(new Command
+        await ExecutePayment(ctx, 201, new Command
         {
             Type = CommandType.Deposit, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
             FromAccount = funding, ToAccount = accountId, Amount = amount, Currency = currency,
         });
-        await WritePayment(ctx, 201, result);
     }
 
     // ---- payments ---------------------------------------------------------------------------------------------
@@ -220,8 +230,7 @@ public sealed class Api(Platform platform)
         var key = RequireKey(ctx);
         (Command Command, byte[]? Attachment) parsed;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) parsed = ParsePayment(body.Body, caller, key);
-        var result = await Execute(parsed.Command, parsed.Attachment);
-        await WritePayment(ctx, 201, result);
+        await ExecutePayment(ctx, 201, parsed.Command, parsed.Attachment);
     }
 
     public async Task Capture(HttpContext ctx, long paymentId)
@@ -230,12 +239,11 @@ public sealed class Api(Platform platform)
         var key = RequireKey(ctx);
         long? amount;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) amount = body.Body.OptionalAmount();
-        var result = await Execute(new Command
+        await ExecutePayment(ctx, 200, new Command
         {
             Type = CommandType.Capture, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
             PaymentId = paymentId, Amount = amount ?? 0,
         });
-        await WritePayment(ctx, 200, result);
     }
 
     public async Task Void(HttpContext ctx, long paymentId)
@@ -243,11 +251,10 @@ public sealed class Api(Platform platform)
         var caller = Authenticate(ctx);
         var key = RequireKey(ctx);
         using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
-        var result = await Execute(new Command
+        await ExecutePayment(ctx, 200, new Command
         {
             Type = CommandType.Void, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key, PaymentId = paymentId,
         });
-        await WritePayment(ctx, 200, result);
     }
 
     public async Task Refund(HttpContext ctx, long paymentId)
@@ -261,12 +268,11 @@ public sealed class Api(Platform platform)
             amount = body.Body.Amount();
             currency = body.Body.OptionalCurrency();
         }
-        var result = await Execute(new Command
+        await ExecutePayment(ctx, 201, new Command
         {
             Type = CommandType.Refund, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
             PaymentId = paymentId, Amount = amount, Currency = currency ?? Currency.None,
         });
-        await WritePayment(ctx, 201, result);
     }
 
     public async Task GetPayment(HttpContext ctx, long paymentId)
@@ -278,18 +284,11 @@ public sealed class Api(Platform platform)
         await JsonOut.Write(ctx, 200, w => JsonOut.Payment(w, v));
     }
 
-    private async Task WritePayment(HttpContext ctx, int status, CommandResult result)
-    {
-        var view = await Engine.QueryAsync(l => PaymentView.Of(l, result.Id));
-        MarkReplayed(ctx, result);
-        await JsonOut.Write(ctx, status, w => JsonOut.Payment(w, view));
-    }
-
     public async Task Batch(HttpContext ctx)
     {
         var caller = Authenticate(ctx);
-        string? headerKey = ctx.Request.Headers["Idempotency-Key"];
-        RequireKey(ctx); // refuses a missing or oversized key before the body is read
+        // Item i's key is derived from the request's (its hash, "#", i), so a key of any allowed length works.
+        string batchKey = RequireKey(ctx).ToString();
         var commands = new List<Command>();
         var attachments = new List<byte[]?>();
         ApiError?[] refusals;
@@ -306,7 +305,7 @@ public sealed class Api(Platform platform)
             {
                 try
                 {
-                    var key = IdempotencyKey.FromString(headerKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    var key = IdempotencyKey.FromString(batchKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     var (command, attachment) = ParsePayment(new JsonBody.Fields(item, $"payments[{i}]."), caller, key);
                     commands.Add(command);
                     attachments.Add(attachment);

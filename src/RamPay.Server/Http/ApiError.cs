@@ -25,7 +25,7 @@ public sealed class ApiError(int status, string code, string message) : Exceptio
     {
         ResultCode.Ok => 200,
         ResultCode.InvalidCommand or ResultCode.InvalidAmount or ResultCode.InvalidCurrency or ResultCode.IdempotencyKeyRequired
-            or ResultCode.SameAccount or ResultCode.InvalidHoldTimeout or ResultCode.InvalidProfile => 400,
+            or ResultCode.SameAccount or ResultCode.InvalidHoldTimeout or ResultCode.InvalidProfile or ResultCode.InvalidPaymentNote => 400,
         ResultCode.NotAccountOwner => 403,
         ResultCode.AccountNotFound or ResultCode.PaymentNotFound => 404,
         ResultCode.EmailTaken or (>= ResultCode.ExistsWithDifferentType and <= ResultCode.ExistsWithDifferentArgument) => 409,

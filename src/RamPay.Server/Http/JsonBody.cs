@@ -113,14 +113,14 @@ public sealed class JsonBody : IDisposable
             throw ApiError.BadRequest("invalid_amount", $"'{field}' must be a positive whole number of minor units (an integer, not a float or a string).");
         }
 
-        private static ApiError MissingAmount(string field) => ApiError.BadRequest("invalid_amount", $"'{field}' is required: a positive whole number of minor units.");
+        private static ApiError MissingAmount(string field) => ApiError.InvalidRequest($"'{field}' is required: a positive whole number of minor units.");
 
         public long Id(string name) => TryGet(name, out var v) ? IdOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a positive integer id.");
 
         private static long IdOf(JsonElement v, string field) =>
             v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long id) && id > 0 ? id : throw ApiError.InvalidRequest($"'{field}' must be a positive integer id.");
 
-        public Currency Currency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : throw ApiError.BadRequest("invalid_currency", $"'{prefix + name}' is required: a three-letter ISO 4217 code such as \"USD\".");
+        public Currency Currency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a three-letter ISO 4217 code such as \"USD\".");
 
         public Currency? OptionalCurrency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : null;
 

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using RamPay.Core;
 using RamPay.Server.Auth;
 
@@ -20,10 +19,7 @@ public static class UserService
     /// <summary>A hash to check a password against when the email is unknown, so that both failures cost the same.</summary>
     public static string DummyHash(int iterations) => _dummyHash ??= PasswordHasher.Hash("not a password of anyone", iterations);
 
-    /// <summary>
-    /// Registers a user with a wallet in one journaled command. The idempotency key is derived from the email under
-    /// the system's scope, so two sign-ups racing for one email meet in the ledger: one wins, the other is email_taken.
-    /// </summary>
+    /// <summary>Registers a user with a wallet in one journaled command; an email already registered is email_taken.</summary>
     public static async Task<(User User, Currency Currency)> RegisterAsync(Platform platform, Registration r, UserRole role, bool duringStartup = false)
     {
         string email = UserProfile.NormalizeEmail(r.Email);
@@ -42,11 +38,12 @@ public static class UserService
 
         string hash = PasswordHasher.Hash(r.Password, platform.Options.Auth.PasswordHashIterations);
         var (command, attachment) = new UserProfile(email, name, hash).ToCommand(role, currency);
+        // The ledger refuses a second user with the same email on its single thread, so two sign-ups racing for one
+        // email cannot both win whatever their keys. The key is therefore that of this attempt (its profile, whose
+        // hash is salted afresh each time): a refused sign-up (too_many_accounts, say) never blocks a later one.
         command.ClientId = 0;
-        command.Key = IdempotencyKey.FromString("register:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(email))));
+        command.Key = IdempotencyKey.FromString("register:" + command.Argument.ToString("x16", System.Globalization.CultureInfo.InvariantCulture));
         var result = await platform.Engine.ExecuteAsync(command, attachment, duringStartup);
-        if (result.Code == ResultCode.EmailTaken || (!result.IsOk && ApiError.StatusOf(result.Code) == 409))
-            throw ApiError.From(ResultCode.EmailTaken);
         if (!result.IsOk) throw ApiError.From(result.Code);
         var user = await platform.Engine.QueryAsync(l => l.GetUser(result.Id), duringStartup)
                    ?? throw new InvalidOperationException($"user {result.Id} was registered but cannot be read back");

@@ -4,18 +4,29 @@ using RamPay.Core;
 namespace RamPay.Server.Http;
 
 /// <summary>A payment copied out of the ledger on the writer thread, with the owners of both sides for access checks.</summary>
-public readonly record struct PaymentView(Payment Payment, long FromOwner, long ToOwner)
+public readonly record struct PaymentView(Payment Payment, long FromOwner, long ToOwner, PaymentNote? Note)
 {
     public static PaymentView Of(IReadOnlyLedger ledger, long id)
     {
         var p = ledger.GetPayment(id);
-        return new PaymentView(p, ledger.GetAccount(p.FromAccount).Owner, ledger.GetAccount(p.ToAccount).Owner);
+        return new PaymentView(p, ledger.GetAccount(p.FromAccount).Owner, ledger.GetAccount(p.ToAccount).Owner, ledger.GetPaymentNote(id));
     }
 
     public static PaymentView? TryOf(IReadOnlyLedger ledger, long id) => ledger.PaymentExists(id) ? Of(ledger, id) : null;
 
     /// <summary>Party to the payment: owns the paying or the receiving account.</summary>
     public bool IsParty(long userId) => FromOwner == userId || ToOwner == userId;
+}
+
+/// <summary>Reads the payment a command made or acted on, right after it is applied: one trip through the ring, not two.</summary>
+public sealed class PaymentReadBack : RamPay.Engine.ICommandReadBack
+{
+    public PaymentView? View { get; private set; }
+
+    public void Execute(IReadOnlyLedger ledger, in CommandResult result)
+    {
+        if (result.IsOk && ledger.PaymentExists(result.Id)) View = PaymentView.Of(ledger, result.Id);
+    }
 }
 
 /// <summary>The JSON shapes of docs/api.md, written straight to the response with a Utf8JsonWriter.</summary>
@@ -62,6 +73,8 @@ public static class JsonOut
         w.WriteString("created_at", Time(p.CreatedAtMs));
         if (p.Kind == PaymentKind.Authorization) w.WriteString("expires_at", Time(p.ExpiresAtMs)); else w.WriteNull("expires_at");
         if (p.ParentId != 0) w.WriteNumber("refund_of", p.ParentId); else w.WriteNull("refund_of");
+        if (view.Note?.Description is { } description) w.WriteString("description", description); else w.WriteNull("description");
+        if (view.Note?.WebhookUrl is { } webhook) w.WriteString("webhook_url", webhook); else w.WriteNull("webhook_url");
         w.WriteEndObject();
     }
 

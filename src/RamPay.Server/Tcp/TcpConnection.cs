@@ -243,7 +243,7 @@ internal sealed class TcpConnection
             {
                 int length = await Encode(reply, send, results);
                 await _socket.SendAsync(send.AsMemory(0, length));
-                if (reply.Close || reply.Type == FrameType.Error && reply.Close) break;
+                if (reply.Close) break;
             }
             if (_stopping.IsCancellationRequested)
             {

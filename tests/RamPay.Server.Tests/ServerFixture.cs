@@ -1,0 +1,43 @@
+namespace RamPay.Server.Tests;
+
+/// <summary>
+/// One server for a whole test class. Tests that share it must not interfere: each signs up users of its own.
+/// Subclasses change the configuration.
+/// </summary>
+public class ServerFixture : IAsyncLifetime
+{
+    public const long MaxDeposit = 1_000_000;
+    public const int MaxBatchPayments = 10;
+    public const int MaxRequestBodyBytes = 64 * 1024;
+
+    /// <summary>
+    /// Fast password hashing for many sign-ups, no rate limit to trip over, and small limits the tests can reach
+    /// with small requests.
+    /// </summary>
+    public static readonly string[] TestSettings =
+    [
+        "Auth:PasswordHashIterations=1000",
+        "RateLimit:RequestsPerSecond=1000000",
+        "RateLimit:Burst=1000000",
+        $"MaxDepositAmount={MaxDeposit}",
+        $"MaxBatchPayments={MaxBatchPayments}",
+        $"Http:MaxRequestBodyBytes={MaxRequestBodyBytes}",
+        "Currencies=USD,EUR",
+    ];
+
+    public ServerProcess Server { get; private set; } = null!;
+    public Api Api { get; private set; } = null!;
+
+    protected virtual IEnumerable<string> Settings => TestSettings;
+
+    public async Task InitializeAsync()
+    {
+        Server = await ServerProcess.StartAsync([.. Settings]);
+        Api = new Api(Server);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Server is not null) await Server.DisposeAsync();
+    }
+}
