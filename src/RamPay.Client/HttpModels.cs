@@ -59,7 +59,8 @@ public sealed record BatchRequest(IReadOnlyList<PaymentRequest> Payments);
 
 /// <summary>
 /// One item's outcome in a batch: <see cref="Payment"/> when <see cref="Status"/> is 2xx, else <see cref="Error"/>.
-/// <see cref="Replayed"/>: this item's key (<c>&lt;key&gt;#&lt;i&gt;</c>) was seen before and this is its first result.
+/// <see cref="Replayed"/>: this item's key (derived from the request's key and its position) was seen before and this
+/// is its first result.
 /// </summary>
 public sealed record BatchItemResult(int Status, Payment? Payment, ApiError? Error, bool Replayed = false)
 {

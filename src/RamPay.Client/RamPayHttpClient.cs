@@ -133,8 +133,8 @@ public sealed class RamPayHttpClient : IDisposable
         CreatePaymentAsync(payment, NewIdempotencyKey(), ct);
 
     /// <summary>
-    /// <c>POST /v1/payments/batch</c>: item <c>i</c> is keyed <c>&lt;key&gt;#&lt;i&gt;</c> by the server, so retrying with
-    /// the same key replays every item. Each item succeeds or fails on its own (see <see cref="BatchItemResult"/>).
+    /// <c>POST /v1/payments/batch</c>: the server derives item <c>i</c>'s key from the request's key and <c>i</c>, so
+    /// retrying with the same key replays every item. Each item succeeds or fails on its own (see <see cref="BatchItemResult"/>).
     /// </summary>
     public Task<RamPayResponse<BatchResponse>> CreatePaymentsAsync(IReadOnlyList<PaymentRequest> payments, string idempotencyKey, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, "v1/payments/batch", Body(new BatchRequest(payments), Json.BatchRequest), RequireKey(idempotencyKey), Json.BatchResponse, ct);

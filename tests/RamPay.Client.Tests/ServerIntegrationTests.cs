@@ -21,10 +21,11 @@ public sealed class ServerIntegrationTests(ServerFixture server) : IClassFixture
             Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
             Assert.Equal("deposit", deposit.Value.Kind);
 
-            var request = new PaymentRequest(adaUser.WalletAccountId, bobUser.WalletAccountId, 2_500, "USD");
+            var request = new PaymentRequest(adaUser.WalletAccountId, bobUser.WalletAccountId, 2_500, "USD") { Description = "dinner", WebhookUrl = "https://example.com/hook" };
             RamPayResponse<Payment> paid = await ada.CreatePaymentAsync(request, "pay-1");
             Assert.False(paid.Replayed);
             Assert.Equal(("transfer", "posted", 2_500L, 2_500L), (paid.Value.Kind, paid.Value.Status, paid.Value.Amount, paid.Value.Captured));
+            Assert.Equal(("dinner", "https://example.com/hook"), (paid.Value.Description, paid.Value.WebhookUrl));
 
             // The same key and request: the first result again, marked replayed, and no second payment.
             RamPayResponse<Payment> again = await ada.CreatePaymentAsync(request, "pay-1");
