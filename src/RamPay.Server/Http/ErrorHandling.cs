@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.Features;
 using RamPay.Server.Hosting;
 
 namespace RamPay.Server.Http;
@@ -47,16 +46,4 @@ public static class ErrorHandling
     /// <summary>Unknown routes answer in the same shape.</summary>
     public static Task NotFound(HttpContext ctx) =>
         JsonOut.Write(ctx, 404, w => JsonOut.Error(w, "not_found", $"No endpoint {ctx.Request.Method} {ctx.Request.Path}: see /swagger."));
-
-    /// <summary>Status codes that Kestrel or routing set without a body (405 and the like) get the error shape too.</summary>
-    public static async Task EmptyStatus(HttpContext ctx, RequestDelegate next)
-    {
-        await next(ctx);
-        if (ctx.Response.HasStarted || ctx.Response.StatusCode < 400 || ctx.Response.ContentLength > 0) return;
-        var feature = ctx.Features.Get<IHttpResponseBodyFeature>();
-        if (feature is null) return;
-        int status = ctx.Response.StatusCode;
-        string code = status switch { 405 => "method_not_allowed", 404 => "not_found", 413 => "payload_too_large", _ => "invalid_request" };
-        await JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, $"HTTP {status} for {ctx.Request.Method} {ctx.Request.Path}."));
-    }
 }
