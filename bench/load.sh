@@ -75,7 +75,17 @@ case "$mode" in
     eval "$exports"
     export RAMPAY_TOKEN RAMPAY_FROM RAMPAY_TO RAMPAY_CURRENCY RAMPAY_RUN
     if [ $# -eq 0 ]; then set -- -t2 -c16 -d10s --latency; fi
+    # A fresh server's HTTP path needs about 5 s of load before the tiered JIT has compiled it: WRK_WARMUP=6 runs
+    # wrk that long first (its own keys, output discarded).
+    if [ "${WRK_WARMUP:-0}" -gt 0 ]; then
+      RAMPAY_RUN="$RAMPAY_RUN-warmup" wrk -s bench/wrk/payments.lua -t2 -c64 -d"${WRK_WARMUP}s" "$http_url" >/dev/null || true
+    fi
     wrk -s bench/wrk/payments.lua "$@" "$http_url" || status=$?
+    # WRK_BASELINE=1: the same wrk options on GET /health/live (a constant body, no engine), in the same run.
+    if [ "${WRK_BASELINE:-0}" = 1 ]; then
+      echo "baseline: GET /health/live"
+      wrk "$@" "$http_url/health/live" || status=$?
+    fi
     ;;
 esac
 exit "$status"

@@ -343,7 +343,7 @@ public sealed class Api(Platform platform)
                 {
                     w.WriteNumber("status", refused.Status);
                     w.WritePropertyName("error");
-                    WriteErrorObject(w, refused.Code, refused.Message);
+                    JsonOut.ErrorObject(w, refused.Code, refused.Message);
                 }
                 else if (results[i].IsOk)
                 {
@@ -356,21 +356,13 @@ public sealed class Api(Platform platform)
                 {
                     w.WriteNumber("status", ApiError.StatusOf(results[i].Code));
                     w.WritePropertyName("error");
-                    WriteErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code));
+                    JsonOut.ErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code));
                 }
                 w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteEndObject();
         });
-    }
-
-    private static void WriteErrorObject(Utf8JsonWriter w, string code, string message)
-    {
-        w.WriteStartObject();
-        w.WriteString("code", code);
-        w.WriteString("message", message);
-        w.WriteEndObject();
     }
 
     // ---- administration ---------------------------------------------------------------------------------------

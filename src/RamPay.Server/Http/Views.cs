@@ -110,13 +110,21 @@ public static class JsonOut
         w.WriteEndObject();
     }
 
+    /// <summary>The error document: <c>{"error": {"code", "message"}}</c>.</summary>
     public static void Error(Utf8JsonWriter w, string code, string message)
     {
         w.WriteStartObject();
-        w.WriteStartObject("error");
+        w.WritePropertyName("error");
+        ErrorObject(w, code, message);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The inner <c>{"code", "message"}</c>, also a batch item's <c>error</c>.</summary>
+    public static void ErrorObject(Utf8JsonWriter w, string code, string message)
+    {
+        w.WriteStartObject();
         w.WriteString("code", code);
         w.WriteString("message", message);
-        w.WriteEndObject();
         w.WriteEndObject();
     }
 
