@@ -40,6 +40,13 @@ public sealed partial class Ledger : IReadOnlyLedger
     }
 
     public LedgerOptions Options { get; }
+
+    /// <summary>
+    /// Told the id of each authorization whose hold lapses, on the applying thread, as it lapses (inside
+    /// <see cref="Apply(in Command, ReadOnlySpan{byte}, out CommandResult)"/>, before the command itself runs). The
+    /// sinks' follower uses it; the engine's writer leaves it null. Must not touch the ledger or throw.
+    /// </summary>
+    public Action<long>? HoldExpired { get; set; }
     public int AccountCount => _accountCount;
     public long PaymentCount => _payments.Count;
     public int OpenHoldCount => _holds.Count;
@@ -417,7 +424,9 @@ public sealed partial class Ledger : IReadOnlyLedger
         {
             ref var p = ref _payments[_holds.PeekId];
             if (p.ExpiresAtMs > now) return;
+            long id = p.Id;
             ReleaseHold(ref p, PaymentStatus.Expired);
+            HoldExpired?.Invoke(id);
         }
     }
 

@@ -57,12 +57,20 @@ public static class EngineRecovery
     /// plus the journal after it. Used by start-up (after tail repair) and by <c>rampay replay</c>.
     /// </summary>
     public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
-        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, List<string> warnings)
+        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, List<string> warnings) =>
+        Load(snapshotDirectory, journalDirectory, ledgerOptions, useSnapshot, long.MaxValue, warnings);
+
+    /// <summary>
+    /// As the other overload, but the state as of <paramref name="throughSequence"/>: the latest snapshot at or before
+    /// it, then the journal up to it (the sinks' follower starts from a sink's checkpoint this way).
+    /// </summary>
+    public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
+        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings)
     {
         Ledger ledger;
         long snapshotSequence = 0;
         if (useSnapshot && Directory.Exists(snapshotDirectory)
-            && SnapshotStore.TryLoadLatest(snapshotDirectory, out var info, out var payload))
+            && SnapshotStore.TryLoadLatest(snapshotDirectory, throughSequence, out var info, out var payload))
         {
             warnings.AddRange(info.Warnings);
             using var stream = new MemoryStream(payload, writable: false);
@@ -77,7 +85,9 @@ public static class EngineRecovery
         var applier = new ReplayApplier(ledger, snapshotSequence);
         if (Directory.Exists(journalDirectory))
         {
-            var summary = JournalReader.Read(journalDirectory, snapshotSequence, applier);
+            var summary = throughSequence == long.MaxValue
+                ? JournalReader.Read(journalDirectory, snapshotSequence, applier)
+                : JournalReader.ReadRange(journalDirectory, snapshotSequence + 1, throughSequence, applier);
             if (summary.TornTail is not null) warnings.Add($"replay stopped at a torn tail: {summary.TornTail}");
         }
         ledger.VerifyInvariants();

@@ -38,12 +38,20 @@ public static class SnapshotStore
     /// Loads the newest snapshot whose header and payload CRCs check out. Newer snapshots that fail
     /// are named in <see cref="SnapshotInfo.Warnings"/>. False when no valid snapshot exists.
     /// </summary>
-    public static bool TryLoadLatest(string directory, out SnapshotInfo info, out byte[] payload)
+    public static bool TryLoadLatest(string directory, out SnapshotInfo info, out byte[] payload) =>
+        TryLoadLatest(directory, long.MaxValue, out info, out payload);
+
+    /// <summary>
+    /// As <see cref="TryLoadLatest(string, out SnapshotInfo, out byte[])"/>, among the snapshots at or before
+    /// <paramref name="maxSequence"/> (a reader that must start from an older point, like a sink's follower).
+    /// </summary>
+    public static bool TryLoadLatest(string directory, long maxSequence, out SnapshotInfo info, out byte[] payload)
     {
         var warnings = new List<string>();
         (string Path, long Sequence)[] snapshots = List(Path.GetFullPath(directory));
         for (int i = snapshots.Length - 1; i >= 0; i--)
         {
+            if (snapshots[i].Sequence > maxSequence) continue;
             string? problem = TryLoad(snapshots[i].Path, snapshots[i].Sequence, out SnapshotHeader header, out payload);
             if (problem is null)
             {

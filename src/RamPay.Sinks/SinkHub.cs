@@ -1,0 +1,203 @@
+using System.Collections.Concurrent;
+using RamPay.Core;
+
+namespace RamPay.Sinks;
+
+/// <summary>Settings of the sinks' hub. Every queue is bounded by one of these.</summary>
+public sealed record SinkHubOptions
+{
+    public required string SnapshotDirectory { get; init; }
+    public required string JournalDirectory { get; init; }
+    /// <summary>Where each sink's last known checkpoint is noted (a hint for lag while the sink is unreachable at start).</summary>
+    public required string StateDirectory { get; init; }
+    public required LedgerOptions Ledger { get; init; }
+    /// <summary>Changes per batch handed to the sinks: a PostgreSQL transaction, a Kafka flush.</summary>
+    public int BatchChanges { get; init; } = 8192;
+    /// <summary>Batches a sink may have waiting; past it the follower waits (the journal, not memory, holds the rest).</summary>
+    public int QueueBatches { get; init; } = 8;
+    /// <summary>Ingress is refused (back-pressure) while a sink is more records than this behind the journal; 0 = no limit.</summary>
+    public long MaxLagRecords { get; init; } = 5_000_000;
+    /// <summary>Ingress is refused while a sink is more seconds than this behind (journaled time); 0 = no limit.</summary>
+    public int MaxLagSeconds { get; init; } = 300;
+    public TimeSpan RetryMin { get; init; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>How long the follower sleeps when it has caught up with the journal.</summary>
+    public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(2);
+}
+
+/// <summary>
+/// Runs the sinks behind the engine: one follower thread turns durable journal records into changes
+/// (<see cref="LedgerFollower"/>) and hands each batch to every sink's runner thread, which writes it with retries and
+/// backoff. Nothing here touches the writer's thread: when a sink is slow or down, its queue fills, the follower
+/// waits, the journal keeps the rest on disk, and the lag (records and seconds) grows until
+/// <see cref="IsOverLagLimit"/> tells ingress to push back.
+/// </summary>
+public sealed class SinkHub : IDisposable
+{
+    private readonly SinkHubOptions _options;
+    private readonly Func<long> _durableSequence;
+    private readonly Func<long> _durableTimestampMs;
+    private readonly SinkRunner[] _runners;
+    private readonly ConcurrentBag<ChangeBatch> _pool = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _followerThread;
+    private volatile string? _followerError;
+    private long _followerSequence;
+    private volatile bool _stopRequested;
+    private long _drainTarget = long.MaxValue;
+
+    /// <param name="durableSequence">The journal sequence the engine has made durable (and applied): the follower reads no further.</param>
+    /// <param name="durableTimestampMs">That record's journaled time, for the lag in seconds.</param>
+    public SinkHub(SinkHubOptions options, IReadOnlyList<IChangeSink> sinks, Func<long> durableSequence, Func<long> durableTimestampMs)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (sinks.Count == 0) throw new ArgumentException("a hub needs at least one sink", nameof(sinks));
+        if (options.BatchChanges < 1 || options.QueueBatches < 1) throw new ArgumentException("BatchChanges and QueueBatches must be positive");
+        _options = options;
+        _durableSequence = durableSequence;
+        _durableTimestampMs = durableTimestampMs;
+        Directory.CreateDirectory(options.StateDirectory);
+        _runners = [.. sinks.Select(s => new SinkRunner(s, this))];
+        _followerThread = new Thread(FollowerLoop) { IsBackground = true, Name = "rampay-sinks-follower" };
+    }
+
+    internal SinkHubOptions Options => _options;
+    internal CancellationToken Stopping => _stop.Token;
+
+    public IReadOnlyList<SinkRunner> Sinks => _runners;
+
+    /// <summary>The last journal sequence the follower has turned into changes.</summary>
+    public long FollowerSequence => Interlocked.Read(ref _followerSequence);
+
+    /// <summary>Why the follower stopped for good (a corrupt journal, a sink ahead of the journal), or null.</summary>
+    public string? FollowerError => _followerError;
+
+    public void Start()
+    {
+        foreach (var runner in _runners) runner.Start();
+        _followerThread.Start();
+    }
+
+    /// <summary>The engine's durable position now, and its time.</summary>
+    public long HeadSequence => _durableSequence();
+    public long HeadTimestampMs => _durableTimestampMs();
+
+    /// <summary>
+    /// True (with a reason for the client) while some sink is further behind than the configured limit: ingress
+    /// refuses new commands until it catches up, so the lag stays bounded instead of growing without end.
+    /// </summary>
+    public bool IsOverLagLimit(out string reason)
+    {
+        long head = HeadSequence;
+        long headMs = HeadTimestampMs;
+        foreach (var runner in _runners)
+        {
+            var lag = runner.Lag(head, headMs);
+            if (_options.MaxLagRecords > 0 && lag.Records > _options.MaxLagRecords)
+            {
+                reason = $"the {runner.Name} sink is {lag.Records} records behind the journal (limit {_options.MaxLagRecords})";
+                return true;
+            }
+            if (_options.MaxLagSeconds > 0 && lag.Seconds > _options.MaxLagSeconds)
+            {
+                reason = $"the {runner.Name} sink is {lag.Seconds:F0} s behind the journal (limit {_options.MaxLagSeconds} s)";
+                return true;
+            }
+        }
+        reason = "";
+        return false;
+    }
+
+    /// <summary>
+    /// Stop the engine first. Lets the sinks catch up with the journal's final durable record for up to
+    /// <paramref name="drainTimeout"/> (a sink that is down keeps its checkpoint and resumes at the next start), then stops.
+    /// </summary>
+    public void Stop(TimeSpan drainTimeout)
+    {
+        if (_stopRequested) return;
+        Interlocked.Exchange(ref _drainTarget, HeadSequence);
+        _stopRequested = true;
+        long deadline = Environment.TickCount64 + (long)drainTimeout.TotalMilliseconds;
+        long target = Interlocked.Read(ref _drainTarget);
+        while (Environment.TickCount64 < deadline && _followerError is null && _runners.Any(r => r.Checkpoint.Sequence < target && r.Error is not { Fatal: true }))
+            Thread.Sleep(10);
+        _stop.Cancel();
+        _followerThread.Join(TimeSpan.FromSeconds(10));
+        foreach (var runner in _runners) runner.Join(TimeSpan.FromSeconds(10));
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.Zero);
+        foreach (var runner in _runners) runner.Sink.Dispose();
+        _stop.Dispose();
+    }
+
+    private void FollowerLoop()
+    {
+        try
+        {
+            // The follower starts where the furthest-behind sink stands, so it must first hear every checkpoint.
+            long start = long.MaxValue;
+            foreach (var runner in _runners)
+            {
+                if (!runner.WaitOpened(_stop.Token)) return;
+                start = Math.Min(start, runner.Checkpoint.Sequence);
+            }
+            using var follower = new LedgerFollower(_options.SnapshotDirectory, _options.JournalDirectory, _options.Ledger, start);
+            Interlocked.Exchange(ref _followerSequence, follower.LastSequence);
+            ChangeBatch? batch = null;
+            while (!_stop.IsCancellationRequested)
+            {
+                long durable = Math.Min(_durableSequence(), Interlocked.Read(ref _drainTarget));
+                batch ??= Rent();
+                int read = batch.Count < batch.Capacity ? follower.Poll(durable, batch.Capacity - batch.Count, batch) : 0;
+                Interlocked.Exchange(ref _followerSequence, follower.LastSequence);
+                // Hand a batch on when it is full, or when the journal has nothing more for now (low latency when idle).
+                if (batch.Count > 0 && (batch.IsFull || read == 0))
+                {
+                    if (!Publish(batch)) return;
+                    batch = null;
+                    continue;
+                }
+                if (read == 0) _stop.Token.WaitHandle.WaitOne(_options.IdlePoll);
+            }
+        }
+        catch (Exception e)
+        {
+            _followerError = $"{e.GetType().Name}: {e.Message}";
+            Console.Error.WriteLine($"rampay-sinks: the follower stopped: {e}");
+        }
+    }
+
+    private ChangeBatch Rent()
+    {
+        if (_pool.TryTake(out var batch)) return batch;
+        return new ChangeBatch(_options.BatchChanges);
+    }
+
+    /// <summary>Gives the batch to every runner, waiting while a runner's queue is full. False when stopping.</summary>
+    private bool Publish(ChangeBatch batch)
+    {
+        batch.Readers = _runners.Length;
+        foreach (var runner in _runners)
+        {
+            if (!runner.Enqueue(batch, _stop.Token)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>A runner is done with the batch; the last one returns it to the pool.</summary>
+    internal void Release(ChangeBatch batch)
+    {
+        if (Interlocked.Decrement(ref batch.Readers) != 0) return;
+        batch.Clear();
+        if (_pool.Count < _options.QueueBatches * (_runners.Length + 1)) _pool.Add(batch);
+    }
+}
+
+/// <summary>How far a sink is behind the journal's durable head.</summary>
+public readonly record struct SinkLag(long Records, double Seconds);
+
+/// <summary>What went wrong with a sink last. A fatal error stops the sink until the process restarts.</summary>
+public sealed record SinkError(string Message, DateTimeOffset At, bool Fatal);

@@ -1,0 +1,244 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+
+namespace RamPay.Sinks;
+
+/// <summary>
+/// One sink's thread: opens the sink (retrying with backoff until it answers), then writes each batch the follower
+/// hands it, skipping what its checkpoint already covers. A failed write is retried, after a backoff and a fresh
+/// <see cref="IChangeSink.Open"/>, from the checkpoint the sink reports: so a batch is never half-applied (PostgreSQL
+/// rolls its transaction back) and never skipped.
+/// </summary>
+public sealed class SinkRunner
+{
+    private readonly SinkHub _hub;
+    private readonly BlockingCollection<ChangeBatch> _queue;
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _opened = new(false);
+    private readonly string _hintPath;
+    private SinkCheckpoint _checkpoint;
+    private long _hintWrittenAtMs;
+    private long _changesWritten;
+    private long _batchesWritten;
+    private long _failures;
+    private volatile SinkError? _error;
+    private volatile bool _connected;
+
+    internal SinkRunner(IChangeSink sink, SinkHub hub)
+    {
+        Sink = sink;
+        _hub = hub;
+        _queue = new BlockingCollection<ChangeBatch>(hub.Options.QueueBatches);
+        _thread = new Thread(Run) { IsBackground = true, Name = "rampay-sink-" + sink.Name };
+        _hintPath = Path.Combine(hub.Options.StateDirectory, sink.Name + ".checkpoint-hint");
+        _checkpoint = ReadHint();
+    }
+
+    public IChangeSink Sink { get; }
+    public string Name => Sink.Name;
+
+    /// <summary>The sink's checkpoint as last reported or written. Before the sink first answers: the hint noted by the last run.</summary>
+    public SinkCheckpoint Checkpoint
+    {
+        get { lock (_queue) return _checkpoint; }
+        private set { lock (_queue) _checkpoint = value; }
+    }
+
+    /// <summary>True once the sink has answered since start (its checkpoint is then known, not a hint).</summary>
+    public bool Opened => _opened.IsSet;
+    /// <summary>True while the last call to the sink succeeded.</summary>
+    public bool Connected => _connected;
+    public SinkError? Error => _error;
+    public long ChangesWritten => Interlocked.Read(ref _changesWritten);
+    public long BatchesWritten => Interlocked.Read(ref _batchesWritten);
+    public long Failures => Interlocked.Read(ref _failures);
+    public int QueuedBatches => _queue.Count;
+
+    /// <summary>Records and seconds (journaled time) between the sink's checkpoint and the journal's durable head.</summary>
+    public SinkLag Lag(long headSequence, long headTimestampMs)
+    {
+        var checkpoint = Checkpoint;
+        long records = Math.Max(0, headSequence - checkpoint.Sequence);
+        double seconds = records == 0 || checkpoint.TimestampMs == 0 ? 0 : Math.Max(0, (headTimestampMs - checkpoint.TimestampMs) / 1000.0);
+        if (records > 0 && checkpoint.Sequence == 0 && headTimestampMs > 0) seconds = double.PositiveInfinity; // nothing written, ever
+        return new SinkLag(records, seconds);
+    }
+
+    internal void Start() => _thread.Start();
+    internal void Join(TimeSpan timeout) => _thread.Join(timeout);
+
+    internal bool WaitOpened(CancellationToken stop)
+    {
+        try
+        {
+            _opened.Wait(stop);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    internal bool Enqueue(ChangeBatch batch, CancellationToken stop)
+    {
+        try
+        {
+            _queue.Add(batch, stop);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void Run()
+    {
+        var stop = _hub.Stopping;
+        try
+        {
+            if (!OpenWithRetry(stop)) return;
+            _opened.Set();
+            foreach (var batch in _queue.GetConsumingEnumerable(stop))
+            {
+                try
+                {
+                    if (!WriteWithRetry(batch, stop)) return;
+                }
+                finally
+                {
+                    _hub.Release(batch);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
+        catch (Exception e)
+        {
+            _error = new SinkError($"{e.GetType().Name}: {e.Message}", DateTimeOffset.UtcNow, Fatal: true);
+            Console.Error.WriteLine($"rampay-sinks: the {Name} sink stopped: {e}");
+        }
+        finally
+        {
+            WriteHint(force: true);
+        }
+    }
+
+    private bool OpenWithRetry(CancellationToken stop)
+    {
+        var backoff = _hub.Options.RetryMin;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var checkpoint = Sink.Open();
+                Checkpoint = checkpoint;
+                _connected = true;
+                _error = null;
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Fail(e);
+                if (stop.WaitHandle.WaitOne(backoff)) return false;
+                backoff = Next(backoff);
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Writes what of <paramref name="batch"/> is past the checkpoint, retrying until it is written or the hub stops.</summary>
+    private bool WriteWithRetry(ChangeBatch batch, CancellationToken stop)
+    {
+        var backoff = _hub.Options.RetryMin;
+        while (true)
+        {
+            ReadOnlySpan<Change> changes = batch.Changes;
+            long after = Checkpoint.Sequence;
+            if (batch.LastSequence <= after) return true; // written before (the follower started behind this sink)
+            int skip = 0;
+            while (skip < changes.Length && changes[skip].Sequence <= after) skip++;
+            if (skip > 0 && changes[skip - 1].Sequence == changes[skip].Sequence)
+                RamPay.Core.Invariant.Fail($"the {Name} sink's checkpoint {after} splits the changes of one record");
+            if (skip == 0 && changes[0].Sequence > after + 1)
+                RamPay.Core.Invariant.Fail($"the {Name} sink is at {after} but the next change is for record {changes[0].Sequence}: records would be skipped");
+            var through = new SinkCheckpoint(batch.LastSequence, batch.LastTimestampMs);
+            try
+            {
+                Sink.Write(changes[skip..], through);
+                Checkpoint = through;
+                _connected = true;
+                _error = null;
+                Interlocked.Add(ref _changesWritten, changes.Length - skip);
+                Interlocked.Increment(ref _batchesWritten);
+                WriteHint(force: false);
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not RamPay.Core.InvariantViolationException)
+            {
+                Fail(e);
+                if (stop.WaitHandle.WaitOne(backoff)) return false;
+                backoff = Next(backoff);
+                if (!OpenWithRetry(stop)) return false;
+                if (Checkpoint.Sequence < after)
+                    throw new InvalidOperationException($"the {Name} sink went back from checkpoint {after} to {Checkpoint.Sequence}: its store lost written records (restored from a backup?); restart RamPay to re-send them");
+            }
+        }
+    }
+
+    private void Fail(Exception e)
+    {
+        _connected = false;
+        Interlocked.Increment(ref _failures);
+        bool first = _error is null;
+        _error = new SinkError($"{e.GetType().Name}: {e.Message}", DateTimeOffset.UtcNow, Fatal: false);
+        if (first) Console.Error.WriteLine($"rampay-sinks: the {Name} sink failed, retrying with backoff: {e.Message}");
+    }
+
+    private TimeSpan Next(TimeSpan backoff)
+    {
+        var doubled = backoff * 2;
+        return doubled > _hub.Options.RetryMax ? _hub.Options.RetryMax : doubled;
+    }
+
+    /// <summary>
+    /// Notes the checkpoint in the data folder about once a second. Only a hint: it lets the lag (and so
+    /// back-pressure) count from roughly the right place when the sink is unreachable at the next start.
+    /// </summary>
+    private void WriteHint(bool force)
+    {
+        long now = Environment.TickCount64;
+        if (!force && now - _hintWrittenAtMs < 1000) return;
+        _hintWrittenAtMs = now;
+        var checkpoint = Checkpoint;
+        try
+        {
+            string tmp = _hintPath + ".tmp";
+            File.WriteAllText(tmp, string.Create(CultureInfo.InvariantCulture, $"{checkpoint.Sequence} {checkpoint.TimestampMs}\n"));
+            File.Move(tmp, _hintPath, overwrite: true);
+        }
+        catch (IOException)
+        {
+            // A hint; the real checkpoint lives with the sink's data.
+        }
+    }
+
+    private SinkCheckpoint ReadHint()
+    {
+        try
+        {
+            if (!File.Exists(_hintPath)) return SinkCheckpoint.None;
+            var parts = File.ReadAllText(_hintPath).Split(' ', StringSplitOptions.TrimEntries);
+            return parts.Length == 2 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out long s) && long.TryParse(parts[1], CultureInfo.InvariantCulture, out long t)
+                ? new SinkCheckpoint(s, t)
+                : SinkCheckpoint.None;
+        }
+        catch (IOException)
+        {
+            return SinkCheckpoint.None;
+        }
+    }
+}
