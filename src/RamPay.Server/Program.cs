@@ -4,6 +4,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using RamPay.Core;
 using RamPay.Engine;
+using RamPay.Postgres;
+using RamPay.Sinks;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
 using RamPay.Server.Http;
@@ -83,7 +85,10 @@ public static class Program
         app.Use(ErrorHandling.Middleware);
         app.UseSwagger();
         app.UseSwaggerUI();
-        Routes.Map(app, new Api(platform), ctx => Ready(ctx, engine));
+        SinkHub? sinks = null;
+        using var metrics = new Metrics(engine, () => sinks);
+        Routes.Map(app, new Api(platform), ctx => Ready(ctx, engine, sinks));
+        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8")).WithTags("health");
 
         try
         {
@@ -105,6 +110,7 @@ public static class Program
             Console.WriteLine($"{Prefix}recovered: snapshot at {recovery.SnapshotSequence}, {recovery.RecordsReplayed} records replayed, last sequence {recovery.LastSequence}, {recovery.Elapsed.TotalMilliseconds:0} ms");
             foreach (var warning in recovery.Warnings) Console.WriteLine(Prefix + "recovery warning: " + warning);
             await UserService.BootstrapAsync(platform, message => Console.WriteLine(Prefix + message));
+            sinks = StartSinks(options, engine, dataDirectory);
             if (options.Tcp.Port >= 0)
             {
                 tcp = new TcpIngress(platform, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TcpIngress>());
@@ -126,6 +132,14 @@ public static class Program
         // Listeners first, so nothing new arrives while the engine drains what it has.
         if (tcp is not null) await tcp.StopAsync();
         engine.Stop();
+        if (sinks is not null)
+        {
+            // The engine has stopped: let the sinks reach its last durable record (bounded), so a clean stop leaves
+            // the database and the topic complete. A sink that is down resumes from its checkpoint at the next start.
+            sinks.Stop(TimeSpan.FromMilliseconds(options.Sinks.DrainTimeoutMs));
+            foreach (var sink in sinks.Sinks) Console.WriteLine($"{Prefix}sink {sink.Name} stopped at journal sequence {sink.Checkpoint.Sequence} of {engine.CompletedSequence}");
+            sinks.Dispose();
+        }
         Console.WriteLine(Prefix + "stopped cleanly");
         return 0;
     }
@@ -161,7 +175,31 @@ public static class Program
         },
     };
 
-    private static async Task Ready(HttpContext ctx, EngineHost engine)
+    /// <summary>Starts the configured sinks (none on the embedded default) behind the engine, and ingress back-pressure on their lag.</summary>
+    private static SinkHub? StartSinks(ServerOptions options, EngineHost engine, string dataDirectory)
+    {
+        var list = new List<IChangeSink>();
+        if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
+        if (list.Count == 0) return null;
+        var engineOptions = EngineOptionsFrom(options, dataDirectory);
+        var hub = new SinkHub(new SinkHubOptions
+        {
+            SnapshotDirectory = engineOptions.SnapshotDirectory,
+            JournalDirectory = engineOptions.JournalDirectory,
+            StateDirectory = Path.Combine(dataDirectory, "sinks"),
+            Ledger = engineOptions.Ledger,
+            BatchChanges = options.Sinks.BatchChanges,
+            QueueBatches = options.Sinks.QueueBatches,
+            MaxLagRecords = options.Sinks.MaxLagRecords,
+            MaxLagSeconds = options.Sinks.MaxLagSeconds,
+        }, list, () => engine.CompletedSequence, () => engine.CompletedTimestampMs);
+        hub.Start();
+        engine.BackPressure = () => hub.IsOverLagLimit(out string reason) ? reason : null;
+        Console.WriteLine($"{Prefix}sinks: {string.Join(", ", list.Select(s => s.Name))} (follower starts once each reports its checkpoint)");
+        return hub;
+    }
+
+    private static async Task Ready(HttpContext ctx, EngineHost engine, SinkHub? sinks)
     {
         var state = engine.State;
         (int Accounts, long Payments) counts = default;
@@ -177,8 +215,34 @@ public static class Program
                 w.WriteNumber("payments", counts.Payments);
             }
             if (state == EngineState.Failed) w.WriteString("error", engine.Failure?.Message);
+            if (sinks is not null) WriteSinks(w, sinks);
             w.WriteEndObject();
         });
+    }
+
+    /// <summary>The sinks' detail in /health/ready: readiness does not depend on them (the journal is the truth), lag is reported.</summary>
+    private static void WriteSinks(System.Text.Json.Utf8JsonWriter w, SinkHub hub)
+    {
+        long head = hub.HeadSequence, headMs = hub.HeadTimestampMs;
+        w.WriteStartObject("sinks");
+        w.WriteBoolean("backpressure", hub.IsOverLagLimit(out string reason));
+        if (reason.Length > 0) w.WriteString("backpressure_reason", reason);
+        w.WriteNumber("follower_sequence", hub.FollowerSequence);
+        if (hub.FollowerError is { } followerError) w.WriteString("follower_error", followerError);
+        foreach (var sink in hub.Sinks)
+        {
+            var lag = sink.Lag(head, headMs);
+            w.WriteStartObject(sink.Name);
+            w.WriteString("status", sink.Error is { Fatal: true } ? "failed" : !sink.Opened ? "connecting" : sink.Connected ? "ok" : "retrying");
+            w.WriteNumber("checkpoint", sink.Checkpoint.Sequence);
+            w.WriteNumber("lag_records", lag.Records);
+            if (double.IsFinite(lag.Seconds)) w.WriteNumber("lag_seconds", Math.Round(lag.Seconds, 3)); else w.WriteNull("lag_seconds");
+            w.WriteNumber("changes_written", sink.ChangesWritten);
+            w.WriteNumber("failures", sink.Failures);
+            if (sink.Error is { } error) w.WriteString("last_error", error.Message);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 
     private const string Help = """

@@ -33,6 +33,36 @@ public sealed class ServerOptions
     public AdminSettings Admin { get; set; } = new();
     public RateLimitSettings RateLimit { get; set; } = new();
     public EngineSettings Engine { get; set; } = new();
+    public PostgresSettings Postgres { get; set; } = new();
+    public KafkaSettings Kafka { get; set; } = new();
+    public SinkSettings Sinks { get; set; } = new();
+
+    public sealed class PostgresSettings
+    {
+        /// <summary>Npgsql connection string of the database the rows go to; empty (the embedded default) = no PostgreSQL sink.</summary>
+        public string Connection { get; set; } = "";
+    }
+
+    public sealed class KafkaSettings
+    {
+        /// <summary>Kafka bootstrap servers (host:port,...) the events go to; empty (the embedded default) = no Kafka sink.</summary>
+        public string BootstrapServers { get; set; } = "";
+        public string Topic { get; set; } = "rampay.events";
+    }
+
+    public sealed class SinkSettings
+    {
+        /// <summary>Past this many journal records behind, ingress holds new commands back (HTTP 503 sinks_lagging, TCP stops reading); 0 = no limit.</summary>
+        public long MaxLagRecords { get; set; } = 5_000_000;
+        /// <summary>Past this many seconds (journaled time) behind, ingress holds back likewise; 0 = no limit.</summary>
+        public int MaxLagSeconds { get; set; } = 300;
+        /// <summary>Changes per batch handed to each sink (one PostgreSQL transaction, one Kafka flush).</summary>
+        public int BatchChanges { get; set; } = 8192;
+        /// <summary>Batches that may wait for a sink before the follower pauses (the journal keeps the rest).</summary>
+        public int QueueBatches { get; set; } = 8;
+        /// <summary>At a clean stop, how long the sinks may take to catch up with the journal before the process exits anyway.</summary>
+        public int DrainTimeoutMs { get; set; } = 10_000;
+    }
 
     public sealed class HttpSettings
     {
@@ -147,6 +177,11 @@ public sealed class ServerOptions
         if (Auth.PasswordHashIterations is < 1 or > 10_000_000) throw new OptionsException("RamPay:Auth:PasswordHashIterations must be 1..10000000");
         if (RateLimit.RequestsPerSecond < 0 || RateLimit.Burst < 0) throw new OptionsException("RamPay:RateLimit values must not be negative");
         if (RateLimit.RequestsPerSecond > 0 && RateLimit.Burst < 1) throw new OptionsException("RamPay:RateLimit:Burst must be at least 1 when limiting");
+        if (Sinks.MaxLagRecords < 0 || Sinks.MaxLagSeconds < 0) throw new OptionsException("RamPay:Sinks:MaxLagRecords and MaxLagSeconds must not be negative");
+        if (Sinks.BatchChanges is < 1 or > 1_000_000) throw new OptionsException("RamPay:Sinks:BatchChanges must be 1..1000000");
+        if (Sinks.QueueBatches is < 1 or > 1024) throw new OptionsException("RamPay:Sinks:QueueBatches must be 1..1024");
+        if (Sinks.DrainTimeoutMs < 0) throw new OptionsException("RamPay:Sinks:DrainTimeoutMs must not be negative");
+        if (Kafka.BootstrapServers.Length > 0 && string.IsNullOrWhiteSpace(Kafka.Topic)) throw new OptionsException("RamPay:Kafka:Topic is empty");
         if (Admin.Password.Length is > 0 and < 8) throw new OptionsException("RamPay:Admin:Password must be at least 8 characters");
         if (!UserProfile.NormalizeEmail(Admin.Email).Contains('@')) throw new OptionsException("RamPay:Admin:Email is not an email address");
     }

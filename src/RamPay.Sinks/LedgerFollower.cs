@@ -171,7 +171,7 @@ public sealed class ChangeBatch(int capacity)
         return ref slot;
     }
 
-    internal void Clear()
+    public void Clear()
     {
         Array.Clear(_items, 0, Count); // drop the references (users, notes) the changes held
         Count = 0;

@@ -39,6 +39,9 @@ public sealed class PendingCommands
 /// <summary>The engine is not running (still replaying, stopped or failed): the request is answered 503.</summary>
 public sealed class EngineUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>Ingress must wait: a sink (PostgreSQL, Kafka) is further behind the journal than its configured limit.</summary>
+public sealed class BackPressureException(string message) : Exception(message);
+
 /// <summary>
 /// Owns the engine inside the server: starts it in the background (replay can take a while; HTTP answers
 /// <c>/health/ready</c> 503 meanwhile), routes each completed result back to the request that waits for it, and
@@ -73,6 +76,24 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     public RecoveryReport? Recovery => _engine?.Recovery;
     /// <summary>The highest journal sequence whose result has been handed back (durable and applied).</summary>
     public long CompletedSequence => _engine?.CompletedSequence ?? 0;
+
+    /// <summary>The journaled time (unix ms) of the command at <see cref="CompletedSequence"/>.</summary>
+    public long CompletedTimestampMs => Volatile.Read(ref _completedTimestampMs);
+    private long _completedTimestampMs;
+
+    /// <summary>
+    /// Asked before each new command: a reason while ingress must hold back (the sinks lag past their limit), else
+    /// null. HTTP answers 503 <c>sinks_lagging</c>; TCP stops reading until it clears, so TCP itself pushes back.
+    /// </summary>
+    public Func<string?>? BackPressure { get; set; }
+
+    /// <summary>Waits while <see cref="BackPressure"/> gives a reason (the TCP listener calls it before each read).</summary>
+    public async ValueTask WaitWhileBackPressuredAsync(CancellationToken cancel)
+    {
+        var check = BackPressure;
+        if (check is null) return;
+        while (check() is not null) await Task.Delay(10, cancel).ConfigureAwait(false);
+    }
 
     /// <summary>Called when the engine fails; the server logs and exits. Settable so tests of the host can observe it.</summary>
     public Action<Exception> OnFatal { get; set; } = _ => { };
@@ -129,6 +150,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     public async Task<CommandResult> ExecuteAsync(Command command, byte[]? attachment = null, bool duringStartup = false, ICommandReadBack? readBack = null)
     {
         var engine = Engine(duringStartup);
+        if (!duringStartup && BackPressure?.Invoke() is { } reason) throw new BackPressureException(reason);
         var (id, pending) = Register(1);
         try
         {
@@ -224,6 +246,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     /// <summary>On the engine's output thread, in journal order, once each command is durable.</summary>
     public void OnCompleted(long journalSequence, ref CommandSlot slot)
     {
+        Volatile.Write(ref _completedTimestampMs, slot.Command.TimestampMs);
         long correlation = slot.Correlation;
         if (correlation == 0) return;
         long id = correlation >> IndexBits;

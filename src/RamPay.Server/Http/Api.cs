@@ -320,6 +320,7 @@ public sealed class Api(Platform platform)
         var results = new CommandResult[refusals.Length];
         if (commands.Count > 0)
         {
+            if (Engine.BackPressure?.Invoke() is { } lagging) throw new Hosting.BackPressureException(lagging);
             var pending = Engine.Submit(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands), attachments.ToArray());
             await Engine.Wait(pending);
             for (int i = 0, j = 0; i < refusals.Length; i++)

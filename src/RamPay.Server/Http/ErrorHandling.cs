@@ -16,6 +16,11 @@ public static class ErrorHandling
             if (e.RetryAfterSeconds > 0) ctx.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             await WriteIfPossible(ctx, e.Status, e.Code, e.Message);
         }
+        catch (BackPressureException e)
+        {
+            ctx.Response.Headers.RetryAfter = "1";
+            await WriteIfPossible(ctx, 503, "sinks_lagging", $"The server is holding new payments back until its database and event stream catch up: {e.Message}.");
+        }
         catch (EngineUnavailableException e)
         {
             await WriteIfPossible(ctx, 503, "not_ready", $"The server cannot take requests now: {e.Message}.");

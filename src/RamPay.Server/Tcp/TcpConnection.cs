@@ -114,6 +114,8 @@ internal sealed class TcpConnection
         using var token = CancellationTokenSource.CreateLinkedTokenSource(_stopping, _closed.Token);
         while (true)
         {
+            // Back-pressure from the sinks: stop reading, so the client's sends block in TCP itself.
+            await _platform.Engine.WaitWhileBackPressuredAsync(token.Token);
             int received = await _socket.ReceiveAsync(_receive.AsMemory(_filled), SocketFlags.None, token.Token);
             if (received == 0) return;
             _filled += received;

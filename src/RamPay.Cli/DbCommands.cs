@@ -1,0 +1,90 @@
+using System.CommandLine;
+using RamPay.Core;
+using RamPay.Postgres;
+using Command = System.CommandLine.Command;
+
+namespace RamPay.Cli;
+
+/// <summary><c>rampay db rebuild|verify</c>: the PostgreSQL copy of a data directory's ledger.</summary>
+public static class DbCommands
+{
+    public const int ExitDisagrees = 3;
+
+    public static Command Build(Option<DirectoryInfo> data, TextWriter output)
+    {
+        var postgres = new Option<string>("--postgres")
+        {
+            Description = "Npgsql connection string, e.g. \"Host=127.0.0.1;Username=rampay;Password=rampay;Database=rampay\" (default: $RAMPAY_POSTGRES__CONNECTION)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("RAMPAY_POSTGRES__CONNECTION") ?? "",
+        };
+        var idempotencyKeys = new Option<int>("--idempotency-max-keys")
+        {
+            Description = "The ledger's RamPay:Engine:IdempotencyMaxKeys when the journal was written (the server's default; give the same value the server ran with)",
+            DefaultValueFactory = _ => 1 << 22,
+        };
+        var batch = new Option<int>("--batch") { Description = "Changes per transaction", DefaultValueFactory = _ => 8192 };
+
+        var rebuild = new Command("rebuild", "Empty the database's RamPay tables and write them again from the whole journal (stop the server first, or use a copy of its data). Prints rows per second.")
+        {
+            data, postgres, idempotencyKeys, batch,
+        };
+        rebuild.SetAction(r => Rebuild(r.GetValue(data)!, r.GetValue(postgres)!, r.GetValue(idempotencyKeys), r.GetValue(batch), output));
+
+        var verify = new Command("verify", "Check that the database agrees with the ledger rebuilt from the journal up to the database's checkpoint: every account's balances, every payment, the users, the entries' sums. Changes nothing; exit 3 when they disagree.")
+        {
+            data, postgres, idempotencyKeys,
+        };
+        verify.SetAction(r => Verify(r.GetValue(data)!, r.GetValue(postgres)!, r.GetValue(idempotencyKeys), output));
+
+        return new Command("db", "The PostgreSQL copy of the ledger (what the server's PostgreSQL sink writes)") { rebuild, verify };
+    }
+
+    private static LedgerOptions Ledger(int idempotencyKeys) => new() { IdempotencyMaxKeys = idempotencyKeys };
+
+    private static bool Check(DirectoryInfo data, string postgres, TextWriter output)
+    {
+        if (string.IsNullOrWhiteSpace(postgres))
+        {
+            output.WriteLine("error: --postgres (or RAMPAY_POSTGRES__CONNECTION) is required");
+            return false;
+        }
+        if (!Directory.Exists(Path.Combine(data.FullName, "journal")))
+        {
+            output.WriteLine($"error: no journal at {Path.Combine(data.FullName, "journal")}");
+            return false;
+        }
+        return true;
+    }
+
+    public static int Rebuild(DirectoryInfo data, string postgres, int idempotencyKeys, int batch, TextWriter output)
+    {
+        if (!Check(data, postgres, output)) return RampayCli.ExitUsage;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var stats = DatabaseTools.Rebuild(postgres, data.FullName, Ledger(idempotencyKeys), batch);
+        double seconds = started.Elapsed.TotalSeconds;
+        output.WriteLine($"last_sequence     {stats.LastSequence}");
+        output.WriteLine($"transactions      {stats.Transactions}");
+        output.WriteLine($"rows              {stats.Rows}");
+        output.WriteLine($"ledger_entries    {stats.Entries}");
+        output.WriteLine($"elapsed_ms        {seconds * 1000:F0}");
+        output.WriteLine($"write_ms          {stats.WriteSeconds * 1000:F0}");
+        output.WriteLine($"rows_per_s        {stats.Rows / seconds:F0}");
+        output.WriteLine($"entries_per_s     {stats.Entries / seconds:F0}");
+        output.WriteLine($"records_per_s     {stats.LastSequence / seconds:F0}");
+        return RampayCli.ExitOk;
+    }
+
+    public static int Verify(DirectoryInfo data, string postgres, int idempotencyKeys, TextWriter output)
+    {
+        if (!Check(data, postgres, output)) return RampayCli.ExitUsage;
+        var report = DatabaseTools.Verify(postgres, data.FullName, Ledger(idempotencyKeys));
+        output.WriteLine($"checkpoint        {report.Checkpoint}");
+        output.WriteLine($"users             {report.Users}");
+        output.WriteLine($"accounts          {report.Accounts}");
+        output.WriteLine($"payments          {report.Payments}");
+        output.WriteLine($"ledger_entries    {report.Entries}");
+        foreach (var problem in report.Problems) output.WriteLine("problem: " + problem);
+        output.WriteLine(report.Agrees ? "the database agrees with the journal" : "the database DISAGREES with the journal");
+        return report.Agrees ? RampayCli.ExitOk : ExitDisagrees;
+    }
+}
