@@ -89,7 +89,21 @@ namespace RamPay.Load
             foreach (Option o in new Option[] { http, users, currency, deposit, runId }) setupCommand.Options.Add(o);
             setupCommand.SetAction((r, ct) => SetupOnlyAsync(Read(r, LoadMode.Http) is var o ? o with { Users = Math.Max(2, o.Users), Connections = 1 } : null!, output, error, ct));
 
-            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand };
+            var postgres = new Option<string>("--postgres") { Description = "Npgsql connection string of the database to use", Required = true };
+            var wallets = new Option<int>("--wallets") { Description = "Accounts the payments go between", DefaultValueFactory = _ => 10_000 };
+            var pgConnections = new Option<int>("--connections", "-c") { Description = "Database connections paying at once", DefaultValueFactory = _ => 16 };
+            var conventionalCommand = new Command("pg-conventional", "The baseline design, without RamPay: each payment one PostgreSQL transaction that locks both account rows, updates them and inserts the payment and its two entries (schema 'conventional', recreated). Prints payments and entries per second.")
+            {
+                postgres, wallets, pgConnections, duration, warmup, seed,
+            };
+            conventionalCommand.SetAction(async (r, ct) =>
+            {
+                await PgConventional.RunAsync(new PgConventional.Options(r.GetValue(postgres)!, r.GetValue(pgConnections), Math.Max(2, r.GetValue(wallets)),
+                    r.GetValue(duration), r.GetValue(warmup), r.GetValue(seed)), output, ct);
+                return ExitPass;
+            });
+
+            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand, conventionalCommand };
         }
 
         private static bool TryParseHostPort(string text, out (string Host, int Port) address)

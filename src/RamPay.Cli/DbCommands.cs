@@ -36,7 +36,14 @@ public static class DbCommands
         };
         verify.SetAction(r => Verify(r.GetValue(data)!, r.GetValue(postgres)!, r.GetValue(idempotencyKeys), output));
 
-        return new Command("db", "The PostgreSQL copy of the ledger (what the server's PostgreSQL sink writes)") { rebuild, verify };
+        var yes = new Option<bool>("--yes") { Description = "Confirm: every RamPay row in the database is deleted" };
+        var reset = new Command("reset", "Apply the migrations and empty the RamPay tables (checkpoint 0), so that a server's sink starts over from the journal's first record.")
+        {
+            postgres, yes,
+        };
+        reset.SetAction(r => Reset(r.GetValue(postgres)!, r.GetValue(yes), output));
+
+        return new Command("db", "The PostgreSQL copy of the ledger (what the server's PostgreSQL sink writes)") { rebuild, verify, reset };
     }
 
     private static LedgerOptions Ledger(int idempotencyKeys) => new() { IdempotencyMaxKeys = idempotencyKeys };
@@ -71,6 +78,21 @@ public static class DbCommands
         output.WriteLine($"rows_per_s        {stats.Rows / seconds:F0}");
         output.WriteLine($"entries_per_s     {stats.Entries / seconds:F0}");
         output.WriteLine($"records_per_s     {stats.LastSequence / seconds:F0}");
+        return RampayCli.ExitOk;
+    }
+
+    public static int Reset(string postgres, bool yes, TextWriter output)
+    {
+        if (string.IsNullOrWhiteSpace(postgres) || !yes)
+        {
+            output.WriteLine("error: --postgres (or RAMPAY_POSTGRES__CONNECTION) and --yes are required");
+            return RampayCli.ExitUsage;
+        }
+        using var connection = new Npgsql.NpgsqlConnection(postgres);
+        connection.Open();
+        int applied = Schema.Migrate(connection);
+        Schema.Truncate(connection);
+        output.WriteLine($"migrations applied {applied}; RamPay tables emptied");
         return RampayCli.ExitOk;
     }
 
