@@ -262,7 +262,9 @@ public static class Program
           -h, --help                this text
 
         Every setting (README.md lists them all) can also come from appsettings.json, from environment variables
-        RAMPAY_SECTION__KEY or RamPay__Section__Key, or from --RamPay:Section:Key=value.
+        RAMPAY_SECTION__KEY or RamPay__Section__Key, or from --RamPay:Section:Key=value. With none of the outside
+        servers configured (the default) it needs nothing but its data folder; --RamPay:Postgres:Connection=<npgsql
+        connection string> adds the PostgreSQL sink (rows), and /metrics and /health/ready report its lag.
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
         "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot).
         """;
