@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test project of RamPay.sln in Release and prints one closing line: "tests: N passed, N failed".
+# First starts the real servers the integration tests use (PostgreSQL, Redis, the Kafka mock broker; installing
+# their Debian packages on a fresh machine) and exports their addresses (RAMPAY_TEST_POSTGRES, RAMPAY_TEST_REDIS,
+# RAMPAY_TEST_KAFKA) from .services.env. A test whose server is unreachable fails; none is skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+if ! bash scripts/services.sh start; then
+  echo "error: scripts/services.sh start failed; the integration tests need its servers" >&2
+  echo "tests: 0 passed, 1 failed"
+  exit 1
+fi
+# shellcheck source=/dev/null
+source .services.env
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The real servers RamPay's tests run against: PostgreSQL 15, Redis 7 and a Kafka-protocol broker (librdkafka's
+# mock cluster, hosted by tools/kafka-mock). Idempotent: what already answers is left as it is.
+#
+#   bash scripts/services.sh start   install what is missing (Debian packages), start the servers, wait until each
+#                                    answers, write .services.env (exported RAMPAY_TEST_* variables)
+#   bash scripts/services.sh stop    stop what this script started from this work tree (others' servers stay up)
+#   bash scripts/services.sh env     print .services.env
+#
+# The variables it writes (and the tests read):
+#   RAMPAY_TEST_POSTGRES  Npgsql connection string to database rampay_test, role rampay/rampay (may create databases)
+#   RAMPAY_TEST_REDIS     host:port of Redis (127.0.0.1:6379)
+#   RAMPAY_TEST_KAFKA     bootstrap servers of the mock broker (127.0.0.1:PORT), topic rampay.events (8 partitions)
+#
+# Needs root (apt-get, su postgres). Several work trees on one machine share PostgreSQL and Redis; each has its own
+# mock broker. A lock file serialises concurrent starts (apt's lock and two Redis starts would otherwise race).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+state="$root/.services"            # pid files and what this work tree started (gitignored)
+env_file="$root/.services.env"     # gitignored
+lock_file="/tmp/rampay-services.lock"
+
+PG_VERSION=15
+PG_HOST=127.0.0.1
+PG_PORT=5432
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+KAFKA_TOPICS=("rampay.events:8")
+PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc)
+WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
+
+say() { echo "services: $*"; }
+die() { echo "services: error: $*" >&2; exit 1; }
+
+# Runs "$@" until it succeeds, at most WAIT_SECONDS; dies with the message otherwise.
+wait_for() {
+  local what="$1"; shift
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then die "$what did not answer within ${WAIT_SECONDS}s"; fi
+    sleep 0.2
+  done
+}
+
+as_postgres() { (cd / && su postgres -c "$1"); }
+
+missing_packages() {
+  local p missing=()
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then missing+=("$p"); fi
+  done
+  echo "${missing[@]:-}"
+}
+
+install_packages() {
+  local missing
+  missing="$(missing_packages)"
+  [ -z "$missing" ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "packages missing ($missing) and not root: install them with apt-get"
+  say "installing Debian packages (missing: $missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null || die "apt-get install failed"
+}
+
+pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; }
+
+start_postgres() {
+  if ! pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | grep -qx "$PG_VERSION main"; then
+    say "creating PostgreSQL cluster $PG_VERSION main"
+    pg_createcluster "$PG_VERSION" main >/dev/null
+  fi
+  if ! pg_ready; then
+    say "starting PostgreSQL $PG_VERSION"
+    pg_ctlcluster "$PG_VERSION" main start 9>&- || die "pg_ctlcluster $PG_VERSION main start failed (log: /var/log/postgresql/postgresql-$PG_VERSION-main.log)"
+    touch "$state/postgres.started"
+  fi
+  wait_for "PostgreSQL on $PG_HOST:$PG_PORT" pg_ready
+  # The login role and the test database (created once; the role's password and rights are re-asserted).
+  if [ "$(as_postgres "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'rampay'\"")" != "1" ]; then
+    as_postgres "psql -q -c \"CREATE ROLE rampay LOGIN CREATEDB PASSWORD 'rampay'\""
+  else
+    as_postgres "psql -q -c \"ALTER ROLE rampay LOGIN CREATEDB PASSWORD 'rampay'\""
+  fi
+  if [ "$(as_postgres "psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'rampay_test'\"")" != "1" ]; then
+    as_postgres "createdb -O rampay rampay_test"
+  fi
+  wait_for "PostgreSQL login as rampay to rampay_test" \
+    env PGPASSWORD=rampay psql -h "$PG_HOST" -p "$PG_PORT" -U rampay -d rampay_test -tAc 'SELECT 1'
+}
+
+redis_ready() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+
+start_redis() {
+  if ! redis_ready; then
+    say "starting Redis on $REDIS_HOST:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind "$REDIS_HOST" --save '' --appendonly no --daemonize yes \
+      --pidfile "$state/redis.pid" --logfile "$state/redis.log" 9>&- || die "redis-server failed to start (log: $state/redis.log)"
+    touch "$state/redis.started"
+  fi
+  wait_for "Redis on $REDIS_HOST:$REDIS_PORT" redis_ready
+}
+
+kafka_pid_alive() {
+  local pid
+  pid="$(cat "$state/kafka-mock.pid" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q rampay-kafka-mock
+}
+
+kafka_ready() { timeout 10 kcat -b "$1" -L -m 5 2>/dev/null | grep -q 'topic "rampay.events" with 8 partitions'; }
+
+start_kafka() {
+  local bin bootstrap
+  if kafka_pid_alive && [ -s "$state/kafka-bootstrap" ] && kafka_ready "$(cat "$state/kafka-bootstrap")"; then
+    return 0
+  fi
+  if kafka_pid_alive; then kill "$(cat "$state/kafka-mock.pid")" 2>/dev/null || true; fi
+  bin="$(bash tools/kafka-mock/build.sh)" || die "building tools/kafka-mock failed"
+  rm -f "$state/kafka-bootstrap"
+  say "starting the Kafka mock broker"
+  nohup setsid "$bin" --brokers 1 --bootstrap-file "$state/kafka-bootstrap" "${KAFKA_TOPICS[@]}" \
+    >"$state/kafka-mock.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$state/kafka-mock.pid"
+  wait_for "the Kafka mock broker (bootstrap file; log: $state/kafka-mock.log)" test -s "$state/kafka-bootstrap"
+  bootstrap="$(cat "$state/kafka-bootstrap")"
+  wait_for "the Kafka mock broker at $bootstrap" kafka_ready "$bootstrap"
+}
+
+write_env() {
+  local tmp="$env_file.tmp"
+  cat >"$tmp" <<ENV
+# Written by scripts/services.sh start; source it before dotnet test.
+export RAMPAY_TEST_POSTGRES="Host=$PG_HOST;Port=$PG_PORT;Username=rampay;Password=rampay;Database=rampay_test"
+export RAMPAY_TEST_REDIS="$REDIS_HOST:$REDIS_PORT"
+export RAMPAY_TEST_KAFKA="$(cat "$state/kafka-bootstrap")"
+ENV
+  mv "$tmp" "$env_file"
+}
+
+start() {
+  mkdir -p "$state"
+  # Servers started below get "9>&-" so that none of them keeps the lock open after this script ends.
+  exec 9>"$lock_file"
+  flock -w 600 9 || die "another services.sh start holds $lock_file"
+  install_packages
+  start_postgres
+  start_redis
+  start_kafka
+  write_env
+  flock -u 9
+  say "PostgreSQL, Redis and Kafka answer; variables in .services.env"
+}
+
+stop() {
+  local pid
+  if kafka_pid_alive; then
+    pid="$(cat "$state/kafka-mock.pid")"
+    say "stopping the Kafka mock broker (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$state/kafka-mock.pid" "$state/kafka-bootstrap"
+  if [ -e "$state/redis.started" ]; then
+    say "stopping Redis"
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    rm -f "$state/redis.started"
+  fi
+  if [ -e "$state/postgres.started" ]; then
+    say "stopping PostgreSQL"
+    pg_ctlcluster "$PG_VERSION" main stop || true
+    rm -f "$state/postgres.started"
+  fi
+  rm -f "$env_file"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  env) [ -f "$env_file" ] || die "no .services.env: run 'bash scripts/services.sh start' first"; cat "$env_file" ;;
+  *) echo "usage: bash scripts/services.sh start|stop|env" >&2; exit 2 ;;
+esac
