@@ -20,7 +20,10 @@ public sealed class EngineRun : ICommandCompletion, IDisposable
 
     private readonly ConcurrentDictionary<long, (long Sequence, CommandResult Result)> _results = new();
     private readonly bool _ownsDirectory;
-    private long _clockMs = 1_700_000_000_000;
+    /// <summary>The clock before the first command: the first is stamped one millisecond after it.</summary>
+    public const long StartClockMs = 1_700_000_000_000;
+
+    private long _clockMs = StartClockMs;
     private long _lastTimestampMs;
     private long _nextCorrelation;
     private RamPayEngine? _engine;
@@ -98,7 +101,7 @@ public sealed class EngineRun : ICommandCompletion, IDisposable
     }
 
     /// <summary>A hub with one PostgreSQL sink behind this engine, retrying fast (the tests break the database on purpose).</summary>
-    public SinkHub StartHub(PostgresSink sink, int batchChanges = 256, int queueBatches = 4, long maxLagRecords = 0, int maxLagSeconds = 0)
+    public SinkHub StartHub(IChangeSink sink, int batchChanges = 256, int queueBatches = 4, long maxLagRecords = 0, int maxLagSeconds = 0)
     {
         var hub = new SinkHub(new SinkHubOptions
         {
