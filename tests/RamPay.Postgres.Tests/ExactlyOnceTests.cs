@@ -16,7 +16,7 @@ public sealed class ExactlyOnceTests(ITestOutputHelper output)
     {
         await using var db = await TestDatabase.CreateAsync();
         using var run = EngineRun.Start();
-        var steps = RandomWorkload.Build(seed: 11, count: 4_000);
+        var steps = RandomWorkload.Build(seed: 11, count: 2_500);
         using var sink = new PostgresSink(db.ConnectionString);
         // Seven changes a transaction: hundreds of transactions, so the kills land in the middle of many.
         using var hub = run.StartHub(sink, batchChanges: 7, queueBatches: 2);

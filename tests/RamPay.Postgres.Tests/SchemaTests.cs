@@ -28,7 +28,7 @@ public sealed class SchemaTests
     {
         await using var db = await TestDatabase.CreateAsync();
         // Each round on a fresh schema of the same database (search_path), so every round starts from nothing.
-        const int Rounds = 6, Connections = 3;
+        const int Rounds = 4, Connections = 3;
         for (int round = 0; round < Rounds; round++)
         {
             string schema = $"round{round}";

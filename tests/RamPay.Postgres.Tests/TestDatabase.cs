@@ -142,6 +142,19 @@ public sealed class TestDatabase : IAsyncDisposable
         // The pool of the code under test keeps idle connections to this database; DROP ... WITH (FORCE) ends them anyway.
         using (var pooled = new NpgsqlConnection(ConnectionString)) NpgsqlConnection.ClearPool(pooled);
         await using var admin = await OpenAdminAsync();
-        await ExecuteAsync(admin, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ExecuteAsync(admin, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+                return;
+            }
+            // WITH (FORCE) refuses to end a process that no role owns, like an autovacuum worker busy with the
+            // tables just written (42501 for a role that is not superuser); it is gone a moment later.
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse && attempt < 100)
+            {
+                await Task.Delay(100);
+            }
+        }
     }
 }
