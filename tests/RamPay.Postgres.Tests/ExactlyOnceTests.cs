@@ -206,6 +206,83 @@ public sealed class ExactlyOnceTests(ITestOutputHelper output)
         Mirror.AssertVerifyAgrees(db, run.DataDirectory, EngineRun.LedgerOptions, 400);
     }
 
+    /// <summary>
+    /// PostgreSQL away when the hub starts: the sink keeps connecting, the lag counts from the checkpoint the last
+    /// run noted in the data folder (not from zero), and once the database is back the sink opens and catches up.
+    /// </summary>
+    [Fact]
+    public async Task A_sink_unreachable_at_start_counts_its_lag_from_the_noted_checkpoint_and_catches_up_when_back()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        using var run = EngineRun.Start();
+        var steps = RandomWorkload.Build(seed: 15, count: 900);
+        RandomWorkload.Run(run, steps.Take(300));
+        using (var sink = new PostgresSink(db.ConnectionString))
+        using (var hub = run.StartHub(sink))
+            await Mirror.WaitForCheckpointAsync(hub, 300);
+
+        await db.TakeDownAsync();
+        bool down = true;
+        try
+        {
+            RandomWorkload.Run(run, steps.Skip(300).Take(300));
+            using var sink = new PostgresSink(db.ConnectionString);
+            using var hub = run.StartHub(sink, maxLagRecords: 250);
+            var runner = hub.Sinks[0];
+            await WaitUntilAsync(() => runner.Failures >= 2, "the sink to fail to connect");
+            Assert.False(runner.Opened);
+            Assert.Equal(300, runner.Checkpoint.Sequence); // the hint, until the database answers
+            Assert.Equal(300, runner.Lag(run.DurableSequence, run.DurableTimestampMs).Records);
+            Assert.True(hub.IsOverLagLimit(out _));
+            Assert.Equal(0, hub.FollowerSequence); // the follower waits to hear the checkpoint
+
+            await db.BringUpAsync();
+            down = false;
+            RandomWorkload.Run(run, steps.Skip(600));
+            await Mirror.WaitForCheckpointAsync(hub, 900);
+            Assert.True(runner.Opened && runner.Connected);
+            Assert.False(hub.IsOverLagLimit(out _));
+        }
+        finally
+        {
+            if (down) await db.BringUpAsync();
+        }
+        var ledger = run.Stop();
+        await Mirror.AssertMatchesAsync(db, ledger, 900, run.DurableTimestampMs);
+        Mirror.AssertVerifyAgrees(db, run.DataDirectory, EngineRun.LedgerOptions, 900);
+    }
+
+    /// <summary>
+    /// A database ahead of the journal (it holds records this data folder does not: the folder was replaced) must not
+    /// be written to: the follower stops with an error that says so, and the rows stay as they were.
+    /// </summary>
+    [Fact]
+    public async Task A_database_ahead_of_the_journal_stops_the_follower_and_is_left_alone()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        using (var first = EngineRun.Start())
+        {
+            RandomWorkload.Run(first, RandomWorkload.Build(seed: 16, count: 500));
+            first.Stop();
+            using var sink = new PostgresSink(db.ConnectionString);
+            using var hub = first.StartHub(sink);
+            await Mirror.WaitForCheckpointAsync(hub, 500);
+        }
+        string before = await Mirror.DumpAsync(db);
+
+        using var second = EngineRun.Start();
+        RandomWorkload.Run(second, RandomWorkload.Build(seed: 17, count: 200));
+        using (var sink = new PostgresSink(db.ConnectionString))
+        using (var hub = second.StartHub(sink))
+        {
+            await WaitUntilAsync(() => hub.FollowerError is not null, "the follower to refuse the database");
+            Assert.Contains("before the sink checkpoint 500", hub.FollowerError);
+            Assert.Equal(500, hub.Sinks[0].Checkpoint.Sequence);
+        }
+        Assert.Equal(before, await Mirror.DumpAsync(db));
+        Assert.False(DatabaseTools.Verify(db.DirectConnectionString, second.DataDirectory, EngineRun.LedgerOptions).Agrees);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition, string what, int timeoutSeconds = 30)
     {
         var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);

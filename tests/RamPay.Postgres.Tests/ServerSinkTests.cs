@@ -277,7 +277,8 @@ public sealed class ServerSinkTests(ITestOutputHelper output)
                 refusal = r;
                 refusedKey = key;
             }
-            Assert.InRange(accepted, 0, 20);
+            // Refused once more than 20 records behind: the 21st is still let in at 20 behind (ticks count too).
+            Assert.InRange(accepted, 0, 21);
             // Anything that would be journaled is held back: a deposit, a sign-up.
             (await api.PostAsync($"/v1/accounts/{alice.WalletId}/deposits", alice.Token, new { amount = 5, currency = "USD" })).ExpectError(HttpStatusCode.ServiceUnavailable, "sinks_lagging");
             var sinks = (await api.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK)["sinks"]!;

@@ -155,6 +155,9 @@ public sealed class SinkCorrectnessTests
             },
             (await db.RowsAsync("SELECT id, email, name, role, wallet_account_id FROM users ORDER BY id")).ToArray());
         Assert.Equal(new object?[] { head, lastTimestamp }, (await db.RowsAsync("SELECT journal_sequence, journal_time FROM sink_checkpoint")).Select(r => new object?[] { r[0], Mirror.Ms(r[1]) }).Single());
+        // The password hashes the profiles carried stay in the ledger: no row of any table holds one.
+        foreach (var table in new[] { "users", "accounts", "payments", "ledger_entries", "refunds" })
+            Assert.Equal(0, await db.ScalarAsync($"SELECT count(*) FROM {table} t WHERE row_to_json(t)::text LIKE '%pbkdf2%'"));
     }
 
     /// <summary>
