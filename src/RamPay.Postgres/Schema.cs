@@ -107,15 +107,22 @@ public static class Schema
     /// <summary>Applies the migrations this database lacks; returns how many it applied.</summary>
     public static int Migrate(NpgsqlConnection connection)
     {
-        using (var create = new NpgsqlCommand("""
-            CREATE TABLE IF NOT EXISTS rampay_schema_migrations (
-                version      int PRIMARY KEY,
-                description  text NOT NULL,
-                applied_at   timestamptz NOT NULL DEFAULT now()
-            )
-            """, connection))
+        // Under the lock too: CREATE TABLE IF NOT EXISTS is not safe against itself, two sessions creating the table at
+        // once fail one of them with a unique violation on pg_type (two servers, or server and rebuild, starting together).
+        using (var tx = connection.BeginTransaction())
         {
-            create.ExecuteNonQuery();
+            using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({MigrationLockId})", connection, tx)) lockCmd.ExecuteNonQuery();
+            using (var create = new NpgsqlCommand("""
+                CREATE TABLE IF NOT EXISTS rampay_schema_migrations (
+                    version      int PRIMARY KEY,
+                    description  text NOT NULL,
+                    applied_at   timestamptz NOT NULL DEFAULT now()
+                )
+                """, connection, tx))
+            {
+                create.ExecuteNonQuery();
+            }
+            tx.Commit();
         }
         int applied = 0;
         foreach (var migration in Migrations)

@@ -157,12 +157,17 @@ public sealed class ChangeBatch(int capacity)
     /// <summary>The sequence of the last record in the batch (0 when empty).</summary>
     public long LastSequence { get; internal set; }
     public long LastTimestampMs { get; internal set; }
-    public int Capacity => _items.Length;
+    /// <summary>
+    /// The changes the batch is meant to hold. Fixed: a record whose expirations take the batch past it grows the
+    /// storage, not this, so the batch is then full and handed on (a growing capacity would let the follower keep
+    /// filling it, each overflow doubling it, until the journal ran out: one unbounded batch and transaction).
+    /// </summary>
+    public int Capacity { get; } = capacity;
     public ReadOnlySpan<Change> Changes => _items.AsSpan(0, Count);
     /// <summary>True once the batch is full enough that the follower should hand it on.</summary>
-    public bool IsFull => Count >= _items.Length;
+    public bool IsFull => Count >= Capacity;
 
-    /// <summary>A cleared slot at the end. A record with more expirations than room grows the batch (rare: a tick after a long pause).</summary>
+    /// <summary>A cleared slot at the end. A record with more expirations than room grows the storage (the batch is then full).</summary>
     internal ref Change Add()
     {
         if (Count == _items.Length) Array.Resize(ref _items, _items.Length * 2);
@@ -173,7 +178,9 @@ public sealed class ChangeBatch(int capacity)
 
     public void Clear()
     {
-        Array.Clear(_items, 0, Count); // drop the references (users, notes) the changes held
+        // Storage a big record grew (a tick after a long pause) is not kept in the pool; a doubling is, it recurs.
+        if (_items.Length > 2 * Capacity) _items = new Change[Capacity];
+        else Array.Clear(_items, 0, Count); // drop the references (users, notes) the changes held
         Count = 0;
         LastSequence = 0;
         LastTimestampMs = 0;
