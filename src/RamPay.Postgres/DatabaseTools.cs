@@ -66,6 +66,8 @@ public static class DatabaseTools
     {
         using var connection = new NpgsqlConnection(connectionString);
         connection.Open();
+        if (Scalar(connection, "SELECT CASE WHEN to_regclass('sink_checkpoint') IS NULL THEN 0 ELSE 1 END") == 0)
+            return new DatabaseCheckReport(0, 0, 0, 0, 0, ["the database has no RamPay tables: start the server with RamPay:Postgres:Connection, or run `rampay db rebuild`"]);
         long checkpoint = Scalar(connection, "SELECT coalesce((SELECT journal_sequence FROM sink_checkpoint WHERE sink = 'postgres'), 0)");
         var warnings = new List<string>();
         var (ledger, _, _, last) = EngineRecovery.Load(Path.Combine(dataDirectory, "snapshots"), Path.Combine(dataDirectory, "journal"), ledgerOptions, useSnapshot: true, checkpoint, warnings);

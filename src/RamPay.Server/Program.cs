@@ -233,7 +233,8 @@ public static class Program
         {
             var lag = sink.Lag(head, headMs);
             w.WriteStartObject(sink.Name);
-            w.WriteString("status", sink.Error is { Fatal: true } ? "failed" : !sink.Opened ? "connecting" : sink.Connected ? "ok" : "retrying");
+            // A failed follower stops every sink: say so on each, not only at the top.
+            w.WriteString("status", sink.Error is { Fatal: true } || hub.FollowerError is not null ? "failed" : !sink.Opened ? "connecting" : sink.Connected ? "ok" : "retrying");
             w.WriteNumber("checkpoint", sink.Checkpoint.Sequence);
             w.WriteNumber("lag_records", lag.Records);
             if (double.IsFinite(lag.Seconds)) w.WriteNumber("lag_seconds", Math.Round(lag.Seconds, 3)); else w.WriteNull("lag_seconds");

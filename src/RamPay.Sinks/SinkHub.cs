@@ -98,7 +98,7 @@ public sealed class SinkHub : IDisposable
                 reason = $"the {runner.Name} sink is {lag.Records} records behind the journal (limit {_options.MaxLagRecords})";
                 return true;
             }
-            if (_options.MaxLagSeconds > 0 && lag.Seconds > _options.MaxLagSeconds)
+            if (_options.MaxLagSeconds > 0 && lag.Seconds > _options.MaxLagSeconds) // false for NaN (unknown)
             {
                 reason = $"the {runner.Name} sink is {lag.Seconds:F0} s behind the journal (limit {_options.MaxLagSeconds} s)";
                 return true;
@@ -196,7 +196,7 @@ public sealed class SinkHub : IDisposable
     }
 }
 
-/// <summary>How far a sink is behind the journal's durable head.</summary>
+/// <summary>How far a sink is behind the journal's durable head. Seconds is NaN while unknown (the sink has never written).</summary>
 public readonly record struct SinkLag(long Records, double Seconds);
 
 /// <summary>What went wrong with a sink last. A fatal error stops the sink until the process restarts.</summary>

@@ -59,8 +59,11 @@ public sealed class SinkRunner
     {
         var checkpoint = Checkpoint;
         long records = Math.Max(0, headSequence - checkpoint.Sequence);
-        double seconds = records == 0 || checkpoint.TimestampMs == 0 ? 0 : Math.Max(0, (headTimestampMs - checkpoint.TimestampMs) / 1000.0);
-        if (records > 0 && checkpoint.Sequence == 0 && headTimestampMs > 0) seconds = double.PositiveInfinity; // nothing written, ever
+        // A sink that has never written has no time to count from: its lag in seconds is unknown (NaN), and only the
+        // lag in records can hold ingress back. Otherwise: journaled time from its last record to the head's.
+        double seconds = records == 0 ? 0
+            : checkpoint.TimestampMs == 0 ? double.NaN
+            : Math.Max(0, (headTimestampMs - checkpoint.TimestampMs) / 1000.0);
         return new SinkLag(records, seconds);
     }
 

@@ -54,6 +54,7 @@ public sealed class Metrics : IDisposable
         _listener.Start();
     }
 
+    /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>
     private static double Finite(double seconds) => double.IsFinite(seconds) ? seconds : -1;
 
     private static IEnumerable<Measurement<double>> PerSink(Func<SinkHub?> sinks, Func<SinkRunner, SinkHub, double> value)
