@@ -18,6 +18,11 @@ public static class RedisConnection
         options.SyncTimeout = (int)timeout.TotalMilliseconds;
         options.ConnectRetry = 1;
         options.ClientName ??= clientName;
-        return await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+        var redis = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+        // Completions in arrival order go through one worker per connection in 1.2.x: a slow continuation would hold
+        // up every other caller, and a synchronous call made from one deadlocks until its timeout. Order across
+        // callers means nothing here, so results are handed out as they come (the 2.x behaviour).
+        redis.PreserveAsyncOrder = false;
+        return redis;
     }
 }

@@ -33,12 +33,15 @@ internal static class TaskTimeouts
     /// <summary>
     /// Waits at most <paramref name="timeout"/> (StackExchange.Redis 1.2.6 has no timeout of its own for async calls
     /// on a stalled connection); a call given up on is still observed, so its late failure is not an unobserved one.
+    /// The caller always continues on the thread pool (ForceYielding), never inline on the Redis connection's
+    /// completion thread: code after the await (an HTTP handler, the lease renewal) could otherwise stall the
+    /// connection for every other caller, or deadlock it with a synchronous Redis call.
     /// </summary>
     public static async Task<T> WithTimeout<T>(this Task<T> task, TimeSpan timeout, string what)
     {
         try
         {
-            return await task.WaitAsync(timeout).ConfigureAwait(false);
+            return await task.WaitAsync(timeout).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (TimeoutException)
         {

@@ -143,7 +143,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
         log ??= _ => { };
         string value = $"{options.Holder} run {Guid.NewGuid():N}";
         bool toldWaiting = false;
-        string? toldError = null;
+        long toldErrorAt = 0; // Stopwatch timestamp of the last "cannot reach Redis" line: one every 30 s at most
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
@@ -157,8 +157,11 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                if (toldError != e.Message) log($"cannot reach Redis for the writer lease {options.Key} ({e.Message}); retrying");
-                toldError = e.Message;
+                if (toldErrorAt == 0 || Stopwatch.GetElapsedTime(toldErrorAt) > TimeSpan.FromSeconds(30))
+                {
+                    log($"cannot reach Redis for the writer lease {options.Key} ({e.Message}); retrying");
+                    toldErrorAt = Stopwatch.GetTimestamp();
+                }
                 await Task.Delay(options.EffectivePollInterval, cancel).ConfigureAwait(false);
                 continue;
             }

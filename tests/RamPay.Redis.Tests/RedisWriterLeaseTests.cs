@@ -108,10 +108,10 @@ public class RedisWriterLeaseTests
     {
         await using var scope = new RedisScope();
         var redis = await TestRedis.SharedAsync();
-        var ttl = TimeSpan.FromSeconds(1.5);
+        var ttl = TimeSpan.FromSeconds(3);
         await using var lease = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix, ttl));
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < ttl * 3)
+        while (clock.Elapsed < ttl * 2)
         {
             lease.CheckCanWrite();
             await Task.Delay(50);
@@ -128,7 +128,7 @@ public class RedisWriterLeaseTests
     {
         await using var scope = new RedisScope();
         var redis = await TestRedis.SharedAsync();
-        await using var lease = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix, TimeSpan.FromSeconds(1.5)));
+        await using var lease = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix));
         string? lost = null;
         lease.Lost = reason => lost = reason;
         await redis.GetDatabase().KeyDeleteAsync(lease.Key);
@@ -143,7 +143,7 @@ public class RedisWriterLeaseTests
     {
         await using var scope = new RedisScope();
         var redis = await TestRedis.SharedAsync();
-        var lease = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix, TimeSpan.FromSeconds(1.5)));
+        var lease = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix));
         await redis.GetDatabase().StringSetAsync(lease.Key, "thief token 999", TimeSpan.FromMinutes(1));
         await Eventually(() => lease.LostReason is not null, "noticing the overwritten key");
         var e = Assert.Throws<WriterLeaseLostException>(lease.CheckCanWrite);
@@ -215,6 +215,17 @@ public class RedisWriterLeaseTests
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix), cancel: cancel.Token));
         holder.CheckCanWrite();
+    }
+
+    [Fact]
+    public async Task Without_Redis_it_waits_rather_than_write_and_says_so_once()
+    {
+        using var nowhere = await RedisConnection.ConnectAsync("127.0.0.1:1", TimeSpan.FromMilliseconds(200));
+        var said = new List<string>();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            RedisWriterLease.AcquireAsync(nowhere, Options(TestRedis.NewPrefix()), m => { lock (said) said.Add(m); }, cancel.Token));
+        lock (said) Assert.Single(said, m => m.StartsWith("cannot reach Redis for the writer lease", StringComparison.Ordinal));
     }
 
     [Fact]

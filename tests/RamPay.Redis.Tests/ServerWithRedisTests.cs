@@ -12,7 +12,7 @@ public class ServerWithRedisTests
     private static string[] RedisSettings(string prefix, params string[] more) =>
     [
         "Redis:Connection=" + TestRedis.Address, "Redis:KeyPrefix=" + prefix,
-        "Redis:LeaseTtlMs=2000", "Redis:LeaseSafetyMarginMs=500", "Fsync=false", .. more,
+        "Redis:LeaseTtlMs=4000", "Redis:LeaseSafetyMarginMs=1000", "Fsync=false", .. more,
     ];
 
     private static async Task<(RamPayHttpClient Client, RegisteredUser User)> NewUserAsync(Uri server)
@@ -42,10 +42,16 @@ public class ServerWithRedisTests
         await using var second = ServerProcess.OnDirectory(first.DataDirectory, null, RedisSettings(scope.Prefix));
         var ready = second.LaunchAsync();
         // It starts (HTTP listens) but must not open the journal while the first holds the lease.
-        await Task.Delay(3_000);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!second.Output.Contains("waiting for the writer lease", StringComparison.Ordinal))
+        {
+            Assert.False(ready.IsCompleted, "the second server became ready while the first held the writer lease:\n" + second.Output);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the second server never said it waits:\n" + second.Output);
+            await Task.Delay(50);
+        }
+        await Task.Delay(2_000); // a few renewals of the first's lease later, it still waits
         Assert.False(ready.IsCompleted, "the second server became ready while the first held the writer lease:\n" + second.Output);
         Assert.True(second.IsRunning, second.Describe());
-        Assert.Contains("waiting for the writer lease", second.Output, StringComparison.Ordinal);
         Assert.Single(second.Output.Split('\n'), l => l.Contains("waiting for the writer lease", StringComparison.Ordinal));
 
         Assert.Equal(0, await first.StopAsync());

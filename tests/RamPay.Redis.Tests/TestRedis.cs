@@ -35,15 +35,17 @@ public static class TestRedis
     /// <summary>A key prefix no other test uses.</summary>
     public static string NewPrefix() => $"rampay-test:{Guid.NewGuid():N}:";
 
-    /// <summary>Deletes every key under the prefix (SCAN, then DEL).</summary>
+    /// <summary>Deletes every key under the prefix (a script: KEYS is fine on a test Redis, and it stays async).</summary>
     public static async Task DeleteKeysAsync(string prefix)
     {
         var redis = await SharedAsync();
-        foreach (var endpoint in redis.GetEndPoints())
-        {
-            var keys = redis.GetServer(endpoint).Keys(pattern: prefix + "*").ToArray();
-            if (keys.Length > 0) await redis.GetDatabase().KeyDeleteAsync(keys);
-        }
+        await redis.GetDatabase().ScriptEvaluateAsync("""
+            local n = 0
+            for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+              n = n + redis.call('DEL', key)
+            end
+            return n
+            """, [], [prefix + "*"]);
     }
 }
 

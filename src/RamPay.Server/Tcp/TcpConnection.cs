@@ -238,7 +238,10 @@ internal sealed class TcpConnection
             }
             _commands[submitted++] = command;
         }
-        var reply = new Reply { RequestId = requestId, Type = FrameType.ResultBatch, Count = count, Refused = refused };
+        // The decoded marker becomes the reply: one allocation per frame, as before the rate limit.
+        var reply = decoded;
+        reply.Type = FrameType.ResultBatch;
+        reply.Refused = refused;
         if (submitted == 0) return reply;
         try
         {
