@@ -26,7 +26,7 @@ PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
-KAFKA_TOPICS=("rampay.events:8")
+KAFKA_TOPICS=("rampay.events:8" "rampay.selfcheck:1")   # selfcheck: this script's own produce/consume round trip
 PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc)
 WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
 
@@ -125,6 +125,16 @@ start_kafka() {
   wait_for "the Kafka mock broker (bootstrap file; log: $state/kafka-mock.log)" test -s "$state/kafka-bootstrap"
   bootstrap="$(cat "$state/kafka-bootstrap")"
   wait_for "the Kafka mock broker at $bootstrap" kafka_ready "$bootstrap"
+  kafka_round_trip "$bootstrap"
+}
+
+# Produces one message to rampay.selfcheck and reads it back: the broker takes writes, not only metadata requests.
+kafka_round_trip() {
+  local token got
+  token="selfcheck-$$-$RANDOM"
+  echo "$token" | timeout 10 kcat -b "$1" -P -t rampay.selfcheck -p 0 2>/dev/null || die "cannot produce to the Kafka mock broker at $1"
+  got="$(timeout 10 kcat -b "$1" -C -t rampay.selfcheck -p 0 -o -1 -c 1 -e -q 2>/dev/null)" || true
+  [ "$got" = "$token" ] || die "the Kafka mock broker at $1 did not return what was produced (got '$got')"
 }
 
 write_env() {

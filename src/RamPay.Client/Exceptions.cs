@@ -63,8 +63,8 @@ public sealed class RamPayProtocolException : Exception
     public ulong RequestId { get; }
     /// <summary>False when the client itself found the server's frames invalid (a protocol violation).</summary>
     public bool SentByServer { get; }
-    /// <summary>Back-pressure: the batch was not applied and the connection stays up, so the same frame may be sent again later.</summary>
-    public bool IsRetryable => Code == ProtocolErrorCode.ServerBusy;
+    /// <summary>Back-pressure or a rate limit: the batch was not applied and the connection stays up, so the same frame may be sent again later.</summary>
+    public bool IsRetryable => Code is ProtocolErrorCode.ServerBusy or ProtocolErrorCode.RateLimited;
 }
 
 /// <summary>

@@ -19,7 +19,7 @@ namespace RamPay.Client;
 /// </para>
 /// <para>
 /// Failure: an Error frame for a request fails that request with <see cref="RamPayProtocolException"/> (not applied;
-/// <see cref="RamPayProtocolException.IsRetryable"/> for <c>server_busy</c>). When the connection ends for any reason,
+/// <see cref="RamPayProtocolException.IsRetryable"/> for <c>server_busy</c> and <c>rate_limited</c>). When the connection ends for any reason,
 /// every queued and in-flight request fails with <see cref="RamPayConnectionException"/> (outcome unknown: resend
 /// with the same idempotency keys on a new connection), and so does every later call.
 /// </para>

@@ -37,6 +37,11 @@ public sealed record EngineOptions
     public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.SpinThenBlock;
     /// <summary>The clock stamped on each command as it enters (unix ms). Tests replace it; the ledger never reads a clock itself.</summary>
     public Func<long> Clock { get; init; } = static () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    /// <summary>
+    /// Asked before each journal batch is appended and committed, and before each snapshot: a fence that throws stops
+    /// the writer (the pipeline faults). Null (the default) = this process alone owns the data directory.
+    /// </summary>
+    public IWriteFence? WriteFence { get; init; }
 
     public string JournalDirectory => Path.Combine(DataDirectory, "journal");
     public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");

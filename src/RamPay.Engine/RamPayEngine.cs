@@ -43,7 +43,7 @@ public sealed class RamPayEngine : IDisposable
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.WaitStrategy, "unknown wait strategy"),
         };
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
-        var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence), "rampay-journaler");
+        var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence), "rampay-journaler");
         _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler.Sequence);
         var logic = _pipeline.HandleWith(_logic, "rampay-logic");
         _output = new OutputStage(completion, baseSequence);
@@ -268,7 +268,12 @@ public sealed class RamPayEngine : IDisposable
     public void Dispose() => Stop();
 
     /// <summary>Appends each batch's commands to the journal, numbering them, and makes them durable with one fsync.</summary>
-    private sealed class JournalStage(JournalWriter journal, long lastSequence) : IBatchHandler<CommandSlot>
+    /// <remarks>
+    /// The write fence, if any, is asked before the batch's first append (an append can start a new segment file)
+    /// and again before the commit writes the batch out: a writer that lost its lease while it encoded the batch
+    /// writes nothing. Its throw faults the pipeline; the batch's callers never hear a result.
+    /// </remarks>
+    private sealed class JournalStage(JournalWriter journal, long lastSequence, IWriteFence? fence) : IBatchHandler<CommandSlot>
     {
         private readonly byte[] _payload = new byte[CommandCodec.Size + RecordTypes.MaxAttachmentBytes];
 
@@ -279,6 +284,7 @@ public sealed class RamPayEngine : IDisposable
             {
                 ref var slot = ref ring[seq];
                 if (slot.Query is not null) continue;
+                if (!appended) fence?.CheckCanWrite();
                 CommandCodec.Write(_payload, slot.Command);
                 int length = CommandCodec.Size;
                 if (slot.Attachment is { } attachment)
@@ -290,7 +296,9 @@ public sealed class RamPayEngine : IDisposable
                 slot.JournalSequence = lastSequence;
                 appended = true;
             }
-            if (appended) journal.Commit();
+            if (!appended) return;
+            fence?.CheckCanWrite();
+            journal.Commit();
         }
     }
 
@@ -333,6 +341,7 @@ public sealed class RamPayEngine : IDisposable
             ledger.VerifyInvariants();
             using var buffer = new MemoryStream();
             ledger.WriteState(buffer);
+            options.WriteFence?.CheckCanWrite(); // after the encoding, which can take seconds
             SnapshotStore.Write(options.SnapshotDirectory, sequence, ledger.ClockMs, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), options.SnapshotsToKeep);
         }
     }

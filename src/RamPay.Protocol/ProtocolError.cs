@@ -26,6 +26,8 @@ public enum ProtocolErrorCode : ushort
     ServerBusy = 11,
     ShuttingDown = 12,
     InternalError = 13,
+    // Appended: the sender is over its rate limit; that frame is refused whole and the connection stays.
+    RateLimited = 14,
 }
 
 public static class ProtocolErrorCodes
@@ -47,6 +49,7 @@ public static class ProtocolErrorCodes
         ProtocolErrorCode.ServerBusy => "server_busy",
         ProtocolErrorCode.ShuttingDown => "shutting_down",
         ProtocolErrorCode.InternalError => "internal_error",
+        ProtocolErrorCode.RateLimited => "rate_limited",
         _ => "unknown_" + ((ushort)code).ToString(CultureInfo.InvariantCulture),
     };
 
@@ -58,7 +61,7 @@ public static class ProtocolErrorCodes
     /// </summary>
     public static bool ClosesConnection(ProtocolErrorCode code) => code switch
     {
-        ProtocolErrorCode.MalformedBody or ProtocolErrorCode.AlreadyAuthenticated or ProtocolErrorCode.ServerBusy => false,
+        ProtocolErrorCode.MalformedBody or ProtocolErrorCode.AlreadyAuthenticated or ProtocolErrorCode.ServerBusy or ProtocolErrorCode.RateLimited => false,
         _ => true,
     };
 }

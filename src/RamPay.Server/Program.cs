@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using RamPay.Core;
 using RamPay.Engine;
 using RamPay.Postgres;
+using RamPay.Redis;
 using RamPay.Sinks;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
@@ -28,6 +29,7 @@ public static class Program
         ["--fsync"] = "RamPay:Fsync",
         ["--admin-email"] = "RamPay:Admin:Email",
         ["--admin-password"] = "RamPay:Admin:Password",
+        ["--redis"] = "RamPay:Redis:Connection",
     };
 
     public static async Task<int> Main(string[] args)
@@ -74,7 +76,16 @@ public static class Program
         string dataDirectory = Path.GetFullPath(options.DataDirectory);
         var jwt = new Jwt(Jwt.LoadOrCreateKey(options.Jwt.SigningKey, dataDirectory), options.Jwt.Issuer, options.Jwt.Audience, options.Jwt.TokenLifetimeSeconds);
         using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory), TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
-        var platform = new Platform(engine, options, jwt, new RateLimiter(options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
+        // Redis (optional): shared rate limits and the writer lease. Connecting does not wait for Redis to be up.
+        StackExchange.Redis.ConnectionMultiplexer? redis = null;
+        if (options.Redis.Enabled)
+        {
+            redis = await RedisConnection.ConnectAsync(options.Redis.Connection, TimeSpan.FromSeconds(5), "rampay-server");
+            Console.WriteLine($"{Prefix}redis {options.Redis.Connection}: {(redis.IsConnected ? "connected" : "not reachable yet (retrying)")}");
+        }
+        var platform = new Platform(engine, options, jwt,
+            Limiter(redis, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst),
+            Limiter(redis, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch)));
         engine.OnFatal = fault =>
         {
             Console.Error.WriteLine(Prefix + "FATAL: the engine failed; stopping so that a restart replays the journal.\n" + fault);
@@ -102,10 +113,38 @@ public static class Program
         foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
             Console.WriteLine(Prefix + "http listening on " + address);
 
+        // With Redis, only the holder of the journal's writer lease may open it: wait for it (SIGTERM ends the wait).
+        RedisWriterLease? lease = null;
+        if (redis is not null)
+        {
+            try
+            {
+                lease = await RedisWriterLease.AcquireAsync(redis, LeaseOptions(options, dataDirectory), message => Console.WriteLine(Prefix + message), app.Lifetime.ApplicationStopping);
+            }
+            catch (OperationCanceledException)
+            {
+                await app.StopAsync();
+                Console.WriteLine(Prefix + "stopped before taking the writer lease");
+                return 0;
+            }
+            catch (StaleFencingTokenException e)
+            {
+                await Console.Error.WriteLineAsync(Prefix + "refusing to start: " + e.Message);
+                await app.StopAsync();
+                return 1;
+            }
+            lease.Lost = reason =>
+            {
+                Console.Error.WriteLine(Prefix + "FATAL: lost the writer lease; stopping at once so that nothing more is written: " + reason);
+                Environment.Exit(70);
+            };
+            Console.WriteLine($"{Prefix}writer lease {lease.Key}: fencing token {lease.Token}");
+        }
+
         TcpIngress? tcp = null;
         try
         {
-            await engine.StartAsync();
+            await engine.StartAsync(lease);
             var recovery = engine.Recovery!;
             Console.WriteLine($"{Prefix}recovered: snapshot at {recovery.SnapshotSequence}, {recovery.RecordsReplayed} records replayed, last sequence {recovery.LastSequence}, {recovery.Elapsed.TotalMilliseconds:0} ms");
             foreach (var warning in recovery.Warnings) Console.WriteLine(Prefix + "recovery warning: " + warning);
@@ -125,13 +164,27 @@ public static class Program
             await Console.Error.WriteLineAsync(Prefix + "start-up failed: " + e);
             if (tcp is not null) await tcp.StopAsync();
             await app.StopAsync();
+            if (lease is not null)
+            {
+                try { engine.Stop(); } catch (Exception stop) { await Console.Error.WriteLineAsync(Prefix + "stopping the engine failed: " + stop.Message); }
+                await lease.ReleaseAsync();
+            }
             return 1;
         }
 
         await app.WaitForShutdownAsync();
         // Listeners first, so nothing new arrives while the engine drains what it has.
         if (tcp is not null) await tcp.StopAsync();
-        engine.Stop();
+        try
+        {
+            engine.Stop();
+        }
+        catch (Exception e)
+        {
+            // E.g. the writer lease was lost during the drain: the fence refused the last writes (and the snapshot).
+            await Console.Error.WriteLineAsync(Prefix + "FATAL: the engine failed while stopping; a restart replays the journal.\n" + e);
+            return 70;
+        }
         if (sinks is not null)
         {
             // The engine has stopped: let the sinks reach its last durable record (bounded), so a clean stop leaves
@@ -140,9 +193,34 @@ public static class Program
             foreach (var sink in sinks.Sinks) Console.WriteLine($"{Prefix}sink {sink.Name} stopped at journal sequence {sink.Checkpoint.Sequence} of {engine.CompletedSequence}");
             sinks.Dispose();
         }
+        // Only after the last write (the sinks' too): a process waiting for the lease takes over at once.
+        if (lease is not null) await lease.ReleaseAsync();
+        redis?.Dispose();
         Console.WriteLine(Prefix + "stopped cleanly");
         return 0;
     }
+
+    /// <summary>
+    /// A rate limiter: in-process without Redis; with Redis, one bucket per key shared by every server on that
+    /// Redis, falling back to the in-process one (fail open) while Redis does not answer.
+    /// </summary>
+    private static IRateLimiter Limiter(StackExchange.Redis.IConnectionMultiplexer? redis, ServerOptions options, string name, int ratePerSecond, int burst)
+    {
+        var local = new InProcessRateLimiter(ratePerSecond, burst);
+        if (redis is null || !local.Enabled) return local;
+        return new RedisRateLimiter(redis, $"{options.Redis.KeyPrefix}rl:{name}:", local,
+            TimeSpan.FromMilliseconds(options.Redis.TimeoutMs), TimeSpan.FromMilliseconds(options.Redis.RetryAfterFailureMs),
+            message => Console.Error.WriteLine(Prefix + message), name + " rate limit");
+    }
+
+    private static WriterLeaseOptions LeaseOptions(ServerOptions o, string dataDirectory) => new()
+    {
+        Key = o.Redis.LeaseName.Length > 0 ? o.Redis.KeyPrefix + "writer-lease:" + o.Redis.LeaseName : RedisWriterLease.DefaultKey(o.Redis.KeyPrefix, dataDirectory),
+        Ttl = TimeSpan.FromMilliseconds(o.Redis.LeaseTtlMs),
+        SafetyMargin = TimeSpan.FromMilliseconds(o.Redis.LeaseSafetyMarginMs),
+        RedisTimeout = TimeSpan.FromMilliseconds(Math.Min(1_000, o.Redis.LeaseTtlMs / 3)),
+        FenceFile = FencingTokenFile.PathIn(dataDirectory),
+    };
 
     /// <summary><c>RAMPAY_HTTP__PORT=8081</c> is <c>RamPay:Http:Port</c>; the ASP.NET form <c>RamPay__Http__Port</c> works as well.</summary>
     private static Dictionary<string, string?> RamPayEnvironment()
@@ -260,6 +338,10 @@ public static class Program
           --fsync <true|false>      fdatasync every journal batch (RamPay:Fsync, default true)
           --admin-email <email>     the admin created at first start (RamPay:Admin:Email)
           --admin-password <pw>     their password (RamPay:Admin:Password; empty = random, printed once)
+          --redis <host:port>       Redis shared by several servers (RamPay:Redis:Connection; default none): rate limits
+                                    per user shared by all of them, and a writer lease on the journal, so a second server
+                                    on the same data waits ("waiting for the writer lease ... held by ...") until the
+                                    first stops or its lease expires, then takes over
           -h, --help                this text
 
         Every setting (README.md lists them all) can also come from appsettings.json, from environment variables
@@ -267,6 +349,8 @@ public static class Program
         servers configured (the default) it needs nothing but its data folder; --RamPay:Postgres:Connection=<npgsql
         connection string> adds the PostgreSQL sink (rows), and /metrics and /health/ready report its lag.
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
-        "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot).
+        "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot,
+        then the writer lease is released). Exit codes: 0 clean stop, 1 start-up failed, 2 bad configuration,
+        70 the engine failed or the writer lease was lost (a restart replays the journal).
         """;
 }

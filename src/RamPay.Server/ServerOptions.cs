@@ -32,6 +32,7 @@ public sealed class ServerOptions
     public AuthSettings Auth { get; set; } = new();
     public AdminSettings Admin { get; set; } = new();
     public RateLimitSettings RateLimit { get; set; } = new();
+    public RedisSettings Redis { get; set; } = new();
     public EngineSettings Engine { get; set; } = new();
     public PostgresSettings Postgres { get; set; } = new();
     public KafkaSettings Kafka { get; set; } = new();
@@ -112,6 +113,37 @@ public sealed class ServerOptions
         public int RequestsPerSecond { get; set; } = 1_000;
         /// <summary>How many requests a quiet client may send at once.</summary>
         public int Burst { get; set; } = 2_000;
+        /// <summary>Sustained commands per second per user over TCP (a frame costs its command count); 0 = no limit (the default).</summary>
+        public int TcpCommandsPerSecond { get; set; }
+        /// <summary>Commands a quiet TCP user may send at once; 0 = the larger of TcpCommandsPerSecond and Tcp:MaxCommandsPerBatch.</summary>
+        public int TcpBurst { get; set; }
+
+        /// <summary>The TCP burst in force: never below a full frame, or a full frame could never pass.</summary>
+        public int EffectiveTcpBurst(int maxCommandsPerBatch) => TcpBurst > 0 ? TcpBurst : Math.Max(TcpCommandsPerSecond, maxCommandsPerBatch);
+    }
+
+    /// <summary>
+    /// Redis, for what several RamPay processes must agree on: shared rate limits and the journal's writer lease.
+    /// Empty <see cref="Connection"/> (the embedded default) = no Redis: limits are per process and no lease is taken.
+    /// </summary>
+    public sealed class RedisSettings
+    {
+        /// <summary>StackExchange.Redis configuration, e.g. <c>127.0.0.1:6379</c> or <c>host:6379,password=...</c>; empty = no Redis.</summary>
+        public string Connection { get; set; } = "";
+        /// <summary>Prepended to every key RamPay writes in Redis.</summary>
+        public string KeyPrefix { get; set; } = "rampay:";
+        /// <summary>Names the journal's writer lease; empty = the data directory's full path. Every process that opens the same journal must use the same name.</summary>
+        public string LeaseName { get; set; } = "";
+        /// <summary>The writer lease's time to live; renewed every third of it.</summary>
+        public int LeaseTtlMs { get; set; } = 5_000;
+        /// <summary>The writer stops this long before the lease could expire in Redis (pauses, clock-rate drift); at most half the TTL.</summary>
+        public int LeaseSafetyMarginMs { get; set; } = 1_000;
+        /// <summary>The longest a rate-limit decision waits for Redis before the in-process limiter decides.</summary>
+        public int TimeoutMs { get; set; } = 200;
+        /// <summary>After Redis failed a rate-limit call, decisions stay in-process this long before Redis is tried again.</summary>
+        public int RetryAfterFailureMs { get; set; } = 1_000;
+
+        public bool Enabled => !string.IsNullOrWhiteSpace(Connection);
     }
 
     public sealed class EngineSettings
@@ -182,6 +214,13 @@ public sealed class ServerOptions
         if (Sinks.QueueBatches is < 1 or > 1024) throw new OptionsException("RamPay:Sinks:QueueBatches must be 1..1024");
         if (Sinks.DrainTimeoutMs < 0) throw new OptionsException("RamPay:Sinks:DrainTimeoutMs must not be negative");
         if (Kafka.BootstrapServers.Length > 0 && string.IsNullOrWhiteSpace(Kafka.Topic)) throw new OptionsException("RamPay:Kafka:Topic is empty");
+        if (RateLimit.TcpCommandsPerSecond < 0 || RateLimit.TcpBurst < 0) throw new OptionsException("RamPay:RateLimit:TcpCommandsPerSecond and TcpBurst must not be negative");
+        if (RateLimit.TcpBurst > 0 && RateLimit.TcpBurst < Tcp.MaxCommandsPerBatch)
+            throw new OptionsException("RamPay:RateLimit:TcpBurst must be at least RamPay:Tcp:MaxCommandsPerBatch (a full frame must be able to pass), or 0");
+        if (Redis.LeaseTtlMs < 300) throw new OptionsException("RamPay:Redis:LeaseTtlMs must be at least 300");
+        if (Redis.LeaseSafetyMarginMs < 0 || Redis.LeaseSafetyMarginMs > Redis.LeaseTtlMs / 2) throw new OptionsException("RamPay:Redis:LeaseSafetyMarginMs must be 0..LeaseTtlMs/2");
+        if (Redis.TimeoutMs < 1) throw new OptionsException("RamPay:Redis:TimeoutMs must be positive");
+        if (Redis.RetryAfterFailureMs < 0) throw new OptionsException("RamPay:Redis:RetryAfterFailureMs must not be negative");
         if (Admin.Password.Length is > 0 and < 8) throw new OptionsException("RamPay:Admin:Password must be at least 8 characters");
         if (!UserProfile.NormalizeEmail(Admin.Email).Contains('@')) throw new OptionsException("RamPay:Admin:Email is not an email address");
     }

@@ -30,7 +30,7 @@ public class GoldenLayoutTests
         Assert.Equal(
             ["0 none", "1 bad_magic", "2 unsupported_version", "3 unknown_frame_type", "4 frame_too_large", "5 too_many_commands",
              "6 malformed_body", "7 not_authenticated", "8 authentication_failed", "9 already_authenticated", "10 unexpected_frame_type",
-             "11 server_busy", "12 shutting_down", "13 internal_error"],
+             "11 server_busy", "12 shutting_down", "13 internal_error", "14 rate_limited"],
             Enum.GetValues<ProtocolErrorCode>().Select(c => $"{(int)c} {ProtocolErrorCodes.Name(c)}"));
     }
 

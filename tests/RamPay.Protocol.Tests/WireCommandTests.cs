@@ -66,7 +66,7 @@ public class WireCommandTests
     [Fact]
     public void Error_close_policy_matches_the_docs()
     {
-        ProtocolErrorCode[] keep = [ProtocolErrorCode.MalformedBody, ProtocolErrorCode.AlreadyAuthenticated, ProtocolErrorCode.ServerBusy];
+        ProtocolErrorCode[] keep = [ProtocolErrorCode.MalformedBody, ProtocolErrorCode.AlreadyAuthenticated, ProtocolErrorCode.ServerBusy, ProtocolErrorCode.RateLimited];
         foreach (ProtocolErrorCode code in Enum.GetValues<ProtocolErrorCode>().Where(c => c != ProtocolErrorCode.None))
             Assert.Equal(!keep.Contains(code), ProtocolErrorCodes.ClosesConnection(code));
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using RamPay.Redis;
 using RamPay.Server.Auth;
 
 namespace RamPay.Server.Tests;
@@ -82,7 +83,7 @@ public class AuthUnitTests
     public void The_rate_limiter_allows_the_burst_then_the_rate_and_keeps_clients_apart()
     {
         var time = new ManualTime(DateTimeOffset.UnixEpoch) { Ticks = 1 };
-        var limiter = new RateLimiter(requestsPerSecond: 10, burst: 3, time);
+        var limiter = new InProcessRateLimiter(ratePerSecond: 10, burst: 3, time);
         for (int i = 0; i < 3; i++) Assert.True(limiter.TryAcquire("u:1", out _));
         Assert.False(limiter.TryAcquire("u:1", out int retry));
         Assert.Equal(1, retry);
@@ -98,7 +99,7 @@ public class AuthUnitTests
     [Fact]
     public void A_rate_of_zero_turns_the_limiter_off()
     {
-        var limiter = new RateLimiter(0, 0);
+        var limiter = new InProcessRateLimiter(0, 0);
         for (int i = 0; i < 10_000; i++) Assert.True(limiter.TryAcquire("u:1", out _));
     }
 }

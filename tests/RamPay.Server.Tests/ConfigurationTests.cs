@@ -48,7 +48,7 @@ public class ConfigurationTests
     {
         var (code, output) = await RunServerAsync("--help");
         Assert.Equal(0, code);
-        foreach (var flag in new[] { "--data", "--http-port", "--tcp-port", "--fsync", "--admin-email", "--admin-password", "RAMPAY_" })
+        foreach (var flag in new[] { "--data", "--http-port", "--tcp-port", "--fsync", "--admin-email", "--admin-password", "--redis", "RAMPAY_" })
             Assert.Contains(flag, output, StringComparison.Ordinal);
     }
 

@@ -26,11 +26,14 @@ public sealed partial class ServerProcess : IAsyncDisposable
     private Process? _process;
     private HttpClient? _http;
 
-    private ServerProcess(string dataDirectory, IReadOnlyList<string> settings, IReadOnlyDictionary<string, string>? environment = null)
+    private readonly bool _ownsDirectory;
+
+    private ServerProcess(string dataDirectory, IReadOnlyList<string> settings, IReadOnlyDictionary<string, string>? environment = null, bool ownsDirectory = true)
     {
         DataDirectory = dataDirectory;
         _settings = settings;
         _environment = environment ?? new Dictionary<string, string>();
+        _ownsDirectory = ownsDirectory;
     }
 
     /// <summary>The server's data directory (journal and snapshots); it outlives a kill or a stop.</summary>
@@ -60,6 +63,37 @@ public sealed partial class ServerProcess : IAsyncDisposable
             throw;
         }
         return server;
+    }
+
+    /// <summary>
+    /// A server on another's data directory (two processes on one journal, with a writer lease), not started yet:
+    /// <see cref="LaunchAsync"/> starts it. Disposing it leaves the directory to its owner.
+    /// </summary>
+    public static ServerProcess OnDirectory(string dataDirectory, IReadOnlyDictionary<string, string>? environment, params string[] settings) =>
+        new(dataDirectory, settings, environment, ownsDirectory: false);
+
+    /// <summary>Starts the process; the task ends once it is ready (or fails if it exits or is not ready within a minute).</summary>
+    public Task LaunchAsync()
+    {
+        if (IsRunning) throw new InvalidOperationException("the server already runs");
+        return StartProcessAsync();
+    }
+
+    /// <summary>Waits for the process to exit on its own (no signal sent); returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        var process = _process ?? throw new InvalidOperationException("the server was never started");
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"the server did not exit within {timeout.TotalSeconds} s. Its output:\n{Output}");
+        }
+        DropClient();
+        return process.ExitCode;
     }
 
     /// <summary>Starts the server again on the same data directory (after <see cref="KillAsync"/> or <see cref="StopAsync"/>), on new ports.</summary>
@@ -113,7 +147,10 @@ public sealed partial class ServerProcess : IAsyncDisposable
             _process = null;
         }
         DropClient();
-        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        if (_ownsDirectory)
+        {
+            try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 
     private async Task StartProcessAsync()

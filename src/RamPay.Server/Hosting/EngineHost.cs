@@ -98,12 +98,15 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     /// <summary>Called when the engine fails; the server logs and exits. Settable so tests of the host can observe it.</summary>
     public Action<Exception> OnFatal { get; set; } = _ => { };
 
-    /// <summary>Recovers the data folder and starts the pipeline. Runs on a thread-pool thread; throws if recovery fails.</summary>
-    public Task StartAsync() => Task.Run(() =>
+    /// <summary>
+    /// Recovers the data folder and starts the pipeline. Runs on a thread-pool thread; throws if recovery fails.
+    /// <paramref name="fence"/> (the writer lease, when several processes share the data) is asked before every write.
+    /// </summary>
+    public Task StartAsync(IWriteFence? fence = null) => Task.Run(() =>
     {
         try
         {
-            _engine = RamPayEngine.Start(_options, this);
+            _engine = RamPayEngine.Start(fence is null ? _options : _options with { WriteFence = fence }, this);
             _watchdog = new Timer(_ => CheckHealth(), null, 100, 100);
         }
         catch (Exception e)

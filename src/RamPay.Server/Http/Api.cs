@@ -19,26 +19,36 @@ public sealed class Api(Platform platform)
     // ---- authentication, limits, keys -------------------------------------------------------------------------
 
     /// <summary>The caller of a /v1 request, or 401; also takes a token from their rate-limit bucket, or 429.</summary>
-    public Caller Authenticate(HttpContext ctx)
+    public async ValueTask<Caller> AuthenticateAsync(HttpContext ctx)
     {
         string? header = ctx.Request.Headers.Authorization;
         if (header is null || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) throw ApiError.Unauthorized();
         if (!platform.Jwt.TryValidate(header.AsSpan(7).Trim(), out var caller))
             throw ApiError.Unauthorized("The bearer token is invalid or expired: POST /v1/auth/token gives a new one.");
-        Limit("u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await LimitAsync("u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return caller;
     }
 
     /// <summary>Rate limit for requests without a token (sign-up, login), by client address.</summary>
-    private void LimitAnonymous(HttpContext ctx) => Limit("ip:" + (ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
+    private ValueTask LimitAnonymousAsync(HttpContext ctx) => LimitAsync("ip:" + (ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
 
-    private void Limit(string client)
+    /// <summary>
+    /// Takes a token from the key's bucket or answers 429. Awaited, never blocking: with Redis configured the
+    /// decision is a round trip (falling back to the in-process limiter when Redis does not answer in time).
+    /// </summary>
+    private async ValueTask LimitAsync(string client)
     {
-        if (!platform.Limiter.TryAcquire(client, out int retryAfter))
-            throw new ApiError(429, "rate_limited", $"Too many requests: at most {_options.RateLimit.RequestsPerSecond} a second (bursts of {_options.RateLimit.Burst}). Retry after {retryAfter} s.")
+        var limiter = platform.Limiter;
+        if (!limiter.Enabled) return;
+        var decision = await limiter.AcquireAsync(client);
+        if (!decision.Allowed)
+        {
+            int retryAfter = decision.RetryAfterSeconds;
+            throw new ApiError(429, "rate_limited", $"Too many requests: at most {limiter.RatePerSecond} a second (bursts of {limiter.Burst}). Retry after {retryAfter} s.")
             {
                 RetryAfterSeconds = retryAfter,
             };
+        }
     }
 
     private static IdempotencyKey RequireKey(HttpContext ctx, string suffix = "")
@@ -76,7 +86,7 @@ public sealed class Api(Platform platform)
 
     public async Task Register(HttpContext ctx)
     {
-        LimitAnonymous(ctx);
+        await LimitAnonymousAsync(ctx);
         UserService.Registration registration;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
         {
@@ -90,7 +100,7 @@ public sealed class Api(Platform platform)
 
     public async Task Login(HttpContext ctx)
     {
-        LimitAnonymous(ctx);
+        await LimitAnonymousAsync(ctx);
         string email, password;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
         {
@@ -119,7 +129,7 @@ public sealed class Api(Platform platform)
 
     public async Task Me(HttpContext ctx)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var found = await Engine.QueryAsync(l => l.GetUser(caller.UserId) is { } u ? (u, l.GetAccount(u.WalletAccountId).Currency) : default);
         if (found.u is null) throw new ApiError(404, "user_not_found", "The user of this token no longer exists.");
         await JsonOut.Write(ctx, 200, w => JsonOut.User(w, found.u, found.Currency));
@@ -129,7 +139,7 @@ public sealed class Api(Platform platform)
 
     public async Task GetAccount(HttpContext ctx, long id)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var account = await ReadOwnAccount(caller, id);
         await JsonOut.Write(ctx, 200, w => JsonOut.Account(w, account));
     }
@@ -144,7 +154,7 @@ public sealed class Api(Platform platform)
 
     public async Task ListPayments(HttpContext ctx, long id)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         int limit = QueryInt(ctx, "limit", 20, 1, 100);
         long after = QueryInt(ctx, "after", 0, 0, long.MaxValue);
         var page = await Engine.QueryAsync(l =>
@@ -183,7 +193,7 @@ public sealed class Api(Platform platform)
 
     public async Task Deposit(HttpContext ctx, long accountId)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var key = RequireKey(ctx);
         long amount;
         Currency currency;
@@ -226,7 +236,7 @@ public sealed class Api(Platform platform)
 
     public async Task CreatePayment(HttpContext ctx)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var key = RequireKey(ctx);
         (Command Command, byte[]? Attachment) parsed;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) parsed = ParsePayment(body.Body, caller, key);
@@ -235,7 +245,7 @@ public sealed class Api(Platform platform)
 
     public async Task Capture(HttpContext ctx, long paymentId)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var key = RequireKey(ctx);
         long? amount;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) amount = body.Body.OptionalAmount();
@@ -248,7 +258,7 @@ public sealed class Api(Platform platform)
 
     public async Task Void(HttpContext ctx, long paymentId)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var key = RequireKey(ctx);
         using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
         await ExecutePayment(ctx, 200, new Command
@@ -259,7 +269,7 @@ public sealed class Api(Platform platform)
 
     public async Task Refund(HttpContext ctx, long paymentId)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var key = RequireKey(ctx);
         long amount;
         Currency? currency;
@@ -277,7 +287,7 @@ public sealed class Api(Platform platform)
 
     public async Task GetPayment(HttpContext ctx, long paymentId)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         var view = await Engine.QueryAsync(l => PaymentView.TryOf(l, paymentId));
         if (view is not { } v) throw ApiError.From(ResultCode.PaymentNotFound);
         if (!caller.IsAdmin && !v.IsParty(caller.UserId)) throw ApiError.Forbidden("You are neither the payer nor the payee of this payment.");
@@ -286,7 +296,7 @@ public sealed class Api(Platform platform)
 
     public async Task Batch(HttpContext ctx)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         // Item i's key is derived from the request's (its hash, "#", i), so a key of any allowed length works.
         string batchKey = RequireKey(ctx).ToString();
         var commands = new List<Command>();
@@ -370,7 +380,7 @@ public sealed class Api(Platform platform)
 
     public async Task SetFrozen(HttpContext ctx, long accountId, bool frozen)
     {
-        var caller = Authenticate(ctx);
+        var caller = await AuthenticateAsync(ctx);
         if (!caller.IsAdmin) throw ApiError.Forbidden("Only an admin may freeze or unfreeze accounts.");
         string? header = ctx.Request.Headers["Idempotency-Key"];
         var key = string.IsNullOrEmpty(header) ? IdempotencyKey.FromString(Guid.NewGuid().ToString("N")) : RequireKey(ctx);

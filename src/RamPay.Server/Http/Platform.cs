@@ -1,16 +1,20 @@
 using RamPay.Core;
+using RamPay.Redis;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
 
 namespace RamPay.Server.Http;
 
 /// <summary>What every ingress (HTTP and TCP) shares: the engine, the settings, tokens, limits and the platform's accounts.</summary>
-public sealed class Platform(EngineHost engine, ServerOptions options, Jwt jwt, RateLimiter limiter)
+public sealed class Platform(EngineHost engine, ServerOptions options, Jwt jwt, IRateLimiter limiter, IRateLimiter tcpLimiter)
 {
     public EngineHost Engine { get; } = engine;
     public ServerOptions Options { get; } = options;
     public Jwt Jwt { get; } = jwt;
-    public RateLimiter Limiter { get; } = limiter;
+    /// <summary>HTTP requests per user (per client address before login): in-process, or shared through Redis.</summary>
+    public IRateLimiter Limiter { get; } = limiter;
+    /// <summary>TCP commands per user (a frame costs its command count); disabled by default.</summary>
+    public IRateLimiter TcpLimiter { get; } = tcpLimiter;
 
     /// <summary>The platform's funding account for each configured currency; filled once at start-up, then read-only.</summary>
     public IReadOnlyDictionary<Currency, long> FundingAccounts { get; private set; } = new Dictionary<Currency, long>();

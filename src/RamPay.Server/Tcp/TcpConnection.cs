@@ -27,6 +27,7 @@ internal sealed class TcpConnection
     private byte[] _receive;
     private int _filled;
     private Caller? _caller;
+    private string _rateKey = "";
 
     public TcpConnection(Socket socket, Platform platform, ILogger logger, CancellationToken stopping)
     {
@@ -125,6 +126,10 @@ internal sealed class TcpConnection
                 var reply = TakeFrame(ref consumed, out bool needMore);
                 if (needMore) break;
                 if (reply is null) continue;
+                // A decoded batch: the rate limit may need a Redis round trip, so it is awaited here (the decoded
+                // commands wait in _wire; nothing else touches it meanwhile), then the batch is submitted.
+                if (reply.Type == FrameType.CommandBatch)
+                    reply = _platform.TcpLimiter.Enabled ? await LimitThenSubmit(reply) : Submit(reply);
                 await _replies.Writer.WriteAsync(reply, token.Token);
                 if (reply.Close) return;
             }
@@ -171,7 +176,7 @@ internal sealed class TcpConnection
         return header.Type switch
         {
             FrameType.Hello => Hello(header.RequestId, body),
-            FrameType.CommandBatch => Batch(header.RequestId, body),
+            FrameType.CommandBatch => DecodeBatch(header.RequestId, body),
             FrameType.Ping => new Reply { RequestId = header.RequestId, Type = FrameType.Pong },
             _ => Reply.Failure(header.RequestId, ProtocolErrorCode.UnexpectedFrameType, $"a server never receives {header.Type} frames", close: true),
         };
@@ -187,13 +192,37 @@ internal sealed class TcpConnection
         if (!_platform.Jwt.TryValidate(chars[..n], out var caller))
             return Reply.Failure(requestId, ProtocolErrorCode.AuthenticationFailed, "the token is invalid or expired: POST /v1/auth/token gives a new one", close: true);
         _caller = caller;
+        _rateKey = "u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return new Reply { RequestId = requestId, Type = FrameType.Welcome, ClientId = caller.UserId };
     }
 
-    private Reply Batch(ulong requestId, ReadOnlySpan<byte> body)
+    /// <summary>Decodes a batch into <see cref="_wire"/>: an Error reply, or a CommandBatch marker that the read loop submits.</summary>
+    private Reply DecodeBatch(ulong requestId, ReadOnlySpan<byte> body)
     {
         if (!FrameCodec.TryReadCommandBatch(body, _limits, _wire, out int count, out var error))
             return Reply.Failure(requestId, error.Code, error.Reason, error.CommandIndex);
+        return new Reply { RequestId = requestId, Type = FrameType.CommandBatch, Count = count };
+    }
+
+    /// <summary>
+    /// Takes the frame's command count from the user's TCP bucket (shared through Redis when configured); a frame
+    /// over the limit is refused whole with <c>rate_limited</c> (nothing applied) and the connection stays.
+    /// </summary>
+    private async ValueTask<Reply> LimitThenSubmit(Reply decoded)
+    {
+        var limiter = _platform.TcpLimiter;
+        var decision = await limiter.AcquireAsync(_rateKey, decoded.Count);
+        if (decision.Allowed) return Submit(decoded);
+        long retryMs = Math.Max(1, (long)Math.Ceiling(decision.RetryAfter.TotalMilliseconds));
+        return Reply.Failure(decoded.RequestId, ProtocolErrorCode.RateLimited,
+            $"over the rate limit of {limiter.RatePerSecond} commands a second (bursts of {limiter.Burst}): none of this frame's {decoded.Count} commands was applied; send it again after {retryMs} ms");
+    }
+
+    /// <summary>Submits the batch decoded into <see cref="_wire"/>, refusing at ingress what the ledger must not see.</summary>
+    private Reply Submit(Reply decoded)
+    {
+        ulong requestId = decoded.RequestId;
+        int count = decoded.Count;
         var caller = _caller!.Value;
         byte flags = Platform.FlagsFor(caller);
         ResultCode[]? refused = null;
@@ -211,7 +240,10 @@ internal sealed class TcpConnection
             }
             _commands[submitted++] = command;
         }
-        var reply = new Reply { RequestId = requestId, Type = FrameType.ResultBatch, Count = count, Refused = refused };
+        // The decoded marker becomes the reply: one allocation per frame, as before the rate limit.
+        var reply = decoded;
+        reply.Type = FrameType.ResultBatch;
+        reply.Refused = refused;
         if (submitted == 0) return reply;
         try
         {
