@@ -10,9 +10,10 @@ namespace RamPay.Kafka;
 /// A forward-only UTF-8 JSON writer for event payloads, into one reused buffer. The payloads have a fixed shape, so
 /// property names travel with their punctuation as literal fragments (<c>,"amount":</c>) copied as they are, numbers
 /// are formatted in place, and text is escaped only where it can need it (what users typed: names, emails, notes),
-/// with the escaper System.Text.Json's writer uses (<see cref="JavaScriptEncoder"/>). Measured against
-/// <see cref="System.Text.Json.Utf8JsonWriter"/>, which checks and escapes every name and value, it cuts the CPU of
-/// an event's payload by about two thirds (docs/benchmarks.md, "Kafka sink"); the golden tests pin the bytes.
+/// with the escaper System.Text.Json's writer uses (<see cref="JavaScriptEncoder"/>). The first version of the
+/// encoder used <see cref="System.Text.Json.Utf8JsonWriter"/>, which checks and escapes every name and value; on this
+/// project's machine a probe measured 1.75 µs of CPU per transfer event with it and 0.63 µs with this (hand-formatted
+/// times included), the same bytes: the golden tests were written against the first version and pass unchanged.
 /// The caller writes well-formed JSON: nothing here checks nesting or commas.
 /// </summary>
 internal sealed class JsonBuffer
