@@ -153,7 +153,7 @@ public sealed class KafkaEventSink : IChangeSink
             }
             catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
             {
-                // The producer's queue (QueueMessagesMax) is full: wait for deliveries to make room, within the write's bound.
+                // The producer's queue (queue.buffering.max.messages, 1,000,000) is full: wait for deliveries to make room, within the write's bound.
                 deliveries.NotSent();
                 if (Environment.TickCount64 >= deadline)
                     throw new KafkaSinkException($"the producer's queue stayed full for {_options.WriteTimeout.TotalSeconds:0.#} s{LastClientError()}", e);
