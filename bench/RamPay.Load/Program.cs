@@ -103,7 +103,32 @@ namespace RamPay.Load
                 return ExitPass;
             });
 
-            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand, conventionalCommand };
+            var kafkaCommand = KafkaSinkCommand(output, error);
+
+            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand, conventionalCommand, kafkaCommand };
+        }
+
+        /// <summary><c>rampay-load kafka-sink</c>: the Kafka events sink's throughput, without a server (KafkaSinkBench.cs).</summary>
+        private static Command KafkaSinkCommand(TextWriter output, TextWriter error)
+        {
+            var d = new KafkaSinkBenchOptions { BootstrapServers = "" };
+            var bootstrap = new Option<string>("--bootstrap", "-b") { Description = "Kafka bootstrap servers, host:port[,host:port]; default $RAMPAY_TEST_KAFKA", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("RAMPAY_TEST_KAFKA") ?? "" };
+            var topic = new Option<string>("--topic") { Description = "Topic to publish to; default a new one per run, rampay.bench.<run>", DefaultValueFactory = _ => d.Topic };
+            var partitions = new Option<int>("--partitions") { Description = "Partitions of the topic when the run creates it", DefaultValueFactory = _ => d.Partitions };
+            var events = new Option<long>("--events", "-n") { Description = "Events to publish (registrations, deposits, then transfers: two events each)", DefaultValueFactory = _ => d.Events };
+            var batch = new Option<int>("--batch") { Description = "Changes per sink Write (the hub's BatchChanges)", DefaultValueFactory = _ => d.BatchChanges };
+            var wallets = new Option<int>("--wallets") { Description = "Wallets (event keys) the transfers go between", DefaultValueFactory = _ => d.Wallets };
+            var linger = new Option<double>("--linger-ms") { Description = "The producer's linger.ms", DefaultValueFactory = _ => d.LingerMs };
+            var compression = new Option<string>("--compression") { Description = "The producer's compression.codec: none, gzip, snappy, lz4, zstd", DefaultValueFactory = _ => d.Compression };
+            var seed = new Option<int>("--seed") { Description = "Seed for the transfers' wallets and amounts", DefaultValueFactory = _ => d.Seed };
+            var command = new Command("kafka-sink", "Measure the Kafka events sink alone: journal a payment workload with a real engine in a temporary folder, turn it into changes with the sinks' follower, publish them through KafkaEventSink.Write in batches, and print events/s (time inside Write only) after checking the topic holds every event.");
+            foreach (Option o in new Option[] { bootstrap, topic, partitions, events, batch, wallets, linger, compression, seed }) command.Options.Add(o);
+            command.SetAction(r => KafkaSinkBench.Run(new KafkaSinkBenchOptions
+            {
+                BootstrapServers = r.GetValue(bootstrap)!, Topic = r.GetValue(topic)!, Partitions = r.GetValue(partitions), Events = r.GetValue(events),
+                BatchChanges = r.GetValue(batch), Wallets = r.GetValue(wallets), LingerMs = r.GetValue(linger), Compression = r.GetValue(compression)!, Seed = r.GetValue(seed),
+            }, output, error));
+            return command;
         }
 
         private static bool TryParseHostPort(string text, out (string Host, int Port) address)
