@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using RamPay.Core;
 using RamPay.Engine;
+using RamPay.Kafka;
 using RamPay.Postgres;
 using RamPay.Redis;
 using RamPay.Sinks;
@@ -258,6 +259,16 @@ public static class Program
     {
         var list = new List<IChangeSink>();
         if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
+        if (options.Kafka.BootstrapServers.Length > 0)
+        {
+            list.Add(new KafkaEventSink(new KafkaSinkOptions
+            {
+                BootstrapServers = options.Kafka.BootstrapServers,
+                Topic = options.Kafka.Topic,
+                CheckpointDirectory = Path.Combine(dataDirectory, "sinks"),
+                Log = message => Console.Error.WriteLine(Prefix + "kafka: " + message),
+            }));
+        }
         if (list.Count == 0) return null;
         var engineOptions = EngineOptionsFrom(options, dataDirectory);
         var hub = new SinkHub(new SinkHubOptions
@@ -347,7 +358,8 @@ public static class Program
         Every setting (README.md lists them all) can also come from appsettings.json, from environment variables
         RAMPAY_SECTION__KEY or RamPay__Section__Key, or from --RamPay:Section:Key=value. With none of the outside
         servers configured (the default) it needs nothing but its data folder; --RamPay:Postgres:Connection=<npgsql
-        connection string> adds the PostgreSQL sink (rows), and /metrics and /health/ready report its lag.
+        connection string> adds the PostgreSQL sink (rows), --RamPay:Kafka:BootstrapServers=<host:port> the Kafka sink
+        (events, topic RamPay:Kafka:Topic); /metrics and /health/ready report their lag.
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
         "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot,
         then the writer lease is released). Exit codes: 0 clean stop, 1 start-up failed, 2 bad configuration,
