@@ -1,0 +1,81 @@
+namespace RamPay.Fraud.Tests;
+
+public class ModelFileTests
+{
+    private static FraudModel SmallTrees() => FraudModel.CreateTrees("trees-test-1", "test-schema", 3, baseLogit: -1.0,
+    [
+        // x0 <= 10 ? (x1 <= 0.5 ? -2 : 1) : 3
+        [TreeNode.Split(0, 10, 1), TreeNode.Split(1, 0.5, 3), TreeNode.Leaf(3), TreeNode.Leaf(-2), TreeNode.Leaf(1)],
+        [TreeNode.Leaf(0.25)],
+    ], [new("trained_by", "a test")]);
+
+    [Fact]
+    public void A_tree_ensemble_sums_one_leaf_per_tree()
+    {
+        var m = SmallTrees();
+        Assert.Equal(-1 - 2 + 0.25, m.Logit([5, 0, 99]));
+        Assert.Equal(-1 + 1 + 0.25, m.Logit([10, 0.75, 0]));
+        Assert.Equal(-1 + 3 + 0.25, m.Logit([10.5, 0, 0]));
+        Assert.Equal(DetMath.Sigmoid(2.25), m.Score([11, 0, 0]));
+        Assert.Equal(2, m.TreeCount);
+        Assert.Equal("a test", m.MetadataValue("trained_by"));
+        Assert.False(m.FitsFeatureSchema);
+    }
+
+    [Fact]
+    public void A_logistic_model_standardizes_then_weighs()
+    {
+        var m = FraudModel.CreateLogistic("lr-test-1", "s", bias: 0.5, mean: [1, 10], scale: [2, 5], weights: [3, -1]);
+        Assert.Equal(0.5 + 3 * ((5 - 1) / 2.0) - 1 * ((0 - 10) / 5.0), m.Logit([5, 0]));
+        Assert.Equal(FraudModelKind.Logistic, m.Kind);
+    }
+
+    [Fact]
+    public void Bytes_round_trip_and_identify_the_model()
+    {
+        var m = SmallTrees();
+        var again = FraudModel.Parse(m.ToBytes());
+        Assert.Equal(m.ToBytes(), again.ToBytes());
+        Assert.Equal(m.Sha256Hex, again.Sha256Hex);
+        Assert.Equal("trees-test-1", again.Version);
+        Assert.Equal("test-schema", again.SchemaId);
+        Assert.Equal(m.Logit([5, 1, 0]), again.Logit([5, 1, 0]));
+        Assert.StartsWith("RPFM", System.Text.Encoding.ASCII.GetString(m.ToBytes(), 0, 4));
+    }
+
+    [Fact]
+    public void A_damaged_file_is_refused_with_a_reason()
+    {
+        byte[] bytes = SmallTrees().ToBytes();
+        for (int i = 0; i < bytes.Length; i += 7)
+        {
+            var copy = (byte[])bytes.Clone();
+            copy[i] ^= 0x20;
+            Assert.Throws<InvalidDataException>(() => FraudModel.Parse(copy));
+        }
+        Assert.Throws<InvalidDataException>(() => FraudModel.Parse(bytes.AsSpan(0, bytes.Length - 1)));
+        Assert.Throws<InvalidDataException>(() => FraudModel.Parse("not a model"u8));
+    }
+
+    [Fact]
+    public void Trees_whose_children_point_backwards_are_refused()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => FraudModel.CreateTrees("bad", "s", 1, 0,
+            [[TreeNode.Split(0, 1, 1), TreeNode.Split(0, 2, 0), TreeNode.Leaf(1)]]));
+        Assert.Contains("children out of place", e.Message);
+        Assert.Throws<InvalidDataException>(() => FraudModel.CreateTrees("bad", "s", 1, 0, [[TreeNode.Split(3, 1, 1), TreeNode.Leaf(0), TreeNode.Leaf(1)]]));
+    }
+
+    [Fact]
+    public void Scoring_allocates_nothing()
+    {
+        var m = SmallTrees();
+        double[] x = [3, 1, 0];
+        double sum = m.Score(x);
+        Allocations.AssertARoundAllocatesNothing(_ =>
+        {
+            for (int i = 0; i < 100_000; i++) sum += m.Score(x);
+        });
+        Assert.True(sum > 0);
+    }
+}
