@@ -58,7 +58,7 @@ public static class RampayCli
         };
         simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output));
 
-        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots)") { simulate, replay, verify, inspect };
+        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), and the fraud model tools") { simulate, replay, verify, inspect, FraudCommands.Build(output) };
     }
 
     private static string JournalDir(DirectoryInfo data) => Path.Combine(data.FullName, "journal");

@@ -100,20 +100,11 @@ public sealed class FraudState
         _features.ComputeAndRecord(p, f);
         // The decision is taken on the score as stored (a float), so a payment never shows a score that contradicts it.
         float score = (float)model.Score(f);
-        var settings = Settings;
-        var reasons = FraudReasons.None;
-        if (IsBlocked(settings.BlockedAccounts, p.From) || IsBlocked(settings.BlockedAccounts, p.To)) reasons |= FraudReasons.BlockedAccount;
-        if (settings.MaxPaymentsPerDay > 0 && f[Fraud.Features.SenderCount24h] >= settings.MaxPaymentsPerDay) reasons |= FraudReasons.DailyLimitExceeded;
-        if (settings.AmountThreshold > 0 && p.Amount >= settings.AmountThreshold) reasons |= FraudReasons.AmountOverThreshold;
+        var reasons = FraudRules.Evaluate(Settings, p, f);
         if (score >= _decline) reasons |= FraudReasons.ModelDecline;
         else if (score >= _review) reasons |= FraudReasons.ModelReview;
-        var decision = (reasons & (FraudReasons.BlockedAccount | FraudReasons.DailyLimitExceeded | FraudReasons.ModelDecline)) != 0 ? FraudDecision.Decline
-            : (reasons & (FraudReasons.AmountOverThreshold | FraudReasons.ModelReview)) != 0 ? FraudDecision.Review
-            : FraudDecision.Allow;
-        return new FraudVerdict(score, reasons, decision, _modelIndex);
+        return new FraudVerdict(score, reasons, FraudRules.Decide(reasons), _modelIndex);
     }
-
-    private static bool IsBlocked(long[] blocked, long account) => blocked.Length > 0 && Array.BinarySearch(blocked, account) >= 0;
 
     // ---- state encoding ----
 

@@ -79,3 +79,24 @@ public class ModelFileTests
         Assert.True(sum > 0);
     }
 }
+
+public class DefaultModelTests
+{
+    [Fact]
+    public void The_embedded_default_model_loads_and_reads_the_writer_s_features()
+    {
+        var m = FraudModel.Default;
+        Assert.Equal(FraudModelKind.TreeEnsemble, m.Kind);
+        Assert.True(m.FitsFeatureSchema);
+        Assert.Equal("gbt-default-s1", m.Version);
+        Assert.Equal("rampay fraud train", m.MetadataValue("trained_by"));
+        Assert.Same(m, FraudModel.Default);
+        Assert.NotNull(FraudModelCatalog.WithDefault().Find(m.Sha256));
+        // A quiet first payment between old accounts scores low; a night-time drain to a brand-new account, high.
+        var store = new FeatureStore(10);
+        Span<double> f = stackalloc double[Features.Count];
+        long now = 1_800_000_000_000 - 1_800_000_000_000 % 86_400_000 + 14 * 3_600_000L;
+        store.ComputeAndRecord(new PaymentFacts(1, 2, 2_500, now, now - 300L * 86_400_000, now - 400L * 86_400_000, 100_000), f);
+        Assert.True(m.Score(f) < 0.5, $"ordinary payment scored {m.Score(f)}");
+    }
+}
