@@ -37,6 +37,11 @@ public sealed record EngineOptions
     public WaitStrategyKind WaitStrategy { get; init; } = WaitStrategyKind.SpinThenBlock;
     /// <summary>The clock stamped on each command as it enters (unix ms). Tests replace it; the ledger never reads a clock itself.</summary>
     public Func<long> Clock { get; init; } = static () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    /// <summary>
+    /// Fraud settings and model to put in force at start (journaled as a ConfigureFraud command when they differ from
+    /// the recovered ledger's). Null: leave whatever the journal last configured (scoring is off in a new ledger).
+    /// </summary>
+    public FraudConfiguration? Fraud { get; init; }
 
     public string JournalDirectory => Path.Combine(DataDirectory, "journal");
     public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
@@ -49,6 +54,7 @@ public sealed record EngineOptions
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
+        Fraud?.Validate();
         Ledger.Validate();
     }
 }
