@@ -26,6 +26,8 @@ public static class Program
         ["--fsync"] = "RamPay:Fsync",
         ["--admin-email"] = "RamPay:Admin:Email",
         ["--admin-password"] = "RamPay:Admin:Password",
+        ["--fraud"] = "RamPay:Fraud:Enabled",
+        ["--fraud-model"] = "RamPay:Fraud:ModelPath",
     };
 
     public static async Task<int> Main(string[] args)
@@ -42,9 +44,11 @@ public static class Program
         builder.Configuration.AddCommandLine(args, Flags);
         var options = new ServerOptions();
         builder.Configuration.GetSection(ServerOptions.Section).Bind(options);
+        RamPay.Engine.FraudConfiguration fraud;
         try
         {
             options.Validate();
+            fraud = FraudConfigurationFrom(options.Fraud);
         }
         catch (OptionsException e)
         {
@@ -71,7 +75,7 @@ public static class Program
 
         string dataDirectory = Path.GetFullPath(options.DataDirectory);
         var jwt = new Jwt(Jwt.LoadOrCreateKey(options.Jwt.SigningKey, dataDirectory), options.Jwt.Issuer, options.Jwt.Audience, options.Jwt.TokenLifetimeSeconds);
-        using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory), TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
+        using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory) with { Fraud = fraud }, TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
         var platform = new Platform(engine, options, jwt, new RateLimiter(options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
         engine.OnFatal = fault =>
         {
@@ -111,6 +115,9 @@ public static class Program
                 tcp.Start(new IPEndPoint(IPAddress.Parse(options.Tcp.Host), options.Tcp.Port));
                 Console.WriteLine($"{Prefix}tcp listening on {tcp.LocalEndPoint}");
             }
+            Console.WriteLine(fraud.Settings.Enabled
+                ? $"{Prefix}fraud scoring on: model {fraud.Model!.Version} ({fraud.Model.Sha256Hex[..16]}), review at {options.Fraud.ReviewThreshold}, decline at {options.Fraud.DeclineThreshold}"
+                : $"{Prefix}fraud scoring off");
             engine.MarkReady();
             Console.WriteLine($"{Prefix}ready: data {dataDirectory}, journal sequence {engine.CompletedSequence}");
         }
@@ -141,6 +148,25 @@ public static class Program
                 map[ServerOptions.Section + ":" + name[7..].Replace("__", ":", StringComparison.Ordinal)] = (string?)e.Value;
         }
         return map;
+    }
+
+    /// <summary>The fraud settings and model the configuration names; a model file that cannot be read is a configuration error.</summary>
+    private static RamPay.Engine.FraudConfiguration FraudConfigurationFrom(ServerOptions.FraudOptions o)
+    {
+        var settings = o.ToSettings();
+        if (!o.Enabled) return new RamPay.Engine.FraudConfiguration { Settings = settings };
+        RamPay.Fraud.FraudModel model;
+        try
+        {
+            model = string.IsNullOrWhiteSpace(o.ModelPath) ? RamPay.Fraud.FraudModel.Default : RamPay.Fraud.FraudModel.Load(o.ModelPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new OptionsException($"RamPay:Fraud:ModelPath: cannot load '{o.ModelPath}': {e.Message}");
+        }
+        if (!model.FitsFeatureSchema)
+            throw new OptionsException($"RamPay:Fraud:ModelPath: the model reads feature schema '{model.SchemaId}', not {RamPay.Fraud.Features.SchemaId}");
+        return new RamPay.Engine.FraudConfiguration { Settings = settings, Model = model };
     }
 
     private static EngineOptions EngineOptionsFrom(ServerOptions o, string dataDirectory) => new()
@@ -195,10 +221,14 @@ public static class Program
           --fsync <true|false>      fdatasync every journal batch (RamPay:Fsync, default true)
           --admin-email <email>     the admin created at first start (RamPay:Admin:Email)
           --admin-password <pw>     their password (RamPay:Admin:Password; empty = random, printed once)
+          --fraud <true|false>      score every payment for fraud (RamPay:Fraud:Enabled, default true)
+          --fraud-model <file>      a model from 'rampay fraud train' (RamPay:Fraud:ModelPath, default: the embedded model)
           -h, --help                this text
 
         Every setting (README.md lists them all) can also come from appsettings.json, from environment variables
         RAMPAY_SECTION__KEY or RamPay__Section__Key, or from --RamPay:Section:Key=value.
+        Fraud thresholds and rules: RamPay:Fraud:ReviewThreshold (0.5), DeclineThreshold (0.9), AmountThreshold,
+        MaxPaymentsPerDay, BlockedAccounts, ReviewTimeoutMs (docs/fraud.md).
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
         "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot).
         """;
