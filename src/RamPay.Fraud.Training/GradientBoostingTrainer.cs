@@ -4,9 +4,9 @@ namespace RamPay.Fraud.Training;
 
 public sealed record GradientBoostingOptions
 {
-    public int Trees { get; init; } = 120;
+    public int Trees { get; init; } = 60;
     public int MaxDepth { get; init; } = 4;
-    public double LearningRate { get; init; } = 0.1;
+    public double LearningRate { get; init; } = 0.2;
     /// <summary>L2 penalty on leaf values (XGBoost's lambda).</summary>
     public double L2 { get; init; } = 1.0;
     /// <summary>A split must leave at least this much hessian (about p(1-p) per row) on each side.</summary>

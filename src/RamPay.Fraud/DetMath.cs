@@ -18,8 +18,45 @@ public static class DetMath
     private const double Ln2Lo = 1.42860682030941723212e-6;
     private const double Sqrt2 = 1.4142135623730950488;
 
+    // log2 by table: the top 7 bits of the mantissa pick c = 1 + (i + 0.5) / 128, and log2(m) = log2(c) + log2(m / c)
+    // where m / c is within 1 ± 1/256, so four terms of log(1 + r) are exact to about 1e-12. m / c is m * (1 / c): a
+    // multiplication, not a division. The table is built at start-up by the series below, which uses only IEEE
+    // operations, so it is the same on every machine.
+    private const int TableBits = 7;
+    private static readonly double[] LogTable = BuildTable(out InverseTable);
+    private static readonly double[] InverseTable;
+
+    private static double[] BuildTable(out double[] inverse)
+    {
+        const int n = 1 << TableBits;
+        var logs = new double[n];
+        inverse = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            double c = 1 + (i + 0.5) / n;
+            logs[i] = Log2Series(c);
+            inverse[i] = 1 / c;
+        }
+        return logs;
+    }
+
     /// <summary>log2(x) for a finite x &gt; 0; 0 and negatives give -1074 (the smallest exponent), so no NaN ever flows on.</summary>
     public static double Log2(double x)
+    {
+        long bits = BitConverter.DoubleToInt64Bits(x);
+        int e = (int)((bits >> 52) & 0x7FF);
+        if (e == 0 || e == 0x7FF || bits < 0) return Log2Series(x); // zero, subnormal, infinite, NaN, negative: the slow path
+        if ((bits & 0x000F_FFFF_FFFF_FFFFL) == 0) return e - 1023; // a power of two: exact
+        int i = (int)((bits >> (52 - TableBits)) & ((1 << TableBits) - 1));
+        double m = BitConverter.Int64BitsToDouble((bits & 0x000F_FFFF_FFFF_FFFFL) | 0x3FF0_0000_0000_0000L); // [1, 2)
+        double r = m * InverseTable[i] - 1; // |r| < 1/256
+        // ln(1 + r) = r - r^2/2 + r^3/3 - r^4/4 + r^5/5 (the next term is below 3e-14)
+        double ln = r * (1 - r * (0.5 - r * (1.0 / 3 - r * (0.25 - r * 0.2))));
+        return (e - 1023) + LogTable[i] + ln * InvLn2;
+    }
+
+    /// <summary>log2 by the atanh series: slower (a division), used to build the table and for unusual inputs.</summary>
+    internal static double Log2Series(double x)
     {
         if (!(x > 0)) return -1074;
         if (double.IsPositiveInfinity(x)) return 1024;

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -37,7 +39,8 @@ public readonly record struct TreeNode(int Feature, double Value, int Left)
 /// u64 FNV-1a of every byte before it
 /// </code>
 /// where str is a u16 byte length and UTF-8. The logistic logit is bias + Σ weight·(x − mean)/scale; a split sends
-/// x ≤ threshold left; the score is the logistic function of the logit, computed with <see cref="DetMath"/>.
+/// x ≤ threshold left; the score is the logistic function of the logit, computed with <see cref="DetMath"/>. (The scorer
+/// multiplies by 1/scale, computed once at load, rather than divide: the same on every machine, within an ulp of it.)
 /// </para>
 /// </summary>
 public sealed class FraudModel
@@ -53,6 +56,15 @@ public sealed class FraudModel
     private readonly double _bias;
     private readonly int[] _roots = [];
     private readonly Node[] _nodes = [];
+    // The trees again, each as a complete binary tree of depth _depth in heap order (children of i at 2i+1, 2i+2): a
+    // leaf above the bottom is pushed down through splits on +∞ (always left) whose leaves all hold its value. A walk
+    // is then exactly _depth steps of "i = 2i + 1 + (x > threshold)", with no branch to mispredict, over three flat
+    // arrays. 0 = not built (a tree deeper than MaxFastDepth): the node walk is used.
+    private const int MaxFastDepth = 8;
+    private readonly int _depth;
+    private readonly byte[] _fastFeature = [];
+    private readonly double[] _fastThreshold = [];
+    private readonly double[] _fastLeaf = [];
 
     private struct Node
     {
@@ -77,6 +89,50 @@ public sealed class FraudModel
         _roots = roots;
         _nodes = nodes;
         Sha256 = SHA256.HashData(bytes);
+        if (kind == FraudModelKind.TreeEnsemble && BuildComplete(roots, nodes, featureCount) is { } fast)
+            (_depth, _fastFeature, _fastThreshold, _fastLeaf) = fast;
+    }
+
+    private static (int Depth, byte[] Feature, double[] Threshold, double[] Leaf)? BuildComplete(int[] roots, Node[] nodes, int featureCount)
+    {
+        if (featureCount > byte.MaxValue + 1) return null;
+        // Depth of every node (children come after their parent, so one forward pass sees each parent first).
+        var depthOf = new int[nodes.Length];
+        int depth = 0;
+        for (int n = 0; n < nodes.Length; n++)
+        {
+            if (nodes[n].Feature < 0) { depth = Math.Max(depth, depthOf[n]); continue; }
+            depthOf[nodes[n].Left] = Math.Max(depthOf[nodes[n].Left], depthOf[n] + 1);
+            depthOf[nodes[n].Left + 1] = Math.Max(depthOf[nodes[n].Left + 1], depthOf[n] + 1);
+            if (depthOf[n] + 1 > MaxFastDepth) return null;
+        }
+        int inner = (1 << depth) - 1, leaves = 1 << depth;
+        var feature = new byte[roots.Length * inner];
+        var threshold = new double[roots.Length * inner];
+        var leaf = new double[roots.Length * leaves];
+        for (int t = 0; t < roots.Length; t++)
+            if (!Fill(roots[t], 0, 0, t * inner, t * leaves)) return null;
+        return (depth, feature, threshold, leaf);
+
+        // Places node n at heap position h (depth d) of the tree whose arrays start at innerAt and leafAt.
+        bool Fill(int n, int h, int d, int innerAt, int leafAt)
+        {
+            ref readonly var node = ref nodes[n];
+            if (d == depth)
+            {
+                if (node.Feature >= 0) return false; // deeper than the depth found: not a tree after all
+                leaf[leafAt + h - inner] = node.Value;
+                return true;
+            }
+            if (node.Feature < 0)
+            {
+                threshold[innerAt + h] = double.PositiveInfinity; // x > +∞ never: always left; both sides hold the leaf
+                return Fill(n, 2 * h + 1, d + 1, innerAt, leafAt) && Fill(n, 2 * h + 2, d + 1, innerAt, leafAt);
+            }
+            feature[innerAt + h] = (byte)node.Feature;
+            threshold[innerAt + h] = node.Value;
+            return Fill(node.Left, 2 * h + 1, d + 1, innerAt, leafAt) && Fill(node.Left + 1, 2 * h + 2, d + 1, innerAt, leafAt);
+        }
     }
 
     public FraudModelKind Kind { get; }
@@ -112,9 +168,15 @@ public sealed class FraudModel
             var mean = _mean;
             var scale = _scale;
             var weights = _weights;
-            for (int i = 0; i < weights.Length; i++) z += weights[i] * ((features[i] - mean[i]) / scale[i]);
+            for (int i = 0; i < weights.Length; i++) z += weights[i] * ((features[i] - mean[i]) * scale[i]);
             return z;
         }
+        return _depth > 0 ? SumOfLeaves(features) : NodeWalkLogit(features);
+    }
+
+    /// <summary>The tree ensemble's logit by walking the nodes (trees too deep for the complete layout, and tests).</summary>
+    internal double NodeWalkLogit(ReadOnlySpan<double> features)
+    {
         double sum = _bias;
         var nodes = _nodes;
         foreach (int root in _roots)
@@ -133,6 +195,62 @@ public sealed class FraudModel
         }
         return sum;
     }
+
+    /// <summary>
+    /// The bias plus one leaf per tree, summed in tree order: the same sum as the node walk, bit for bit. The caller checked
+    /// that <paramref name="features"/> holds every feature; the layout's indices are in range by construction.
+    /// </summary>
+    private double SumOfLeaves(ReadOnlySpan<double> features)
+    {
+        int depth = _depth, inner = (1 << depth) - 1, trees = _roots.Length;
+        ref double x = ref MemoryMarshal.GetReference(features);
+        ref byte feature = ref MemoryMarshal.GetArrayDataReference(_fastFeature);
+        ref double threshold = ref MemoryMarshal.GetArrayDataReference(_fastThreshold);
+        ref double leaf = ref MemoryMarshal.GetArrayDataReference(_fastLeaf);
+        double sum = _bias;
+        int t = 0;
+        // Four trees at a time: each step of a walk waits for a load and a compare, so four independent walks keep
+        // the core busy. The leaves are still added in tree order.
+        for (; t + 4 <= trees; t += 4)
+        {
+            ref byte f1 = ref Unsafe.Add(ref feature, inner);
+            ref byte f2 = ref Unsafe.Add(ref feature, 2 * inner);
+            ref byte f3 = ref Unsafe.Add(ref feature, 3 * inner);
+            ref double h1 = ref Unsafe.Add(ref threshold, inner);
+            ref double h2 = ref Unsafe.Add(ref threshold, 2 * inner);
+            ref double h3 = ref Unsafe.Add(ref threshold, 3 * inner);
+            int i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+            for (int d = 0; d < depth; d++)
+            {
+                i0 = Step(ref x, ref feature, ref threshold, i0);
+                i1 = Step(ref x, ref f1, ref h1, i1);
+                i2 = Step(ref x, ref f2, ref h2, i2);
+                i3 = Step(ref x, ref f3, ref h3, i3);
+            }
+            sum += Unsafe.Add(ref leaf, i0 - inner);
+            sum += Unsafe.Add(ref leaf, inner + 1 + i1 - inner);
+            sum += Unsafe.Add(ref leaf, 2 * (inner + 1) + i2 - inner);
+            sum += Unsafe.Add(ref leaf, 3 * (inner + 1) + i3 - inner);
+            feature = ref Unsafe.Add(ref feature, 4 * inner);
+            threshold = ref Unsafe.Add(ref threshold, 4 * inner);
+            leaf = ref Unsafe.Add(ref leaf, 4 * (inner + 1));
+        }
+        for (; t < trees; t++)
+        {
+            int i = 0;
+            for (int d = 0; d < depth; d++) i = Step(ref x, ref feature, ref threshold, i);
+            sum += Unsafe.Add(ref leaf, i - inner);
+            feature = ref Unsafe.Add(ref feature, inner);
+            threshold = ref Unsafe.Add(ref threshold, inner);
+            leaf = ref Unsafe.Add(ref leaf, inner + 1);
+        }
+        return sum;
+    }
+
+    /// <summary>One step down a complete tree: to 2i + 1 when x ≤ threshold, else to 2i + 2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Step(ref double x, ref byte feature, ref double threshold, int i) =>
+        2 * i + 1 + (Unsafe.Add(ref x, Unsafe.Add(ref feature, i)) > Unsafe.Add(ref threshold, i) ? 1 : 0);
 
     /// <summary>The probability of fraud the model gives, in [0, 1].</summary>
     public double Score(ReadOnlySpan<double> features) => DetMath.Sigmoid(Logit(features));
@@ -213,7 +331,10 @@ public sealed class FraudModel
                 weights[i] = CheckFinite(r.F64());
                 if (!(scale[i] > 0)) throw new InvalidDataException($"fraud model: feature {i} has a scale that is not positive");
             }
-            model = new FraudModel(bytes.ToArray(), kind, version, schema, features, metadata, bias, mean, scale, weights, [], []);
+            // Kept as 1 / scale: a multiplication per feature when scoring instead of a division.
+            var inverse = new double[features];
+            for (int i = 0; i < features; i++) inverse[i] = 1 / scale[i];
+            model = new FraudModel(bytes.ToArray(), kind, version, schema, features, metadata, bias, mean, inverse, weights, [], []);
         }
         else if (kind == FraudModelKind.TreeEnsemble)
         {

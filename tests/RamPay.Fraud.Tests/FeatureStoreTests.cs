@@ -128,6 +128,12 @@ public class FeatureStoreTests
     }
 
     [Fact]
+    public void An_account_s_state_has_a_fixed_size()
+    {
+        Assert.Equal(672, System.Runtime.CompilerServices.Unsafe.SizeOf<FeatureStore.AccountState>());
+    }
+
+    [Fact]
     public void Time_going_back_is_refused()
     {
         var store = new FeatureStore(3);

@@ -67,6 +67,26 @@ public class ModelFileTests
     }
 
     [Fact]
+    public void The_complete_tree_layout_gives_the_node_walk_s_logit_bit_for_bit()
+    {
+        // The shipped ensemble (uneven trees, depth 4) and a trained one of depth 6 with odd tree count, on random rows
+        // and on rows sitting exactly on thresholds.
+        var rng = new Random(8);
+        var planted = Enumerable.Range(0, 3_000).Select(_ => (Enumerable.Range(0, 5).Select(_ => Math.Round(rng.NextDouble(), 2)).ToArray(), rng.Next(3) == 0)).ToList();
+        var data = RamPay.Fraud.Training.LabelledSet.FromRows(5, planted);
+        var deep = RamPay.Fraud.Training.GradientBoostingTrainer.Train(data, Enumerable.Range(0, data.Count).ToArray(), "deep", "s",
+            new RamPay.Fraud.Training.GradientBoostingOptions { Trees = 7, MaxDepth = 6 }).Model;
+        foreach (var (model, width) in new[] { (FraudModel.Default, Features.Count), (deep, 5) })
+        {
+            for (int i = 0; i < 20_000; i++)
+            {
+                var x = Enumerable.Range(0, width).Select(_ => rng.Next(4) == 0 ? Math.Round(rng.NextDouble() * 8, 1) : rng.NextDouble() * 30 - 2).ToArray();
+                Assert.Equal(model.NodeWalkLogit(x), model.Logit(x));
+            }
+        }
+    }
+
+    [Fact]
     public void Scoring_allocates_nothing()
     {
         var m = SmallTrees();

@@ -30,7 +30,7 @@ public class TrainerTests
         var train = PlantedInteraction(20_000, 1);
         var test = PlantedInteraction(10_000, 2);
         var all = Enumerable.Range(0, train.Count).ToArray();
-        var result = GradientBoostingTrainer.Train(train, all, "planted", "synthetic", new GradientBoostingOptions { Trees = 40, MaxDepth = 3 });
+        var result = GradientBoostingTrainer.Train(train, all, "planted", "synthetic", new GradientBoostingOptions { Trees = 40, MaxDepth = 3, LearningRate = 0.1 });
 
         // The splits that matter are on the two planted features, at the planted thresholds.
         var gain = result.GainByFeature;
