@@ -59,13 +59,19 @@ http_url=$(sed -n 's/^rampay-server: http listening on \(http:[^ ]*\).*/\1/p' "$
 tcp_addr=$(sed -n 's/^rampay-server: tcp listening on \([^ ]*\).*/\1/p' "$log" | head -1)
 
 samples="$work/lag.txt"
+load_log="$work/load.log"
+dotnet "$load_dll" tcp --http "$http_url" --tcp "$tcp_addr" --connections 4 --users 1000 --batch 100 --pipeline 8 \
+  --rate "$rate" --duration "$seconds" --warmup 2 --deposit 1000000000 --max-amount 100 --sample 100 >"$load_log" 2>&1 &
+load_pid=$!
+# Sample from the first second of load (after sign-ups and deposits), not during the set-up.
+until grep -q 'payments/s' "$load_log" || ! kill -0 "$load_pid" 2>/dev/null; do sleep 0.2; done
 ( while true; do
     curl -s "${http_url%/}/metrics" | awk -v t="$(date +%s.%N)" '/^rampay_sink_lag_(seconds|records)\{/ { print t, $1, $2 }'
     sleep 0.5
   done ) >"$samples" &
 sampler_pid=$!
-dotnet "$load_dll" tcp --http "$http_url" --tcp "$tcp_addr" --connections 4 --users 1000 --batch 100 --pipeline 8 \
-  --rate "$rate" --duration "$seconds" --warmup 2 --deposit 100000000000 --max-amount 100 --sample 100 | tail -8
+wait "$load_pid" || true
+tail -8 "$load_log"
 # Let the sinks catch up (bounded), then stop sampling.
 for _ in $(seq 1 1200); do
   lagging=$(curl -s "${http_url%/}/metrics" | awk '/^rampay_sink_lag_records\{/ && $2 > 0 { n++ } END { print n + 0 }')
@@ -74,8 +80,10 @@ for _ in $(seq 1 1200); do
 done
 kill "$sampler_pid" 2>/dev/null || true; sampler_pid=
 echo "lag while loaded (0.5 s samples, from the first sample to the end of the load and catch-up):"
-awk '{ split($2, a, "\""); key = a[2] " " (index($2, "seconds") ? "seconds" : "records"); v[key] = v[key] " " $3 }
-     END { for (k in v) { n = split(v[k], x, " "); asort(x); printf "  %-18s median %s  p90 %s  max %s  (n=%d)\n", k, x[int((n + 1) / 2)], x[int(n * 0.9) > 0 ? int(n * 0.9) : 1], x[n], n } }' "$samples"
+for metric in $(awk '{ print $2 }' "$samples" | sort -u); do
+  awk -v m="$metric" '$2 == m { print $3 }' "$samples" | sort -g |
+    awk -v m="$metric" '{ v[NR] = $1 } END { p = int(NR * 0.9); if (p < 1) p = 1; if (NR) printf "  %-44s median %s  p90 %s  max %s  (n=%d)\n", m, v[int((NR + 1) / 2)], v[p], v[NR], NR }'
+done
 kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
 grep -E '^rampay-server: sink' "$log" || true
 dotnet "$cli_dll" db verify --data "$work/data" --postgres "$pg" | tail -6

@@ -58,7 +58,7 @@ public static class RampayCli
         };
         simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output));
 
-        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots)") { simulate, replay, verify, inspect, DbCommands.Build(data, output) };
+        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, output), FraudCommands.Build(output) };
     }
 
     private static string JournalDir(DirectoryInfo data) => Path.Combine(data.FullName, "journal");
@@ -84,7 +84,7 @@ public static class RampayCli
         var warnings = new List<string>();
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (ledger, snapshotSequence, replayed, last) =
-            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions(), useSnapshot: !noSnapshot, warnings);
+            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions { FraudModels = FraudModelStore.Load(data.FullName) }, useSnapshot: !noSnapshot, warnings);
         ledger.VerifyInvariants();
         var elapsed = started.Elapsed;
         foreach (var w in warnings) output.WriteLine("warning: " + w);
@@ -103,6 +103,7 @@ public static class RampayCli
         output.WriteLine($"debits_pending    {ledger.TotalDebitsPending}");
         output.WriteLine($"credits_pending   {ledger.TotalCreditsPending}");
         output.WriteLine($"clock             {FormatTime(ledger.ClockMs)}");
+        output.WriteLine($"fraud             {(ledger.FraudEnabled ? $"on, model {ledger.FraudModel!.Version}, {ledger.FraudSettings}" : "off")}");
         return ExitOk;
     }
 

@@ -31,6 +31,25 @@ public enum CommandType : byte
     /// Argument = <see cref="UserProfile.Digest"/> so that a key reused for another profile is a conflict.
     /// </summary>
     RegisterUser = 11,
+    /// <summary>
+    /// An admin resolves a payment held for review: Argument = <see cref="ReviewDecisions.Approve"/> (the funds move, or an
+    /// authorization becomes open) or <see cref="ReviewDecisions.Decline"/> (the hold is released). PaymentId = the payment.
+    /// Only once: a payment no longer held is <see cref="ResultCode.PaymentNotHeld"/>.
+    /// </summary>
+    Review = 12,
+    /// <summary>
+    /// A system command (no key, like Tick) that puts fraud settings in force: thresholds, rules and the model by its
+    /// SHA-256, as the attachment (RamPay.Fraud.FraudSettings encoding). The host journals one at start when its
+    /// configuration differs from the ledger's, so replay decides every payment as the live run did.
+    /// </summary>
+    ConfigureFraud = 13,
+}
+
+/// <summary>The decision a <see cref="CommandType.Review"/> carries in its Argument. Persisted: values frozen.</summary>
+public static class ReviewDecisions
+{
+    public const long Approve = 1;
+    public const long Decline = 2;
 }
 
 /// <summary>

@@ -15,6 +15,10 @@ public interface IReadOnlyLedger
     /// <summary>The payment's description and webhook URL, or null when it has none (or there is no such payment).</summary>
     PaymentNote? GetPaymentNote(long paymentId);
     int History(long accountId, long beforeId, Span<long> into);
+    /// <summary>The payment's fraud score, the version of the model that gave it and the reasons, or null when it was not scored.</summary>
+    PaymentFraud? GetFraudScore(long paymentId);
+    /// <summary>The fraud settings in force.</summary>
+    RamPay.Fraud.FraudSettings FraudSettings { get; }
     int UserCount { get; }
     User? GetUser(long id);
     User? FindUserByEmail(string email);

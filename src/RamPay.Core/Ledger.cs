@@ -20,6 +20,8 @@ public sealed partial class Ledger : IReadOnlyLedger
     // Notes by payment id, beside the payment store rather than in it: most payments carry none, and a payment
     // without one then costs nothing (no field, no allocation). Only ever added to, like payments.
     private readonly Dictionary<long, PaymentNote> _notes = [];
+    // Fraud scoring: settings, model and per-account features (LedgerFraud.cs). Replaced whole when a snapshot loads.
+    private RamPay.Fraud.FraudState _fraud;
     private int _accountCount;
     private long _clockMs;
     private long _commandsApplied;
@@ -37,6 +39,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         _payments = new PaymentStore(Options.MaxPayments, Options.InitialPaymentCapacity);
         _holds = new HoldQueue(Options.MaxOpenHolds, _payments);
         _idempotency = new IdempotencyTable(Options.IdempotencyMaxKeys, Options.IdempotencyWindowMs);
+        _fraud = new RamPay.Fraud.FraudState(Options.MaxAccounts, Options.FraudModels);
     }
 
     public LedgerOptions Options { get; }
@@ -133,6 +136,10 @@ public sealed partial class Ledger : IReadOnlyLedger
         {
             result = new CommandResult { Code = ResultCode.Ok };
         }
+        else if (command.Type == CommandType.ConfigureFraud)
+        {
+            result = ConfigureFraud(attachment);
+        }
         else if (command.Key.IsEmpty)
         {
             result = new CommandResult { Code = ResultCode.IdempotencyKeyRequired };
@@ -175,6 +182,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             case CommandType.Refund: return Refund(c, now);
             case CommandType.Freeze: return SetFrozen(c.FromAccount, true);
             case CommandType.Unfreeze: return SetFrozen(c.FromAccount, false);
+            case CommandType.Review: return Review(c);
             default: return Fail(ResultCode.InvalidCommand);
         }
     }
@@ -265,13 +273,21 @@ public sealed partial class Ledger : IReadOnlyLedger
         ResultCode check = CheckMovement(c.FromAccount, c.ToAccount, c.Amount, c.Currency);
         if (check != ResultCode.Ok) return Fail(check);
         if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
-        if (kind == PaymentKind.Authorization && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
+        // Every scored payment may be held, so scoring needs a free hold slot as an authorization does.
+        bool scored = _fraud.Enabled && kind != PaymentKind.Deposit;
+        if ((kind == PaymentKind.Authorization || scored) && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
+        // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features.
+        var verdict = scored ? ScorePayment(c, now) : default;
 
         ref var p = ref NewPayment(kind, c.FromAccount, c.ToAccount, c.Amount, c.Currency, now);
-        if (kind == PaymentKind.Authorization)
+        if (scored && RecordVerdict(ref p, verdict, note) is { } declined) return declined;
+        bool held = scored && verdict.Decision == RamPay.Fraud.FraudDecision.Review;
+        if (kind == PaymentKind.Authorization || held)
         {
-            p.Status = PaymentStatus.Authorized;
-            p.ExpiresAtMs = now + (c.Argument > 0 ? c.Argument : Options.DefaultHoldTimeoutMs);
+            p.Status = held ? PaymentStatus.HeldForReview : PaymentStatus.Authorized;
+            // A held authorization keeps its own expiry (the hold lapses when it would have); a held transfer waits
+            // for review at most the configured review timeout.
+            p.ExpiresAtMs = now + (kind == PaymentKind.Authorization ? (c.Argument > 0 ? c.Argument : Options.DefaultHoldTimeoutMs) : _fraud.Settings.ReviewTimeoutMs);
             MovePending(c.FromAccount, c.ToAccount, c.Amount);
             _holds.Add(p.Id);
         }
@@ -405,7 +421,7 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// <summary>Takes an open hold off the books: its pending amounts go, and it leaves the hold queue.</summary>
     private void ReleaseHold(ref Payment p, PaymentStatus newStatus)
     {
-        Invariant.Check(p.Status == PaymentStatus.Authorized, "releasing a hold that is not open");
+        Invariant.Check(p.Status is PaymentStatus.Authorized or PaymentStatus.HeldForReview, "releasing a hold that is not open");
         ref var from = ref _accounts[p.FromAccount - 1];
         ref var to = ref _accounts[p.ToAccount - 1];
         from.DebitsPending -= p.Amount;
@@ -425,6 +441,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             ref var p = ref _payments[_holds.PeekId];
             if (p.ExpiresAtMs > now) return;
             long id = p.Id;
+            if (p.Status == PaymentStatus.HeldForReview) p.FraudReasons |= RamPay.Fraud.FraudReasons.ReviewExpired;
             ReleaseHold(ref p, PaymentStatus.Expired);
             HoldExpired?.Invoke(id);
         }
@@ -456,7 +473,10 @@ public sealed partial class Ledger : IReadOnlyLedger
             ref var p = ref _payments[id];
             if (p.Id != id) Invariant.Fail($"payment {id} holds id {p.Id}");
             if (p.Refunded < 0 || p.Refunded > p.Captured || p.Captured > p.Amount) Invariant.Fail($"payment {id} amounts out of order");
-            if (p.Status == PaymentStatus.Authorized)
+            if (p.Status is PaymentStatus.HeldForReview or PaymentStatus.Declined && p.FraudModel == 0) Invariant.Fail($"payment {id} was held or declined but never scored");
+            if (p.FraudModel > _fraud.ModelCount) Invariant.Fail($"payment {id} names fraud model {p.FraudModel}; the ledger knows {_fraud.ModelCount}");
+            if (p.Status == PaymentStatus.Declined && p.Captured != 0) Invariant.Fail($"declined payment {id} settled money");
+            if (p.Status is PaymentStatus.Authorized or PaymentStatus.HeldForReview)
             {
                 open++;
                 heldSum += p.Amount;
@@ -468,7 +488,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             }
             postedSum += p.Captured;
         }
-        Invariant.Check(open == _holds.Count, "hold queue size differs from the open authorizations");
+        Invariant.Check(open == _holds.Count, "hold queue size differs from the open authorizations and held payments");
         Invariant.Check(_userIdsByEmail.Count == _users.Count, "user email index out of step");
         for (int i = 0; i < _users.Count; i++)
         {

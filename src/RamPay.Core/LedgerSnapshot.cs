@@ -4,19 +4,23 @@ namespace RamPay.Core;
 
 /// <summary>
 /// The ledger's whole state as bytes: a canonical, field-by-field, little-endian encoding (BinaryWriter) of the
-/// counters, accounts, payments, payment notes in payment id order, the hold queue in heap order, users and the
-/// idempotency table oldest first. The same bytes feed snapshots and the state hash, so "same hash" means "same snapshot".
+/// counters, accounts, payments (with their fraud scores), payment notes in payment id order, the hold queue in heap
+/// order, users, the idempotency table oldest first, and the fraud state (settings, the model's file bytes, the model
+/// versions that scored payments, every account's features). The same bytes feed snapshots and the state hash, so "same hash" means "same snapshot".
 /// Derived state (the idempotency index, each payment's heap position) is rebuilt on load, not stored.
 /// </summary>
 public sealed partial class Ledger
 {
     private const uint SnapshotMagic = 0x4C534152; // "RASL" little-endian: RamPay ledger state
     /// <summary>
-    /// The version written. 2 added the payment notes after the payments. A version-1 state (before notes) still
-    /// loads, as a state without notes, so that a snapshot taken before the upgrade need not be replayed away.
+    /// The version written. 2 added the payment notes after the payments; 3 added each payment's fraud score, reasons
+    /// and model index (after its status) and the fraud state (at the end). Older states still load: version 1 as a
+    /// state without notes, versions 1 and 2 as states that never scored a payment (fraud scoring off until a
+    /// ConfigureFraud command), so that a snapshot taken before an upgrade need not be replayed away.
     /// </summary>
-    public const int SnapshotFormatVersion = 2;
+    public const int SnapshotFormatVersion = 3;
     private const int FirstVersionWithNotes = 2;
+    private const int FirstVersionWithFraud = 3;
 
     public void WriteState(Stream stream)
     {
@@ -44,6 +48,7 @@ public sealed partial class Ledger
             w.Write(p.Id); w.Write(p.FromAccount); w.Write(p.ToAccount); w.Write(p.Amount); w.Write(p.Captured);
             w.Write(p.Refunded); w.Write(p.CreatedAtMs); w.Write(p.ExpiresAtMs); w.Write(p.ParentId);
             w.Write(p.PrevForFrom); w.Write(p.PrevForTo); w.Write(p.Currency.Code); w.Write((byte)p.Kind); w.Write((byte)p.Status);
+            w.Write(p.FraudScore); w.Write((ushort)p.FraudReasons); w.Write(p.FraudModel);
         }
 
         // Sorted: a dictionary's enumeration order is not a format. Each note as its attachment encoding, so the
@@ -76,6 +81,8 @@ public sealed partial class Ledger
             w.Write(buffer);
             w.Write((byte)e.Result.Code); w.Write(e.Result.Id); w.Write(e.Result.SecondaryId);
         }
+
+        _fraud.Write(w);
     }
 
     /// <summary>Rebuilds a ledger from <see cref="WriteState"/>'s bytes, checking every invariant afterwards.</summary>
@@ -115,6 +122,10 @@ public sealed partial class Ledger
             p.Refunded = r.ReadInt64(); p.CreatedAtMs = r.ReadInt64(); p.ExpiresAtMs = r.ReadInt64(); p.ParentId = r.ReadInt64();
             p.PrevForFrom = r.ReadInt64(); p.PrevForTo = r.ReadInt64(); p.Currency = new Currency(r.ReadUInt16());
             p.Kind = (PaymentKind)r.ReadByte(); p.Status = (PaymentStatus)r.ReadByte();
+            if (version >= FirstVersionWithFraud)
+            {
+                p.FraudScore = r.ReadSingle(); p.FraudReasons = (RamPay.Fraud.FraudReasons)r.ReadUInt16(); p.FraudModel = r.ReadUInt16();
+            }
         }
         if (version >= FirstVersionWithNotes) ReadNotes(r, ledger);
 
@@ -145,6 +156,7 @@ public sealed partial class Ledger
             ledger._idempotency.Add(command, result);
         }
         ledger._idempotency.RestoreCounters(evictedEarly, expired);
+        if (version >= FirstVersionWithFraud) ledger._fraud = RamPay.Fraud.FraudState.Read(r, ledger._accounts.Length, ledger.Options.FraudModels);
         if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
 
         ledger.VerifyInvariants();

@@ -54,7 +54,12 @@ public enum PaymentStatus : byte
     Authorized = 2,
     Captured = 3,
     Voided = 4,
+    /// <summary>An authorization's hold, or a held-for-review payment's, lapsed: its funds were released, nothing moved.</summary>
     Expired = 5,
+    /// <summary>Fraud scoring held it: its funds are held (pending, like an authorization's) until an admin reviews it or the review times out.</summary>
+    HeldForReview = 6,
+    /// <summary>Fraud scoring (or a reviewer) declined it: no money moved. Kept so that its score and reasons can be read.</summary>
+    Declined = 7,
 }
 
 /// <summary>One movement of money (or hold of it) between two accounts. Ids start at 1.</summary>
@@ -80,8 +85,21 @@ public struct Payment
     public Currency Currency;
     public PaymentKind Kind;
     public PaymentStatus Status;
-    /// <summary>Position in the hold queue while Authorized, -1 otherwise. Derived state: not persisted.</summary>
+    /// <summary>Fraud: the model's score, a probability in [0, 1]; meaningful when <see cref="FraudModel"/> is not 0.</summary>
+    public float FraudScore;
+    /// <summary>Fraud: why it was held or declined, and what review did (none when it was not scored or passed).</summary>
+    public RamPay.Fraud.FraudReasons FraudReasons;
+    /// <summary>Fraud: which model scored it, an index into the ledger's model versions (0 = not scored). See <see cref="Ledger.GetFraudScore"/>.</summary>
+    public ushort FraudModel;
+    /// <summary>Position in the hold queue while Authorized or HeldForReview, -1 otherwise. Derived state: not persisted.</summary>
     internal int HoldIndex;
+}
+
+/// <summary>A payment's fraud score as the writer recorded it: the score, the version of the model that gave it, and the reasons.</summary>
+public readonly record struct PaymentFraud(float Score, string ModelVersion, RamPay.Fraud.FraudReasons Reasons)
+{
+    /// <summary>The reasons' snake_case names (e.g. <c>model_review</c>, <c>blocked_account</c>).</summary>
+    public IReadOnlyList<string> ReasonNames => RamPay.Fraud.FraudReasonNames.Names(Reasons);
 }
 
 /// <summary>Limits and defaults of one ledger. Every structure is bounded by one of these.</summary>
@@ -99,6 +117,11 @@ public sealed record LedgerOptions
     public long IdempotencyWindowMs { get; init; } = 24L * 3600 * 1000;
     /// <summary>At most this many keys are remembered; past it the oldest is forgotten early (counted in <see cref="Ledger.IdempotencyEvictedEarly"/>).</summary>
     public int IdempotencyMaxKeys { get; init; } = 1 << 20;
+    /// <summary>
+    /// Where a ConfigureFraud command's model hash is looked up (the embedded default model, by default). A host adds
+    /// the models it keeps; the ledger never reads a file.
+    /// </summary>
+    public RamPay.Fraud.IFraudModelCatalog FraudModels { get; init; } = RamPay.Fraud.FraudModelCatalog.WithDefault();
 
     public void Validate()
     {

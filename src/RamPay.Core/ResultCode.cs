@@ -26,6 +26,8 @@ public enum ResultCode : byte
     DepositLimitExceeded = 17,
     /// <summary>A Transfer or Authorize whose attachment is not a valid, non-empty <see cref="PaymentNote"/>.</summary>
     InvalidPaymentNote = 18,
+    /// <summary>Fraud scoring declined the payment (a rule or the model's score; the payment is kept as Declined with its reasons).</summary>
+    FraudSuspected = 19,
     // Payments.
     PaymentNotFound = 20,
     PaymentNotAuthorized = 21,
@@ -33,6 +35,8 @@ public enum ResultCode : byte
     AmountExceedsAuthorized = 23,
     AmountExceedsCaptured = 24,
     PaymentNotCaptured = 25,
+    /// <summary>A review of a payment that is not held for review (never was, or was reviewed or expired already).</summary>
+    PaymentNotHeld = 26,
     // Capacity.
     TooManyAccounts = 30,
     TooManyPayments = 31,
@@ -49,6 +53,8 @@ public enum ResultCode : byte
     // Users.
     EmailTaken = 50,
     InvalidProfile = 51,
+    /// <summary>A command only an admin (or the system) may send came on a user's behalf (a Review with the OwnerOnly flag).</summary>
+    AdminRequired = 52,
 }
 
 public static class ResultCodes
@@ -72,12 +78,14 @@ public static class ResultCodes
         ResultCode.NotAccountOwner => "not_account_owner",
         ResultCode.DepositLimitExceeded => "deposit_limit_exceeded",
         ResultCode.InvalidPaymentNote => "invalid_payment_note",
+        ResultCode.FraudSuspected => "fraud_suspected",
         ResultCode.PaymentNotFound => "payment_not_found",
         ResultCode.PaymentNotAuthorized => "payment_not_authorized",
         ResultCode.HoldExpired => "hold_expired",
         ResultCode.AmountExceedsAuthorized => "amount_exceeds_authorized",
         ResultCode.AmountExceedsCaptured => "amount_exceeds_captured",
         ResultCode.PaymentNotCaptured => "payment_not_captured",
+        ResultCode.PaymentNotHeld => "payment_not_held",
         ResultCode.TooManyAccounts => "too_many_accounts",
         ResultCode.TooManyPayments => "too_many_payments",
         ResultCode.TooManyHolds => "too_many_holds",
@@ -91,6 +99,7 @@ public static class ResultCodes
         ResultCode.ExistsWithDifferentArgument => "exists_with_different_argument",
         ResultCode.EmailTaken => "email_taken",
         ResultCode.InvalidProfile => "invalid_profile",
+        ResultCode.AdminRequired => "admin_required",
         _ => "unknown_" + ((byte)code).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
@@ -113,12 +122,14 @@ public static class ResultCodes
         ResultCode.NotAccountOwner => "The account, or the payment's account, belongs to another user.",
         ResultCode.DepositLimitExceeded => "The deposit is larger than the server's configured maximum deposit.",
         ResultCode.InvalidPaymentNote => "The payment's note is malformed: description 1..500 characters with no control characters, webhook_url an absolute http or https URL of at most 2,000 printable ASCII characters.",
+        ResultCode.FraudSuspected => "The payment was declined by fraud screening; it is recorded as declined with its score and reasons.",
         ResultCode.PaymentNotFound => "No payment has that id.",
         ResultCode.PaymentNotAuthorized => "The payment is not an open authorization (already captured, voided or expired, or single-phase).",
         ResultCode.HoldExpired => "The authorization's hold expired; its funds were released.",
         ResultCode.AmountExceedsAuthorized => "The capture amount is larger than the authorized amount.",
         ResultCode.AmountExceedsCaptured => "Refunds would add up to more than was captured.",
         ResultCode.PaymentNotCaptured => "Only captured (settled) payments can be refunded.",
+        ResultCode.PaymentNotHeld => "The payment is not held for review (it never was, or it was reviewed or expired already).",
         ResultCode.TooManyAccounts => "The ledger holds its configured maximum of accounts.",
         ResultCode.TooManyPayments => "The ledger holds its configured maximum of payments.",
         ResultCode.TooManyHolds => "The ledger holds its configured maximum of open authorizations.",
@@ -132,6 +143,7 @@ public static class ResultCodes
         ResultCode.ExistsWithDifferentArgument => "The idempotency key was used before with a different hold timeout, owner or user profile.",
         ResultCode.EmailTaken => "A user with that email is already registered.",
         ResultCode.InvalidProfile => "The user profile is malformed: email 3..254 characters with an @, name 1..200, password hash 1..512.",
+        ResultCode.AdminRequired => "Only an admin may do this.",
         _ => "Unknown result code.",
     };
 }

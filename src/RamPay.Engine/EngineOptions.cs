@@ -42,6 +42,10 @@ public sealed record EngineOptions
     /// the writer (the pipeline faults). Null (the default) = this process alone owns the data directory.
     /// </summary>
     public IWriteFence? WriteFence { get; init; }
+    /// Fraud settings and model to put in force at start (journaled as a ConfigureFraud command when they differ from
+    /// the recovered ledger's). Null: leave whatever the journal last configured (scoring is off in a new ledger).
+    /// </summary>
+    public FraudConfiguration? Fraud { get; init; }
 
     public string JournalDirectory => Path.Combine(DataDirectory, "journal");
     public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
@@ -54,6 +58,7 @@ public sealed record EngineOptions
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
+        Fraud?.Validate();
         Ledger.Validate();
     }
 }

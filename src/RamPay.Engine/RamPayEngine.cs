@@ -71,6 +71,10 @@ public sealed class RamPayEngine : IDisposable
     {
         options.Validate();
         Directory.CreateDirectory(options.DataDirectory);
+        // The journal names fraud models by hash: the configured one is kept in the data directory before any command
+        // can name it, and replay finds every model it needs there (or the embedded default).
+        if (options.Fraud?.Model is { } model) FraudModelStore.Keep(options.DataDirectory, model);
+        options = options with { Ledger = options.Ledger with { FraudModels = FraudModelStore.Load(options.DataDirectory) } };
         // Opening the writer repairs a torn tail (or refuses a corrupt middle) before anything is replayed.
         var journal = JournalWriter.Open(new JournalOptions
         {
@@ -81,13 +85,40 @@ public sealed class RamPayEngine : IDisposable
         try
         {
             var (ledger, report) = EngineRecovery.Recover(options, journal.Recovery);
-            return new RamPayEngine(options, journal, ledger, report, completion);
+            // Read on this thread, before the writer thread owns the ledger.
+            var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
+            var engine = new RamPayEngine(options, journal, ledger, report, completion);
+            if (fraud is not null) engine.ConfigureFraud(fraud);
+            return engine;
         }
         catch
         {
             journal.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Journals and applies a ConfigureFraud command, and waits for it; a refusal stops the engine with an error.</summary>
+    private void ConfigureFraud(RamPay.Fraud.FraudSettings settings)
+    {
+        var readBack = new ResultReadBack();
+        long ticket = Submit(new Command { Type = CommandType.ConfigureFraud }, correlation: 0, settings.Encode(), readBack);
+        try
+        {
+            if (!WaitForCompletion(ticket, TimeSpan.FromMinutes(1))) throw new TimeoutException("the fraud configuration was not applied within a minute");
+            if (!readBack.Result.IsOk) throw new InvalidOperationException($"the ledger refused the fraud configuration: {readBack.Result}");
+        }
+        catch
+        {
+            Stop();
+            throw;
+        }
+    }
+
+    private sealed class ResultReadBack : ICommandReadBack
+    {
+        public CommandResult Result;
+        public void Execute(IReadOnlyLedger ledger, in CommandResult result) => Result = result;
     }
 
     public RecoveryReport Recovery { get; }

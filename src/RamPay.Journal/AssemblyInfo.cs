@@ -2,3 +2,5 @@ using System.Runtime.CompilerServices;
 
 // Tests compare the hardware CRC path with the software table, which stays internal.
 [assembly: InternalsVisibleTo("RamPay.Journal.Tests")]
+// The engine keeps fraud model files beside the journal and makes their directory entries durable the same way.
+[assembly: InternalsVisibleTo("RamPay.Engine")]

@@ -31,6 +31,8 @@ public static class Program
         ["--admin-email"] = "RamPay:Admin:Email",
         ["--admin-password"] = "RamPay:Admin:Password",
         ["--redis"] = "RamPay:Redis:Connection",
+        ["--fraud"] = "RamPay:Fraud:Enabled",
+        ["--fraud-model"] = "RamPay:Fraud:ModelPath",
     };
 
     public static async Task<int> Main(string[] args)
@@ -47,9 +49,11 @@ public static class Program
         builder.Configuration.AddCommandLine(args, Flags);
         var options = new ServerOptions();
         builder.Configuration.GetSection(ServerOptions.Section).Bind(options);
+        RamPay.Engine.FraudConfiguration fraud;
         try
         {
             options.Validate();
+            fraud = FraudConfigurationFrom(options.Fraud);
         }
         catch (OptionsException e)
         {
@@ -76,7 +80,7 @@ public static class Program
 
         string dataDirectory = Path.GetFullPath(options.DataDirectory);
         var jwt = new Jwt(Jwt.LoadOrCreateKey(options.Jwt.SigningKey, dataDirectory), options.Jwt.Issuer, options.Jwt.Audience, options.Jwt.TokenLifetimeSeconds);
-        using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory), TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
+        using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory) with { Fraud = fraud }, TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
         // Redis (optional): shared rate limits and the writer lease. Connecting does not wait for Redis to be up.
         StackExchange.Redis.ConnectionMultiplexer? redis = null;
         if (options.Redis.Enabled)
@@ -157,6 +161,9 @@ public static class Program
                 tcp.Start(new IPEndPoint(IPAddress.Parse(options.Tcp.Host), options.Tcp.Port));
                 Console.WriteLine($"{Prefix}tcp listening on {tcp.LocalEndPoint}");
             }
+            Console.WriteLine(fraud.Settings.Enabled
+                ? $"{Prefix}fraud scoring on: model {fraud.Model!.Version} ({fraud.Model.Sha256Hex[..16]}), review at {options.Fraud.ReviewThreshold}, decline at {options.Fraud.DeclineThreshold}"
+                : $"{Prefix}fraud scoring off");
             engine.MarkReady();
             Console.WriteLine($"{Prefix}ready: data {dataDirectory}, journal sequence {engine.CompletedSequence}");
         }
@@ -234,6 +241,25 @@ public static class Program
                 map[ServerOptions.Section + ":" + name[7..].Replace("__", ":", StringComparison.Ordinal)] = (string?)e.Value;
         }
         return map;
+    }
+
+    /// <summary>The fraud settings and model the configuration names; a model file that cannot be read is a configuration error.</summary>
+    private static RamPay.Engine.FraudConfiguration FraudConfigurationFrom(ServerOptions.FraudOptions o)
+    {
+        var settings = o.ToSettings();
+        if (!o.Enabled) return new RamPay.Engine.FraudConfiguration { Settings = settings };
+        RamPay.Fraud.FraudModel model;
+        try
+        {
+            model = string.IsNullOrWhiteSpace(o.ModelPath) ? RamPay.Fraud.FraudModel.Default : RamPay.Fraud.FraudModel.Load(o.ModelPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new OptionsException($"RamPay:Fraud:ModelPath: cannot load '{o.ModelPath}': {e.Message}");
+        }
+        if (!model.FitsFeatureSchema)
+            throw new OptionsException($"RamPay:Fraud:ModelPath: the model reads feature schema '{model.SchemaId}', not {RamPay.Fraud.Features.SchemaId}");
+        return new RamPay.Engine.FraudConfiguration { Settings = settings, Model = model };
     }
 
     private static EngineOptions EngineOptionsFrom(ServerOptions o, string dataDirectory) => new()
@@ -353,6 +379,8 @@ public static class Program
                                     per user shared by all of them, and a writer lease on the journal, so a second server
                                     on the same data waits ("waiting for the writer lease ... held by ...") until the
                                     first stops or its lease expires, then takes over
+          --fraud <true|false>      score every payment for fraud (RamPay:Fraud:Enabled, default true)
+          --fraud-model <file>      a model from 'rampay fraud train' (RamPay:Fraud:ModelPath, default: the embedded model)
           -h, --help                this text
 
         Every setting (README.md lists them all) can also come from appsettings.json, from environment variables
@@ -360,6 +388,8 @@ public static class Program
         servers configured (the default) it needs nothing but its data folder; --RamPay:Postgres:Connection=<npgsql
         connection string> adds the PostgreSQL sink (rows), --RamPay:Kafka:BootstrapServers=<host:port> the Kafka sink
         (events, topic RamPay:Kafka:Topic); /metrics and /health/ready report their lag.
+        Fraud thresholds and rules: RamPay:Fraud:ReviewThreshold (0.5), DeclineThreshold (0.9), AmountThreshold,
+        MaxPaymentsPerDay, BlockedAccounts, ReviewTimeoutMs (docs/fraud.md).
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
         "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot,
         then the writer lease is released). Exit codes: 0 clean stop, 1 start-up failed, 2 bad configuration,

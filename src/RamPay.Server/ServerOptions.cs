@@ -64,6 +64,7 @@ public sealed class ServerOptions
         /// <summary>At a clean stop, how long the sinks may take to catch up with the journal before the process exits anyway.</summary>
         public int DrainTimeoutMs { get; set; } = 10_000;
     }
+    public FraudOptions Fraud { get; set; } = new();
 
     public sealed class HttpSettings
     {
@@ -165,6 +166,65 @@ public sealed class ServerOptions
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
     }
 
+    /// <summary>
+    /// Fraud scoring in the writer (docs/fraud.md). The effective settings are journaled at start whenever they
+    /// differ from the ledger's, so a change takes effect from that point of the journal on and replay stays exact.
+    /// </summary>
+    public sealed class FraudOptions
+    {
+        /// <summary>Score every payment (transfer and authorization) before it touches the ledger.</summary>
+        public bool Enabled { get; set; } = true;
+        /// <summary>A model file written by <c>rampay fraud train</c>; empty = the embedded default model.</summary>
+        public string ModelPath { get; set; } = "";
+        /// <summary>A score at or above this holds the payment for review (above 1 = never).</summary>
+        public double ReviewThreshold { get; set; } = 0.5;
+        /// <summary>A score at or above this declines the payment (above 1 = never).</summary>
+        public double DeclineThreshold { get; set; } = 0.9;
+        /// <summary>Rule: payments of at least this many minor units are held for review (0 = off).</summary>
+        public long AmountThreshold { get; set; }
+        /// <summary>Rule: a sender's payment beyond this many in 24 hours is declined (0 = off).</summary>
+        public int MaxPaymentsPerDay { get; set; }
+        /// <summary>Rule: comma-separated account ids whose payments, in or out, are declined.</summary>
+        public string BlockedAccounts { get; set; } = "";
+        /// <summary>A held transfer not reviewed within this long expires (its hold is released).</summary>
+        public long ReviewTimeoutMs { get; set; } = 7L * 24 * 3600 * 1000;
+
+        public long[] ParseBlockedAccounts()
+        {
+            var ids = new SortedSet<long>();
+            foreach (var part in BlockedAccounts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!long.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long id) || id < 1)
+                    throw new OptionsException($"RamPay:Fraud:BlockedAccounts: '{part}' is not an account id");
+                ids.Add(id);
+            }
+            if (ids.Count > RamPay.Fraud.FraudSettings.MaxBlockedAccounts)
+                throw new OptionsException($"RamPay:Fraud:BlockedAccounts lists {ids.Count} accounts; at most {RamPay.Fraud.FraudSettings.MaxBlockedAccounts}");
+            return [.. ids];
+        }
+
+        /// <summary>The settings these options give (without the model hash, which the engine fills in from the model).</summary>
+        public RamPay.Fraud.FraudSettings ToSettings() => new()
+        {
+            Enabled = Enabled,
+            ReviewThresholdPpm = RamPay.Fraud.FraudSettings.ToPpm(ReviewThreshold),
+            DeclineThresholdPpm = RamPay.Fraud.FraudSettings.ToPpm(DeclineThreshold),
+            AmountThreshold = AmountThreshold,
+            MaxPaymentsPerDay = MaxPaymentsPerDay,
+            ReviewTimeoutMs = ReviewTimeoutMs,
+            BlockedAccounts = ParseBlockedAccounts(),
+        };
+
+        public void Validate()
+        {
+            if (!(ReviewThreshold >= 0) || !(DeclineThreshold >= ReviewThreshold)) throw new OptionsException("RamPay:Fraud: thresholds must satisfy 0 <= ReviewThreshold <= DeclineThreshold (above 1 = never)");
+            if (AmountThreshold < 0) throw new OptionsException("RamPay:Fraud:AmountThreshold must be 0 (off) or positive");
+            if (MaxPaymentsPerDay < 0) throw new OptionsException("RamPay:Fraud:MaxPaymentsPerDay must be 0 (off) or positive");
+            if (ReviewTimeoutMs < 1 || ReviewTimeoutMs > 31L * 24 * 3600 * 1000) throw new OptionsException("RamPay:Fraud:ReviewTimeoutMs must be 1..2678400000 (31 days)");
+            ParseBlockedAccounts();
+        }
+    }
+
     /// <summary>The TCP protocol limits these settings give: the body limit grows with the batch limit, never below the default.</summary>
     public RamPay.Protocol.ProtocolLimits TcpLimits() => new(TcpLimitsBodyBytes(Tcp.MaxCommandsPerBatch), Tcp.MaxCommandsPerBatch);
 
@@ -223,6 +283,7 @@ public sealed class ServerOptions
         if (Redis.RetryAfterFailureMs < 0) throw new OptionsException("RamPay:Redis:RetryAfterFailureMs must not be negative");
         if (Admin.Password.Length is > 0 and < 8) throw new OptionsException("RamPay:Admin:Password must be at least 8 characters");
         if (!UserProfile.NormalizeEmail(Admin.Email).Contains('@')) throw new OptionsException("RamPay:Admin:Email is not an email address");
+        Fraud.Validate();
     }
 }
 

@@ -83,6 +83,24 @@ public class AllocationTests
     }
 
     [Fact]
+    public void Transfers_scored_for_fraud_allocate_nothing()
+    {
+        var l = NewLedger();
+        // The embedded default model, every rule on, thresholds out of reach so that every transfer is scored and posted.
+        var settings = new RamPay.Fraud.FraudSettings
+        {
+            Enabled = true, ModelSha256 = RamPay.Fraud.FraudModel.Default.Sha256, AmountThreshold = long.MaxValue, MaxPaymentsPerDay = int.MaxValue,
+            BlockedAccounts = [7], ReviewThresholdPpm = RamPay.Fraud.FraudSettings.ThresholdOff, DeclineThresholdPpm = RamPay.Fraud.FraudSettings.ThresholdOff,
+        };
+        l.Apply(new Command { Type = CommandType.ConfigureFraud, TimestampMs = 1_500 }, settings.Encode(), out var configured);
+        Assert.True(configured.IsOk);
+        Measure(l, Keyed(i => Cmd.Transfer(2, 3, 1 + i % 7, Usd), "warm", 2_000));
+        AssertARoundAllocatesNothing(l, round => Keyed(i => Cmd.Transfer(i % 2 == 0 ? 2 : 3, i % 2 == 0 ? 3 : 2, 1 + i % 7, Usd), "fresh" + round, 3_000 + round), N, 0);
+        Assert.NotNull(l.GetFraudScore(l.PaymentCount));
+        l.VerifyInvariants();
+    }
+
+    [Fact]
     public void Replays_of_remembered_keys_allocate_nothing()
     {
         var l = NewLedger();

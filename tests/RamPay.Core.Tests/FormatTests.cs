@@ -246,6 +246,9 @@ public class FormatTests
     [InlineData(ResultCode.DepositLimitExceeded, 17, "deposit_limit_exceeded")]
     [InlineData(ResultCode.InvalidPaymentNote, 18, "invalid_payment_note")]
     [InlineData(ResultCode.ExistsWithDifferentArgument, 47, "exists_with_different_argument")]
+    [InlineData(ResultCode.FraudSuspected, 19, "fraud_suspected")]
+    [InlineData(ResultCode.PaymentNotHeld, 26, "payment_not_held")]
+    [InlineData(ResultCode.AdminRequired, 52, "admin_required")]
     public void Result_code_values_and_names_are_pinned(ResultCode code, byte value, string name)
     {
         Assert.Equal(value, (byte)code);
@@ -256,7 +259,7 @@ public class FormatTests
     public void Every_result_code_has_a_distinct_snake_case_name_and_a_message()
     {
         var values = Enum.GetValues<ResultCode>();
-        Assert.Equal(35, values.Length);
+        Assert.Equal(38, values.Length);
         var names = values.Select(ResultCodes.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var v in values)
@@ -280,13 +283,18 @@ public class FormatTests
     [Fact]
     public void Persisted_enum_values_are_pinned()
     {
-        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal(CommandType.Review, (CommandType)12);
+        Assert.Equal(CommandType.ConfigureFraud, (CommandType)13);
+        Assert.Equal((1, 2), (ReviewDecisions.Approve, ReviewDecisions.Decline));
         Assert.Equal(CommandType.Tick, (CommandType)10);
         Assert.Equal(CommandType.RegisterUser, (CommandType)11);
         Assert.Equal(1, (int)AccountFlags.DebitsMustNotExceedCredits);
         Assert.Equal(2, (int)AccountFlags.Funding);
         Assert.Equal([1, 2, 3, 4], Enum.GetValues<PaymentKind>().Select(v => (int)v));
         Assert.Equal((1, 2, 3, 4, 5), ((int)PaymentStatus.Posted, (int)PaymentStatus.Authorized, (int)PaymentStatus.Captured, (int)PaymentStatus.Voided, (int)PaymentStatus.Expired));
+        Assert.Equal((6, 7), ((int)PaymentStatus.HeldForReview, (int)PaymentStatus.Declined));
+        Assert.Equal([0, 1, 2, 4, 8, 16, 32, 64, 128], Enum.GetValues<RamPay.Fraud.FraudReasons>().Select(v => (int)v));
     }
 
     [Fact]

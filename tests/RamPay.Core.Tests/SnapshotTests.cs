@@ -244,7 +244,10 @@ public class SnapshotTests
     {
         var l = new Ledger(Options);
         var bytes = StateBytes.Write(l);
-        Assert.Equal(132, bytes.Length); // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, notes int, holds int, users int, keys int
+        // magic, version, 4 longs, 4 Int128 totals, then counts: accounts int, payments long, notes int, holds int, users int, keys int;
+        // then the fraud section of a ledger that never scored (disabled settings, no model, no features).
+        Assert.Equal(132 + StateBytes.UnusedFraudSectionSize, bytes.Length);
+        Assert.Equal(84, StateBytes.UnusedFraudSectionSize);
         var r = StateBytes.Read(bytes, Options);
         Assert.Equal(StateBytes.Hash(l), StateBytes.Hash(r));
         Assert.Equal(0, r.AccountCount);
@@ -255,8 +258,8 @@ public class SnapshotTests
     {
         var bytes = StateBytes.Write(new World().T.Ledger);
         Assert.Equal("RASL", System.Text.Encoding.ASCII.GetString(bytes, 0, 4));
-        Assert.Equal("02000000", Convert.ToHexStringLower(bytes, 4, 4));
-        Assert.Equal(2, Ledger.SnapshotFormatVersion);
+        Assert.Equal("03000000", Convert.ToHexStringLower(bytes, 4, 4));
+        Assert.Equal(3, Ledger.SnapshotFormatVersion);
     }
 
     [Fact]
@@ -270,7 +273,7 @@ public class SnapshotTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(3)]
+    [InlineData(4)]
     [InlineData(-1)]
     public void Read_state_rejects_an_unknown_version(int version)
     {

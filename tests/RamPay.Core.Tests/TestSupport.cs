@@ -192,6 +192,40 @@ internal sealed record LedgerView(string Accounts, string Payments, long Payment
 
 internal static class StateBytes
 {
+    /// <summary>Bytes per account and per payment in the state encoding (LedgerSnapshot.cs), and the fixed header before the accounts.</summary>
+    public const int HeaderSize = 108, AccountSize = 8 * 8 + 2 + 1 + 1, PaymentSize = 11 * 8 + 2 + 1 + 1 + 4 + 2 + 2, PaymentSizeVersion2 = 11 * 8 + 2 + 1 + 1;
+
+    /// <summary>The fraud section of a ledger that never configured fraud scoring: what version 3 appended to the end.</summary>
+    public static int UnusedFraudSectionSize
+    {
+        get
+        {
+            using var ms = new MemoryStream();
+            using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) new RamPay.Fraud.FraudState(1, RamPay.Fraud.FraudModelCatalog.Empty).Write(w);
+            return (int)ms.Length;
+        }
+    }
+
+    /// <summary>
+    /// The version-2 encoding of a ledger that never scored a payment, cut out of its current encoding: each payment
+    /// without its fraud fields, and no fraud section. What a snapshot taken before fraud scoring holds.
+    /// </summary>
+    public static byte[] AsVersion2(byte[] current, Ledger ledger)
+    {
+        Assert.Null(ledger.FraudModel);
+        int paymentsAt = HeaderSize + ledger.AccountCount * AccountSize + 8;
+        var v2 = new List<byte>(current[..paymentsAt]);
+        for (int i = 0; i < ledger.PaymentCount; i++)
+        {
+            int at = paymentsAt + i * PaymentSize;
+            v2.AddRange(current[at..(at + PaymentSizeVersion2)]);
+        }
+        v2.AddRange(current[(paymentsAt + (int)ledger.PaymentCount * PaymentSize)..^UnusedFraudSectionSize]);
+        byte[] bytes = [.. v2];
+        BitConverter.TryWriteBytes(bytes.AsSpan(4), 2);
+        return bytes;
+    }
+
     public static byte[] Write(Ledger ledger)
     {
         using var ms = new MemoryStream();

@@ -48,8 +48,27 @@ public class ConfigurationTests
     {
         var (code, output) = await RunServerAsync("--help");
         Assert.Equal(0, code);
-        foreach (var flag in new[] { "--data", "--http-port", "--tcp-port", "--fsync", "--admin-email", "--admin-password", "--redis", "RAMPAY_" })
+        foreach (var flag in new[] { "--data", "--http-port", "--tcp-port", "--fsync", "--admin-email", "--admin-password", "--redis", "--fraud", "--fraud-model", "RamPay:Fraud:ReviewThreshold", "RAMPAY_" })
             Assert.Contains(flag, output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--RamPay:Fraud:ModelPath=/nonexistent/model.rpfm", "RamPay:Fraud:ModelPath")]
+    [InlineData("--RamPay:Fraud:DeclineThreshold=0.1", "RamPay:Fraud: thresholds")]
+    [InlineData("--RamPay:Fraud:BlockedAccounts=5,x", "RamPay:Fraud:BlockedAccounts")]
+    public async Task A_bad_fraud_setting_stops_the_server_at_start_with_its_name(string setting, string named)
+    {
+        string dir = Directory.CreateTempSubdirectory("rampay-config-").FullName;
+        try
+        {
+            var (code, output) = await RunServerAsync("--data", dir, "--http-port", "0", setting);
+            Assert.Equal(2, code);
+            Assert.Contains(named, output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

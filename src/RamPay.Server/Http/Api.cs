@@ -76,7 +76,7 @@ public sealed class Api(Platform platform)
     {
         var readBack = new PaymentReadBack();
         var result = await Engine.ExecuteAsync(command, attachment, readBack: readBack);
-        if (!result.IsOk) throw ApiError.From(result.Code);
+        if (!result.IsOk) throw ApiError.From(result);
         var view = readBack.View ?? throw new InvalidOperationException($"command {command.Type} succeeded but payment {result.Id} cannot be read");
         MarkReplayed(ctx, result);
         await JsonOut.Write(ctx, status, w => JsonOut.Payment(w, view));
@@ -367,7 +367,8 @@ public sealed class Api(Platform platform)
                 {
                     w.WriteNumber("status", ApiError.StatusOf(results[i].Code));
                     w.WritePropertyName("error");
-                    JsonOut.ErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code));
+                    JsonOut.ErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code),
+                        results[i].Code == ResultCode.FraudSuspected ? results[i].Id : 0);
                 }
                 w.WriteEndObject();
             }
@@ -377,6 +378,34 @@ public sealed class Api(Platform platform)
     }
 
     // ---- administration ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Resolves a payment held for review: <c>{"decision": "approve" | "decline"}</c>. Admins only. An Idempotency-Key
+    /// is optional (one is made up when missing): a retry with the same key replays the first answer, any other second
+    /// review is <c>payment_not_held</c>.
+    /// </summary>
+    public async Task Review(HttpContext ctx, long paymentId)
+    {
+        var caller = await AuthenticateAsync(ctx);
+        if (!caller.IsAdmin) throw ApiError.Forbidden("Only an admin may review payments held by fraud screening.");
+        string? header = ctx.Request.Headers["Idempotency-Key"];
+        var key = string.IsNullOrEmpty(header) ? IdempotencyKey.FromString(Guid.NewGuid().ToString("N")) : RequireKey(ctx);
+        long decision;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
+        {
+            decision = body.Body.String("decision") switch
+            {
+                "approve" => ReviewDecisions.Approve,
+                "decline" => ReviewDecisions.Decline,
+                _ => throw ApiError.InvalidRequest("'decision' must be \"approve\" or \"decline\"."),
+            };
+        }
+        // No OwnerOnly flag: the ledger refuses a Review made on a user's behalf (admin_required).
+        await ExecutePayment(ctx, 200, new Command
+        {
+            Type = CommandType.Review, ClientId = caller.UserId, Key = key, PaymentId = paymentId, Argument = decision,
+        });
+    }
 
     public async Task SetFrozen(HttpContext ctx, long accountId, bool frozen)
     {

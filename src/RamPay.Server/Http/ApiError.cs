@@ -11,6 +11,8 @@ public sealed class ApiError(int status, string code, string message) : Exceptio
     public int Status { get; } = status;
     public string Code { get; } = code;
     public int RetryAfterSeconds { get; init; }
+    /// <summary>The payment the refused command made (a payment declined by fraud screening is kept), or 0.</summary>
+    public long PaymentId { get; init; }
 
     public static ApiError BadRequest(string code, string message) => new(400, code, message);
     public static ApiError InvalidRequest(string message) => new(400, "invalid_request", message);
@@ -20,13 +22,19 @@ public sealed class ApiError(int status, string code, string message) : Exceptio
     /// <summary>The refusal for a ledger result code that is not ok.</summary>
     public static ApiError From(ResultCode code) => new(StatusOf(code), ResultCodes.Name(code), ResultCodes.Message(code));
 
+    /// <summary>The refusal for a command's result; a fraud decline names the payment it recorded.</summary>
+    public static ApiError From(in CommandResult result) => new(StatusOf(result.Code), ResultCodes.Name(result.Code), ResultCodes.Message(result.Code))
+    {
+        PaymentId = result.Code == ResultCode.FraudSuspected ? result.Id : 0,
+    };
+
     /// <summary>The HTTP status of each result code (docs/api.md has the table).</summary>
     public static int StatusOf(ResultCode code) => code switch
     {
         ResultCode.Ok => 200,
         ResultCode.InvalidCommand or ResultCode.InvalidAmount or ResultCode.InvalidCurrency or ResultCode.IdempotencyKeyRequired
             or ResultCode.SameAccount or ResultCode.InvalidHoldTimeout or ResultCode.InvalidProfile or ResultCode.InvalidPaymentNote => 400,
-        ResultCode.NotAccountOwner => 403,
+        ResultCode.NotAccountOwner or ResultCode.AdminRequired => 403,
         ResultCode.AccountNotFound or ResultCode.PaymentNotFound => 404,
         ResultCode.EmailTaken or (>= ResultCode.ExistsWithDifferentType and <= ResultCode.ExistsWithDifferentArgument) => 409,
         ResultCode.TooManyAccounts or ResultCode.TooManyPayments or ResultCode.TooManyHolds => 503,

@@ -14,7 +14,7 @@ public static class ErrorHandling
         catch (ApiError e)
         {
             if (e.RetryAfterSeconds > 0) ctx.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await WriteIfPossible(ctx, e.Status, e.Code, e.Message);
+            await WriteIfPossible(ctx, e.Status, e.Code, e.Message, e.PaymentId);
         }
         catch (BackPressureException e)
         {
@@ -41,11 +41,11 @@ public static class ErrorHandling
         }
     }
 
-    private static async Task WriteIfPossible(HttpContext ctx, int status, string code, string message)
+    private static async Task WriteIfPossible(HttpContext ctx, int status, string code, string message, long paymentId = 0)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.Headers.Remove("Idempotent-Replayed");
-        await JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, message));
+        await JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, message, paymentId));
     }
 
     /// <summary>Unknown routes answer in the same shape.</summary>

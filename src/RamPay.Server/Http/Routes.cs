@@ -66,6 +66,10 @@ public static class Routes
             .WithTags("payments").WithSummary("Refund a settled payment, wholly or in part (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(RefundRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
 
+        v1.MapPost("/payments/{id:long}/review", (HttpContext c, long id) => api.Review(c, id))
+            .WithTags("admin").WithSummary("Approve or decline a payment held for review (admin; Idempotency-Key header optional)")
+            .WithMetadata(new JsonRequestBody(typeof(ReviewRequest))).Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404).Produces<ErrorResponse>(422);
+
         v1.MapPost("/admin/accounts/{id:long}/freeze", (HttpContext c, long id) => api.SetFrozen(c, id, true))
             .WithTags("admin").WithSummary("Freeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
         v1.MapPost("/admin/accounts/{id:long}/unfreeze", (HttpContext c, long id) => api.SetFrozen(c, id, false))

@@ -12,13 +12,15 @@ public sealed record AccountResponse(long Id, long? OwnerUserId, string Currency
 public sealed record DepositRequest(long Amount, string Currency);
 public sealed record PaymentRequest(long FromAccount, long ToAccount, long Amount, string Currency, string? Description, bool? Capture, long? HoldTimeoutMs, string? WebhookUrl);
 public sealed record PaymentResponse(long Id, string Kind, string Status, long FromAccount, long ToAccount, long Amount, string Currency, long Captured, long Refunded,
-    string CreatedAt, string? ExpiresAt, long? RefundOf, string? Description, string? WebhookUrl);
+    string CreatedAt, string? ExpiresAt, long? RefundOf, string? Description, string? WebhookUrl, FraudScoreBody? Fraud);
+public sealed record FraudScoreBody(double Score, string ModelVersion, string[] Reasons);
+public sealed record ReviewRequest(string Decision);
 public sealed record PaymentPage(PaymentResponse[] Data, bool HasMore, long? NextAfter);
 public sealed record CaptureRequest(long? Amount);
 public sealed record RefundRequest(long Amount, string? Currency);
 public sealed record BatchRequest(PaymentRequest[] Payments);
 public sealed record BatchItem(int Status, bool? Replayed, PaymentResponse? Payment, ErrorBody? Error);
 public sealed record BatchResponse(BatchItem[] Results);
-public sealed record ErrorBody(string Code, string Message);
+public sealed record ErrorBody(string Code, string Message, long? PaymentId);
 public sealed record ErrorResponse(ErrorBody Error);
 #pragma warning restore CA1812

@@ -4,12 +4,12 @@ using RamPay.Core;
 namespace RamPay.Server.Http;
 
 /// <summary>A payment copied out of the ledger on the writer thread, with the owners of both sides for access checks.</summary>
-public readonly record struct PaymentView(Payment Payment, long FromOwner, long ToOwner, PaymentNote? Note)
+public readonly record struct PaymentView(Payment Payment, long FromOwner, long ToOwner, PaymentNote? Note, PaymentFraud? Fraud)
 {
     public static PaymentView Of(IReadOnlyLedger ledger, long id)
     {
         var p = ledger.GetPayment(id);
-        return new PaymentView(p, ledger.GetAccount(p.FromAccount).Owner, ledger.GetAccount(p.ToAccount).Owner, ledger.GetPaymentNote(id));
+        return new PaymentView(p, ledger.GetAccount(p.FromAccount).Owner, ledger.GetAccount(p.ToAccount).Owner, ledger.GetPaymentNote(id), ledger.GetFraudScore(id));
     }
 
     public static PaymentView? TryOf(IReadOnlyLedger ledger, long id) => ledger.PaymentExists(id) ? Of(ledger, id) : null;
@@ -25,7 +25,8 @@ public sealed class PaymentReadBack : RamPay.Engine.ICommandReadBack
 
     public void Execute(IReadOnlyLedger ledger, in CommandResult result)
     {
-        if (result.IsOk && ledger.PaymentExists(result.Id)) View = PaymentView.Of(ledger, result.Id);
+        // A payment declined by fraud screening exists too (its result names it): the caller shows its id.
+        if ((result.IsOk || result.Code == ResultCode.FraudSuspected) && ledger.PaymentExists(result.Id)) View = PaymentView.Of(ledger, result.Id);
     }
 }
 
@@ -51,6 +52,8 @@ public static class JsonOut
         PaymentStatus.Captured => "captured",
         PaymentStatus.Voided => "voided",
         PaymentStatus.Expired => "expired",
+        PaymentStatus.HeldForReview => "held_for_review",
+        PaymentStatus.Declined => "declined",
         _ => "unknown",
     };
 
@@ -71,10 +74,26 @@ public static class JsonOut
         w.WriteNumber("captured", p.Status is PaymentStatus.Authorized or PaymentStatus.Voided or PaymentStatus.Expired ? 0 : p.Captured);
         w.WriteNumber("refunded", p.Refunded);
         w.WriteString("created_at", Time(p.CreatedAtMs));
-        if (p.Kind == PaymentKind.Authorization) w.WriteString("expires_at", Time(p.ExpiresAtMs)); else w.WriteNull("expires_at");
+        // An authorization's hold lapses then; a transfer held for review is released then unless reviewed.
+        if (p.Kind == PaymentKind.Authorization || p.Status == PaymentStatus.HeldForReview) w.WriteString("expires_at", Time(p.ExpiresAtMs)); else w.WriteNull("expires_at");
         if (p.ParentId != 0) w.WriteNumber("refund_of", p.ParentId); else w.WriteNull("refund_of");
         if (view.Note?.Description is { } description) w.WriteString("description", description); else w.WriteNull("description");
         if (view.Note?.WebhookUrl is { } webhook) w.WriteString("webhook_url", webhook); else w.WriteNull("webhook_url");
+        if (view.Fraud is { } fraud)
+        {
+            w.WriteStartObject("fraud");
+            // The score as stored (a float), printed in its shortest round-trip form.
+            w.WriteNumber("score", fraud.Score);
+            w.WriteString("model_version", fraud.ModelVersion);
+            w.WriteStartArray("reasons");
+            foreach (string reason in fraud.ReasonNames) w.WriteStringValue(reason);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        else
+        {
+            w.WriteNull("fraud");
+        }
         w.WriteEndObject();
     }
 
@@ -111,20 +130,21 @@ public static class JsonOut
     }
 
     /// <summary>The error document: <c>{"error": {"code", "message"}}</c>.</summary>
-    public static void Error(Utf8JsonWriter w, string code, string message)
+    public static void Error(Utf8JsonWriter w, string code, string message, long paymentId = 0)
     {
         w.WriteStartObject();
         w.WritePropertyName("error");
-        ErrorObject(w, code, message);
+        ErrorObject(w, code, message, paymentId);
         w.WriteEndObject();
     }
 
-    /// <summary>The inner <c>{"code", "message"}</c>, also a batch item's <c>error</c>.</summary>
-    public static void ErrorObject(Utf8JsonWriter w, string code, string message)
+    /// <summary>The inner <c>{"code", "message"}</c>, also a batch item's <c>error</c>; <c>payment_id</c> when the refusal made a payment (fraud_suspected).</summary>
+    public static void ErrorObject(Utf8JsonWriter w, string code, string message, long paymentId = 0)
     {
         w.WriteStartObject();
         w.WriteString("code", code);
         w.WriteString("message", message);
+        if (paymentId != 0) w.WriteNumber("payment_id", paymentId);
         w.WriteEndObject();
     }
 

@@ -1,0 +1,88 @@
+using RamPay.Fraud;
+
+namespace RamPay.Core;
+
+/// <summary>
+/// Fraud scoring inside the ledger: the writer scores each Transfer and Authorize after its checks pass and before any
+/// money moves (docs/fraud.md). Below the review threshold it proceeds; at or above it the payment is
+/// <see cref="PaymentStatus.HeldForReview"/> with its funds held; at or above the decline threshold, or when a declining
+/// rule fires, it is kept as <see cref="PaymentStatus.Declined"/> and the command's result is
+/// <see cref="ResultCode.FraudSuspected"/>. An admin's <see cref="CommandType.Review"/> resolves a held payment once.
+/// Deposits (top-ups from a funding account) and refunds are not scored.
+/// </summary>
+public sealed partial class Ledger
+{
+    /// <summary>The fraud settings in force (disabled until a ConfigureFraud command says otherwise).</summary>
+    public FraudSettings FraudSettings => _fraud.Settings;
+    /// <summary>The model scoring payments, or null.</summary>
+    public FraudModel? FraudModel => _fraud.Model;
+    public bool FraudEnabled => _fraud.Enabled;
+    /// <summary>Accounts with fraud features (they paid or were paid in a scored payment).</summary>
+    public int FraudFeatureAccounts => _fraud.Features.TouchedAccounts;
+
+    /// <summary>The payment's fraud score, model version and reasons, or null: no such payment, or it was not scored.</summary>
+    public PaymentFraud? GetFraudScore(long paymentId)
+    {
+        if (!PaymentExists(paymentId)) return null;
+        ref var p = ref _payments[paymentId];
+        return p.FraudModel == 0 ? null : new PaymentFraud(p.FraudScore, _fraud.ModelVersion(p.FraudModel), p.FraudReasons);
+    }
+
+    private CommandResult ConfigureFraud(ReadOnlySpan<byte> attachment) =>
+        _fraud.TryConfigure(attachment) ? new CommandResult { Code = ResultCode.Ok } : Fail(ResultCode.InvalidCommand);
+
+    /// <summary>Scores a payment whose checks all passed, and records it into both accounts' features.</summary>
+    private FraudVerdict ScorePayment(in Command c, long now)
+    {
+        ref var from = ref _accounts[c.FromAccount - 1];
+        ref var to = ref _accounts[c.ToAccount - 1];
+        // Account ids are at most MaxAccounts, an int.
+        return _fraud.Score(new PaymentFacts((int)c.FromAccount, (int)c.ToAccount, c.Amount, now, from.CreatedAtMs, to.CreatedAtMs, from.Available));
+    }
+
+    /// <summary>Stores the verdict on the new payment; for a decline, finishes it (no money moves) and returns the result.</summary>
+    private CommandResult? RecordVerdict(ref Payment p, in FraudVerdict verdict, PaymentNote? note)
+    {
+        p.FraudScore = verdict.Score;
+        p.FraudReasons = verdict.Reasons;
+        p.FraudModel = verdict.ModelIndex;
+        if (verdict.Decision != FraudDecision.Decline) return null;
+        p.Status = PaymentStatus.Declined;
+        if (note is not null) _notes.Add(p.Id, note);
+        return new CommandResult { Code = ResultCode.FraudSuspected, Id = p.Id };
+    }
+
+    /// <summary>
+    /// Resolves a held payment, once. Approve: a transfer's held funds are posted (as a capture would), an
+    /// authorization becomes an open authorization with its own expiry. Decline: the hold is released. Refused on a
+    /// user's behalf (the OwnerOnly flag): reviewing is for admins, whom the host lets send it.
+    /// </summary>
+    private CommandResult Review(in Command c)
+    {
+        if ((c.Flags & ~CommandFlags.Known) != 0 || c.Argument is not (ReviewDecisions.Approve or ReviewDecisions.Decline)) return Fail(ResultCode.InvalidCommand);
+        if ((c.Flags & CommandFlags.OwnerOnly) != 0) return Fail(ResultCode.AdminRequired);
+        if (!_payments.Contains(c.PaymentId)) return Fail(ResultCode.PaymentNotFound);
+        ref var p = ref _payments[c.PaymentId];
+        if (p.Status != PaymentStatus.HeldForReview) return Fail(ResultCode.PaymentNotHeld);
+        if (c.Argument == ReviewDecisions.Decline)
+        {
+            ReleaseHold(ref p, PaymentStatus.Declined);
+            p.FraudReasons |= FraudReasons.ReviewDeclined;
+            return Ok(p.Id);
+        }
+        if (p.Kind == PaymentKind.Authorization)
+        {
+            // The funds stay held, now as an ordinary authorization in the same place of the hold queue (same expiry).
+            p.Status = PaymentStatus.Authorized;
+        }
+        else
+        {
+            if (_accounts[p.FromAccount - 1].Frozen || _accounts[p.ToAccount - 1].Frozen) return Fail(ResultCode.AccountFrozen);
+            ReleaseHold(ref p, PaymentStatus.Posted);
+            MovePosted(p.FromAccount, p.ToAccount, p.Amount);
+            p.Captured = p.Amount;
+        }
+        p.FraudReasons |= FraudReasons.ReviewApproved;
+        return Ok(p.Id);
+    }
+}

@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text;
+
+namespace RamPay.Fraud.Training;
+
+/// <summary>One scorer's figures on a set of rows.</summary>
+public sealed record ScorerReport(string Name, string Version, double RocAuc, double PrAuc, ThresholdMetrics AtReview, ThresholdMetrics AtDecline,
+    ThresholdMetrics AtOnePercentFpr, IReadOnlyDictionary<FraudPattern, double> RecallAtReviewByPattern);
+
+/// <summary>Scores rows with a model or with the rules alone, and reports ranking and threshold metrics.</summary>
+public static class Evaluation
+{
+    public static double[] Score(FraudModel model, LabelledSet data, int[] rows)
+    {
+        var scores = new double[rows.Length];
+        for (int i = 0; i < rows.Length; i++) scores[i] = (float)model.Score(data.Row(rows[i])); // as the writer stores it
+        return scores;
+    }
+
+    /// <summary>The rules-only baseline: 1 when any rule fires (declining or holding), else 0.</summary>
+    public static double[] RulesScore(FraudSettings rules, LabelledSet data, int[] rows)
+    {
+        var scores = new double[rows.Length];
+        for (int i = 0; i < rows.Length; i++)
+            scores[i] = FraudRules.Evaluate(rules, data.Facts[rows[i]], data.Row(rows[i])) != FraudReasons.None ? 1 : 0;
+        return scores;
+    }
+
+    /// <summary>
+    /// Rules an operator could set from the training period alone: hold amounts at or above the 99.5th percentile,
+    /// decline a sender's 21st payment in 24 hours, and block the (at most 256) accounts seen receiving fraud, or
+    /// card-testing, in training.
+    /// </summary>
+    public static FraudSettings BaselineRules(LabelledSet data, int[] trainRows, int maxPerDay = 20)
+    {
+        var amounts = trainRows.Select(i => data.Facts[i].Amount).OrderBy(a => a).ToArray();
+        long threshold = amounts.Length == 0 ? 0 : amounts[(int)Math.Min(amounts.Length - 1, (long)(amounts.Length * 0.995))];
+        var bad = new Dictionary<long, int>();
+        foreach (int i in trainRows)
+        {
+            if (data.Label[i] == 0) continue;
+            long account = data.Pattern[i] == FraudPattern.CardTesting ? data.Facts[i].From : data.Facts[i].To;
+            bad[account] = bad.GetValueOrDefault(account) + 1;
+        }
+        var blocked = bad.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key).Take(FraudSettings.MaxBlockedAccounts).Select(kv => kv.Key).Order().ToArray();
+        return new FraudSettings { Enabled = false, AmountThreshold = threshold, MaxPaymentsPerDay = maxPerDay, BlockedAccounts = blocked };
+    }
+
+    public static ScorerReport Report(string name, string version, double[] scores, LabelledSet data, int[] rows, double review, double decline)
+    {
+        var labels = rows.Select(i => data.Label[i]).ToArray();
+        var atReview = Metrics.AtThreshold(scores, labels, review);
+        var byPattern = new Dictionary<FraudPattern, double>();
+        foreach (var pattern in Enum.GetValues<FraudPattern>().Where(p => p != FraudPattern.None))
+        {
+            int total = 0, caught = 0;
+            for (int k = 0; k < rows.Length; k++)
+            {
+                if (data.Pattern[rows[k]] != pattern) continue;
+                total++;
+                if (scores[k] >= review) caught++;
+            }
+            byPattern[pattern] = total == 0 ? double.NaN : caught / (double)total;
+        }
+        return new ScorerReport(name, version, Metrics.RocAuc(scores, labels), Metrics.AveragePrecision(scores, labels), atReview,
+            Metrics.AtThreshold(scores, labels, decline), Metrics.AtFalsePositiveRate(scores, labels, 0.01), byPattern);
+    }
+
+    public static string Format(IReadOnlyList<ScorerReport> reports, double review, double decline)
+    {
+        static string F(double v, string format = "0.0000") => double.IsNaN(v) ? "n/a" : v.ToString(format, CultureInfo.InvariantCulture);
+        var s = new StringBuilder();
+        s.AppendLine(CultureInfo.InvariantCulture, $"{"scorer",-24} {"ROC-AUC",8} {"PR-AUC",8} {"recall@1%FPR",13} {"(threshold)",12} {"precision@review",17} {"recall@review",14} {"precision@decline",18} {"recall@decline",15}");
+        foreach (var r in reports)
+            s.AppendLine(CultureInfo.InvariantCulture,
+                $"{r.Name,-24} {F(r.RocAuc),8} {F(r.PrAuc),8} {F(r.AtOnePercentFpr.Recall),13} {F(r.AtOnePercentFpr.Threshold),12} {F(r.AtReview.Precision),17} {F(r.AtReview.Recall),14} {F(r.AtDecline.Precision),18} {F(r.AtDecline.Recall),15}");
+        s.AppendLine(CultureInfo.InvariantCulture, $"review threshold {review.ToString(CultureInfo.InvariantCulture)}, decline threshold {decline.ToString(CultureInfo.InvariantCulture)} (rules only: a rule fired = 1, else 0)");
+        s.AppendLine();
+        s.Append(CultureInfo.InvariantCulture, $"{"recall at review, by pattern",-24}");
+        foreach (var p in Enum.GetValues<FraudPattern>().Where(p => p != FraudPattern.None)) s.Append(CultureInfo.InvariantCulture, $" {PatternName(p),17}");
+        s.AppendLine();
+        foreach (var r in reports)
+        {
+            s.Append(CultureInfo.InvariantCulture, $"{r.Name,-24}");
+            foreach (var p in Enum.GetValues<FraudPattern>().Where(p => p != FraudPattern.None)) s.Append(CultureInfo.InvariantCulture, $" {F(r.RecallAtReviewByPattern[p]),17}");
+            s.AppendLine();
+        }
+        return s.ToString();
+    }
+
+    public static string PatternName(FraudPattern p) => p switch
+    {
+        FraudPattern.None => "none",
+        FraudPattern.AccountTakeover => "account_takeover",
+        FraudPattern.CardTesting => "card_testing",
+        FraudPattern.MuleFanIn => "mule_fan_in",
+        FraudPattern.AmountOutlier => "amount_outlier",
+        _ => "unknown",
+    };
+}

@@ -1,0 +1,152 @@
+using System.Net;
+using System.Text.Json.Nodes;
+
+namespace RamPay.Server.Tests;
+
+/// <summary>
+/// Fraud scoring with rules the tests can trip for certain: payments of 5,000 or more are held for review, a sender's
+/// sixth payment in 24 hours is declined, the model scores but its thresholds are out of reach.
+/// </summary>
+public sealed class FraudServerFixture : ServerFixture
+{
+    public const long AmountThreshold = 5_000;
+    public const int MaxPerDay = 5;
+
+    protected override IEnumerable<string> Settings =>
+    [
+        .. TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal)),
+        "Fraud:Enabled=true", "Fraud:ReviewThreshold=2", "Fraud:DeclineThreshold=2",
+        $"Fraud:AmountThreshold={AmountThreshold}", $"Fraud:MaxPaymentsPerDay={MaxPerDay}",
+    ];
+}
+
+/// <summary>The review workflow over HTTP: held payments, approve and decline exactly once, admins only, and what a payment shows.</summary>
+public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudServerFixture>
+{
+    private readonly Api _api = fixture.Api;
+
+    private Task<ApiResponse> ReviewAsync(long paymentId, string? token, string decision, string? key = null) =>
+        _api.PostAsync($"/v1/payments/{paymentId}/review", token, new { decision }, key);
+
+    private async Task<(TestUser Payer, TestUser Payee, JsonNode Held)> HeldAsync(long amount = 6_000)
+    {
+        var (payer, payee) = await _api.PairAsync(aliceDeposit: 100_000);
+        var held = await _api.PayAsync(payer, payee.WalletId, amount);
+        Assert.Equal("held_for_review", held.Str("status"));
+        return (payer, payee, held);
+    }
+
+    [Fact]
+    public async Task A_held_payment_shows_its_score_model_version_and_reasons_and_holds_the_funds()
+    {
+        var (payer, payee, held) = await HeldAsync();
+        var fraud = held["fraud"]!;
+        Assert.InRange(fraud["score"]!.GetValue<double>(), 0, 1);
+        Assert.Equal("gbt-default-s1", fraud.Str("model_version"));
+        Assert.Equal(["amount_over_threshold"], fraud["reasons"]!.AsArray().Select(r => r!.GetValue<string>()));
+        Assert.False(held.IsNull("expires_at"));
+        Assert.Equal(0, held.Long("captured"));
+        var state = await _api.StateAsync(payer.WalletId);
+        Assert.Equal((100_000L, -6_000L, 94_000L), (state.Posted, state.Pending, state.Available));
+        Assert.Equal(0, (await _api.StateAsync(payee.WalletId)).Posted);
+        // Both parties read it as it is.
+        Assert.Equal("held_for_review", (await _api.PaymentAsync(held.Long("id"), payee.Token)).Str("status"));
+        // A payment under every threshold proceeds, and shows its score too.
+        var ok = await _api.PayAsync(payer, payee.WalletId, 100);
+        Assert.Equal("posted", ok.Str("status"));
+        Assert.Empty(ok["fraud"]!["reasons"]!.AsArray());
+    }
+
+    [Fact]
+    public async Task Approval_moves_the_funds_exactly_once()
+    {
+        var (payer, payee, held) = await HeldAsync();
+        long id = held.Long("id");
+        string admin = await _api.AdminTokenAsync();
+        string key = Api.NewKey();
+        var approved = (await ReviewAsync(id, admin, "approve", key)).Expect(HttpStatusCode.OK);
+        Assert.Equal("posted", approved.Str("status"));
+        Assert.Equal(6_000, approved.Long("captured"));
+        Assert.Contains("review_approved", approved["fraud"]!["reasons"]!.AsArray().Select(r => r!.GetValue<string>()));
+        Assert.Equal((94_000L, 0L), ((await _api.StateAsync(payer.WalletId)).Posted, (await _api.StateAsync(payer.WalletId)).Pending));
+        Assert.Equal(6_000, (await _api.StateAsync(payee.WalletId)).Posted);
+
+        // The same request again replays; any other review is refused; nothing moves twice.
+        var replay = await ReviewAsync(id, admin, "approve", key);
+        replay.Expect(HttpStatusCode.OK);
+        Assert.Equal("true", replay.Header("Idempotent-Replayed"));
+        await _api.ExpectRejectedAsync(() => ReviewAsync(id, admin, "approve"), (HttpStatusCode)422, "payment_not_held", payer.WalletId, payee.WalletId);
+        await _api.ExpectRejectedAsync(() => ReviewAsync(id, admin, "decline"), (HttpStatusCode)422, "payment_not_held", payer.WalletId, payee.WalletId);
+        Assert.Equal(6_000, (await _api.StateAsync(payee.WalletId)).Posted);
+    }
+
+    [Fact]
+    public async Task Declining_releases_the_hold_exactly_once()
+    {
+        var (payer, payee, held) = await HeldAsync();
+        long id = held.Long("id");
+        string admin = await _api.AdminTokenAsync();
+        var declined = (await ReviewAsync(id, admin, "decline")).Expect(HttpStatusCode.OK);
+        Assert.Equal("declined", declined.Str("status"));
+        Assert.Equal(["amount_over_threshold", "review_declined"], declined["fraud"]!["reasons"]!.AsArray().Select(r => r!.GetValue<string>()));
+        var state = await _api.StateAsync(payer.WalletId);
+        Assert.Equal((100_000L, 0L, 100_000L), (state.Posted, state.Pending, state.Available));
+        Assert.Equal(0, (await _api.StateAsync(payee.WalletId)).Posted);
+        await _api.ExpectRejectedAsync(() => ReviewAsync(id, admin, "decline"), (HttpStatusCode)422, "payment_not_held", payer.WalletId, payee.WalletId);
+        await _api.ExpectRejectedAsync(() => ReviewAsync(id, admin, "approve"), (HttpStatusCode)422, "payment_not_held", payer.WalletId, payee.WalletId);
+    }
+
+    [Fact]
+    public async Task Only_an_admin_may_review()
+    {
+        var (payer, payee, held) = await HeldAsync();
+        long id = held.Long("id");
+        foreach (var user in new[] { payer, payee })
+            await _api.ExpectRejectedAsync(() => ReviewAsync(id, user.Token, "approve"), HttpStatusCode.Forbidden, "forbidden", payer.WalletId, payee.WalletId);
+        (await ReviewAsync(id, null, "approve")).ExpectError(HttpStatusCode.Unauthorized, "unauthorized");
+        Assert.Equal("held_for_review", (await _api.PaymentAsync(id, payer.Token)).Str("status"));
+        string admin = await _api.AdminTokenAsync();
+        (await ReviewAsync(id, admin, "maybe")).ExpectError(HttpStatusCode.BadRequest, "invalid_request");
+        (await ReviewAsync(999_999, admin, "approve")).ExpectError(HttpStatusCode.NotFound, "payment_not_found");
+        var posted = await _api.PayAsync(payer, payee.WalletId, 10);
+        (await ReviewAsync(posted.Long("id"), admin, "approve")).ExpectError((HttpStatusCode)422, "payment_not_held");
+    }
+
+    [Fact]
+    public async Task A_rule_decline_is_fraud_suspected_and_names_the_payment_kept_as_declined()
+    {
+        var (payer, payee) = await _api.PairAsync(aliceDeposit: 100_000);
+        for (int i = 0; i < FraudServerFixture.MaxPerDay; i++) await _api.PayAsync(payer, payee.WalletId, 10);
+        var before = await _api.StateAsync(payer.WalletId);
+        var refused = await _api.PostAsync("/v1/payments", payer.Token, new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 10, currency = "USD" }, Api.NewKey());
+        refused.ExpectError((HttpStatusCode)422, "fraud_suspected");
+        long id = refused.Body!["error"]!.Long("payment_id");
+        // No money moved; the declined payment is in the account's history (NewestPaymentId), as any payment is.
+        Assert.Equal(before with { NewestPaymentId = id }, await _api.StateAsync(payer.WalletId));
+        var payment = await _api.PaymentAsync(id, payer.Token);
+        Assert.Equal("declined", payment.Str("status"));
+        Assert.Equal(["daily_limit_exceeded"], payment["fraud"]!["reasons"]!.AsArray().Select(r => r!.GetValue<string>()));
+        // In a batch, the declined item says so in its error; the others are unaffected.
+        var batch = (await _api.PostAsync("/v1/payments/batch", payer.Token, new { payments = new[] { new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 10, currency = "USD" } } }, Api.NewKey()))
+            .Expect(HttpStatusCode.OK);
+        var item = batch["results"]![0]!;
+        Assert.Equal(422, item.Long("status"));
+        Assert.Equal("fraud_suspected", item["error"]!.Str("code"));
+        Assert.True(item["error"]!.Long("payment_id") > id);
+    }
+
+    /// <summary>With no fraud settings at all, the embedded default model scores from the first payment.</summary>
+    [Fact]
+    public async Task By_default_the_embedded_model_scores_the_first_payment()
+    {
+        await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal))]);
+        Assert.Contains("fraud scoring on: model gbt-default-s1", server.Output, StringComparison.Ordinal);
+        var api = new Api(server);
+        var (payer, payee) = await api.PairAsync(aliceDeposit: 100_000);
+        var first = (await api.PostAsync("/v1/payments", payer.Token, new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 100, currency = "USD" }, Api.NewKey())).Body!;
+        // Whatever the model decides (posted, held, or declined with the payment named), the payment carries its score.
+        var payment = first["error"] is { } error ? await api.PaymentAsync(error.Long("payment_id"), payer.Token) : first;
+        Assert.Equal("gbt-default-s1", payment["fraud"]!.Str("model_version"));
+        Assert.InRange(payment["fraud"]!["score"]!.GetValue<double>(), 0, 1);
+    }
+}
