@@ -53,7 +53,14 @@ public struct Change
     /// <summary>The note a new Transfer or Authorize payment carries; otherwise null.</summary>
     public PaymentNote? Note;
 
-    /// <summary>True when the ledger's state changed: a successful command that is not the replay of an earlier one, or an expiry.</summary>
+    /// <summary>The version of the fraud model that scored <see cref="Payment"/> (its score and reasons are on it); otherwise null.</summary>
+    public string? FraudModelVersion;
+
+    /// <summary>
+    /// True when the ledger's state changed: a successful command that is not the replay of an earlier one, a payment
+    /// declined by fraud screening (kept as <see cref="PaymentStatus.Declined"/>, its id in the result), or an expiry.
+    /// </summary>
     public readonly bool ChangedState => Kind == ChangeKind.HoldExpired
-        || (Result.Code == ResultCode.Ok && !Result.Replayed && Command.Type != CommandType.Tick);
+        || (!Result.Replayed && Command.Type != CommandType.Tick
+            && (Result.Code == ResultCode.Ok || (Result.Code == ResultCode.FraudSuspected && Result.Id != 0)));
 }

@@ -80,6 +80,7 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
             expired.TimestampMs = command.TimestampMs;
             expired.Result = new CommandResult { Code = ResultCode.Ok, Id = paymentId };
             expired.Payment = _ledger.GetPayment(paymentId);
+            expired.FraudModelVersion = _ledger.GetFraudScore(paymentId)?.ModelVersion;
             expired.From = _ledger.GetAccount(expired.Payment.FromAccount);
             expired.To = _ledger.GetAccount(expired.Payment.ToAccount);
         }
@@ -107,10 +108,14 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
             case CommandType.Authorize:
             case CommandType.Capture:
             case CommandType.Void:
+            case CommandType.Review:
                 change.Payment = _ledger.GetPayment(id);
                 change.Note = change.Command.Type is CommandType.Transfer or CommandType.Authorize ? _ledger.GetPaymentNote(id) : null;
+                change.FraudModelVersion = _ledger.GetFraudScore(id)?.ModelVersion;
                 CapturePaymentAccounts(ref change);
                 break;
+            case CommandType.ConfigureFraud:
+                break; // settings and the model: ledger state, but nothing a row or an event shows
             case CommandType.Refund:
                 change.Payment = _ledger.GetPayment(id);
                 change.Parent = _ledger.GetPayment(change.Payment.ParentId);
