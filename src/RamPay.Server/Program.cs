@@ -266,6 +266,8 @@ public static class Program
                 BootstrapServers = options.Kafka.BootstrapServers,
                 Topic = options.Kafka.Topic,
                 CheckpointDirectory = Path.Combine(dataDirectory, "sinks"),
+                OpenTimeout = TimeSpan.FromMilliseconds(options.Kafka.OpenTimeoutMs),
+                WriteTimeout = TimeSpan.FromMilliseconds(options.Kafka.WriteTimeoutMs),
                 Log = message => Console.Error.WriteLine(Prefix + "kafka: " + message),
             }));
         }
