@@ -287,13 +287,7 @@ public static class Program
         if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
         if (options.Kafka.BootstrapServers.Length > 0)
         {
-            list.Add(new KafkaEventSink(new KafkaSinkOptions
-            {
-                BootstrapServers = options.Kafka.BootstrapServers,
-                Topic = options.Kafka.Topic,
-                CheckpointDirectory = Path.Combine(dataDirectory, "sinks"),
-                Log = message => Console.Error.WriteLine(Prefix + "kafka: " + message),
-            }));
+            list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(Path.Combine(dataDirectory, "sinks"), message => Console.Error.WriteLine(Prefix + "kafka: " + message))));
         }
         if (list.Count == 0) return null;
         var engineOptions = EngineOptionsFrom(options, dataDirectory);

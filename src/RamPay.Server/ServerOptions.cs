@@ -49,6 +49,21 @@ public sealed class ServerOptions
         /// <summary>Kafka bootstrap servers (host:port,...) the events go to; empty (the embedded default) = no Kafka sink.</summary>
         public string BootstrapServers { get; set; } = "";
         public string Topic { get; set; } = "rampay.events";
+        /// <summary>How long the sink waits for the brokers to describe the topic when it (re)connects before it fails and backs off.</summary>
+        public int OpenTimeoutMs { get; set; } = 10_000;
+        /// <summary>How long one batch may wait for the brokers' acknowledgements before the sink tears its producer down and re-sends from its checkpoint.</summary>
+        public int WriteTimeoutMs { get; set; } = 30_000;
+
+        /// <summary>The Kafka sink's options from these settings (one place for <see cref="Validate"/> and the server's start).</summary>
+        public RamPay.Kafka.KafkaSinkOptions ToSinkOptions(string checkpointDirectory, Action<string>? log = null) => new()
+        {
+            BootstrapServers = BootstrapServers,
+            Topic = Topic,
+            CheckpointDirectory = checkpointDirectory,
+            OpenTimeout = TimeSpan.FromMilliseconds(OpenTimeoutMs),
+            WriteTimeout = TimeSpan.FromMilliseconds(WriteTimeoutMs),
+            Log = log,
+        };
     }
 
     public sealed class SinkSettings
@@ -274,6 +289,20 @@ public sealed class ServerOptions
         if (Sinks.QueueBatches is < 1 or > 1024) throw new OptionsException("RamPay:Sinks:QueueBatches must be 1..1024");
         if (Sinks.DrainTimeoutMs < 0) throw new OptionsException("RamPay:Sinks:DrainTimeoutMs must not be negative");
         if (Kafka.BootstrapServers.Length > 0 && string.IsNullOrWhiteSpace(Kafka.Topic)) throw new OptionsException("RamPay:Kafka:Topic is empty");
+        if (Kafka.OpenTimeoutMs < 1 || Kafka.WriteTimeoutMs < 1) throw new OptionsException("RamPay:Kafka:OpenTimeoutMs and WriteTimeoutMs must be positive");
+        if (Kafka.BootstrapServers.Length > 0)
+        {
+            // The sink checks its options when it is made, which is only after the engine has recovered and journaled
+            // the bootstrap: checked here, a bad topic name is bad configuration (exit 2) and nothing is written first.
+            try
+            {
+                Kafka.ToSinkOptions("sinks").Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new OptionsException("RamPay:Kafka: " + e.Message);
+            }
+        }
         if (RateLimit.TcpCommandsPerSecond < 0 || RateLimit.TcpBurst < 0) throw new OptionsException("RamPay:RateLimit:TcpCommandsPerSecond and TcpBurst must not be negative");
         if (RateLimit.TcpBurst > 0 && RateLimit.TcpBurst < Tcp.MaxCommandsPerBatch)
             throw new OptionsException("RamPay:RateLimit:TcpBurst must be at least RamPay:Tcp:MaxCommandsPerBatch (a full frame must be able to pass), or 0");

@@ -50,32 +50,11 @@ public static class KafkaTestBroker
     /// </summary>
     public static List<Message> ReadAll(string topic, string? bootstrap = null, TimeSpan? timeout = null)
     {
-        bootstrap ??= Bootstrap;
-        var start = new ProcessStartInfo("kcat")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string arg in new[] { "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q" }) start.ArgumentList.Add(arg);
-        using var kcat = Process.Start(start) ?? throw new InvalidOperationException("kcat did not start (apt-get install kcat)");
+        using var kcat = StartKcat(topic, bootstrap ?? Bootstrap);
         var stderr = kcat.StandardError.ReadToEndAsync();
         var messages = new List<Message>();
         string? line;
-        while ((line = kcat.StandardOutput.ReadLine()) is not null)
-        {
-            using var json = JsonDocument.Parse(line);
-            var root = json.RootElement;
-            var headers = new Dictionary<string, string>();
-            if (root.TryGetProperty("headers", out var h))
-            {
-                var items = h.EnumerateArray().Select(e => e.GetString()!).ToArray();
-                for (int i = 0; i + 1 < items.Length; i += 2) headers[items[i]] = items[i + 1];
-            }
-            messages.Add(new Message(
-                root.GetProperty("partition").GetInt32(), root.GetProperty("offset").GetInt64(), root.GetProperty("ts").GetInt64(),
-                Encoding.UTF8.GetBytes(root.GetProperty("key").GetString() ?? ""), Encoding.UTF8.GetBytes(root.GetProperty("payload").GetString() ?? ""), headers));
-        }
+        while ((line = kcat.StandardOutput.ReadLine()) is not null) messages.Add(Parse(line));
         if (!kcat.WaitForExit((int)(timeout ?? TimeSpan.FromSeconds(60)).TotalMilliseconds))
         {
             kcat.Kill();
@@ -83,5 +62,55 @@ public static class KafkaTestBroker
         }
         Assert.True(kcat.ExitCode == 0, $"kcat exited with {kcat.ExitCode}: {stderr.Result}");
         return [.. messages.OrderBy(m => m.Partition).ThenBy(m => m.Offset)];
+    }
+
+    /// <summary><see cref="ReadAll"/> for async tests: the same read, awaited rather than blocking a thread.</summary>
+    public static async Task<List<Message>> ReadAllAsync(string topic, string? bootstrap = null, TimeSpan? timeout = null)
+    {
+        using var kcat = StartKcat(topic, bootstrap ?? Bootstrap);
+        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        var stderr = kcat.StandardError.ReadToEndAsync(cancel.Token);
+        var messages = new List<Message>();
+        try
+        {
+            string? line;
+            while ((line = await kcat.StandardOutput.ReadLineAsync(cancel.Token)) is not null) messages.Add(Parse(line));
+            await kcat.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            kcat.Kill();
+            throw new TimeoutException($"kcat did not finish reading {topic} from {bootstrap}");
+        }
+        Assert.True(kcat.ExitCode == 0, $"kcat exited with {kcat.ExitCode}: {await stderr}");
+        return [.. messages.OrderBy(m => m.Partition).ThenBy(m => m.Offset)];
+    }
+
+    private static Process StartKcat(string topic, string bootstrap)
+    {
+        var start = new ProcessStartInfo("kcat")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in new[] { "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q" }) start.ArgumentList.Add(arg);
+        return Process.Start(start) ?? throw new InvalidOperationException("kcat did not start (apt-get install kcat)");
+    }
+
+    /// <summary>One line of kcat's <c>-J</c> output.</summary>
+    private static Message Parse(string line)
+    {
+        using var json = JsonDocument.Parse(line);
+        var root = json.RootElement;
+        var headers = new Dictionary<string, string>();
+        if (root.TryGetProperty("headers", out var h))
+        {
+            var items = h.EnumerateArray().Select(e => e.GetString()!).ToArray();
+            for (int i = 0; i + 1 < items.Length; i += 2) headers[items[i]] = items[i + 1];
+        }
+        return new Message(
+            root.GetProperty("partition").GetInt32(), root.GetProperty("offset").GetInt64(), root.GetProperty("ts").GetInt64(),
+            Encoding.UTF8.GetBytes(root.GetProperty("key").GetString() ?? ""), Encoding.UTF8.GetBytes(root.GetProperty("payload").GetString() ?? ""), headers);
     }
 }
