@@ -20,14 +20,13 @@ public static class EventMapper
     /// <summary>No change gives more events than this (a new payment: created, then approved, authorized or flagged).</summary>
     public const int MaxEventsPerChange = 2;
 
-    // Values the fraud work appends to Core's persisted enums. They do not exist on this branch yet, so they are named
-    // here by number (the numbers are frozen once they land); when they do, replace each with the enum member.
+    // Short names for the fraud values of Core's persisted enums, as the mapper uses them.
     /// <summary><c>PaymentStatus.HeldForReview</c>: a Transfer or Authorize accepted but held until a review.</summary>
-    internal const PaymentStatus HeldForReview = (PaymentStatus)6;
+    internal const PaymentStatus HeldForReview = PaymentStatus.HeldForReview;
     /// <summary><c>ResultCode.FraudSuspected</c>: a payment refused by the fraud check.</summary>
-    internal const ResultCode FraudSuspected = (ResultCode)19;
+    internal const ResultCode FraudSuspected = ResultCode.FraudSuspected;
     /// <summary><c>CommandType.Review</c>: the decision on a held payment.</summary>
-    internal const CommandType Review = (CommandType)12;
+    internal const CommandType Review = CommandType.Review;
 
     /// <summary>Reasons written into events, besides result code names (<see cref="ResultCodes.Name"/>).</summary>
     public static class Reasons
@@ -67,8 +66,9 @@ public static class EventMapper
         {
             case CommandType.Tick:
             case CommandType.OpenAccount:
+            case CommandType.ConfigureFraud:
                 // A tick's expiries come as their own changes; an account's opening is not an event (a wallet's is
-                // part of UserRegistered, docs/events.md).
+                // part of UserRegistered, docs/events.md); fraud settings are configuration, not an event.
                 return 0;
             case CommandType.Deposit:
             case CommandType.Transfer:
@@ -127,8 +127,8 @@ public static class EventMapper
     }
 
     /// <summary>
-    /// A held payment's review (the fraud work's command, not on this branch yet): approved as what it was asked to be,
-    /// or turned down. Provisional until that command lands with its semantics; docs/events.md says so.
+    /// A held payment's review: approved as what it was asked to be (a transfer posted, an authorization open), or
+    /// declined (its hold released).
     /// </summary>
     private static int MapReview(in Change change, Span<MappedEvent> events)
     {
@@ -159,12 +159,7 @@ public static class EventMapper
     internal static bool IsIdempotencyConflict(ResultCode code) =>
         code is >= ResultCode.ExistsWithDifferentType and <= ResultCode.ExistsWithDifferentArgument;
 
-    /// <summary><see cref="ResultCodes.Name"/>, with the fraud work's code named before Core knows it.</summary>
-    internal static string ResultCodeName(ResultCode code)
-    {
-        string name = ResultCodes.Name(code);
-        return code == FraudSuspected && name.StartsWith("unknown_", StringComparison.Ordinal) ? "fraud_suspected" : name;
-    }
+    internal static string ResultCodeName(ResultCode code) => ResultCodes.Name(code);
 
     /// <summary>The event id: <c>{sequence}-{index}-{ordinal}</c>, unique and stable; docs/events.md.</summary>
     public static string EventId(long sequence, int index, int ordinal) =>

@@ -64,7 +64,7 @@ public sealed class PostgresSink : IChangeSink
                     id bigint, debits_posted bigint, credits_posted bigint, debits_pending bigint, credits_pending bigint,
                     frozen boolean, journal_sequence bigint) ON COMMIT DELETE ROWS;
                 CREATE TEMP TABLE IF NOT EXISTS stage_payments (
-                    id bigint, status text, captured bigint, refunded bigint, journal_sequence bigint) ON COMMIT DELETE ROWS;
+                    id bigint, status text, captured bigint, refunded bigint, journal_sequence bigint, fraud_reasons text[]) ON COMMIT DELETE ROWS;
                 """);
             _checkpoint = ReadCheckpoint(connection, null, forUpdate: false);
             _connection = connection;
@@ -139,7 +139,7 @@ public sealed class PostgresSink : IChangeSink
                 if (createsPayment)
                 {
                     _newPaymentIndex.Add(c.Payment.Id, _newPayments.Count);
-                    _newPayments.Add(new NewPayment(c.Payment, c.Note, c.Sequence, c.Sequence));
+                    _newPayments.Add(new NewPayment(c.Payment, c.Note, c.FraudModelVersion, c.Sequence, c.Sequence));
                 }
                 else
                 {
@@ -152,7 +152,14 @@ public sealed class PostgresSink : IChangeSink
             {
                 case CommandType.Deposit:
                 case CommandType.Transfer:
-                    Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Amount);
+                    // Only money that moved: a transfer held for review or declined by fraud screening posts nothing.
+                    if (c.Result.Code == ResultCode.Ok && c.Payment.Status == PaymentStatus.Posted)
+                        Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Amount);
+                    break;
+                case CommandType.Review:
+                    // An approved held transfer posts now; an approved authorization stays a hold; a decline moves nothing.
+                    if (c.Payment.Kind == PaymentKind.Transfer && c.Payment.Status == PaymentStatus.Posted)
+                        Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Amount);
                     break;
                 case CommandType.Capture:
                     if (c.Payment.Captured > 0) Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Captured);
@@ -249,7 +256,8 @@ public sealed class PostgresSink : IChangeSink
         if (_newPayments.Count == 0) return;
         using var w = connection.BeginBinaryImport("""
             COPY payments (id, kind, status, from_account_id, to_account_id, amount, captured, refunded, currency, parent_payment_id,
-                           description, webhook_url, created_at, expires_at, created_sequence, journal_sequence) FROM STDIN (FORMAT BINARY)
+                           description, webhook_url, created_at, expires_at, created_sequence, journal_sequence,
+                           fraud_score, fraud_model, fraud_reasons) FROM STDIN (FORMAT BINARY)
             """);
         foreach (var c in _newPayments)
         {
@@ -271,8 +279,24 @@ public sealed class PostgresSink : IChangeSink
             if (p.Kind == PaymentKind.Authorization) w.Write(Time(p.ExpiresAtMs), NpgsqlDbType.TimestampTz); else w.WriteNull();
             w.Write(c.CreatedSequence, NpgsqlDbType.Bigint);
             w.Write(c.Sequence, NpgsqlDbType.Bigint);
+            WriteFraud(w, p, c.FraudModel);
         }
         w.Complete();
+    }
+
+    /// <summary>A payment's fraud columns: null when it was not scored.</summary>
+    private static void WriteFraud(NpgsqlBinaryImporter w, in Payment p, string? model)
+    {
+        if (p.FraudModel == 0)
+        {
+            w.WriteNull();
+            w.WriteNull();
+            w.WriteNull();
+            return;
+        }
+        w.Write(p.FraudScore, NpgsqlDbType.Real);
+        if (model is null) w.WriteNull(); else w.Write(model, NpgsqlDbType.Text);
+        w.Write(RamPay.Fraud.FraudReasonNames.Names(p.FraudReasons).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text);
     }
 
     private void CopyEntries(NpgsqlConnection connection)
@@ -344,7 +368,7 @@ public sealed class PostgresSink : IChangeSink
     private void UpdatePayments(NpgsqlConnection connection, NpgsqlTransaction tx)
     {
         if (_changedPayments.Count == 0) return;
-        using (var w = connection.BeginBinaryImport("COPY stage_payments (id, status, captured, refunded, journal_sequence) FROM STDIN (FORMAT BINARY)"))
+        using (var w = connection.BeginBinaryImport("COPY stage_payments (id, status, captured, refunded, journal_sequence, fraud_reasons) FROM STDIN (FORMAT BINARY)"))
         {
             foreach (var (p, seq) in _changedPayments.Values)
             {
@@ -354,11 +378,13 @@ public sealed class PostgresSink : IChangeSink
                 w.Write(p.Captured, NpgsqlDbType.Bigint);
                 w.Write(p.Refunded, NpgsqlDbType.Bigint);
                 w.Write(seq, NpgsqlDbType.Bigint);
+                if (p.FraudModel == 0) w.WriteNull(); else w.Write(RamPay.Fraud.FraudReasonNames.Names(p.FraudReasons).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text);
             }
             w.Complete();
         }
         int updated = Execute(connection, tx, """
-            UPDATE payments p SET status = s.status, captured = s.captured, refunded = s.refunded, journal_sequence = s.journal_sequence
+            UPDATE payments p SET status = s.status, captured = s.captured, refunded = s.refunded, journal_sequence = s.journal_sequence,
+                fraud_reasons = coalesce(s.fraud_reasons, p.fraud_reasons)
             FROM stage_payments s WHERE p.id = s.id
             """);
         if (updated != _changedPayments.Count)
@@ -399,7 +425,7 @@ public sealed class PostgresSink : IChangeSink
     public void Dispose() => CloseConnection();
 
     /// <summary>A payment made in this batch: its latest state, and the record that made it.</summary>
-    private readonly record struct NewPayment(Payment Payment, PaymentNote? Note, long CreatedSequence, long Sequence);
+    private readonly record struct NewPayment(Payment Payment, PaymentNote? Note, string? FraudModel, long CreatedSequence, long Sequence);
 
     private readonly record struct Entry(long Sequence, short Index, long PaymentId, long AccountId, bool Debit, long Amount, Currency Currency, long AtMs);
 }
@@ -423,6 +449,8 @@ public static class PaymentNames
         PaymentStatus.Captured => "captured",
         PaymentStatus.Voided => "voided",
         PaymentStatus.Expired => "expired",
+        PaymentStatus.HeldForReview => "held_for_review",
+        PaymentStatus.Declined => "declined",
         _ => throw new ArgumentOutOfRangeException(nameof(status), status, "unknown payment status"),
     };
 }

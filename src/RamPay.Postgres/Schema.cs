@@ -102,6 +102,13 @@ public static class Schema
             );
             COMMENT ON TABLE sink_checkpoint IS 'The last RamPay journal record whose rows are in this database, written in the same transaction as those rows.';
             """),
+        new(2, "fraud screening: a payment's score, model version and reasons", """
+            ALTER TABLE payments
+                ADD COLUMN fraud_score    real,
+                ADD COLUMN fraud_model    text,
+                ADD COLUMN fraud_reasons  text[];
+            COMMENT ON COLUMN payments.fraud_score IS 'Fraud score 0..1 given in the writer (null: not scored); statuses held_for_review and declined come from it.';
+            """),
     ];
 
     /// <summary>Applies the migrations this database lacks; returns how many it applied.</summary>

@@ -284,6 +284,11 @@ public sealed class ServerOptions
         if (Auth.PasswordHashIterations is < 1 or > 10_000_000) throw new OptionsException("RamPay:Auth:PasswordHashIterations must be 1..10000000");
         if (RateLimit.RequestsPerSecond < 0 || RateLimit.Burst < 0) throw new OptionsException("RamPay:RateLimit values must not be negative");
         if (RateLimit.RequestsPerSecond > 0 && RateLimit.Burst < 1) throw new OptionsException("RamPay:RateLimit:Burst must be at least 1 when limiting");
+        if (Postgres.Connection.Length > 0)
+        {
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(Postgres.Connection); }
+            catch (ArgumentException e) { throw new OptionsException("RamPay:Postgres:Connection is not an Npgsql connection string: " + e.Message); }
+        }
         if (Sinks.MaxLagRecords < 0 || Sinks.MaxLagSeconds < 0) throw new OptionsException("RamPay:Sinks:MaxLagRecords and MaxLagSeconds must not be negative");
         if (Sinks.BatchChanges is < 1 or > 1_000_000) throw new OptionsException("RamPay:Sinks:BatchChanges must be 1..1000000");
         if (Sinks.QueueBatches is < 1 or > 1024) throw new OptionsException("RamPay:Sinks:QueueBatches must be 1..1024");
