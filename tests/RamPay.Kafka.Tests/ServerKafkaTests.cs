@@ -42,6 +42,11 @@ public sealed class ServerKafkaTests(ITestOutputHelper output)
         $"Engine:MaxPayments={1 << 20}",
         $"Engine:MaxOpenHolds={1 << 16}",
         $"Engine:IdempotencyMaxKeys={1 << 16}",
+        // Scoring stays on (each payment carries a score and model version into the sinks), but with thresholds
+        // above 1 the model never holds or declines: these tests pay from accounts opened a moment ago, which the
+        // default model finds suspicious. RamPay.Postgres.Tests holds and declines payments by rules instead.
+        "Fraud:ReviewThreshold=2",
+        "Fraud:DeclineThreshold=2",
         $"Kafka:BootstrapServers={bootstrap}",
         $"Kafka:Topic={topic}",
         .. more,

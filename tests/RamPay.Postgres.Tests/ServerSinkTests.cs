@@ -31,6 +31,11 @@ public sealed class ServerSinkTests(ITestOutputHelper output)
         $"Engine:MaxPayments={1 << 20}",
         $"Engine:MaxOpenHolds={1 << 16}",
         $"Engine:IdempotencyMaxKeys={1 << 16}",
+        // Scoring stays on (each payment carries a score and model version into the sinks), but with thresholds
+        // above 1 the model never holds or declines: these tests pay from accounts opened a moment ago, which the
+        // default model finds suspicious. A test below holds and declines payments by rules instead.
+        "Fraud:ReviewThreshold=2",
+        "Fraud:DeclineThreshold=2",
         $"Postgres:Connection={db.ConnectionString}",
         .. more,
     ];
@@ -303,5 +308,53 @@ public sealed class ServerSinkTests(ITestOutputHelper output)
         Assert.NotEqual("true", again.Header("Idempotent-Replayed"));
         await WaitForSinkAsync(api, CaughtUp, "the sink to write the retried payment");
         Assert.Equal(accepted4321 + 1, await db.ScalarAsync($"SELECT count(*) FROM payments WHERE from_account_id = {alice.WalletId} AND amount = {RefusedAmount}"));
+    }
+
+    [Fact]
+    public async Task Held_and_declined_payments_reach_the_database_with_their_fraud_columns_and_only_moved_money_has_entries()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var probe = await ServerProcess.StartAsync(Settings(db));
+        var probeApi = new Api(probe);
+        await WaitForSinkAsync(probeApi, CaughtUp, "the sink to catch up with the start-up records");
+        var alice = await probeApi.SignUpAsync(deposit: 100_000);
+        var bob = await probeApi.SignUpAsync();
+        var mallory = await probeApi.SignUpAsync();
+        Assert.Equal(0, await probe.StopAsync());
+
+        // The same data with rules that trip for certain: 5,000 or more is held, anything to mallory is declined.
+        await using var server = ServerProcess.OnDirectory(probe.DataDirectory, null,
+            Settings(db, "Sinks:BatchChanges=8", "Fraud:AmountThreshold=5000", $"Fraud:BlockedAccounts={mallory.WalletId}"));
+        await server.LaunchAsync();
+        var api = new Api(server);
+        string aliceToken = await api.LoginAsync(alice.Email, alice.Password);
+        alice = alice with { Token = aliceToken };
+        string admin = await api.AdminTokenAsync();
+
+        long posted = (await api.PayAsync(alice, bob.WalletId, 1_000)).Long("id");
+        var approvedHeld = await api.PayAsync(alice, bob.WalletId, 6_000);
+        Assert.Equal("held_for_review", approvedHeld.Str("status"));
+        var declinedHeld = await api.PayAsync(alice, bob.WalletId, 7_000);
+        var blocked = await api.PostAsync("/v1/payments", alice.Token, new { from_account = alice.WalletId, to_account = mallory.WalletId, amount = 100, currency = "USD" });
+        Assert.Equal((HttpStatusCode)422, blocked.Status);
+        long blockedId = blocked.Body!["error"]!.Long("payment_id");
+        (await api.PostAsync($"/v1/payments/{approvedHeld.Long("id")}/review", admin, new { decision = "approve" })).Expect(HttpStatusCode.OK);
+        (await api.PostAsync($"/v1/payments/{declinedHeld.Long("id")}/review", admin, new { decision = "decline" })).Expect(HttpStatusCode.OK);
+
+        await WaitForSinkAsync(api, CaughtUp, "the sink to write the fraud decisions");
+        async Task<(string Status, string? Reasons, bool Scored, long Entries)> Row(long id)
+        {
+            var rows = await db.RowsAsync($"SELECT status, array_to_string(fraud_reasons, ','), fraud_score IS NOT NULL AND fraud_model IS NOT NULL, (SELECT count(*) FROM ledger_entries e WHERE e.payment_id = p.id) FROM payments p WHERE id = {id}");
+            var r = Assert.Single(rows);
+            return ((string)r[0]!, r[1] as string, (bool)r[2]!, (long)r[3]!);
+        }
+        Assert.Equal(("posted", "", true, 2L), await Row(posted));
+        Assert.Equal(("posted", "amount_over_threshold,review_approved", true, 2L), await Row(approvedHeld.Long("id")));
+        Assert.Equal(("declined", "amount_over_threshold,review_declined", true, 0L), await Row(declinedHeld.Long("id")));
+        Assert.Equal(("declined", "blocked_account", true, 0L), await Row(blockedId));
+
+        Assert.Equal(0, await server.StopAsync());
+        long journalEnd = JournalVerifier.Verify(Path.Combine(server.DataDirectory, "journal")).LastSequence;
+        Mirror.AssertVerifyAgrees(db, server.DataDirectory, ServerLedger, journalEnd);
     }
 }
