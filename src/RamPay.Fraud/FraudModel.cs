@@ -40,7 +40,8 @@ public readonly record struct TreeNode(int Feature, double Value, int Left)
 /// u64 FNV-1a of every byte before it
 /// </code>
 /// where str is a u16 byte length and UTF-8. The logistic logit is bias + Σ weight·(x − mean)/scale; a split sends
-/// x ≤ threshold left; the score is the logistic function of the logit, computed with <see cref="DetMath"/>. (The scorer
+/// x ≤ threshold left, and an ensemble's logit is base + ((a0 + a1) + (a2 + a3)) with a_k the leaves of trees t ≡ k
+/// (mod 4) added in tree order; the score is the logistic function of the logit, computed with <see cref="DetMath"/>. (The scorer
 /// multiplies by 1/scale, computed once at load, rather than divide: the same on every machine, within an ulp of it.)
 /// </para>
 /// </summary>
