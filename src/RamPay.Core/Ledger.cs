@@ -206,6 +206,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         a.CreatedAtMs = now;
         a.Currency = c.Currency;
         a.Flags = (AccountFlags)c.Flags;
+        _fraud.AccountOpened(_accountCount); // feature memory now, not on the account's first scored payment
         return Ok(a.Id);
     }
 

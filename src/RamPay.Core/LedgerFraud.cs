@@ -29,7 +29,7 @@ public sealed partial class Ledger
     }
 
     private CommandResult ConfigureFraud(ReadOnlySpan<byte> attachment) =>
-        _fraud.TryConfigure(attachment) ? new CommandResult { Code = ResultCode.Ok } : Fail(ResultCode.InvalidCommand);
+        _fraud.TryConfigure(attachment, _accountCount) ? new CommandResult { Code = ResultCode.Ok } : Fail(ResultCode.InvalidCommand);
 
     /// <summary>Scores a payment whose checks all passed, and records it into both accounts' features.</summary>
     private FraudVerdict ScorePayment(in Command c, long now)

@@ -156,7 +156,11 @@ public sealed partial class Ledger
             ledger._idempotency.Add(command, result);
         }
         ledger._idempotency.RestoreCounters(evictedEarly, expired);
-        if (version >= FirstVersionWithFraud) ledger._fraud = RamPay.Fraud.FraudState.Read(r, ledger._accounts.Length, ledger.Options.FraudModels);
+        if (version >= FirstVersionWithFraud)
+        {
+            ledger._fraud = RamPay.Fraud.FraudState.Read(r, ledger._accounts.Length, ledger.Options.FraudModels);
+            ledger._fraud.ReserveOpenAccounts(accounts);
+        }
         if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
 
         ledger.VerifyInvariants();

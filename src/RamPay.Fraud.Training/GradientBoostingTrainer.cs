@@ -6,7 +6,7 @@ public sealed record GradientBoostingOptions
 {
     public int Trees { get; init; } = 60;
     public int MaxDepth { get; init; } = 4;
-    public double LearningRate { get; init; } = 0.2;
+    public double LearningRate { get; init; } = 0.3;
     /// <summary>L2 penalty on leaf values (XGBoost's lambda).</summary>
     public double L2 { get; init; } = 1.0;
     /// <summary>A split must leave at least this much hessian (about p(1-p) per row) on each side.</summary>
@@ -14,6 +14,12 @@ public sealed record GradientBoostingOptions
     /// <summary>Candidate thresholds per feature: quantiles of its training values.</summary>
     public int MaxBins { get; init; } = 64;
     public double MinGain { get; init; } = 1e-6;
+    /// <summary>
+    /// Oblivious trees (as CatBoost grows them): one split per level, shared by every node of that level. A tree is then
+    /// scored by <see cref="MaxDepth"/> independent comparisons whose bits index its leaf, with no chain of dependent
+    /// loads; false grows ordinary trees (each node its own best split).
+    /// </summary>
+    public bool Oblivious { get; init; } = true;
 
     public void Validate()
     {
@@ -70,6 +76,7 @@ public static class GradientBoostingTrainer
         var gain = new double[d];
         var trees = new List<TreeNode[]>(options.Trees);
         var builder = new TreeBuilder(d, maxBins, bins, edges, g, h, order, scratch, options, gain);
+        var oblivious = new ObliviousBuilder(d, maxBins, bins, edges, g, h, options, gain);
 
         for (int t = 0; t < options.Trees; t++)
         {
@@ -79,14 +86,14 @@ public static class GradientBoostingTrainer
                 g[r] = p - label[r];
                 h[r] = Math.Max(p * (1 - p), 1e-12);
             }
-            var (tree, leafOf) = builder.Build(n);
+            var (tree, leafOf) = options.Oblivious ? oblivious.Build(n) : builder.Build(n);
             for (int r = 0; r < n; r++) logit[r] += tree[leafOf[r]].Value;
             trees.Add(tree);
         }
 
         var meta = new List<KeyValuePair<string, string>>
         {
-            new("algorithm", "gradient-boosted trees, log-loss, histogram splits"),
+            new("algorithm", options.Oblivious ? "gradient-boosted oblivious trees, log-loss, histogram splits" : "gradient-boosted trees, log-loss, histogram splits"),
             new("trees", options.Trees.ToString(CultureInfo.InvariantCulture)),
             new("max_depth", options.MaxDepth.ToString(CultureInfo.InvariantCulture)),
             new("learning_rate", options.LearningRate.ToString("R", CultureInfo.InvariantCulture)),
@@ -132,6 +139,96 @@ public static class GradientBoostingTrainer
             if (x <= cuts[mid]) hi = mid; else lo = mid + 1;
         }
         return lo;
+    }
+
+    /// <summary>
+    /// Grows one oblivious tree level by level: at each level every row's node so far is known (its path bits), one
+    /// histogram per node is built in a single pass over the rows, and the (feature, cut) with the largest total gain
+    /// over all nodes splits them all. A node whose children would fall below the minimum hessian adds no gain for
+    /// that cut (it still splits; its sparse leaf is held near zero by λ). Stops early, with shallower complete
+    /// levels, when no cut gains anything.
+    /// </summary>
+    private sealed class ObliviousBuilder(int d, int maxBins, byte[] bins, double[][] edges, double[] g, double[] h, GradientBoostingOptions o, double[] gain)
+    {
+        private int[] _node = [];
+
+        public (TreeNode[] Tree, int[] LeafOf) Build(int n)
+        {
+            if (_node.Length != n) _node = new int[n];
+            Array.Clear(_node);
+            var splits = new List<(int Feature, int Bin)>();
+            for (int level = 0; level < o.MaxDepth; level++)
+            {
+                int nodes = 1 << level;
+                var hist = new double[nodes * d * maxBins * 2];
+                var totals = new double[nodes * 2];
+                for (int r = 0; r < n; r++)
+                {
+                    int node = _node[r];
+                    double gr = g[r], hr = h[r];
+                    totals[2 * node] += gr;
+                    totals[2 * node + 1] += hr;
+                    int row = r * d, at0 = node * d * maxBins;
+                    for (int j = 0; j < d; j++)
+                    {
+                        int at = (at0 + j * maxBins + bins[row + j]) * 2;
+                        hist[at] += gr;
+                        hist[at + 1] += hr;
+                    }
+                }
+                int bestFeature = -1, bestBin = -1;
+                double bestGain = o.MinGain;
+                for (int j = 0; j < d; j++)
+                {
+                    int cuts = edges[j].Length;
+                    var gl = new double[nodes];
+                    var hl = new double[nodes];
+                    for (int b = 0; b < cuts; b++)
+                    {
+                        double total = 0;
+                        for (int node = 0; node < nodes; node++)
+                        {
+                            int at = ((node * d + j) * maxBins + b) * 2;
+                            gl[node] += hist[at];
+                            hl[node] += hist[at + 1];
+                            double gt = totals[2 * node], ht = totals[2 * node + 1];
+                            double gr = gt - gl[node], hr = ht - hl[node];
+                            if (hl[node] < o.MinChildHessian || hr < o.MinChildHessian) continue;
+                            total += gl[node] * gl[node] / (hl[node] + o.L2) + gr * gr / (hr + o.L2) - gt * gt / (ht + o.L2);
+                        }
+                        if (total > bestGain)
+                        {
+                            bestGain = total;
+                            bestFeature = j;
+                            bestBin = b;
+                        }
+                    }
+                }
+                if (bestFeature < 0) break;
+                gain[bestFeature] += bestGain;
+                splits.Add((bestFeature, bestBin));
+                for (int r = 0; r < n; r++) _node[r] = 2 * _node[r] + (bins[r * d + bestFeature] > bestBin ? 1 : 0);
+            }
+
+            // Leaves: −G/(H+λ) per path, times the learning rate.
+            int depth = splits.Count, leaves = 1 << depth;
+            var lg = new double[leaves];
+            var lh = new double[leaves];
+            for (int r = 0; r < n; r++) { lg[_node[r]] += g[r]; lh[_node[r]] += h[r]; }
+            // As a complete tree in breadth-first order: level k's nodes are 2^k − 1 .. 2^(k+1) − 2, children of i at 2i+1, 2i+2.
+            int inner = leaves - 1;
+            var tree = new TreeNode[inner + leaves];
+            for (int i = 0; i < inner; i++)
+            {
+                int level = 31 - System.Numerics.BitOperations.LeadingZeroCount((uint)(i + 1));
+                var (feature, bin) = splits[level];
+                tree[i] = TreeNode.Split(feature, edges[feature][bin], 2 * i + 1);
+            }
+            for (int leaf = 0; leaf < leaves; leaf++) tree[inner + leaf] = TreeNode.Leaf(-lg[leaf] / (lh[leaf] + o.L2) * o.LearningRate);
+            var leafOf = new int[n];
+            for (int r = 0; r < n; r++) leafOf[r] = inner + _node[r];
+            return (tree, leafOf);
+        }
     }
 
     private sealed class TreeBuilder(int d, int maxBins, byte[] bins, double[][] edges, double[] g, double[] h, int[] order, int[] scratch,

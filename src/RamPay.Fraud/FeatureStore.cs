@@ -5,7 +5,7 @@ namespace RamPay.Fraud;
 /// <summary>
 /// The fraud features of every account, kept up to date one payment at a time on the writer thread.
 /// <para>
-/// Each account has a fixed-size state (672 bytes): sliding windows as rings of time buckets (1 minute = six
+/// Each account has a fixed-size state (696 bytes): sliding windows as rings of time buckets (1 minute = six
 /// 10-second buckets, 1 hour = six 10-minute buckets, 24 hours = twelve 2-hour buckets), the running mean and
 /// variance of its log amounts (Welford), the time of its last payment, and its last <see cref="RecentPayees"/>
 /// distinct payees. A window at time t holds the payments whose bucket is one of the last B buckets up to and
@@ -103,11 +103,15 @@ public sealed class FeatureStore
         int i1m = Slot(b1m, Buckets1m), i1h = Slot(b1h, Buckets1h), i24h = Slot(b24h, Buckets24h);
         int newOne = isNew ? 1 : 0;
         // Each window keeps the total of its buckets beside them, so reading a window is one load.
-        s.TotalCount1m += Increment(ref s.Count1m[i1m], 1); s.TotalSum1m += AddSaturating(ref s.Sum1m[i1m], p.Amount);
-        s.TotalCount1h += Increment(ref s.Count1h[i1h], 1); s.TotalSum1h += AddSaturating(ref s.Sum1h[i1h], p.Amount); s.TotalNew1h += Increment(ref s.New1h[i1h], newOne);
-        s.TotalCount24h += Increment(ref s.Count24h[i24h], 1); s.TotalSum24h += AddSaturating(ref s.Sum24h[i24h], p.Amount); s.TotalNew24h += Increment(ref s.New24h[i24h], newOne);
+        ref var o1m = ref s.Out1m[i1m];
+        ref var o1h = ref s.Out1h[i1h];
+        ref var o24h = ref s.Out24h[i24h];
+        s.TotalCount1m += Increment(ref o1m.Count, 1); s.TotalSum1m += AddSaturating(ref o1m.Sum, p.Amount);
+        s.TotalCount1h += Increment(ref o1h.Count, 1); s.TotalSum1h += AddSaturating(ref o1h.Sum, p.Amount); s.TotalNew1h += Increment(ref o1h.New, newOne);
+        s.TotalCount24h += Increment(ref o24h.Count, 1); s.TotalSum24h += AddSaturating(ref o24h.Sum, p.Amount); s.TotalNew24h += Increment(ref o24h.New, newOne);
+        ref var in24h = ref r.In24h[i24h];
         r.TotalIn1h += Increment(ref r.In1h[i1h], 1);
-        r.TotalIn24h += Increment(ref r.In24h[i24h], 1); r.TotalInNew24h += Increment(ref r.InNew24h[i24h], newOne);
+        r.TotalIn24h += Increment(ref in24h.In, 1); r.TotalInNew24h += Increment(ref in24h.New, newOne);
         if (s.SentTotal < int.MaxValue)
         {
             // Welford's update of the mean and the sum of squared deviations.
@@ -119,6 +123,16 @@ public sealed class FeatureStore
         }
         s.LastSentMs = now;
         MoveToFront(ref s.Payees, known < 0 ? RecentPayees - 1 : known, p.To);
+    }
+
+    /// <summary>
+    /// Allocates the chunk that will hold this account's state, if it is not there yet: the ledger calls it when an
+    /// account opens (and for every account when scoring is switched on), so that scoring a payment never allocates.
+    /// </summary>
+    public void Reserve(int accountId)
+    {
+        if (accountId < 1 || accountId > MaxAccounts) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, $"account ids are 1..{MaxAccounts}");
+        _chunks[(accountId - 1) >> ChunkShift] ??= new AccountState[ChunkSize];
     }
 
     /// <summary>The state of an account, created (zeroed, with its chunk if need be) on first use.</summary>
@@ -151,9 +165,9 @@ public sealed class FeatureStore
         {
             for (long k = Math.Max(a.Head1m + 1, b1m - Buckets1m + 1); k <= b1m; k++)
             {
-                int i = Slot(k, Buckets1m);
-                a.TotalCount1m -= a.Count1m[i]; a.TotalSum1m -= a.Sum1m[i];
-                a.Count1m[i] = 0; a.Sum1m[i] = 0;
+                ref var slot = ref a.Out1m[Slot(k, Buckets1m)];
+                a.TotalCount1m -= slot.Count; a.TotalSum1m -= slot.Sum;
+                slot = default;
             }
             a.Head1m = b1m;
         }
@@ -161,9 +175,9 @@ public sealed class FeatureStore
         {
             for (long k = Math.Max(a.Head1h + 1, b1h - Buckets1h + 1); k <= b1h; k++)
             {
-                int i = Slot(k, Buckets1h);
-                a.TotalCount1h -= a.Count1h[i]; a.TotalSum1h -= a.Sum1h[i]; a.TotalNew1h -= a.New1h[i];
-                a.Count1h[i] = 0; a.Sum1h[i] = 0; a.New1h[i] = 0;
+                ref var slot = ref a.Out1h[Slot(k, Buckets1h)];
+                a.TotalCount1h -= slot.Count; a.TotalSum1h -= slot.Sum; a.TotalNew1h -= slot.New;
+                slot = default;
             }
             a.Head1h = b1h;
         }
@@ -171,9 +185,9 @@ public sealed class FeatureStore
         {
             for (long k = Math.Max(a.Head24h + 1, b24h - Buckets24h + 1); k <= b24h; k++)
             {
-                int i = Slot(k, Buckets24h);
-                a.TotalCount24h -= a.Count24h[i]; a.TotalSum24h -= a.Sum24h[i]; a.TotalNew24h -= a.New24h[i];
-                a.Count24h[i] = 0; a.Sum24h[i] = 0; a.New24h[i] = 0;
+                ref var slot = ref a.Out24h[Slot(k, Buckets24h)];
+                a.TotalCount24h -= slot.Count; a.TotalSum24h -= slot.Sum; a.TotalNew24h -= slot.New;
+                slot = default;
             }
             a.Head24h = b24h;
         }
@@ -198,9 +212,9 @@ public sealed class FeatureStore
         {
             for (long k = Math.Max(a.InHead24h + 1, b24h - Buckets24h + 1); k <= b24h; k++)
             {
-                int i = Slot(k, Buckets24h);
-                a.TotalIn24h -= a.In24h[i]; a.TotalInNew24h -= a.InNew24h[i];
-                a.In24h[i] = 0; a.InNew24h[i] = 0;
+                ref var slot = ref a.In24h[Slot(k, Buckets24h)];
+                a.TotalIn24h -= slot.In; a.TotalInNew24h -= slot.New;
+                slot = default;
             }
             a.InHead24h = b24h;
         }
@@ -243,9 +257,11 @@ public sealed class FeatureStore
     {
         long c1m = 0, c1h = 0, n1h = 0, i1h = 0, c24h = 0, n24h = 0, i24h = 0, j24h = 0;
         double d1m = 0, d1h = 0, d24h = 0;
-        for (int i = 0; i < Buckets1m; i++) { c1m += a.Count1m[i]; d1m += a.Sum1m[i]; }
-        for (int i = 0; i < Buckets1h; i++) { c1h += a.Count1h[i]; n1h += a.New1h[i]; i1h += a.In1h[i]; d1h += a.Sum1h[i]; }
-        for (int i = 0; i < Buckets24h; i++) { c24h += a.Count24h[i]; n24h += a.New24h[i]; i24h += a.In24h[i]; j24h += a.InNew24h[i]; d24h += a.Sum24h[i]; }
+        foreach (var o in a.Out1m) { c1m += o.Count; d1m += o.Sum; }
+        foreach (var o in a.Out1h) { c1h += o.Count; n1h += o.New; d1h += o.Sum; }
+        foreach (int v in a.In1h) i1h += v;
+        foreach (var o in a.Out24h) { c24h += o.Count; n24h += o.New; d24h += o.Sum; }
+        foreach (var v in a.In24h) { i24h += v.In; j24h += v.New; }
         if (fix)
         {
             a.TotalCount1m = c1m; a.TotalSum1m = d1m; a.TotalCount1h = c1h; a.TotalNew1h = n1h; a.TotalSum1h = d1h; a.TotalIn1h = i1h;
@@ -330,17 +346,18 @@ public sealed class FeatureStore
         w.Write(a.InHead1h); w.Write(a.InHead24h);
         w.Write(a.Head1m); w.Write(a.Head1h); w.Write(a.Head24h);
         w.Write(a.LastSentMs); w.Write(a.MeanLog2); w.Write(a.M2Log2); w.Write(a.SentTotal);
-        foreach (int v in a.Count1m) w.Write(v);
-        foreach (long v in a.Sum1m) w.Write(v);
-        foreach (int v in a.Count1h) w.Write(v);
-        foreach (long v in a.Sum1h) w.Write(v);
-        foreach (int v in a.New1h) w.Write(v);
+        // Per window, per field, bucket by bucket.
+        foreach (var o in a.Out1m) w.Write(o.Count);
+        foreach (var o in a.Out1m) w.Write(o.Sum);
+        foreach (var o in a.Out1h) w.Write(o.Count);
+        foreach (var o in a.Out1h) w.Write(o.Sum);
+        foreach (var o in a.Out1h) w.Write(o.New);
         foreach (int v in a.In1h) w.Write(v);
-        foreach (int v in a.Count24h) w.Write(v);
-        foreach (long v in a.Sum24h) w.Write(v);
-        foreach (int v in a.New24h) w.Write(v);
-        foreach (int v in a.In24h) w.Write(v);
-        foreach (int v in a.InNew24h) w.Write(v);
+        foreach (var o in a.Out24h) w.Write(o.Count);
+        foreach (var o in a.Out24h) w.Write(o.Sum);
+        foreach (var o in a.Out24h) w.Write(o.New);
+        foreach (var v in a.In24h) w.Write(v.In);
+        foreach (var v in a.In24h) w.Write(v.New);
         foreach (int v in a.Payees) w.Write(v);
     }
 
@@ -351,9 +368,17 @@ public sealed class FeatureStore
         a.LastSentMs = r.ReadInt64(); a.MeanLog2 = r.ReadDouble(); a.M2Log2 = r.ReadDouble(); a.SentTotal = r.ReadInt32();
         if (a.SentTotal < 0 || !double.IsFinite(a.MeanLog2) || !(a.M2Log2 >= 0) || double.IsPositiveInfinity(a.M2Log2))
             throw new InvalidDataException("fraud feature state: an account's running statistics are out of range");
-        ReadCounts(r, a.Count1m); ReadSums(r, a.Sum1m);
-        ReadCounts(r, a.Count1h); ReadSums(r, a.Sum1h); ReadCounts(r, a.New1h); ReadCounts(r, a.In1h);
-        ReadCounts(r, a.Count24h); ReadSums(r, a.Sum24h); ReadCounts(r, a.New24h); ReadCounts(r, a.In24h); ReadCounts(r, a.InNew24h);
+        foreach (ref var o in (Span<OutSlot>)a.Out1m) o.Count = Count(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out1m) o.Sum = Sum(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out1h) o.Count = Count(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out1h) o.Sum = Sum(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out1h) o.New = Count(r);
+        foreach (ref int v in (Span<int>)a.In1h) v = Count(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out24h) o.Count = Count(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out24h) o.Sum = Sum(r);
+        foreach (ref var o in (Span<OutSlot>)a.Out24h) o.New = Count(r);
+        foreach (ref var v in (Span<InSlot>)a.In24h) v.In = Count(r);
+        foreach (ref var v in (Span<InSlot>)a.In24h) v.New = Count(r);
         Span<int> payees = a.Payees;
         for (int i = 0; i < payees.Length; i++)
         {
@@ -363,27 +388,43 @@ public sealed class FeatureStore
         }
     }
 
-    private static void ReadCounts(BinaryReader r, Span<int> into)
+    private static int Count(BinaryReader r)
     {
-        for (int i = 0; i < into.Length; i++)
-            if ((into[i] = r.ReadInt32()) < 0) throw new InvalidDataException("fraud feature state: a negative count");
+        int v = r.ReadInt32();
+        return v >= 0 ? v : throw new InvalidDataException("fraud feature state: a negative count");
     }
 
-    private static void ReadSums(BinaryReader r, Span<long> into)
+    private static long Sum(BinaryReader r)
     {
-        for (int i = 0; i < into.Length; i++)
-            if ((into[i] = r.ReadInt64()) < 0) throw new InvalidDataException("fraud feature state: a negative sum");
+        long v = r.ReadInt64();
+        return v >= 0 ? v : throw new InvalidDataException("fraud feature state: a negative sum");
+    }
+
+    /// <summary>One bucket of the paying side: its payments, their sum, and how many went to a new payee (1 minute: unused).</summary>
+    internal struct OutSlot
+    {
+        public long Sum;
+        public int Count;
+        public int New;
+    }
+
+    /// <summary>One 2-hour bucket of the paid-to side: payments received, and from senders paying for the first time.</summary>
+    internal struct InSlot
+    {
+        public int In;
+        public int New;
     }
 
     [InlineArray(Buckets1m)] internal struct Ring6Int { private int _e; }
-    [InlineArray(Buckets1m)] internal struct Ring6Long { private long _e; }
-    [InlineArray(Buckets24h)] internal struct Ring12Int { private int _e; }
-    [InlineArray(Buckets24h)] internal struct Ring12Long { private long _e; }
+    [InlineArray(Buckets1m)] internal struct Ring6Out { private OutSlot _e; }
+    [InlineArray(Buckets24h)] internal struct Ring12Out { private OutSlot _e; }
+    [InlineArray(Buckets24h)] internal struct Ring12In { private InSlot _e; }
     [InlineArray(RecentPayees)] internal struct PayeeList { private int _e; }
 
     /// <summary>
-    /// One account's features: fixed size, no references. The paid-to side comes first with its own ring heads (a
-    /// payment reads and writes about three cache lines of its receiver), then the paying side.
+    /// One account's features: fixed size, no references. The paid-to side comes first with its own ring heads and
+    /// totals (64 bytes, then its 2-hour buckets), then the paying side's scalars and totals, then its buckets, each
+    /// bucket's fields together: a payment touches about six cache lines of its sender and two of its receiver.
     /// </summary>
     internal struct AccountState
     {
@@ -391,21 +432,18 @@ public sealed class FeatureStore
         public long InHead1h, InHead24h;
         public long TotalIn1h, TotalIn24h, TotalInNew24h;
         public Ring6Int In1h;
-        public Ring12Int In24h, InNew24h;
+        public Ring12In In24h;
         // Paying side.
         public long Head1m, Head1h, Head24h;
         public long LastSentMs;
         public double MeanLog2, M2Log2;
-        public int SentTotal;
-        public bool Touched;
         public long TotalCount1m, TotalCount1h, TotalNew1h, TotalCount24h, TotalNew24h;
         public double TotalSum1m, TotalSum1h, TotalSum24h;
+        public int SentTotal;
+        public bool Touched;
         public PayeeList Payees;
-        public Ring6Int Count1m;
-        public Ring6Long Sum1m;
-        public Ring6Int Count1h, New1h;
-        public Ring6Long Sum1h;
-        public Ring12Int Count24h, New24h;
-        public Ring12Long Sum24h;
+        public Ring6Out Out1m;
+        public Ring6Out Out1h;
+        public Ring12Out Out24h;
     }
 }

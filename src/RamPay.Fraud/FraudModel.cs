@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -39,7 +40,8 @@ public readonly record struct TreeNode(int Feature, double Value, int Left)
 /// u64 FNV-1a of every byte before it
 /// </code>
 /// where str is a u16 byte length and UTF-8. The logistic logit is bias + Σ weight·(x − mean)/scale; a split sends
-/// x ≤ threshold left; the score is the logistic function of the logit, computed with <see cref="DetMath"/>. (The scorer
+/// x ≤ threshold left, and an ensemble's logit is base + ((a0 + a1) + (a2 + a3)) with a_k the leaves of trees t ≡ k
+/// (mod 4) added in tree order; the score is the logistic function of the logit, computed with <see cref="DetMath"/>. (The scorer
 /// multiplies by 1/scale, computed once at load, rather than divide: the same on every machine, within an ulp of it.)
 /// </para>
 /// </summary>
@@ -65,6 +67,17 @@ public sealed class FraudModel
     private readonly byte[] _fastFeature = [];
     private readonly double[] _fastThreshold = [];
     private readonly double[] _fastLeaf = [];
+    // When every level of every (completed) tree splits all its nodes on one (feature, threshold) — oblivious trees,
+    // as the trainer grows them — a tree is scored by _depth independent comparisons whose bits, first level most
+    // significant, index its leaf: no comparison waits for another. Null otherwise.
+    private readonly byte[]? _levelFeature;
+    private readonly double[]? _levelThreshold;
+    // Oblivious trees of depth at most 4, four levels to a vector: lane k compares level k (unused levels compare
+    // feature 0 with +∞: never greater), the comparison's sign bits (lane k = bit k) index the tree's 16 leaves, which
+    // are stored in that order. One vector compare per tree. Null when the trees are deeper or not oblivious.
+    private readonly int[]? _vectorFeature;
+    private readonly double[]? _vectorThreshold;
+    private readonly double[]? _vectorLeaf;
 
     private struct Node
     {
@@ -90,8 +103,59 @@ public sealed class FraudModel
         _nodes = nodes;
         Sha256 = SHA256.HashData(bytes);
         if (kind == FraudModelKind.TreeEnsemble && BuildComplete(roots, nodes, featureCount) is { } fast)
+        {
             (_depth, _fastFeature, _fastThreshold, _fastLeaf) = fast;
+            (_levelFeature, _levelThreshold) = Levels(roots.Length, _depth, _fastFeature, _fastThreshold);
+            if (_levelFeature is not null && _depth <= 4)
+                (_vectorFeature, _vectorThreshold, _vectorLeaf) = Vectorize(roots.Length, _depth, _levelFeature, _levelThreshold!, _fastLeaf);
+        }
     }
+
+    private static (int[], double[], double[]) Vectorize(int trees, int depth, byte[] levelFeature, double[] levelThreshold, double[] leaf)
+    {
+        var feature = new int[trees * 4];
+        var threshold = new double[trees * 4];
+        var leaves = new double[trees * 16];
+        for (int t = 0; t < trees; t++)
+        {
+            for (int k = 0; k < 4; k++)
+            {
+                feature[t * 4 + k] = k < depth ? levelFeature[t * depth + k] : 0;
+                threshold[t * 4 + k] = k < depth ? levelThreshold[t * depth + k] : double.PositiveInfinity;
+            }
+            for (int mask = 0; mask < 16; mask++)
+            {
+                // The node walk's leaf: level 0's bit is the most significant of `depth` bits; levels past depth never set bits.
+                int index = 0;
+                for (int k = 0; k < depth; k++) index = (index << 1) | ((mask >> k) & 1);
+                leaves[t * 16 + mask] = (mask >> depth) == 0 ? leaf[t * (1 << depth) + index] : double.NaN; // unreachable masks
+            }
+        }
+        return (feature, threshold, leaves);
+    }
+
+    /// <summary>Whether all nodes of each level of each complete tree share their split; if so, those splits per level.</summary>
+    private static (byte[]?, double[]?) Levels(int trees, int depth, byte[] feature, double[] threshold)
+    {
+        int inner = (1 << depth) - 1;
+        var levelFeature = new byte[trees * depth];
+        var levelThreshold = new double[trees * depth];
+        for (int t = 0; t < trees; t++)
+        {
+            for (int level = 0; level < depth; level++)
+            {
+                int first = t * inner + (1 << level) - 1, count = 1 << level;
+                for (int k = 1; k < count; k++)
+                    if (feature[first + k] != feature[first] || threshold[first + k] != threshold[first]) return (null, null);
+                levelFeature[t * depth + level] = feature[first];
+                levelThreshold[t * depth + level] = threshold[first];
+            }
+        }
+        return (levelFeature, levelThreshold);
+    }
+
+    /// <summary>True when the trees are oblivious (scored by independent comparisons per level).</summary>
+    public bool IsOblivious => _levelFeature is not null;
 
     private static (int Depth, byte[] Feature, double[] Threshold, double[] Leaf)? BuildComplete(int[] roots, Node[] nodes, int featureCount)
     {
@@ -171,33 +235,106 @@ public sealed class FraudModel
             for (int i = 0; i < weights.Length; i++) z += weights[i] * ((features[i] - mean[i]) * scale[i]);
             return z;
         }
+        if (_vectorFeature is not null) return SumOfVectorLeaves(features);
+        if (_levelFeature is not null) return SumOfObliviousLeaves(features);
         return _depth > 0 ? SumOfLeaves(features) : NodeWalkLogit(features);
+    }
+
+    /// <summary>
+    /// How every path adds up a tree ensemble: tree t's leaf goes to accumulator t mod 4 (in tree order), then
+    /// bias + ((a0 + a1) + (a2 + a3)). Four chains of additions instead of one, the same in every path, so every path
+    /// gives the same logit bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private double Total(double a0, double a1, double a2, double a3) => _bias + ((a0 + a1) + (a2 + a3));
+
+    /// <summary>As <see cref="SumOfObliviousLeaves"/>, one 4-lane compare per tree; the same sum, bit for bit.</summary>
+    private double SumOfVectorLeaves(ReadOnlySpan<double> features)
+    {
+        int trees = _roots.Length;
+        ref double x = ref MemoryMarshal.GetReference(features);
+        ref int feature = ref MemoryMarshal.GetArrayDataReference(_vectorFeature!);
+        ref double threshold = ref MemoryMarshal.GetArrayDataReference(_vectorThreshold!);
+        ref double leaf = ref MemoryMarshal.GetArrayDataReference(_vectorLeaf!);
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int t = 0;
+        for (; t + 4 <= trees; t += 4)
+        {
+            a0 += VectorLeaf(ref x, ref feature, ref threshold, ref leaf, 0);
+            a1 += VectorLeaf(ref x, ref feature, ref threshold, ref leaf, 1);
+            a2 += VectorLeaf(ref x, ref feature, ref threshold, ref leaf, 2);
+            a3 += VectorLeaf(ref x, ref feature, ref threshold, ref leaf, 3);
+            feature = ref Unsafe.Add(ref feature, 16);
+            threshold = ref Unsafe.Add(ref threshold, 16);
+            leaf = ref Unsafe.Add(ref leaf, 64);
+        }
+        for (int k = 0; t < trees; t++, k++)
+        {
+            double v = VectorLeaf(ref x, ref feature, ref threshold, ref leaf, k);
+            if (k == 0) a0 += v; else if (k == 1) a1 += v; else a2 += v;
+        }
+        return Total(a0, a1, a2, a3);
+    }
+
+    /// <summary>The leaf of the k-th tree from the given position: four comparisons in one, their sign bits the leaf's index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double VectorLeaf(ref double x, ref int feature, ref double threshold, ref double leaf, int k)
+    {
+        ref int f = ref Unsafe.Add(ref feature, 4 * k);
+        var values = Vector256.Create(
+            Unsafe.Add(ref x, f), Unsafe.Add(ref x, Unsafe.Add(ref f, 1)), Unsafe.Add(ref x, Unsafe.Add(ref f, 2)), Unsafe.Add(ref x, Unsafe.Add(ref f, 3)));
+        uint mask = Vector256.GreaterThan(values, Vector256.LoadUnsafe(ref threshold, (nuint)(4 * k))).ExtractMostSignificantBits();
+        return Unsafe.Add(ref leaf, 16 * k + (int)mask);
+    }
+
+    /// <summary>The bias plus one leaf per oblivious tree, added up as <see cref="Total"/> says: the same sum as the node walk, bit for bit.</summary>
+    private double SumOfObliviousLeaves(ReadOnlySpan<double> features)
+    {
+        int depth = _depth, leaves = 1 << depth, trees = _roots.Length;
+        ref double x = ref MemoryMarshal.GetReference(features);
+        ref byte feature = ref MemoryMarshal.GetArrayDataReference(_levelFeature!);
+        ref double threshold = ref MemoryMarshal.GetArrayDataReference(_levelThreshold!);
+        ref double leaf = ref MemoryMarshal.GetArrayDataReference(_fastLeaf);
+        Span<double> acc = stackalloc double[4];
+        acc.Clear();
+        for (int t = 0; t < trees; t++)
+        {
+            int index = 0;
+            for (int level = 0; level < depth; level++)
+                index = (index << 1) | (Unsafe.Add(ref x, Unsafe.Add(ref feature, level)) > Unsafe.Add(ref threshold, level) ? 1 : 0);
+            acc[t & 3] += Unsafe.Add(ref leaf, index);
+            feature = ref Unsafe.Add(ref feature, depth);
+            threshold = ref Unsafe.Add(ref threshold, depth);
+            leaf = ref Unsafe.Add(ref leaf, leaves);
+        }
+        return Total(acc[0], acc[1], acc[2], acc[3]);
     }
 
     /// <summary>The tree ensemble's logit by walking the nodes (trees too deep for the complete layout, and tests).</summary>
     internal double NodeWalkLogit(ReadOnlySpan<double> features)
     {
-        double sum = _bias;
+        Span<double> acc = stackalloc double[4];
+        acc.Clear();
         var nodes = _nodes;
-        foreach (int root in _roots)
+        for (int t = 0; t < _roots.Length; t++)
         {
-            int n = root;
+            int n = _roots[t];
             while (true)
             {
                 ref readonly var node = ref nodes[n];
                 if (node.Feature < 0)
                 {
-                    sum += node.Value;
+                    acc[t & 3] += node.Value;
                     break;
                 }
                 n = features[node.Feature] <= node.Value ? node.Left : node.Left + 1;
             }
         }
-        return sum;
+        return Total(acc[0], acc[1], acc[2], acc[3]);
     }
 
     /// <summary>
-    /// The bias plus one leaf per tree, summed in tree order: the same sum as the node walk, bit for bit. The caller checked
+    /// The bias plus one leaf per tree, added up as <see cref="Total"/> says: the same sum as the node walk, bit for bit. The caller checked
     /// that <paramref name="features"/> holds every feature; the layout's indices are in range by construction.
     /// </summary>
     private double SumOfLeaves(ReadOnlySpan<double> features)
@@ -207,7 +344,7 @@ public sealed class FraudModel
         ref byte feature = ref MemoryMarshal.GetArrayDataReference(_fastFeature);
         ref double threshold = ref MemoryMarshal.GetArrayDataReference(_fastThreshold);
         ref double leaf = ref MemoryMarshal.GetArrayDataReference(_fastLeaf);
-        double sum = _bias;
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int t = 0;
         // Four trees at a time: each step of a walk waits for a load and a compare, so four independent walks keep
         // the core busy. The leaves are still added in tree order.
@@ -227,24 +364,25 @@ public sealed class FraudModel
                 i2 = Step(ref x, ref f2, ref h2, i2);
                 i3 = Step(ref x, ref f3, ref h3, i3);
             }
-            sum += Unsafe.Add(ref leaf, i0 - inner);
-            sum += Unsafe.Add(ref leaf, inner + 1 + i1 - inner);
-            sum += Unsafe.Add(ref leaf, 2 * (inner + 1) + i2 - inner);
-            sum += Unsafe.Add(ref leaf, 3 * (inner + 1) + i3 - inner);
+            a0 += Unsafe.Add(ref leaf, i0 - inner);
+            a1 += Unsafe.Add(ref leaf, inner + 1 + i1 - inner);
+            a2 += Unsafe.Add(ref leaf, 2 * (inner + 1) + i2 - inner);
+            a3 += Unsafe.Add(ref leaf, 3 * (inner + 1) + i3 - inner);
             feature = ref Unsafe.Add(ref feature, 4 * inner);
             threshold = ref Unsafe.Add(ref threshold, 4 * inner);
             leaf = ref Unsafe.Add(ref leaf, 4 * (inner + 1));
         }
-        for (; t < trees; t++)
+        for (int k = 0; t < trees; t++, k++)
         {
             int i = 0;
             for (int d = 0; d < depth; d++) i = Step(ref x, ref feature, ref threshold, i);
-            sum += Unsafe.Add(ref leaf, i - inner);
+            double v = Unsafe.Add(ref leaf, i - inner);
+            if (k == 0) a0 += v; else if (k == 1) a1 += v; else a2 += v;
             feature = ref Unsafe.Add(ref feature, inner);
             threshold = ref Unsafe.Add(ref threshold, inner);
             leaf = ref Unsafe.Add(ref leaf, inner + 1);
         }
-        return sum;
+        return Total(a0, a1, a2, a3);
     }
 
     /// <summary>One step down a complete tree: to 2i + 1 when x ≤ threshold, else to 2i + 2.</summary>

@@ -42,7 +42,10 @@ public sealed class FraudState
     /// consistent settings, or a ledger has used its <see cref="MaxModels"/>. A model the catalog does not hold throws
     /// <see cref="FraudModelNotFoundException"/>: the journal then cannot be replayed as it was written.
     /// </summary>
-    public bool TryConfigure(ReadOnlySpan<byte> encoded)
+    public bool TryConfigure(ReadOnlySpan<byte> encoded) => TryConfigure(encoded, openAccounts: 0);
+
+    /// <summary>As <see cref="TryConfigure(ReadOnlySpan{byte})"/>; switching scoring on reserves feature memory for accounts 1..<paramref name="openAccounts"/>.</summary>
+    public bool TryConfigure(ReadOnlySpan<byte> encoded, int openAccounts)
     {
         var settings = FraudSettings.TryDecode(encoded);
         if (settings is null) return false;
@@ -54,7 +57,20 @@ public sealed class FraudState
         }
         if (model is not null && IndexOf(model) < 0 && _models.Count > MaxModels) return false;
         Apply(settings, model);
+        if (Enabled) ReserveAccounts(1, openAccounts);
         return true;
+    }
+
+    /// <summary>An account opened: when scoring is on, its feature memory is allocated now rather than on its first payment.</summary>
+    public void AccountOpened(int accountId)
+    {
+        if (Enabled) _features.Reserve(accountId);
+    }
+
+    private void ReserveAccounts(int first, int last)
+    {
+        for (int id = first; id <= last; id += 1024) _features.Reserve(id);
+        if (last >= first) _features.Reserve(last);
     }
 
     private int IndexOf(FraudModel model)
@@ -153,6 +169,12 @@ public sealed class FraudState
         state.Apply(settings, model);
         state._features = FeatureStore.Read(r, maxAccounts);
         return state;
+    }
+
+    /// <summary>After a state load: feature memory for every open account, as if each had opened with scoring on.</summary>
+    public void ReserveOpenAccounts(int openAccounts)
+    {
+        if (Enabled) ReserveAccounts(1, openAccounts);
     }
 
     private static byte[] ReadExactly(BinaryReader r, int n)

@@ -130,7 +130,7 @@ public class FeatureStoreTests
     [Fact]
     public void An_account_s_state_has_a_fixed_size()
     {
-        Assert.Equal(672, System.Runtime.CompilerServices.Unsafe.SizeOf<FeatureStore.AccountState>());
+        Assert.Equal(696, System.Runtime.CompilerServices.Unsafe.SizeOf<FeatureStore.AccountState>());
     }
 
     [Fact]

@@ -82,6 +82,30 @@ public class FraudStateTests
         Assert.True(FraudSettings.MaxEncodedBytes < 4000); // fits a journal record's attachment
     }
 
+    /// <summary>Pinned: the settings are a journaled attachment (ConfigureFraud), so their bytes are a format.</summary>
+    [Fact]
+    public void The_settings_encoding_is_pinned()
+    {
+        var sha = new byte[32];
+        sha[0] = 0xAB;
+        sha[31] = 0xCD;
+        var settings = new FraudSettings
+        {
+            Enabled = true, ReviewThresholdPpm = 500_000, DeclineThresholdPpm = 900_000, AmountThreshold = 5_000, MaxPaymentsPerDay = 20,
+            ReviewTimeoutMs = 604_800_000, ModelSha256 = sha, BlockedAccounts = [7, 300],
+        };
+        string golden =
+            "01" + "01"                                  // version 1, enabled
+            + "20a10700" + "a0bb0d00"                    // 500,000 and 900,000 ppm
+            + "8813000000000000"                         // amount threshold 5,000
+            + "14000000"                                 // 20 a day
+            + "00840c2400000000"                         // review timeout 604,800,000 ms = 0x240C8400
+            + "ab" + new string('0', 60) + "cd"          // model SHA-256
+            + "0200" + "0700000000000000" + "2c01000000000000"; // two blocked accounts: 7, 300
+        Assert.Equal(golden, Convert.ToHexStringLower(settings.Encode()));
+        Assert.True(FraudSettings.TryDecode(Convert.FromHexString(golden))!.SameAs(settings));
+    }
+
     [Fact]
     public void A_model_the_catalog_does_not_hold_throws_and_a_foreign_schema_is_refused()
     {

@@ -69,14 +69,19 @@ public class ModelFileTests
     [Fact]
     public void The_complete_tree_layout_gives_the_node_walk_s_logit_bit_for_bit()
     {
-        // The shipped ensemble (uneven trees, depth 4) and a trained one of depth 6 with odd tree count, on random rows
-        // and on rows sitting exactly on thresholds.
+        // The shipped ensemble (oblivious, depth 4: one vector compare per tree), and trained ones that take each of the
+        // other paths, with a tree count that is not a multiple of four, on random rows and on rows sitting on thresholds.
         var rng = new Random(8);
         var planted = Enumerable.Range(0, 3_000).Select(_ => (Enumerable.Range(0, 5).Select(_ => Math.Round(rng.NextDouble(), 2)).ToArray(), rng.Next(3) == 0)).ToList();
         var data = RamPay.Fraud.Training.LabelledSet.FromRows(5, planted);
-        var deep = RamPay.Fraud.Training.GradientBoostingTrainer.Train(data, Enumerable.Range(0, data.Count).ToArray(), "deep", "s",
-            new RamPay.Fraud.Training.GradientBoostingOptions { Trees = 7, MaxDepth = 6 }).Model;
-        foreach (var (model, width) in new[] { (FraudModel.Default, Features.Count), (deep, 5) })
+        var all = Enumerable.Range(0, data.Count).ToArray();
+        FraudModel Trained(int depth, bool oblivious) => RamPay.Fraud.Training.GradientBoostingTrainer.Train(data, all, "m", "s",
+            new RamPay.Fraud.Training.GradientBoostingOptions { Trees = 7, MaxDepth = depth, Oblivious = oblivious }).Model;
+        var obliviousDeep = Trained(6, oblivious: true);   // per-level comparisons, scalar
+        var ordinary = Trained(6, oblivious: false);       // complete-tree walks, four at a time
+        var tooDeep = Trained(10, oblivious: false);       // node walk only
+        Assert.True(FraudModel.Default.IsOblivious && obliviousDeep.IsOblivious && !ordinary.IsOblivious);
+        foreach (var (model, width) in new[] { (FraudModel.Default, Features.Count), (obliviousDeep, 5), (ordinary, 5), (tooDeep, 5) })
         {
             for (int i = 0; i < 20_000; i++)
             {
@@ -107,6 +112,7 @@ public class DefaultModelTests
     {
         var m = FraudModel.Default;
         Assert.Equal(FraudModelKind.TreeEnsemble, m.Kind);
+        Assert.True(m.IsOblivious);
         Assert.True(m.FitsFeatureSchema);
         Assert.Equal("gbt-default-s1", m.Version);
         Assert.Equal("rampay fraud train", m.MetadataValue("trained_by"));
