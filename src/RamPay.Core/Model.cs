@@ -135,3 +135,28 @@ public sealed record LedgerOptions
         if (IdempotencyMaxKeys < 1) throw new ArgumentException("IdempotencyMaxKeys must be at least 1");
     }
 }
+
+/// <summary>The names of payments' kinds and statuses wherever they leave the process: the HTTP API, PostgreSQL rows, Kafka events.</summary>
+public static class PaymentNames
+{
+    public static string Kind(PaymentKind kind) => kind switch
+    {
+        PaymentKind.Transfer => "transfer",
+        PaymentKind.Deposit => "deposit",
+        PaymentKind.Authorization => "authorization",
+        PaymentKind.Refund => "refund",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown payment kind"),
+    };
+
+    public static string Status(PaymentStatus status) => status switch
+    {
+        PaymentStatus.Posted => "posted",
+        PaymentStatus.Authorized => "authorized",
+        PaymentStatus.Captured => "captured",
+        PaymentStatus.Voided => "voided",
+        PaymentStatus.Expired => "expired",
+        PaymentStatus.HeldForReview => "held_for_review",
+        PaymentStatus.Declined => "declined",
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, "unknown payment status"),
+    };
+}

@@ -246,23 +246,22 @@ public sealed class EventEncoder
         return n + m;
     }
 
-    private static ReadOnlySpan<byte> KindName(PaymentKind kind) => kind switch
-    {
-        PaymentKind.Transfer => "transfer"u8,
-        PaymentKind.Deposit => "deposit"u8,
-        PaymentKind.Authorization => "authorization"u8,
-        PaymentKind.Refund => "refund"u8,
-        _ => "unknown"u8,
-    };
+    // The names of PaymentNames (one list for the API, the rows and the events), as UTF-8, by enum value.
+    private static readonly byte[][] KindNames = Utf8Names<PaymentKind>(PaymentNames.Kind);
+    private static readonly byte[][] StatusNames = Utf8Names<PaymentStatus>(PaymentNames.Status);
 
-    internal static ReadOnlySpan<byte> StatusName(PaymentStatus status) => status switch
+    private static byte[][] Utf8Names<T>(Func<T, string> name) where T : struct, Enum
     {
-        PaymentStatus.Posted => "posted"u8,
-        PaymentStatus.Authorized => "authorized"u8,
-        PaymentStatus.Captured => "captured"u8,
-        PaymentStatus.Voided => "voided"u8,
-        PaymentStatus.Expired => "expired"u8,
-        EventMapper.HeldForReview => "held_for_review"u8,
-        _ => "unknown"u8,
-    };
+        var names = new byte[256][];
+        for (int v = 0; v < names.Length; v++)
+        {
+            var value = (T)Enum.ToObject(typeof(T), v);
+            names[v] = System.Text.Encoding.UTF8.GetBytes(Enum.IsDefined(value) ? name(value) : "unknown");
+        }
+        return names;
+    }
+
+    private static ReadOnlySpan<byte> KindName(PaymentKind kind) => KindNames[(byte)kind];
+
+    internal static ReadOnlySpan<byte> StatusName(PaymentStatus status) => StatusNames[(byte)status];
 }

@@ -429,28 +429,3 @@ public sealed class PostgresSink : IChangeSink
 
     private readonly record struct Entry(long Sequence, short Index, long PaymentId, long AccountId, bool Debit, long Amount, Currency Currency, long AtMs);
 }
-
-/// <summary>The names payments' kinds and statuses have in the database (the same as in the HTTP API).</summary>
-public static class PaymentNames
-{
-    public static string Kind(PaymentKind kind) => kind switch
-    {
-        PaymentKind.Transfer => "transfer",
-        PaymentKind.Deposit => "deposit",
-        PaymentKind.Authorization => "authorization",
-        PaymentKind.Refund => "refund",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown payment kind"),
-    };
-
-    public static string Status(PaymentStatus status) => status switch
-    {
-        PaymentStatus.Posted => "posted",
-        PaymentStatus.Authorized => "authorized",
-        PaymentStatus.Captured => "captured",
-        PaymentStatus.Voided => "voided",
-        PaymentStatus.Expired => "expired",
-        PaymentStatus.HeldForReview => "held_for_review",
-        PaymentStatus.Declined => "declined",
-        _ => throw new ArgumentOutOfRangeException(nameof(status), status, "unknown payment status"),
-    };
-}

@@ -36,26 +36,9 @@ public static class JsonOut
     public static string Time(long unixMs) =>
         DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
-    public static string KindName(PaymentKind kind) => kind switch
-    {
-        PaymentKind.Transfer => "transfer",
-        PaymentKind.Deposit => "deposit",
-        PaymentKind.Authorization => "authorization",
-        PaymentKind.Refund => "refund",
-        _ => "unknown",
-    };
+    public static string KindName(PaymentKind kind) => PaymentNames.Kind(kind);
 
-    public static string StatusName(PaymentStatus status) => status switch
-    {
-        PaymentStatus.Posted => "posted",
-        PaymentStatus.Authorized => "authorized",
-        PaymentStatus.Captured => "captured",
-        PaymentStatus.Voided => "voided",
-        PaymentStatus.Expired => "expired",
-        PaymentStatus.HeldForReview => "held_for_review",
-        PaymentStatus.Declined => "declined",
-        _ => "unknown",
-    };
+    public static string StatusName(PaymentStatus status) => PaymentNames.Status(status);
 
     public static string AccountType(in Account a) =>
         (a.Flags & AccountFlags.Funding) != 0 ? "funding" : a.IsWallet ? "wallet" : "plain";
