@@ -386,7 +386,7 @@ public static class Program
         MaxPaymentsPerDay, BlockedAccounts, ReviewTimeoutMs (docs/fraud.md).
         On start it prints "rampay-server: http listening on ...", "rampay-server: tcp listening on ..." and
         "rampay-server: ready ..."; Ctrl-C or SIGTERM stops it cleanly (listeners, then the engine, then a snapshot,
-        then the writer lease is released). Exit codes: 0 clean stop, 1 start-up failed, 2 bad configuration,
+        then the sinks catch up, then the writer lease is released). Exit codes: 0 clean stop, 1 start-up failed, 2 bad configuration,
         70 the engine failed or the writer lease was lost (a restart replays the journal).
         """;
 }
