@@ -5,26 +5,23 @@ using RamPay.Engine;
 namespace RamPay.Benchmarks;
 
 /// <summary>
-/// The whole pipeline in-process, no sockets: one producer submits transfers in batches of <see cref="SubmitBatch"/>,
+/// The whole pipeline in-process, no sockets: one producer submits transfers in batches of <see cref="SubmitBatchSize"/>,
 /// the journaler fsyncs each batch it takes (fsync ON), the business logic applies them, and the output stage
-/// completes them. Time is per command, from the first submit to the last completion.
+/// completes them. Time is per command, from the first submit to the last completion. Subclasses pick the batch size,
+/// the wait strategy and the fraud configuration (<see cref="EngineThroughputBenchmarks"/>, EngineFraudThroughputBenchmarks).
 /// </summary>
-[MemoryDiagnoser]
-[MedianColumn]
-[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 7, invocationCount: 1)]
-public class EngineThroughputBenchmarks
+public abstract class EngineRunBenchmarks
 {
-    private const int Wallets = 10_000;
-    private const int Commands = 400_000;
+    protected const int Wallets = 10_000;
+    protected const int Commands = 400_000;
     private Command[] _transfers = [];
     private RamPayEngine _engine = null!;
     private string _data = "";
 
-    [Params(64, 1024)]
-    public int SubmitBatch { get; set; }
-
-    [Params(WaitStrategyKind.Blocking, WaitStrategyKind.SpinThenBlock)]
-    public WaitStrategyKind Wait { get; set; }
+    protected abstract int SubmitBatchSize { get; }
+    protected abstract WaitStrategyKind WaitStrategy { get; }
+    /// <summary>Fraud settings and model put in force at start (null: scoring off, as in a new ledger).</summary>
+    protected virtual FraudConfiguration? FraudInForce => null;
 
     [GlobalSetup]
     public void GlobalSetup() => _transfers = LedgerWorkload.Transfers(Commands, Wallets, seed: 7);
@@ -37,10 +34,11 @@ public class EngineThroughputBenchmarks
         {
             DataDirectory = _data,
             Fsync = true,
-            WaitStrategy = Wait,
+            WaitStrategy = WaitStrategy,
             SnapshotEveryCommands = 0,
             SnapshotOnStop = false, TickIntervalMs = 0,
             Ledger = LedgerWorkload.Options(Wallets, Commands),
+            Fraud = FraudInForce,
         });
         var setup = LedgerWorkload.Setup(Wallets).ToArray();
         _engine.WaitForCompletion(_engine.SubmitBatch(setup), Timeout.InfiniteTimeSpan);
@@ -57,8 +55,25 @@ public class EngineThroughputBenchmarks
     public long SubmitUntilDurableAndApplied()
     {
         long last = 0;
-        for (int i = 0; i < Commands; i += SubmitBatch) last = _engine.SubmitBatch(_transfers.AsSpan(i, Math.Min(SubmitBatch, Commands - i)));
+        int batch = SubmitBatchSize;
+        for (int i = 0; i < Commands; i += batch) last = _engine.SubmitBatch(_transfers.AsSpan(i, Math.Min(batch, Commands - i)));
         _engine.WaitForCompletion(last, Timeout.InfiniteTimeSpan);
         return last;
     }
+}
+
+/// <summary>The engine with fraud scoring off, by submit batch size and wait strategy.</summary>
+[MemoryDiagnoser]
+[MedianColumn]
+[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 7, invocationCount: 1)]
+public class EngineThroughputBenchmarks : EngineRunBenchmarks
+{
+    [Params(64, 1024)]
+    public int SubmitBatch { get; set; }
+
+    [Params(WaitStrategyKind.Blocking, WaitStrategyKind.SpinThenBlock)]
+    public WaitStrategyKind Wait { get; set; }
+
+    protected override int SubmitBatchSize => SubmitBatch;
+    protected override WaitStrategyKind WaitStrategy => Wait;
 }

@@ -188,53 +188,14 @@ public class LedgerFraudBenchmarks
 [MemoryDiagnoser]
 [MedianColumn]
 [SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 7, invocationCount: 1)]
-public class EngineFraudThroughputBenchmarks
+public class EngineFraudThroughputBenchmarks : EngineRunBenchmarks
 {
-    private const int Wallets = 10_000;
-    private const int Commands = 400_000;
-    private const int SubmitBatch = 1024;
-    private Command[] _transfers = [];
-    private RamPayEngine _engine = null!;
-    private string _data = "";
-
     [Params("off", "default")]
     public string Fraud { get; set; } = "off";
 
-    [GlobalSetup]
-    public void GlobalSetup() => _transfers = LedgerWorkload.Transfers(Commands, Wallets, seed: 7);
+    protected override int SubmitBatchSize => 1024;
+    protected override WaitStrategyKind WaitStrategy => WaitStrategyKind.SpinThenBlock;
 
-    [IterationSetup]
-    public void StartEngine()
-    {
-        _data = BenchmarkFiles.NewDirectory("engine-fraud");
-        var settings = LedgerFraudBenchmarks.Settings(Fraud);
-        _engine = RamPayEngine.Start(new EngineOptions
-        {
-            DataDirectory = _data,
-            Fsync = true,
-            WaitStrategy = WaitStrategyKind.SpinThenBlock,
-            SnapshotEveryCommands = 0,
-            SnapshotOnStop = false, TickIntervalMs = 0,
-            Ledger = LedgerWorkload.Options(Wallets, Commands),
-            Fraud = settings is null ? null : new FraudConfiguration { Settings = settings, Model = FraudModel.Default },
-        });
-        var setup = LedgerWorkload.Setup(Wallets).ToArray();
-        _engine.WaitForCompletion(_engine.SubmitBatch(setup), Timeout.InfiniteTimeSpan);
-    }
-
-    [IterationCleanup]
-    public void StopEngine()
-    {
-        _engine.Stop();
-        Directory.Delete(_data, recursive: true);
-    }
-
-    [Benchmark(OperationsPerInvoke = Commands)]
-    public long SubmitUntilDurableAndApplied()
-    {
-        long last = 0;
-        for (int i = 0; i < Commands; i += SubmitBatch) last = _engine.SubmitBatch(_transfers.AsSpan(i, Math.Min(SubmitBatch, Commands - i)));
-        _engine.WaitForCompletion(last, Timeout.InfiniteTimeSpan);
-        return last;
-    }
+    protected override FraudConfiguration? FraudInForce =>
+        LedgerFraudBenchmarks.Settings(Fraud) is { } settings ? new FraudConfiguration { Settings = settings, Model = FraudModel.Default } : null;
 }
