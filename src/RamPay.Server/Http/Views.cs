@@ -36,10 +36,6 @@ public static class JsonOut
     public static string Time(long unixMs) =>
         DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
-    public static string KindName(PaymentKind kind) => PaymentNames.Kind(kind);
-
-    public static string StatusName(PaymentStatus status) => PaymentNames.Status(status);
-
     public static string AccountType(in Account a) =>
         (a.Flags & AccountFlags.Funding) != 0 ? "funding" : a.IsWallet ? "wallet" : "plain";
 
@@ -48,8 +44,8 @@ public static class JsonOut
         var p = view.Payment;
         w.WriteStartObject();
         w.WriteNumber("id", p.Id);
-        w.WriteString("kind", KindName(p.Kind));
-        w.WriteString("status", StatusName(p.Status));
+        w.WriteString("kind", PaymentNames.Kind(p.Kind));
+        w.WriteString("status", PaymentNames.Status(p.Status));
         w.WriteNumber("from_account", p.FromAccount);
         w.WriteNumber("to_account", p.ToAccount);
         w.WriteNumber("amount", p.Amount);
