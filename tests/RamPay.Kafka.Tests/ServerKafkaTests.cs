@@ -27,30 +27,10 @@ namespace RamPay.Kafka.Tests;
 public sealed class ServerKafkaTests(ITestOutputHelper output)
 {
     /// <summary>The ledger limits the tests give the server (small: less memory); the offline replay uses the same.</summary>
-    private static readonly LedgerOptions ServerLedger = new()
-    {
-        MaxAccounts = 10_000, MaxPayments = 1 << 20, InitialPaymentCapacity = 1 << 16, MaxOpenHolds = 1 << 16, IdempotencyMaxKeys = 1 << 16,
-    };
+    private static readonly LedgerOptions ServerLedger = SinkServerSettings.Ledger;
 
     private static string[] Settings(string bootstrap, string topic, params string[] more) =>
-    [
-        "Auth:PasswordHashIterations=1000",
-        "RateLimit:RequestsPerSecond=1000000",
-        "RateLimit:Burst=1000000",
-        "Currencies=USD,EUR",
-        "Engine:MaxAccounts=10000",
-        $"Engine:MaxPayments={1 << 20}",
-        $"Engine:MaxOpenHolds={1 << 16}",
-        $"Engine:IdempotencyMaxKeys={1 << 16}",
-        // Scoring stays on (each payment carries a score and model version into the sinks), but with thresholds
-        // above 1 the model never holds or declines: these tests pay from accounts opened a moment ago, which the
-        // default model finds suspicious. RamPay.Postgres.Tests holds and declines payments by rules instead.
-        "Fraud:ReviewThreshold=2",
-        "Fraud:DeclineThreshold=2",
-        $"Kafka:BootstrapServers={bootstrap}",
-        $"Kafka:Topic={topic}",
-        .. more,
-    ];
+        SinkServerSettings.With([$"Kafka:BootstrapServers={bootstrap}", $"Kafka:Topic={topic}", .. more]);
 
     private static string NewTopic() => "rampay.t." + Guid.NewGuid().ToString("N")[..16];
 

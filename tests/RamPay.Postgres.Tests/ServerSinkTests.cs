@@ -15,30 +15,10 @@ namespace RamPay.Postgres.Tests;
 /// </summary>
 public sealed class ServerSinkTests(ITestOutputHelper output)
 {
-    /// <summary>The ledger limits the tests give the server (small: less memory), so <c>db verify</c> replays with the same.</summary>
-    private static readonly LedgerOptions ServerLedger = new()
-    {
-        MaxAccounts = 10_000, MaxPayments = 1 << 20, InitialPaymentCapacity = 1 << 16, MaxOpenHolds = 1 << 16, IdempotencyMaxKeys = 1 << 16,
-    };
+    private static readonly LedgerOptions ServerLedger = SinkServerSettings.Ledger;
 
     private static string[] Settings(TestDatabase db, params string[] more) =>
-    [
-        "Auth:PasswordHashIterations=1000",
-        "RateLimit:RequestsPerSecond=1000000",
-        "RateLimit:Burst=1000000",
-        "Currencies=USD,EUR",
-        "Engine:MaxAccounts=10000",
-        $"Engine:MaxPayments={1 << 20}",
-        $"Engine:MaxOpenHolds={1 << 16}",
-        $"Engine:IdempotencyMaxKeys={1 << 16}",
-        // Scoring stays on (each payment carries a score and model version into the sinks), but with thresholds
-        // above 1 the model never holds or declines: these tests pay from accounts opened a moment ago, which the
-        // default model finds suspicious. A test below holds and declines payments by rules instead.
-        "Fraud:ReviewThreshold=2",
-        "Fraud:DeclineThreshold=2",
-        $"Postgres:Connection={db.ConnectionString}",
-        .. more,
-    ];
+        SinkServerSettings.With([$"Postgres:Connection={db.ConnectionString}", .. more]);
 
     private static async Task<JsonNode> PostgresStatusAsync(Api api)
     {
