@@ -105,7 +105,7 @@ start_redis() {
 kafka_pid_alive() {
   local pid
   pid="$(cat "$state/kafka-mock.pid" 2>/dev/null)" || return 1
-  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q rampay-kafka-mock
+  [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q rampay-kafka-mock
 }
 
 kafka_ready() { timeout 10 kcat -b "$1" -L -m 5 2>/dev/null | grep -q 'topic "rampay.events" with 8 partitions'; }
