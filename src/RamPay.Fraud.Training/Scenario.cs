@@ -98,6 +98,10 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
         public double PeakHour;
         public List<Actor> Circle = [];
         public long SalaryOffsetMs;
+        /// <summary>The share of the user's everyday payments that are small-ticket purchases (coffee, a ticket): 1.00 to about 10.00.</summary>
+        public double SmallTicket;
+        /// <summary>Opens during the simulation and uses the account at once (<c>Onboardings</c>): their first money is their own top-up.</summary>
+        public bool Onboards;
     }
 
     private readonly record struct Draft(long TimeMs, ScenarioEventKind Kind, Actor From, Actor To, long Amount, double Fraction, bool CapToBalance, FraudPattern Pattern, long Seq);
@@ -126,6 +130,7 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
             foreach (var a in _actors) Add(a.CreatedMs, ScenarioEventKind.OpenAccount, a, a, 0);
             foreach (var u in _legit) LegitActivity(u);
             Welcomes();
+            Onboardings();
             Collections();
             foreach (var incident in incidents) incident();
             return new Scenario(o, Settle(), _actors.Count + 1);
@@ -152,6 +157,8 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
                 a.Sigma = _rng.Uniform(0.3, 0.8);
                 a.PeakHour = _rng.Chance(0.08) ? _rng.Uniform(0.5, 4) : Math.Clamp(15 + 3.5 * _rng.Normal(), 0, 23.9); // some night owls
                 a.SalaryOffsetMs = (long)(_rng.NextDouble() * 14 * DayMs);
+                a.SmallTicket = a.Merchant ? 0 : _rng.Uniform(0, 0.4);
+                a.Onboards = created >= WarmStart && !a.Merchant && _rng.Chance(0.75);
                 _legit.Add(a);
                 if (a.Merchant) _merchants.Add(a);
             }
@@ -175,6 +182,21 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
 
         private long LegitAmount(Actor u, double shift = 0, double? sigma = null) =>
             Math.Max(MinAmount, (long)Math.Round(DetMath.Exp(u.Mu + shift + (sigma ?? u.Sigma) * _rng.Normal())));
+
+        /// <summary>A small-ticket purchase: log-normal around 3.50, at least 1.00.</summary>
+        private long SmallTicketAmount() => Math.Max(MinAmount, (long)Math.Round(DetMath.Exp(DetMath.Log(350) + 0.5 * _rng.Normal())));
+
+        /// <summary>A merchant from the user's circle (the corner shop they go to) or, one time in four or when they have none, any merchant.</summary>
+        private Actor PickMerchant(Actor u)
+        {
+            if (!_rng.Chance(0.25))
+            {
+                int start = _rng.Next(Math.Max(1, u.Circle.Count));
+                for (int i = 0; i < u.Circle.Count; i++)
+                    if (u.Circle[(start + i) % u.Circle.Count] is { Merchant: true } m) return m;
+            }
+            return _merchants[_rng.Next(_merchants.Count)];
+        }
 
         /// <summary>A regular payee (Zipf over the circle) or, now and then, someone new; null when none has opened yet.</summary>
         private Actor? PickPayee(Actor u, long t, double newPayee)
@@ -212,8 +234,8 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
         {
             long first = Math.Max(u.CreatedMs + 10 * MinuteMs, WarmStart);
             double weeklySpend = 7 * u.Rate * TypicalAmount(u);
-            // Opening balance, then a salary every two weeks.
-            Add(Math.Max(u.CreatedMs + MinuteMs, WarmStart - DayMs), ScenarioEventKind.Deposit, _funding, u, (long)(weeklySpend * _rng.Uniform(2, 4)) + 10_000);
+            // Opening balance (a user who onboards brings their own top-up instead), then a salary every two weeks.
+            if (!u.Onboards) Add(Math.Max(u.CreatedMs + MinuteMs, WarmStart - DayMs), ScenarioEventKind.Deposit, _funding, u, (long)(weeklySpend * _rng.Uniform(2, 4)) + 10_000);
             for (long t = WarmStart + u.SalaryOffsetMs; t < o.EndMs; t += 14 * DayMs)
                 if (t > u.CreatedMs) Add(t, ScenarioEventKind.Deposit, _funding, u, (long)(2 * weeklySpend * _rng.Uniform(1.1, 1.8)) + 5_000);
 
@@ -233,8 +255,17 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
                             Add(t, ScenarioEventKind.Payment, u, shop, (long)(TypicalAmount(u) * _rng.Uniform(8, 30)));
                         continue;
                     }
+                    if (_rng.Chance(u.SmallTicket))
+                    {
+                        var shop = PickMerchant(u);
+                        if (shop != u && shop.CreatedMs < t) Add(t, ScenarioEventKind.Payment, u, shop, SmallTicketAmount());
+                        continue;
+                    }
                     var payee = PickPayee(u, t, 0.07);
-                    if (payee is not null) Add(t, ScenarioEventKind.Payment, u, payee, LegitAmount(u));
+                    if (payee is null) continue;
+                    Add(t, ScenarioEventKind.Payment, u, payee, LegitAmount(u));
+                    // Now and then a second payment to the same payee within a minute or two: a tip, the rest of a bill.
+                    if (_rng.Chance(0.03)) Add(t + (long)(_rng.Uniform(2, 120) * 1000), ScenarioEventKind.Payment, u, payee, LegitAmount(u, shift: -1), cap: true);
                 }
                 if (_rng.Chance(0.003))
                 {
@@ -287,6 +318,50 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
                     if (friend is null || friend == u || t >= o.EndMs) continue;
                     Add(t, ScenarioEventKind.Payment, friend, u, LegitAmount(friend, shift: 0.3));
                     if (!friend.Circle.Contains(u) && friend.Circle.Count < 14) friend.Circle.Add(u);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Most users who open an account during the simulation use it at once: a top-up within minutes, then one to
+        /// three payments within the hour to whoever asked them to join (often an account opened days before), a
+        /// merchant or a friend; a third of first payments spend the whole top-up, and about half of the first
+        /// payments are small. This is what a wallet's new users do, and it is what keeps a model from treating every
+        /// new account's first payment as card testing or a cash-out.
+        /// </summary>
+        private void Onboardings()
+        {
+            var recent = _legit.Where(u => u.CreatedMs >= WarmStart).OrderBy(u => u.CreatedMs).ToList();
+            for (int n = 0; n < recent.Count; n++)
+            {
+                var u = recent[n];
+                if (!u.Onboards) continue;
+                long at = u.CreatedMs + (long)(_rng.Uniform(0.1, 10) * MinuteMs);
+                if (at >= o.EndMs) continue;
+                long typical = LegitAmount(u);
+                bool exact = _rng.Chance(0.33);
+                Add(at, ScenarioEventKind.Deposit, _funding, u, exact ? typical : typical + _rng.UniformLong(1_000, 20_000));
+                // Their first salary or a larger top-up follows within days.
+                Add(at + (long)(_rng.Uniform(0.5, 4) * DayMs), ScenarioEventKind.Deposit, _funding, u, (long)(7 * u.Rate * TypicalAmount(u) * _rng.Uniform(1.5, 3)) + 5_000);
+                int payments = 1 + (_rng.Chance(0.4) ? 1 + _rng.Next(2) : 0);
+                Actor? previous = null;
+                for (int i = 0; i < payments; i++)
+                {
+                    // Half the time a further payment follows at once, to the same payee (the rest of a bill, a tip).
+                    bool again = previous is not null && _rng.Chance(0.5);
+                    at += again ? (long)(_rng.Uniform(2, 90) * 1000) : (long)(_rng.Uniform(i == 0 ? 0.05 : 1, 30) * MinuteMs);
+                    if (at >= o.EndMs) break;
+                    Actor? payee = again ? previous : _rng.Next(3) switch
+                    {
+                        0 => n > 0 && recent[n - 1 - _rng.Next(Math.Min(n, 20))] is { } inviter && inviter.CreatedMs < at && !inviter.Merchant ? inviter : RandomLegit(at),
+                        1 => PickMerchant(u),
+                        _ => RandomLegit(at),
+                    };
+                    if (payee is null || payee == u || payee.CreatedMs >= at) continue;
+                    previous = payee;
+                    if (!payee.Merchant && !u.Circle.Contains(payee) && u.Circle.Count < 14) u.Circle.Add(payee);
+                    if (i == 0 && exact) Add(at, ScenarioEventKind.Payment, u, payee, 0, 1.0);
+                    else Add(at, ScenarioEventKind.Payment, u, payee, _rng.Chance(0.5) ? SmallTicketAmount() : LegitAmount(u, shift: -0.3), cap: true);
                 }
             }
         }

@@ -42,7 +42,7 @@ public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudS
         var (payer, payee, held) = await HeldAsync();
         var fraud = held["fraud"]!;
         Assert.InRange(fraud["score"]!.GetValue<double>(), 0, 1);
-        Assert.Equal("gbt-default-s1", fraud.Str("model_version"));
+        Assert.Equal("gbt-default-s2", fraud.Str("model_version"));
         Assert.Equal(["amount_over_threshold"], fraud["reasons"]!.AsArray().Select(r => r!.GetValue<string>()));
         Assert.False(held.IsNull("expires_at"));
         Assert.Equal(0, held.Long("captured"));
@@ -135,18 +135,24 @@ public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudS
         Assert.True(item["error"]!.Long("payment_id") > id);
     }
 
-    /// <summary>With no fraud settings at all, the embedded default model scores from the first payment.</summary>
+    /// <summary>
+    /// With no fraud settings at all, the embedded default model scores from the first payment, and what a new user
+    /// does first (sign up, top up, pay someone as new as they are, then pay again) goes through: the README's path.
+    /// </summary>
     [Fact]
-    public async Task By_default_the_embedded_model_scores_the_first_payment()
+    public async Task By_default_the_embedded_model_scores_a_new_user_s_first_payments_and_lets_them_through()
     {
         await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal))]);
-        Assert.Contains("fraud scoring on: model gbt-default-s1", server.Output, StringComparison.Ordinal);
+        Assert.Contains("fraud scoring on: model gbt-default-s2", server.Output, StringComparison.Ordinal);
         var api = new Api(server);
         var (payer, payee) = await api.PairAsync(aliceDeposit: 100_000);
-        var first = (await api.PostAsync("/v1/payments", payer.Token, new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 100, currency = "USD" }, Api.NewKey())).Body!;
-        // Whatever the model decides (posted, held, or declined with the payment named), the payment carries its score.
-        var payment = first["error"] is { } error ? await api.PaymentAsync(error.Long("payment_id"), payer.Token) : first;
-        Assert.Equal("gbt-default-s1", payment["fraud"]!.Str("model_version"));
-        Assert.InRange(payment["fraud"]!["score"]!.GetValue<double>(), 0, 1);
+        foreach (long amount in (long[])[100, 500, 2_500])
+        {
+            var payment = (await api.PostAsync("/v1/payments", payer.Token, new { from_account = payer.WalletId, to_account = payee.WalletId, amount, currency = "USD" }, Api.NewKey()))
+                .Expect(HttpStatusCode.Created);
+            Assert.Equal("posted", payment.Str("status"));
+            Assert.Equal("gbt-default-s2", payment["fraud"]!.Str("model_version"));
+            Assert.InRange(payment["fraud"]!["score"]!.GetValue<double>(), 0, 0.5);
+        }
     }
 }
