@@ -12,8 +12,9 @@ public class ServerFixture : IAsyncLifetime
 
     /// <summary>
     /// Fast password hashing for many sign-ups, no rate limit to trip over, and small limits the tests can reach
-    /// with small requests. Fraud scoring off: these tests pay between accounts opened a second ago, which the model
-    /// rightly finds suspicious; <see cref="FraudReviewTests"/> test scoring with settings of their own.
+    /// with small requests. Fraud scoring off: these tests test the API, not the model, and some pay in bursts of
+    /// hundreds from accounts opened a second ago, which the model is trained to stop; <see cref="FraudReviewTests"/>
+    /// test scoring, with the default settings too.
     /// </summary>
     public static readonly string[] TestSettings =
     [
