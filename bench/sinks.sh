@@ -92,7 +92,7 @@ dotnet "$cli_dll" db verify --data "$work/data" --postgres "$pg" | tail -6
 
 echo "== 2. the PostgreSQL sink alone: rampay db rebuild of a $commands-command journal"
 dotnet "$cli_dll" simulate --data "$work/sim" --count "$commands" --wallets 10000 | grep -E '^(commands|last_sequence) '
-dotnet "$cli_dll" db rebuild --data "$work/sim" --postgres "$pg" --idempotency-max-keys 1048576
+dotnet "$cli_dll" db rebuild --data "$work/sim" --postgres "$pg"
 
 echo "== 3. baseline: one PostgreSQL transaction per payment, row locks on both accounts ($connections connections)"
 dotnet "$load_dll" pg-conventional --postgres "$pg" --connections "$connections" --duration 10 --warmup 2

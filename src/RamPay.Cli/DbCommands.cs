@@ -10,17 +10,12 @@ public static class DbCommands
 {
     public const int ExitDisagrees = 3;
 
-    public static Command Build(Option<DirectoryInfo> data, TextWriter output)
+    public static Command Build(Option<DirectoryInfo> data, Option<int> idempotencyKeys, TextWriter output)
     {
         var postgres = new Option<string>("--postgres")
         {
             Description = "Npgsql connection string, e.g. \"Host=127.0.0.1;Username=rampay;Password=rampay;Database=rampay\" (default: $RAMPAY_POSTGRES__CONNECTION)",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("RAMPAY_POSTGRES__CONNECTION") ?? "",
-        };
-        var idempotencyKeys = new Option<int>("--idempotency-max-keys")
-        {
-            Description = "The ledger's RamPay:Engine:IdempotencyMaxKeys when the journal was written (the server's default; give the same value the server ran with)",
-            DefaultValueFactory = _ => 1 << 22,
         };
         var batch = new Option<int>("--batch") { Description = "Changes per transaction", DefaultValueFactory = _ => 8192 };
 

@@ -25,12 +25,18 @@ public static class RampayCli
             Required = true,
         };
 
+        // One option for every command that rebuilds or writes a ledger, so that they all assume what the server does.
+        var idempotencyKeys = new Option<int>("--idempotency-max-keys")
+        {
+            Description = "The ledger's RamPay:Engine:IdempotencyMaxKeys when the journal was written (default: the server's default; give the value the server ran with)",
+            DefaultValueFactory = _ => EngineOptions.ServerIdempotencyMaxKeys,
+        };
         var noSnapshot = new Option<bool>("--no-snapshot") { Description = "Ignore snapshots: replay the whole journal from its first record" };
         var replay = new Command("replay", "Rebuild the state from the latest snapshot and the journal after it, and print its hash and counts. Changes no file.")
         {
-            data, noSnapshot,
+            data, noSnapshot, idempotencyKeys,
         };
-        replay.SetAction(r => Replay(r.GetValue(data)!, r.GetValue(noSnapshot), output));
+        replay.SetAction(r => Replay(r.GetValue(data)!, r.GetValue(noSnapshot), output, r.GetValue(idempotencyKeys)));
 
         var verify = new Command("verify", "Check every journal record's CRC, version and sequence, and report problems. Changes no file.") { data };
         verify.SetAction(r => Verify(r.GetValue(data)!, output));
@@ -54,11 +60,11 @@ public static class RampayCli
         };
         var simulate = new Command("simulate", "Run a seeded workload (deposits, transfers, authorize/capture/void, refunds) through an engine on the data directory, fsync on, and print throughput and the state hash.")
         {
-            data, count, wallets, seed, reportEvery,
+            data, count, wallets, seed, reportEvery, idempotencyKeys,
         };
-        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output));
+        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output, r.GetValue(idempotencyKeys)));
 
-        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, output), FraudCommands.Build(output) };
+        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
     }
 
     private static string JournalDir(DirectoryInfo data) => Path.Combine(data.FullName, "journal");
@@ -71,8 +77,13 @@ public static class RampayCli
         return false;
     }
 
-    public static int Replay(DirectoryInfo data, bool noSnapshot, TextWriter output)
+    public static int Replay(DirectoryInfo data, bool noSnapshot, TextWriter output, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys)
     {
+        if (idempotencyKeys < 1)
+        {
+            output.WriteLine("error: --idempotency-max-keys must be at least 1");
+            return ExitUsage;
+        }
         if (!CheckData(data, output)) return ExitUsage;
         var report = JournalVerifier.Verify(JournalDir(data));
         if (report.Problems.Count > 0)
@@ -84,7 +95,7 @@ public static class RampayCli
         var warnings = new List<string>();
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (ledger, snapshotSequence, replayed, last) =
-            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions { FraudModels = FraudModelStore.Load(data.FullName) }, useSnapshot: !noSnapshot, warnings);
+            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions { FraudModels = FraudModelStore.Load(data.FullName), IdempotencyMaxKeys = idempotencyKeys }, useSnapshot: !noSnapshot, warnings);
         ledger.VerifyInvariants();
         var elapsed = started.Elapsed;
         foreach (var w in warnings) output.WriteLine("warning: " + w);
@@ -107,15 +118,15 @@ public static class RampayCli
         return ExitOk;
     }
 
-    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output)
+    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys)
     {
-        if (count < 100 || wallets < 2 || reportEvery < 0)
+        if (count < 100 || wallets < 2 || reportEvery < 0 || idempotencyKeys < 1)
         {
-            output.WriteLine("error: --count must be at least 100, --wallets at least 2, --report-every at least 0");
+            output.WriteLine("error: --count must be at least 100, --wallets at least 2, --report-every at least 0, --idempotency-max-keys at least 1");
             return ExitUsage;
         }
         var completion = new CountingCompletion(reportEvery, output);
-        using var engine = RamPayEngine.Start(new EngineOptions { DataDirectory = data.FullName }, completion);
+        using var engine = RamPayEngine.Start(new EngineOptions { DataDirectory = data.FullName, Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys } }, completion);
         output.WriteLine($"recovered         {engine.Recovery}");
         var commands = SimulatedWorkload.Build(count, wallets, seed, engine.Recovery.LastSequence);
         var started = System.Diagnostics.Stopwatch.StartNew();

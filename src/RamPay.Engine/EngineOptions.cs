@@ -15,6 +15,15 @@ public enum WaitStrategyKind
 /// <summary>Everything the engine is told at start. Every queue and buffer is bounded by one of these.</summary>
 public sealed record EngineOptions
 {
+    /// <summary>
+    /// The idempotency capacity a RamPay server gives its ledger unless configured otherwise
+    /// (<c>RamPay:Engine:IdempotencyMaxKeys</c>), and what the <c>rampay</c> tools assume of a data directory unless
+    /// told otherwise. The capacity decides which keys are still remembered, so it is part of the state: replaying a
+    /// journal with another capacity may reach another state. (A bare <see cref="LedgerOptions"/> keeps a smaller
+    /// default, for tests and embedded ledgers.)
+    /// </summary>
+    public const int ServerIdempotencyMaxKeys = 1 << 22;
+
     /// <summary>Where the journal segments and snapshots live.</summary>
     public required string DataDirectory { get; init; }
     public LedgerOptions Ledger { get; init; } = new();

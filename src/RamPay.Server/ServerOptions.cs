@@ -176,7 +176,7 @@ public sealed class ServerOptions
         public int MaxAccounts { get; set; } = 1 << 20;
         public long MaxPayments { get; set; } = 1L << 26;
         public int MaxOpenHolds { get; set; } = 1 << 20;
-        public int IdempotencyMaxKeys { get; set; } = 1 << 22;
+        public int IdempotencyMaxKeys { get; set; } = RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys;
         /// <summary>How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).</summary>
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
     }

@@ -108,4 +108,33 @@ public class CliSimulateTests
         Assert.Equal(0, RampayCli.Build(replay2).Parse(["replay", "--data", dir.Path]).Invoke());
         Assert.Equal(Field(second.ToString(), "state_hash"), Field(replay2.ToString(), "state_hash"));
     }
+
+    /// <summary>
+    /// Which keys a ledger still remembers is part of its state, so every tool that rebuilds one must assume the
+    /// capacity the journal was written with: one option, defaulting to the server's, for simulate, replay and db.
+    /// </summary>
+    [Fact]
+    public void The_idempotency_capacity_is_part_of_the_state_and_simulate_and_replay_both_take_it()
+    {
+        using var dir = new TempDataDir();
+        string Field(string text, string name) =>
+            text.Split('\n').Select(l => l.Trim()).Last(l => l.StartsWith(name + " ", StringComparison.Ordinal))[name.Length..].Trim();
+        string Run(params string[] args)
+        {
+            var output = new StringWriter();
+            int exit = RampayCli.Build(output).Parse(args).Invoke();
+            Assert.True(exit == 0, output.ToString());
+            return output.ToString();
+        }
+        string written = Field(Run("simulate", "--data", dir.Path, "--count", "600", "--wallets", "20", "--idempotency-max-keys", "100"), "state_hash");
+        Assert.Equal(written, Field(Run("replay", "--data", dir.Path, "--no-snapshot", "--idempotency-max-keys", "100"), "state_hash"));
+        // The server's default remembers all 600 keys: another state.
+        Assert.NotEqual(written, Field(Run("replay", "--data", dir.Path, "--no-snapshot"), "state_hash"));
+        Assert.Equal(EngineOptions.ServerIdempotencyMaxKeys.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            RampayCli.Build(TextWriter.Null).Parse(["replay", "--data", dir.Path]).GetValue<int>("--idempotency-max-keys").ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        var refused = new StringWriter();
+        Assert.Equal(RampayCli.ExitUsage, RampayCli.Build(refused).Parse(["replay", "--data", dir.Path, "--idempotency-max-keys", "0"]).Invoke());
+        Assert.Contains("--idempotency-max-keys must be at least 1", refused.ToString(), StringComparison.Ordinal);
+    }
 }
