@@ -105,14 +105,18 @@ public sealed class TestDatabase : IAsyncDisposable
         return await cmd.ExecuteNonQueryAsync();
     }
 
-    /// <summary>Terminates every other backend on this database (the sink's connection among them); returns how many, and how many were inside a transaction.</summary>
+    /// <summary>
+    /// Terminates every other client connection to this database (the sink's among them); returns how many, and how
+    /// many were inside a transaction. Only client backends: an autovacuum worker on the database is a superuser's
+    /// process, which the test role may not terminate (a CI run failed on exactly that).
+    /// </summary>
     public async Task<(int Terminated, int InTransaction)> TerminateBackendsAsync()
     {
         await using var admin = await OpenAdminAsync();
         await using var cmd = new NpgsqlCommand("""
             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)),
                    count(*) FILTER (WHERE state IN ('active', 'idle in transaction', 'idle in transaction (aborted)'))
-            FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()
+            FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid() AND backend_type = 'client backend'
             """, admin);
         cmd.Parameters.AddWithValue("db", Name);
         await using var reader = await cmd.ExecuteReaderAsync();

@@ -65,6 +65,47 @@ public class AuthUnitTests
             Assert.False(jwt.TryValidate(garbage, out _), garbage);
     }
 
+    /// <summary>
+    /// Servers starting at the same instant on a new data folder must agree on one signing key, or the tokens one
+    /// issues are refused by the other after a restart. Before, each checked for the key and then wrote its own through
+    /// one shared temporary file: the losers' starts failed on it (FileNotFoundException, seen with this test), or a
+    /// later rename replaced a key already in use.
+    /// </summary>
+    [Fact]
+    public void Starts_racing_on_a_new_data_folder_agree_on_one_signing_key_kept_private_and_leave_no_temporary_file()
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            string dir = Path.Combine(Path.GetTempPath(), "rampay-jwt-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                const int racers = 8;
+                var keys = new byte[racers][];
+                var failures = new Exception?[racers];
+                using var start = new Barrier(racers);
+                var threads = Enumerable.Range(0, racers).Select(i => new Thread(() =>
+                {
+                    start.SignalAndWait();
+                    try { keys[i] = Jwt.LoadOrCreateKey("", dir); }
+                    catch (Exception e) { failures[i] = e; }
+                })).ToList();
+                threads.ForEach(t => t.Start());
+                threads.ForEach(t => t.Join());
+                Assert.All(failures, Assert.Null);
+                byte[] kept = Jwt.LoadOrCreateKey("", dir);
+                Assert.Equal(32, kept.Length);
+                Assert.All(keys, k => Assert.Equal(kept, k));
+                Assert.Equal(["jwt-signing.key", "jwt-signing.key.lock"], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+                if (!OperatingSystem.IsWindows())
+                    Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(dir, "jwt-signing.key")));
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public void A_password_hash_verifies_only_its_password_and_is_salted()
     {

@@ -139,24 +139,51 @@ public sealed class Jwt
 
     /// <summary>
     /// The signing key: the configured one, or else one generated at first start and kept (mode 0600) in the data
-    /// folder, so that tokens outlive a restart.
+    /// folder, so that tokens outlive a restart. Processes starting at once on a new folder agree on one key: the
+    /// check and the creation happen under an exclusive lock on <c>jwt-signing.key.lock</c> (kept beside it), and the
+    /// key is written to a temporary file, fsynced, and renamed into place, so a crash never leaves half a key.
     /// </summary>
     public static byte[] LoadOrCreateKey(string configured, string dataDirectory)
     {
         if (configured.Length > 0) return Encoding.UTF8.GetBytes(configured);
         string path = Path.Combine(dataDirectory, "jwt-signing.key");
-        if (File.Exists(path))
-        {
-            byte[] existing = Convert.FromBase64String(File.ReadAllText(path).Trim());
-            if (existing.Length < 32) throw new InvalidOperationException($"{path} holds a key shorter than 32 bytes");
-            return existing;
-        }
+        if (File.Exists(path)) return ReadKey(path);
         Directory.CreateDirectory(dataDirectory);
+        using var exclusive = Lock(path + ".lock");
+        if (File.Exists(path)) return ReadKey(path); // another process made it while this one waited
         byte[] key = RandomNumberGenerator.GetBytes(32);
         string temp = path + ".tmp";
-        File.WriteAllText(temp, Convert.ToBase64String(key));
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        {
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            file.Write(Encoding.ASCII.GetBytes(Convert.ToBase64String(key)));
+            file.Flush(flushToDisk: true);
+        }
         File.Move(temp, path);
         return key;
+    }
+
+    /// <summary>Opens <paramref name="path"/> with no sharing (an exclusive advisory lock on Unix), waiting up to 30 s for another holder.</summary>
+    private static FileStream Lock(string path)
+    {
+        long deadline = Environment.TickCount64 + 30_000;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(10);
+            }
+        }
+    }
+
+    private static byte[] ReadKey(string path)
+    {
+        byte[] existing = Convert.FromBase64String(File.ReadAllText(path).Trim());
+        if (existing.Length < 32) throw new InvalidOperationException($"{path} holds a key shorter than 32 bytes");
+        return existing;
     }
 }
