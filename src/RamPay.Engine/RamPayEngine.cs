@@ -44,7 +44,7 @@ public sealed class RamPayEngine : IDisposable
         };
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
         var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence), "rampay-journaler");
-        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler.Sequence);
+        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler);
         var logic = _pipeline.HandleWith(_logic, "rampay-logic");
         _output = new OutputStage(completion, baseSequence);
         _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
@@ -334,7 +334,7 @@ public sealed class RamPayEngine : IDisposable
     }
 
     /// <summary>The single writer: applies each command to the ledger, and snapshots it now and then.</summary>
-    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, Sequence journaled) : IBatchHandler<CommandSlot>
+    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, BatchEventProcessor<CommandSlot> journaler) : IBatchHandler<CommandSlot>
     {
         private long _sinceSnapshot;
         public Ledger Ledger => ledger;
@@ -358,9 +358,15 @@ public sealed class RamPayEngine : IDisposable
             if (options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands)
             {
                 // A snapshot must never hold a command the journal could still lose: wait for the journaler to make
-                // this batch durable first. It is at most one batch behind, so the wait is short and bounded.
+                // this batch durable first. It is at most one batch behind, so the wait is short and bounded, unless the
+                // journaler failed: then the batch will never be durable, and this stage fails too rather than spin.
                 var spin = new SpinWait();
-                while (journaled.Value < last) spin.SpinOnce();
+                while (journaler.Sequence.Value < last)
+                {
+                    if (journaler.Fault is { } fault)
+                        throw new InvalidOperationException("the journal stage failed while a snapshot waited for it to make the batch durable; no snapshot was written", fault);
+                    spin.SpinOnce();
+                }
                 WriteSnapshot(lastSequence);
                 _sinceSnapshot = 0;
             }

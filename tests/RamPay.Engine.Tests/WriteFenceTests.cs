@@ -48,6 +48,28 @@ public class WriteFenceTests
         Assert.Equal(0, reopened.Recovery.SnapshotSequence);
     }
 
+    /// <summary>
+    /// The writer applies a batch in parallel with the journaler and, when a periodic snapshot is due, waits for that
+    /// batch to be durable. If the journaler fails meanwhile the batch never will be: the writer must fail too, not
+    /// spin for ever (it did: the stop then timed out with a thread still spinning).
+    /// </summary>
+    [Fact]
+    public void A_writer_waiting_to_snapshot_fails_when_the_journaler_fails_instead_of_spinning()
+    {
+        using var dir = new TempDataDir();
+        var fence = new SwitchFence();
+        var engine = RamPayEngine.Start(Options(dir, fence) with { SnapshotEveryCommands = 1, SnapshotOnStop = false });
+        var maker = new Commands();
+        Assert.True(engine.WaitForCompletion(engine.Submit(maker.Open(AccountFlags.Funding)), TimeSpan.FromSeconds(30)));
+        fence.Closed = true;
+        long refused = engine.Submit(maker.Open(AccountFlags.Funding));
+        Assert.ThrowsAny<Exception>(() => engine.WaitForCompletion(refused, TimeSpan.FromSeconds(30)));
+
+        var stopped = Assert.ThrowsAny<Exception>(engine.Stop);
+        Assert.IsNotType<TimeoutException>(stopped);
+        Assert.Contains("the journal stage failed while a snapshot waited for it", stopped.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_snapshot_asks_the_fence_too()
     {
