@@ -325,9 +325,9 @@ public sealed class Scenario(ScenarioOptions options, IReadOnlyList<ScenarioEven
         /// <summary>
         /// Most users who open an account during the simulation use it at once: a top-up within minutes, then one to
         /// three payments within the hour to whoever asked them to join (often an account opened days before), a
-        /// merchant or a friend; a third of first payments spend the whole top-up, and about half of the first
-        /// payments are small. This is what a wallet's new users do, and it is what keeps a model from treating every
-        /// new account's first payment as card testing or a cash-out.
+        /// merchant or a friend, often a second one to the same payee seconds later; a third of first payments spend
+        /// the whole top-up, and half of the other payments are small purchases. This is what a wallet's new users do,
+        /// and it is what keeps a model from treating every new account's first payment as card testing or a cash-out.
         /// </summary>
         private void Onboardings()
         {
