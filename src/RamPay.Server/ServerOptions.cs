@@ -52,13 +52,13 @@ public sealed class ServerOptions
 
     public sealed class PostgresSettings
     {
-        [Setting("Npgsql connection string of the database the rows go to; empty (the embedded default) = no PostgreSQL sink.")]
+        [Setting("Npgsql connection string of the database committed commands are written to as rows (docs/architecture.md, the sinks); empty (the embedded default) = no PostgreSQL sink.")]
         public string Connection { get; set; } = "";
     }
 
     public sealed class KafkaSettings
     {
-        [Setting("Kafka bootstrap servers (host:port,...) the events go to; empty (the embedded default) = no Kafka sink.")]
+        [Setting("Kafka bootstrap servers (host:port,...) committed commands are published to as events (docs/events.md); the checkpoint is <data>/sinks/kafka.checkpoint. Empty (the embedded default) = no Kafka sink.")]
         public string BootstrapServers { get; set; } = "";
         [Setting("The Kafka topic the events go to.")]
         public string Topic { get; set; } = "rampay.events";
@@ -120,7 +120,7 @@ public sealed class ServerOptions
 
     public sealed class JwtSettings
     {
-        [Setting("HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start and kept in the data folder.")]
+        [Setting("HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start into the data folder (jwt-signing.key, mode 0600; servers starting at once agree on one under jwt-signing.key.lock).")]
         public string SigningKey { get; set; } = "";
         [Setting("The iss claim of issued tokens, required on every token presented.")]
         public string Issuer { get; set; } = "rampay";
@@ -154,7 +154,7 @@ public sealed class ServerOptions
         public int Burst { get; set; } = 2_000;
         [Setting("Sustained commands per second per user over TCP (a frame costs its command count); 0 = no limit (the default).")]
         public int TcpCommandsPerSecond { get; set; }
-        [Setting("Commands a quiet TCP user may send at once; 0 = the larger of TcpCommandsPerSecond and Tcp:MaxCommandsPerBatch.")]
+        [Setting("Commands a quiet TCP user may send at once (over the limit: error 14 rate_limited); 0 = the larger of TcpCommandsPerSecond and Tcp:MaxCommandsPerBatch.")]
         public int TcpBurst { get; set; }
 
         /// <summary>The TCP burst in force: never below a full frame, or a full frame could never pass.</summary>
@@ -211,13 +211,13 @@ public sealed class ServerOptions
     /// </summary>
     public sealed class FraudOptions
     {
-        [Setting("Score every payment (transfer and authorization) before it touches the ledger.", Flag = "--fraud", Value = "<true|false>")]
+        [Setting("Score every payment (transfer and authorization) before it touches the ledger (docs/fraud.md).", Flag = "--fraud", Value = "<true|false>")]
         public bool Enabled { get; set; } = true;
         [Setting("A model file written by rampay fraud train; empty = the embedded default model.", Flag = "--fraud-model", Value = "<file>")]
         public string ModelPath { get; set; } = "";
         [Setting("A score at or above this holds the payment for review (above 1 = never).")]
         public double ReviewThreshold { get; set; } = 0.5;
-        [Setting("A score at or above this declines the payment (above 1 = never).")]
+        [Setting("A score at or above this declines the payment (fraud_suspected; above 1 = never).")]
         public double DeclineThreshold { get; set; } = 0.9;
         [Setting("Rule: payments of at least this many minor units are held for review (0 = off).")]
         public long AmountThreshold { get; set; }
@@ -225,7 +225,7 @@ public sealed class ServerOptions
         public int MaxPaymentsPerDay { get; set; }
         [Setting("Rule: comma-separated account ids whose payments, in or out, are declined.")]
         public string BlockedAccounts { get; set; } = "";
-        [Setting("A held transfer not reviewed within this long expires (its hold is released).")]
+        [Setting("A held transfer not reviewed within this long expires (its hold is released); at most 31 days.")]
         public long ReviewTimeoutMs { get; set; } = 7L * 24 * 3600 * 1000;
 
         public long[] ParseBlockedAccounts()
