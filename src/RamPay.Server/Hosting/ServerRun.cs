@@ -4,7 +4,7 @@ namespace RamPay.Server.Hosting;
 
 /// <summary>
 /// Runs the composed host and turns its outcome into the exit code (README, --help): 0 a clean stop, 1 start-up
-/// failed, 2 a bad setting (decided before the host exists, in <see cref="Program"/>), 70 a fatal fault (exited by
+/// failed (or a stop step threw), 2 a bad setting (decided before the host exists, in <see cref="Program"/>), 70 a fatal fault (exited by
 /// <see cref="IFatalFaultHandler"/>, never here).
 /// </summary>
 public static class ServerRun
@@ -41,7 +41,17 @@ public static class ServerRun
             return StartupFailed;
         }
         // A clean stop (SIGTERM): the host runs the stop phases of every service, in reverse (ServerComposition).
-        await app.WaitForShutdownAsync();
+        try
+        {
+            await app.WaitForShutdownAsync();
+        }
+        catch (Exception e)
+        {
+            // A stop step threw (the engine's own failure is fatal and never gets here): the journal is intact and
+            // the next start replays it, but the stop was not clean.
+            logger.LogError(e, "stopping failed");
+            return StartupFailed;
+        }
         logger.LogInformation("stopped cleanly");
         return CleanStop;
     }
