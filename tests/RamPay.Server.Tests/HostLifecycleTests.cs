@@ -79,6 +79,49 @@ public sealed class HostLifecycleTests : IDisposable
     }
 
     [Fact]
+    public async Task HTTP_answers_starting_while_the_services_before_the_engine_hold_the_start()
+    {
+        // 1. A gate right after the HTTP announcement, where the writer lease waits (or the engine replays a long journal).
+        using var recorder = new LogRecorder();
+        var gate = new Gate();
+        var app = Compose(recorder, b =>
+        {
+            int at = b.Services.IndexOf(b.Services.First(d => d.ServiceType == typeof(IHostedService))) + 1;
+            b.Services.Insert(at, ServiceDescriptor.Singleton<IHostedService>(gate));
+        });
+        await using (app)
+        {
+            var starting = app.StartAsync();
+            await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            // 2. Kestrel is up: /health/live answers, /health/ready says "starting" with 503.
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            using var http = new HttpClient { BaseAddress = new Uri(address) };
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
+            var ready = await http.GetAsync("/health/ready");
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("\"starting\"", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.DoesNotContain(recorder.Messages, m => m.StartsWith("recovered:", StringComparison.Ordinal));
+            // 3. Open the gate: the engine recovers, the server becomes ready.
+            gate.Open.SetResult();
+            await starting.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+            await app.StopAsync();
+        }
+    }
+
+    private sealed class Gate : LifecycleService
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Open { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override async Task StartedAsync(CancellationToken cancellationToken)
+        {
+            Entered.SetResult();
+            await Open.Task;
+        }
+    }
+
+    [Fact]
     public async Task An_engine_fault_goes_to_the_fatal_fault_handler()
     {
         using var recorder = new LogRecorder();
