@@ -84,6 +84,7 @@ public static class SettingsCatalog
             RamPay__Section__Key), or from --RamPay:Section:Key=value; later ones win, flags last.
 
             """);
+        text.Append('\n');
         foreach (var s in All)
         {
             text.Append(CultureInfo.InvariantCulture, $"  {s.Key} = {(s.Default.Length == 0 ? "(empty)" : s.Default)}");
