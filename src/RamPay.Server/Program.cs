@@ -11,6 +11,7 @@ using RamPay.Sinks;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
 using RamPay.Server.Http;
+using RamPay.Server.Observability;
 using RamPay.Server.Tcp;
 
 namespace RamPay.Server;
@@ -54,6 +55,7 @@ public static class Program
         {
             options.Validate();
             fraud = FraudConfigurationFrom(options.Fraud);
+            builder.Services.AddRamPayObservability(builder.Configuration);
         }
         catch (OptionsException e)
         {
@@ -104,7 +106,7 @@ public static class Program
         SinkHub? sinks = null;
         using var metrics = new Metrics(engine, () => sinks);
         Routes.Map(app, new Api(platform), ctx => Ready(ctx, engine, sinks));
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8")).WithTags("health");
+        app.MapRamPayMetrics();
 
         try
         {
