@@ -73,8 +73,10 @@ public sealed class PrometheusScrapeTests(ITestOutputHelper output)
     [Fact]
     public async Task Prometheus_scraping_the_server_counts_exactly_the_traffic_sent()
     {
-        // Fraud scoring on (the embedded model): its decisions are counted, whatever the model decides.
-        await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal)), "Fraud:Enabled=true"]);
+        // Fraud scoring on (the embedded model) with two rules, so that all three decisions occur: payments of 1000 or
+        // more are held for review, and a sender's payments beyond 15 a day are declined.
+        await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal)),
+            "Fraud:Enabled=true", "Fraud:AmountThreshold=1000", "Fraud:MaxPaymentsPerDay=15"]);
         var api = new Api(server);
         await using var prometheus = await PrometheusProcess.StartAsync(server.HttpBaseAddress);
         await prometheus.WaitForAsync("up{job=\"rampay\"}", 1, "Prometheus's first scrape of the server");
@@ -89,7 +91,7 @@ public sealed class PrometheusScrapeTests(ITestOutputHelper output)
         int posted = 0, held = 0, declined = 0;
         for (int i = 0; i < N; i++)
         {
-            var r = await api.PostAsync("/v1/payments", alice.Token, new { from_account = alice.WalletId, to_account = bob.WalletId, amount = 10 + i, currency = "USD", capture = true });
+            var r = await api.PostAsync("/v1/payments", alice.Token, new { from_account = alice.WalletId, to_account = bob.WalletId, amount = i % 5 == 4 ? 5_000 : 10 + i, currency = "USD", capture = true });
             if (r.Status == HttpStatusCode.Created)
             {
                 string status = r.Body!.Str("status");
@@ -103,6 +105,8 @@ public sealed class PrometheusScrapeTests(ITestOutputHelper output)
                 declined++;
             }
         }
+
+        Assert.True(posted > 0 && held > 0 && declined > 0, $"posted {posted}, held {held}, declined {declined}: the rules should give each decision");
 
         // 3. M payments the ledger refuses (Bob has far less than that): 422 insufficient_funds, never scored.
         const int M = 5;
