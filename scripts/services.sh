@@ -27,7 +27,7 @@ PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
 KAFKA_TOPICS=("rampay.events:8" "rampay.selfcheck:1")   # selfcheck: this script's own produce/consume round trip
-PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc)
+PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc prometheus)   # prometheus: the metrics scrape test runs its own
 WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
 
 say() { echo "services: $*"; }

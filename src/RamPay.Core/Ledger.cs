@@ -58,6 +58,9 @@ public sealed partial class Ledger : IReadOnlyLedger
     public long ClockMs => _clockMs;
     public IdempotencyTable Idempotency => _idempotency;
     public long IdempotencyEvictedEarly => _idempotency.EvictedEarly;
+    /// <summary>Payments scored with this decision since this ledger object was made (not persisted; for metrics).</summary>
+    public long FraudDecisions(RamPay.Fraud.FraudDecision decision) => Volatile.Read(ref _fraudDecisions[(int)decision]);
+    private readonly long[] _fraudDecisions = new long[3]; // indexed by FraudDecision; the writer's plain increments
     public Int128 TotalDebitsPosted => _debitsPosted;
     public Int128 TotalCreditsPosted => _creditsPosted;
     public Int128 TotalDebitsPending => _debitsPending;
@@ -279,6 +282,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         if ((kind == PaymentKind.Authorization || scored) && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
         // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features.
         var verdict = scored ? ScorePayment(c, now) : default;
+        if (scored) _fraudDecisions[(int)verdict.Decision]++;
 
         ref var p = ref NewPayment(kind, c.FromAccount, c.ToAccount, c.Amount, c.Currency, now);
         if (scored && RecordVerdict(ref p, verdict, note) is { } declined) return declined;

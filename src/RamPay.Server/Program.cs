@@ -1,4 +1,5 @@
 using RamPay.Server.Hosting;
+using RamPay.Server.Observability;
 
 namespace RamPay.Server;
 
@@ -31,6 +32,7 @@ public static class Program
         try
         {
             settings = ServerSettings.Load(builder.Configuration);
+            builder.Services.AddRamPayObservability(builder.Configuration);
         }
         catch (OptionsException e)
         {

@@ -38,6 +38,20 @@ public sealed class ServerOptions
     public KafkaSettings Kafka { get; set; } = new();
     public SinkSettings Sinks { get; set; } = new();
     public LoggingSettings Logging { get; set; } = new();
+    public OtlpSettings Otlp { get; set; } = new();
+
+    /// <summary>
+    /// OpenTelemetry traces over OTLP. Read and checked by <see cref="Observability.ObservabilityExtensions"/> (which also
+    /// honours the standard OTEL_EXPORTER_OTLP_* variables); declared here so that --help and README list them.
+    /// </summary>
+    public sealed class OtlpSettings
+    {
+        [Setting("OTLP endpoint (http:// or https:// URL) that OpenTelemetry traces are exported to; empty = traces off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md).")]
+        public string Endpoint { get; set; } = "";
+
+        [Setting("The OTLP protocol: grpc or http/protobuf.")]
+        public string Protocol { get; set; } = "grpc";
+    }
 
     public sealed class LoggingSettings
     {

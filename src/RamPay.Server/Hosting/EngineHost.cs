@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using RamPay.Core;
 using RamPay.Engine;
+using RamPay.Server.Observability;
 
 namespace RamPay.Server.Hosting;
 
@@ -22,6 +24,11 @@ public sealed class PendingCommands
     }
 
     internal long SubmittedAtMs { get; }
+
+    /// <summary>The trace span from submit to durable completion; null unless traces are recorded.</summary>
+    internal Activity? Activity { get; set; }
+    /// <summary>The journal sequence of the last command, set on completion (for the span).</summary>
+    internal long LastJournalSequence { get; set; }
 
     /// <summary>One result per command, in submission order; valid once <see cref="Completion"/> has finished.</summary>
     public CommandResult[] Results { get; }
@@ -76,6 +83,9 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     public RecoveryReport? Recovery => _engine?.Recovery;
     /// <summary>The highest journal sequence whose result has been handed back (durable and applied).</summary>
     public long CompletedSequence => _engine?.CompletedSequence ?? 0;
+
+    /// <summary>The running engine (null before start), for metrics that read its counters.</summary>
+    public RamPayEngine? RunningEngine => _engine;
 
     /// <summary>The journaled time (unix ms) of the command at <see cref="CompletedSequence"/>.</summary>
     public long CompletedTimestampMs => Volatile.Read(ref _completedTimestampMs);
@@ -155,6 +165,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         var engine = Engine(duringStartup);
         if (!duringStartup && BackPressure?.Invoke() is { } reason) throw new BackPressureException(reason);
         var (id, pending) = Register(1);
+        pending.Activity = RamPayTelemetry.StartEngineSpan(command.Type, 1);
         try
         {
             engine.Submit(command, (id << IndexBits) | 0, attachment, readBack);
@@ -162,9 +173,11 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         catch (Exception e)
         {
             _pending.TryRemove(id, out _);
-            throw new EngineUnavailableException("the engine did not accept the command", e);
+            var error = new EngineUnavailableException("the engine did not accept the command", e);
+            if (pending.Activity is { } span) RamPayTelemetry.EndEngineSpan(span, 0, default, error);
+            throw error;
         }
-        await pending.Completion.ConfigureAwait(false);
+        await Wait(pending).ConfigureAwait(false);
         return pending.Results[0];
     }
 
@@ -178,6 +191,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         if (attachments is not null && attachments.Length != commands.Length) throw new ArgumentException("one attachment (or null) per command", nameof(attachments));
         var engine = Engine();
         var (id, pending) = Register(commands.Length);
+        pending.Activity = RamPayTelemetry.StartEngineSpan(commands[0].Type, commands.Length);
         try
         {
             if (attachments is null || Array.TrueForAll(attachments, a => a is null))
@@ -192,7 +206,9 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         catch (Exception e)
         {
             _pending.TryRemove(id, out _);
-            throw new EngineUnavailableException("the engine did not accept the commands", e);
+            var error = new EngineUnavailableException("the engine did not accept the commands", e);
+            if (pending.Activity is { } span) RamPayTelemetry.EndEngineSpan(span, 0, default, error);
+            throw error;
         }
         return pending;
     }
@@ -201,7 +217,21 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     /// Waits for a batch from <see cref="Submit"/>; one still not durable after the command timeout fails with
     /// <see cref="EngineUnavailableException"/>. The watchdog expires waiters, so a wait costs no timer of its own.
     /// </summary>
-    public Task Wait(PendingCommands pending) => pending.Completion;
+    public Task Wait(PendingCommands pending) => pending.Activity is null ? pending.Completion : WaitTraced(pending);
+
+    private static async Task WaitTraced(PendingCommands pending)
+    {
+        try
+        {
+            await pending.Completion.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            RamPayTelemetry.EndEngineSpan(pending.Activity!, 0, default, e);
+            throw;
+        }
+        RamPayTelemetry.EndEngineSpan(pending.Activity!, pending.LastJournalSequence, pending.Results[0], null);
+    }
 
     /// <summary>Fails (and forgets) every waiter older than the command timeout: its caller hears 503, its command may still land.</summary>
     private void ExpireWaiters()
@@ -261,6 +291,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
             _last = pending;
             _lastId = id;
         }
+        if (index == pending.Results.Length - 1) pending.LastJournalSequence = journalSequence;
         pending.Complete(index, slot.Result);
         if (index == pending.Results.Length - 1)
         {

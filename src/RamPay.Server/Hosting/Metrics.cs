@@ -1,26 +1,28 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
-using System.Text;
+using RamPay.Core;
+using RamPay.Fraud;
+using RamPay.Server.Observability;
 using RamPay.Sinks;
 
 namespace RamPay.Server.Hosting;
 
 /// <summary>
-/// The server's metrics as <see cref="System.Diagnostics.Metrics"/> instruments (meter <c>RamPay</c>), and their
-/// Prometheus text rendering for <c>GET /metrics</c>: a <see cref="MeterListener"/> collects the observable instruments
-/// at each scrape. Observable only: nothing is recorded on the hot path, every value is read when scraped.
+/// The server's state as observable <see cref="System.Diagnostics.Metrics"/> instruments (meter <c>RamPay</c>): every
+/// value is read from counters the engine, the ledger and the sinks already keep, when a scrape asks, so nothing is
+/// recorded on the writer's path. OpenTelemetry's Prometheus exporter renders them on <c>GET /metrics</c>
+/// (<see cref="ObservabilityExtensions"/>); docs/operations.md lists every series.
 /// </summary>
 public sealed class Metrics : IDisposable
 {
     public const string MeterName = "RamPay";
 
+    private static readonly string[] DecisionNames = ["allow", "review", "decline"];
+
     private readonly Meter _meter = new(MeterName);
-    private readonly MeterListener _listener = new();
-    private readonly Lock _scrape = new();
-    private readonly List<(Instrument Instrument, double Value, KeyValuePair<string, object?>[] Tags)> _measurements = [];
 
     public Metrics(EngineHost engine, Func<SinkHub?> sinks)
     {
+        // Today's series, names unchanged (a test pins them).
         _meter.CreateObservableGauge("rampay_journal_sequence", () => engine.CompletedSequence,
             description: "The last journal sequence that is durable and applied.");
         _meter.CreateObservableGauge("rampay_ready", () => engine.State == EngineState.Ready ? 1 : 0,
@@ -44,14 +46,27 @@ public sealed class Metrics : IDisposable
         _meter.CreateObservableGauge("rampay_sinks_follower_sequence", () => sinks()?.FollowerSequence ?? 0,
             description: "The last journal sequence the sinks' follower has turned into changes.");
 
-        _listener.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Meter == _meter) listener.EnableMeasurementEvents(instrument);
-        };
-        _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => _measurements.Add((i, v, tags.ToArray())));
-        _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => _measurements.Add((i, v, tags.ToArray())));
-        _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => _measurements.Add((i, v, tags.ToArray())));
-        _listener.Start();
+        // The engine's counters (RamPay.Engine.EngineCounters), kept by the stage that owns each one.
+        _meter.CreateObservableCounter("rampay_commands_applied_total", () => CompletedCommands(engine),
+            description: "Commands durable and applied, by command type and result code (the output stage counts them; commands replayed at start are not counted).");
+        _meter.CreateObservableGauge("rampay_ring_used_slots", () => engine.RunningEngine?.RingUsedSlots ?? 0,
+            description: "Ring slots claimed by producers and not yet completed by the output stage.");
+        _meter.CreateObservableGauge("rampay_ring_capacity_slots", () => engine.RunningEngine?.Options.RingSize ?? 0,
+            description: "The ring's size in slots; producers wait when it is full.");
+        _meter.CreateObservableCounter("rampay_writer_apply_seconds_total", () => engine.RunningEngine?.Counters.ApplySeconds ?? 0,
+            description: "Time the writer thread spent applying batches (commands and queries), since start.");
+        _meter.CreateObservableCounter("rampay_writer_batches_total", () => engine.RunningEngine?.Counters.ApplyBatches ?? 0,
+            description: "Batches the writer thread has applied since start.");
+        _meter.CreateObservableCounter("rampay_writer_commands_total", () => engine.RunningEngine?.Counters.ApplyCommands ?? 0,
+            description: "Commands the writer thread has applied since start.");
+        _meter.CreateObservableGauge("rampay_idempotency_keys", () => engine.RunningEngine?.IdempotencyKeys ?? 0,
+            description: "Idempotency keys the ledger remembers now.");
+        _meter.CreateObservableGauge("rampay_idempotency_capacity_keys", () => engine.RunningEngine?.IdempotencyCapacity ?? 0,
+            description: "The idempotency table's capacity; at capacity the oldest key is forgotten early.");
+        _meter.CreateObservableCounter("rampay_idempotency_evicted_early_total", () => engine.RunningEngine?.IdempotencyEvictedEarly ?? 0,
+            description: "Keys forgotten before their window ended because the table was full, over the ledger's life (kept in snapshots).");
+        _meter.CreateObservableCounter("rampay_fraud_decisions_total", () => FraudDecisions(engine),
+            description: "Payments scored for fraud since start, by decision (allow, review, decline).");
     }
 
     /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>
@@ -64,45 +79,19 @@ public sealed class Metrics : IDisposable
         foreach (var runner in hub.Sinks) yield return new Measurement<double>(value(runner, hub), new KeyValuePair<string, object?>("sink", runner.Name));
     }
 
-    /// <summary>Every instrument's current value in the Prometheus text exposition format (version 0.0.4).</summary>
-    public string Render()
+    private static IEnumerable<Measurement<long>> CompletedCommands(EngineHost host)
     {
-        lock (_scrape)
-        {
-            _measurements.Clear();
-            _listener.RecordObservableInstruments();
-            var text = new StringBuilder();
-            foreach (var group in _measurements.GroupBy(m => m.Instrument))
-            {
-                var instrument = group.Key;
-                string type = instrument.GetType().Name.StartsWith("ObservableCounter", StringComparison.Ordinal) ? "counter" : "gauge";
-                text.Append("# HELP ").Append(instrument.Name).Append(' ').Append(instrument.Description).Append('\n');
-                text.Append("# TYPE ").Append(instrument.Name).Append(' ').Append(type).Append('\n');
-                foreach (var (_, value, tags) in group)
-                {
-                    text.Append(instrument.Name);
-                    if (tags.Length > 0)
-                    {
-                        text.Append('{');
-                        for (int i = 0; i < tags.Length; i++)
-                        {
-                            if (i > 0) text.Append(',');
-                            text.Append(tags[i].Key).Append("=\"").Append(Escape(Convert.ToString(tags[i].Value, CultureInfo.InvariantCulture))).Append('"');
-                        }
-                        text.Append('}');
-                    }
-                    text.Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
-                }
-            }
-            return text.ToString();
-        }
+        if (host.RunningEngine is not { } engine) yield break;
+        foreach (var (type, code, count) in engine.Counters.CompletedCounts())
+            yield return new Measurement<long>(count, new("type", RamPayTelemetry.CommandTypeName(type)), new("result", ResultCodes.Name(code)));
     }
 
-    private static string Escape(string? value) => (value ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
-
-    public void Dispose()
+    private static IEnumerable<Measurement<long>> FraudDecisions(EngineHost host)
     {
-        _listener.Dispose();
-        _meter.Dispose();
+        if (host.RunningEngine is not { } engine) yield break;
+        for (int d = 0; d < DecisionNames.Length; d++)
+            yield return new Measurement<long>(engine.FraudDecisions((FraudDecision)d), new KeyValuePair<string, object?>("decision", DecisionNames[d]));
     }
+
+    public void Dispose() => _meter.Dispose();
 }

@@ -1,3 +1,4 @@
+using RamPay.Server.Observability;
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -209,7 +210,7 @@ public static class ServerComposition
         Routes.Map(app, new Api(services.GetRequiredService<Platform>()), services.GetRequiredService<HealthEndpoint>().Ready);
         var metrics = new Metrics(services.GetRequiredService<EngineHost>(), () => services.GetRequiredService<SinksService>().Hub);
         app.Lifetime.ApplicationStopped.Register(metrics.Dispose);
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8")).WithTags("health");
+        app.MapRamPayMetrics();
         return app;
     }
 }

@@ -5,6 +5,7 @@ using RamPay.Protocol;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
 using RamPay.Server.Http;
+using RamPay.Server.Observability;
 
 namespace RamPay.Server.Tcp;
 
@@ -158,7 +159,11 @@ internal sealed class TcpConnection
         needMore = false;
         var rest = _receive.AsSpan(consumed, _filled - consumed);
         var status = FrameHeader.TryRead(rest, _limits, out var header, out var headerError);
-        if (status == FrameStatus.Invalid) return Reply.Failure(0, headerError.Code, headerError.Reason, close: true);
+        if (status == FrameStatus.Invalid)
+        {
+            RamPayTelemetry.TcpFrameReceived(0); // "invalid": its type is unknown or its header is refused
+            return Reply.Failure(0, headerError.Code, headerError.Reason, close: true);
+        }
         if (status == FrameStatus.NeedMoreData)
         {
             needMore = true;
@@ -173,6 +178,7 @@ internal sealed class TcpConnection
         }
         var body = rest.Slice(FrameHeader.Size, header.BodyLengthBytes);
         consumed += header.FrameLengthBytes;
+        RamPayTelemetry.TcpFrameReceived(header.Type);
         return header.Type switch
         {
             FrameType.Hello => Hello(header.RequestId, body),
@@ -201,6 +207,7 @@ internal sealed class TcpConnection
     {
         if (!FrameCodec.TryReadCommandBatch(body, _limits, _wire, out int count, out var error))
             return Reply.Failure(requestId, error.Code, error.Reason, error.CommandIndex);
+        RamPayTelemetry.TcpCommandsReceived(count);
         return new Reply { RequestId = requestId, Type = FrameType.CommandBatch, Count = count };
     }
 
@@ -277,6 +284,7 @@ internal sealed class TcpConnection
             {
                 int length = await Encode(reply, send, results);
                 await _socket.SendAsync(send.AsMemory(0, length));
+                RamPayTelemetry.TcpFrameSent((FrameType)send[3]); // the header's type byte: what was written, error included
                 if (reply.Close) break;
             }
             if (_stopping.IsCancellationRequested)
