@@ -45,7 +45,7 @@ public static class KafkaTestConsumer
     /// <summary>
     /// Every message of <paramref name="topic"/> from the start of each partition to its high watermark as it stands
     /// when the read starts, sorted by partition and offset. The partitions are assigned, not subscribed (no group
-    /// join, no commit): a read of what is there, as kcat -C -e did.
+    /// join, no commit): a read of what is there.
     /// </summary>
     public static List<KafkaTestBroker.Message> ReadAll(string topic, string bootstrap, TimeSpan timeout)
     {
