@@ -26,6 +26,9 @@ public static class KafkaNativeLibrary
     /// <summary>The bundled library used on Linux x64, relative to the application's directory (librdkafka.redist's layout).</summary>
     public const string BundledRelativePath = "runtimes/linux-x64/native/centos8-librdkafka.so";
 
+    /// <summary>Where a RID-specific build or publish (<c>-r linux-x64</c>) puts the same file: the application's folder itself.</summary>
+    public const string BundledFlatPath = "centos8-librdkafka.so";
+
     private static readonly Lock Gate = new();
     private static volatile bool _loaded;
     private static IntPtr _handle;
@@ -51,8 +54,10 @@ public static class KafkaNativeLibrary
                 if (Library.IsLoaded)
                     throw new InvalidOperationException("librdkafka was loaded before KafkaNativeLibrary.EnsureLoaded was called, so it may be the machine's rather than the bundled one: call EnsureLoaded before the first Kafka call");
                 string path = Path.Combine(AppContext.BaseDirectory, BundledRelativePath);
+                if (!File.Exists(path) && File.Exists(Path.Combine(AppContext.BaseDirectory, BundledFlatPath)))
+                    path = Path.Combine(AppContext.BaseDirectory, BundledFlatPath);
                 if (!File.Exists(path))
-                    throw new DllNotFoundException($"the bundled librdkafka is not at {path} (it comes with the librdkafka.redist package: is this a build or publish of a project that references RamPay.Kafka?)");
+                    throw new DllNotFoundException($"the bundled librdkafka is not at {path} nor in {AppContext.BaseDirectory} (it comes with the librdkafka.redist package: is this a build or publish of a project that references RamPay.Kafka?)");
                 try
                 {
                     _handle = NativeLibrary.Load(path);
