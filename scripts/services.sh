@@ -27,6 +27,8 @@ PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
 KAFKA_TOPICS=("rampay.events:8" "rampay.selfcheck:1")   # selfcheck: this script's own produce/consume round trip
+# librdkafka1, librdkafka-dev and gcc build and run tools/kafka-mock; kcat is this script's own broker check (kafka_ready,
+# kafka_round_trip). RamPay's processes and tests do not use them: they run the librdkafka bundled with Confluent.Kafka.
 PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc prometheus)   # prometheus: the metrics scrape test runs its own
 WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
 

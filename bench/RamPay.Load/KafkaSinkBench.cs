@@ -49,6 +49,7 @@ internal static class KafkaSinkBench
         foreach (string p in problems) error.WriteLine("error: " + p);
         if (problems.Count > 0) return LoadCli.ExitError;
 
+        KafkaNativeLibrary.EnsureLoaded(); // before the admin client below: the bundled librdkafka, never the machine's
         string run = LoadOptions.NewRunId();
         string topic = o.Topic.Length > 0 ? o.Topic : "rampay.bench." + run;
         string root = Directory.CreateTempSubdirectory("rampay-kafka-bench-").FullName;

@@ -87,7 +87,7 @@ public sealed class EventEncoder
         return j.Written;
     }
 
-    /// <summary>The message key of <paramref name="e"/>: its account id in decimal ASCII (what kcat and any consumer read as is).</summary>
+    /// <summary>The message key of <paramref name="e"/>: its account id in decimal ASCII (what any consumer reads as is).</summary>
     public static byte[] Key(in MappedEvent e)
     {
         Span<byte> digits = stackalloc byte[20];

@@ -44,6 +44,7 @@ public sealed class KafkaEventSink : IChangeSink
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        KafkaNativeLibrary.EnsureLoaded(); // the bundled librdkafka, before this process's first Kafka call
         _options = options;
         _checkpointFile = new KafkaCheckpointFile(options.CheckpointDirectory, options.Topic);
         _log = options.Log ?? (line => Console.Error.WriteLine(line));

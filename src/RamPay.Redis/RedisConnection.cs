@@ -18,11 +18,11 @@ public static class RedisConnection
         options.SyncTimeout = (int)timeout.TotalMilliseconds;
         options.ConnectRetry = 1;
         options.ClientName ??= clientName;
-        var redis = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
-        // Completions in arrival order go through one worker per connection in 1.2.x: a slow continuation would hold
-        // up every other caller, and a synchronous call made from one deadlocks until its timeout. Order across
-        // callers means nothing here, so results are handed out as they come (the 2.x behaviour).
-        redis.PreserveAsyncOrder = false;
-        return redis;
+        // While the connection is down, fail each call at once (as 1.2.x did) instead of queueing it until a timeout
+        // (the default since 2.5): the rate limiter then falls back without adding a timeout to the request, and the
+        // writer lease retries on its own schedule. 1.2.x also needed PreserveAsyncOrder switched off (completions in
+        // arrival order through one worker per connection); 2.x and later never order them.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        return await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
     }
 }

@@ -90,6 +90,9 @@ public sealed class ServerKafkaTests(ITestOutputHelper output)
         // What a consumer reads now, while the server runs: no failure, so no event twice.
         List<TopicEvent> received = Parse(await KafkaTestBroker.ReadAllAsync(topic));
         Assert.Equal(received.Count, received.Select(r => r.Id).Distinct().Count());
+        // The server produced them with the bundled librdkafka (KafkaNativeLibrary), not the machine's: the only
+        // librdkafka file mapped into its process is the package's, next to rampay-server.dll.
+        Assert.Equal([NativeLibraryTests.BundledPath(AppContext.BaseDirectory)], NativeLibraryTests.LibrdkafkaFilesMappedBy(server.ProcessId));
         AssertOrderedPerKey(received);
 
         string Key(long account) => account.ToString(CultureInfo.InvariantCulture);

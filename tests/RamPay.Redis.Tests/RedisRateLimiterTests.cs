@@ -97,6 +97,20 @@ public class RedisRateLimiterTests
     }
 
     [Fact]
+    public async Task Without_Redis_a_decision_does_not_wait_for_the_timeout()
+    {
+        // A connection whose own timeouts are long (5 s) and a limiter that would wait 5 s: a call made while the
+        // connection is down must fail at once (BacklogPolicy.FailFast), not sit in the connection's backlog until
+        // a timeout, so the fallback decides without delaying the request.
+        using var nowhere = await RedisConnection.ConnectAsync("127.0.0.1:1", TimeSpan.FromSeconds(5));
+        var limiter = new RedisRateLimiter(nowhere, TestRedis.NewPrefix(), new InProcessRateLimiter(10, 10), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        Assert.True((await limiter.AcquireAsync("u:1")).Allowed);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(2.5), $"the first decision took {started.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(1, limiter.FallbackDecisions);
+    }
+
+    [Fact]
     public async Task A_rate_of_zero_is_off_and_never_asks_Redis()
     {
         using var nowhere = await RedisConnection.ConnectAsync("127.0.0.1:1", TimeSpan.FromMilliseconds(200));
