@@ -69,6 +69,8 @@ public static class Program
             k.Listen(IPAddress.Parse(options.Http.Host), options.Http.Port);
             k.Limits.MaxRequestBodySize = options.Http.MaxRequestBodyBytes;
             k.AddServerHeader = false;
+            // Idempotency-Key and Authorization reach the endpoint whatever their bytes, which refuses bad ones with a JSON error.
+            k.RequestHeaderEncodingSelector = RequestText.HeaderEncoding;
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddEndpointsApiExplorer();
