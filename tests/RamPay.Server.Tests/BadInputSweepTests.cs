@@ -417,3 +417,112 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         return state.ToString();
     }
 }
+
+/// <summary><see cref="RequestText"/> in-process: what it refuses, what it lets through, and how it names the field.</summary>
+public sealed class RequestTextTests
+{
+    private static ApiError? Refusal(byte[] body)
+    {
+        try
+        {
+            RequestText.CheckUtf8(body);
+            RequestText.CheckEscapes(body);
+            return null;
+        }
+        catch (ApiError e)
+        {
+            return e;
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"a":"plain"}""")]
+    [InlineData("""{"a":"é😀 €"}""")]
+    [InlineData("""{"a":"\ud83d\ude00 \u00e9 \u20ac"}""")]
+    [InlineData("""{"a":"\\ud800 is an escaped backslash, then text"}""")]
+    [InlineData("""{"a":"\"quoted\" \n \\"}""")]
+    [InlineData("""{"\ud83d\ude00":["\ud83d\ude00", {"b": "\uFFFD"}]}""")]
+    public void Well_formed_text_passes(string json) => Assert.Null(Refusal(Encoding.UTF8.GetBytes(json)));
+
+    [Fact]
+    public void A_byte_order_mark_passes() => Assert.Null(Refusal([0xEF, 0xBB, 0xBF, .. """{"a":"b"}"""u8]));
+
+    [Theory]
+    [InlineData("""{"payments":[{"a":1},{"description":"\ud800"}]}""", "'payments[1].description' is not valid text", "surrogate")]
+    [InlineData("""{"a":{"b":["ok","x\udfff"]}}""", "'a.b[1]' is not valid text", "surrogate")]
+    [InlineData("""{"name":"ok","x\ud800":1}""", "A property name in the body is not valid text", "surrogate")]
+    [InlineData("""{"payments":[{"\udc00\ud800":1}]}""", "A property name in 'payments[0]' is not valid text", "surrogate")]
+    public void A_lone_surrogate_escape_is_invalid_text_naming_the_field(string json, string names, string says)
+    {
+        var refusal = Refusal(Encoding.UTF8.GetBytes(json));
+        Assert.NotNull(refusal);
+        Assert.Equal((400, RequestText.Code), (refusal.Status, refusal.Code));
+        Assert.StartsWith(names, refusal.Message, StringComparison.Ordinal);
+        Assert.Contains(says, refusal.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bytes_that_are_not_utf8_are_invalid_text_naming_the_field_and_the_offset()
+    {
+        byte[] body = [.. """{"email":"a@b.c","name":"x"""u8, 0xC3, 0x28, .. "\"}"u8];
+        var refusal = Refusal(body)!;
+        Assert.Equal(RequestText.Code, refusal.Code);
+        Assert.StartsWith("'name' is not valid text: byte 26 of the body (0xC3)", refusal.Message, StringComparison.Ordinal);
+
+        refusal = Refusal([.. """{"payments":[{"description":"ok"},{"descri"""u8, 0xFF, .. "ption\":1}]}"u8])!;
+        Assert.StartsWith("A property name in 'payments[1]' is not valid text", refusal.Message, StringComparison.Ordinal);
+
+        // After the object, or cut short inside a string: not JSON either, so the body is named.
+        refusal = Refusal([.. """{"a":"b"}"""u8, 0xE2, 0x82])!;
+        Assert.StartsWith("The request body is not valid text: byte 9 of the body (0xE2)", refusal.Message, StringComparison.Ordinal);
+        refusal = Refusal([.. """{"a":"b"""u8, 0xE2, 0x82])!;
+        Assert.StartsWith("The request body is not valid text", refusal.Message, StringComparison.Ordinal);
+    }
+
+    private static ApiError? TargetRefusal(string rawTarget)
+    {
+        var ctx = new DefaultHttpContext();
+        ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget = rawTarget;
+        try
+        {
+            RequestText.CheckTarget(ctx);
+            return null;
+        }
+        catch (ApiError e)
+        {
+            return e;
+        }
+    }
+
+    [Theory]
+    [InlineData("/v1/accounts/1/payments?limit=10&after=3")]
+    [InlineData("/v1/caf%C3%A9?q=%F0%9F%98%80&r=%e2%82%ac")]
+    [InlineData("/v1/x%2?y=%zz&z=%")] // not escapes: they stay themselves, as ASP.NET leaves them
+    [InlineData("/v1/x%25FF")]        // an escaped '%' followed by "FF"
+    public void A_target_of_well_formed_text_passes(string target) => Assert.Null(TargetRefusal(target));
+
+    [Theory]
+    [InlineData("/v1/accounts/%C3%28", "The request path")]
+    [InlineData("/v1/accounts/%ED%A0%80/payments", "The request path")]
+    [InlineData("/v1/accounts/1/payments?limit=10&after=%FF", "The query parameter 'after'")]
+    [InlineData("/v1/users/me?%C0%AF=1", "The query parameter name '%C0%AF'")]
+    [InlineData("/v1/users/me?x=%E2%82", "The query parameter 'x'")]
+    public void A_target_whose_escapes_are_not_utf8_is_invalid_text(string target, string names)
+    {
+        var refusal = TargetRefusal(target);
+        Assert.NotNull(refusal);
+        Assert.Equal((400, RequestText.Code), (refusal.Status, refusal.Code));
+        Assert.StartsWith(names, refusal.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Only_the_headers_an_endpoint_reads_as_text_are_decoded_byte_for_byte()
+    {
+        Assert.Equal(Encoding.Latin1, RequestText.HeaderEncoding("Idempotency-Key"));
+        Assert.Equal(Encoding.Latin1, RequestText.HeaderEncoding("idempotency-key"));
+        Assert.Equal(Encoding.Latin1, RequestText.HeaderEncoding("Authorization"));
+        Assert.Null(RequestText.HeaderEncoding("Content-Type"));
+        Assert.True(RequestText.IsAscii("k-123 abc"));
+        Assert.False(RequestText.IsAscii("k-\u00ff"));
+    }
+}
