@@ -189,18 +189,19 @@ public static class RequestText
 
     private static void CheckTargetSlow(string raw)
     {
-        int question = raw.IndexOf('?');
-        string path = question < 0 ? raw : raw[..question];
-        if (!DecodesToUtf8(path))
+        ReadOnlySpan<char> target = raw;
+        int question = target.IndexOf('?');
+        if (!DecodesToUtf8(question < 0 ? target : target[..question]))
             throw new ApiError(400, Code, "The request path is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.");
         if (question < 0) return;
-        foreach (string pair in raw[(question + 1)..].Split('&'))
+        foreach (var range in target[(question + 1)..].Split('&'))
         {
+            var pair = target[(question + 1)..][range];
             int equals = pair.IndexOf('=');
-            string name = equals < 0 ? pair : pair[..equals];
+            var name = equals < 0 ? pair : pair[..equals];
             if (!DecodesToUtf8(name))
                 throw new ApiError(400, Code, $"The query parameter name '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.");
-            if (equals >= 0 && !DecodesToUtf8(pair.AsSpan(equals + 1)))
+            if (equals >= 0 && !DecodesToUtf8(pair[(equals + 1)..]))
                 throw new ApiError(400, Code, $"The query parameter '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.");
         }
     }
@@ -210,30 +211,41 @@ public static class RequestText
     private static bool DecodesToUtf8(ReadOnlySpan<char> text)
     {
         if (!text.Contains('%')) return true;
-        byte[] bytes = new byte[Encoding.UTF8.GetMaxByteCount(text.Length)];
-        int n = 0;
-        for (int i = 0; i < text.Length; i++)
+        int max = Encoding.UTF8.GetMaxByteCount(text.Length);
+        byte[]? rented = max > 512 ? System.Buffers.ArrayPool<byte>.Shared.Rent(max) : null;
+        Span<byte> bytes = rented ?? stackalloc byte[512];
+        try
         {
-            char c = text[i];
-            if (c == '%' && i + 2 < text.Length && IsHex(text[i + 1]) && IsHex(text[i + 2]))
+            int n = 0;
+            for (int i = 0; i < text.Length; i++)
             {
-                bytes[n++] = (byte)Convert.ToInt32(text.Slice(i + 1, 2).ToString(), 16);
-                i += 2;
+                char c = text[i];
+                if (c == '%' && i + 2 < text.Length && IsHex(text[i + 1]) && IsHex(text[i + 2]))
+                {
+                    bytes[n++] = (byte)(HexValue(text[i + 1]) << 4 | HexValue(text[i + 2]));
+                    i += 2;
+                }
+                else if (c < 0x80)
+                {
+                    bytes[n++] = (byte)c;
+                }
+                else
+                {
+                    // Kestrel let a raw non-ASCII char through only as part of well-formed UTF-8: encode it back.
+                    int length = char.IsHighSurrogate(c) && i + 1 < text.Length ? 2 : 1;
+                    n += Encoding.UTF8.GetBytes(text.Slice(i, length), bytes[n..]);
+                    i += length - 1;
+                }
             }
-            else if (c < 0x80)
-            {
-                bytes[n++] = (byte)c;
-            }
-            else
-            {
-                // Kestrel let a raw non-ASCII char through only as part of well-formed UTF-8: encode it back.
-                int length = char.IsHighSurrogate(c) && i + 1 < text.Length ? 2 : 1;
-                n += Encoding.UTF8.GetBytes(text.Slice(i, length), bytes.AsSpan(n));
-                i += length - 1;
-            }
+            return Utf8.IsValid(bytes[..n]);
         }
-        return Utf8.IsValid(bytes.AsSpan(0, n));
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
     }
+
+    private static int HexValue(char c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 
     private static bool IsHex(char c) => char.IsAsciiHexDigit(c);
 }
