@@ -442,6 +442,7 @@ public sealed class RequestTextTests
     [InlineData("""{"a":"\\ud800 is an escaped backslash, then text"}""")]
     [InlineData("""{"a":"\"quoted\" \n \\"}""")]
     [InlineData("""{"\ud83d\ude00":["\ud83d\ude00", {"b": "\uFFFD"}]}""")]
+    [InlineData("""{"a":"\\\\ud800 two escaped backslashes", "b":"\uD83D\uDE00 upper case"}""")]
     public void Well_formed_text_passes(string json) => Assert.Null(Refusal(Encoding.UTF8.GetBytes(json)));
 
     [Fact]
@@ -452,6 +453,9 @@ public sealed class RequestTextTests
     [InlineData("""{"a":{"b":["ok","x\udfff"]}}""", "'a.b[1]' is not valid text", "surrogate")]
     [InlineData("""{"name":"ok","x\ud800":1}""", "A property name in the body is not valid text", "surrogate")]
     [InlineData("""{"payments":[{"\udc00\ud800":1}]}""", "A property name in 'payments[0]' is not valid text", "surrogate")]
+    [InlineData("""{"a":"ok","b":"\\\ud800"}""", "'b' is not valid text", "surrogate")]
+    [InlineData("""{"a":"\ud800\\udc00"}""", "'a' is not valid text", "surrogate")]
+    [InlineData("""{"a":"\uDBFF\uDBFF\uDC00"}""", "'a' is not valid text", "surrogate")]
     public void A_lone_surrogate_escape_is_invalid_text_naming_the_field(string json, string names, string says)
     {
         var refusal = Refusal(Encoding.UTF8.GetBytes(json));

@@ -51,13 +51,47 @@ public static class RequestText
     public static void CheckEscapes(ReadOnlySpan<byte> body)
     {
         // A lone surrogate can only be written as a \u escape: a body without a backslash has none.
-        if (body.IndexOf((byte)'\\') >= 0) CheckEscapesSlow(body);
+        if (body.IndexOf((byte)'\\') >= 0 && HasLoneSurrogateEscape(body)) throw LoneSurrogate(body);
     }
 
-    private static void CheckEscapesSlow(ReadOnlySpan<byte> body)
+    /// <summary>
+    /// Whether a body that parsed as JSON holds a \u escape of a surrogate without its pair. In valid JSON a backslash
+    /// only ever begins an escape inside a string, so the escapes can be walked without tokenizing (and without the
+    /// allocations of decoding each escaped string).
+    /// </summary>
+    private static bool HasLoneSurrogateEscape(ReadOnlySpan<byte> json)
     {
-        if (FindString(body, badOffset: -1) is { } found)
-            throw new ApiError(400, Code, $"{Describe(found)} is not valid text: it holds a \\u escape of a lone UTF-16 surrogate (\\uD800..\\uDFFF without its pair).");
+        int i = 0;
+        while (true)
+        {
+            int at = json[i..].IndexOf((byte)'\\');
+            if (at < 0) return false;
+            i += at;
+            if (json[i + 1] != (byte)'u')
+            {
+                i += 2; // \" \\ \/ \b \f \n \r \t
+                continue;
+            }
+            int unit = Hex4(json.Slice(i + 2, 4));
+            i += 6;
+            if (unit is < 0xD800 or > 0xDFFF) continue;
+            if (unit >= 0xDC00) return true; // a low surrogate with no high one before it
+            if (json.Length - i >= 6 && json[i] == (byte)'\\' && json[i + 1] == (byte)'u' && Hex4(json.Slice(i + 2, 4)) is >= 0xDC00 and <= 0xDFFF)
+            {
+                i += 6;
+                continue;
+            }
+            return true; // a high surrogate without its low one
+        }
+    }
+
+    private static int Hex4(ReadOnlySpan<byte> hex) =>
+        HexValue((char)hex[0]) << 12 | HexValue((char)hex[1]) << 8 | HexValue((char)hex[2]) << 4 | HexValue((char)hex[3]);
+
+    private static ApiError LoneSurrogate(ReadOnlySpan<byte> body)
+    {
+        string what = FindString(body, badOffset: -1) is { } found ? Describe(found) : "The request body";
+        return new ApiError(400, Code, $"{what} is not valid text: it holds a \\u escape of a lone UTF-16 surrogate (\\uD800..\\uDFFF without its pair).");
     }
 
     private static ApiError InvalidUtf8(ReadOnlySpan<byte> body)
