@@ -19,6 +19,7 @@ namespace RamPay.Benchmarks;
 /// <remarks>In-process: the measured code is pure CPU work on arrays, and building BenchmarkDotNet's boilerplate exe,
 /// which references the whole web server, took longer than its two-minute timeout on the shared machine.</remarks>
 [MemoryDiagnoser]
+[MedianColumn]
 [Config(typeof(InProcessConfig))]
 public class RequestTextBenchmarks
 {
