@@ -67,15 +67,6 @@ public static class FraudModelStore
         Directory.CreateDirectory(folder);
         string path = Path.Combine(folder, model.Sha256Hex + ".rpfm");
         if (File.Exists(path)) return;
-        string temporary = path + ".tmp";
-        using (var f = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            f.Write(model.ToBytes());
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, path, overwrite: true);
-        FsyncDirectory(folder);
+        RamPay.Journal.AtomicFile.Write(path, model.ToBytes());
     }
-
-    private static void FsyncDirectory(string folder) => RamPay.Journal.Durability.FlushDirectory(folder);
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 using RamPay.Sinks;
 
@@ -8,11 +7,11 @@ namespace RamPay.Kafka;
 /// <summary>
 /// The Kafka sink's checkpoint: the last journal record whose events the brokers acknowledged, in one small text
 /// file, <c>kafka.checkpoint</c>: <c>rampay-kafka-checkpoint 1 SEQUENCE TIMESTAMP_MS TOPIC</c> and a newline.
-/// Written whole to a temporary file, fsynced, renamed over the old one, and the directory fsynced: a crash leaves
+/// Written whole with <see cref="RamPay.Journal.AtomicFile"/> (temporary file, fsync, rename, fsync of the folder): a crash leaves
 /// either the old checkpoint or the new one, never a torn one. It names the topic so that a sink pointed at another
 /// topic does not skip what that topic never received.
 /// </summary>
-public sealed partial class KafkaCheckpointFile(string directory, string topic)
+public sealed class KafkaCheckpointFile(string directory, string topic)
 {
     public const string FileName = "kafka.checkpoint";
     private const string Magic = "rampay-kafka-checkpoint";
@@ -55,39 +54,7 @@ public sealed partial class KafkaCheckpointFile(string directory, string topic)
         ArgumentOutOfRangeException.ThrowIfNegative(checkpoint.Sequence);
         string directory = System.IO.Path.GetDirectoryName(Path)!;
         Directory.CreateDirectory(directory);
-        string tmp = Path + ".tmp";
         byte[] bytes = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{Magic} {FormatVersion} {checkpoint.Sequence} {checkpoint.TimestampMs} {Topic}\n"));
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1, FileOptions.None))
-        {
-            file.Write(bytes);
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, Path, overwrite: true);
-        FlushDirectory(directory);
+        RamPay.Journal.AtomicFile.Write(Path, bytes);
     }
-
-    /// <summary>Makes the rename durable: without it the new name can vanish after a power loss.</summary>
-    private static void FlushDirectory(string directory)
-    {
-        if (OperatingSystem.IsWindows()) return; // no directory handle to flush; NTFS journals its metadata
-        int fd = open(directory, 0 /* O_RDONLY */);
-        if (fd < 0) throw new IOException($"open({directory}) failed with errno {Marshal.GetLastPInvokeError()}");
-        try
-        {
-            if (fsync(fd) != 0) throw new IOException($"fsync({directory}) failed with errno {Marshal.GetLastPInvokeError()}");
-        }
-        finally
-        {
-            _ = close(fd);
-        }
-    }
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -36,16 +36,13 @@ public static class FencingTokenFile
         return token;
     }
 
-    /// <summary>Writes the token durably: a temporary file, fsync, then a rename over the old one.</summary>
+    /// <summary>
+    /// Writes the token durably with <see cref="RamPay.Journal.AtomicFile"/>: a temporary file, fsync, a rename over
+    /// the old one, and an fsync of the folder, without which a power loss could bring back the older token.
+    /// </summary>
     public static void Write(string path, long token)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            file.Write(System.Text.Encoding.ASCII.GetBytes(token.ToString(CultureInfo.InvariantCulture) + "\n"));
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, path, overwrite: true);
+        RamPay.Journal.AtomicFile.Write(path, System.Text.Encoding.ASCII.GetBytes(token.ToString(CultureInfo.InvariantCulture) + "\n"));
     }
 }

@@ -11,19 +11,19 @@ public sealed class ServerOptions
 {
     public const string Section = "RamPay";
 
-    /// <summary>Journal and snapshots live here.</summary>
+    [Setting("The data folder: journal, snapshots, sink checkpoints, writer-fence, JWT key, kept fraud models.", Flag = "--data", Value = "<dir>")]
     public string DataDirectory { get; set; } = "rampay-data";
-    /// <summary>fdatasync every journal batch. Off only for experiments: an acknowledged command could then be lost.</summary>
+    [Setting("fdatasync every journal batch. Off only for experiments: an acknowledged command could then be lost.", Flag = "--fsync", Value = "<true|false>")]
     public bool Fsync { get; set; } = true;
-    /// <summary>ISO codes the platform holds money in; a funding account is opened for each at first start.</summary>
+    [Setting("ISO codes the platform holds money in; a funding account is opened for each at first start.")]
     public string Currencies { get; set; } = "USD,EUR,GBP";
-    /// <summary>The wallet currency of a sign-up that names none.</summary>
+    [Setting("The wallet currency of a sign-up that names none.")]
     public string DefaultCurrency { get; set; } = "USD";
-    /// <summary>The largest single deposit, in minor units (default 1,000,000.00).</summary>
+    [Setting("The largest single deposit, in minor units (default 1,000,000.00).")]
     public long MaxDepositAmount { get; set; } = 100_000_000;
-    /// <summary>The most payments in one <c>POST /v1/payments/batch</c>.</summary>
+    [Setting("The most payments in one POST /v1/payments/batch.")]
     public int MaxBatchPayments { get; set; } = 100;
-    /// <summary>How long a request waits for its command to become durable before it answers 503.</summary>
+    [Setting("How long a request waits for its command to become durable before it answers 503.")]
     public int CommandTimeoutMs { get; set; } = 30_000;
 
     public HttpSettings Http { get; set; } = new();
@@ -37,21 +37,34 @@ public sealed class ServerOptions
     public PostgresSettings Postgres { get; set; } = new();
     public KafkaSettings Kafka { get; set; } = new();
     public SinkSettings Sinks { get; set; } = new();
+    public LoggingSettings Logging { get; set; } = new();
+
+    public sealed class LoggingSettings
+    {
+        public const string Text = "text";
+        public const string Json = "json";
+
+        [Setting("Console log format: text (one 'rampay-server: ...' line per event) or json (one JSON object per line: time, level, category, message and the event's fields).")]
+        public string Format { get; set; } = Text;
+
+        public bool IsJson => string.Equals(Format, Json, StringComparison.OrdinalIgnoreCase);
+    }
 
     public sealed class PostgresSettings
     {
-        /// <summary>Npgsql connection string of the database the rows go to; empty (the embedded default) = no PostgreSQL sink.</summary>
+        [Setting("Npgsql connection string of the database committed commands are written to as rows (docs/architecture.md, the sinks); empty (the embedded default) = no PostgreSQL sink.")]
         public string Connection { get; set; } = "";
     }
 
     public sealed class KafkaSettings
     {
-        /// <summary>Kafka bootstrap servers (host:port,...) the events go to; empty (the embedded default) = no Kafka sink.</summary>
+        [Setting("Kafka bootstrap servers (host:port,...) committed commands are published to as events (docs/events.md); the checkpoint is <data>/sinks/kafka.checkpoint. Empty (the embedded default) = no Kafka sink.")]
         public string BootstrapServers { get; set; } = "";
+        [Setting("The Kafka topic the events go to.")]
         public string Topic { get; set; } = "rampay.events";
-        /// <summary>How long the sink waits for the brokers to describe the topic when it (re)connects before it fails and backs off.</summary>
+        [Setting("How long the sink waits for the brokers to describe the topic when it (re)connects before it fails and backs off.")]
         public int OpenTimeoutMs { get; set; } = 10_000;
-        /// <summary>How long one batch may wait for the brokers' acknowledgements before the sink tears its producer down and re-sends from its checkpoint.</summary>
+        [Setting("How long one batch may wait for the brokers' acknowledgements before the sink tears its producer down and re-sends from its checkpoint.")]
         public int WriteTimeoutMs { get; set; } = 30_000;
 
         /// <summary>The Kafka sink's options from these settings (one place for <see cref="Validate"/> and the server's start).</summary>
@@ -68,70 +81,80 @@ public sealed class ServerOptions
 
     public sealed class SinkSettings
     {
-        /// <summary>Past this many journal records behind, ingress holds new commands back (HTTP 503 sinks_lagging, TCP stops reading); 0 = no limit.</summary>
+        [Setting("Past this many journal records behind, ingress holds new commands back (HTTP 503 sinks_lagging, TCP stops reading); 0 = no limit.")]
         public long MaxLagRecords { get; set; } = 5_000_000;
-        /// <summary>Past this many seconds (journaled time) behind, ingress holds back likewise; 0 = no limit.</summary>
+        [Setting("Past this many seconds (journaled time) behind, ingress holds back likewise; 0 = no limit.")]
         public int MaxLagSeconds { get; set; } = 300;
-        /// <summary>Changes per batch handed to each sink (one PostgreSQL transaction, one Kafka flush).</summary>
+        [Setting("Changes per batch handed to each sink (one PostgreSQL transaction, one Kafka flush).")]
         public int BatchChanges { get; set; } = 8192;
-        /// <summary>Batches that may wait for a sink before the follower pauses (the journal keeps the rest).</summary>
+        [Setting("Batches that may wait for a sink before the follower pauses (the journal keeps the rest).")]
         public int QueueBatches { get; set; } = 8;
-        /// <summary>At a clean stop, how long the sinks may take to catch up with the journal before the process exits anyway.</summary>
+        [Setting("At a clean stop, how long the sinks may take to catch up with the journal before the process exits anyway.")]
         public int DrainTimeoutMs { get; set; } = 10_000;
     }
     public FraudOptions Fraud { get; set; } = new();
 
     public sealed class HttpSettings
     {
+        [Setting("The HTTP listener's address.", Flag = "--host", Value = "<addr>")]
         public string Host { get; set; } = "127.0.0.1";
-        /// <summary>0 = any free port (printed at start).</summary>
+        [Setting("The HTTP port; 0 = any free port (printed at start).", Flag = "--http-port", Value = "<n>")]
         public int Port { get; set; } = 8080;
+        [Setting("The largest HTTP request body; a larger one is 413 payload_too_large.")]
         public int MaxRequestBodyBytes { get; set; } = 1 << 20;
     }
 
     public sealed class TcpSettings
     {
+        [Setting("The TCP listener's address.", Flag = "--tcp-host", Value = "<addr>")]
         public string Host { get; set; } = "127.0.0.1";
-        /// <summary>0 = any free port (printed at start); -1 = no TCP listener.</summary>
+        [Setting("The TCP port; 0 = any free port (printed at start); -1 = no TCP listener.", Flag = "--tcp-port", Value = "<n>")]
         public int Port { get; set; } = 7070;
+        [Setting("The most commands in one TCP frame (sent to the client in Welcome).")]
         public int MaxCommandsPerBatch { get; set; } = RamPay.Protocol.ProtocolLimits.DefaultMaxCommandsPerBatch;
-        /// <summary>Batches one connection may have in flight (read but not yet answered) before the server stops reading it.</summary>
+        [Setting("Batches one connection may have in flight (read but not yet answered) before the server stops reading it.")]
         public int MaxInFlightBatches { get; set; } = 16;
+        [Setting("The most TCP connections at once; more are refused.")]
         public int MaxConnections { get; set; } = 1024;
     }
 
     public sealed class JwtSettings
     {
-        /// <summary>HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start and kept in the data folder.</summary>
+        [Setting("HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start into the data folder (jwt-signing.key, mode 0600; servers starting at once agree on one under jwt-signing.key.lock).")]
         public string SigningKey { get; set; } = "";
+        [Setting("The iss claim of issued tokens, required on every token presented.")]
         public string Issuer { get; set; } = "rampay";
+        [Setting("The aud claim of issued tokens, required on every token presented.")]
         public string Audience { get; set; } = "rampay";
+        [Setting("How long a token from POST /v1/auth/token is valid.")]
         public int TokenLifetimeSeconds { get; set; } = 3600;
     }
 
     public sealed class AuthSettings
     {
-        /// <summary>PBKDF2-SHA256 iterations for new password hashes (stored in each hash, so it can change later).</summary>
+        [Setting("PBKDF2-SHA256 iterations for new password hashes (stored in each hash, so it can change later).")]
         public int PasswordHashIterations { get; set; } = 100_000;
     }
 
     public sealed class AdminSettings
     {
+        [Setting("The admin user created at first start.", Flag = "--admin-email", Value = "<email>")]
         public string Email { get; set; } = "admin@rampay.local";
-        /// <summary>Empty = a random password, printed once at first start.</summary>
+        [Setting("The admin's password (at least 8 characters); empty = a random one, printed once at first start.", Flag = "--admin-password", Value = "<pw>")]
         public string Password { get; set; } = "";
+        [Setting("The admin's display name.")]
         public string Name { get; set; } = "Administrator";
     }
 
     public sealed class RateLimitSettings
     {
-        /// <summary>Sustained HTTP requests per second per user (per client address before login); 0 = no limit.</summary>
+        [Setting("Sustained HTTP requests per second per user (per client address before login); 0 = no limit.")]
         public int RequestsPerSecond { get; set; } = 1_000;
-        /// <summary>How many requests a quiet client may send at once.</summary>
+        [Setting("How many requests a quiet client may send at once.")]
         public int Burst { get; set; } = 2_000;
-        /// <summary>Sustained commands per second per user over TCP (a frame costs its command count); 0 = no limit (the default).</summary>
+        [Setting("Sustained commands per second per user over TCP (a frame costs its command count); 0 = no limit (the default).")]
         public int TcpCommandsPerSecond { get; set; }
-        /// <summary>Commands a quiet TCP user may send at once; 0 = the larger of TcpCommandsPerSecond and Tcp:MaxCommandsPerBatch.</summary>
+        [Setting("Commands a quiet TCP user may send at once (over the limit: error 14 rate_limited); 0 = the larger of TcpCommandsPerSecond and Tcp:MaxCommandsPerBatch.")]
         public int TcpBurst { get; set; }
 
         /// <summary>The TCP burst in force: never below a full frame, or a full frame could never pass.</summary>
@@ -144,19 +167,19 @@ public sealed class ServerOptions
     /// </summary>
     public sealed class RedisSettings
     {
-        /// <summary>StackExchange.Redis configuration, e.g. <c>127.0.0.1:6379</c> or <c>host:6379,password=...</c>; empty = no Redis.</summary>
+        [Setting("Redis shared by several servers (StackExchange.Redis configuration, e.g. 127.0.0.1:6379 or host:6379,password=...): rate limits shared by all of them, and a writer lease on the journal, so a second server on the same data waits until the first stops or its lease expires. Empty = no Redis.", Flag = "--redis", Value = "<host:port>")]
         public string Connection { get; set; } = "";
-        /// <summary>Prepended to every key RamPay writes in Redis.</summary>
+        [Setting("Prepended to every key RamPay writes in Redis.")]
         public string KeyPrefix { get; set; } = "rampay:";
-        /// <summary>Names the journal's writer lease; empty = the data directory's full path. Every process that opens the same journal must use the same name.</summary>
+        [Setting("Names the journal's writer lease; empty = the data directory's full path. Every process that opens the same journal must use the same name.")]
         public string LeaseName { get; set; } = "";
-        /// <summary>The writer lease's time to live; renewed every third of it.</summary>
+        [Setting("The writer lease's time to live; renewed every third of it.")]
         public int LeaseTtlMs { get; set; } = 5_000;
-        /// <summary>The writer stops this long before the lease could expire in Redis (pauses, clock-rate drift); at most half the TTL.</summary>
+        [Setting("The writer stops this long before the lease could expire in Redis (pauses, clock-rate drift); at most half the TTL.")]
         public int LeaseSafetyMarginMs { get; set; } = 1_000;
-        /// <summary>The longest a rate-limit decision waits for Redis before the in-process limiter decides.</summary>
+        [Setting("The longest a rate-limit decision waits for Redis before the in-process limiter decides.")]
         public int TimeoutMs { get; set; } = 200;
-        /// <summary>After Redis failed a rate-limit call, decisions stay in-process this long before Redis is tried again.</summary>
+        [Setting("After Redis failed a rate-limit call, decisions stay in-process this long before Redis is tried again.")]
         public int RetryAfterFailureMs { get; set; } = 1_000;
 
         public bool Enabled => !string.IsNullOrWhiteSpace(Connection);
@@ -164,20 +187,21 @@ public sealed class ServerOptions
 
     public sealed class EngineSettings
     {
+        [Setting("Slots in the engine's ring (a power of two, at least 1024).")]
         public int RingSize { get; set; } = 1 << 16;
+        [Setting("The most commands in one journal batch (one fsync).")]
         public int MaxBatchSize { get; set; } = 4096;
-        /// <summary>
-        /// A snapshot every this many commands; 0 (the server's default) = only at a clean stop. A snapshot pauses the
-        /// writer while it encodes the whole state: measured under TCP load, 23 s at 10 M payments. Until snapshots
-        /// are taken off the writer thread, the server replays the journal at start instead (about 7 M commands a
-        /// second). Also, a state above 2 GB cannot be snapshotted yet (docs/benchmarks.md).
-        /// </summary>
+        [Setting("A snapshot every this many commands; 0 (the server's default) = only at a clean stop. A snapshot pauses the writer while it encodes the whole state: measured under TCP load, 23 s at 10 M payments. Until snapshots are taken off the writer thread, the server replays the journal at start instead (about 7 M commands a second). Also, a state above 2 GB cannot be snapshotted yet (docs/benchmarks.md).")]
         public long SnapshotEveryCommands { get; set; }
+        [Setting("Ledger limit: accounts (too_many_accounts past it).")]
         public int MaxAccounts { get; set; } = 1 << 20;
+        [Setting("Ledger limit: payments kept.")]
         public long MaxPayments { get; set; } = 1L << 26;
+        [Setting("Ledger limit: authorizations holding funds at once.")]
         public int MaxOpenHolds { get; set; } = 1 << 20;
+        [Setting("Idempotency keys remembered; the oldest are forgotten past it.")]
         public int IdempotencyMaxKeys { get; set; } = RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys;
-        /// <summary>How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).</summary>
+        [Setting("How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).")]
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
     }
 
@@ -187,21 +211,21 @@ public sealed class ServerOptions
     /// </summary>
     public sealed class FraudOptions
     {
-        /// <summary>Score every payment (transfer and authorization) before it touches the ledger.</summary>
+        [Setting("Score every payment (transfer and authorization) before it touches the ledger (docs/fraud.md).", Flag = "--fraud", Value = "<true|false>")]
         public bool Enabled { get; set; } = true;
-        /// <summary>A model file written by <c>rampay fraud train</c>; empty = the embedded default model.</summary>
+        [Setting("A model file written by rampay fraud train; empty = the embedded default model.", Flag = "--fraud-model", Value = "<file>")]
         public string ModelPath { get; set; } = "";
-        /// <summary>A score at or above this holds the payment for review (above 1 = never).</summary>
+        [Setting("A score at or above this holds the payment for review (above 1 = never).")]
         public double ReviewThreshold { get; set; } = 0.5;
-        /// <summary>A score at or above this declines the payment (above 1 = never).</summary>
+        [Setting("A score at or above this declines the payment (fraud_suspected; above 1 = never).")]
         public double DeclineThreshold { get; set; } = 0.9;
-        /// <summary>Rule: payments of at least this many minor units are held for review (0 = off).</summary>
+        [Setting("Rule: payments of at least this many minor units are held for review (0 = off).")]
         public long AmountThreshold { get; set; }
-        /// <summary>Rule: a sender's payment beyond this many in 24 hours is declined (0 = off).</summary>
+        [Setting("Rule: a sender's payment beyond this many in 24 hours is declined (0 = off).")]
         public int MaxPaymentsPerDay { get; set; }
-        /// <summary>Rule: comma-separated account ids whose payments, in or out, are declined.</summary>
+        [Setting("Rule: comma-separated account ids whose payments, in or out, are declined.")]
         public string BlockedAccounts { get; set; } = "";
-        /// <summary>A held transfer not reviewed within this long expires (its hold is released).</summary>
+        [Setting("A held transfer not reviewed within this long expires (its hold is released); at most 31 days.")]
         public long ReviewTimeoutMs { get; set; } = 7L * 24 * 3600 * 1000;
 
         public long[] ParseBlockedAccounts()
@@ -317,6 +341,8 @@ public sealed class ServerOptions
         if (Redis.RetryAfterFailureMs < 0) throw new OptionsException("RamPay:Redis:RetryAfterFailureMs must not be negative");
         if (Admin.Password.Length is > 0 and < 8) throw new OptionsException("RamPay:Admin:Password must be at least 8 characters");
         if (!UserProfile.NormalizeEmail(Admin.Email).Contains('@')) throw new OptionsException("RamPay:Admin:Email is not an email address");
+        if (!string.Equals(Logging.Format, LoggingSettings.Text, StringComparison.OrdinalIgnoreCase) && !Logging.IsJson)
+            throw new OptionsException($"RamPay:Logging:Format must be {LoggingSettings.Text} or {LoggingSettings.Json}, not '{Logging.Format}'");
         Fraud.Validate();
     }
 }

@@ -219,9 +219,7 @@ public sealed class SinkRunner
         var checkpoint = Checkpoint;
         try
         {
-            string tmp = _hintPath + ".tmp";
-            File.WriteAllText(tmp, string.Create(CultureInfo.InvariantCulture, $"{checkpoint.Sequence} {checkpoint.TimestampMs}\n"));
-            File.Move(tmp, _hintPath, overwrite: true);
+            RamPay.Journal.AtomicFile.Write(_hintPath, System.Text.Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{checkpoint.Sequence} {checkpoint.TimestampMs}\n")));
         }
         catch (IOException)
         {

@@ -76,10 +76,16 @@ public class ServerWithRedisTests
         string key = scope.Prefix + "writer-lease:stolen";
         Assert.True(await redis.GetDatabase().KeyExistsAsync(key), "the server holds no lease under " + key);
 
+        string snapshots = Path.Combine(server.DataDirectory, "snapshots");
+        string[] SnapshotFiles() => Directory.Exists(snapshots) ? Directory.GetFiles(snapshots).Order().ToArray() : [];
+        var snapshotsBefore = SnapshotFiles();
         await redis.GetDatabase().StringSetAsync(key, "another process token 1000000", TimeSpan.FromMinutes(1));
         int code = await server.WaitForExitAsync(TimeSpan.FromSeconds(30));
         Assert.True(code == 70, $"exit code {code}. {server.Describe()}");
         Assert.Contains("lost the writer lease", server.Output, StringComparison.Ordinal);
+        // A fatal fault writes nothing more: no drain, no final snapshot (a clean stop would have written one).
+        Assert.Equal(snapshotsBefore, SnapshotFiles());
+        Assert.DoesNotContain("engine stopped", server.Output, StringComparison.Ordinal);
         Assert.Equal("another process token 1000000", (string?)await redis.GetDatabase().StringGetAsync(key));
     }
 

@@ -30,7 +30,7 @@ public class ConfigurationTests
             .ExpectError(HttpStatusCode.BadRequest, "batch_too_large");
     }
 
-    private static async Task<(int ExitCode, string Output)> RunServerAsync(params string[] args)
+    internal static async Task<(int ExitCode, string Output)> RunServerAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-server.dll"));

@@ -141,7 +141,7 @@ public sealed class Jwt
     /// The signing key: the configured one, or else one generated at first start and kept (mode 0600) in the data
     /// folder, so that tokens outlive a restart. Processes starting at once on a new folder agree on one key: the
     /// check and the creation happen under an exclusive lock on <c>jwt-signing.key.lock</c> (kept beside it), and the
-    /// key is written to a temporary file, fsynced, and renamed into place, so a crash never leaves half a key.
+    /// key is written with <see cref="RamPay.Journal.AtomicFile"/>, so a crash never leaves half a key.
     /// </summary>
     public static byte[] LoadOrCreateKey(string configured, string dataDirectory)
     {
@@ -152,14 +152,9 @@ public sealed class Jwt
         using var exclusive = Lock(path + ".lock");
         if (File.Exists(path)) return ReadKey(path); // another process made it while this one waited
         byte[] key = RandomNumberGenerator.GetBytes(32);
-        string temp = path + ".tmp";
-        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
-        {
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            file.Write(Encoding.ASCII.GetBytes(Convert.ToBase64String(key)));
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path);
+        // Temporary file, fsync, rename, fsync of the folder: a power loss never leaves half a key, nor loses a key
+        // that tokens were already signed with.
+        RamPay.Journal.AtomicFile.Write(path, Encoding.ASCII.GetBytes(Convert.ToBase64String(key)), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return key;
     }
 

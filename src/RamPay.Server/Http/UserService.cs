@@ -54,7 +54,7 @@ public static class UserService
     /// First-start set-up, safe on every start: a funding account per configured currency and the admin user, each
     /// created only if the ledger does not have it yet (so a restart after the idempotency window opens nothing twice).
     /// </summary>
-    public static async Task BootstrapAsync(Platform platform, Action<string> log)
+    public static async Task BootstrapAsync(Platform platform, ILogger log)
     {
         var options = platform.Options;
         var currencies = options.ParseCurrencies();
@@ -80,7 +80,7 @@ public static class UserService
             }, duringStartup: true);
             if (!result.IsOk) throw new InvalidOperationException($"could not open the {currency} funding account: {result}");
             existing[currency] = result.Id;
-            log($"opened the {currency} funding account {result.Id}");
+            log.LogInformation("opened the {Currency} funding account {AccountId}", currency.ToString(), result.Id);
         }
         platform.SetFundingAccounts(existing);
 
@@ -90,10 +90,11 @@ public static class UserService
             if (password.Length == 0)
             {
                 password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
-                log($"admin password (shown once; set RamPay:Admin:Password to choose one): {password}");
+                // Shown once, on purpose: the operator needs it to log in the first time.
+                log.LogInformation("admin password (shown once; set RamPay:Admin:Password to choose one): {AdminPassword}", password);
             }
             var (admin, _) = await RegisterAsync(platform, new Registration(adminEmail, password, options.Admin.Name, options.DefaultCurrency), UserRole.Admin, duringStartup: true);
-            log($"created admin user {admin.Id} <{admin.Email}>");
+            log.LogInformation("created admin user {UserId} <{Email}>", admin.Id, admin.Email);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using RamPay.Server.Hosting;
 using RamPay.Server.Http;
 
 namespace RamPay.Server.Tcp;
@@ -7,9 +8,11 @@ namespace RamPay.Server.Tcp;
 /// <summary>
 /// The binary protocol's listener (docs/protocol.md): accepts connections up to the configured maximum and runs a
 /// <see cref="TcpConnection"/> for each. Stopping closes the listener, stops reading every connection, lets each
-/// answer what it already submitted, then closes them.
+/// answer what it already submitted, then closes them. A hosted service: it listens once the engine is ready for
+/// commands (StartedAsync, after the bootstrap and the sinks) and stops in StopAsync, after HTTP and before the engine
+/// drains (<c>RamPay:Tcp:Port</c> -1: no listener).
 /// </summary>
-public sealed class TcpIngress(Platform platform, ILogger logger)
+public sealed class TcpIngress(Platform platform, ILogger<TcpIngress> logger) : LifecycleService
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<TcpConnection, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -18,6 +21,22 @@ public sealed class TcpIngress(Platform platform, ILogger logger)
 
     public EndPoint? LocalEndPoint => _listener?.LocalEndPoint;
     public int ConnectionCount => _connections.Count;
+
+    public override Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var o = platform.Options.Tcp;
+        if (o.Port < 0) return Task.CompletedTask;
+        Start(new IPEndPoint(IPAddress.Parse(o.Host), o.Port));
+        logger.LogInformation("tcp listening on {TcpEndPoint}", LocalEndPoint);
+        return Task.CompletedTask;
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_listener is null) return;
+        await StopListeningAsync();
+        logger.LogInformation("tcp stopped: every frame read was answered");
+    }
 
     public void Start(IPEndPoint endpoint)
     {
@@ -70,7 +89,7 @@ public sealed class TcpIngress(Platform platform, ILogger logger)
     }
 
     /// <summary>Stops accepting and reading; waits (bounded) for every connection to answer what it submitted.</summary>
-    public async Task StopAsync()
+    public async Task StopListeningAsync()
     {
         await _stopping.CancelAsync();
         _listener?.Dispose();

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using RamPay.Server.Http;
+using RamPay.Sinks;
+
+namespace RamPay.Server.Hosting;
+
+/// <summary><c>GET /health/ready</c>: 200 once the engine takes requests, 503 with "starting", "stopping" or "failed" before and after.</summary>
+public sealed class HealthEndpoint(EngineHost engine, SinksService sinks)
+{
+    public async Task Ready(HttpContext ctx)
+    {
+        var state = engine.State;
+        var hub = sinks.Hub;
+        (int Accounts, long Payments) counts = default;
+        if (state == EngineState.Ready) counts = await engine.QueryAsync(l => (l.AccountCount, l.PaymentCount));
+        await JsonOut.Write(ctx, state == EngineState.Ready ? 200 : 503, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status", state switch { EngineState.Ready => "ready", EngineState.Starting => "starting", EngineState.Failed => "failed", _ => "stopping" });
+            if (state == EngineState.Ready)
+            {
+                w.WriteNumber("journal_sequence", engine.CompletedSequence);
+                w.WriteNumber("accounts", counts.Accounts);
+                w.WriteNumber("payments", counts.Payments);
+            }
+            if (state == EngineState.Failed) w.WriteString("error", engine.Failure?.Message);
+            if (hub is not null) WriteSinks(w, hub);
+            w.WriteEndObject();
+        });
+    }
+
+    /// <summary>The sinks' detail: readiness does not depend on them (the journal is the truth), lag is reported.</summary>
+    private static void WriteSinks(Utf8JsonWriter w, SinkHub hub)
+    {
+        long head = hub.HeadSequence, headMs = hub.HeadTimestampMs;
+        w.WriteStartObject("sinks");
+        w.WriteBoolean("backpressure", hub.IsOverLagLimit(out string reason));
+        if (reason.Length > 0) w.WriteString("backpressure_reason", reason);
+        w.WriteNumber("follower_sequence", hub.FollowerSequence);
+        if (hub.FollowerError is { } followerError) w.WriteString("follower_error", followerError);
+        foreach (var sink in hub.Sinks)
+        {
+            var lag = sink.Lag(head, headMs);
+            w.WriteStartObject(sink.Name);
+            // A failed follower stops every sink: say so on each, not only at the top.
+            w.WriteString("status", sink.Error is { Fatal: true } || hub.FollowerError is not null ? "failed" : !sink.Opened ? "connecting" : sink.Connected ? "ok" : "retrying");
+            w.WriteNumber("checkpoint", sink.Checkpoint.Sequence);
+            w.WriteNumber("lag_records", lag.Records);
+            if (double.IsFinite(lag.Seconds)) w.WriteNumber("lag_seconds", Math.Round(lag.Seconds, 3)); else w.WriteNull("lag_seconds");
+            w.WriteNumber("changes_written", sink.ChangesWritten);
+            w.WriteNumber("failures", sink.Failures);
+            if (sink.Error is { } error) w.WriteString("last_error", error.Message);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+}

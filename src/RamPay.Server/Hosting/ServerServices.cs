@@ -1,0 +1,208 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using RamPay.Kafka;
+using RamPay.Postgres;
+using RamPay.Redis;
+using RamPay.Server.Http;
+using RamPay.Sinks;
+
+namespace RamPay.Server.Hosting;
+
+/// <summary>
+/// A hosted service that acts in the host's lifecycle phases (docs/architecture.md, "The server"). The host runs each
+/// phase for every service before the next phase: start is StartingAsync, StartAsync (Kestrel listens here: it is
+/// registered after ours), StartedAsync, in registration order; stop is StoppingAsync, StopAsync (Kestrel first),
+/// StoppedAsync, in reverse order. Each service overrides only the phases it acts in.
+/// </summary>
+public abstract class LifecycleService : IHostedLifecycleService
+{
+    public virtual Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public virtual Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public virtual Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public virtual Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public virtual Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public virtual Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Says where HTTP listens, once Kestrel does (before the engine replays: /health/ready answers "starting").</summary>
+public sealed class HttpAnnouncement(IServer server, ILogger<HttpAnnouncement> logger) : LifecycleService
+{
+    public override Task StartedAsync(CancellationToken cancellationToken)
+    {
+        foreach (var address in server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+            logger.LogInformation("http listening on {Address}", address);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Redis, when <c>RamPay:Redis:Connection</c> names one: shared rate limits and the writer lease.</summary>
+public sealed class RedisClient : IDisposable
+{
+    private RedisClient(StackExchange.Redis.ConnectionMultiplexer? connection) => Connection = connection;
+
+    /// <summary>Null without Redis (the embedded default).</summary>
+    public StackExchange.Redis.ConnectionMultiplexer? Connection { get; }
+
+    /// <summary>Connects without waiting for Redis to be up (it retries in the background).</summary>
+    public static RedisClient Connect(ServerOptions options, ILogger<RedisClient> logger)
+    {
+        if (!options.Redis.Enabled) return new RedisClient(null);
+        var connection = RedisConnection.ConnectAsync(options.Redis.Connection, TimeSpan.FromSeconds(5), "rampay-server").GetAwaiter().GetResult();
+        logger.LogInformation("redis {Redis}: {RedisState}", options.Redis.Connection, connection.IsConnected ? "connected" : "not reachable yet (retrying)");
+        return new RedisClient(connection);
+    }
+
+    public void Dispose() => Connection?.Dispose();
+}
+
+/// <summary>
+/// The journal's writer lease (with Redis only): taken before the engine opens the journal, waiting while another
+/// process holds it (SIGTERM ends the wait); released last at a clean stop, after the sinks' final writes. Losing it
+/// is a fatal fault.
+/// </summary>
+public sealed class WriterLeaseService(ServerOptions options, DataFolder data, RedisClient redis, IFatalFaultHandler fatal,
+    IHostApplicationLifetime lifetime, ILogger<WriterLeaseService> logger) : LifecycleService
+{
+    /// <summary>The lease once held; null without Redis. The engine asks it before every journal write.</summary>
+    public RedisWriterLease? Lease { get; private set; }
+
+    public override async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        if (redis.Connection is not { } connection) return;
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        var o = options.Redis;
+        var leaseOptions = new WriterLeaseOptions
+        {
+            Key = o.LeaseName.Length > 0 ? o.KeyPrefix + "writer-lease:" + o.LeaseName : RedisWriterLease.DefaultKey(o.KeyPrefix, data.Root),
+            Ttl = TimeSpan.FromMilliseconds(o.LeaseTtlMs),
+            SafetyMargin = TimeSpan.FromMilliseconds(o.LeaseSafetyMarginMs),
+            RedisTimeout = TimeSpan.FromMilliseconds(Math.Min(1_000, o.LeaseTtlMs / 3)),
+            FenceFile = data.WriterFence,
+        };
+        try
+        {
+            Lease = await RedisWriterLease.AcquireAsync(connection, leaseOptions, message => logger.LogInformation("{LeaseEvent}", message), cancel.Token);
+        }
+        catch (StaleFencingTokenException e)
+        {
+            logger.LogError("refusing to start: {Reason}", e.Message);
+            throw;
+        }
+        Lease.Lost = reason => fatal.Fail("lost the writer lease: " + reason);
+        logger.LogInformation("writer lease {LeaseKey}: fencing token {FencingToken}", Lease.Key, Lease.Token);
+    }
+
+    // Last of all (registered first, stopped last): a process waiting for the lease takes over at once.
+    public override async Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        if (Lease is not { } lease) return;
+        await lease.ReleaseAsync();
+        logger.LogInformation("writer lease {LeaseKey} released", lease.Key);
+    }
+}
+
+/// <summary>
+/// The engine: recovers (snapshot, then the journal replayed) once HTTP listens, under the writer lease if any; at a
+/// clean stop, after the listeners, drains what was submitted and snapshots. A failure while stopping is fatal.
+/// </summary>
+public sealed class EngineService(EngineHost engine, WriterLeaseService lease, IFatalFaultHandler fatal, ILogger<EngineService> logger) : LifecycleService
+{
+    private bool _started;
+
+    public override async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        _started = true;
+        await engine.StartAsync(lease.Lease);
+        var recovery = engine.Recovery!;
+        logger.LogInformation("recovered: snapshot at {SnapshotSequence}, {RecordsReplayed} records replayed, last sequence {LastSequence}, {RecoveryMs:0} ms",
+            recovery.SnapshotSequence, recovery.RecordsReplayed, recovery.LastSequence, recovery.Elapsed.TotalMilliseconds);
+        foreach (var warning in recovery.Warnings) logger.LogWarning("recovery: {RecoveryWarning}", warning);
+    }
+
+    public override Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (!_started) return Task.CompletedTask;
+        try
+        {
+            engine.Stop();
+            logger.LogInformation("engine stopped: drained and snapshotted at journal sequence {JournalSequence}", engine.CompletedSequence);
+        }
+        catch (Exception e)
+        {
+            // E.g. the writer lease was lost during the drain: the fence refused the last writes (and the snapshot).
+            fatal.Fail("the engine failed while stopping", e);
+        }
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>First-start set-up, safe on every start: the funding accounts and the admin user (journaled commands).</summary>
+public sealed class BootstrapService(Platform platform, ILogger<BootstrapService> logger) : LifecycleService
+{
+    public override Task StartedAsync(CancellationToken cancellationToken) => UserService.BootstrapAsync(platform, logger);
+}
+
+/// <summary>
+/// The sinks (PostgreSQL rows, Kafka events; none by default), following the journal behind the engine, and
+/// ingress back-pressure on their lag. At a clean stop they catch up with the engine's last durable record, bounded
+/// by <c>RamPay:Sinks:DrainTimeoutMs</c>: in StoppedAsync, so after the engine has stopped.
+/// </summary>
+public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, ILogger<SinksService> logger) : LifecycleService
+{
+    /// <summary>Null without sinks, and until the engine has recovered.</summary>
+    public SinkHub? Hub { get; private set; }
+
+    public override Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var list = new List<IChangeSink>();
+        if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
+        if (options.Kafka.BootstrapServers.Length > 0)
+            list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks, message => logger.LogWarning("kafka: {KafkaEvent}", message))));
+        if (list.Count == 0) return Task.CompletedTask;
+        var engineOptions = ServerComposition.EngineOptionsFrom(options, data);
+        var hub = new SinkHub(new SinkHubOptions
+        {
+            SnapshotDirectory = data.Snapshots,
+            JournalDirectory = data.Journal,
+            StateDirectory = data.Sinks,
+            Ledger = engineOptions.Ledger,
+            BatchChanges = options.Sinks.BatchChanges,
+            QueueBatches = options.Sinks.QueueBatches,
+            MaxLagRecords = options.Sinks.MaxLagRecords,
+            MaxLagSeconds = options.Sinks.MaxLagSeconds,
+        }, list, () => engine.CompletedSequence, () => engine.CompletedTimestampMs);
+        hub.Start();
+        engine.BackPressure = () => hub.IsOverLagLimit(out string reason) ? reason : null;
+        Hub = hub;
+        logger.LogInformation("sinks: {Sinks} (follower starts once each reports its checkpoint)", string.Join(", ", list.Select(s => s.Name)));
+        return Task.CompletedTask;
+    }
+
+    public override Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        if (Hub is not { } hub) return Task.CompletedTask;
+        // The engine has stopped: the sinks reach its last durable record (bounded), so a clean stop leaves the
+        // database and the topic complete. A sink that is down resumes from its checkpoint at the next start.
+        hub.Stop(TimeSpan.FromMilliseconds(options.Sinks.DrainTimeoutMs));
+        foreach (var sink in hub.Sinks)
+            logger.LogInformation("sink {Sink} stopped at journal sequence {SinkSequence} of {JournalSequence}", sink.Name, sink.Checkpoint.Sequence, engine.CompletedSequence);
+        hub.Dispose();
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Last to start: the engine takes requests, and the server says so (<c>rampay-server: ready</c>, which scripts wait for).</summary>
+public sealed class ReadyService(ServerOptions options, DataFolder data, EngineHost engine, RamPay.Engine.FraudConfiguration fraud, ILogger<ReadyService> logger) : LifecycleService
+{
+    public override Task StartedAsync(CancellationToken cancellationToken)
+    {
+        if (fraud.Settings.Enabled)
+            logger.LogInformation("fraud scoring on: model {FraudModel} ({FraudModelHash}), review at {ReviewThreshold}, decline at {DeclineThreshold}",
+                fraud.Model!.Version, fraud.Model.Sha256Hex[..16], options.Fraud.ReviewThreshold, options.Fraud.DeclineThreshold);
+        else
+            logger.LogInformation("fraud scoring off");
+        engine.MarkReady();
+        logger.LogInformation("ready: data {DataDirectory}, journal sequence {JournalSequence}", data.Root, engine.CompletedSequence);
+        return Task.CompletedTask;
+    }
+}
