@@ -88,6 +88,8 @@ public static class ServerComposition
         k.Listen(IPAddress.Parse(options.Http.Host), options.Http.Port);
         k.Limits.MaxRequestBodySize = options.Http.MaxRequestBodyBytes;
         k.AddServerHeader = false;
+        // Idempotency-Key and Authorization reach the endpoint whatever their bytes, which refuses bad ones with a JSON error.
+        k.RequestHeaderEncodingSelector = RequestText.HeaderEncoding;
     });
 
     /// <summary>The HTTP API's parts: snake_case JSON, the OpenAPI document.</summary>

@@ -56,6 +56,7 @@ public sealed class Api(Platform platform)
         string? key = ctx.Request.Headers["Idempotency-Key"];
         if (string.IsNullOrEmpty(key)) throw ApiError.BadRequest("idempotency_key_required", "This request moves money: send an Idempotency-Key header (1..255 characters) so that it can be retried safely.");
         if (key.Length > IdempotencyKey.MaxKeyLength) throw ApiError.BadRequest("invalid_idempotency_key", $"The Idempotency-Key header holds at most {IdempotencyKey.MaxKeyLength} characters.");
+        if (!RequestText.IsAscii(key)) throw ApiError.BadRequest("invalid_idempotency_key", "The Idempotency-Key header must be ASCII: it holds a byte above 0x7F.");
         return IdempotencyKey.FromString(key + suffix);
     }
 

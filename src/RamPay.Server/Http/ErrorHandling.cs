@@ -9,6 +9,8 @@ public static class ErrorHandling
     {
         try
         {
+            // Before any endpoint (and before routing's 404 for an id that is not an integer): bad text in the URL.
+            RequestText.CheckTarget(ctx);
             await next(ctx);
         }
         catch (ApiError e)

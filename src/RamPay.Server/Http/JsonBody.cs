@@ -8,7 +8,8 @@ namespace RamPay.Server.Http;
 /// <summary>
 /// Reads a request body as JSON and pulls typed fields out of it with the refusals docs/api.md promises: a money
 /// amount that is not a positive integer is <c>invalid_amount</c> (not a generic parse error), a field of the wrong
-/// type is <c>invalid_request</c> naming the field, and a body over the limit is 413.
+/// type is <c>invalid_request</c> naming the field, a body over the limit is 413, and a body that is not well-formed
+/// text (bytes that are not UTF-8, a lone surrogate escape) is <c>invalid_text</c> naming the field (<see cref="RequestText"/>).
 /// </summary>
 public sealed class JsonBody : IDisposable
 {
@@ -52,21 +53,29 @@ public sealed class JsonBody : IDisposable
                 int length = (int)buffer.Length;
                 byte[] bytes = ArrayPool<byte>.Shared.Rent(length);
                 buffer.CopyTo(bytes);
-                JsonDocument document;
+                JsonDocument? document = null;
                 try
                 {
-                    document = JsonDocument.Parse(bytes.AsMemory(0, length), new JsonDocumentOptions { MaxDepth = 16 });
+                    // Text first: JsonDocument does not check the UTF-8 inside strings, nor that a \u escape pairs its
+                    // surrogates, and GetString then throws InvalidOperationException deep in a handler (a 500).
+                    RequestText.CheckUtf8(bytes.AsSpan(0, length));
+                    try
+                    {
+                        document = JsonDocument.Parse(bytes.AsMemory(0, length), new JsonDocumentOptions { MaxDepth = 16 });
+                    }
+                    catch (JsonException e)
+                    {
+                        throw ApiError.BadRequest("invalid_json", $"The request body is not valid JSON: {e.Message}");
+                    }
+                    if (document.RootElement.ValueKind != JsonValueKind.Object)
+                        throw ApiError.BadRequest("invalid_json", "The request body must be a JSON object.");
+                    RequestText.CheckEscapes(bytes.AsSpan(0, length));
                 }
-                catch (JsonException e)
+                catch (ApiError)
                 {
+                    document?.Dispose();
                     ArrayPool<byte>.Shared.Return(bytes);
-                    throw ApiError.BadRequest("invalid_json", $"The request body is not valid JSON: {e.Message}");
-                }
-                if (document.RootElement.ValueKind != JsonValueKind.Object)
-                {
-                    document.Dispose();
-                    ArrayPool<byte>.Shared.Return(bytes);
-                    throw ApiError.BadRequest("invalid_json", "The request body must be a JSON object.");
+                    throw;
                 }
                 return new JsonBody(document, bytes);
             }
