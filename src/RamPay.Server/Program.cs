@@ -79,7 +79,6 @@ public static class Program
         });
 
         string dataDirectory = Path.GetFullPath(options.DataDirectory);
-        var jwt = new Jwt(Jwt.LoadOrCreateKey(options.Jwt.SigningKey, dataDirectory), options.Jwt.Issuer, options.Jwt.Audience, options.Jwt.TokenLifetimeSeconds);
         using var engine = new EngineHost(EngineOptionsFrom(options, dataDirectory) with { Fraud = fraud }, TimeSpan.FromMilliseconds(options.CommandTimeoutMs));
         // Redis (optional): shared rate limits and the writer lease. Connecting does not wait for Redis to be up.
         StackExchange.Redis.ConnectionMultiplexer? redis = null;
@@ -88,8 +87,8 @@ public static class Program
             redis = await RedisConnection.ConnectAsync(options.Redis.Connection, TimeSpan.FromSeconds(5), "rampay-server");
             Console.WriteLine($"{Prefix}redis {options.Redis.Connection}: {(redis.IsConnected ? "connected" : "not reachable yet (retrying)")}");
         }
-        var platform = new Platform(engine, options, jwt,
-            Limiter(redis, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst),
+        var tokens = builder.Services.AddRamPayAuth(options, dataDirectory, Limiter(redis, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
+        var platform = new Platform(engine, options, tokens,
             Limiter(redis, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch)));
         engine.OnFatal = fault =>
         {
@@ -99,6 +98,7 @@ public static class Program
 
         var app = builder.Build();
         app.Use(ErrorHandling.Middleware);
+        app.UseRamPayAuth();
         app.UseSwagger();
         app.UseSwaggerUI();
         SinkHub? sinks = null;

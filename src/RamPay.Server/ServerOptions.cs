@@ -87,6 +87,16 @@ public sealed class ServerOptions
         /// <summary>0 = any free port (printed at start).</summary>
         public int Port { get; set; } = 8080;
         public int MaxRequestBodyBytes { get; set; } = 1 << 20;
+        /// <summary>Cross-origin access for a web app (RamPay:Http:Cors:Origins); off by default.</summary>
+        public CorsSettings Cors { get; set; } = new();
+    }
+
+    public sealed class CorsSettings
+    {
+        /// <summary>Comma-separated origins allowed to call the API from a browser (<c>https://app.example.com</c>), or <c>*</c>; empty = CORS off.</summary>
+        public string Origins { get; set; } = "";
+
+        public string[] OriginList() => Origins.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
     public sealed class TcpSettings
@@ -107,6 +117,12 @@ public sealed class ServerOptions
         public string Issuer { get; set; } = "rampay";
         public string Audience { get; set; } = "rampay";
         public int TokenLifetimeSeconds { get; set; } = 3600;
+        /// <summary>How long a log-in can be renewed with refresh tokens (POST /v1/auth/refresh), from the log-in; default 30 days.</summary>
+        public int RefreshTokenLifetimeSeconds { get; set; } = 30 * 24 * 3600;
+        /// <summary>Live log-in sessions (refresh-token families) kept; past it, the one that expires soonest is dropped.</summary>
+        public int MaxRefreshTokens { get; set; } = 100_000;
+        /// <summary>Access tokens revoked at logout and not yet expired; past it, logout answers 503.</summary>
+        public int MaxRevokedTokens { get; set; } = 100_000;
     }
 
     public sealed class AuthSettings
@@ -281,6 +297,15 @@ public sealed class ServerOptions
         if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
+        if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
+        if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
+        if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");
+        foreach (string origin in Http.Cors.OriginList())
+        {
+            if (origin == "*" && Http.Cors.OriginList().Length == 1) continue;
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.PathAndQuery != "/" || origin.EndsWith('/'))
+                throw new OptionsException($"RamPay:Http:Cors:Origins: '{origin}' is not an origin (scheme://host[:port], no path), or '*' alone");
+        }
         if (Auth.PasswordHashIterations is < 1 or > 10_000_000) throw new OptionsException("RamPay:Auth:PasswordHashIterations must be 1..10000000");
         if (RateLimit.RequestsPerSecond < 0 || RateLimit.Burst < 0) throw new OptionsException("RamPay:RateLimit values must not be negative");
         if (RateLimit.RequestsPerSecond > 0 && RateLimit.Burst < 1) throw new OptionsException("RamPay:RateLimit:Burst must be at least 1 when limiting");
