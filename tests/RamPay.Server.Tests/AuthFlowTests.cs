@@ -130,6 +130,41 @@ public class AuthFlowTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         (await _api.GetAsync("/v1/users/me", token)).ExpectError(HttpStatusCode.Unauthorized, "unauthorized");
     }
 
+    /// <summary>
+    /// Tokens signed with the server's own current key (read from its data folder), so that only the claim under test
+    /// is wrong: another issuer or audience, an expiry in the past, and the <c>service</c> role, which no user or
+    /// admin endpoint admits.
+    /// </summary>
+    [Fact]
+    public async Task Correctly_signed_tokens_with_a_wrong_issuer_audience_or_expiry_are_401_and_a_service_role_is_403_on_user_and_admin_endpoints()
+    {
+        var user = await _api.SignUpAsync();
+        var ring = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(fixture.Server.DataDirectory, "jwt-keys.json")))!["keys"]!.AsArray();
+        var current = ring[^1]!;
+        var key = new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(Convert.FromBase64String(current["key"]!.ToString())) { KeyId = current["kid"]!.ToString() };
+        string Sign(string issuer = "rampay", string audience = "rampay", string role = "user", int expiresInSeconds = 300) =>
+            new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
+            {
+                Issuer = issuer, Audience = audience, IssuedAt = DateTime.UtcNow.AddSeconds(Math.Min(0, expiresInSeconds) - 60),
+                Expires = DateTime.UtcNow.AddSeconds(expiresInSeconds),
+                Claims = new Dictionary<string, object> { ["sub"] = user.UserId.Inv(), ["role"] = role, ["jti"] = Guid.NewGuid().ToString("N") },
+                SigningCredentials = new Microsoft.IdentityModel.Tokens.SigningCredentials(key, Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
+            });
+
+        (await _api.GetAsync("/v1/users/me", Sign())).Expect(HttpStatusCode.OK); // the recipe is right
+        foreach (string bad in new[] { Sign(issuer: "someone-else"), Sign(audience: "another-api"), Sign(expiresInSeconds: -5) })
+        {
+            (await _api.GetAsync("/v1/users/me", bad)).ExpectError(HttpStatusCode.Unauthorized, "unauthorized");
+            await using var connection = await WireConnection.ConnectAsync(fixture.Server.TcpEndPoint);
+            await connection.SendHelloAsync(bad, requestId: 3);
+            await connection.ExpectClosingErrorAsync(Protocol.ProtocolErrorCode.AuthenticationFailed, requestId: 3);
+        }
+        string service = Sign(role: "service");
+        (await _api.GetAsync("/v1/users/me", service)).ExpectError(HttpStatusCode.Forbidden, "forbidden");
+        (await _api.GetAsync($"/v1/accounts/{user.WalletId}", service)).ExpectError(HttpStatusCode.Forbidden, "forbidden");
+        (await _api.PostAsync($"/v1/admin/accounts/{user.WalletId}/freeze", service, new { })).ExpectError(HttpStatusCode.Forbidden, "forbidden");
+    }
+
     [Fact]
     public async Task A_user_token_with_a_tampered_role_is_refused()
     {
