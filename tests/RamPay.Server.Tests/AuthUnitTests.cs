@@ -114,6 +114,28 @@ public class AuthUnitTests
             SigningCredentials = new SigningCredentials(key, algorithm),
         });
 
+    /// <summary>The cache of valid tokens must never let through what full validation would refuse.</summary>
+    [Fact]
+    public async Task A_remembered_valid_token_is_still_refused_once_revoked_or_expired_and_a_changed_byte_is_validated_in_full()
+    {
+        using var folder = new TempFolder();
+        // Issued 59 s ago with a lifetime of 60 s: valid for one more second.
+        var past = new ManualTime(DateTimeOffset.UtcNow.AddSeconds(-59));
+        var tokens = Tokens(folder.Path, lifetime: 60, time: past);
+        var shortLived = tokens.Issue(1, "user");
+        var revoked = tokens.Issue(2, "user");
+        Assert.NotNull(Validate(tokens, shortLived.Token));
+        Assert.NotNull(Validate(tokens, revoked.Token));
+        Assert.NotNull(Validate(tokens, revoked.Token)); // a hit
+        string[] parts = revoked.Token.Split('.');
+        string payload = Json(parts[1]).Replace("\"user\"", "\"admin\"", StringComparison.Ordinal);
+        Assert.Null(Validate(tokens, parts[0] + "." + System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes(payload)) + "." + parts[2]));
+        Assert.True(tokens.Sessions.Deny(revoked.Jti, revoked.ExpiresUnix));
+        Assert.Null(Validate(tokens, revoked.Token));
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        Assert.Null(Validate(tokens, shortLived.Token));
+    }
+
     [Fact]
     public void A_revoked_jti_is_refused_and_stays_revoked_after_a_restart()
     {

@@ -101,6 +101,7 @@ public static class AuthSetup
             }));
         }
 
+        Func<string, RateLimiter> partitionLimiter = key => new BucketRateLimiter(httpLimiter, key); // one delegate, not one per request
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
@@ -110,7 +111,7 @@ public static class AuthSetup
                 string key = ctx.Features.Get<CallerFeature>() is { } caller
                     ? "u:" + caller.Token.Caller.UserId.ToString(CultureInfo.InvariantCulture)
                     : "ip:" + (ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown");
-                return RateLimitPartition.Get(key, k => new BucketRateLimiter(httpLimiter, k));
+                return RateLimitPartition.Get(key, partitionLimiter);
             });
             o.OnRejected = (rejected, _) =>
             {

@@ -40,6 +40,7 @@ public sealed class TokenService
     private readonly TimeProvider _time;
     private readonly string _issuer;
     private readonly string _audience;
+    private readonly JsonWebTokenHandler _writer;
 
     public TokenService(SigningKeyRing keys, SessionStore sessions, string issuer, string audience, int lifetimeSeconds, TimeProvider? time = null)
     {
@@ -49,7 +50,8 @@ public sealed class TokenService
         _audience = audience;
         LifetimeSeconds = lifetimeSeconds;
         _time = time ?? TimeProvider.System;
-        Handler = new JsonWebTokenHandler { MapInboundClaims = false, SetDefaultTimesOnTokenCreation = false, MaximumTokenSizeInBytes = MaxTokenChars };
+        _writer = new JsonWebTokenHandler { MapInboundClaims = false, SetDefaultTimesOnTokenCreation = false, MaximumTokenSizeInBytes = MaxTokenChars };
+        Handler = new CachingTokenHandler(_writer);
         Parameters = new TokenValidationParameters
         {
             ValidIssuer = issuer,
@@ -71,8 +73,8 @@ public sealed class TokenService
     public SessionStore Sessions { get; }
     public int LifetimeSeconds { get; }
 
-    /// <summary>The one handler that reads tokens, for JwtBearer and the TCP Hello alike.</summary>
-    public JsonWebTokenHandler Handler { get; }
+    /// <summary>The one handler that validates tokens, for JwtBearer and the TCP Hello alike (JsonWebTokenHandler behind a cache of valid tokens).</summary>
+    public CachingTokenHandler Handler { get; }
 
     /// <summary>The one set of validation rules, for JwtBearer and the TCP Hello alike.</summary>
     public TokenValidationParameters Parameters { get; }
@@ -82,7 +84,7 @@ public sealed class TokenService
         var now = _time.GetUtcNow();
         var expires = now.AddSeconds(LifetimeSeconds);
         string jti = Convert.ToHexString(RandomNumberGenerator.GetBytes(12));
-        string token = Handler.CreateToken(new SecurityTokenDescriptor
+        string token = _writer.CreateToken(new SecurityTokenDescriptor
         {
             Issuer = _issuer,
             Audience = _audience,

@@ -71,13 +71,14 @@ public static class ErrorHandling
     /// <summary>
     /// The caller's <c>X-Request-Id</c> when it is well formed (1 to 128 characters of letters, digits and
     /// <c>-_.:</c>), so that a request can be followed across services; otherwise a new one: the W3C trace id of the
-    /// request's activity when there is one (so log lines and traces agree), else a random 32-hex id.
+    /// request's activity when it starts a trace here (so log lines and traces agree; a trace continued from the
+    /// caller's <c>traceparent</c> spans several requests), else a random 32-hex id.
     /// </summary>
     public static string RequestIdOf(HttpContext ctx)
     {
         var given = ctx.Request.Headers[RequestIdHeader];
         if (given.Count == 1 && given[0] is { Length: > 0 and <= MaxRequestIdChars } id && IsWellFormed(id)) return id;
-        return System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity
+        return System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C, ParentId: null } activity
             ? activity.TraceId.ToHexString()
             : Guid.NewGuid().ToString("N");
     }
