@@ -116,6 +116,16 @@ public sealed class ServerOptions
         public int Port { get; set; } = 8080;
         [Setting("The largest HTTP request body; a larger one is 413 payload_too_large.")]
         public int MaxRequestBodyBytes { get; set; } = 1 << 20;
+        /// <summary>Cross-origin access for a web app (RamPay:Http:Cors:Origins); off by default.</summary>
+        public CorsSettings Cors { get; set; } = new();
+    }
+
+    public sealed class CorsSettings
+    {
+        [Setting("Comma-separated origins a browser app may call the API from (https://app.example.com), or * alone; empty = CORS off.")]
+        public string Origins { get; set; } = "";
+
+        public string[] OriginList() => Origins.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
     public sealed class TcpSettings
@@ -134,7 +144,7 @@ public sealed class ServerOptions
 
     public sealed class JwtSettings
     {
-        [Setting("HS256 key (at least 32 bytes of UTF-8). Empty = generated at first start into the data folder (jwt-signing.key, mode 0600; servers starting at once agree on one under jwt-signing.key.lock).")]
+        [Setting("HS256 key (at least 32 bytes of UTF-8). Set: used alone, no rotation. Empty = a key ring generated into the data folder (jwt-keys.json, mode 0600, written atomically; servers starting at once agree on one under jwt-keys.json.lock; an older jwt-signing.key becomes its first key), rotated with POST /v1/admin/auth/keys/rotate; old keys verify until their tokens expire.")]
         public string SigningKey { get; set; } = "";
         [Setting("The iss claim of issued tokens, required on every token presented.")]
         public string Issuer { get; set; } = "rampay";
@@ -142,6 +152,12 @@ public sealed class ServerOptions
         public string Audience { get; set; } = "rampay";
         [Setting("How long a token from POST /v1/auth/token is valid.")]
         public int TokenLifetimeSeconds { get; set; } = 3600;
+        [Setting("How long a log-in can be renewed with refresh tokens (POST /v1/auth/refresh), from the log-in; default 30 days.")]
+        public int RefreshTokenLifetimeSeconds { get; set; } = 30 * 24 * 3600;
+        [Setting("Live log-in sessions (refresh-token families, in auth-sessions.log in the data folder) kept; past it, the one that expires soonest is dropped.")]
+        public int MaxRefreshTokens { get; set; } = 100_000;
+        [Setting("Access tokens revoked at logout and not yet expired; past it, logout answers 503 too_many_revocations.")]
+        public int MaxRevokedTokens { get; set; } = 100_000;
     }
 
     public sealed class AuthSettings
@@ -319,6 +335,15 @@ public sealed class ServerOptions
         if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
+        if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
+        if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
+        if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");
+        foreach (string origin in Http.Cors.OriginList())
+        {
+            if (origin == "*" && Http.Cors.OriginList().Length == 1) continue;
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.PathAndQuery != "/" || origin.EndsWith('/'))
+                throw new OptionsException($"RamPay:Http:Cors:Origins: '{origin}' is not an origin (scheme://host[:port], no path), or '*' alone");
+        }
         if (Auth.PasswordHashIterations is < 1 or > 10_000_000) throw new OptionsException("RamPay:Auth:PasswordHashIterations must be 1..10000000");
         if (RateLimit.RequestsPerSecond < 0 || RateLimit.Burst < 0) throw new OptionsException("RamPay:RateLimit values must not be negative");
         if (RateLimit.RequestsPerSecond > 0 && RateLimit.Burst < 1) throw new OptionsException("RamPay:RateLimit:Burst must be at least 1 when limiting");

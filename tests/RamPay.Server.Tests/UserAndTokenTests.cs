@@ -161,11 +161,11 @@ public class UserAndTokenTests(ServerFixture fixture) : IClassFixture<ServerFixt
         var paths = doc["paths"]!.AsObject();
         var expected = new (string Path, string Method)[]
         {
-            ("/v1/users", "post"), ("/v1/auth/token", "post"), ("/v1/users/me", "get"),
+            ("/v1/users", "post"), ("/v1/auth/token", "post"), ("/v1/auth/refresh", "post"), ("/v1/auth/logout", "post"), ("/v1/users/me", "get"),
             ("/v1/accounts/{id}", "get"), ("/v1/accounts/{id}/payments", "get"), ("/v1/accounts/{id}/deposits", "post"),
             ("/v1/payments", "post"), ("/v1/payments/{id}", "get"), ("/v1/payments/{id}/capture", "post"),
             ("/v1/payments/{id}/void", "post"), ("/v1/payments/{id}/refunds", "post"), ("/v1/payments/batch", "post"),
-            ("/v1/admin/accounts/{id}/freeze", "post"), ("/v1/admin/accounts/{id}/unfreeze", "post"),
+            ("/v1/admin/accounts/{id}/freeze", "post"), ("/v1/admin/accounts/{id}/unfreeze", "post"), ("/v1/admin/auth/keys/rotate", "post"),
         };
         var missing = expected.Where(e => paths[e.Path] is not JsonObject ops || ops[e.Method] is null).ToList();
         Assert.True(missing.Count == 0,

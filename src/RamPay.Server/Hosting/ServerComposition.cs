@@ -127,7 +127,7 @@ public static class ServerComposition
         services.AddSingleton(options);
         services.AddSingleton(Options.Create(options));
         services.AddSingleton(settings.Fraud);
-        services.AddSingleton(new DataFolder(options.DataDirectory));
+        services.AddSingleton(sp => new DataFolder(options.DataDirectory));
         services.AddSingleton<IHostLifetime, SignalLifetime>();
         services.AddSingleton<IFatalFaultHandler, ExitingFatalFaultHandler>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -141,16 +141,12 @@ public static class ServerComposition
                 OnFatal = fault => fatal.Fail("the engine failed", fault),
             };
         });
-        services.AddSingleton(sp => new Jwt(Jwt.LoadOrCreateKey(options.Jwt.SigningKey, sp.GetRequiredService<DataFolder>().Root),
-            options.Jwt.Issuer, options.Jwt.Audience, options.Jwt.TokenLifetimeSeconds));
-        services.AddSingleton(sp =>
-        {
-            var redis = sp.GetRequiredService<RedisClient>().Connection;
-            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("RamPay.Server.RateLimit");
-            return new Platform(sp.GetRequiredService<EngineHost>(), options, sp.GetRequiredService<Jwt>(),
-                Limiter(redis, options, log, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst),
-                Limiter(redis, options, log, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch)));
-        });
+        // Tokens (JwtBearer, policies, refresh and revocation), CORS and the HTTP rate limiter: Auth/AuthSetup.cs.
+        var data = new DataFolder(options.DataDirectory);
+        Directory.CreateDirectory(data.Root);
+        services.AddRamPayAuth(options, data.Root, sp => Limiter(sp, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
+        services.AddSingleton(sp => new Platform(sp.GetRequiredService<EngineHost>(), options, sp.GetRequiredService<TokenService>(),
+            Limiter(sp, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch))));
         services.AddSingleton<HealthEndpoint>();
 
         services.AddLifecycle<HttpAnnouncement>();
@@ -175,8 +171,10 @@ public static class ServerComposition
     /// A rate limiter: in-process without Redis; with Redis, one bucket per key shared by every server on that
     /// Redis, falling back to the in-process one (fail open) while Redis does not answer.
     /// </summary>
-    private static IRateLimiter Limiter(StackExchange.Redis.IConnectionMultiplexer? redis, ServerOptions options, ILogger log, string name, int ratePerSecond, int burst)
+    private static IRateLimiter Limiter(IServiceProvider services, ServerOptions options, string name, int ratePerSecond, int burst)
     {
+        var redis = services.GetRequiredService<RedisClient>().Connection;
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("RamPay.Server.RateLimit");
         var local = new InProcessRateLimiter(ratePerSecond, burst);
         if (redis is null || !local.Enabled) return local;
         return new RedisRateLimiter(redis, $"{options.Redis.KeyPrefix}rl:{name}:", local,
@@ -206,6 +204,7 @@ public static class ServerComposition
     public static WebApplication UseRamPayHttp(this WebApplication app)
     {
         app.Use(ErrorHandling.Middleware);
+        app.UseRamPayAuth();
         app.UseSwagger();
         app.UseSwaggerUI();
         var services = app.Services;

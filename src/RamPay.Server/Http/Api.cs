@@ -5,7 +5,8 @@ using RamPay.Server.Auth;
 namespace RamPay.Server.Http;
 
 /// <summary>
-/// The HTTP handlers of docs/api.md. Each one authenticates, parses and checks its input (a refusal here changes
+/// The HTTP handlers of docs/api.md. Authentication, roles and rate limits are checked before a handler runs
+/// (JwtBearer, the route groups' policies, the rate limiter: AuthSetup). Each handler parses and checks its input (a refusal here changes
 /// nothing and is not journaled), sends one command or query through the engine, and writes the answer. Writes are
 /// answered only once durable; reads go through the ring too, so they never show what a crash could undo.
 /// </summary>
@@ -16,40 +17,13 @@ public sealed class Api(Platform platform)
     private Hosting.EngineHost Engine => platform.Engine;
     private int MaxBody => _options.Http.MaxRequestBodyBytes;
 
-    // ---- authentication, limits, keys -------------------------------------------------------------------------
-
-    /// <summary>The caller of a /v1 request, or 401; also takes a token from their rate-limit bucket, or 429.</summary>
-    public async ValueTask<Caller> AuthenticateAsync(HttpContext ctx)
-    {
-        string? header = ctx.Request.Headers.Authorization;
-        if (header is null || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) throw ApiError.Unauthorized();
-        if (!platform.Jwt.TryValidate(header.AsSpan(7).Trim(), out var caller))
-            throw ApiError.Unauthorized("The bearer token is invalid or expired: POST /v1/auth/token gives a new one.");
-        await LimitAsync("u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return caller;
-    }
-
-    /// <summary>Rate limit for requests without a token (sign-up, login), by client address.</summary>
-    private ValueTask LimitAnonymousAsync(HttpContext ctx) => LimitAsync("ip:" + (ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
+    // ---- callers, keys ----------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Takes a token from the key's bucket or answers 429. Awaited, never blocking: with Redis configured the
-    /// decision is a round trip (falling back to the in-process limiter when Redis does not answer in time).
+    /// The caller of a /v1 request. JwtBearer has validated the token and the route group's policy has admitted its
+    /// role before the handler runs (AuthSetup, Routes); the rate limiter has taken a token from the caller's bucket.
     /// </summary>
-    private async ValueTask LimitAsync(string client)
-    {
-        var limiter = platform.Limiter;
-        if (!limiter.Enabled) return;
-        var decision = await limiter.AcquireAsync(client);
-        if (!decision.Allowed)
-        {
-            int retryAfter = decision.RetryAfterSeconds;
-            throw new ApiError(429, "rate_limited", $"Too many requests: at most {limiter.RatePerSecond} a second (bursts of {limiter.Burst}). Retry after {retryAfter} s.")
-            {
-                RetryAfterSeconds = retryAfter,
-            };
-        }
-    }
+    private static Caller CallerOf(HttpContext ctx) => ctx.VerifiedCaller().Caller;
 
     private static IdempotencyKey RequireKey(HttpContext ctx, string suffix = "")
     {
@@ -87,7 +61,6 @@ public sealed class Api(Platform platform)
 
     public async Task Register(HttpContext ctx)
     {
-        await LimitAnonymousAsync(ctx);
         UserService.Registration registration;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
         {
@@ -101,7 +74,6 @@ public sealed class Api(Platform platform)
 
     public async Task Login(HttpContext ctx)
     {
-        await LimitAnonymousAsync(ctx);
         string email, password;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
         {
@@ -117,20 +89,92 @@ public sealed class Api(Platform platform)
             throw UserService.InvalidCredentials();
         }
         if (!PasswordHasher.Verify(password, user.PasswordHash)) throw UserService.InvalidCredentials();
-        string token = platform.Jwt.Issue(user.Id, user.Role == UserRole.Admin);
+        string refresh = platform.Tokens.Sessions.Create(user.Id, out long refreshExpires);
+        await WriteTokens(ctx, user, refresh, refreshExpires);
+    }
+
+    private static string RoleOf(User user) => user.Role == UserRole.Admin ? TokenService.RoleAdmin : TokenService.RoleUser;
+
+    /// <summary>The answer of log-in and refresh: a new access token and the session's current refresh token.</summary>
+    private Task WriteTokens(HttpContext ctx, User user, string refreshToken, long refreshExpiresUnix)
+    {
+        var access = platform.Tokens.Issue(user.Id, RoleOf(user));
+        long refreshExpiresIn = Math.Max(0, refreshExpiresUnix - DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        return JsonOut.Write(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("access_token", access.Token);
+            w.WriteString("token_type", "Bearer");
+            w.WriteNumber("expires_in", platform.Tokens.LifetimeSeconds);
+            w.WriteString("refresh_token", refreshToken);
+            w.WriteNumber("refresh_expires_in", refreshExpiresIn);
+            w.WriteEndObject();
+        });
+    }
+
+    private static ApiError InvalidRefreshToken(string message) => new(401, "invalid_refresh_token", message);
+
+    /// <summary>
+    /// <c>{"refresh_token"}</c> → a new access token and a new refresh token (the one sent is used up). A refresh token
+    /// that was already used revokes its whole session: the tokens were copied.
+    /// </summary>
+    public async Task Refresh(HttpContext ctx)
+    {
+        string presented;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) presented = body.Body.String("refresh_token");
+        var outcome = platform.Tokens.Sessions.Rotate(presented, out long userId, out string next, out long expires);
+        switch (outcome)
+        {
+            case SessionStore.RefreshResult.Reused:
+                throw InvalidRefreshToken("This refresh token was already used, so it has been copied: the session is revoked. Log in again (POST /v1/auth/token).");
+            case SessionStore.RefreshResult.Unknown:
+                throw InvalidRefreshToken("The refresh token is unknown, expired or revoked: log in again (POST /v1/auth/token).");
+        }
+        var user = await Engine.QueryAsync(l => l.GetUser(userId));
+        if (user is null) throw InvalidRefreshToken("The user of this refresh token no longer exists.");
+        await WriteTokens(ctx, user, next, expires);
+    }
+
+    /// <summary>
+    /// Revokes the caller's access token until it expires (HTTP and TCP refuse it from now on) and, when the body
+    /// names one, the caller's refresh token and so its session. 204; idempotent.
+    /// </summary>
+    public async Task Logout(HttpContext ctx)
+    {
+        var token = ctx.VerifiedCaller();
+        string? refresh;
+        using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) refresh = body.Body.OptionalString("refresh_token");
+        if (!platform.Tokens.Sessions.Deny(token.Jti, token.ExpiresUnix))
+            throw new ApiError(503, "too_many_revocations", "The server holds as many revoked tokens as it may (RamPay:Jwt:MaxRevokedTokens); try again once some have expired.");
+        if (refresh is not null) platform.Tokens.Sessions.Revoke(refresh, token.Caller.UserId);
+        ctx.Response.StatusCode = 204;
+    }
+
+    /// <summary>Admin: a new signing key signs from now on; the previous one verifies until the tokens it signed have expired.</summary>
+    public async Task RotateSigningKey(HttpContext ctx)
+    {
+        using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
+        var keys = platform.Tokens.Keys;
+        if (!keys.CanRotate)
+            throw new ApiError(409, "signing_key_configured", "The signing key is set by RamPay:Jwt:SigningKey: change that setting to rotate it.");
+        var (added, previous) = keys.Rotate();
+        long until = previous.RetiredUnix + platform.Tokens.LifetimeSeconds;
         await JsonOut.Write(ctx, 200, w =>
         {
             w.WriteStartObject();
-            w.WriteString("access_token", token);
-            w.WriteString("token_type", "Bearer");
-            w.WriteNumber("expires_in", platform.Jwt.LifetimeSeconds);
+            w.WriteString("kid", added.Kid);
+            w.WriteString("previous_kid", previous.Kid);
+            w.WriteString("previous_verifies_until", JsonOut.Time(until * 1000));
+            w.WriteStartArray("keys");
+            foreach (var k in keys.Keys) w.WriteStringValue(k.Kid);
+            w.WriteEndArray();
             w.WriteEndObject();
         });
     }
 
     public async Task Me(HttpContext ctx)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var found = await Engine.QueryAsync(l => l.GetUser(caller.UserId) is { } u ? (u, l.GetAccount(u.WalletAccountId).Currency) : default);
         if (found.u is null) throw new ApiError(404, "user_not_found", "The user of this token no longer exists.");
         await JsonOut.Write(ctx, 200, w => JsonOut.User(w, found.u, found.Currency));
@@ -140,7 +184,7 @@ public sealed class Api(Platform platform)
 
     public async Task GetAccount(HttpContext ctx, long id)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var account = await ReadOwnAccount(caller, id);
         await JsonOut.Write(ctx, 200, w => JsonOut.Account(w, account));
     }
@@ -155,7 +199,7 @@ public sealed class Api(Platform platform)
 
     public async Task ListPayments(HttpContext ctx, long id)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         int limit = QueryInt(ctx, "limit", 20, 1, 100);
         long after = QueryInt(ctx, "after", 0, 0, long.MaxValue);
         var page = await Engine.QueryAsync(l =>
@@ -194,7 +238,7 @@ public sealed class Api(Platform platform)
 
     public async Task Deposit(HttpContext ctx, long accountId)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         long amount;
         Currency currency;
@@ -237,7 +281,7 @@ public sealed class Api(Platform platform)
 
     public async Task CreatePayment(HttpContext ctx)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         (Command Command, byte[]? Attachment) parsed;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) parsed = ParsePayment(body.Body, caller, key);
@@ -246,7 +290,7 @@ public sealed class Api(Platform platform)
 
     public async Task Capture(HttpContext ctx, long paymentId)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         long? amount;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) amount = body.Body.OptionalAmount();
@@ -259,7 +303,7 @@ public sealed class Api(Platform platform)
 
     public async Task Void(HttpContext ctx, long paymentId)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
         await ExecutePayment(ctx, 200, new Command
@@ -270,7 +314,7 @@ public sealed class Api(Platform platform)
 
     public async Task Refund(HttpContext ctx, long paymentId)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         long amount;
         Currency? currency;
@@ -288,7 +332,7 @@ public sealed class Api(Platform platform)
 
     public async Task GetPayment(HttpContext ctx, long paymentId)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         var view = await Engine.QueryAsync(l => PaymentView.TryOf(l, paymentId));
         if (view is not { } v) throw ApiError.From(ResultCode.PaymentNotFound);
         if (!caller.IsAdmin && !v.IsParty(caller.UserId)) throw ApiError.Forbidden("You are neither the payer nor the payee of this payment.");
@@ -297,7 +341,7 @@ public sealed class Api(Platform platform)
 
     public async Task Batch(HttpContext ctx)
     {
-        var caller = await AuthenticateAsync(ctx);
+        var caller = CallerOf(ctx);
         // Item i's key is derived from the request's (its hash, "#", i), so a key of any allowed length works.
         string batchKey = RequireKey(ctx).ToString();
         var commands = new List<Command>();
@@ -387,8 +431,7 @@ public sealed class Api(Platform platform)
     /// </summary>
     public async Task Review(HttpContext ctx, long paymentId)
     {
-        var caller = await AuthenticateAsync(ctx);
-        if (!caller.IsAdmin) throw ApiError.Forbidden("Only an admin may review payments held by fraud screening.");
+        var caller = CallerOf(ctx); // the admin policy has admitted only admins
         string? header = ctx.Request.Headers["Idempotency-Key"];
         var key = string.IsNullOrEmpty(header) ? IdempotencyKey.FromString(Guid.NewGuid().ToString("N")) : RequireKey(ctx);
         long decision;
@@ -410,8 +453,7 @@ public sealed class Api(Platform platform)
 
     public async Task SetFrozen(HttpContext ctx, long accountId, bool frozen)
     {
-        var caller = await AuthenticateAsync(ctx);
-        if (!caller.IsAdmin) throw ApiError.Forbidden("Only an admin may freeze or unfreeze accounts.");
+        var caller = CallerOf(ctx); // the admin policy has admitted only admins
         string? header = ctx.Request.Headers["Idempotency-Key"];
         var key = string.IsNullOrEmpty(header) ? IdempotencyKey.FromString(Guid.NewGuid().ToString("N")) : RequireKey(ctx);
         var result = await Execute(new Command

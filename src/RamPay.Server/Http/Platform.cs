@@ -6,13 +6,12 @@ using RamPay.Server.Hosting;
 namespace RamPay.Server.Http;
 
 /// <summary>What every ingress (HTTP and TCP) shares: the engine, the settings, tokens, limits and the platform's accounts.</summary>
-public sealed class Platform(EngineHost engine, ServerOptions options, Jwt jwt, IRateLimiter limiter, IRateLimiter tcpLimiter)
+public sealed class Platform(EngineHost engine, ServerOptions options, TokenService tokens, IRateLimiter tcpLimiter)
 {
     public EngineHost Engine { get; } = engine;
     public ServerOptions Options { get; } = options;
-    public Jwt Jwt { get; } = jwt;
-    /// <summary>HTTP requests per user (per client address before login): in-process, or shared through Redis.</summary>
-    public IRateLimiter Limiter { get; } = limiter;
+    /// <summary>Issues and validates access tokens (the HTTP rate limit is the middleware's: AuthSetup).</summary>
+    public TokenService Tokens { get; } = tokens;
     /// <summary>TCP commands per user (a frame costs its command count); disabled by default.</summary>
     public IRateLimiter TcpLimiter { get; } = tcpLimiter;
 

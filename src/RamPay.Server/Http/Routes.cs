@@ -28,52 +28,71 @@ public static class Routes
     /// <summary>As a Delegate rather than a RequestDelegate, so the route gets a builder that takes OpenAPI metadata.</summary>
     private static Delegate H(Func<HttpContext, Task> handler) => handler;
 
+    /// <summary>
+    /// Maps the endpoints. Every /v1 endpoint goes through the per-client rate limit; the anonymous ones (sign-up,
+    /// log-in, refresh) sit on <c>v1</c> itself, a user's endpoints in a group that requires the <c>user</c> policy
+    /// (users and admins), administration in one that requires <c>admin</c> (AuthSetup). Ownership of accounts and
+    /// payments is the ledger's check (CommandFlags.OwnerOnly) and the handlers' for reads, not a policy's.
+    /// </summary>
     public static void Map(WebApplication app, Api api, Func<HttpContext, Task> ready)
     {
-        var v1 = app.MapGroup("/v1");
+        var v1 = app.MapGroup("/v1").RequireRateLimiting(Auth.AuthSetup.RateLimitPolicy);
+        var user = v1.MapGroup("").RequireAuthorization(Auth.AuthSetup.UserPolicy);
+        var admin = v1.MapGroup("").RequireAuthorization(Auth.AuthSetup.AdminPolicy);
         v1.MapPost("/users", H(c => api.Register(c)))
             .WithTags("users").WithSummary("Sign up: creates the user and their wallet")
             .WithMetadata(new JsonRequestBody(typeof(RegisterRequest))).Produces<UserResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(409);
         v1.MapPost("/auth/token", H(c => api.Login(c)))
             .WithTags("users").WithSummary("Log in: a bearer token for every other endpoint")
             .WithMetadata(new JsonRequestBody(typeof(TokenRequest))).Produces<TokenResponse>().Produces<ErrorResponse>(401);
-        v1.MapGet("/users/me", H(c => api.Me(c)))
+        v1.MapPost("/auth/refresh", H(c => api.Refresh(c)))
+            .WithTags("users").WithSummary("A new access token and refresh token for a refresh token (which is used up; a reused one revokes its session)")
+            .WithMetadata(new JsonRequestBody(typeof(RefreshRequest))).Produces<TokenResponse>().Produces<ErrorResponse>(401);
+        user.MapPost("/auth/logout", H(c => api.Logout(c)))
+            .WithTags("users").WithSummary("Revoke this access token (until it expires) and, if given, the refresh token's session")
+            .WithMetadata(new JsonRequestBody(typeof(LogoutRequest))).Produces(204).Produces<ErrorResponse>(401);
+        user.MapGet("/users/me", H(c => api.Me(c)))
             .WithTags("users").WithSummary("The caller").Produces<UserResponse>().Produces<ErrorResponse>(401);
 
-        v1.MapGet("/accounts/{id:long}", (HttpContext c, long id) => api.GetAccount(c, id))
+        user.MapGet("/accounts/{id:long}", (HttpContext c, long id) => api.GetAccount(c, id))
             .WithTags("accounts").WithSummary("An account's balances").Produces<AccountResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
-        v1.MapGet("/accounts/{id:long}/payments", (HttpContext c, long id) => api.ListPayments(c, id))
+        user.MapGet("/accounts/{id:long}/payments", (HttpContext c, long id) => api.ListPayments(c, id))
             .WithTags("accounts").WithSummary("An account's payments, newest first (query: limit, after)").Produces<PaymentPage>().Produces<ErrorResponse>(403);
-        v1.MapPost("/accounts/{id:long}/deposits", (HttpContext c, long id) => api.Deposit(c, id))
+        user.MapPost("/accounts/{id:long}/deposits", (HttpContext c, long id) => api.Deposit(c, id))
             .WithTags("accounts").WithSummary("Top up your account from the platform's funding account (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(DepositRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
 
-        v1.MapPost("/payments", H(c => api.CreatePayment(c)))
+        user.MapPost("/payments", H(c => api.CreatePayment(c)))
             .WithTags("payments").WithSummary("Pay, or authorize with capture=false (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(PaymentRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(403)
             .Produces<ErrorResponse>(404).Produces<ErrorResponse>(409).Produces<ErrorResponse>(422);
-        v1.MapPost("/payments/batch", H(c => api.Batch(c)))
+        user.MapPost("/payments/batch", H(c => api.Batch(c)))
             .WithTags("payments").WithSummary("Several payments, a result each, in order (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(BatchRequest))).Produces<BatchResponse>().Produces<ErrorResponse>(400);
-        v1.MapGet("/payments/{id:long}", (HttpContext c, long id) => api.GetPayment(c, id))
+        user.MapGet("/payments/{id:long}", (HttpContext c, long id) => api.GetPayment(c, id))
             .WithTags("payments").WithSummary("A payment you paid or received").Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
-        v1.MapPost("/payments/{id:long}/capture", (HttpContext c, long id) => api.Capture(c, id))
+        user.MapPost("/payments/{id:long}/capture", (HttpContext c, long id) => api.Capture(c, id))
             .WithTags("payments").WithSummary("Capture an authorization, wholly or in part (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(CaptureRequest))).Produces<PaymentResponse>().Produces<ErrorResponse>(422);
-        v1.MapPost("/payments/{id:long}/void", (HttpContext c, long id) => api.Void(c, id))
+        user.MapPost("/payments/{id:long}/void", (HttpContext c, long id) => api.Void(c, id))
             .WithTags("payments").WithSummary("Release an authorization's hold (Idempotency-Key header)").Produces<PaymentResponse>().Produces<ErrorResponse>(422);
-        v1.MapPost("/payments/{id:long}/refunds", (HttpContext c, long id) => api.Refund(c, id))
+        user.MapPost("/payments/{id:long}/refunds", (HttpContext c, long id) => api.Refund(c, id))
             .WithTags("payments").WithSummary("Refund a settled payment, wholly or in part (Idempotency-Key header)")
             .WithMetadata(new JsonRequestBody(typeof(RefundRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
 
-        v1.MapPost("/payments/{id:long}/review", (HttpContext c, long id) => api.Review(c, id))
+        admin.MapPost("/payments/{id:long}/review", (HttpContext c, long id) => api.Review(c, id))
             .WithTags("admin").WithSummary("Approve or decline a payment held for review (admin; Idempotency-Key header optional)")
-            .WithMetadata(new JsonRequestBody(typeof(ReviewRequest))).Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404).Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(ReviewRequest)), new Auth.ForbiddenMessage("Only an admin may review payments held by fraud screening.")).Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404).Produces<ErrorResponse>(422);
 
-        v1.MapPost("/admin/accounts/{id:long}/freeze", (HttpContext c, long id) => api.SetFrozen(c, id, true))
+        var freezing = new Auth.ForbiddenMessage("Only an admin may freeze or unfreeze accounts.");
+        admin.MapPost("/admin/accounts/{id:long}/freeze", (HttpContext c, long id) => api.SetFrozen(c, id, true)).WithMetadata(freezing)
             .WithTags("admin").WithSummary("Freeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
-        v1.MapPost("/admin/accounts/{id:long}/unfreeze", (HttpContext c, long id) => api.SetFrozen(c, id, false))
+        admin.MapPost("/admin/accounts/{id:long}/unfreeze", (HttpContext c, long id) => api.SetFrozen(c, id, false)).WithMetadata(freezing)
             .WithTags("admin").WithSummary("Unfreeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
+        admin.MapPost("/admin/auth/keys/rotate", H(c => api.RotateSigningKey(c)))
+            .WithMetadata(new Auth.ForbiddenMessage("Only an admin may rotate the token signing key."))
+            .WithTags("admin").WithSummary("Rotate the token signing key: a new key signs, the previous one verifies until its tokens expire (admin)")
+            .Produces<KeyRotationResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(409);
 
         app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
         {

@@ -6,7 +6,10 @@ namespace RamPay.Server.Http;
 public sealed record RegisterRequest(string Email, string Password, string Name, string? Currency);
 public sealed record UserResponse(long UserId, long WalletAccountId, string Email, string Name, string Role, string Currency, string CreatedAt);
 public sealed record TokenRequest(string Email, string Password);
-public sealed record TokenResponse(string AccessToken, string TokenType, int ExpiresIn);
+public sealed record TokenResponse(string AccessToken, string TokenType, int ExpiresIn, string RefreshToken, long RefreshExpiresIn);
+public sealed record RefreshRequest(string RefreshToken);
+public sealed record LogoutRequest(string? RefreshToken);
+public sealed record KeyRotationResponse(string Kid, string PreviousKid, string PreviousVerifiesUntil, string[] Keys);
 public sealed record AccountResponse(long Id, long? OwnerUserId, string Currency, string Type, bool Frozen, long Posted, long Pending, long Available,
     long DebitsPosted, long CreditsPosted, long DebitsPending, long CreditsPending, string CreatedAt);
 public sealed record DepositRequest(long Amount, string Currency);
@@ -21,6 +24,6 @@ public sealed record RefundRequest(long Amount, string? Currency);
 public sealed record BatchRequest(PaymentRequest[] Payments);
 public sealed record BatchItem(int Status, bool? Replayed, PaymentResponse? Payment, ErrorBody? Error);
 public sealed record BatchResponse(BatchItem[] Results);
-public sealed record ErrorBody(string Code, string Message, long? PaymentId);
+public sealed record ErrorBody(string Code, string Message, long? PaymentId, string? RequestId);
 public sealed record ErrorResponse(ErrorBody Error);
 #pragma warning restore CA1812

@@ -195,8 +195,10 @@ internal sealed class TcpConnection
             return Reply.Failure(requestId, error.Code, error.Reason, close: true);
         Span<char> chars = stackalloc char[FrameCodec.MaxAuthTokenBytes];
         int n = System.Text.Encoding.UTF8.GetChars(token, chars);
-        if (!_platform.Jwt.TryValidate(chars[..n], out var caller))
-            return Reply.Failure(requestId, ProtocolErrorCode.AuthenticationFailed, "the token is invalid or expired: POST /v1/auth/token gives a new one", close: true);
+        // The same handler, parameters and checks (revocation included) as JwtBearer over HTTP.
+        if (!_platform.Tokens.TryValidate(new string(chars[..n]), out var verified))
+            return Reply.Failure(requestId, ProtocolErrorCode.AuthenticationFailed, "the token is invalid, expired or revoked: POST /v1/auth/token gives a new one", close: true);
+        var caller = verified!.Caller;
         _caller = caller;
         _rateKey = "u:" + caller.UserId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return new Reply { RequestId = requestId, Type = FrameType.Welcome, ClientId = caller.UserId };
