@@ -154,6 +154,29 @@ public sealed class RetirementRecoveryTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rampay_replay_without_a_snapshot_reads_the_archive_or_says_it_is_missing(bool archive)
+    {
+        string hash = RunEngine(Commands, seed: 6);
+        Assert.True(Retire(archive).SegmentsRetired > 0);
+        var output = new StringWriter();
+        int exit = RamPay.Cli.RampayCli.Run(["replay", "--data", Data, "--no-snapshot", "--idempotency-max-keys", "1024"], output);
+        if (archive)
+        {
+            Assert.Equal(RamPay.Cli.RampayCli.ExitOk, exit);
+            Assert.Contains($"state_hash        {hash}", output.ToString());
+        }
+        else
+        {
+            Assert.Equal(RamPay.Cli.RampayCli.ExitJournalProblems, exit);
+            Assert.StartsWith("error: MissingRecords in ", output.ToString());
+            Assert.Contains("reading the journal: record 1 was requested but records up to", output.ToString());
+            Assert.Contains("no journal archive was configured", output.ToString());
+        }
+    }
+
     [Fact]
     public void A_sink_behind_keeps_what_it_needs_and_resumes_without_the_archive()
     {
