@@ -37,7 +37,7 @@ public static class JournalReader
         ArgumentOutOfRangeException.ThrowIfLessThan(fromSequence, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(toSequence, fromSequence - 1);
 
-        ReadableSegments readable = ReadableSegments.List(files, directory);
+        ReadableSegments readable = ReadableSegments.List(files, directory, fromSequence);
         SegmentFile[] segments = readable.Segments;
         if (segments.Length == 0 || fromSequence > toSequence) return new JournalReadSummary(0, 0, null);
         if (fromSequence < segments[0].FirstSequence) throw readable.Missing(fromSequence, "reading the journal");

@@ -190,9 +190,15 @@ public sealed class JournalRetirement
         if (bound == 0 || retire == 0) return new RetirementReport(bound, 0, 0, 0, _archive is not null, reason);
 
         long through = live[retire].FirstSequence - 1;
-        if (SnapshotStore.ReadRetentionAnchor(_files, _snapshots) != bound)
+        lock (SnapshotStore.PruneLock(_snapshots))
         {
-            SnapshotStore.WriteRetentionAnchor(_files, _snapshots, bound);
+            if (SnapshotStore.ReadRetentionAnchor(_files, _snapshots) != bound)
+            {
+                SnapshotStore.WriteRetentionAnchor(_files, _snapshots, bound);
+            }
+            // The snapshot writer may have pruned it after the listing above; from now on a prune keeps it.
+            if (!_files.FileExists(Path.Combine(_snapshots, SnapshotFormat.FileName(bound))))
+                return new RetirementReport(bound, 0, 0, 0, _archive is not null, "snapshot pruned meanwhile");
         }
         AfterStep?.Invoke(Step.AnchorWritten, _snapshots);
         RetirementManifest? previous = RetirementManifest.Read(_files, _journal);

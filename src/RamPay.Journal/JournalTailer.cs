@@ -106,7 +106,7 @@ public sealed class JournalTailer : IDisposable
     /// </summary>
     private bool OpenSegmentFor(long sequence)
     {
-        ReadableSegments readable = ReadableSegments.List(_files, _directory);
+        ReadableSegments readable = ReadableSegments.List(_files, _directory, sequence);
         SegmentFile[] segments = readable.Segments;
         int found = -1;
         for (int i = 0; i < segments.Length; i++)

@@ -115,9 +115,12 @@ internal sealed class ReadableSegments
     public required string Directory { get; init; }
     public required IJournalFileSystem Files { get; init; }
 
-    public static ReadableSegments List(IJournalFileSystem files, string directory)
+    /// <param name="fromSequence">The first record the reader needs: when the live journal holds it, neither the manifest nor the archive is read (an idle tailer lists often).</param>
+    public static ReadableSegments List(IJournalFileSystem files, string directory, long fromSequence)
     {
         SegmentFile[] live = SegmentFile.List(files, directory);
+        if (live.Length > 0 && live[0].FirstSequence <= fromSequence)
+            return new ReadableSegments { Segments = live, LiveStart = 0, Manifest = null, Directory = directory, Files = files };
         RetirementManifest? manifest = files.DirectoryExists(directory) ? RetirementManifest.Read(files, directory) : null;
         if (manifest?.ArchiveDirectory is not { } archive)
             return new ReadableSegments { Segments = live, LiveStart = 0, Manifest = manifest, Directory = directory, Files = files };

@@ -85,10 +85,26 @@ public static class SnapshotStore
         var valid = new List<long>();
         foreach (var (path, sequence) in List(files, Path.GetFullPath(directory)))
         {
-            if (TryLoad(files, path, sequence, loadPayload: false, out _, out _) is null) valid.Add(sequence);
+            try
+            {
+                if (TryLoad(files, path, sequence, loadPayload: false, out _, out _) is null) valid.Add(sequence);
+            }
+            catch (FileNotFoundException)
+            {
+                // Pruned by the snapshot writer since the listing: not a snapshot to rely on.
+            }
         }
         return [.. valid];
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> PruneLocks = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Held while snapshots of <paramref name="fullDirectory"/> are pruned, and by journal retirement while it sets the
+    /// retention anchor and checks that the anchored snapshot still exists: so a prune either ran before (and the
+    /// check sees the snapshot gone) or after (and keeps it). In-process: one engine owns a data directory.
+    /// </summary>
+    internal static object PruneLock(string fullDirectory) => PruneLocks.GetOrAdd(fullDirectory, static _ => new object());
 
     /// <summary>Name of the file in a snapshot directory that names the snapshot journal retirement relies on.</summary>
     public const string RetentionAnchorFileName = "retention.anchor";
@@ -234,11 +250,14 @@ public static class SnapshotStore
         /// </summary>
         private void Prune()
         {
-            (string Path, long Sequence)[] snapshots = List(_files, _directory);
-            long anchor = ReadRetentionAnchor(_files, _directory);
-            for (int i = 0; i < snapshots.Length - _keepCount; i++)
+            lock (PruneLock(_directory))
             {
-                if (snapshots[i].Sequence != anchor) _files.Delete(snapshots[i].Path);
+                (string Path, long Sequence)[] snapshots = List(_files, _directory);
+                long anchor = ReadRetentionAnchor(_files, _directory);
+                for (int i = 0; i < snapshots.Length - _keepCount; i++)
+                {
+                    if (snapshots[i].Sequence != anchor) _files.Delete(snapshots[i].Path);
+                }
             }
             foreach (string temporary in _files.ListFiles(_directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension + SnapshotFormat.TempSuffix))
             {
