@@ -1,4 +1,3 @@
-using System.CommandLine;
 using RamPay.Cli;
 
-return RampayCli.Build(Console.Out).Parse(args).Invoke();
+return RampayCli.Run(args, Console.Out);

@@ -17,6 +17,30 @@ public static class RampayCli
     public const int ExitUsage = 1;
     public const int ExitJournalProblems = 2;
 
+    /// <summary>
+    /// Parses and runs a command line (Program.cs). Journal records retired behind a snapshot that a tool needs (db
+    /// rebuild, replay --no-snapshot) and cannot find in the journal archive are a named error, exit 2, not a stack trace.
+    /// </summary>
+    public static int Run(string[] args, TextWriter output)
+    {
+        try
+        {
+            return Build(output).Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (JournalArchiveMissingException e)
+        {
+            output.WriteLine($"error: {e.Message}");
+            output.WriteLine("       restore the retired segments into the journal archive (RamPay:Journal:ArchiveDirectory) and run again");
+            return ExitJournalProblems;
+        }
+        catch (Exception e)
+        {
+            // What System.CommandLine's default handler did for any other failure.
+            Console.Error.WriteLine("Unhandled exception: " + e);
+            return 1;
+        }
+    }
+
     public static RootCommand Build(TextWriter output)
     {
         var data = new Option<DirectoryInfo>("--data", "-d")

@@ -51,6 +51,8 @@ public enum JournalProblemKind : byte
     BadRecordType = 8,
     /// <summary>Raised by a consumer: an intact record whose payload does not decode.</summary>
     BadPayload = 9,
+    /// <summary>The journal's retirement manifest (<see cref="RetirementManifest"/>) does not parse or fails its CRC.</summary>
+    BadRetirementManifest = 10,
 }
 
 /// <summary>One finding of the verifier, recovery or reader, with where it is.</summary>

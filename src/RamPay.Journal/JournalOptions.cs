@@ -27,9 +27,13 @@ public sealed class JournalOptions
     /// </summary>
     public bool Fsync { get; init; } = true;
 
+    /// <summary>Where the writer does its I/O: the operating system unless a test simulates faults.</summary>
+    public IJournalFileSystem FileSystem { get; init; } = OsJournalFileSystem.Instance;
+
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
+        ArgumentNullException.ThrowIfNull(FileSystem);
         long segmentMin = SegmentFormat.HeaderSize + RecordFormat.MaxRecordSize;
         if (SegmentSizeBytes < segmentMin)
         {

@@ -15,33 +15,45 @@ public static class JournalReader
     /// <summary>Visits every record with sequence greater than <paramref name="afterSequence"/> (replay after a snapshot).</summary>
     /// <exception cref="JournalCorruptException">A gap, a repeat, a bad record before valid data, or missing (deleted) records.</exception>
     public static JournalReadSummary Read(string directory, long afterSequence, IRecordVisitor visitor) =>
-        ReadRange(directory, afterSequence + 1, long.MaxValue, visitor);
+        ReadRange(OsJournalFileSystem.Instance, directory, afterSequence + 1, long.MaxValue, visitor);
+
+    /// <summary>As <see cref="Read(string, long, IRecordVisitor)"/>, through <paramref name="files"/>.</summary>
+    public static JournalReadSummary Read(IJournalFileSystem files, string directory, long afterSequence, IRecordVisitor visitor) =>
+        ReadRange(files, directory, afterSequence + 1, long.MaxValue, visitor);
 
     /// <summary>Visits the records with sequence in [<paramref name="fromSequence"/>, <paramref name="toSequence"/>] (inspection).</summary>
-    public static JournalReadSummary ReadRange(string directory, long fromSequence, long toSequence, IRecordVisitor visitor)
+    public static JournalReadSummary ReadRange(string directory, long fromSequence, long toSequence, IRecordVisitor visitor) =>
+        ReadRange(OsJournalFileSystem.Instance, directory, fromSequence, toSequence, visitor);
+
+    /// <summary>
+    /// As the other overload, through <paramref name="files"/>. Records before the first live segment are read from
+    /// the journal archive the retirement manifest names; when they are not there the read throws
+    /// <see cref="JournalArchiveMissingException"/> before delivering anything.
+    /// </summary>
+    public static JournalReadSummary ReadRange(IJournalFileSystem files, string directory, long fromSequence, long toSequence, IRecordVisitor visitor)
     {
+        ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(visitor);
         ArgumentOutOfRangeException.ThrowIfLessThan(fromSequence, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(toSequence, fromSequence - 1);
 
-        SegmentFile[] segments = SegmentFile.List(directory);
+        ReadableSegments readable = ReadableSegments.List(files, directory, fromSequence);
+        SegmentFile[] segments = readable.Segments;
         if (segments.Length == 0 || fromSequence > toSequence) return new JournalReadSummary(0, 0, null);
-        if (fromSequence < segments[0].FirstSequence)
-        {
-            throw new JournalProblem(JournalProblemKind.MissingRecords, segments[0].Path, 0, fromSequence,
-                $"records from {fromSequence} were requested but the journal starts at {segments[0].FirstSequence} (older segments were deleted)").ToException();
-        }
+        if (fromSequence < segments[0].FirstSequence) throw readable.Missing(fromSequence, "reading the journal");
 
         // Start in the last segment that begins at or before fromSequence; earlier ones hold nothing wanted.
         int first = 0;
         while (first + 1 < segments.Length && segments[first + 1].FirstSequence <= fromSequence) first++;
 
-        var scanner = new SegmentScanner();
+        var scanner = new SegmentScanner(files);
         var counter = new CountingVisitor(visitor);
         long previousLast = segments[first].FirstSequence - 1;
         for (int i = first; i < segments.Length; i++)
         {
             JournalProblem? gap = segments[i].CheckFollows(previousLast);
+            // A hole inside the archive, or between it and the live journal, is a missing archive segment.
+            if (gap is not null && i <= readable.LiveStart && readable.Manifest is not null) throw readable.Missing(previousLast + 1, "reading the journal");
             if (gap is not null) throw gap.ToException();
 
             bool isLast = i == segments.Length - 1;

@@ -1,5 +1,3 @@
-using Microsoft.Win32.SafeHandles;
-
 namespace RamPay.Journal;
 
 /// <summary>What <see cref="JournalRecovery.Recover"/> found and repaired.</summary>
@@ -33,9 +31,17 @@ public static class JournalRecovery
 {
     /// <exception cref="JournalCorruptException">Damage before valid data, a sequence gap, a bad segment header.</exception>
     /// <exception cref="JournalVersionException">Data written by a newer RamPay.</exception>
-    public static JournalRecoveryReport Recover(string directory)
+    public static JournalRecoveryReport Recover(string directory) => Recover(directory, OsJournalFileSystem.Instance);
+
+    /// <summary>
+    /// As <see cref="Recover(string)"/>, through <paramref name="files"/>. It checks the live segments only, from the
+    /// first one present: segments retired behind a snapshot (<see cref="JournalRetirement"/>) are not needed to
+    /// start, and whether the journal continues the snapshot is checked by the replay that starts from it.
+    /// </summary>
+    public static JournalRecoveryReport Recover(string directory, IJournalFileSystem files)
     {
-        JournalVerifyReport verified = JournalVerifier.Verify(directory);
+        ArgumentNullException.ThrowIfNull(files);
+        JournalVerifyReport verified = JournalVerifier.Verify(directory, files);
         JournalProblem? fatal = verified.Problems.FirstOrDefault(p => p.Kind != JournalProblemKind.TornTail);
         if (fatal is not null) throw fatal.ToException();
 
@@ -44,14 +50,14 @@ public static class JournalRecovery
         long truncatedBytes = 0;
         if (torn is not null)
         {
-            using SafeFileHandle file = File.OpenHandle(torn.FilePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
-            truncatedBytes = RandomAccess.GetLength(file) - torn.Offset;
-            RandomAccess.SetLength(file, torn.Offset);
-            Durability.FlushAll(file);
+            using IJournalFile file = files.OpenWrite(torn.FilePath, create: false);
+            truncatedBytes = file.Length - torn.Offset;
+            file.SetLength(torn.Offset);
+            file.FlushAll();
         }
 
-        foreach (string temporary in verified.TemporaryFiles) File.Delete(temporary);
-        if (verified.TemporaryFiles.Count > 0) Durability.FlushDirectory(directory);
+        foreach (string temporary in verified.TemporaryFiles) files.Delete(temporary);
+        if (verified.TemporaryFiles.Count > 0) files.FlushDirectory(directory);
 
         return new JournalRecoveryReport
         {

@@ -1,5 +1,3 @@
-using Microsoft.Win32.SafeHandles;
-
 namespace RamPay.Journal;
 
 /// <summary>
@@ -15,8 +13,9 @@ namespace RamPay.Journal;
 public sealed class JournalTailer : IDisposable
 {
     private readonly string _directory;
+    private readonly IJournalFileSystem _files;
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(SegmentScanner.ChunkBytes);
-    private SafeFileHandle? _file;
+    private IJournalFile? _file;
     private string _filePath = "";
     private long _bufferFileOffset; // file offset of _buffer[0]
     private int _start;
@@ -24,8 +23,16 @@ public sealed class JournalTailer : IDisposable
 
     /// <summary>A tailer whose first record delivered is <paramref name="afterSequence"/> + 1.</summary>
     public JournalTailer(string directory, long afterSequence)
+        : this(OsJournalFileSystem.Instance, directory, afterSequence)
     {
+    }
+
+    /// <summary>As the other constructor, through <paramref name="files"/>. It reads retired segments from the journal archive when it starts behind the live journal.</summary>
+    public JournalTailer(IJournalFileSystem files, string directory, long afterSequence)
+    {
+        ArgumentNullException.ThrowIfNull(files);
         ArgumentOutOfRangeException.ThrowIfNegative(afterSequence);
+        _files = files;
         _directory = directory;
         LastSequence = afterSequence;
     }
@@ -88,7 +95,7 @@ public sealed class JournalTailer : IDisposable
             _start = 0;
         }
         if (_end == _buffer.Length) throw Corrupt(JournalProblemKind.CorruptRecord, LastSequence + 1, "a record longer than the read buffer");
-        int read = RandomAccess.Read(_file!, _buffer.AsSpan(_end), _bufferFileOffset + _end);
+        int read = _file!.Read(_buffer.AsSpan(_end), _bufferFileOffset + _end);
         _end += read;
         return read;
     }
@@ -99,7 +106,8 @@ public sealed class JournalTailer : IDisposable
     /// </summary>
     private bool OpenSegmentFor(long sequence)
     {
-        SegmentFile[] segments = SegmentFile.List(_directory);
+        ReadableSegments readable = ReadableSegments.List(_files, _directory, sequence);
+        SegmentFile[] segments = readable.Segments;
         int found = -1;
         for (int i = 0; i < segments.Length; i++)
         {
@@ -107,19 +115,20 @@ public sealed class JournalTailer : IDisposable
         }
         if (found < 0)
         {
-            if (segments.Length > 0)
-                throw Corrupt(JournalProblemKind.MissingRecords, sequence, $"record {sequence} was requested but the journal starts at {segments[0].FirstSequence} (older segments were deleted)");
+            if (segments.Length > 0) throw readable.Missing(sequence, "following the journal");
             return false;
         }
         if (segments[found].Path == _filePath) return false;
+        if (_file is not null && segments[found].FirstSequence != sequence && found <= readable.LiveStart && readable.Manifest is not null)
+            throw readable.Missing(sequence, "following the journal");
         if (_file is not null && segments[found].FirstSequence != sequence)
             throw Corrupt(JournalProblemKind.SequenceGap, sequence, $"the segment after {_filePath} starts at {segments[found].FirstSequence}, not at {sequence}");
 
         _file?.Dispose();
-        _file = File.OpenHandle(segments[found].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        _file = _files.OpenRead(segments[found].Path);
         _filePath = segments[found].Path;
         Span<byte> header = stackalloc byte[SegmentFormat.HeaderSize];
-        int n = RandomAccess.Read(_file, header, 0);
+        int n = _file.Read(header, 0);
         var status = SegmentFormat.TryReadHeader(header[..n], out _, out long first);
         if (status != SegmentHeaderStatus.Ok || first != segments[found].FirstSequence)
             throw Corrupt(JournalProblemKind.BadSegmentHeader, sequence, $"segment header: {status}, first sequence {first}");
@@ -127,7 +136,7 @@ public sealed class JournalTailer : IDisposable
         _start = _end = 0;
         // A segment opened in the middle of its records (the first poll) is read from its start, skipping what comes before.
         _nextInFile = first;
-        _passBudget += 4 * (RandomAccess.GetLength(_file) / RecordFormat.HeaderSize) + 4;
+        _passBudget += 4 * (_file.Length / RecordFormat.HeaderSize) + 4;
         return true;
     }
 

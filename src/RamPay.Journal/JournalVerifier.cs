@@ -33,12 +33,16 @@ public sealed class JournalVerifyReport
 /// <summary>Checks every segment header, record CRC and sequence of a journal without changing a byte.</summary>
 public static class JournalVerifier
 {
-    public static JournalVerifyReport Verify(string directory)
+    public static JournalVerifyReport Verify(string directory) => Verify(directory, OsJournalFileSystem.Instance);
+
+    /// <summary>As <see cref="Verify(string)"/>, through <paramref name="files"/>. Only the live directory: retired segments are not read.</summary>
+    public static JournalVerifyReport Verify(string directory, IJournalFileSystem files)
     {
-        SegmentFile[] segments = SegmentFile.List(directory);
+        ArgumentNullException.ThrowIfNull(files);
+        SegmentFile[] segments = SegmentFile.List(files, directory);
         var summaries = new List<JournalSegmentSummary>(segments.Length);
         var problems = new List<JournalProblem>();
-        var scanner = new SegmentScanner();
+        var scanner = new SegmentScanner(files);
         // Unknown after a damaged segment: its true end cannot be known, so no gap is claimed after it.
         long? previousLast = null;
         for (int i = 0; i < segments.Length; i++)
@@ -55,7 +59,7 @@ public static class JournalVerifier
             Directory = directory,
             Segments = summaries,
             Problems = problems,
-            TemporaryFiles = SegmentFile.ListTemporary(directory),
+            TemporaryFiles = SegmentFile.ListTemporary(files, directory),
         };
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace RamPay.Journal;
 
@@ -14,9 +13,10 @@ public sealed class JournalWriter : IDisposable
 {
     private readonly JournalOptions _options;
     private readonly string _directory; // full path, so segment paths compare exactly
+    private readonly IJournalFileSystem _files;
     private byte[] _batch;
     private int _batchBytes;
-    private SafeFileHandle? _segment;
+    private IJournalFile? _segment;
     private string? _segmentPath;
     private long _segmentBytes; // committed bytes in the current segment, where the next batch goes
     private Exception? _fault;
@@ -25,6 +25,7 @@ public sealed class JournalWriter : IDisposable
     private JournalWriter(JournalOptions options, string directory, JournalRecoveryReport recovery)
     {
         _options = options;
+        _files = options.FileSystem;
         _directory = directory;
         Recovery = recovery;
         _batch = GC.AllocateUninitializedArray<byte>(options.BatchBufferInitialBytes);
@@ -56,19 +57,20 @@ public sealed class JournalWriter : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         string directory = Path.GetFullPath(options.Directory);
-        if (!Directory.Exists(directory))
+        IJournalFileSystem files = options.FileSystem;
+        if (!files.DirectoryExists(directory))
         {
-            Directory.CreateDirectory(directory);
-            if (options.Fsync && Path.GetDirectoryName(directory) is { } parent) Durability.FlushDirectory(parent);
+            files.CreateDirectory(directory);
+            if (options.Fsync && Path.GetDirectoryName(directory) is { } parent) files.FlushDirectory(parent);
         }
 
-        JournalRecoveryReport recovery = JournalRecovery.Recover(directory);
+        JournalRecoveryReport recovery = JournalRecovery.Recover(directory, files);
         var writer = new JournalWriter(options, directory, recovery);
         if (recovery.LastSegmentPath is { } path)
         {
-            writer._segment = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+            writer._segment = files.OpenWrite(path, create: false);
             writer._segmentPath = path;
-            writer._segmentBytes = RandomAccess.GetLength(writer._segment);
+            writer._segmentBytes = writer._segment.Length;
         }
         return writer;
     }
@@ -101,8 +103,8 @@ public sealed class JournalWriter : IDisposable
         if (_batchBytes == 0) return;
         try
         {
-            RandomAccess.Write(_segment!, _batch.AsSpan(0, _batchBytes), _segmentBytes);
-            if (_options.Fsync) Durability.FlushData(_segment!);
+            _segment!.Write(_batch.AsSpan(0, _batchBytes), _segmentBytes);
+            if (_options.Fsync) _segment.FlushData();
         }
         catch (Exception e)
         {
@@ -122,16 +124,16 @@ public sealed class JournalWriter : IDisposable
     public int DeleteSegmentsBefore(long sequence)
     {
         ThrowIfUnusable();
-        SegmentFile[] segments = SegmentFile.List(_directory);
+        SegmentFile[] segments = SegmentFile.List(_files, _directory);
         int deleted = 0;
         // segments[i] ends just before segments[i + 1] starts; the last one is the tail and stays.
         for (int i = 0; i + 1 < segments.Length && segments[i + 1].FirstSequence <= sequence; i++)
         {
             if (string.Equals(segments[i].Path, _segmentPath, StringComparison.Ordinal)) break;
-            File.Delete(segments[i].Path);
+            _files.Delete(segments[i].Path);
             deleted++;
         }
-        if (deleted > 0 && _options.Fsync) Durability.FlushDirectory(_directory);
+        if (deleted > 0 && _options.Fsync) _files.FlushDirectory(_directory);
         return deleted;
     }
 
@@ -154,16 +156,16 @@ public sealed class JournalWriter : IDisposable
         Commit();
         string path = Path.Combine(_directory, SegmentFormat.FileName(firstSequence));
         string temporary = path + SegmentFormat.TempSuffix;
-        SafeFileHandle? next = null;
+        IJournalFile? next = null;
         try
         {
-            next = File.OpenHandle(temporary, FileMode.Create, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+            next = _files.OpenWrite(temporary, create: true);
             Span<byte> header = stackalloc byte[SegmentFormat.HeaderSize];
             SegmentFormat.WriteHeader(header, firstSequence);
-            RandomAccess.Write(next, header, 0);
-            if (_options.Fsync) Durability.FlushAll(next);
-            File.Move(temporary, path, overwrite: false);
-            if (_options.Fsync) Durability.FlushDirectory(_directory);
+            next.Write(header, 0);
+            if (_options.Fsync) next.FlushAll();
+            _files.Move(temporary, path, overwrite: false);
+            if (_options.Fsync) _files.FlushDirectory(_directory);
         }
         catch (Exception e)
         {

@@ -1,16 +1,16 @@
-using Microsoft.Win32.SafeHandles;
-
 namespace RamPay.Journal;
 
 /// <summary>A segment file found in a journal directory; the first sequence comes from its name.</summary>
 internal readonly record struct SegmentFile(string Path, long FirstSequence)
 {
     /// <summary>Segment files in sequence order; empty when the directory does not exist.</summary>
-    public static SegmentFile[] List(string directory)
+    public static SegmentFile[] List(string directory) => List(OsJournalFileSystem.Instance, directory);
+
+    /// <summary>Segment files in sequence order; empty when the directory does not exist.</summary>
+    public static SegmentFile[] List(IJournalFileSystem files, string directory)
     {
-        if (!Directory.Exists(directory)) return [];
         var segments = new List<SegmentFile>();
-        foreach (string path in Directory.EnumerateFiles(directory, SegmentFormat.FilePrefix + "*" + SegmentFormat.FileExtension))
+        foreach (string path in files.ListFiles(directory, SegmentFormat.FilePrefix + "*" + SegmentFormat.FileExtension))
         {
             if (SegmentFormat.TryParseFileName(System.IO.Path.GetFileName(path), out long firstSequence))
             {
@@ -22,10 +22,8 @@ internal readonly record struct SegmentFile(string Path, long FirstSequence)
     }
 
     /// <summary>Leftovers of segment creations that crashed before their rename.</summary>
-    public static string[] ListTemporary(string directory) =>
-        Directory.Exists(directory)
-            ? Directory.GetFiles(directory, SegmentFormat.FilePrefix + "*" + SegmentFormat.FileExtension + SegmentFormat.TempSuffix)
-            : [];
+    public static string[] ListTemporary(IJournalFileSystem files, string directory) =>
+        files.ListFiles(directory, SegmentFormat.FilePrefix + "*" + SegmentFormat.FileExtension + SegmentFormat.TempSuffix);
 
     /// <summary>A segment must start right after the previous one's last record; null when it does.</summary>
     public JournalProblem? CheckFollows(long previousLastSequence) =>
@@ -47,7 +45,7 @@ internal readonly record struct SegmentScanResult(
 /// sequence contiguity. Shared by the reader, the verifier and recovery so they agree on what is
 /// valid, torn or corrupt. One instance owns one chunk buffer; not thread-safe.
 /// </summary>
-internal sealed class SegmentScanner
+internal sealed class SegmentScanner(IJournalFileSystem files)
 {
     /// <summary>Bytes read per system call; large enough that a replay is bound by the CRC, not by syscalls.</summary>
     public const int ChunkBytes = 1024 * 1024;
@@ -62,8 +60,8 @@ internal sealed class SegmentScanner
     /// </summary>
     public SegmentScanResult Scan(SegmentFile segment, bool isLast, long afterSequence, long untilSequence, IRecordVisitor? visitor)
     {
-        using SafeFileHandle file = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        long fileBytes = RandomAccess.GetLength(file);
+        using IJournalFile file = files.OpenRead(segment.Path);
+        long fileBytes = file.Length;
 
         int headerBytes = ReadAt(file, 0, _buffer.AsSpan(0, SegmentFormat.HeaderSize), fileBytes);
         SegmentHeaderStatus headerStatus = SegmentFormat.TryReadHeader(_buffer.AsSpan(0, headerBytes), out uint version, out long firstSequence);
@@ -136,7 +134,7 @@ internal sealed class SegmentScanner
     }
 
     private JournalProblem ClassifyBadRecord(
-        SafeFileHandle file, SegmentFile segment, bool isLast, RecordReadStatus status, long offset, long expected, long fileBytes)
+        IJournalFile file, SegmentFile segment, bool isLast, RecordReadStatus status, long offset, long expected, long fileBytes)
     {
         if (status == RecordReadStatus.UnsupportedVersion)
         {
@@ -163,7 +161,7 @@ internal sealed class SegmentScanner
     /// (after the last good one, and no more than the remaining bytes could hold). Rare and slow by design:
     /// it is what tells a torn tail, which may be cut, from damage before acknowledged records, which may not.
     /// </summary>
-    private long FindValidRecordAfter(SafeFileHandle file, long badOffset, long lastGoodSequence, long fileBytes, out long validSequence)
+    private long FindValidRecordAfter(IJournalFile file, long badOffset, long lastGoodSequence, long fileBytes, out long validSequence)
     {
         validSequence = 0;
         long sequenceMax = lastGoodSequence + ((fileBytes - badOffset) / RecordFormat.HeaderSize) + 1;
@@ -187,14 +185,14 @@ internal sealed class SegmentScanner
     }
 
     /// <summary>Reads up to destination.Length bytes at <paramref name="offset"/>, never past <paramref name="fileBytes"/>.</summary>
-    private static int ReadAt(SafeFileHandle file, long offset, Span<byte> destination, long fileBytes)
+    private static int ReadAt(IJournalFile file, long offset, Span<byte> destination, long fileBytes)
     {
         int wanted = (int)Math.Min(destination.Length, Math.Max(0, fileBytes - offset));
         int total = 0;
         // Regular files return short reads only at the end, so this loop runs once or twice.
         while (total < wanted)
         {
-            int read = RandomAccess.Read(file, destination[total..wanted], offset + total);
+            int read = file.Read(destination[total..wanted], offset + total);
             if (read == 0) break;
             total += read;
         }

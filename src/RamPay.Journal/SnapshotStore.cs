@@ -1,4 +1,4 @@
-using Microsoft.Win32.SafeHandles;
+using System.Globalization;
 
 namespace RamPay.Journal;
 
@@ -18,9 +18,13 @@ public static class SnapshotStore
     /// returns the snapshot is durable and the newest; all but the newest <paramref name="keepCount"/>
     /// are deleted. A crash before that leaves only a temporary file, which the next write removes.
     /// </summary>
-    public static string Write(string directory, long sequence, long timestampMs, ReadOnlySpan<byte> payload, int keepCount = DefaultKeepCount)
+    public static string Write(string directory, long sequence, long timestampMs, ReadOnlySpan<byte> payload, int keepCount = DefaultKeepCount) =>
+        Write(OsJournalFileSystem.Instance, directory, sequence, timestampMs, payload, keepCount);
+
+    /// <summary>As the other buffer overload, through <paramref name="files"/>.</summary>
+    public static string Write(IJournalFileSystem files, string directory, long sequence, long timestampMs, ReadOnlySpan<byte> payload, int keepCount = DefaultKeepCount)
     {
-        using var pending = new PendingSnapshot(directory, sequence, keepCount);
+        using var pending = new PendingSnapshot(files, directory, sequence, keepCount);
         pending.Payload.Write(payload);
         return pending.Publish(timestampMs);
     }
@@ -29,7 +33,7 @@ public static class SnapshotStore
     public static string Write(string directory, long sequence, long timestampMs, Action<Stream> writePayload, int keepCount = DefaultKeepCount)
     {
         ArgumentNullException.ThrowIfNull(writePayload);
-        using var pending = new PendingSnapshot(directory, sequence, keepCount);
+        using var pending = new PendingSnapshot(OsJournalFileSystem.Instance, directory, sequence, keepCount);
         writePayload(pending.Payload);
         return pending.Publish(timestampMs);
     }
@@ -45,14 +49,19 @@ public static class SnapshotStore
     /// As <see cref="TryLoadLatest(string, out SnapshotInfo, out byte[])"/>, among the snapshots at or before
     /// <paramref name="maxSequence"/> (a reader that must start from an older point, like a sink's follower).
     /// </summary>
-    public static bool TryLoadLatest(string directory, long maxSequence, out SnapshotInfo info, out byte[] payload)
+    public static bool TryLoadLatest(string directory, long maxSequence, out SnapshotInfo info, out byte[] payload) =>
+        TryLoadLatest(OsJournalFileSystem.Instance, directory, maxSequence, out info, out payload);
+
+    /// <summary>As the other overloads, through <paramref name="files"/>.</summary>
+    public static bool TryLoadLatest(IJournalFileSystem files, string directory, long maxSequence, out SnapshotInfo info, out byte[] payload)
     {
+        ArgumentNullException.ThrowIfNull(files);
         var warnings = new List<string>();
-        (string Path, long Sequence)[] snapshots = List(Path.GetFullPath(directory));
+        (string Path, long Sequence)[] snapshots = List(files, Path.GetFullPath(directory));
         for (int i = snapshots.Length - 1; i >= 0; i--)
         {
             if (snapshots[i].Sequence > maxSequence) continue;
-            string? problem = TryLoad(snapshots[i].Path, snapshots[i].Sequence, out SnapshotHeader header, out payload);
+            string? problem = TryLoad(files, snapshots[i].Path, snapshots[i].Sequence, loadPayload: true, out SnapshotHeader header, out payload);
             if (problem is null)
             {
                 info = new SnapshotInfo(snapshots[i].Path, header.Sequence, header.TimestampMs, header.PayloadLength, warnings);
@@ -65,12 +74,83 @@ public static class SnapshotStore
         return false;
     }
 
-    private static string? TryLoad(string path, long nameSequence, out SnapshotHeader header, out byte[] payload)
+    /// <summary>
+    /// The sequences of the snapshots in <paramref name="directory"/> whose header and payload CRCs check, ascending.
+    /// Reads each payload in chunks (no whole-state allocation): for journal retirement, which must rely only on a
+    /// snapshot recovery could load.
+    /// </summary>
+    public static long[] ListValid(IJournalFileSystem files, string directory)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        var valid = new List<long>();
+        foreach (var (path, sequence) in List(files, Path.GetFullPath(directory)))
+        {
+            try
+            {
+                if (TryLoad(files, path, sequence, loadPayload: false, out _, out _) is null) valid.Add(sequence);
+            }
+            catch (FileNotFoundException)
+            {
+                // Pruned by the snapshot writer since the listing: not a snapshot to rely on.
+            }
+        }
+        return [.. valid];
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> PruneLocks = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Held while snapshots of <paramref name="fullDirectory"/> are pruned, and by journal retirement while it sets the
+    /// retention anchor and checks that the anchored snapshot still exists: so a prune either ran before (and the
+    /// check sees the snapshot gone) or after (and keeps it). In-process: one engine owns a data directory.
+    /// </summary>
+    internal static object PruneLock(string fullDirectory) => PruneLocks.GetOrAdd(fullDirectory, static _ => new object());
+
+    /// <summary>Name of the file in a snapshot directory that names the snapshot journal retirement relies on.</summary>
+    public const string RetentionAnchorFileName = "retention.anchor";
+
+    /// <summary>
+    /// Records that journal segments up to <paramref name="sequence"/> may be retired because the snapshot at
+    /// <paramref name="sequence"/> exists: from now on pruning keeps that snapshot (besides the newest few), so every
+    /// reader whose position is at or after it can still rebuild its state without the retired segments. Durable
+    /// when it returns (temporary file, fsync, rename, directory fsync).
+    /// </summary>
+    public static void WriteRetentionAnchor(IJournalFileSystem files, string directory, long sequence)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
+        string full = Path.GetFullPath(directory);
+        string path = Path.Combine(full, RetentionAnchorFileName);
+        string temporary = path + SnapshotFormat.TempSuffix;
+        Span<byte> bytes = stackalloc byte[32];
+        int length = System.Text.Encoding.ASCII.GetBytes(sequence.ToString(CultureInfo.InvariantCulture) + "\n", bytes);
+        using (IJournalFile file = files.OpenWrite(temporary, create: true))
+        {
+            file.Write(bytes[..length], 0);
+            file.FlushAll();
+        }
+        files.Move(temporary, path, overwrite: true);
+        files.FlushDirectory(full);
+    }
+
+    /// <summary>The snapshot sequence the retention anchor names, or 0 when there is none (or it does not parse).</summary>
+    public static long ReadRetentionAnchor(IJournalFileSystem files, string directory)
+    {
+        string path = Path.Combine(Path.GetFullPath(directory), RetentionAnchorFileName);
+        if (!files.FileExists(path)) return 0;
+        using IJournalFile file = files.OpenRead(path);
+        Span<byte> bytes = stackalloc byte[32];
+        int read = file.Read(bytes, 0);
+        return long.TryParse(System.Text.Encoding.ASCII.GetString(bytes[..read]).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence)
+            ? sequence
+            : 0;
+    }
+
+    private static string? TryLoad(IJournalFileSystem files, string path, long nameSequence, bool loadPayload, out SnapshotHeader header, out byte[] payload)
     {
         payload = [];
-        using SafeFileHandle file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        using IJournalFile file = files.OpenRead(path);
         Span<byte> headerBytes = stackalloc byte[SnapshotFormat.HeaderSize];
-        int headerRead = RandomAccess.Read(file, headerBytes, 0);
+        int headerRead = file.Read(headerBytes, 0);
         SnapshotHeaderStatus status = SnapshotFormat.TryReadHeader(headerBytes[..headerRead], out header);
         if (status == SnapshotHeaderStatus.UnsupportedVersion)
         {
@@ -80,32 +160,35 @@ public static class SnapshotStore
         }
         if (status != SnapshotHeaderStatus.Ok) return $"header {status}";
         if (header.Sequence != nameSequence) return $"header sequence {header.Sequence} differs from the file name";
-        long fileBytes = RandomAccess.GetLength(file);
+        long fileBytes = file.Length;
         if (fileBytes != SnapshotFormat.HeaderSize + header.PayloadLength)
         {
             return $"file is {fileBytes} bytes, header promises {SnapshotFormat.HeaderSize + header.PayloadLength}";
         }
 
-        byte[] bytes = GC.AllocateUninitializedArray<byte>((int)header.PayloadLength);
-        int total = 0;
+        // Loading reads the payload into one array; checking alone streams it through a 1 MiB buffer.
+        byte[] bytes = GC.AllocateUninitializedArray<byte>(loadPayload ? (int)header.PayloadLength : (int)Math.Min(header.PayloadLength, 1 << 20));
+        uint crc = 0;
+        long total = 0;
         // Bounded by the length checked above: each read returns at least one byte until the end.
-        while (total < bytes.Length)
+        while (total < header.PayloadLength)
         {
-            int read = RandomAccess.Read(file, bytes.AsSpan(total), SnapshotFormat.HeaderSize + total);
+            Span<byte> into = loadPayload ? bytes.AsSpan((int)total) : bytes.AsSpan(0, (int)Math.Min(bytes.Length, header.PayloadLength - total));
+            int read = file.Read(into, SnapshotFormat.HeaderSize + total);
             if (read == 0) return "file shrank while reading";
+            crc = Crc32C.Append(crc, into[..read]);
             total += read;
         }
-        if (Crc32C.Compute(bytes) != header.PayloadCrc) return "payload CRC mismatch";
-        payload = bytes;
+        if (crc != header.PayloadCrc) return "payload CRC mismatch";
+        if (loadPayload) payload = bytes;
         return null;
     }
 
     /// <summary>Snapshot files in ascending sequence order.</summary>
-    private static (string Path, long Sequence)[] List(string directory)
+    private static (string Path, long Sequence)[] List(IJournalFileSystem files, string directory)
     {
-        if (!Directory.Exists(directory)) return [];
         var snapshots = new List<(string Path, long Sequence)>();
-        foreach (string path in Directory.EnumerateFiles(directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension))
+        foreach (string path in files.ListFiles(directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension))
         {
             if (SnapshotFormat.TryParseFileName(Path.GetFileName(path), out long sequence)) snapshots.Add((path, sequence));
         }
@@ -116,26 +199,30 @@ public static class SnapshotStore
     /// <summary>A snapshot being written to its temporary file; <see cref="Publish"/> makes it the newest.</summary>
     private sealed class PendingSnapshot : IDisposable
     {
+        private readonly IJournalFileSystem _files;
         private readonly string _directory;
         private readonly long _sequence;
         private readonly int _keepCount;
         private readonly string _path;
-        private readonly FileStream _file;
+        private readonly IJournalFile _file;
+        private readonly JournalFileWriteStream _stream;
 
-        public PendingSnapshot(string directory, long sequence, int keepCount)
+        public PendingSnapshot(IJournalFileSystem files, string directory, long sequence, int keepCount)
         {
+            ArgumentNullException.ThrowIfNull(files);
             ArgumentException.ThrowIfNullOrWhiteSpace(directory);
             ArgumentOutOfRangeException.ThrowIfNegative(sequence);
             ArgumentOutOfRangeException.ThrowIfLessThan(keepCount, 1);
+            _files = files;
             _directory = Path.GetFullPath(directory);
             _sequence = sequence;
             _keepCount = keepCount;
-            Directory.CreateDirectory(_directory);
+            files.CreateDirectory(_directory);
             _path = Path.Combine(_directory, SnapshotFormat.FileName(sequence));
-            _file = new FileStream(_path + SnapshotFormat.TempSuffix, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
-            // The header needs the payload's length and CRC, so it is written last, over this placeholder.
-            _file.Write(stackalloc byte[SnapshotFormat.HeaderSize]);
-            Payload = new Crc32CWriteStream(_file, SnapshotFormat.MaxPayloadBytes);
+            _file = files.OpenWrite(_path + SnapshotFormat.TempSuffix, create: true);
+            // The header needs the payload's length and CRC, so it is written last, over the space left for it here.
+            _stream = new JournalFileWriteStream(_file, SnapshotFormat.HeaderSize, bufferBytes: 1 << 16);
+            Payload = new Crc32CWriteStream(_stream, SnapshotFormat.MaxPayloadBytes);
         }
 
         public Crc32CWriteStream Payload { get; }
@@ -144,26 +231,37 @@ public static class SnapshotStore
         {
             Span<byte> header = stackalloc byte[SnapshotFormat.HeaderSize];
             SnapshotFormat.WriteHeader(header, _sequence, timestampMs, Payload.Length, Payload.Crc);
-            _file.Position = 0;
-            _file.Write(header);
-            _file.Flush(flushToDisk: true);
+            _stream.Flush();
+            _file.Write(header, 0);
+            _file.FlushAll();
             _file.Dispose();
-            File.Move(_path + SnapshotFormat.TempSuffix, _path, overwrite: true);
-            Durability.FlushDirectory(_directory);
+            _files.Move(_path + SnapshotFormat.TempSuffix, _path, overwrite: true);
+            _files.FlushDirectory(_directory);
             Prune();
             return _path;
         }
 
         public void Dispose() => _file.Dispose();
 
-        /// <summary>Deletes all but the newest snapshots, and leftovers of crashed writes.</summary>
+        /// <summary>
+        /// Deletes all but the newest snapshots, and leftovers of crashed writes. The snapshot the retention anchor
+        /// names is kept too: journal segments before it may have been retired, so it is what a reader behind the
+        /// newest snapshots (a sink's follower) rebuilds from.
+        /// </summary>
         private void Prune()
         {
-            (string Path, long Sequence)[] snapshots = List(_directory);
-            for (int i = 0; i < snapshots.Length - _keepCount; i++) File.Delete(snapshots[i].Path);
-            foreach (string temporary in Directory.GetFiles(_directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension + SnapshotFormat.TempSuffix))
+            lock (PruneLock(_directory))
             {
-                File.Delete(temporary);
+                (string Path, long Sequence)[] snapshots = List(_files, _directory);
+                long anchor = ReadRetentionAnchor(_files, _directory);
+                for (int i = 0; i < snapshots.Length - _keepCount; i++)
+                {
+                    if (snapshots[i].Sequence != anchor) _files.Delete(snapshots[i].Path);
+                }
+            }
+            foreach (string temporary in _files.ListFiles(_directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension + SnapshotFormat.TempSuffix))
+            {
+                _files.Delete(temporary);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using RamPay.Core;
+using RamPay.Journal;
 
 namespace RamPay.Sinks;
 
@@ -32,7 +33,7 @@ public sealed record SinkHubOptions
 /// waits, the journal keeps the rest on disk, and the lag (records and seconds) grows until
 /// <see cref="IsOverLagLimit"/> tells ingress to push back.
 /// </summary>
-public sealed class SinkHub : IDisposable
+public sealed class SinkHub : IDisposable, IJournalConsumer
 {
     private readonly SinkHubOptions _options;
     private readonly Func<long> _durableSequence;
@@ -76,6 +77,28 @@ public sealed class SinkHub : IDisposable
     {
         foreach (var runner in _runners) runner.Start();
         _followerThread.Start();
+    }
+
+    string IJournalConsumer.Name => "sinks";
+
+    /// <summary>
+    /// For journal retirement (<see cref="JournalRetirement"/>; the host registers the hub with its
+    /// <see cref="JournalConsumerRegistry"/>): the lowest checkpoint of all sinks, which is where the follower rebuilds
+    /// its replica from after a restart. 0 until every sink has answered once since start: a checkpoint hint may be
+    /// ahead of a database restored from a backup, so nothing is retired on its word.
+    /// </summary>
+    public long FinishedThroughSequence
+    {
+        get
+        {
+            long lowest = long.MaxValue;
+            foreach (var runner in _runners)
+            {
+                if (!runner.Opened) return 0;
+                lowest = Math.Min(lowest, runner.Checkpoint.Sequence);
+            }
+            return lowest;
+        }
     }
 
     /// <summary>The engine's durable position now, and its time.</summary>

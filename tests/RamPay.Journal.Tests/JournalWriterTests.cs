@@ -155,8 +155,9 @@ public class JournalWriterTests
         var collector = new TestJournal.Collector();
         JournalReader.Read(temp.Path, 160, collector);
         Assert.Equal(Enumerable.Range(161, 40).Select(i => (long)i), collector.Records.Select(r => r.Header.Sequence));
-        var missing = Assert.Throws<JournalCorruptException>(() => JournalReader.Read(temp.Path, 0, collector));
+        var missing = Assert.Throws<JournalArchiveMissingException>(() => JournalReader.Read(temp.Path, 0, collector));
         Assert.Equal(JournalProblemKind.MissingRecords, missing.Problem.Kind);
+        Assert.Null(missing.ArchiveDirectory);
 
         using JournalWriter reopened = JournalWriter.Open(TestJournal.Options(temp.Path, segmentBytes));
         Assert.Equal(200, reopened.LastSequence);
