@@ -39,6 +39,17 @@ public sealed class ServerOptions
     public SinkSettings Sinks { get; set; } = new();
     public LoggingSettings Logging { get; set; } = new();
     public OtlpSettings Otlp { get; set; } = new();
+    public JournalSettings Journal { get; set; } = new();
+
+    /// <summary>Journal retirement (docs/operations-journal.md).</summary>
+    public sealed class JournalSettings
+    {
+        [Setting("Where retired journal segments are moved (crash-safely); empty = they are deleted, and whatever reads the journal from its first record (rampay db rebuild, replay without a snapshot) then says the records are gone.")]
+        public string ArchiveDirectory { get; set; } = "";
+
+        [Setting("How often segments wholly behind the newest snapshot and every sink's checkpoint are retired; 0 = never (the default: the journal is kept whole).")]
+        public int RetireEveryMs { get; set; }
+    }
 
     /// <summary>
     /// OpenTelemetry traces over OTLP. Read and checked by <see cref="Observability.ObservabilityExtensions"/> (which also
@@ -335,6 +346,7 @@ public sealed class ServerOptions
         if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
+        if (Journal.RetireEveryMs < 0) throw new OptionsException("RamPay:Journal:RetireEveryMs must be 0 (never) or positive");
         if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
         if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
         if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");

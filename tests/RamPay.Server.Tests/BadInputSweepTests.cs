@@ -63,6 +63,8 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
             ["email"] = Api.NewEmail(), ["password"] = Api.Password, ["name"] = "Sweep User", ["currency"] = "USD",
         }),
         ["POST /v1/auth/token"] = new(Caller.Anonymous, Body: w => new JsonObject { ["email"] = w.Alice.Email, ["password"] = w.Alice.Password }),
+        // Not a refresh token the server issued: bad text must be refused before the lookup; good text is then a 401.
+        ["POST /v1/auth/refresh"] = new(Caller.Anonymous, Body: _ => new JsonObject { ["refresh_token"] = "sweep-not-a-refresh-token" }),
         ["GET /v1/users/me"] = new(Caller.User),
         ["GET /v1/accounts/{id}"] = new(Caller.User, Id: w => w.Alice.WalletId),
         ["GET /v1/accounts/{id}/payments"] = new(Caller.User, Id: w => w.Alice.WalletId, Query: ["limit", "after"]),
@@ -83,6 +85,10 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         ["GET /health/live"] = new(Caller.Anonymous),
         ["GET /health/ready"] = new(Caller.Anonymous),
         ["GET /metrics"] = new(Caller.Anonymous),
+        // Rotation reads no body (old keys keep verifying, so the sweep's tokens stay good).
+        ["POST /v1/admin/auth/keys/rotate"] = new(Caller.Admin),
+        // Last: a control case with well-formed text logs the caller out (its access token is then revoked).
+        ["POST /v1/auth/logout"] = new(Caller.User, Body: _ => new JsonObject { ["refresh_token"] = "sweep-not-a-refresh-token" }),
     };
 
     /// <summary>Not well-formed text, as the bytes between the quotes of a JSON string.</summary>

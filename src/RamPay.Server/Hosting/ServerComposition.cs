@@ -154,6 +154,7 @@ public static class ServerComposition
         services.AddLifecycle<EngineService>();
         services.AddLifecycle<BootstrapService>();
         services.AddLifecycle<SinksService>();
+        services.AddLifecycle<JournalRetirementService>();
         services.AddLifecycle<TcpIngress>();
         services.AddLifecycle<ReadyService>();
         return services;

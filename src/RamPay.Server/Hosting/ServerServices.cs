@@ -1,3 +1,4 @@
+using RamPay.Journal;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using RamPay.Kafka;
@@ -203,6 +204,45 @@ public sealed class ReadyService(ServerOptions options, DataFolder data, EngineH
             logger.LogInformation("fraud scoring off");
         engine.MarkReady();
         logger.LogInformation("ready: data {DataDirectory}, journal sequence {JournalSequence}", data.Root, engine.CompletedSequence);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Journal retirement (docs/operations-journal.md): every <c>RamPay:Journal:RetireEveryMs</c>, segments wholly behind the
+/// newest valid snapshot and behind every journal consumer (the sinks, registered before the first pass) move to
+/// <c>RamPay:Journal:ArchiveDirectory</c>, or are deleted when none is set. Off (0) by default. Stops before the engine.
+/// </summary>
+public sealed class JournalRetirementService(ServerOptions options, DataFolder data, SinksService sinks, ILogger<JournalRetirementService> logger) : LifecycleService
+{
+    private JournalRetirementTimer? _timer;
+    private IDisposable? _sinksRegistration;
+
+    public override Task StartedAsync(CancellationToken cancellationToken)
+    {
+        if (options.Journal.RetireEveryMs <= 0) return Task.CompletedTask;
+        var consumers = new JournalConsumerRegistry();
+        // The sinks first: a pass before they are registered would not hold back the segments they still need.
+        if (sinks.Hub is { } hub) _sinksRegistration = consumers.Register(hub);
+        string? archive = options.Journal.ArchiveDirectory.Length > 0 ? Path.GetFullPath(options.Journal.ArchiveDirectory) : null;
+        var retirement = new JournalRetirement(new JournalRetirementOptions
+        {
+            JournalDirectory = data.Journal,
+            SnapshotDirectory = data.Snapshots,
+            ArchiveDirectory = archive,
+        }, consumers);
+        _timer = new JournalRetirementTimer(retirement, options.Journal.RetireEveryMs,
+            report => { if (report.SegmentsRetired > 0) logger.LogInformation("journal retirement: {Report}", report.ToString()); },
+            error => logger.LogError(error, "journal retirement failed (the segments stay; the next pass tries again)"));
+        _timer.Start();
+        logger.LogInformation("journal retirement every {RetireEveryMs} ms, {Destination}", options.Journal.RetireEveryMs, archive is null ? "deleting retired segments" : "archiving to " + archive);
+        return Task.CompletedTask;
+    }
+
+    public override Task StopAsync(CancellationToken cancellationToken)
+    {
+        _timer?.Dispose();
+        _sinksRegistration?.Dispose();
         return Task.CompletedTask;
     }
 }
