@@ -56,6 +56,24 @@ public sealed record EngineOptions
     /// </summary>
     public FraudConfiguration? Fraud { get; init; }
 
+    /// <summary>
+    /// The rules the engine puts in force. At start, a ledger under older rules (a new data directory included) is moved
+    /// to these by a journaled UpgradeRules command, recorded once; replay of the journal before it keeps the old rules.
+    /// The library's default stays 1 (no upgrade command: embedded uses and tests see the journal they always saw, as
+    /// with <see cref="ServerIdempotencyMaxKeys"/>); a server runs with <see cref="ServerRulesVersion"/>.
+    /// </summary>
+    public int RulesVersion { get; init; } = 1;
+    /// <summary>The rules a RamPay server puts in force (<c>RamPay:Engine:RulesVersion</c>): the newest this RamPay knows.</summary>
+    public const int ServerRulesVersion = Core.Ledger.NewestRulesVersion;
+    /// <summary>
+    /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
+    /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for
+    /// peak key rate × window (docs/storage.md). Changing it later has no effect on a ledger already upgraded.
+    /// </summary>
+    public long IdempotencyKeyBudget { get; init; } = DefaultIdempotencyKeyBudget;
+    /// <summary>134,217,728 keys: a 24 h window at 1,553 keys per second.</summary>
+    public const long DefaultIdempotencyKeyBudget = 1L << 27;
+
     public string JournalDirectory => Path.Combine(DataDirectory, "journal");
     public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
 
@@ -67,6 +85,8 @@ public sealed record EngineOptions
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
+        if (RulesVersion < 1 || RulesVersion > Core.Ledger.NewestRulesVersion) throw new ArgumentException($"RulesVersion must be within 1..{Core.Ledger.NewestRulesVersion}");
+        if (IdempotencyKeyBudget < 1) throw new ArgumentException("IdempotencyKeyBudget must be at least 1");
         Fraud?.Validate();
         Ledger.Validate();
     }

@@ -87,7 +87,9 @@ public sealed class RamPayEngine : IDisposable
             var (ledger, report) = EngineRecovery.Recover(options, journal.Recovery);
             // Read on this thread, before the writer thread owns the ledger.
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
+            bool upgrade = ledger.RulesVersion < options.RulesVersion;
             var engine = new RamPayEngine(options, journal, ledger, report, completion);
+            if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
         }
@@ -99,14 +101,24 @@ public sealed class RamPayEngine : IDisposable
     }
 
     /// <summary>Journals and applies a ConfigureFraud command, and waits for it; a refusal stops the engine with an error.</summary>
-    private void ConfigureFraud(RamPay.Fraud.FraudSettings settings)
+    private void ConfigureFraud(RamPay.Fraud.FraudSettings settings) =>
+        SubmitSystemCommand(new Command { Type = CommandType.ConfigureFraud }, settings.Encode(), "the fraud configuration");
+
+    /// <summary>
+    /// The journaled upgrade point: moves a ledger under older rules (or a new one) to <paramref name="version"/>, once.
+    /// Replay of the journal before this record keeps the old rules and reaches the old state hash.
+    /// </summary>
+    private void UpgradeRules(int version, long keyBudget) =>
+        SubmitSystemCommand(new Command { Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget }, null, $"the upgrade to rules version {version}");
+
+    private void SubmitSystemCommand(in Command command, byte[]? attachment, string what)
     {
         var readBack = new ResultReadBack();
-        long ticket = Submit(new Command { Type = CommandType.ConfigureFraud }, correlation: 0, settings.Encode(), readBack);
+        long ticket = Submit(command, correlation: 0, attachment, readBack);
         try
         {
-            if (!WaitForCompletion(ticket, TimeSpan.FromMinutes(1))) throw new TimeoutException("the fraud configuration was not applied within a minute");
-            if (!readBack.Result.IsOk) throw new InvalidOperationException($"the ledger refused the fraud configuration: {readBack.Result}");
+            if (!WaitForCompletion(ticket, TimeSpan.FromMinutes(1))) throw new TimeoutException($"{what} was not applied within a minute");
+            if (!readBack.Result.IsOk) throw new InvalidOperationException($"the ledger refused {what}: {readBack.Result}");
         }
         catch
         {
