@@ -157,7 +157,8 @@ public sealed class KeyLog
             HotHits++;
             return IsLive(found, now);
         }
-        if (_cold is null || _retiredThrough == 0)
+        // Nothing has ever left memory (in this run or, for a state loaded from a snapshot, before it): hot is complete.
+        if (_cold is null || _hotFirst == 0)
         {
             found = default;
             return false;
@@ -276,14 +277,16 @@ public sealed class KeyLog
         if (++_generationCommands >= _cold.GenerationCommands) CloseGeneration(commandsApplied);
     }
 
-    private void CloseGeneration(long lastSequence)
+    private void CloseGeneration(long lastSequence) => CloseGeneration(lastSequence, _inserted);
+
+    private void CloseGeneration(long lastSequence, long end)
     {
         var cold = _cold!;
         long g = _generation;
-        _closedEnd[g % _closedEnd.Length] = _inserted;
-        cold.Store.Flush(this, g, _generationStart, _inserted, lastSequence);
+        _closedEnd[g % _closedEnd.Length] = end;
+        cold.Store.Flush(this, g, _generationStart, end, lastSequence);
         _generation = g + 1;
-        _generationStart = _inserted;
+        _generationStart = end;
         _generationCommands = 0;
     }
 
@@ -391,7 +394,7 @@ public sealed class KeyLog
     {
         long count = r.ReadInt64();
         if (count < 0 || count > _inserted) throw new InvalidDataException($"state holds {count} hot keys of {_inserted}");
-        if (_cold is not null && count > _hot.Length - _cold.GenerationCommands)
+        if (_cold is not null && count >= _hot.Length)
             throw new InvalidDataException($"state holds {count} hot keys; this engine's hot tier holds {_hot.Length} (raise HotMaxKeys)");
         long first = _inserted - count;
         while (_cold is null && count > _hot.Length) _hot = new KeyEntry[_hot.Length * 2];
@@ -406,9 +409,11 @@ public sealed class KeyLog
             _hotIndex[new IdempotencyTable.ScopedKey(e.Command.ClientId, e.Command.Key)] = i;
         }
         _hotFirst = first;
-        // Everything loaded is one closed generation as far as the cold tier is concerned: it is written (again, if it was
-        // already) and retired like any other.
+        // The loaded entries are handed to the cold tier as generations like any others (it skips what it already has):
+        // they are durable (a snapshot is written only once its journal is), so no sequence needs waiting for.
         _generationStart = first;
+        if (_cold is not null)
+            while (_inserted - _generationStart >= _cold.GenerationCommands) CloseGeneration(0, _generationStart + _cold.GenerationCommands);
     }
 }
 

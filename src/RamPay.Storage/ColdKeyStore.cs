@@ -313,8 +313,14 @@ public sealed class ColdKeyStore : IColdKeyStore, IDisposable
     private Table Recycle()
     {
         int newest = NewestTable();
-        int oldest = newest;
-        for (int t = 0; t < _tables.Length; t++) if (_tables[t].Epoch < _tables[oldest].Epoch) oldest = t;
+        // A table never used yet comes first; otherwise the one with the oldest entries.
+        int oldest = -1;
+        for (int t = 0; t < _tables.Length && oldest < 0; t++) if (t != newest && _tables[t].Count == 0) oldest = t;
+        if (oldest < 0)
+        {
+            oldest = newest == 0 ? 1 : 0;
+            for (int t = 0; t < _tables.Length; t++) if (t != newest && _tables[t].Epoch < _tables[oldest].Epoch) oldest = t;
+        }
         var table = _tables[oldest];
         long horizon, deadBelow, expiredAtOrBefore;
         lock (_gate) { horizon = _horizonSequence; deadBelow = _horizonDeadBelowIndex; expiredAtOrBefore = _horizonExpiredAtOrBeforeMs; }
