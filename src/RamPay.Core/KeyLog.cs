@@ -379,6 +379,9 @@ public sealed class KeyLog
     /// <summary>Physical: the hot entries, so that entries the cold tier may not have made durable survive a restart.</summary>
     internal void WriteHot(BinaryWriter w, Span<byte> buffer)
     {
+        // 1 when entries older than the hot ones may still be live and are only in the cold tier: a reader without it
+        // (a tool, the sinks' replica) must not start from this snapshot (EngineRecovery replays the journal instead).
+        w.Write((byte)(_cold is not null && _hotFirst > 0 ? 1 : 0));
         w.Write(_inserted - _hotFirst);
         for (long i = _hotFirst; i < _inserted; i++)
         {
@@ -392,6 +395,9 @@ public sealed class KeyLog
 
     internal void ReadHot(BinaryReader r, Span<byte> buffer)
     {
+        byte needsCold = r.ReadByte();
+        if (needsCold > 1) throw new InvalidDataException($"hot keys flag {needsCold}");
+        if (needsCold == 1 && _cold is null) throw new SnapshotNeedsColdTierException();
         long count = r.ReadInt64();
         if (count < 0 || count > _inserted) throw new InvalidDataException($"state holds {count} hot keys of {_inserted}");
         if (_cold is not null && count >= _hot.Length)
@@ -420,3 +426,7 @@ public sealed class KeyLog
 /// <summary>A journaled UpgradeRules names rules newer than this RamPay knows: the journal was written by a newer RamPay.</summary>
 public sealed class RulesVersionNotSupportedException(long version, int newest)
     : InvalidOperationException($"the journal moves the ledger to rules version {version}; this RamPay knows versions 1 to {newest}: run a newer RamPay");
+
+/// <summary>A snapshot whose key log keeps older keys in the cold tier, read without one: start from the journal instead.</summary>
+public sealed class SnapshotNeedsColdTierException()
+    : IOException("this snapshot keeps older idempotency keys in the cold tier, which this reader does not have");

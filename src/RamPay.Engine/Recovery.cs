@@ -81,8 +81,18 @@ public static class EngineRecovery
         {
             warnings.AddRange(info.Warnings);
             using var stream = new MemoryStream(payload, writable: false);
-            ledger = Ledger.ReadState(stream, ledgerOptions);
-            snapshotSequence = info.Sequence;
+            try
+            {
+                ledger = Ledger.ReadState(stream, ledgerOptions);
+                snapshotSequence = info.Sequence;
+            }
+            catch (SnapshotNeedsColdTierException e)
+            {
+                // A tool or the sinks' replica, without the engine's cold tier: the snapshot alone does not hold every live
+                // key, so the whole journal is replayed (each key is then in memory, and the state is exact).
+                warnings.Add($"snapshot {info.Sequence}: {e.Message}; replaying the journal from its start");
+                ledger = new Ledger(ledgerOptions);
+            }
         }
         else
         {

@@ -147,6 +147,14 @@ public class ColdTierTests
         using (var engine = RamPayEngine.Start(Options(dir.Path, 1_700_000_200_000, budget: 100_000)))
             Assert.Equal(live, engine.Recovery.StateHash);
 
+        // 4b. A reader without the cold tier (a tool, the sinks' replica) does not trust the snapshot's partial key set: it
+        //     replays the whole journal and reaches the same state.
+        var warnings = new List<string>();
+        var (tool, toolSnapshot, _, _) = EngineRecovery.Load(dir.Snapshots, dir.Journal, Options(dir.Path, 0).Ledger, useSnapshot: true, warnings);
+        Assert.Equal(0, toolSnapshot);
+        Assert.Contains(warnings, w => w.Contains("cold tier", StringComparison.Ordinal));
+        Assert.Equal(live, tool.ComputeStateHash());
+
         // 5. Recovery with the cold tier behind (run 2's generations lost): the replay rebuilds them in memory.
         Directory.Delete(cold, recursive: true);
         CopyDirectory(saved, cold);
