@@ -61,7 +61,7 @@ public class LedgerRulesBenchmarks
 
 /// <summary>
 /// The whole engine (fsync on, batches of 1,024, blocking waits) in the same run: rules 1 (baseline), rules 2 with every
-/// key in memory, and rules 2 with the cold tier (hot budget 131,072 keys of the 420,000 driven, so generations are
+/// key in memory, and rules 2 with the cold tier (hot budget 262,144 keys of the 420,000 driven, so generations are
 /// written and retired during the run, and every command is prefetched).
 /// </summary>
 [MemoryDiagnoser]
@@ -91,7 +91,7 @@ public class EngineColdTierBenchmarks
             SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0,
             Ledger = LedgerWorkload.Options(Wallets, Commands),
             RulesVersion = Mode == "rules1" ? 1 : 2, IdempotencyKeyBudget = 1 << 20,
-            ColdTier = Mode == "rules2-cold" ? new ColdTierOptions { HotMaxKeys = 1 << 17 } : null,
+            ColdTier = Mode == "rules2-cold" ? new ColdTierOptions { HotMaxKeys = 1 << 18, GenerationCommands = 1 << 16 } : null,
         });
         _engine.WaitForCompletion(_engine.SubmitBatch(LedgerWorkload.Setup(Wallets).ToArray()), Timeout.InfiniteTimeSpan);
     }
