@@ -43,6 +43,15 @@ public enum CommandType : byte
     /// configuration differs from the ledger's, so replay decides every payment as the live run did.
     /// </summary>
     ConfigureFraud = 13,
+    /// <summary>
+    /// A system command (no key, like Tick) that moves the ledger to a newer version of its rules from this point of the
+    /// journal on: Argument = the rules version, Amount = its parameter (version 2: the idempotency key budget, the most
+    /// keys remembered, on disk included). The engine journals one when it starts on a ledger older than its rules (a new
+    /// data directory included), so a journal written under older rules replays under them up to this record. A version
+    /// not above the ledger's is <c>invalid_command</c>; one above what this RamPay knows stops the writer (a journal from
+    /// a newer RamPay). See docs/architecture.md, "Rules versions".
+    /// </summary>
+    UpgradeRules = 14,
 }
 
 /// <summary>The decision a <see cref="CommandType.Review"/> carries in its Argument. Persisted: values frozen.</summary>

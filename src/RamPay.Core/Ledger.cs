@@ -13,7 +13,10 @@ public sealed partial class Ledger : IReadOnlyLedger
     private readonly Account[] _accounts;
     private readonly PaymentStore _payments;
     private readonly HoldQueue _holds;
-    private readonly IdempotencyTable _idempotency;
+    private IdempotencyTable _idempotency;
+    // Rules version 2 and later: the key log (hot in memory, the rest in the cold tier). Null under version 1.
+    private KeyLog? _keyLog;
+    private int _rulesVersion = 1;
     // Users are few and registered rarely: ordinary collections, off the payment path. Id = index + 1.
     private readonly List<User> _users = [];
     private readonly Dictionary<string, long> _userIdsByEmail = new(StringComparer.Ordinal);
@@ -56,8 +59,15 @@ public sealed partial class Ledger : IReadOnlyLedger
     public long CommandsApplied => _commandsApplied;
     /// <summary>The ledger's time: the largest journaled timestamp applied so far.</summary>
     public long ClockMs => _clockMs;
+    /// <summary>Rules version 1's key table (empty once the ledger has moved to version 2: see <see cref="KeyLog"/>).</summary>
     public IdempotencyTable Idempotency => _idempotency;
-    public long IdempotencyEvictedEarly => _idempotency.EvictedEarly;
+    /// <summary>Rules version 2's key log, or null under version 1.</summary>
+    public KeyLog? KeyLog => _keyLog;
+    public long IdempotencyEvictedEarly => _keyLog?.EvictedEarly ?? _idempotency.EvictedEarly;
+    /// <summary>The rules this ledger applies (1 = as written before rules were versioned). Changed only by an UpgradeRules command.</summary>
+    public int RulesVersion => _rulesVersion;
+    /// <summary>The newest rules this RamPay knows: a new data directory starts at it, an older one is upgraded to it at start.</summary>
+    public const int NewestRulesVersion = 2;
     /// <summary>Payments scored with this decision since this ledger object was made (not persisted; for metrics).</summary>
     public long FraudDecisions(RamPay.Fraud.FraudDecision decision) => Volatile.Read(ref _fraudDecisions[(int)decision]);
     private readonly long[] _fraudDecisions = new long[3]; // indexed by FraudDecision; the writer's plain increments
@@ -127,12 +137,19 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// part of the command as idempotency compares it: the same key and body with another note (or none) replays the
     /// first result, and the payment keeps the note it was created with.
     /// </summary>
-    public void Apply(in Command command, ReadOnlySpan<byte> attachment, out CommandResult result)
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, out CommandResult result) => Apply(command, attachment, default, out result);
+
+    /// <summary>
+    /// As <see cref="Apply(in Command, ReadOnlySpan{byte}, out CommandResult)"/>, with what the engine's prefetch stage found
+    /// in the cold tier for the command's key (rules version 2 with a cold tier; ignored otherwise). Pure: no I/O, except the
+    /// counted rare path of <see cref="KeyLog"/> (a prefetch made stale by a forced retirement).
+    /// </summary>
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, out CommandResult result)
     {
         long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
         _clockMs = now;
         _commandsApplied++;
-        _idempotency.Expire(now);
+        if (_keyLog is null) _idempotency.Expire(now);
         ExpireHolds(now);
 
         if (command.Type == CommandType.Tick)
@@ -143,9 +160,28 @@ public sealed partial class Ledger : IReadOnlyLedger
         {
             result = ConfigureFraud(attachment);
         }
+        else if (command.Type == CommandType.UpgradeRules)
+        {
+            result = UpgradeRules(command);
+        }
         else if (command.Key.IsEmpty)
         {
             result = new CommandResult { Code = ResultCode.IdempotencyKeyRequired };
+        }
+        else if (_keyLog is { } keys)
+        {
+            if (keys.TryFindLive(command, prefetched, now, out var entry))
+            {
+                ResultCode difference = IdempotencyTable.Compare(entry.Command, command);
+                result = difference == ResultCode.Ok
+                    ? entry.Result with { Replayed = true }
+                    : new CommandResult { Code = difference };
+            }
+            else
+            {
+                result = Execute(command, attachment, now);
+                keys.Insert(command, now, result);
+            }
         }
         else
         {
@@ -167,6 +203,34 @@ public sealed partial class Ledger : IReadOnlyLedger
 
         Invariant.Check(_debitsPosted == _creditsPosted, "total posted debits differ from total posted credits");
         Invariant.Check(_debitsPending == _creditsPending, "total pending debits differ from total pending credits");
+        _keyLog?.AfterCommand(prefetched, _commandsApplied);
+    }
+
+    /// <summary>
+    /// Moves to newer rules from this command on. Version 2: keys are kept for their whole window up to the key budget
+    /// (the command's Amount); the keys version 1 still remembers are carried over, oldest first.
+    /// </summary>
+    private CommandResult UpgradeRules(in Command c)
+    {
+        if (c.Argument > NewestRulesVersion)
+            throw new RulesVersionNotSupportedException(c.Argument, NewestRulesVersion);
+        if (c.Argument <= _rulesVersion) return Fail(ResultCode.InvalidCommand);
+        if (c.Argument >= 2 && _keyLog is null)
+        {
+            if (c.Amount < 1) return Fail(ResultCode.InvalidCommand);
+            var log = new KeyLog(c.Amount, Options.IdempotencyWindowMs, Options.ColdKeys);
+            log.CarryEvictedEarly(_idempotency.EvictedEarly); // one counter over the ledger's life, for the host's alert
+            foreach (int slot in _idempotency.SlotsOldestFirst())
+            {
+                ref var e = ref _idempotency[slot];
+                log.CarryOver(e.Command, e.Result, _commandsApplied);
+            }
+            _keyLog = log;
+            // Version 1's table is not used again: its memory (sized for its capacity) goes.
+            _idempotency = new IdempotencyTable(1, Options.IdempotencyWindowMs);
+        }
+        _rulesVersion = (int)c.Argument;
+        return new CommandResult { Code = ResultCode.Ok, Id = c.Argument };
     }
 
     private CommandResult Execute(in Command c, ReadOnlySpan<byte> attachment, long now)

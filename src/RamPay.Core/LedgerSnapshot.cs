@@ -18,19 +18,34 @@ public sealed partial class Ledger
     /// state without notes, versions 1 and 2 as states that never scored a payment (fraud scoring off until a
     /// ConfigureFraud command), so that a snapshot taken before an upgrade need not be replayed away.
     /// </summary>
-    public const int SnapshotFormatVersion = 3;
+    public const int SnapshotFormatVersion = 4;
+    /// <summary>What a ledger under rules version 1 writes, byte for byte as before rules were versioned (so its hash is unchanged).</summary>
+    public const int RulesVersion1Format = 3;
     private const int FirstVersionWithNotes = 2;
     private const int FirstVersionWithFraud = 3;
+    private const int FirstVersionWithRules = 4;
 
-    public void WriteState(Stream stream)
+    /// <summary>The whole state: what the state hash covers, then (format 4) the hot keys, which a snapshot needs.</summary>
+    public void WriteState(Stream stream) => WriteState(stream, physical: true);
+
+    /// <summary>
+    /// Format 3 under rules version 1 (unchanged). Format 4 under version 2: the rules version after the format version,
+    /// the key log's logical part (budget, window, count, counter, digest, marks) where version 1 had its two counters, no
+    /// key entries after the users, and, after the fraud state and only when <paramref name="physical"/>, the hot key entries:
+    /// where an entry is kept is not logical state, so the state hash leaves them out.
+    /// </summary>
+    private void WriteState(Stream stream, bool physical)
     {
         using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        bool v1 = _keyLog is null;
         w.Write(SnapshotMagic);
-        w.Write(SnapshotFormatVersion);
+        w.Write(v1 ? RulesVersion1Format : SnapshotFormatVersion);
+        if (!v1) w.Write(_rulesVersion);
         w.Write(_clockMs);
         w.Write(_commandsApplied);
         WriteInt128(w, _debitsPosted); WriteInt128(w, _creditsPosted); WriteInt128(w, _debitsPending); WriteInt128(w, _creditsPending);
-        w.Write(_idempotency.EvictedEarly); w.Write(_idempotency.Expired);
+        if (v1) { w.Write(_idempotency.EvictedEarly); w.Write(_idempotency.Expired); }
+        else _keyLog!.WriteLogical(w);
 
         w.Write(_accountCount);
         for (int i = 0; i < _accountCount; i++)
@@ -72,17 +87,21 @@ public sealed partial class Ledger
             w.Write(u.WalletAccountId); w.Write(u.CreatedAtMs);
         }
 
-        w.Write(_idempotency.Count);
         Span<byte> buffer = stackalloc byte[CommandCodec.Size];
-        foreach (int slot in _idempotency.SlotsOldestFirst())
+        if (v1)
         {
-            ref var e = ref _idempotency[slot];
-            CommandCodec.Write(buffer, e.Command);
-            w.Write(buffer);
-            w.Write((byte)e.Result.Code); w.Write(e.Result.Id); w.Write(e.Result.SecondaryId);
+            w.Write(_idempotency.Count);
+            foreach (int slot in _idempotency.SlotsOldestFirst())
+            {
+                ref var e = ref _idempotency[slot];
+                CommandCodec.Write(buffer, e.Command);
+                w.Write(buffer);
+                w.Write((byte)e.Result.Code); w.Write(e.Result.Id); w.Write(e.Result.SecondaryId);
+            }
         }
 
         _fraud.Write(w);
+        if (!v1 && physical) _keyLog!.WriteHot(w, buffer);
     }
 
     /// <summary>Rebuilds a ledger from <see cref="WriteState"/>'s bytes, checking every invariant afterwards.</summary>
@@ -94,11 +113,28 @@ public sealed partial class Ledger
         int version = r.ReadInt32();
         if (version is < 1 or > SnapshotFormatVersion)
             throw new InvalidDataException($"ledger state format version {version} is not known to this RamPay (it knows 1 to {SnapshotFormatVersion})");
+        if (version >= FirstVersionWithRules)
+        {
+            int rules = r.ReadInt32();
+            if (rules < 2 || rules > NewestRulesVersion)
+                throw new InvalidDataException($"ledger state under rules version {rules}; this RamPay writes version 1 states as format 3 and knows rules up to {NewestRulesVersion}");
+            ledger._rulesVersion = rules;
+        }
         ledger._clockMs = r.ReadInt64();
         ledger._commandsApplied = r.ReadInt64();
         ledger._debitsPosted = ReadInt128(r); ledger._creditsPosted = ReadInt128(r);
         ledger._debitsPending = ReadInt128(r); ledger._creditsPending = ReadInt128(r);
-        long evictedEarly = r.ReadInt64(), expired = r.ReadInt64();
+        long evictedEarly = 0, expired = 0;
+        if (version >= FirstVersionWithRules)
+        {
+            ledger._keyLog = KeyLog.ReadLogical(r, ledger.Options.IdempotencyWindowMs, ledger.Options.ColdKeys);
+            ledger._idempotency = new IdempotencyTable(1, ledger.Options.IdempotencyWindowMs);
+        }
+        else
+        {
+            evictedEarly = r.ReadInt64();
+            expired = r.ReadInt64();
+        }
 
         int accounts = r.ReadInt32();
         if (accounts < 0 || accounts > ledger._accounts.Length)
@@ -144,23 +180,27 @@ public sealed partial class Ledger
             if (!ledger._userIdsByEmail.TryAdd(u.Email, u.Id)) throw new InvalidDataException($"state holds the email of user {u.Id} twice");
         }
 
-        int keys = r.ReadInt32();
-        if (keys < 0 || keys > ledger._idempotency.Capacity)
-            throw new InvalidDataException($"state holds {keys} idempotency keys; IdempotencyMaxKeys is {ledger._idempotency.Capacity}");
         Span<byte> buffer = stackalloc byte[CommandCodec.Size];
-        for (int i = 0; i < keys; i++)
+        if (version < FirstVersionWithRules)
         {
-            r.BaseStream.ReadExactly(buffer);
-            var command = CommandCodec.Read(buffer);
-            var result = new CommandResult { Code = (ResultCode)r.ReadByte(), Id = r.ReadInt64(), SecondaryId = r.ReadInt64() };
-            ledger._idempotency.Add(command, result);
+            int keys = r.ReadInt32();
+            if (keys < 0 || keys > ledger._idempotency.Capacity)
+                throw new InvalidDataException($"state holds {keys} idempotency keys; IdempotencyMaxKeys is {ledger._idempotency.Capacity}");
+            for (int i = 0; i < keys; i++)
+            {
+                r.BaseStream.ReadExactly(buffer);
+                var command = CommandCodec.Read(buffer);
+                var result = new CommandResult { Code = (ResultCode)r.ReadByte(), Id = r.ReadInt64(), SecondaryId = r.ReadInt64() };
+                ledger._idempotency.Add(command, result);
+            }
+            ledger._idempotency.RestoreCounters(evictedEarly, expired);
         }
-        ledger._idempotency.RestoreCounters(evictedEarly, expired);
         if (version >= FirstVersionWithFraud)
         {
             ledger._fraud = RamPay.Fraud.FraudState.Read(r, ledger._accounts.Length, ledger.Options.FraudModels);
             ledger._fraud.ReserveOpenAccounts(accounts);
         }
+        if (version >= FirstVersionWithRules) ledger._keyLog!.ReadHot(r, buffer);
         if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
 
         ledger.VerifyInvariants();
@@ -205,7 +245,7 @@ public sealed partial class Ledger
         using var hashing = new HashingStream();
         // Not disposed: disposing a BufferedStream disposes the hash under it. Flushing is all it needs.
         var buffered = new BufferedStream(hashing, 1 << 16);
-        WriteState(buffered);
+        WriteState(buffered, physical: false);
         buffered.Flush();
         return Convert.ToHexStringLower(hashing.Finish());
     }

@@ -122,6 +122,12 @@ public sealed record LedgerOptions
     /// the models it keeps; the ledger never reads a file.
     /// </summary>
     public RamPay.Fraud.IFraudModelCatalog FraudModels { get; init; } = RamPay.Fraud.FraudModelCatalog.WithDefault();
+    /// <summary>
+    /// Under rules version 2, where keys that leave memory are kept (and the hot budget). Null: every key stays in memory
+    /// (tools, tests, the sinks' replica). Which entries are in memory is not logical state: the same journal gives the same
+    /// state hash with or without it.
+    /// </summary>
+    public ColdKeyTier? ColdKeys { get; init; }
 
     public void Validate()
     {
@@ -133,6 +139,7 @@ public sealed record LedgerOptions
         if (MaxHoldTimeoutMs < DefaultHoldTimeoutMs || MaxHoldTimeoutMs > 100L * 365 * 24 * 3600 * 1000) throw new ArgumentException("MaxHoldTimeoutMs must be within DefaultHoldTimeoutMs..100 years");
         if (IdempotencyWindowMs < 1) throw new ArgumentException("IdempotencyWindowMs must be positive");
         if (IdempotencyMaxKeys < 1) throw new ArgumentException("IdempotencyMaxKeys must be at least 1");
+        ColdKeys?.Validate();
     }
 }
 

@@ -20,6 +20,8 @@ public struct CommandSlot
     public byte[]? Attachment;
     /// <summary>For a command: read right after it is applied, on the business-logic thread (null for almost every command).</summary>
     public ICommandReadBack? ReadBack;
+    /// <summary>What the prefetch stage found in the cold tier for the command's key (with a cold tier only).</summary>
+    public KeyLookup Prefetched;
 }
 
 /// <summary>

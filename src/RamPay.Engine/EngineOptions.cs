@@ -56,7 +56,33 @@ public sealed record EngineOptions
     /// </summary>
     public FraudConfiguration? Fraud { get; init; }
 
+    /// <summary>
+    /// The rules the engine puts in force. At start, a ledger under older rules (a new data directory included) is moved
+    /// to these by a journaled UpgradeRules command, recorded once; replay of the journal before it keeps the old rules.
+    /// The library's default stays 1 (no upgrade command: embedded uses and tests see the journal they always saw, as
+    /// with <see cref="ServerIdempotencyMaxKeys"/>); a server runs with <see cref="ServerRulesVersion"/>.
+    /// </summary>
+    public int RulesVersion { get; init; } = 1;
+    /// <summary>The rules a RamPay server puts in force (<c>RamPay:Engine:RulesVersion</c>): the newest this RamPay knows.</summary>
+    public const int ServerRulesVersion = Core.Ledger.NewestRulesVersion;
+    /// <summary>
+    /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
+    /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for
+    /// peak key rate × window (docs/storage.md). Changing it later has no effect on a ledger already upgraded.
+    /// </summary>
+    public long IdempotencyKeyBudget { get; init; } = DefaultIdempotencyKeyBudget;
+    /// <summary>134,217,728 keys: a 24 h window at 1,553 keys per second.</summary>
+    public const long DefaultIdempotencyKeyBudget = 1L << 27;
+
+    /// <summary>
+    /// Rules version 2's cold tier for idempotency keys: keys leave memory a generation at a time into a store on disk,
+    /// and a prefetch stage on the ring reads each command's key before the writer applies it. Null: every key stays in
+    /// memory (the key log grows with the keys live in the window).
+    /// </summary>
+    public ColdTierOptions? ColdTier { get; init; }
+
     public string JournalDirectory => Path.Combine(DataDirectory, "journal");
+    public string ColdDirectory => ColdTier?.Directory ?? Path.Combine(DataDirectory, "cold");
     public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
 
     public void Validate()
@@ -67,7 +93,37 @@ public sealed record EngineOptions
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
+        if (RulesVersion < 1 || RulesVersion > Core.Ledger.NewestRulesVersion) throw new ArgumentException($"RulesVersion must be within 1..{Core.Ledger.NewestRulesVersion}");
+        if (IdempotencyKeyBudget < 1) throw new ArgumentException("IdempotencyKeyBudget must be at least 1");
         Fraud?.Validate();
+        ColdTier?.Validate(this);
         Ledger.Validate();
+    }
+}
+
+/// <summary>The cold tier of idempotency keys (<c>RamPay:Engine:ColdTier:*</c>). See docs/storage.md for sizing.</summary>
+public sealed record ColdTierOptions
+{
+    /// <summary>Where the key tables live (default: <c>&lt;data&gt;/cold</c>).</summary>
+    public string? Directory { get; init; }
+    /// <summary>The hot budget: keys kept in memory at most (about 130 bytes each). At least three generations.</summary>
+    public int HotMaxKeys { get; init; } = 1 << 20;
+    /// <summary>Applied commands per generation (0 = twice the ring). A generation is what the cold tier writes at once.</summary>
+    public int GenerationCommands { get; init; }
+    /// <summary>Keys the disk must hold (0 = <see cref="EngineOptions.IdempotencyKeyBudget"/>); the ledger's journaled budget must fit.</summary>
+    public long KeyCapacity { get; init; }
+    /// <summary>Tables in rotation (the disk takes Tables / (Tables − 1) × 2 × KeyCapacity × 128 bytes).</summary>
+    public int Tables { get; init; } = 4;
+
+    public int GenerationCommandsFor(EngineOptions engine) => GenerationCommands > 0 ? GenerationCommands : 2 * engine.RingSize;
+    public long KeyCapacityFor(EngineOptions engine) => KeyCapacity > 0 ? KeyCapacity : engine.IdempotencyKeyBudget;
+
+    public void Validate(EngineOptions engine)
+    {
+        int generation = GenerationCommandsFor(engine);
+        if (generation < engine.RingSize) throw new ArgumentException("ColdTier:GenerationCommands must be at least the ring size");
+        if (HotMaxKeys < 3L * generation) throw new ArgumentException($"ColdTier:HotMaxKeys must hold at least three generations ({3L * generation} keys)");
+        if (KeyCapacity < 0) throw new ArgumentException("ColdTier:KeyCapacity must be 0 (the key budget) or positive");
+        if (Tables < 3) throw new ArgumentException("ColdTier:Tables must be at least 3");
     }
 }

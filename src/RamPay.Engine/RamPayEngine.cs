@@ -27,10 +27,15 @@ public sealed class RamPayEngine : IDisposable
     private readonly BatchEventProcessor<CommandSlot> _outputProcessor;
     private readonly Timer? _ticker;
     private readonly long[] _fraudDecisionsAtStart = new long[3];
+    private readonly RamPay.Storage.ColdKeyStore? _cold;
+    private readonly KeyPrefetcher? _prefetcher;
     private int _stopped;
 
-    private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion)
+    private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
+        RamPay.Storage.ColdKeyStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable)
     {
+        _cold = cold;
+        _prefetcher = prefetcher;
         _options = options;
         Recovery = recovery;
         long baseSequence = recovery.LastSequence;
@@ -47,9 +52,14 @@ public sealed class RamPayEngine : IDisposable
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
         // Decisions taken while replaying the journal are not this run's: metrics count from here.
         for (int d = 0; d < _fraudDecisionsAtStart.Length; d++) _fraudDecisionsAtStart[d] = ledger.FraudDecisions((RamPay.Fraud.FraudDecision)d);
-        var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence), "rampay-journaler");
-        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, Counters);
-        var logic = _pipeline.HandleWith(_logic, "rampay-logic");
+        durable?.Set(baseSequence);
+        var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence, durable), "rampay-journaler");
+        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, cold, Counters);
+        // With a cold tier, the writer sees a slot only after the prefetch stage has looked its key up (in parallel with
+        // the journaler): Ledger.Apply then reads only memory and the slot.
+        var logic = prefetcher is null
+            ? _pipeline.HandleWith(_logic, "rampay-logic")
+            : _pipeline.After(_pipeline.HandleWith(new PrefetchStage(prefetcher), "rampay-prefetch")).HandleWith(_logic, "rampay-logic");
         _output = new OutputStage(completion, baseSequence, Counters);
         _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
@@ -86,31 +96,78 @@ public sealed class RamPayEngine : IDisposable
             Fsync = options.Fsync,
             SegmentSizeBytes = options.SegmentSizeBytes,
         });
+        RamPay.Storage.ColdKeyStore? cold = null;
         try
         {
+            DurableWatermark? durable = null;
+            if (options.ColdTier is { } tier)
+            {
+                // Opened before recovery: replay goes through the same prefetch step, and the key log it rebuilds hands
+                // its generations to the same store (their entries are written only once durable: replayed ones are).
+                durable = new DurableWatermark();
+                cold = new RamPay.Storage.ColdKeyStore(new RamPay.Storage.ColdKeyStoreOptions
+                {
+                    Directory = options.ColdDirectory, KeyCapacity = tier.KeyCapacityFor(options), Tables = tier.Tables,
+                    DurableSequence = () => durable.Value, Fsync = options.Fsync,
+                    MaxQueuedGenerations = tier.HotMaxKeys / tier.GenerationCommandsFor(options) + 4,
+                });
+                options = options with
+                {
+                    Ledger = options.Ledger with
+                    {
+                        ColdKeys = new ColdKeyTier { Store = cold, HotMaxKeys = tier.HotMaxKeys, GenerationCommands = tier.GenerationCommandsFor(options) },
+                    },
+                };
+            }
             var (ledger, report) = EngineRecovery.Recover(options, journal.Recovery);
+            if (cold is not null) CheckColdTierFits(options, cold, ledger, report);
             // Read on this thread, before the writer thread owns the ledger.
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
-            var engine = new RamPayEngine(options, journal, ledger, report, completion);
+            bool upgrade = ledger.RulesVersion < options.RulesVersion;
+            var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable);
+            if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
         }
         catch
         {
+            cold?.Dispose();
             journal.Dispose();
             throw;
         }
     }
 
+    /// <summary>The cold tier must hold the ledger's journaled key budget, and must not have recycled keys the recovered state may still need.</summary>
+    private static void CheckColdTierFits(EngineOptions options, RamPay.Storage.ColdKeyStore cold, Ledger ledger, RecoveryReport report)
+    {
+        long capacity = options.ColdTier!.KeyCapacityFor(options);
+        long budget = ledger.KeyLog?.Budget ?? options.IdempotencyKeyBudget;
+        if (budget > capacity)
+            throw new InvalidOperationException($"the ledger's idempotency key budget is {budget} keys (journaled); the cold tier is configured for {capacity} (RamPay:Engine:ColdTier:KeyCapacity)");
+        if (cold.RecycledUnderSequence > report.SnapshotSequence)
+            throw new InvalidOperationException($"the cold tier recycled keys that were dead at snapshot {cold.RecycledUnderSequence}, but recovery started from " +
+                $"snapshot {report.SnapshotSequence}: that older state may need them. Restore the newer snapshot (see docs/storage.md)");
+    }
+
     /// <summary>Journals and applies a ConfigureFraud command, and waits for it; a refusal stops the engine with an error.</summary>
-    private void ConfigureFraud(RamPay.Fraud.FraudSettings settings)
+    private void ConfigureFraud(RamPay.Fraud.FraudSettings settings) =>
+        SubmitSystemCommand(new Command { Type = CommandType.ConfigureFraud }, settings.Encode(), "the fraud configuration");
+
+    /// <summary>
+    /// The journaled upgrade point: moves a ledger under older rules (or a new one) to <paramref name="version"/>, once.
+    /// Replay of the journal before this record keeps the old rules and reaches the old state hash.
+    /// </summary>
+    private void UpgradeRules(int version, long keyBudget) =>
+        SubmitSystemCommand(new Command { Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget }, null, $"the upgrade to rules version {version}");
+
+    private void SubmitSystemCommand(in Command command, byte[]? attachment, string what)
     {
         var readBack = new ResultReadBack();
-        long ticket = Submit(new Command { Type = CommandType.ConfigureFraud }, correlation: 0, settings.Encode(), readBack);
+        long ticket = Submit(command, correlation: 0, attachment, readBack);
         try
         {
-            if (!WaitForCompletion(ticket, TimeSpan.FromMinutes(1))) throw new TimeoutException("the fraud configuration was not applied within a minute");
-            if (!readBack.Result.IsOk) throw new InvalidOperationException($"the ledger refused the fraud configuration: {readBack.Result}");
+            if (!WaitForCompletion(ticket, TimeSpan.FromMinutes(1))) throw new TimeoutException($"{what} was not applied within a minute");
+            if (!readBack.Result.IsOk) throw new InvalidOperationException($"the ledger refused {what}: {readBack.Result}");
         }
         catch
         {
@@ -130,6 +187,19 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>The first failure of a pipeline stage, or null. A failed engine completes nothing more: a host must stop.</summary>
     public Exception? Fault => _pipeline.Fault;
+
+    /// <summary>The key tiers' counters (rules version 2), for the host's metrics and readiness. Racy reads of the writer's counters.</summary>
+    public KeyTierStats KeyTier
+    {
+        get
+        {
+            var ledger = _logic.Ledger;
+            var log = ledger.KeyLog;
+            return new KeyTierStats(ledger.RulesVersion, log?.Inserted ?? 0, log?.Budget ?? 0, ledger.IdempotencyEvictedEarly, log?.HotCount ?? ledger.Idempotency.Count,
+                log?.HotHits ?? 0, log?.ColdHits ?? 0, log?.WriterColdReads ?? 0, log?.HotFullWaits ?? 0, _prefetcher?.Lookups ?? 0,
+                _cold?.EntriesWritten ?? 0, _cold?.VisibleGeneration ?? 0, _cold?.DiskBytes ?? 0, _cold?.TablesRecycled ?? 0, _cold?.Fault?.Message);
+        }
+    }
 
     /// <summary>The highest journal sequence whose result has been handed to the completion (durable and applied).</summary>
     public long CompletedSequence => _output.LastSequence;
@@ -314,6 +384,8 @@ public sealed class RamPayEngine : IDisposable
         }
         finally
         {
+            // The snapshot holds every hot key, so the cold tier's queue need not drain; what it wrote is durable.
+            _cold?.Dispose();
             _journal.Dispose();
         }
     }
@@ -326,7 +398,7 @@ public sealed class RamPayEngine : IDisposable
     /// and again before the commit writes the batch out: a writer that lost its lease while it encoded the batch
     /// writes nothing. Its throw faults the pipeline; the batch's callers never hear a result.
     /// </remarks>
-    private sealed class JournalStage(JournalWriter journal, long lastSequence, IWriteFence? fence) : IBatchHandler<CommandSlot>
+    private sealed class JournalStage(JournalWriter journal, long lastSequence, IWriteFence? fence, DurableWatermark? durable) : IBatchHandler<CommandSlot>
     {
         private readonly byte[] _payload = new byte[CommandCodec.Size + RecordTypes.MaxAttachmentBytes];
 
@@ -358,13 +430,17 @@ public sealed class RamPayEngine : IDisposable
             // The journaler's thread, not the writer's: recording costs tens of ns beside a ~0.5 ms fdatasync.
             EngineCounters.JournalFsyncSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             EngineCounters.JournalBatchRecords.Record(records);
+            durable?.Set(lastSequence);
         }
     }
 
     /// <summary>The single writer: applies each command to the ledger, and snapshots it now and then.</summary>
-    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, BatchEventProcessor<CommandSlot> journaler, EngineCounters counters) : IBatchHandler<CommandSlot>
+    private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, BatchEventProcessor<CommandSlot> journaler,
+        RamPay.Storage.ColdKeyStore? cold, EngineCounters counters) : IBatchHandler<CommandSlot>
     {
         private long _sinceSnapshot;
+        // The states of this run's newest snapshots, oldest first: the oldest still kept is the cold tier's collection horizon.
+        private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
         public Ledger Ledger => ledger;
 
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
@@ -380,7 +456,7 @@ public sealed class RamPayEngine : IDisposable
                     slot.Query.Execute(ledger);
                     continue;
                 }
-                ledger.Apply(slot.Command, slot.Attachment, out slot.Result);
+                ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, out slot.Result);
                 slot.ReadBack?.Execute(ledger, slot.Result);
                 // The journaler numbers commands the same way: every non-query slot, in ring order.
                 lastSequence++;
@@ -412,6 +488,17 @@ public sealed class RamPayEngine : IDisposable
             ledger.WriteState(buffer);
             options.WriteFence?.CheckCanWrite(); // after the encoding, which can take seconds
             SnapshotStore.Write(options.SnapshotDirectory, sequence, ledger.ClockMs, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), options.SnapshotsToKeep);
+            if (cold is not null && ledger.KeyLog is { } keys)
+            {
+                // Recovery may fall back to any kept snapshot: the cold tier may destroy only entries dead in the oldest.
+                _snapshots.Enqueue((sequence, keys.Inserted - keys.Budget, ledger.ClockMs - keys.WindowMs));
+                if (_snapshots.Count > options.SnapshotsToKeep) _snapshots.Dequeue();
+                if (_snapshots.Count == options.SnapshotsToKeep)
+                {
+                    var (s, deadBelow, expired) = _snapshots.Peek();
+                    cold.SetHorizon(s, deadBelow, expired);
+                }
+            }
         }
     }
 

@@ -38,7 +38,8 @@ public static class EngineRecovery
         var warnings = new List<string>();
         if (tail.TruncatedTail is not null) warnings.Add(tail.ToString());
         foreach (var tmp in tail.RemovedTemporaryFiles) warnings.Add($"removed unfinished segment file {tmp}");
-        var (ledger, snapshotSequence, replayed, last) = Load(options.SnapshotDirectory, options.JournalDirectory, options.Ledger, useSnapshot: true, warnings);
+        var prefetcher = options.Ledger.ColdKeys is { } cold ? new KeyPrefetcher(cold.Store) : null;
+        var (ledger, snapshotSequence, replayed, last) = Load(options.SnapshotDirectory, options.JournalDirectory, options.Ledger, useSnapshot: true, long.MaxValue, warnings, prefetcher);
         Invariant.Check(last == tail.LastSequence || (replayed == 0 && last == snapshotSequence && tail.LastSequence <= snapshotSequence),
             $"replay stopped at {last} but the journal ends at {tail.LastSequence}");
         return (ledger, new RecoveryReport
@@ -65,7 +66,13 @@ public static class EngineRecovery
     /// it, then the journal up to it (the sinks' follower starts from a sink's checkpoint this way).
     /// </summary>
     public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
-        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings)
+        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings) =>
+        Load(snapshotDirectory, journalDirectory, ledgerOptions, useSnapshot, throughSequence, warnings, prefetcher: null);
+
+    /// <summary>As the other overloads; with a cold tier, each record's key is prefetched as the ring's prefetch stage does.</summary>
+    public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
+        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings,
+        KeyPrefetcher? prefetcher)
     {
         Ledger ledger;
         long snapshotSequence = 0;
@@ -74,15 +81,25 @@ public static class EngineRecovery
         {
             warnings.AddRange(info.Warnings);
             using var stream = new MemoryStream(payload, writable: false);
-            ledger = Ledger.ReadState(stream, ledgerOptions);
-            snapshotSequence = info.Sequence;
+            try
+            {
+                ledger = Ledger.ReadState(stream, ledgerOptions);
+                snapshotSequence = info.Sequence;
+            }
+            catch (SnapshotNeedsColdTierException e)
+            {
+                // A tool or the sinks' replica, without the engine's cold tier: the snapshot alone does not hold every live
+                // key, so the whole journal is replayed (each key is then in memory, and the state is exact).
+                warnings.Add($"snapshot {info.Sequence}: {e.Message}; replaying the journal from its start");
+                ledger = new Ledger(ledgerOptions);
+            }
         }
         else
         {
             ledger = new Ledger(ledgerOptions);
         }
 
-        var applier = new ReplayApplier(ledger, snapshotSequence);
+        var applier = new ReplayApplier(ledger, snapshotSequence, prefetcher);
         if (Directory.Exists(journalDirectory))
         {
             var summary = throughSequence == long.MaxValue
@@ -95,7 +112,7 @@ public static class EngineRecovery
     }
 
     /// <summary>Feeds journal records to the ledger, exactly as the live business-logic stage does.</summary>
-    private sealed class ReplayApplier(Ledger ledger, long startSequence) : IRecordVisitor
+    private sealed class ReplayApplier(Ledger ledger, long startSequence, KeyPrefetcher? prefetcher) : IRecordVisitor
     {
         public long Replayed { get; private set; }
         public long LastSequence { get; private set; } = startSequence;
@@ -108,7 +125,9 @@ public static class EngineRecovery
             if (payload.Length < CommandCodec.Size || !CommandCodec.TryRead(payload[..CommandCodec.Size], out var command))
                 throw new JournalCorruptException(new JournalProblem(JournalProblemKind.BadPayload, "", 0, header.Sequence,
                     "the command payload does not decode"));
-            ledger.Apply(command, payload[CommandCodec.Size..], out _);
+            KeyLookup lookup = default;
+            prefetcher?.Prefetch(command, out lookup);
+            ledger.Apply(command, payload[CommandCodec.Size..], lookup, out _);
             Replayed++;
             LastSequence = header.Sequence;
         }

@@ -67,6 +67,7 @@ public static class EventMapper
             case CommandType.Tick:
             case CommandType.OpenAccount:
             case CommandType.ConfigureFraud:
+            case CommandType.UpgradeRules:
                 // A tick's expiries come as their own changes; an account's opening is not an event (a wallet's is
                 // part of UserRegistered, docs/events.md); fraud settings are configuration, not an event.
                 return 0;

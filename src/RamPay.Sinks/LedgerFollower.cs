@@ -115,6 +115,7 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
                 CapturePaymentAccounts(ref change);
                 break;
             case CommandType.ConfigureFraud:
+            case CommandType.UpgradeRules:
                 break; // settings and the model: ledger state, but nothing a row or an event shows
             case CommandType.Refund:
                 change.Payment = _ledger.GetPayment(id);

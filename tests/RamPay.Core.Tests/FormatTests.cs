@@ -283,9 +283,10 @@ public class FormatTests
     [Fact]
     public void Persisted_enum_values_are_pinned()
     {
-        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], Enum.GetValues<CommandType>().Select(v => (int)v));
         Assert.Equal(CommandType.Review, (CommandType)12);
         Assert.Equal(CommandType.ConfigureFraud, (CommandType)13);
+        Assert.Equal(CommandType.UpgradeRules, (CommandType)14);
         Assert.Equal((1, 2), (ReviewDecisions.Approve, ReviewDecisions.Decline));
         Assert.Equal(CommandType.Tick, (CommandType)10);
         Assert.Equal(CommandType.RegisterUser, (CommandType)11);
