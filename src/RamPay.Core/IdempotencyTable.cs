@@ -123,6 +123,17 @@ public sealed class IdempotencyTable
         Expired = expired;
     }
 
+    /// <summary>
+    /// The answer to a command whose key is remembered (under either rules version): the stored result again, marked
+    /// replayed, when the bodies match; otherwise exists_with_different_&lt;field&gt;, and nothing is applied.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static CommandResult Answer(in Command stored, in CommandResult storedResult, in Command incoming)
+    {
+        ResultCode difference = Compare(stored, incoming);
+        return difference == ResultCode.Ok ? storedResult with { Replayed = true } : new CommandResult { Code = difference };
+    }
+
     /// <summary>Which field of a new command differs from the remembered one, or Ok when the bodies match.</summary>
     internal static ResultCode Compare(in Command stored, in Command incoming)
     {

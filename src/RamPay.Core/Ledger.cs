@@ -172,10 +172,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         {
             if (keys.TryFindLive(command, prefetched, now, out var entry))
             {
-                ResultCode difference = IdempotencyTable.Compare(entry.Command, command);
-                result = difference == ResultCode.Ok
-                    ? entry.Result with { Replayed = true }
-                    : new CommandResult { Code = difference };
+                result = IdempotencyTable.Answer(entry.Command, entry.Result, command);
             }
             else
             {
@@ -189,10 +186,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             if (existed)
             {
                 ref var entry = ref _idempotency[slot];
-                ResultCode difference = IdempotencyTable.Compare(entry.Command, command);
-                result = difference == ResultCode.Ok
-                    ? entry.Result with { Replayed = true }
-                    : new CommandResult { Code = difference };
+                result = IdempotencyTable.Answer(entry.Command, entry.Result, command);
             }
             else
             {

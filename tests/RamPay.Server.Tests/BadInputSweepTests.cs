@@ -379,15 +379,30 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
     /// </summary>
     private static async Task<HashSet<string>> MappedRoutesAsync()
     {
-        await using var app = WebApplication.CreateBuilder().Build();
-        Routes.Map(app, api: null!, ready: _ => Task.CompletedTask);
+        // The server as Program composes it (not started): every endpoint it maps, /metrics included.
+        string data = Directory.CreateTempSubdirectory("rampay-sweep-routes-").FullName;
+        try
+        {
+            await using var app = Program.Compose(["--data", data, "--http-port", "0", "--tcp-port", "-1"], out int refused)
+                ?? throw new InvalidOperationException($"the server refused its settings (exit {refused})");
+            return RoutesOf(app);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    private static HashSet<string> RoutesOf(WebApplication app)
+    {
         var routes = new HashSet<string>();
         foreach (var endpoint in ((IEndpointRouteBuilder)app).DataSources.SelectMany(s => s.Endpoints).OfType<RouteEndpoint>())
         {
             string? pattern = endpoint.RoutePattern.RawText;
             if (pattern is null || pattern.Contains("{*", StringComparison.Ordinal)) continue;
             pattern = "/" + Regex.Replace(pattern, @"\{(\w+):[^}]*\}", "{$1}").TrimStart('/');
-            foreach (string method in endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? []) routes.Add(method + " " + pattern);
+            // An endpoint without method metadata (the Prometheus exporter's /metrics) answers any method: GET is the one swept.
+            foreach (string method in endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"]) routes.Add(method + " " + pattern);
         }
         return routes;
     }
