@@ -1,4 +1,3 @@
-using RamPay.Server.Observability;
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -7,6 +6,7 @@ using RamPay.Engine;
 using RamPay.Redis;
 using RamPay.Server.Auth;
 using RamPay.Server.Http;
+using RamPay.Server.Observability;
 using RamPay.Server.Tcp;
 
 namespace RamPay.Server.Hosting;

@@ -1,6 +1,6 @@
-using RamPay.Journal;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting.Server;
+using RamPay.Journal;
 using RamPay.Kafka;
 using RamPay.Postgres;
 using RamPay.Redis;
