@@ -131,7 +131,10 @@ internal sealed class TcpConnection
                 // commands wait in _wire; nothing else touches it meanwhile), then the batch is submitted.
                 if (reply.Type == FrameType.CommandBatch)
                     reply = _platform.TcpLimiter.Enabled ? await LimitThenSubmit(reply) : Submit(reply);
-                await _replies.Writer.WriteAsync(reply, token.Token);
+                // Not cancelled by the stop: once a batch is submitted its reply must reach the writer, which drains the
+                // queue before it says shutting_down. (With the queue full at SIGTERM, cancelling this wait left a batch
+                // applied and never answered: CrashTests' SIGTERM test caught it.) Only a closed peer ends the wait.
+                await _replies.Writer.WriteAsync(reply, _closed.Token);
                 if (reply.Close) return;
             }
             // Keep the unread start of the next frame at the front of the buffer.
