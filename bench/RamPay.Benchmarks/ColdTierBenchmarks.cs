@@ -67,48 +67,18 @@ public class LedgerRulesBenchmarks
 [MemoryDiagnoser]
 [MedianColumn]
 [SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 5, invocationCount: 1)]
-public class EngineColdTierBenchmarks
+public class EngineColdTierBenchmarks : EngineRunBenchmarks
 {
-    private const int Wallets = 10_000;
-    private const int Commands = 400_000;
-    private Command[] _transfers = [];
-    private RamPayEngine _engine = null!;
-    private string _data = "";
-
     [Params("rules1", "rules2", "rules2-cold")]
     public string Mode { get; set; } = "rules1";
 
-    [GlobalSetup]
-    public void GlobalSetup() => _transfers = LedgerWorkload.Transfers(Commands, Wallets, seed: 7);
+    protected override int SubmitBatchSize => 1024;
+    protected override WaitStrategyKind WaitStrategy => WaitStrategyKind.Blocking;
 
-    [IterationSetup]
-    public void StartEngine()
+    protected override EngineOptions Configure(EngineOptions options) => options with
     {
-        _data = BenchmarkFiles.NewDirectory("engine-cold");
-        _engine = RamPayEngine.Start(new EngineOptions
-        {
-            DataDirectory = _data, Fsync = true, WaitStrategy = WaitStrategyKind.Blocking,
-            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0,
-            Ledger = LedgerWorkload.Options(Wallets, Commands),
-            RulesVersion = Mode == "rules1" ? 1 : 2, IdempotencyKeyBudget = 1 << 20,
-            ColdTier = Mode == "rules2-cold" ? new ColdTierOptions { HotMaxKeys = 1 << 18, GenerationCommands = 1 << 16 } : null,
-        });
-        _engine.WaitForCompletion(_engine.SubmitBatch(LedgerWorkload.Setup(Wallets).ToArray()), Timeout.InfiniteTimeSpan);
-    }
-
-    [IterationCleanup]
-    public void StopEngine()
-    {
-        _engine.Stop();
-        Directory.Delete(_data, recursive: true);
-    }
-
-    [Benchmark(OperationsPerInvoke = Commands)]
-    public long SubmitUntilDurableAndApplied()
-    {
-        long last = 0;
-        for (int i = 0; i < Commands; i += 1024) last = _engine.SubmitBatch(_transfers.AsSpan(i, Math.Min(1024, Commands - i)));
-        _engine.WaitForCompletion(last, Timeout.InfiniteTimeSpan);
-        return last;
-    }
+        RulesVersion = Mode == "rules1" ? 1 : 2,
+        IdempotencyKeyBudget = 1 << 20,
+        ColdTier = Mode == "rules2-cold" ? new ColdTierOptions { HotMaxKeys = 1 << 18, GenerationCommands = 1 << 16 } : null,
+    };
 }

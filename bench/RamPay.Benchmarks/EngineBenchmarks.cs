@@ -22,6 +22,8 @@ public abstract class EngineRunBenchmarks
     protected abstract WaitStrategyKind WaitStrategy { get; }
     /// <summary>Fraud settings and model put in force at start (null: scoring off, as in a new ledger).</summary>
     protected virtual FraudConfiguration? FraudInForce => null;
+    /// <summary>A subclass's last change to the engine's options (the rules version and the cold tier, say).</summary>
+    protected virtual EngineOptions Configure(EngineOptions options) => options;
 
     [GlobalSetup]
     public void GlobalSetup() => _transfers = LedgerWorkload.Transfers(Commands, Wallets, seed: 7);
@@ -30,7 +32,7 @@ public abstract class EngineRunBenchmarks
     public void StartEngine()
     {
         _data = BenchmarkFiles.NewDirectory("engine");
-        _engine = RamPayEngine.Start(new EngineOptions
+        _engine = RamPayEngine.Start(Configure(new EngineOptions
         {
             DataDirectory = _data,
             Fsync = true,
@@ -39,7 +41,7 @@ public abstract class EngineRunBenchmarks
             SnapshotOnStop = false, TickIntervalMs = 0,
             Ledger = LedgerWorkload.Options(Wallets, Commands),
             Fraud = FraudInForce,
-        });
+        }));
         var setup = LedgerWorkload.Setup(Wallets).ToArray();
         _engine.WaitForCompletion(_engine.SubmitBatch(setup), Timeout.InfiniteTimeSpan);
     }
