@@ -82,11 +82,19 @@ public static class RampayCli
         {
             Description = "Print 'completed <sequence>' each time this many more commands are durable and applied (0 = never)",
         };
+        var snapshotEvery = new Option<long>("--snapshot-every")
+        {
+            Description = "A periodic snapshot every this many commands (0 = none; only the stop snapshot)",
+            DefaultValueFactory = _ => new EngineOptions { DataDirectory = "." }.SnapshotEveryCommands,
+        };
+        var offWriter = new Option<bool>("--snapshot-off-writer") { Description = "Take the periodic snapshots from the snapshotter's replica, off the writer thread" };
+        var noStopSnapshot = new Option<bool>("--no-stop-snapshot") { Description = "No snapshot at the stop (as after a crash: the next start replays from the newest periodic one)" };
         var simulate = new Command("simulate", "Run a seeded workload (deposits, transfers, authorize/capture/void, refunds) through an engine on the data directory, fsync on, and print throughput and the state hash.")
         {
-            data, count, wallets, seed, reportEvery, idempotencyKeys,
+            data, count, wallets, seed, reportEvery, idempotencyKeys, snapshotEvery, offWriter, noStopSnapshot,
         };
-        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output, r.GetValue(idempotencyKeys)));
+        simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output, r.GetValue(idempotencyKeys),
+            new SimulateSnapshots(r.GetValue(snapshotEvery), r.GetValue(offWriter), !r.GetValue(noStopSnapshot))));
 
         return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
     }
@@ -142,15 +150,24 @@ public static class RampayCli
         return ExitOk;
     }
 
-    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys)
+    /// <summary>Simulate's snapshot settings (the engine's defaults when not given).</summary>
+    public sealed record SimulateSnapshots(long EveryCommands, bool OffWriter, bool OnStop);
+
+    public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys,
+        SimulateSnapshots? snapshots = null)
     {
-        if (count < 100 || wallets < 2 || reportEvery < 0 || idempotencyKeys < 1)
+        if (count < 100 || wallets < 2 || reportEvery < 0 || idempotencyKeys < 1 || snapshots?.EveryCommands < 0)
         {
-            output.WriteLine("error: --count must be at least 100, --wallets at least 2, --report-every at least 0, --idempotency-max-keys at least 1");
+            output.WriteLine("error: --count must be at least 100, --wallets at least 2, --report-every at least 0, --idempotency-max-keys at least 1, --snapshot-every at least 0");
             return ExitUsage;
         }
         var completion = new CountingCompletion(reportEvery, output);
-        using var engine = RamPayEngine.Start(new EngineOptions { DataDirectory = data.FullName, Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys } }, completion);
+        var options = new EngineOptions { DataDirectory = data.FullName, Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys } };
+        if (snapshots is not null)
+            options = options with { SnapshotEveryCommands = snapshots.EveryCommands, SnapshotOffWriter = snapshots.OffWriter, SnapshotOnStop = snapshots.OnStop };
+        using var snapshotTimes = new SnapshotTimes();
+        using var engine = RamPayEngine.Start(options, completion);
+        if (reportEvery > 0) engine.SnapshotWritten = sequence => { lock (output) { output.WriteLine($"snapshot {sequence}"); output.Flush(); } };
         output.WriteLine($"recovered         {engine.Recovery}");
         var commands = SimulatedWorkload.Build(count, wallets, seed, engine.Recovery.LastSequence);
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -169,6 +186,10 @@ public static class RampayCli
         output.WriteLine($"elapsed_ms        {elapsed.TotalMilliseconds:F0}");
         output.WriteLine($"commands_per_s    {commands.Length / elapsed.TotalSeconds:F0}");
         output.WriteLine($"stop_ms           {started.Elapsed.TotalMilliseconds:F0}");
+        // The writer's pauses as the callers see them: the longest wait between two completions (a snapshot on the writer shows
+        // here as a gap of its whole duration), and the periodic snapshots' own times (the stop snapshot's is stop_ms).
+        output.WriteLine($"snapshots         {(engine.SnapshotsOffWriter ? "off the writer" : "on the writer")}, {snapshotTimes.Summary()}");
+        output.WriteLine($"longest_gap_ms    {completion.LongestGapMs:F1}");
         output.WriteLine($"last_sequence     {engine.CompletedSequence}");
         output.WriteLine($"state_hash        {engine.LedgerAfterStop.ComputeStateHash()}");
         return ExitOk;
@@ -178,17 +199,65 @@ public static class RampayCli
     private sealed class CountingCompletion(int reportEvery, TextWriter output) : ICommandCompletion
     {
         public long Ok, Rejected;
+        private long _lastTicks;
+        private long _longestGapTicks;
+
+        public double LongestGapMs => _longestGapTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
 
         public void OnCompleted(long journalSequence, ref CommandSlot slot)
         {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (_lastTicks != 0 && now - _lastTicks > _longestGapTicks) _longestGapTicks = now - _lastTicks;
+            _lastTicks = now;
             if (slot.Result.IsOk) Ok++;
             else Rejected++;
             if (reportEvery > 0 && (Ok + Rejected) % reportEvery == 0)
             {
-                output.WriteLine($"completed {journalSequence}");
-                output.Flush();
+                lock (output)
+                {
+                    output.WriteLine($"completed {journalSequence}");
+                    output.Flush();
+                }
             }
         }
+    }
+
+    /// <summary>Listens to the engine's snapshot histograms (<c>rampay_snapshot_*_seconds</c>) in this process.</summary>
+    private sealed class SnapshotTimes : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly List<double> _durations = [], _pauses = [];
+
+        public SnapshotTimes()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == EngineCounters.MeterName && instrument.Name is "rampay_snapshot_duration_seconds" or "rampay_snapshot_pause_seconds")
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+            {
+                lock (_durations) (instrument.Name == "rampay_snapshot_pause_seconds" ? _pauses : _durations).Add(value);
+            });
+            _listener.Start();
+        }
+
+        /// <summary>Every snapshot's time (the stop one included, last) and the writer's periodic pauses.</summary>
+        public string Summary()
+        {
+            lock (_durations)
+            {
+                return $"{_durations.Count} written (the stop one included), duration ms median {Median(_durations):F0} max {Max(_durations):F0} last {Last(_durations):F0}, "
+                    + $"writer pauses {_pauses.Count}: median {Median(_pauses):F0} max {Max(_pauses):F0} ms";
+            }
+        }
+
+        private static double Last(List<double> values) => values.Count == 0 ? 0 : values[^1] * 1000;
+
+        private static double Median(List<double> values) => values.Count == 0 ? 0 : values.Order().ElementAt(values.Count / 2) * 1000;
+        private static double Max(List<double> values) => values.Count == 0 ? 0 : values.Max() * 1000;
+
+        public void Dispose() => _listener.Dispose();
     }
 
     public static int Verify(DirectoryInfo data, TextWriter output)

@@ -33,6 +33,34 @@ public sealed class EngineCounters
         "rampay_journal_fsync_seconds", unit: null, description: "Time of one journal commit: the batch's write and its fdatasync (only the write when Fsync is off).",
         tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] });
 
+    // Snapshots take from tens of ms (a small state) to tens of seconds (10 M payments).
+    private static readonly double[] SnapshotBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100];
+
+    internal static readonly Histogram<double> SnapshotPauseSeconds = Meter.CreateHistogram<double>(
+        "rampay_snapshot_pause_seconds", unit: null,
+        description: "How long a periodic snapshot stopped the writer thread. Recorded only for snapshots the writer takes itself (SnapshotOffWriter off, or a cold tier); the snapshotter's never stop it.",
+        tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SnapshotBuckets });
+
+    internal static readonly Histogram<double> SnapshotDurationSeconds = Meter.CreateHistogram<double>(
+        "rampay_snapshot_duration_seconds", unit: null,
+        description: "Time to check the invariants of, encode, write and fsync one snapshot (periodic and at stop), on whichever thread took it.",
+        tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SnapshotBuckets });
+
+    private long _lastSnapshotSequence;
+    private long _snapshots;
+
+    /// <summary>The journal sequence of the newest snapshot written since start (0 = none yet).</summary>
+    public long LastSnapshotSequence => Volatile.Read(ref _lastSnapshotSequence);
+    /// <summary>Snapshots written since start.</summary>
+    public long Snapshots => Volatile.Read(ref _snapshots);
+
+    /// <summary>On the one thread that writes snapshots at a time (the snapshotter's, or the writer's).</summary>
+    internal void OnSnapshot(long sequence)
+    {
+        Volatile.Write(ref _lastSnapshotSequence, sequence);
+        Volatile.Write(ref _snapshots, _snapshots + 1);
+    }
+
     /// <summary>Commands whose result was handed back (durable and applied) with this type and result code.</summary>
     public long Completed(CommandType type, ResultCode code) => Volatile.Read(ref _completed[(int)type * CodeSlots + (int)code]);
 

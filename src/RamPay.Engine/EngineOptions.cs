@@ -36,6 +36,20 @@ public sealed record EngineOptions
     public long SegmentSizeBytes { get; init; } = 256L * 1024 * 1024;
     /// <summary>Write a snapshot after this many commands (0 = only when asked or at a clean stop).</summary>
     public long SnapshotEveryCommands { get; init; } = 1_000_000;
+    /// <summary>
+    /// With the snapshotter (<see cref="SnapshotOffWriter"/>): also a snapshot once this many ms have passed since the last one
+    /// and at least one command was applied (0 = by count only). Bounds the restart's tail on a quiet server too.
+    /// </summary>
+    public long SnapshotEveryMs { get; init; }
+    /// <summary>
+    /// Take the periodic snapshots from a replica ledger that follows the durable journal on its own thread (the snapshotter),
+    /// so the writer never pauses for them; false = the writer encodes and writes them itself, pausing for the duration. Costs a
+    /// second copy of the state in memory (docs/snapshots.md). Not with a <see cref="ColdTier"/> yet: then the writer takes
+    /// them (<see cref="TakesSnapshotsOffWriter"/>). The stop snapshot is always the writer's, after the drain.
+    /// </summary>
+    public bool SnapshotOffWriter { get; init; }
+    /// <summary>Whether the snapshotter takes the periodic snapshots: asked for, and no cold tier (whose hot keys only the writer's ledger has).</summary>
+    public bool TakesSnapshotsOffWriter => SnapshotOffWriter && ColdTier is null;
     public int SnapshotsToKeep { get; init; } = 3;
     public bool SnapshotOnStop { get; init; } = true;
     /// <summary>
@@ -91,6 +105,8 @@ public sealed record EngineOptions
         if (RingSize < 2 || (RingSize & (RingSize - 1)) != 0) throw new ArgumentException("RingSize must be a power of two, at least 2");
         if (MaxBatchSize < 1) throw new ArgumentException("MaxBatchSize must be at least 1");
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
+        if (SnapshotEveryMs < 0) throw new ArgumentException("SnapshotEveryMs must be 0 (off) or positive");
+        if (SnapshotEveryMs > 0 && !TakesSnapshotsOffWriter) throw new ArgumentException("SnapshotEveryMs needs SnapshotOffWriter (and no cold tier): the writer snapshots by count only");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
         if (RulesVersion < 1 || RulesVersion > Core.Ledger.NewestRulesVersion) throw new ArgumentException($"RulesVersion must be within 1..{Core.Ledger.NewestRulesVersion}");

@@ -29,6 +29,8 @@ public sealed class RamPayEngine : IDisposable
     private readonly long[] _fraudDecisionsAtStart = new long[3];
     private readonly RamPay.Storage.ColdKeyStore? _cold;
     private readonly KeyPrefetcher? _prefetcher;
+    private readonly SnapshotHorizon _horizon;
+    private readonly SnapshotFollower? _snapshotter;
     private int _stopped;
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
@@ -52,9 +54,13 @@ public sealed class RamPayEngine : IDisposable
         _pipeline = new Pipeline<CommandSlot>(options.RingSize, ProducerType.Multi, wait, options.MaxBatchSize);
         // Decisions taken while replaying the journal are not this run's: metrics count from here.
         for (int d = 0; d < _fraudDecisionsAtStart.Length; d++) _fraudDecisionsAtStart[d] = ledger.FraudDecisions((RamPay.Fraud.FraudDecision)d);
+        // Snapshots off the writer need the journal's durable watermark too: the snapshotter reads no further.
+        bool offWriter = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0);
+        if (offWriter) durable ??= new DurableWatermark();
         durable?.Set(baseSequence);
+        _horizon = new SnapshotHorizon(cold, options.SnapshotsToKeep);
         var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence, durable), "rampay-journaler");
-        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, cold, Counters);
+        _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, _horizon, Counters, periodic: !options.TakesSnapshotsOffWriter);
         // With a cold tier, the writer sees a slot only after the prefetch stage has looked its key up (in parallel with
         // the journaler): Ledger.Apply then reads only memory and the slot.
         var logic = prefetcher is null
@@ -63,6 +69,11 @@ public sealed class RamPayEngine : IDisposable
         _output = new OutputStage(completion, baseSequence, Counters);
         _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
+        if (offWriter)
+        {
+            _snapshotter = new SnapshotFollower(options, baseSequence, durable!, _horizon, Counters) { SnapshotWritten = s => SnapshotWritten?.Invoke(s) };
+            _snapshotter.Start();
+        }
         if (options.TickIntervalMs > 0) _ticker = new Timer(_ => Tick(), null, options.TickIntervalMs, options.TickIntervalMs);
     }
 
@@ -185,8 +196,23 @@ public sealed class RamPayEngine : IDisposable
     public RecoveryReport Recovery { get; }
     public EngineOptions Options => _options;
 
-    /// <summary>The first failure of a pipeline stage, or null. A failed engine completes nothing more: a host must stop.</summary>
-    public Exception? Fault => _pipeline.Fault;
+    /// <summary>
+    /// The first failure of a pipeline stage (or of the snapshotter, when snapshots are taken off the writer), or null. A failed
+    /// engine completes nothing more: a host must stop.
+    /// </summary>
+    public Exception? Fault => _pipeline.Fault ?? _snapshotter?.Fault;
+
+    /// <summary>True when periodic snapshots are taken by the snapshotter's replica, off the writer thread (<see cref="EngineOptions.SnapshotOffWriter"/>).</summary>
+    public bool SnapshotsOffWriter => _snapshotter is not null;
+
+    /// <summary>The last journal sequence the snapshotter's replica has applied (0 without one); racy, for metrics and tests.</summary>
+    public long SnapshotterSequence => _snapshotter?.AppliedSequence ?? 0;
+
+    /// <summary>
+    /// Called after each periodic snapshot is durable, with its sequence, on the thread that wrote it (the snapshotter's, or the
+    /// writer's): must be quick and must not throw (the host asks journal retirement for a pass). Set before commands flow.
+    /// </summary>
+    public Action<long>? SnapshotWritten { get => _logic.Written; set => _logic.Written = value; }
 
     /// <summary>The key tiers' counters (rules version 2), for the host's metrics and readiness. Racy reads of the writer's counters.</summary>
     public KeyTierStats KeyTier
@@ -379,11 +405,14 @@ public sealed class RamPayEngine : IDisposable
         }
         try
         {
+            // First, so that one thread at a time writes snapshots: the stop snapshot below is the writer's (its ledger is final).
+            _snapshotter?.Stop();
             _pipeline.Shutdown(TimeSpan.FromMinutes(1));
-            if (_options.SnapshotOnStop && _logic.Ledger.CommandsApplied > 0) _logic.WriteSnapshot(_journal.DurableSequence);
+            if (_options.SnapshotOnStop && _logic.Ledger.CommandsApplied > 0) _logic.WriteSnapshot(_journal.DurableSequence, pause: false);
         }
         finally
         {
+            _snapshotter?.Dispose();
             // The snapshot holds every hot key, so the cold tier's queue need not drain; what it wrote is durable.
             _cold?.Dispose();
             _journal.Dispose();
@@ -436,12 +465,11 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>The single writer: applies each command to the ledger, and snapshots it now and then.</summary>
     private sealed class BusinessLogicStage(Ledger ledger, EngineOptions options, long lastSequence, BatchEventProcessor<CommandSlot> journaler,
-        RamPay.Storage.ColdKeyStore? cold, EngineCounters counters) : IBatchHandler<CommandSlot>
+        SnapshotHorizon horizon, EngineCounters counters, bool periodic) : IBatchHandler<CommandSlot>
     {
         private long _sinceSnapshot;
-        // The states of this run's newest snapshots, oldest first: the oldest still kept is the cold tier's collection horizon.
-        private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
         public Ledger Ledger => ledger;
+        public Action<long>? Written;
 
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
         {
@@ -463,7 +491,7 @@ public sealed class RamPayEngine : IDisposable
                 _sinceSnapshot++;
             }
             counters.OnApplied(Stopwatch.GetTimestamp() - started, lastSequence - firstCommand);
-            if (options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands)
+            if (periodic && options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands)
             {
                 // A snapshot must never hold a command the journal could still lose: wait for the journaler to make
                 // this batch durable first. It is at most one batch behind, so the wait is short and bounded, unless the
@@ -475,31 +503,58 @@ public sealed class RamPayEngine : IDisposable
                         throw new InvalidOperationException("the journal stage failed while a snapshot waited for it to make the batch durable; no snapshot was written", fault);
                     spin.SpinOnce();
                 }
-                WriteSnapshot(lastSequence);
+                WriteSnapshot(lastSequence, pause: true);
                 _sinceSnapshot = 0;
+                Written?.Invoke(lastSequence);
             }
         }
 
-        /// <summary>Writes the state as of <paramref name="sequence"/>. Pauses the writer for the duration (see docs/architecture.md).</summary>
-        public void WriteSnapshot(long sequence)
+        /// <summary>
+        /// Writes the state as of <paramref name="sequence"/> on this thread: the periodic snapshot when they are taken on the writer
+        /// (<paramref name="pause"/>: the writer stops for the duration, recorded in <c>rampay_snapshot_pause_seconds</c>), and the
+        /// stop snapshot, after the drain.
+        /// </summary>
+        public void WriteSnapshot(long sequence, bool pause)
         {
+            long started = Stopwatch.GetTimestamp();
             ledger.VerifyInvariants();
-            using var buffer = new MemoryStream();
-            ledger.WriteState(buffer);
-            options.WriteFence?.CheckCanWrite(); // after the encoding, which can take seconds
-            SnapshotStore.Write(options.SnapshotDirectory, sequence, ledger.ClockMs, buffer.GetBuffer().AsSpan(0, (int)buffer.Length), options.SnapshotsToKeep);
-            if (cold is not null && ledger.KeyLog is { } keys)
+            options.WriteFence?.CheckCanWrite(); // before the file exists; and again below, after the encoding
+            SnapshotStore.Write(options.SnapshotDirectory, sequence, ledger.ClockMs, stream =>
             {
-                // Recovery may fall back to any kept snapshot: the cold tier may destroy only entries dead in the oldest.
-                _snapshots.Enqueue((sequence, keys.Inserted - keys.Budget, ledger.ClockMs - keys.WindowMs));
-                if (_snapshots.Count > options.SnapshotsToKeep) _snapshots.Dequeue();
-                if (_snapshots.Count == options.SnapshotsToKeep)
-                {
-                    var (s, deadBelow, expired) = _snapshots.Peek();
-                    cold.SetHorizon(s, deadBelow, expired);
-                }
-            }
+                // Streamed, not built in memory first: no copy of the state, and no 2 GB limit of a MemoryStream.
+                using var buffered = new BufferedStream(new FenceCheckingStream(stream, options.WriteFence), 1 << 20);
+                ledger.WriteState(buffered);
+                buffered.Flush();
+            }, options.SnapshotsToKeep);
+            double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            EngineCounters.SnapshotDurationSeconds.Record(seconds);
+            if (pause) EngineCounters.SnapshotPauseSeconds.Record(seconds);
+            counters.OnSnapshot(sequence);
+            if (ledger.KeyLog is { } keys) horizon.OnSnapshot(sequence, keys.Inserted - keys.Budget, ledger.ClockMs - keys.WindowMs);
         }
+    }
+
+    /// <summary>
+    /// Asks the write fence (the writer lease) at the snapshot stream's flush, which comes after the whole state is encoded,
+    /// before the file is published: a writer that lost its lease while encoding publishes nothing.
+    /// </summary>
+    private sealed class FenceCheckingStream(Stream inner, IWriteFence? fence) : Stream
+    {
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+        public override void Write(ReadOnlySpan<byte> buffer) => inner.Write(buffer);
+        public override void Flush()
+        {
+            fence?.CheckCanWrite();
+            inner.Flush();
+        }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>Hands each durable, applied result to the completion and completes each query, in ring order.</summary>

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using RamPay.Core;
+using RamPay.Journal;
+
+namespace RamPay.Engine;
+
+/// <summary>
+/// Takes the periodic snapshots off the writer (<see cref="EngineOptions.SnapshotOffWriter"/>): a replica ledger on its own
+/// thread re-applies the journal's durable records through the same <see cref="Ledger.Apply(in Command, ReadOnlySpan{byte}, out CommandResult)"/>
+/// and, every <see cref="EngineOptions.SnapshotEveryCommands"/> records or <see cref="EngineOptions.SnapshotEveryMs"/>, checks
+/// the replica's invariants and streams its state into a snapshot. Determinism makes the replica's state at sequence S the
+/// writer's state at S, byte for byte, so the snapshot is the one the writer would have written; the writer itself does
+/// nothing for it (no copy, no check, no pause).
+/// <para>
+/// Why a replica and not copy-on-write: the ledger's arrays are written in place by the writer, so a copy-on-write snapshot
+/// needs a check (and sometimes a copy) on every store of the apply path; a replica needs none, and the journal, which the
+/// writer writes anyway, is the only thing the two share. Its cost is memory: a second copy of the state (the sinks' replica,
+/// when sinks run, is a third; docs/snapshots.md).
+/// </para>
+/// <para>
+/// It reads only records the journaler has made durable, so a snapshot never holds a command the journal could still lose.
+/// Its position is never behind the newest snapshot, so journal retirement (bounded by that snapshot) never removes a
+/// segment it still needs. A failure (a broken invariant, a journal it cannot read, a snapshot it cannot write) is kept in
+/// <see cref="Fault"/>, which the engine reports as its own: the host stops, and the journal makes that safe.
+/// </para>
+/// </summary>
+internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
+{
+    /// <summary>Most records applied between two checks of the stop flag and the snapshot interval.</summary>
+    private const int PollRecords = 4096;
+    /// <summary>How long the thread sleeps when it has caught up with the durable journal.</summary>
+    private const int IdleWaitMs = 5;
+
+    private readonly EngineOptions _options;
+    private readonly long _startSequence;
+    private readonly DurableWatermark _durable;
+    private readonly SnapshotHorizon _horizon;
+    private readonly EngineCounters _counters;
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _stopSignal = new(false);
+    private volatile bool _stopping;
+    private Ledger? _ledger;
+    private JournalTailer? _tailer;
+    private long _lastSequence;
+    private Exception? _fault;
+
+    public SnapshotFollower(EngineOptions options, long startSequence, DurableWatermark durable, SnapshotHorizon horizon, EngineCounters counters)
+    {
+        _options = options;
+        _startSequence = startSequence;
+        _lastSequence = startSequence;
+        _durable = durable;
+        _horizon = horizon;
+        _counters = counters;
+        _thread = new Thread(Run) { Name = "rampay-snapshotter", IsBackground = true };
+    }
+
+    /// <summary>The first failure of the follower, or null.</summary>
+    public Exception? Fault => Volatile.Read(ref _fault);
+
+    /// <summary>The last journal sequence the replica has applied (racy read, for metrics and tests).</summary>
+    public long AppliedSequence => Volatile.Read(ref _lastSequence);
+
+    /// <summary>Called on the follower's thread after each snapshot is durable, with its sequence (the host asks for a retirement pass).</summary>
+    public Action<long>? SnapshotWritten { get; init; }
+
+    public void Start() => _thread.Start();
+
+    /// <summary>Stops the thread; a snapshot being written is abandoned (its temporary file is removed by the next write).</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        _stopSignal.Set();
+        if (_thread.IsAlive) _thread.Join();
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _tailer?.Dispose();
+        _stopSignal.Dispose();
+    }
+
+    private void Run()
+    {
+        try
+        {
+            // The replica as of the writer's start: the newest snapshot at or before it plus the journal up to it. Built here,
+            // not at start-up, so that start-up pays for one recovery only; the writer runs meanwhile.
+            var warnings = new List<string>();
+            var (ledger, _, _, last) = EngineRecovery.Load(_options.SnapshotDirectory, _options.JournalDirectory, _options.Ledger, useSnapshot: true,
+                _startSequence, warnings);
+            Invariant.Check(last == _startSequence, $"the snapshotter's replica stopped at {last}, not at the writer's start {_startSequence}");
+            _ledger = ledger;
+            _tailer = new JournalTailer(_options.JournalDirectory, _startSequence);
+            long since = 0;
+            long lastSnapshotTicks = Stopwatch.GetTimestamp();
+            long everyCommands = _options.SnapshotEveryCommands;
+            while (!_stopping)
+            {
+                // Polls stop at the command threshold, so snapshots land exactly every SnapshotEveryCommands records.
+                int max = everyCommands > 0 ? (int)Math.Min(PollRecords, Math.Max(1, everyCommands - since)) : PollRecords;
+                int read = _tailer.Poll(_durable.Value, max, this);
+                since += read;
+                bool dueByCount = everyCommands > 0 && since >= everyCommands;
+                bool dueByTime = _options.SnapshotEveryMs > 0 && since > 0
+                    && Stopwatch.GetElapsedTime(lastSnapshotTicks).TotalMilliseconds >= _options.SnapshotEveryMs;
+                if (dueByCount || dueByTime)
+                {
+                    if (!Write()) return; // stopped in the middle
+                    since = 0;
+                    lastSnapshotTicks = Stopwatch.GetTimestamp();
+                    continue;
+                }
+                if (read == 0) _stopSignal.Wait(IdleWaitMs);
+            }
+        }
+        catch (Exception e)
+        {
+            Volatile.Write(ref _fault, e);
+        }
+    }
+
+    void IRecordVisitor.OnRecord(in RecordHeader header, ReadOnlySpan<byte> payload)
+    {
+        if (header.Type != RecordTypes.Command || payload.Length < CommandCodec.Size || !CommandCodec.TryRead(payload[..CommandCodec.Size], out var command))
+            throw new JournalCorruptException(new JournalProblem(JournalProblemKind.BadPayload, "", 0, header.Sequence, "the record is not a command this RamPay knows"));
+        _ledger!.Apply(command, payload[CommandCodec.Size..], out _);
+        Volatile.Write(ref _lastSequence, header.Sequence);
+    }
+
+    /// <summary>Checks and writes the replica's state as of <see cref="_lastSequence"/>; false when a stop abandoned it.</summary>
+    private bool Write()
+    {
+        var ledger = _ledger!;
+        long sequence = _lastSequence;
+        long started = Stopwatch.GetTimestamp();
+        // The whole-state check, off the writer: the replica's state is the writer's at this sequence.
+        ledger.VerifyInvariants();
+        _options.WriteFence?.CheckCanWrite();
+        try
+        {
+            SnapshotStore.Write(_options.SnapshotDirectory, sequence, ledger.ClockMs, stream =>
+            {
+                using var stoppable = new StoppableStream(stream, this);
+                using var buffered = new BufferedStream(stoppable, 1 << 20);
+                ledger.WriteState(buffered);
+                buffered.Flush();
+            }, _options.SnapshotsToKeep);
+        }
+        catch (SnapshotAbandonedException)
+        {
+            return false;
+        }
+        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        EngineCounters.SnapshotDurationSeconds.Record(seconds);
+        _counters.OnSnapshot(sequence);
+        if (ledger.KeyLog is { } keys) _horizon.OnSnapshot(sequence, keys.Inserted - keys.Budget, ledger.ClockMs - keys.WindowMs);
+        SnapshotWritten?.Invoke(sequence);
+        return true;
+    }
+
+    private sealed class SnapshotAbandonedException() : Exception("the engine stopped while a snapshot was written");
+
+    /// <summary>Passes writes through and abandons the snapshot when the engine stops, so a stop never waits for a large state.</summary>
+    private sealed class StoppableStream(Stream inner, SnapshotFollower owner) : Stream
+    {
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (owner._stopping) throw new SnapshotAbandonedException();
+            inner.Write(buffer);
+        }
+        public override void Flush() => inner.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>
+/// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of this run's newest snapshots, oldest first, whoever wrote
+/// them (the writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only
+/// entries dead in the oldest one. Thread-safe.
+/// </summary>
+internal sealed class SnapshotHorizon(RamPay.Storage.ColdKeyStore? cold, int keep)
+{
+    private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
+
+    public void OnSnapshot(long sequence, long deadBelowIndex, long expiredAtOrBeforeMs)
+    {
+        if (cold is null) return;
+        lock (_snapshots)
+        {
+            Invariant.Check(_snapshots.Count == 0 || _snapshots.Last().Sequence <= sequence, "snapshots reported out of order");
+            _snapshots.Enqueue((sequence, deadBelowIndex, expiredAtOrBeforeMs));
+            if (_snapshots.Count > keep) _snapshots.Dequeue();
+            if (_snapshots.Count == keep)
+            {
+                var (s, deadBelow, expired) = _snapshots.Peek();
+                cold.SetHorizon(s, deadBelow, expired);
+            }
+        }
+    }
+}
