@@ -38,7 +38,8 @@ public sealed record EngineOptions
     public long SnapshotEveryCommands { get; init; } = 1_000_000;
     /// <summary>
     /// With the snapshotter (<see cref="SnapshotOffWriter"/>): also a snapshot once this many ms have passed since the last one
-    /// and at least one command was applied (0 = by count only). Bounds the restart's tail on a quiet server too.
+    /// and at least one command was applied (0 = by count only). Bounds the restart's tail on a quiet server too. Not used when
+    /// the writer takes the snapshots (a cold tier).
     /// </summary>
     public long SnapshotEveryMs { get; init; }
     /// <summary>
@@ -106,7 +107,9 @@ public sealed record EngineOptions
         if (MaxBatchSize < 1) throw new ArgumentException("MaxBatchSize must be at least 1");
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotEveryMs < 0) throw new ArgumentException("SnapshotEveryMs must be 0 (off) or positive");
-        if (SnapshotEveryMs > 0 && !TakesSnapshotsOffWriter) throw new ArgumentException("SnapshotEveryMs needs SnapshotOffWriter (and no cold tier): the writer snapshots by count only");
+        // With a cold tier the writer takes the snapshots, by count only: SnapshotEveryMs is then not used (not refused, so that a
+        // host's settings need not change with the tier).
+        if (SnapshotEveryMs > 0 && !SnapshotOffWriter) throw new ArgumentException("SnapshotEveryMs needs SnapshotOffWriter: the writer snapshots by count only");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");
         if (RulesVersion < 1 || RulesVersion > Core.Ledger.NewestRulesVersion) throw new ArgumentException($"RulesVersion must be within 1..{Core.Ledger.NewestRulesVersion}");

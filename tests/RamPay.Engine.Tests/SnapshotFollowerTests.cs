@@ -187,8 +187,9 @@ public class SnapshotFollowerTests
     public void With_a_cold_tier_the_writer_takes_the_snapshots_and_SnapshotEveryMs_needs_the_snapshotter()
     {
         using var dir = new TempDataDir();
-        var cold = Options(dir, snapshotEvery: 1000) with { ColdTier = new ColdTierOptions() };
+        var cold = Options(dir, snapshotEvery: 1000) with { ColdTier = new ColdTierOptions(), SnapshotEveryMs = 1000 };
         Assert.False(cold.TakesSnapshotsOffWriter);
+        cold.Validate(); // SnapshotEveryMs is then not used, not refused
         Assert.Throws<ArgumentException>(() => (Options(dir, 0) with { SnapshotOffWriter = false, SnapshotEveryMs = 1000 }).Validate());
         Assert.Throws<ArgumentException>(() => (Options(dir, 0) with { SnapshotEveryMs = -1 }).Validate());
     }

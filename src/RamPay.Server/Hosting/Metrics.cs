@@ -67,6 +67,7 @@ public sealed class Metrics : IDisposable
             description: "Keys forgotten before their window ended because the table was full, over the ledger's life (kept in snapshots).");
         _meter.CreateObservableCounter("rampay_fraud_decisions_total", () => FraudDecisions(engine),
             description: "Payments scored for fraud since start, by decision (allow, review, decline).");
+        SnapshotMetrics.Register(_meter, engine);
     }
 
     /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>

@@ -190,6 +190,8 @@ public static class ServerComposition
         RingSize = o.Engine.RingSize,
         MaxBatchSize = o.Engine.MaxBatchSize,
         SnapshotEveryCommands = o.Engine.SnapshotEveryCommands,
+        SnapshotEveryMs = o.Engine.SnapshotEveryMs,
+        SnapshotOffWriter = o.Engine.SnapshotOffWriter,
         WaitStrategy = o.Engine.WaitStrategy,
         Ledger = new LedgerOptions
         {

@@ -118,6 +118,15 @@ public sealed class EngineService(EngineHost engine, WriterLeaseService lease, I
         logger.LogInformation("recovered: snapshot at {SnapshotSequence}, {RecordsReplayed} records replayed, last sequence {LastSequence}, {RecoveryMs:0} ms",
             recovery.SnapshotSequence, recovery.RecordsReplayed, recovery.LastSequence, recovery.Elapsed.TotalMilliseconds);
         foreach (var warning in recovery.Warnings) logger.LogWarning("recovery: {RecoveryWarning}", warning);
+        if (engine.RunningEngine is { } running && (running.Options.SnapshotEveryCommands > 0 || running.Options.SnapshotEveryMs > 0))
+        {
+            if (running.SnapshotsOffWriter)
+                logger.LogInformation("periodic snapshots off the writer (a replica ledger): every {SnapshotEveryCommands} commands or {SnapshotEveryMs} ms",
+                    running.Options.SnapshotEveryCommands, running.Options.SnapshotEveryMs);
+            else
+                logger.LogWarning("periodic snapshots on the writer thread every {SnapshotEveryCommands} commands: each pauses the writer while it encodes the whole state",
+                    running.Options.SnapshotEveryCommands);
+        }
     }
 
     public override Task StopAsync(CancellationToken cancellationToken)
@@ -211,9 +220,10 @@ public sealed class ReadyService(ServerOptions options, DataFolder data, EngineH
 /// <summary>
 /// Journal retirement (docs/operations-journal.md): every <c>RamPay:Journal:RetireEveryMs</c>, segments wholly behind the
 /// newest valid snapshot and behind every journal consumer (the sinks, registered before the first pass) move to
-/// <c>RamPay:Journal:ArchiveDirectory</c>, or are deleted when none is set. Off (0) by default. Stops before the engine.
+/// <c>RamPay:Journal:ArchiveDirectory</c>, or are deleted when none is set; also right after each periodic snapshot. On by
+/// default (every 60 s). Stops before the engine.
 /// </summary>
-public sealed class JournalRetirementService(ServerOptions options, DataFolder data, SinksService sinks, ILogger<JournalRetirementService> logger) : LifecycleService
+public sealed class JournalRetirementService(ServerOptions options, DataFolder data, SinksService sinks, EngineHost engine, ILogger<JournalRetirementService> logger) : LifecycleService
 {
     private JournalRetirementTimer? _timer;
     private IDisposable? _sinksRegistration;
@@ -235,12 +245,16 @@ public sealed class JournalRetirementService(ServerOptions options, DataFolder d
             report => { if (report.SegmentsRetired > 0) logger.LogInformation("journal retirement: {Report}", report.ToString()); },
             error => logger.LogError(error, "journal retirement failed (the segments stay; the next pass tries again)"));
         _timer.Start();
+        // A pass right after each periodic snapshot: the new snapshot is usually what lets the next segments go.
+        var timer = _timer;
+        if (engine.RunningEngine is { } running) running.SnapshotWritten = _ => timer.RequestPass();
         logger.LogInformation("journal retirement every {RetireEveryMs} ms, {Destination}", options.Journal.RetireEveryMs, archive is null ? "deleting retired segments" : "archiving to " + archive);
         return Task.CompletedTask;
     }
 
     public override Task StopAsync(CancellationToken cancellationToken)
     {
+        if (engine.RunningEngine is { } running) running.SnapshotWritten = null;
         _timer?.Dispose();
         _sinksRegistration?.Dispose();
         return Task.CompletedTask;
