@@ -190,6 +190,7 @@ public static class RampayCli
         // here as a gap of its whole duration), and the periodic snapshots' own times (the stop snapshot's is stop_ms).
         output.WriteLine($"snapshots         {(engine.SnapshotsOffWriter ? "off the writer" : "on the writer")}, {snapshotTimes.Summary()}");
         output.WriteLine($"longest_gap_ms    {completion.LongestGapMs:F1}");
+        output.WriteLine($"snapshot_stall_ms {snapshotTimes.Stalls(completion)}");
         output.WriteLine($"last_sequence     {engine.CompletedSequence}");
         output.WriteLine($"state_hash        {engine.LedgerAfterStop.ComputeStateHash()}");
         return ExitOk;
@@ -202,12 +203,16 @@ public static class RampayCli
         private long _lastTicks;
         private long _longestGapTicks;
 
+        /// <summary>Every wait of more than 1 ms between two completions: (when it ended, how long), in Stopwatch ticks.</summary>
+        public readonly List<(long EndTicks, long Ticks)> Gaps = [];
+
         public double LongestGapMs => _longestGapTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
 
         public void OnCompleted(long journalSequence, ref CommandSlot slot)
         {
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
             if (_lastTicks != 0 && now - _lastTicks > _longestGapTicks) _longestGapTicks = now - _lastTicks;
+            if (_lastTicks != 0 && now - _lastTicks > System.Diagnostics.Stopwatch.Frequency / 1000) lock (Gaps) Gaps.Add((now, now - _lastTicks));
             _lastTicks = now;
             if (slot.Result.IsOk) Ok++;
             else Rejected++;
@@ -227,6 +232,7 @@ public static class RampayCli
     {
         private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
         private readonly List<double> _durations = [], _pauses = [];
+        private readonly List<(long EndTicks, double Seconds)> _windows = [];
 
         public SnapshotTimes()
         {
@@ -237,7 +243,11 @@ public static class RampayCli
             };
             _listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
             {
-                lock (_durations) (instrument.Name == "rampay_snapshot_pause_seconds" ? _pauses : _durations).Add(value);
+                lock (_durations)
+                {
+                    (instrument.Name == "rampay_snapshot_pause_seconds" ? _pauses : _durations).Add(value);
+                    if (instrument.Name == "rampay_snapshot_duration_seconds") _windows.Add((System.Diagnostics.Stopwatch.GetTimestamp(), value));
+                }
             });
             _listener.Start();
         }
@@ -247,9 +257,38 @@ public static class RampayCli
         {
             lock (_durations)
             {
-                return $"{_durations.Count} written (the stop one included), duration ms median {Median(_durations):F0} max {Max(_durations):F0} last {Last(_durations):F0}, "
+                return $"{_durations.Count} written (the stop one included if any), duration ms median {Median(_durations):F0} max {Max(_durations):F0} last {Last(_durations):F0}, "
                     + $"writer pauses {_pauses.Count}: median {Median(_pauses):F0} max {Max(_pauses):F0} ms";
             }
+        }
+
+        /// <summary>
+        /// The writer's stall during each snapshot as callers saw it: the longest wait between two completions that overlaps the
+        /// time the snapshot was being written (its median, p99 and max over the snapshots taken while commands flowed).
+        /// </summary>
+        public string Stalls(CountingCompletion completion)
+        {
+            var stalls = new List<double>();
+            lock (_durations)
+            lock (completion.Gaps)
+            {
+                long lastCompletion = completion.Gaps.Count == 0 ? 0 : completion.Gaps[^1].EndTicks;
+                foreach (var (end, seconds) in _windows)
+                {
+                    long start = end - (long)(seconds * System.Diagnostics.Stopwatch.Frequency);
+                    double longest = 0;
+                    bool during = false;
+                    foreach (var (gapEnd, ticks) in completion.Gaps)
+                    {
+                        if (gapEnd < start || gapEnd - ticks > end) continue;
+                        during = true;
+                        longest = Math.Max(longest, ticks * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
+                    }
+                    if (during || end < lastCompletion) stalls.Add(longest);
+                }
+            }
+            stalls.Sort();
+            return stalls.Count == 0 ? "none" : $"{stalls.Count} snapshots: median {stalls[stalls.Count / 2]:F1} p99 {stalls[Math.Min(stalls.Count - 1, (int)Math.Ceiling(stalls.Count * 0.99) - 1)]:F1} max {stalls[^1]:F1}";
         }
 
         private static double Last(List<double> values) => values.Count == 0 ? 0 : values[^1] * 1000;
