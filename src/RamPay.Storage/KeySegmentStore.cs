@@ -471,14 +471,9 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(m[16..], floor);
         BinaryPrimitives.WriteInt64LittleEndian(m[24..], recycledUnder);
         BinaryPrimitives.WriteUInt32LittleEndian(m[60..], Crc32C.Compute(m[..60]));
-        string path = Path.Combine(_options.Directory, ManifestName), tmp = path + ".tmp";
-        using (var h = File.OpenHandle(tmp, FileMode.Create, FileAccess.Write))
-        {
-            RandomAccess.Write(h, m, 0);
-            if (_options.Fsync) RandomAccess.FlushToDisk(h);
-        }
-        File.Move(tmp, path, overwrite: true);
-        if (_options.Fsync) SyncDirectory();
+        string path = Path.Combine(_options.Directory, ManifestName);
+        if (_options.Fsync) AtomicFile.Write(path, m); // tmp, fsync, rename, fsync the directory
+        else File.WriteAllBytes(path, m.ToArray());
     }
 
     private void ReadManifest(string path)
@@ -493,11 +488,7 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         _recycledUnder = BinaryPrimitives.ReadInt64LittleEndian(m.AsSpan(24));
     }
 
-    private void SyncDirectory()
-    {
-        using var dir = File.OpenHandle(_options.Directory, FileMode.Open, FileAccess.Read);
-        try { RandomAccess.FlushToDisk(dir); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    private void SyncDirectory() => OsJournalFileSystem.Instance.FlushDirectory(_options.Directory);
 
     public void Dispose()
     {
