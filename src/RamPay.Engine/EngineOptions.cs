@@ -131,8 +131,8 @@ public sealed record ColdTierOptions
     public int GenerationCommands { get; init; }
     /// <summary>Keys the disk must hold (0 = <see cref="EngineOptions.IdempotencyKeyBudget"/>); the ledger's journaled budget must fit.</summary>
     public long KeyCapacity { get; init; }
-    /// <summary>Tables in rotation (the disk takes Tables / (Tables − 1) × 2 × KeyCapacity × 128 bytes).</summary>
-    public int Tables { get; init; } = 4;
+    /// <summary>Keys per segment file (a power of two): the unit written in order and deleted once all its keys are dead (136 bytes a key).</summary>
+    public int SegmentKeys { get; init; } = 1 << 20;
 
     public int GenerationCommandsFor(EngineOptions engine) => GenerationCommands > 0 ? GenerationCommands : 2 * engine.RingSize;
     public long KeyCapacityFor(EngineOptions engine) => KeyCapacity > 0 ? KeyCapacity : engine.IdempotencyKeyBudget;
@@ -143,6 +143,6 @@ public sealed record ColdTierOptions
         if (generation < engine.RingSize) throw new ArgumentException("ColdTier:GenerationCommands must be at least the ring size");
         if (HotMaxKeys < 3L * generation) throw new ArgumentException($"ColdTier:HotMaxKeys must hold at least three generations ({3L * generation} keys)");
         if (KeyCapacity < 0) throw new ArgumentException("ColdTier:KeyCapacity must be 0 (the key budget) or positive");
-        if (Tables < 3) throw new ArgumentException("ColdTier:Tables must be at least 3");
+        if (SegmentKeys < 8 || (SegmentKeys & (SegmentKeys - 1)) != 0) throw new ArgumentException("ColdTier:SegmentKeys must be a power of two, at least 8");
     }
 }

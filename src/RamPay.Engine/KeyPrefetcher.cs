@@ -56,4 +56,4 @@ internal sealed class DurableWatermark
 public readonly record struct KeyTierStats(
     int RulesVersion, long KeysRemembered, long KeyBudget, long EvictedEarly, long HotKeys, long HotHits, long ColdHits,
     long WriterColdReads, long HotFullWaits, long ColdLookups, long ColdEntriesWritten, long ColdVisibleGeneration,
-    long ColdDiskBytes, long ColdTablesRecycled, string? ColdFault);
+    long ColdDiskBytes, long ColdSegmentsDropped, string? ColdFault, long ColdKeys = 0, long ColdIndexBytes = 0, long ColdReads = 0);

@@ -27,14 +27,14 @@ public sealed class RamPayEngine : IDisposable
     private readonly BatchEventProcessor<CommandSlot> _outputProcessor;
     private readonly Timer? _ticker;
     private readonly long[] _fraudDecisionsAtStart = new long[3];
-    private readonly RamPay.Storage.ColdKeyStore? _cold;
+    private readonly RamPay.Storage.KeySegmentStore? _cold;
     private readonly KeyPrefetcher? _prefetcher;
     private readonly SnapshotHorizon _horizon;
     private readonly SnapshotFollower? _snapshotter;
     private int _stopped;
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
-        RamPay.Storage.ColdKeyStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable)
+        RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable)
     {
         _cold = cold;
         _prefetcher = prefetcher;
@@ -107,7 +107,7 @@ public sealed class RamPayEngine : IDisposable
             Fsync = options.Fsync,
             SegmentSizeBytes = options.SegmentSizeBytes,
         });
-        RamPay.Storage.ColdKeyStore? cold = null;
+        RamPay.Storage.KeySegmentStore? cold = null;
         try
         {
             DurableWatermark? durable = null;
@@ -116,9 +116,11 @@ public sealed class RamPayEngine : IDisposable
                 // Opened before recovery: replay goes through the same prefetch step, and the key log it rebuilds hands
                 // its generations to the same store (their entries are written only once durable: replayed ones are).
                 durable = new DurableWatermark();
-                cold = new RamPay.Storage.ColdKeyStore(new RamPay.Storage.ColdKeyStoreOptions
+                // The log-structured store (chosen over the hashed tables of ColdKeyStore and over RocksDB: docs/storage.md,
+                // "The store"): appends in log order, a miss is answered from memory, dead segments are deleted whole.
+                cold = new RamPay.Storage.KeySegmentStore(new RamPay.Storage.KeySegmentStoreOptions
                 {
-                    Directory = options.ColdDirectory, KeyCapacity = tier.KeyCapacityFor(options), Tables = tier.Tables,
+                    Directory = options.ColdDirectory, KeyCapacity = tier.KeyCapacityFor(options), SegmentKeys = tier.SegmentKeys,
                     DurableSequence = () => durable.Value, Fsync = options.Fsync,
                     MaxQueuedGenerations = tier.HotMaxKeys / tier.GenerationCommandsFor(options) + 4,
                 });
@@ -149,7 +151,7 @@ public sealed class RamPayEngine : IDisposable
     }
 
     /// <summary>The cold tier must hold the ledger's journaled key budget, and must not have recycled keys the recovered state may still need.</summary>
-    private static void CheckColdTierFits(EngineOptions options, RamPay.Storage.ColdKeyStore cold, Ledger ledger, RecoveryReport report)
+    private static void CheckColdTierFits(EngineOptions options, RamPay.Storage.KeySegmentStore cold, Ledger ledger, RecoveryReport report)
     {
         long capacity = options.ColdTier!.KeyCapacityFor(options);
         long budget = ledger.KeyLog?.Budget ?? options.IdempotencyKeyBudget;
@@ -223,7 +225,8 @@ public sealed class RamPayEngine : IDisposable
             var log = ledger.KeyLog;
             return new KeyTierStats(ledger.RulesVersion, log?.Inserted ?? 0, log?.Budget ?? 0, ledger.IdempotencyEvictedEarly, log?.HotCount ?? ledger.Idempotency.Count,
                 log?.HotHits ?? 0, log?.ColdHits ?? 0, log?.WriterColdReads ?? 0, log?.HotFullWaits ?? 0, _prefetcher?.Lookups ?? 0,
-                _cold?.EntriesWritten ?? 0, _cold?.VisibleGeneration ?? 0, _cold?.DiskBytes ?? 0, _cold?.TablesRecycled ?? 0, _cold?.Fault?.Message);
+                _cold?.EntriesWritten ?? 0, _cold?.VisibleGeneration ?? 0, _cold?.DiskBytes ?? 0, _cold?.SegmentsDropped ?? 0, _cold?.Fault?.Message,
+                _cold?.Keys ?? 0, _cold?.IndexBytes ?? 0, _cold?.ReadsIssued ?? 0);
         }
     }
 

@@ -188,7 +188,7 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
 /// them (the writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only
 /// entries dead in the oldest one. Thread-safe.
 /// </summary>
-internal sealed class SnapshotHorizon(RamPay.Storage.ColdKeyStore? cold, int keep)
+internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep)
 {
     private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
 

@@ -248,6 +248,28 @@ public sealed class ServerOptions
         public int IdempotencyMaxKeys { get; set; } = RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys;
         [Setting("How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).")]
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
+        [Setting("The ledger's rules version. 2 (the default): every idempotency key is honoured for its whole 24 h window, up to IdempotencyKeyBudget keys, older ones on disk (ColdTier). 1: the keys are a table of IdempotencyMaxKeys, forgotten early past it. A ledger under older rules is moved to these by a journaled upgrade point at start (once; the journal before it replays under its old rules). See docs/storage.md.")]
+        public int RulesVersion { get; set; } = RamPay.Engine.EngineOptions.ServerRulesVersion;
+        [Setting("Rules version 2: the most idempotency keys remembered (memory and disk); past it the oldest is forgotten early, counted in rampay_idempotency_keys_evicted_early_total and reported by /health/ready. Journaled with the upgrade: later changes have no effect on an upgraded ledger. Size it for peak keys/s x 86,400 (docs/storage.md: 136 bytes of disk a key).")]
+        public long IdempotencyKeyBudget { get; set; } = RamPay.Engine.EngineOptions.DefaultIdempotencyKeyBudget;
+        public ColdTierSettings ColdTier { get; set; } = new();
+    }
+
+    /// <summary>Rules version 2's cold tier of idempotency keys (docs/storage.md).</summary>
+    public sealed class ColdTierSettings
+    {
+        [Setting("Keep idempotency keys older than the hot budget on disk (rules version 2). Off: every key of the window stays in memory (about 200 bytes a key).")]
+        public bool Enabled { get; set; } = true;
+        [Setting("Where the cold tier's segment files live; empty = <data>/cold.")]
+        public string Directory { get; set; } = "";
+        [Setting("Idempotency keys kept in memory at most (about 170 bytes each, allocated at start); at least three generations.")]
+        public int HotMaxKeys { get; set; } = 1 << 20;
+        [Setting("Commands per generation, the unit the cold tier writes at once; 0 = twice Engine:RingSize.")]
+        public int GenerationCommands { get; set; }
+        [Setting("Keys the cold tier must hold; 0 = Engine:IdempotencyKeyBudget. Past 1.25 x this plus two segments (keys still needed by the oldest kept snapshot) the engine stops with an error: take snapshots (Engine:SnapshotEveryCommands) so that dead segments can be deleted.")]
+        public long KeyCapacity { get; set; }
+        [Setting("Keys per segment file (a power of two); a segment is deleted whole once every key in it is dead. Keep it as it was for an existing cold tier.")]
+        public int SegmentKeys { get; set; } = 1 << 20;
     }
 
     /// <summary>
@@ -347,6 +369,27 @@ public sealed class ServerOptions
             || !RamPay.Protocol.ProtocolLimits.AreValid(TcpLimitsBodyBytes(Tcp.MaxCommandsPerBatch), Tcp.MaxCommandsPerBatch))
             throw new OptionsException($"RamPay:Tcp:MaxCommandsPerBatch must be 1..{RamPay.Protocol.ProtocolLimits.HardMaxCommandsPerBatch} and at most RamPay:Engine:RingSize");
         if (Engine.RingSize < 1024 || (Engine.RingSize & (Engine.RingSize - 1)) != 0) throw new OptionsException("RamPay:Engine:RingSize must be a power of two, at least 1024");
+        if (Engine.RulesVersion < 1 || Engine.RulesVersion > RamPay.Core.Ledger.NewestRulesVersion)
+            throw new OptionsException($"RamPay:Engine:RulesVersion must be 1..{RamPay.Core.Ledger.NewestRulesVersion}");
+        if (Engine.IdempotencyKeyBudget < 1) throw new OptionsException("RamPay:Engine:IdempotencyKeyBudget must be at least 1");
+        if (Engine.ColdTier.HotMaxKeys < 1 || Engine.ColdTier.GenerationCommands < 0 || Engine.ColdTier.KeyCapacity < 0)
+            throw new OptionsException("RamPay:Engine:ColdTier: HotMaxKeys must be positive, GenerationCommands and KeyCapacity 0 or positive");
+        if (Engine.ColdTier.Enabled)
+        {
+            // The engine's own checks (three generations hot, at least the ring per generation, segment size), with the setting's name.
+            try
+            {
+                new RamPay.Engine.EngineOptions
+                {
+                    DataDirectory = ".", RingSize = Engine.RingSize, RulesVersion = Engine.RulesVersion, IdempotencyKeyBudget = Engine.IdempotencyKeyBudget,
+                    ColdTier = Hosting.ServerComposition.ColdTierFrom(this),
+                }.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new OptionsException("RamPay:Engine:" + e.Message);
+            }
+        }
         if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");

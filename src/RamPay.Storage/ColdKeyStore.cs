@@ -177,7 +177,7 @@ public sealed class ColdKeyStore : IColdKeyStore, IDisposable
             for (int i = 0; i < n; i++)
             {
                 var record = buffer.Slice(i * RecordBytes, RecordBytes);
-                if (!TryDecode(record, out var e)) return found; // empty, or being written: the end of the chain
+                if (!KeyRecords.TryDecode(record, out var e)) return found; // empty, or being written: the end of the chain
                 if (e.Command.ClientId == clientId && e.Command.Key == key && e.Index < limitIndex && (!found || e.Index > best.Index))
                 {
                     best = e;
@@ -196,32 +196,7 @@ public sealed class ColdKeyStore : IColdKeyStore, IDisposable
         return (long)((h ^ (h >> 31)) & (ulong)(_slots - 1));
     }
 
-    // --- records ---
-    //   0 u64 index + 1 (0 = empty)   8 command (80 bytes, its timestamp = the ledger time it was remembered at)
-    //  88 u8 result code   89..96 zero   96 i64 result id   104 i64 secondary id   112..124 zero   124 u32 CRC32C of 0..124
-
-    private static void Encode(Span<byte> r, in KeyEntry e)
-    {
-        r.Clear();
-        BinaryPrimitives.WriteInt64LittleEndian(r, e.Index + 1);
-        CommandCodec.Write(r[8..], e.Command);
-        r[88] = (byte)e.Result.Code;
-        BinaryPrimitives.WriteInt64LittleEndian(r[96..], e.Result.Id);
-        BinaryPrimitives.WriteInt64LittleEndian(r[104..], e.Result.SecondaryId);
-        BinaryPrimitives.WriteUInt32LittleEndian(r[124..], Crc32C.Compute(r[..124]));
-    }
-
-    private static bool TryDecode(ReadOnlySpan<byte> r, out KeyEntry e)
-    {
-        e = default;
-        long index = BinaryPrimitives.ReadInt64LittleEndian(r) - 1;
-        if (index < 0) return false;
-        if (BinaryPrimitives.ReadUInt32LittleEndian(r[124..]) != Crc32C.Compute(r[..124])) return false;
-        e.Index = index;
-        e.Command = CommandCodec.Read(r.Slice(8, CommandCodec.Size));
-        e.Result = new CommandResult { Code = (ResultCode)r[88], Id = BinaryPrimitives.ReadInt64LittleEndian(r[96..]), SecondaryId = BinaryPrimitives.ReadInt64LittleEndian(r[104..]) };
-        return true;
-    }
+    // Records: KeyRecords (128 bytes, shared with KeySegmentStore).
 
     // --- the background writer ---
 
@@ -296,7 +271,7 @@ public sealed class ColdKeyStore : IColdKeyStore, IDisposable
             RandomAccess.Read(table.Handle, one, HeaderBytes + slot * RecordBytes);
             if (BinaryPrimitives.ReadInt64LittleEndian(one) == 0)
             {
-                Encode(record, e);
+                KeyRecords.Encode(record, e);
                 RandomAccess.Write(table.Handle, record, HeaderBytes + slot * RecordBytes);
                 table.Count++;
                 if (table.Count == 1) table.MinIndex = e.Index;

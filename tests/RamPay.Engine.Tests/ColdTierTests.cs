@@ -18,7 +18,7 @@ public class ColdTierTests
         SnapshotEveryCommands = snapshotEvery, SnapshotsToKeep = 1, SnapshotOnStop = snapshotOnStop, Fsync = false,
         Ledger = new LedgerOptions { MaxAccounts = 64, MaxPayments = 1 << 20, InitialPaymentCapacity = 0, IdempotencyMaxKeys = 16 },
         RulesVersion = 2, IdempotencyKeyBudget = budget,
-        ColdTier = new ColdTierOptions { HotMaxKeys = HotMaxKeys, GenerationCommands = Generation },
+        ColdTier = new ColdTierOptions { HotMaxKeys = HotMaxKeys, GenerationCommands = Generation, SegmentKeys = 4096 },
     };
 
     /// <summary>
@@ -172,6 +172,42 @@ public class ColdTierTests
         var again = after.Completed.Single(c => c.Correlation == 100).Result;
         Assert.True(again.Replayed);
         Assert.Equal(original.Id, again.Id);
+    }
+
+    /// <summary>
+    /// With periodic snapshots the collection horizon moves, and whole segments whose keys are all dead in the oldest kept
+    /// snapshot's state are deleted: the disk stays bounded by the budget while the state still equals the all-in-memory
+    /// ledger's, live, after a restart, and after a replay of the whole journal.
+    /// </summary>
+    [Fact]
+    public void Dead_segments_are_deleted_as_snapshots_move_the_horizon_and_the_state_is_unchanged()
+    {
+        const int count = 150_000;
+        const long budget = 20_000;
+        var traffic = Traffic(count, seed: 11);
+        using var dir = new TempDataDir();
+        string live;
+        KeyTierStats stats;
+        using (var engine = RamPayEngine.Start(Options(dir.Path, 1_700_000_000_000, snapshotEvery: 5_000, budget: budget)))
+        {
+            for (int i = 0; i < traffic.Count; i++) engine.Submit(traffic[i].Command, correlation: i);
+            Assert.True(engine.WaitForCompletion(engine.Query(new NoQuery()), TimeSpan.FromMinutes(2)));
+            stats = engine.KeyTier;
+            engine.Stop();
+            live = engine.LedgerAfterStop.ComputeStateHash();
+        }
+        Assert.True(stats.ColdSegmentsDropped > 10, $"{stats.ColdSegmentsDropped} segments dropped");
+        // Kept: the budget, the keys since the oldest kept snapshot, and the segments straddling both edges.
+        Assert.True(stats.ColdKeys <= budget + 5_000 + 3 * 4096, $"{stats.ColdKeys} keys on disk");
+        Assert.True(stats.EvictedEarly > 0); // the retries of keys older than the budget were executed again, counted
+        Assert.True(stats.ColdHits > 1_000, $"{stats.ColdHits} cold hits");
+        long files = Directory.GetFiles(Path.Combine(dir.Path, "cold"), "*.seg").Length;
+        Assert.True(files <= (budget + 5_000) / 4096 + 3, $"{files} segment files");
+
+        var (memory, _, _, _) = EngineRecovery.Load(dir.Snapshots, dir.Journal, Options(dir.Path, 0).Ledger, useSnapshot: false, []);
+        Assert.Equal(live, memory.ComputeStateHash());
+        using (var engine = RamPayEngine.Start(Options(dir.Path, 1_800_000_000_000, snapshotEvery: 5_000, budget: budget)))
+            Assert.Equal(live, engine.Recovery.StateHash);
     }
 
     private static void CopyDirectory(string from, string to)

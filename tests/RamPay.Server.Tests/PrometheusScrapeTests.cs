@@ -40,6 +40,12 @@ public sealed class PrometheusScrapeTests(ITestOutputHelper output)
         ("rampay_idempotency_capacity_keys", "gauge"),
         ("rampay_idempotency_evicted_early_total", "counter"),
         ("rampay_fraud_decisions_total", "counter"),
+        // The key tiers (rules version 2; docs/storage.md). The deploy helper's alert fires on the first.
+        ("rampay_idempotency_keys_evicted_early_total", "counter"),
+        ("rampay_idempotency_cold_faults_total", "counter"),
+        ("rampay_idempotency_cold_keys", "gauge"),
+        ("rampay_idempotency_cold_disk_bytes", "gauge"),
+        ("rampay_rules_version", "gauge"),
         ("rampay_journal_batch_records", "histogram"),
         ("rampay_journal_fsync_seconds", "histogram"),
         ("http_server_request_duration_seconds", "histogram"),

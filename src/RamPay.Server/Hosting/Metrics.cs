@@ -59,16 +59,40 @@ public sealed class Metrics : IDisposable
             description: "Batches the writer thread has applied since start.");
         _meter.CreateObservableCounter("rampay_writer_commands_total", () => engine.RunningEngine?.Counters.ApplyCommands ?? 0,
             description: "Commands the writer thread has applied since start.");
-        _meter.CreateObservableGauge("rampay_idempotency_keys", () => engine.RunningEngine?.IdempotencyKeys ?? 0,
-            description: "Idempotency keys the ledger remembers now.");
-        _meter.CreateObservableGauge("rampay_idempotency_capacity_keys", () => engine.RunningEngine?.IdempotencyCapacity ?? 0,
-            description: "The idempotency table's capacity; at capacity the oldest key is forgotten early.");
+        _meter.CreateObservableGauge("rampay_idempotency_keys", () => KeyTier(engine) is { RulesVersion: >= 2 } k ? k.HotKeys + k.ColdKeys : engine.RunningEngine?.IdempotencyKeys ?? 0,
+            description: "Idempotency keys the ledger remembers now (rules 2: in memory plus on disk, dead ones not yet deleted included).");
+        _meter.CreateObservableGauge("rampay_idempotency_capacity_keys", () => KeyTier(engine) is { RulesVersion: >= 2 } k ? k.KeyBudget : engine.RunningEngine?.IdempotencyCapacity ?? 0,
+            description: "The idempotency table's capacity (rules 2: the key budget); at capacity the oldest key is forgotten early.");
         _meter.CreateObservableCounter("rampay_idempotency_evicted_early_total", () => engine.RunningEngine?.IdempotencyEvictedEarly ?? 0,
             description: "Keys forgotten before their window ended because the table was full, over the ledger's life (kept in snapshots).");
+        // Rules version 2's key tiers (docs/storage.md, docs/operations.md). An alert on any increase of the first: a key
+        // forgotten before its window means a retried payment could be paid twice.
+        _meter.CreateObservableCounter("rampay_idempotency_keys_evicted_early_total", () => KeyTier(engine)?.EvictedEarly ?? 0,
+            description: "Idempotency keys forgotten before their window ended (rules 2: the key budget, that is the cold tier's disk budget, was reached; rules 1: the table was full), over the ledger's life.");
+        _meter.CreateObservableCounter("rampay_idempotency_cold_faults_total", () => KeyTier(engine)?.ColdFault is null ? 0 : 1,
+            description: "Failures of the cold tier's writer since start (0 or 1: the engine stops when it next needs the tier; /health/ready says why).");
+        _meter.CreateObservableGauge("rampay_idempotency_cold_keys", () => KeyTier(engine)?.ColdKeys ?? 0,
+            description: "Idempotency keys in the cold tier's segment files (live, or dead and not yet deleted with their segment).");
+        _meter.CreateObservableGauge("rampay_idempotency_cold_disk_bytes", () => KeyTier(engine)?.ColdDiskBytes ?? 0,
+            description: "Bytes of disk the cold tier's segment files take (136 a key).");
+        _meter.CreateObservableGauge("rampay_idempotency_cold_index_bytes", () => KeyTier(engine)?.ColdIndexBytes ?? 0,
+            description: "Bytes of memory the cold tier's index takes.");
+        _meter.CreateObservableGauge("rampay_idempotency_hot_keys", () => KeyTier(engine)?.HotKeys ?? 0,
+            description: "Idempotency keys held in memory (rules 2: at most RamPay:Engine:ColdTier:HotMaxKeys).");
+        _meter.CreateObservableCounter("rampay_idempotency_cold_hits_total", () => KeyTier(engine)?.ColdHits ?? 0,
+            description: "Retried keys answered from the cold tier (read by the prefetch stage, or by the writer's rare path), since start, replay included.");
+        _meter.CreateObservableCounter("rampay_idempotency_cold_lookups_total", () => KeyTier(engine)?.ColdLookups ?? 0,
+            description: "Keys the prefetch stage looked up in the cold tier (one per keyed command), since start.");
+        _meter.CreateObservableCounter("rampay_idempotency_hot_full_waits_total", () => KeyTier(engine)?.HotFullWaits ?? 0,
+            description: "Times the writer waited for the cold tier's writer because the hot tier was full (back-pressure), since start.");
+        _meter.CreateObservableGauge("rampay_rules_version", () => KeyTier(engine)?.RulesVersion ?? 0,
+            description: "The ledger's rules version (2: every key kept for its window, up to the key budget).");
         _meter.CreateObservableCounter("rampay_fraud_decisions_total", () => FraudDecisions(engine),
             description: "Payments scored for fraud since start, by decision (allow, review, decline).");
         SnapshotMetrics.Register(_meter, engine);
     }
+
+    private static RamPay.Engine.KeyTierStats? KeyTier(EngineHost host) => host.RunningEngine?.KeyTier;
 
     /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>
     private static double Finite(double seconds) => double.IsFinite(seconds) ? seconds : -1;

@@ -193,6 +193,10 @@ public static class ServerComposition
         SnapshotEveryMs = o.Engine.SnapshotEveryMs,
         SnapshotOffWriter = o.Engine.SnapshotOffWriter,
         WaitStrategy = o.Engine.WaitStrategy,
+        // Rules version 2 by default: a data folder under older rules journals the upgrade point at its first start.
+        RulesVersion = o.Engine.RulesVersion,
+        IdempotencyKeyBudget = o.Engine.IdempotencyKeyBudget,
+        ColdTier = o.Engine.RulesVersion >= 2 ? ColdTierFrom(o) : null,
         Ledger = new LedgerOptions
         {
             MaxAccounts = o.Engine.MaxAccounts,
@@ -201,6 +205,16 @@ public static class ServerComposition
             MaxOpenHolds = o.Engine.MaxOpenHolds,
             IdempotencyMaxKeys = o.Engine.IdempotencyMaxKeys,
         },
+    };
+
+    /// <summary>The cold tier of idempotency keys the settings ask for (null = off: every key of the window in memory).</summary>
+    public static ColdTierOptions? ColdTierFrom(ServerOptions o) => !o.Engine.ColdTier.Enabled ? null : new ColdTierOptions
+    {
+        Directory = string.IsNullOrWhiteSpace(o.Engine.ColdTier.Directory) ? null : o.Engine.ColdTier.Directory,
+        HotMaxKeys = o.Engine.ColdTier.HotMaxKeys,
+        GenerationCommands = o.Engine.ColdTier.GenerationCommands,
+        KeyCapacity = o.Engine.ColdTier.KeyCapacity,
+        SegmentKeys = o.Engine.ColdTier.SegmentKeys,
     };
 
     /// <summary>The HTTP pipeline: error handling, the OpenAPI document and UI, the routes, health and metrics.</summary>

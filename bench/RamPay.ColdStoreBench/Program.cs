@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using RamPay.Core;
+using RamPay.Storage;
+using RocksDbSharp;
+
+// The cold key tier's candidate stores, in one run: insert rate (synced per generation of 131,072 keys), point-lookup
+// latency and rate for hits and misses, and bytes of disk and memory per key.
+//   dotnet run -c Release --project bench/RamPay.ColdStoreBench -- --keys 10000000 --stores segments,rocksdb,tables
+// Ours are fed through a ledger under rules version 2 (the writer's real path: generations closed by the key log, the
+// writer waiting when the hot tier is full); RocksDB gets the same keys and 112-byte values in synced WriteBatches.
+long n = 10_000_000;
+string stores = "segments,rocksdb,tables";
+string root = Path.Combine(Path.GetTempPath(), "rampay-coldstore-bench");
+int reads = 200_000;
+for (int a = 0; a + 1 < args.Length; a += 2)
+    switch (args[a])
+    {
+        case "--keys": n = long.Parse(args[a + 1]); break;
+        case "--stores": stores = args[a + 1]; break;
+        case "--dir": root = args[a + 1]; break;
+        case "--reads": reads = int.Parse(args[a + 1]); break;
+        default: throw new ArgumentException($"unknown option {args[a]}");
+    }
+const int Generation = 1 << 17;
+IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
+Console.WriteLine($"# {DateTime.UtcNow:u}, {n:N0} keys, {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}");
+
+foreach (string store in stores.Split(','))
+{
+    string dir = Path.Combine(root, store);
+    if (Directory.Exists(dir)) Directory.Delete(dir, true);
+    Directory.CreateDirectory(dir);
+    switch (store)
+    {
+        case "segments":
+        {
+            using var s = new KeySegmentStore(new KeySegmentStoreOptions { Directory = dir, KeyCapacity = n, Fsync = true });
+            RunOurs(store, s, () => s.FlushedThroughIndex, () => s.IndexBytes, () => s.ReadsIssued, () => s.Lookups);
+            break;
+        }
+        case "tables":
+        {
+            using var s = new ColdKeyStore(new ColdKeyStoreOptions { Directory = dir, KeyCapacity = n, Fsync = true });
+            RunOurs(store, s, () => s.FlushedThroughIndex, () => 0, () => s.ReadsIssued, () => s.Lookups);
+            break;
+        }
+        case "rocksdb": RunRocks(dir); break;
+        default: throw new ArgumentException($"unknown store {store}");
+    }
+    Directory.Delete(dir, true);
+}
+
+void RunOurs(string name, IColdKeyStore store, Func<long> flushed, Func<long> memoryBytes, Func<long> readsIssued, Func<long> lookups)
+{
+    var ledger = new Ledger(new LedgerOptions
+    {
+        MaxAccounts = 8, MaxPayments = 16, InitialPaymentCapacity = 0, IdempotencyMaxKeys = 16,
+        ColdKeys = new ColdKeyTier { Store = store, HotMaxKeys = 4 * Generation, GenerationCommands = Generation },
+    });
+    ledger.Apply(new Command { Type = CommandType.UpgradeRules, Argument = 2, Amount = n, TimestampMs = 1 }, out _);
+    var sw = Stopwatch.StartNew();
+    for (long i = 0; i < n; i++)
+        ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1, Key = Key(i), FromAccount = 99, TimestampMs = 2 }, out _);
+    for (int i = 0; i < Generation; i++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 2 }, out _);
+    while (flushed() < n) Thread.Sleep(2);
+    double seconds = sw.Elapsed.TotalSeconds;
+    Console.WriteLine($"{name}: inserted {n:N0} keys in {seconds:F1} s = {n / seconds:N0} keys/s; the writer waited for a full hot tier {ledger.KeyLog!.HotFullWaits:N0} times");
+    Lookups(name + " hit", i => store.TryLookup(1, Key(i), long.MaxValue, out _), hit: true);
+    long readsBefore = readsIssued(), lookupsBefore = lookups();
+    Lookups(name + " miss", i => store.TryLookup(1, Key(n + i), long.MaxValue, out _), hit: false);
+    long disk = DiskBytes(Path.Combine(root, name));
+    Console.WriteLine($"{name}: disk {disk / 1e9:F2} GB = {(double)disk / n:F0} B/key; memory (index) {memoryBytes() / 1e6:F0} MB = {(double)memoryBytes() / n:F1} B/key; " +
+        $"record reads per miss {(double)(readsIssued() - readsBefore) / (lookups() - lookupsBefore):F3}");
+}
+
+void RunRocks(string dir)
+{
+    var table = new BlockBasedTableOptions().SetFilterPolicy(BloomFilterPolicy.Create(10, false)).SetWholeKeyFiltering(true);
+    var options = new DbOptions().SetCreateIfMissing(true).SetCompression(Compression.No).SetBlockBasedTableFactory(table);
+    using var db = RocksDb.Open(options, dir);
+    var value = new byte[112];
+    var key = new byte[24];
+    var sync = new WriteOptions().SetSync(true);
+    var sw = Stopwatch.StartNew();
+    var batch = new WriteBatch();
+    for (long i = 0; i < n; i++)
+    {
+        var k = Key(i);
+        BitConverter.TryWriteBytes(key, 1L); BitConverter.TryWriteBytes(key.AsSpan(8), k.Hi); BitConverter.TryWriteBytes(key.AsSpan(16), k.Lo);
+        BitConverter.TryWriteBytes(value, i);
+        batch.Put(key, value);
+        if (batch.Count() == Generation) { db.Write(batch, sync); batch.Dispose(); batch = new WriteBatch(); }
+    }
+    db.Write(batch, sync);
+    double seconds = sw.Elapsed.TotalSeconds;
+    Console.WriteLine($"rocksdb: inserted {n:N0} keys in {seconds:F1} s = {n / seconds:N0} keys/s (WriteBatch of {Generation:N0}, synced, bloom 10 bits/key, no compression)");
+    bool Get(long i)
+    {
+        var k = Key(i);
+        var kb = new byte[24];
+        BitConverter.TryWriteBytes(kb, 1L); BitConverter.TryWriteBytes(kb.AsSpan(8), k.Hi); BitConverter.TryWriteBytes(kb.AsSpan(16), k.Lo);
+        return db.Get(kb) is not null;
+    }
+    Lookups("rocksdb hit", Get, hit: true);
+    Lookups("rocksdb miss", i => Get(n + i), hit: false);
+    long memory = long.Parse(db.GetProperty("rocksdb.estimate-table-readers-mem")) + long.Parse(db.GetProperty("rocksdb.cur-size-all-mem-tables"))
+        + long.Parse(db.GetProperty("rocksdb.block-cache-usage"));
+    long disk = DiskBytes(dir);
+    Console.WriteLine($"rocksdb: disk {disk / 1e9:F2} GB = {(double)disk / n:F0} B/key; memory (table readers, filters, memtables, block cache) {memory / 1e6:F0} MB = {(double)memory / n:F1} B/key");
+}
+
+void Lookups(string name, Func<long, bool> lookup, bool hit)
+{
+    var latency = new double[reads];
+    var rng = new Random(7);
+    var all = Stopwatch.StartNew();
+    for (int i = 0; i < reads; i++)
+    {
+        long k = rng.NextInt64(n);
+        long t0 = Stopwatch.GetTimestamp();
+        bool found = lookup(k);
+        latency[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+        if (found != hit) throw new InvalidOperationException($"{name}: key {k} found={found}");
+    }
+    double rate = reads / all.Elapsed.TotalSeconds;
+    Array.Sort(latency);
+    Console.WriteLine($"{name}: {reads:N0} random lookups, {rate:N0}/s on one thread: p50 {latency[reads / 2]:F2} us, p99 {latency[reads * 99 / 100]:F2} us, p99.9 {latency[reads * 999 / 1000]:F2} us");
+}
+
+static long DiskBytes(string dir)
+{
+    // Allocated blocks, as du counts them (the hashed tables are sparse files).
+    var du = Process.Start(new ProcessStartInfo("du", ["-s", "-B1", dir]) { RedirectStandardOutput = true })!;
+    string output = du.StandardOutput.ReadToEnd();
+    du.WaitForExit();
+    return long.Parse(output.Split('\t')[0]);
+}
