@@ -265,17 +265,20 @@ public sealed class EventLog : IDisposable
                     """, ("$n", RetentionChunk), ("$target", target));
             }
             if (upTo == 0) return removed;
+            var last = PositionOfRow(c, upTo);
             using var tx = c.BeginTransaction();
             long freed = Scalar(c, "SELECT COALESCE(SUM(length(json)),0) FROM events WHERE pos <= $p", ("$p", upTo));
             long rows = Exec(c, tx, "DELETE FROM events WHERE pos <= $p", upTo);
             Exec(c, tx, "DELETE FROM viewers WHERE pos <= $p", upTo);
             Exec(c, tx, "DELETE FROM accounts WHERE pos <= $p", upTo);
             long bytes = Math.Max(0, _bytes - freed);
-            using (var m = c.CreateCommand())
+            foreach (var (name, value) in new[] { ("bytes", bytes), ("dropped_sequence", last.Sequence), ("dropped_index", (long)last.Index), ("dropped_ordinal", (long)last.Ordinal) })
             {
+                using var m = c.CreateCommand();
                 m.Transaction = tx;
-                m.CommandText = "UPDATE meta SET value=$v WHERE name='bytes'";
-                m.Parameters.AddWithValue("$v", bytes);
+                m.CommandText = "INSERT INTO meta(name, value) VALUES($n, $v) ON CONFLICT(name) DO UPDATE SET value=excluded.value";
+                m.Parameters.AddWithValue("$n", name);
+                m.Parameters.AddWithValue("$v", value);
                 m.ExecuteNonQuery();
             }
             tx.Commit();
@@ -385,6 +388,24 @@ public sealed class EventLog : IDisposable
         cmd.CommandText = "SELECT sequence, idx, ordinal FROM events ORDER BY pos LIMIT 1";
         using var r = cmd.ExecuteReader();
         return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : null;
+    }
+
+    /// <summary>The last event retention has dropped (null when none has been): a reader behind it has missed events.</summary>
+    public EventPosition? DroppedThrough()
+    {
+        using var c = Open();
+        long s = Scalar(c, "SELECT value FROM meta WHERE name='dropped_sequence'");
+        return s == 0 ? null : new EventPosition(s, (int)Scalar(c, "SELECT value FROM meta WHERE name='dropped_index'"), (int)Scalar(c, "SELECT value FROM meta WHERE name='dropped_ordinal'"));
+    }
+
+    private static EventPosition PositionOfRow(SqliteConnection c, long row)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT sequence, idx, ordinal FROM events WHERE pos = $p";
+        cmd.Parameters.AddWithValue("$p", row);
+        using var r = cmd.ExecuteReader();
+        Invariant.Check(r.Read(), "the row retention drops through exists");
+        return new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2));
     }
 
     /// <summary>How many events lie after <paramref name="after"/> (a consumer's lag).</summary>
