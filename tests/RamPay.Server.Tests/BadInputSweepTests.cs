@@ -82,6 +82,20 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         // Freeze and unfreeze read no body: only their id, query and key are inputs.
         ["POST /v1/admin/accounts/{id}/freeze"] = new(Caller.Admin, Id: w => w.Bob.WalletId, ReadsKey: true),
         ["POST /v1/admin/accounts/{id}/unfreeze"] = new(Caller.Admin, Id: w => w.Bob.WalletId, ReadsKey: true),
+        // The events API (issue 12): reads only; the id is an event id ("1-0-0"), any text routes.
+        ["GET /v1/events"] = new(Caller.User, Query: ["limit", "starting_after", "ending_before", "type"]),
+        ["GET /v1/events/{id}"] = new(Caller.User, Id: _ => 1),
+        // Webhooks (issue 12): the id is an endpoint id ("we_..."); any text routes, an unknown one is 404 after the checks.
+        ["POST /v1/webhook_endpoints"] = new(Caller.User, Body: _ => new JsonObject { ["url"] = "https://203.0.113.9/hook", ["enabled_events"] = new JsonArray("*") }),
+        ["GET /v1/webhook_endpoints"] = new(Caller.User),
+        ["GET /v1/webhook_endpoints/{id}"] = new(Caller.User, Id: _ => 1),
+        ["POST /v1/webhook_endpoints/{id}"] = new(Caller.User, Id: _ => 1, Body: _ => new JsonObject { ["description"] = "x" }),
+        ["DELETE /v1/webhook_endpoints/{id}"] = new(Caller.User, Id: _ => 1),
+        ["POST /v1/webhook_endpoints/{id}/rotate_secret"] = new(Caller.User, Id: _ => 1, Body: _ => new JsonObject()),
+        ["GET /v1/webhook_endpoints/{id}/deliveries"] = new(Caller.User, Id: _ => 1, Query: ["status", "limit"]),
+        ["POST /v1/events/{id}/redeliver"] = new(Caller.User, Id: _ => 1, Body: _ => new JsonObject()),
+        ["GET /v1/webhook_secret"] = new(Caller.User),
+        ["POST /v1/webhook_secret/rotate"] = new(Caller.User, Body: _ => new JsonObject()),
         ["GET /health/live"] = new(Caller.Anonymous),
         ["GET /health/ready"] = new(Caller.Anonymous),
         ["GET /metrics"] = new(Caller.Anonymous),
