@@ -9,6 +9,7 @@
 #   localhost/rampay-local/postgres:15       stand-in for postgres:17 (Debian's PostgreSQL 15, same variables)
 #   localhost/rampay-local/redis:7           stand-in for redis:7 (Debian's Redis)
 #   localhost/rampay-local/kafka-mock:1      tools/kafka-mock in an image, standing in for apache/kafka
+#   localhost/rampay-local/prometheus:2      stand-in for prom/prometheus (Debian's Prometheus)
 #
 # Needs root, podman, debootstrap (apt-get install podman runc debootstrap podman-compose).
 set -euo pipefail
@@ -74,4 +75,5 @@ build "$prefix/redis:7" "$local_dir/redis.Containerfile" "$(hash_of "$local_dir/
 mock="$(bash tools/kafka-mock/build.sh)"
 build "$prefix/kafka-mock:1" "$local_dir/kafka-mock.Containerfile" "$(hash_of "$local_dir/kafka-mock.Containerfile" "$mock")-$base_key" \
   --build-context "mock=$(dirname "$mock")"
+build "$prefix/prometheus:2" "$local_dir/prometheus.Containerfile" "$(hash_of "$local_dir/prometheus.Containerfile")-$base_key"
 say "local images ready"
