@@ -22,8 +22,19 @@ prefix="localhost/rampay-local"
 say() { echo "container-images: $*"; }
 die() { echo "container-images: error: $*" >&2; exit 1; }
 
-for tool in podman debootstrap; do command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y podman runc debootstrap podman-compose)"; done
 [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman, debootstrap)"
+# A fresh machine has none of these: install them (Debian packages), under the lock scripts/services.sh also takes.
+packages=(podman runc debootstrap podman-compose buildah jq bc)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  exec 9>/tmp/rampay-services.lock
+  flock -w 600 9 || die "another installation holds /tmp/rampay-services.lock"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+  flock -u 9
+fi
 
 # The label an image was built with, or nothing when it does not exist.
 built_key() { podman image inspect --format '{{ index .Labels "rampay.inputs" }}' "$1" 2>/dev/null || true; }

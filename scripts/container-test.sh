@@ -95,9 +95,10 @@ pay_once() { # sets alice_*, bob_*, payment_id
 port=$(free_port)
 api="http://127.0.0.1:$port"
 podman volume create "$name-data" >/dev/null
+# The second start runs as deploy/k8s does: root file system read-only, /tmp a tmpfs, no capabilities.
 run_one() {
-  podman run -d --name "$name-one" -p "127.0.0.1:$port:8080" -v "$name-data:/var/lib/rampay" \
-    -e RAMPAY_ADMIN__PASSWORD=ct-admin-password localhost/rampay-server:latest >/dev/null 2>&1 || die "podman run"
+  podman run -d --name "$name-one" -p "127.0.0.1:$port:8080" -v "$name-data:/var/lib/rampay" "$@" \
+    -e RAMPAY_ADMIN__PASSWORD=ct-admin-password localhost/rampay-server:latest >/dev/null 2>&1 || die "podman run $*"
 }
 t0=$(now); run_one; wait_ready 120; first_ready=$(since "$t0")
 say "first start: ready after $first_ready s (an empty volume)"
@@ -110,8 +111,8 @@ podman logs "$name-one" 2>&1 | grep -q '"stopped cleanly"' || die "SIGTERM: no '
 awk -v s="$stop_s" -v g="$grace" 'BEGIN { exit !(s < g) }' || die "the stop took $stop_s s, not within the $grace s grace period"
 say "SIGTERM: stopped cleanly (exit 0) in $stop_s s"
 podman rm "$name-one" >/dev/null
-t0=$(now); run_one; wait_ready 120; second_ready=$(since "$t0")
-say "second start on the same volume: ready after $second_ready s"
+t0=$(now); run_one --read-only --tmpfs /tmp --cap-drop ALL; wait_ready 120; second_ready=$(since "$t0")
+say "second start on the same volume (read-only root file system, no capabilities): ready after $second_ready s"
 payment=$(get "/v1/payments/$payment_id" "$alice_token") || die "GET /v1/payments/$payment_id after the restart"
 [ "$(jq -r '.status + " " + (.amount|tostring)' <<<"$payment")" = "posted 250" ] || die "after the restart the payment is $payment"
 [ "$(get "/v1/accounts/$bob_wallet" "$bob_token" | jq -r .posted)" = 250 ] || die "after the restart Bob's balance is not 250: $(get "/v1/accounts/$bob_wallet" "$bob_token")"
