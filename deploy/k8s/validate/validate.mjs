@@ -1,12 +1,15 @@
 // Validates rendered Kubernetes manifests (kubectl kustomize output) of deploy/k8s:
 //  1. every object against the Kubernetes API's OpenAPI schema of its kind (kubernetes-models 5.1.0; KEDA's CRD schema
-//     from @kubernetes-models/keda), with unknown fields refused as well (the published schemas allow them);
+//     from @kubernetes-models/keda), and unknown (misspelt) fields refused as well: the compiled schemas allow extra
+//     properties, so every field is looked up in the models' type declarations (*.d.ts), object by object;
 //  2. RamPay's own rules: one server replica on a ReadWriteOnce volume with the grace period its stop needs, probes on
 //     /health/live and /health/ready, memory requests equal to limits, non-root, secrets by reference only, every
 //     RAMPAY_* variable a real setting (README's table), and every selector (Services, PDBs, NetworkPolicies,
 //     ScaledObjects) matching something.
 // Usage: node validate.mjs README.md rendered.yaml...   Exit 1 with the list of problems.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 
 const [readme, ...files] = process.argv.slice(2);
@@ -20,6 +23,45 @@ async function modelFor(apiVersion, kind) {
   const path = group === "keda.sh" ? `@kubernetes-models/keda/keda.sh/${version}`
     : group === null ? `kubernetes-models/${version}` : `kubernetes-models/${group}/${version}`;
   try { return (await import(path))[kind]; } catch { return null; }
+}
+
+// ---- unknown fields, from the type declarations: "name"?: Type; lines of each interface, Type resolved through imports.
+const modules = join(dirname(fileURLToPath(import.meta.url)), "node_modules");
+const declarations = new Map();
+function declaration(file) {
+  if (!declarations.has(file)) {
+    const text = readFileSync(file, "utf8");
+    const imports = new Map([...text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)].map((m) => [m[1], m[2]]));
+    const body = text.slice(text.indexOf("export interface "), text.indexOf("\n}", text.indexOf("export interface ")));
+    // A property's type may run over several lines (maps: "labels"?: {\n [key: string]: string;\n };): the first line is enough.
+    const props = new Map([...body.matchAll(/^ {4}"([^"]+)"\??: (.*?);?$/gm)].map((m) => [m[1], m[2]]));
+    declarations.set(file, { imports, props });
+  }
+  return declarations.get(file);
+}
+function resolveImport(from, spec) {
+  const path = spec.startsWith(".") ? join(dirname(from), spec) : join(modules, spec);
+  const dts = path.replace(/\.js$/, "") + ".d.ts";
+  return existsSync(dts) ? dts : null;
+}
+function checkFields(where, value, file, path) {
+  if (value === null || typeof value !== "object" || !file) return;
+  const { imports, props } = declaration(file);
+  for (const [key, child] of Object.entries(value)) {
+    const type = props.get(key);
+    if (type === undefined) { fail(where, `unknown field ${path}${key}`); continue; }
+    const element = type.match(/^Array<(\w+)>$/)?.[1] ?? type;
+    if (!imports.has(element)) continue; // a string, number, union, map or free-form object
+    const childFile = resolveImport(file, imports.get(element));
+    for (const item of Array.isArray(child) ? child : [child]) checkFields(where, item, childFile, `${path}${key}${Array.isArray(child) ? "[]" : ""}.`);
+  }
+}
+function topDeclaration(apiVersion, kind) {
+  const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : [null, apiVersion];
+  const dir = group === "keda.sh" ? join(modules, "@kubernetes-models/keda/keda.sh", version)
+    : group === null ? join(modules, "kubernetes-models", version) : join(modules, "kubernetes-models", group, version);
+  const file = join(dir, `${kind}.d.ts`);
+  return existsSync(file) ? file : null;
 }
 
 const objects = [];
@@ -36,6 +78,9 @@ for (const { file, o } of objects) {
   const Model = await modelFor(o.apiVersion, o.kind);
   if (!Model) { fail(where, `no schema for ${o.apiVersion} ${o.kind}`); continue; }
   try { new Model(o).validate(); } catch (e) { fail(where, `schema: ${e.message}`); }
+  const top = topDeclaration(o.apiVersion, o.kind);
+  if (!top) fail(where, "no type declaration to check its fields against");
+  else checkFields(where, o, top, "");
 }
 
 // ---- RamPay's rules
