@@ -11,7 +11,8 @@
 #      finds the payment and the balances, and `podman healthcheck run` passes.
 #   4. compose.yaml + compose.local.yaml under podman-compose (Grafana left out): a payment reaches PostgreSQL (its
 #      row) and the Kafka topic (its PaymentApproved event), Prometheus scrapes the server and loaded the alert rules,
-#      and, once the worker exists, the workers consume.
+#      and the worker image consumes the topic (its built-in archive consumer, in the broker's namespace; and each of
+#      compose.yaml's worker roles that the worker knows).
 #
 # Needs root, podman, runc, debootstrap, podman-compose, curl, jq. Everything it starts is named rampay-ct-<pid> and
 # removed at the end (also on failure). Prints "container-test: passed" and the timings.
@@ -35,7 +36,7 @@ compose_files=(-f compose.yaml -f compose.local.yaml)
 compose() { podman-compose --podman-path "$root/deploy/local/podman-netns.sh" -p "$name" "${compose_files[@]}" "$@"; }
 cleanup() {
   set +e
-  podman rm -f -t 5 "$name-one" >/dev/null 2>&1
+  podman rm -f -t 5 "$name-one" "$name-archive" >/dev/null 2>&1
   podman volume rm -f "$name-data" >/dev/null 2>&1
   if [ -n "${compose_up:-}" ]; then compose down -v -t 10 >/dev/null 2>&1; fi
   podman ps -aq --filter "label=io.podman.compose.project=$name" | xargs -r podman rm -f >/dev/null 2>&1
@@ -137,7 +138,14 @@ done
 export RAMPAY_CT_NAME="$name" RAMPAY_HTTP_PORT=$(free_port) RAMPAY_TCP_PORT=$(free_port) RAMPAY_PROMETHEUS_PORT=$(free_port)
 api="http://127.0.0.1:$RAMPAY_HTTP_PORT"
 services=(postgres redis kafka kafka-init server prometheus)
-[ "$have_worker" = 1 ] && services+=(worker-notifications worker-analytics worker-rewards)
+# compose.yaml's worker roles that this tree's rampay-worker knows (its usage line lists them).
+known_roles=""
+if [ "$have_worker" = 1 ]; then
+  known_roles=$(podman run --rm localhost/rampay-worker:latest 2>&1 | sed -n 's/^consumers: //p' | tr -d ',') || true
+  for role in notifications analytics rewards; do
+    if [[ " $known_roles " == *" $role "* ]]; then services+=("worker-$role"); else say "the worker has no '$role' consumer yet (it knows: $known_roles): worker-$role not started"; fi
+  done
+fi
 t0=$(now)
 compose_up=1
 compose up -d --no-build "${services[@]}" >"/tmp/$name-compose.log" 2>&1 || { cat "/tmp/$name-compose.log" >&2; die "podman-compose up"; }
@@ -169,15 +177,31 @@ rules=$(curl -s "$prom/api/v1/rules" | jq '[.data.groups[].rules[]] | length')
 expected_rules=$(grep -c '^      - alert:' deploy/prometheus/rules/rampay-alerts.yml)
 [ "$rules" = "$expected_rules" ] || die "Prometheus loaded $rules rules, deploy/prometheus/rules has $expected_rules"
 say "compose: Prometheus scrapes the server and loaded all $rules alert rules"
+worker_events() { # port -> rampay_worker_events_total (sum), or nothing
+  podman exec "$name-kafka" curl -sf "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '/^rampay_worker_events_total[{ ]/ {s += $NF; n++} END {if (n) print s}'
+}
 if [ "$have_worker" = 1 ]; then
-  # Each worker's consumer lag for its group falls to 0 once it has consumed the payment's events.
+  # The image's worker on the same topic, in the broker's namespace: the built-in "archive" consumer keeps every event as a
+  # file; the payment's PaymentApproved must arrive there, and the worker must count it as handled (offsets committed).
+  podman run -d --name "$name-archive" --network "container:$name-kafka" localhost/rampay-worker:latest \
+    archive --kafka "$bootstrap" --group "$name-archive" --http-port 8090 --out /tmp/archive >/dev/null 2>&1 || die "podman run of the archive worker"
+  deadline=$((SECONDS + 90))
+  until podman exec "$name-archive" sh -c 'cat /tmp/archive/*.json 2>/dev/null' \
+        | jq -e --argjson id "$payment_id" 'select(.type == "PaymentApproved" and .payment.id == $id)' >/dev/null 2>&1 \
+        && [ "$(worker_events 8090)" -gt 0 ] 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "the worker image (archive consumer) did not consume payment $payment_id within 90 s: $(podman logs --tail 20 "$name-archive" 2>&1)"
+    sleep 1
+  done
+  say "compose: the worker image consumed the topic (archive consumer: PaymentApproved of payment $payment_id on disk, $(worker_events 8090) events handled)"
+  podman rm -f -t 10 "$name-archive" >/dev/null 2>&1
   for w in notifications:8081 analytics:8082 rewards:8083; do
+    [[ " ${services[*]} " == *" worker-${w%%:*} "* ]] || continue
     deadline=$((SECONDS + 90))
-    until podman exec "$name-kafka" curl -sf "http://127.0.0.1:${w#*:}/metrics" 2>/dev/null | grep -E '^rampay_consumer_lag_events\{[^}]*\} 0$' >/dev/null; do
-      [ $SECONDS -lt $deadline ] || die "worker ${w%%:*} did not consume the topic within 90 s (rampay_consumer_lag_events not 0)"
+    until [ "$(worker_events "${w#*:}")" -gt 0 ] 2>/dev/null; do
+      [ $SECONDS -lt $deadline ] || die "worker-${w%%:*} handled no event within 90 s"
       sleep 1
     done
-    say "compose: worker ${w%%:*} consumed the topic (lag 0)"
+    say "compose: worker-${w%%:*} consumed the topic ($(worker_events "${w#*:}") events handled)"
   done
 fi
 compose down -v -t "$grace" >/dev/null 2>&1

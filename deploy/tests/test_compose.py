@@ -69,8 +69,13 @@ class ComposeTests(unittest.TestCase):
         with open(os.path.join(ROOT, "Dockerfile")) as f:
             dockerfile = f.read()
         for name in ("worker-notifications", "worker-analytics", "worker-rewards"):
+            role = name.split("-", 1)[1]
             self.assertEqual(self.services[name]["build"]["target"], "worker")
-            self.assertEqual(self.services[name]["command"], [name.split("-", 1)[1]], f"{name} runs its role")
+            self.assertEqual(self.services[name]["command"][0], role, f"{name} runs its role")
+            flags = self.worker_flags(name)
+            self.assertEqual(flags["--group"], f"rampay-{role}", f"{name}: one consumer group per role")
+            self.assertEqual((flags["--http-host"], flags["--http-port"]), ("0.0.0.0", "8080"), f"{name}: /metrics where Prometheus scrapes")
+            self.assertEqual(set(flags), {"--kafka", "--topic", "--group", "--http-host", "--http-port"}, name)
         for target in ("server", "worker"):
             self.assertRegex(dockerfile, rf"(?m)^FROM .* AS {target}$")
 
@@ -147,10 +152,13 @@ class ComposeTests(unittest.TestCase):
         self.assertIn("PLAINTEXT://kafka:9092", k["KAFKA_ADVERTISED_LISTENERS"])
         self.assertIn("1@kafka:9093", k["KAFKA_CONTROLLER_QUORUM_VOTERS"])
         self.assertIn("CONTROLLER://:9093", k["KAFKA_LISTENERS"])
-        for name in ("server", "worker-notifications", "worker-analytics", "worker-rewards"):
-            env = self.services[name]["environment"]
-            self.assertEqual(env["RAMPAY_KAFKA__BOOTSTRAPSERVERS"], "kafka:9092", name)
-            self.assertEqual(env["RAMPAY_KAFKA__TOPIC"], "rampay.events", name)
+        env = self.services["server"]["environment"]
+        self.assertEqual(env["RAMPAY_KAFKA__BOOTSTRAPSERVERS"], "kafka:9092")
+        self.assertEqual(env["RAMPAY_KAFKA__TOPIC"], "rampay.events")
+        for name in ("worker-notifications", "worker-analytics", "worker-rewards"):
+            flags = self.worker_flags(name)
+            self.assertEqual(flags["--kafka"], "kafka:9092", name)
+            self.assertEqual(flags["--topic"], "rampay.events", name)
         init = self.services["kafka-init"]["command"]
         self.assertEqual(init[init.index("--topic") + 1], "rampay.events")
         self.assertEqual(init[init.index("--bootstrap-server") + 1], "kafka:9092")
@@ -200,8 +208,13 @@ class ComposeTests(unittest.TestCase):
             self.assertIn(name, self.services, f"{name} is a service of compose.yaml")
             for key in s:
                 self.assertIn(key, {"image", "container_name", "volumes", "ports", "entrypoint", "network_mode", "environment"}, f"{name}: {key}")
-            if "environment" in s:
-                self.assertLessEqual(set(s["environment"]), {"RAMPAY_HTTP__PORT", "RAMPAY_WORKER__SERVERURL"}, name)
+            self.assertNotIn("environment", s, f"{name}: the override changes no setting")
+
+    def worker_flags(self, name):
+        """The --flag value pairs after a worker's role (rampay-worker ROLE --kafka ... --group ...)."""
+        args = self.services[name]["command"][1:]
+        self.assertEqual(len(args) % 2, 0, f"{name}: flags come in pairs: {args}")
+        return dict(zip(args[0::2], args[1::2]))
 
     @staticmethod
     def example(env_file):
