@@ -17,6 +17,7 @@ public static class Program
             Console.Out.Write(SettingsCatalog.Help());
             return ServerRun.CleanStop;
         }
+        if (HealthCheckCommand.Requested(args)) return await HealthCheckCommand.RunAsync(args); // the image's HEALTHCHECK
         var app = Compose(args, out int refused);
         return app is null ? refused : await ServerRun.RunAsync(app);
     }

@@ -249,6 +249,9 @@ public sealed class PrometheusProcess : IAsyncDisposable
         _http = new HttpClient { BaseAddress = api, Timeout = TimeSpan.FromSeconds(10) };
     }
 
+    /// <summary>Prometheus's HTTP API (<c>api/v1/query_range</c>, ...).</summary>
+    public Uri ApiAddress => _http.BaseAddress!;
+
     public static async Task<PrometheusProcess> StartAsync(Uri target)
     {
         Assert.True(File.Exists(Binary), $"{Binary} is missing: 'bash scripts/services.sh start' installs Debian's prometheus package");
