@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using RamPay.Events;
 using RamPay.Sinks;
 
 namespace RamPay.Kafka;

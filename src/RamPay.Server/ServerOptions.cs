@@ -7,7 +7,7 @@ namespace RamPay.Server;
 /// variables <c>RAMPAY_...</c> or <c>RamPay__...</c>, command-line flags). Defaults are the embedded default: a local
 /// data folder, loopback ports, no outside server.
 /// </summary>
-public sealed class ServerOptions
+public sealed partial class ServerOptions
 {
     public const string Section = "RamPay";
 
@@ -40,6 +40,7 @@ public sealed class ServerOptions
     public LoggingSettings Logging { get; set; } = new();
     public OtlpSettings Otlp { get; set; } = new();
     public JournalSettings Journal { get; set; } = new();
+    public EventsSettings Events { get; set; } = new();
 
     /// <summary>Journal retirement (docs/operations-journal.md).</summary>
     public sealed class JournalSettings
@@ -347,6 +348,7 @@ public sealed class ServerOptions
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
         if (Journal.RetireEveryMs < 0) throw new OptionsException("RamPay:Journal:RetireEveryMs must be 0 (never) or positive");
+        Events.Validate();
         if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
         if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
         if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");

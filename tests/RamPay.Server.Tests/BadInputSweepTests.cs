@@ -82,6 +82,9 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         // Freeze and unfreeze read no body: only their id, query and key are inputs.
         ["POST /v1/admin/accounts/{id}/freeze"] = new(Caller.Admin, Id: w => w.Bob.WalletId, ReadsKey: true),
         ["POST /v1/admin/accounts/{id}/unfreeze"] = new(Caller.Admin, Id: w => w.Bob.WalletId, ReadsKey: true),
+        // The events API (issue 12): reads only; the id is an event id ("1-0-0"), any text routes.
+        ["GET /v1/events"] = new(Caller.User, Query: ["limit", "starting_after", "ending_before", "type"]),
+        ["GET /v1/events/{id}"] = new(Caller.User, Id: _ => 1),
         ["GET /health/live"] = new(Caller.Anonymous),
         ["GET /health/ready"] = new(Caller.Anonymous),
         ["GET /metrics"] = new(Caller.Anonymous),

@@ -5,6 +5,7 @@ using RamPay.Core;
 using RamPay.Engine;
 using RamPay.Redis;
 using RamPay.Server.Auth;
+using RamPay.Server.Events;
 using RamPay.Server.Http;
 using RamPay.Server.Observability;
 using RamPay.Server.Tcp;
@@ -148,6 +149,7 @@ public static class ServerComposition
         services.AddSingleton(sp => new Platform(sp.GetRequiredService<EngineHost>(), options, sp.GetRequiredService<TokenService>(),
             Limiter(sp, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch))));
         services.AddSingleton<HealthEndpoint>();
+        services.AddRamPayEvents(); // the event log, events API, consumers (src/RamPay.Server/Events)
 
         services.AddLifecycle<HttpAnnouncement>();
         services.AddLifecycle<WriterLeaseService>();
@@ -155,6 +157,7 @@ public static class ServerComposition
         services.AddLifecycle<BootstrapService>();
         services.AddLifecycle<SinksService>();
         services.AddLifecycle<JournalRetirementService>();
+        services.AddLifecycle<EventConsumersService>(); // in-server event consumers, fed from the event log
         services.AddLifecycle<TcpIngress>();
         services.AddLifecycle<ReadyService>();
         return services;

@@ -144,11 +144,11 @@ public sealed class BootstrapService(Platform platform, ILogger<BootstrapService
 }
 
 /// <summary>
-/// The sinks (PostgreSQL rows, Kafka events; none by default), following the journal behind the engine, and
+/// The sinks (PostgreSQL rows, Kafka events, the local event log: only the last by default), following the journal behind the engine, and
 /// ingress back-pressure on their lag. At a clean stop they catch up with the engine's last durable record, bounded
 /// by <c>RamPay:Sinks:DrainTimeoutMs</c>: in StoppedAsync, so after the engine has stopped.
 /// </summary>
-public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, ILogger<SinksService> logger) : LifecycleService
+public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, RamPay.Server.Events.EventLogHolder events, ILogger<SinksService> logger) : LifecycleService
 {
     /// <summary>Null without sinks, and until the engine has recovered.</summary>
     public SinkHub? Hub { get; private set; }
@@ -159,6 +159,7 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
         if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
         if (options.Kafka.BootstrapServers.Length > 0)
             list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks, message => logger.LogWarning("kafka: {KafkaEvent}", message))));
+        list.AddRange(events.Sinks()); // the local event log (on by default: the hub then runs with no outside server)
         if (list.Count == 0) return Task.CompletedTask;
         var engineOptions = ServerComposition.EngineOptionsFrom(options, data);
         var hub = new SinkHub(new SinkHubOptions

@@ -26,6 +26,7 @@ public static class ObservabilityExtensions
         Metrics.MeterName,                 // RamPay: the server's observable state
         EngineCounters.MeterName,          // RamPay.Engine: journal batch size and fsync time
         RamPayTelemetry.TcpMeterName,      // RamPay.Tcp: frames and commands
+        RamPay.Events.EventsTelemetry.MeterName, // RamPay.Events: consumers' lag, webhooks, notifications
         "RamPay.Redis",                    // rate-limit decisions taken in-process while Redis was down
         "Microsoft.AspNetCore.Hosting",    // http_server_request_duration_seconds by route and status
         "Microsoft.AspNetCore.Server.Kestrel",

@@ -3,7 +3,7 @@ using System.Text;
 using RamPay.Core;
 using RamPay.Sinks;
 
-namespace RamPay.Kafka;
+namespace RamPay.Events;
 
 /// <summary>
 /// Writes an event's payload: compact UTF-8 JSON (docs/events.md has every field) into one reused buffer

@@ -1,7 +1,7 @@
-namespace RamPay.Kafka;
+namespace RamPay.Events;
 
 /// <summary>
-/// The kinds of event the Kafka sink publishes (docs/events.md). The name is the event's <c>type</c> field and
+/// The kinds of event (docs/events.md), as the Kafka sink, the event log, the events API and webhooks carry them. The name is the event's <c>type</c> field and
 /// header; the numbers are this code's only and never leave the process.
 /// </summary>
 public enum EventType : byte

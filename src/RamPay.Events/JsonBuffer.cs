@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using RamPay.Core;
 
-namespace RamPay.Kafka;
+namespace RamPay.Events;
 
 /// <summary>
 /// A forward-only UTF-8 JSON writer for event payloads, into one reused buffer. The payloads have a fixed shape, so

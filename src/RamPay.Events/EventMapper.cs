@@ -2,7 +2,7 @@ using System.Globalization;
 using RamPay.Core;
 using RamPay.Sinks;
 
-namespace RamPay.Kafka;
+namespace RamPay.Events;
 
 /// <summary>
 /// One event a <see cref="Change"/> gives: its type, its ordinal among the change's events (the last part of its id),
@@ -119,7 +119,7 @@ public static class EventMapper
             default:
                 // A command type that changed the ledger and that this mapper has never heard of: its events would
                 // be missing, so stop the sink (a fatal sink error) rather than publish a feed with holes.
-                Invariant.Fail($"the Kafka event mapper does not know what events command type {change.Command.Type} gives");
+                Invariant.Fail($"the event mapper does not know what events command type {change.Command.Type} gives");
                 return 0;
         }
     }

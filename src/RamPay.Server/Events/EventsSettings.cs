@@ -1,0 +1,21 @@
+namespace RamPay.Server;
+
+public sealed partial class ServerOptions
+{
+    /// <summary>The event log and the events API (docs/events.md, "The event log").</summary>
+    public sealed class EventsSettings
+    {
+        [Setting("Keep a local, durable event log in <data>/events (the events API, webhooks and in-server consumers read it); false = none of these.")]
+        public bool Enabled { get; set; } = true;
+        [Setting("Days an event stays in the event log (older ones can be re-derived from the journal: rampay events derive).")]
+        public int RetentionDays { get; set; } = 30;
+        [Setting("The most bytes of event JSON the event log holds; past it the oldest events go first.")]
+        public long MaxBytes { get; set; } = 1L << 30;
+
+        public void Validate()
+        {
+            if (RetentionDays is < 1 or > 3650) throw new OptionsException("RamPay:Events:RetentionDays must be 1..3650");
+            if (MaxBytes < 1 << 20) throw new OptionsException("RamPay:Events:MaxBytes must be at least 1048576 (1 MiB)");
+        }
+    }
+}
