@@ -95,6 +95,7 @@ public static class Routes
             .Produces<KeyRotationResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(409);
 
         Events.EventRoutes.Map(app, user);
+        Rewards.RewardRoutes.Map(app, v1, user, admin);
 
         app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
         {
