@@ -71,6 +71,15 @@ public static class RewardRoutes
             .WithTags("rewards").WithSummary("Reverse the rewards of refunded payments (service role; answers once durable)").Produces(200).Produces<ErrorResponse>(400);
     }
 
+    /// <summary>The refusal for a rewards result code: not found is 404, a malformed rule 400, the rest as ApiError maps them (422).</summary>
+    internal static ApiError Refusal(ResultCode code) => code switch
+    {
+        ResultCode.RewardRuleNotFound or ResultCode.RewardNotFound => new ApiError(404, ResultCodes.Name(code), ResultCodes.Message(code)),
+        ResultCode.InvalidRewardRule => new ApiError(400, ResultCodes.Name(code), ResultCodes.Message(code)),
+        ResultCode.RewardExists or ResultCode.RewardsAccountExists => new ApiError(409, ResultCodes.Name(code), ResultCodes.Message(code)),
+        _ => ApiError.From(code),
+    };
+
     private sealed class Handlers(Platform platform, IRewardCommands commands, AnalyticsStore analytics)
     {
         private Hosting.EngineHost Engine => platform.Engine;
@@ -95,7 +104,7 @@ public static class RewardRoutes
             {
                 Type = CommandType.DefineRewardRule, ClientId = caller.UserId, Key = key, Argument = ruleId, Amount = RewardRuleTerms.Digest(attachment),
             }, attachment);
-            if (!result.IsOk) throw ApiError.From(result.Code);
+            if (!result.IsOk) throw Refusal(result.Code);
             await WriteRule(ctx, status, result.Id);
         }
 
@@ -104,7 +113,7 @@ public static class RewardRoutes
             var key = OptionalKey(ctx);
             using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
             var result = await Engine.ExecuteAsync(new Command { Type = CommandType.EndRewardRule, ClientId = ctx.VerifiedCaller().Caller.UserId, Key = key, Argument = id });
-            if (!result.IsOk) throw ApiError.From(result.Code);
+            if (!result.IsOk) throw Refusal(result.Code);
             await WriteRule(ctx, 200, id);
         }
 
@@ -126,7 +135,7 @@ public static class RewardRoutes
         private async Task WriteRule(HttpContext ctx, int status, long id)
         {
             var rule = await Engine.QueryAsync(l => l.GetRewardRule(id) is { } r ? Copy(r) : null);
-            if (rule is null) throw ApiError.From(ResultCode.RewardRuleNotFound);
+            if (rule is null) throw Refusal(ResultCode.RewardRuleNotFound);
             await JsonOut.Write(ctx, status, w => RuleJson(w, rule));
         }
 
@@ -193,7 +202,7 @@ public static class RewardRoutes
                     : throw ApiError.BadRequest("invalid_reward_rule", "'payee_accounts' holds positive integer account ids."))];
             }
             var terms = new RewardRuleTerms(name, (int)bps, currency, min, maxPerPayment, maxPerMonth, startsAt, endsAt, payees);
-            if (!terms.IsValid) throw ApiError.From(ResultCode.InvalidRewardRule);
+            if (!terms.IsValid) throw Refusal(ResultCode.InvalidRewardRule);
             return terms;
         }
 

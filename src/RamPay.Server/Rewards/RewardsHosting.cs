@@ -22,7 +22,7 @@ public sealed class EngineRewardCommands(EngineHost engine) : IRewardCommands
         // Pre-filtered in the query so that obviously ineligible pairs are not journaled at all; the ledger decides.
         var pairs = await engine.QueryAsync(l =>
         {
-            var list = new List<(long Payment, long Rule)>();
+            var list = new List<(long Payment, long Rule, long Attempt)>();
             foreach (long id in paymentIds)
             {
                 if (!l.PaymentExists(id)) continue;
@@ -33,15 +33,22 @@ public sealed class EngineRewardCommands(EngineHost engine) : IRewardCommands
                 {
                     var v = rule.VersionAt(p.CreatedAtMs);
                     if (v is null || v.Terms.Currency != p.Currency || !v.Terms.CoversTime(p.CreatedAtMs)) continue;
-                    if (l.TryFindReward(id, rule.Id, out var existing) && existing.Status == RewardStatus.Issued) continue;
-                    list.Add((id, rule.Id));
+                    // A skipped reward is tried again under a key of its own attempt (the skip's time), so the retry is not
+                    // answered with the stored skip; a redelivered event while it is still skipped replays that attempt.
+                    long attempt = 0;
+                    if (l.TryFindReward(id, rule.Id, out var existing))
+                    {
+                        if (existing.Status == RewardStatus.Issued) continue;
+                        attempt = existing.IssuedAtMs;
+                    }
+                    list.Add((id, rule.Id, attempt));
                 }
             }
             return list;
         });
         var commands = pairs.Select(x => new Command
         {
-            Type = CommandType.IssueReward, ClientId = RewardsClientId, Key = IdempotencyKey.FromString(RewardsConsumer.IssueKey(x.Payment, x.Rule)),
+            Type = CommandType.IssueReward, ClientId = RewardsClientId, Key = IdempotencyKey.FromString(RewardsConsumer.IssueKey(x.Payment, x.Rule) + (x.Attempt == 0 ? "" : ":retry-after:" + x.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture))),
             PaymentId = x.Payment, Argument = x.Rule,
         }).ToArray();
         return await Run(commands, static r => r.Code switch
