@@ -52,6 +52,29 @@ public enum CommandType : byte
     /// a newer RamPay). See docs/architecture.md, "Rules versions".
     /// </summary>
     UpgradeRules = 14,
+    /// <summary>
+    /// An admin defines a cashback rule (Argument = 0) or changes one (Argument = its id); the terms travel as the
+    /// attachment (<see cref="RewardRuleTerms"/>), Amount = <see cref="RewardRuleTerms.Digest"/> of it so that a key reused
+    /// for other terms is a conflict. A change takes effect from this command's journaled time; payments made before it
+    /// keep the terms that were in force then. Result Id = the rule id, SecondaryId = its version number. Rewards.md.
+    /// </summary>
+    DefineRewardRule = 15,
+    /// <summary>An admin ends a cashback rule (Argument = its id) from this command's journaled time on.</summary>
+    EndRewardRule = 16,
+    /// <summary>
+    /// The system pays the cashback of one rule (Argument = rule id) for one source payment (PaymentId), from the rewards
+    /// funding account of the payment's currency to the payer. At most once per (payment, rule), for ever: a second is
+    /// <see cref="ResultCode.RewardExists"/>. Result Id = the reward id, SecondaryId = the payout payment (0 if none).
+    /// </summary>
+    IssueReward = 17,
+    /// <summary>
+    /// The system brings the reward of (PaymentId, Argument = rule id) in line with the source payment's refunds: the
+    /// cumulative reversal is floor(reward × refunded / captured); what the payer cannot pay now is recorded as owed.
+    /// Result Id = the reversal payment (0 when nothing moved), SecondaryId = the reward id.
+    /// </summary>
+    ReverseReward = 18,
+    /// <summary>Opens the rewards funding account of a currency (a system wallet, owner 0); Result Id = the account; rewards_account_exists (Id = it) when open.</summary>
+    OpenRewardsAccount = 19,
 }
 
 /// <summary>The decision a <see cref="CommandType.Review"/> carries in its Argument. Persisted: values frozen.</summary>

@@ -22,4 +22,14 @@ public interface IReadOnlyLedger
     int UserCount { get; }
     User? GetUser(long id);
     User? FindUserByEmail(string email);
+    // Rewards (LedgerRewards.cs, docs/rewards.md).
+    IReadOnlyList<RewardRule> RewardRules { get; }
+    RewardRule? GetRewardRule(long id);
+    long RewardCount { get; }
+    Reward GetReward(long id);
+    bool TryFindReward(long sourcePaymentId, long ruleId, out Reward reward);
+    IReadOnlyList<Reward> RewardsOfPayment(long sourcePaymentId);
+    int RewardsOfAccount(long accountId, long beforeId, Span<long> into);
+    long RewardsAccount(Currency currency);
+    IReadOnlyList<(Currency Currency, long Account)> RewardsAccounts { get; }
 }

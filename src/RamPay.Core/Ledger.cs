@@ -244,6 +244,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             case CommandType.Freeze: return SetFrozen(c.FromAccount, true);
             case CommandType.Unfreeze: return SetFrozen(c.FromAccount, false);
             case CommandType.Review: return Review(c);
+            case >= CommandType.DefineRewardRule and <= CommandType.OpenRewardsAccount: return ExecuteReward(c, attachment, now); // LedgerRewards.cs
             default: return Fail(ResultCode.InvalidCommand);
         }
     }
@@ -568,5 +569,6 @@ public sealed partial class Ledger : IReadOnlyLedger
         }
         Invariant.Check(heldSum == dq, "pending totals differ from the open authorizations");
         Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");
+        VerifyRewards();
     }
 }

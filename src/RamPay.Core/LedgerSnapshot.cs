@@ -102,6 +102,7 @@ public sealed partial class Ledger
 
         _fraud.Write(w);
         if (!v1 && physical) _keyLog!.WriteHot(w, buffer);
+        WriteRewards(w); // LedgerRewards.cs: nothing at all for a ledger without reward state
     }
 
     /// <summary>Rebuilds a ledger from <see cref="WriteState"/>'s bytes, checking every invariant afterwards.</summary>
@@ -201,6 +202,7 @@ public sealed partial class Ledger
             ledger._fraud.ReserveOpenAccounts(accounts);
         }
         if (version >= FirstVersionWithRules) ledger._keyLog!.ReadHot(r, buffer);
+        if (stream.CanSeek && stream.Length - stream.Position >= 4) ReadRewards(r, ledger);
         if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
 
         ledger.VerifyInvariants();

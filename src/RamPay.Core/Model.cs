@@ -43,6 +43,10 @@ public enum PaymentKind : byte
     Deposit = 2,
     Authorization = 3,
     Refund = 4,
+    /// <summary>Cashback paid from a rewards funding account to the payer of a source payment (ParentId). docs/rewards.md.</summary>
+    Reward = 5,
+    /// <summary>Cashback taken back from the payer after the source payment (ParentId) was refunded.</summary>
+    RewardReversal = 6,
 }
 
 /// <summary>Persisted: values frozen.</summary>
@@ -152,6 +156,8 @@ public static class PaymentNames
         PaymentKind.Deposit => "deposit",
         PaymentKind.Authorization => "authorization",
         PaymentKind.Refund => "refund",
+        PaymentKind.Reward => "reward",
+        PaymentKind.RewardReversal => "reward_reversal",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown payment kind"),
     };
 

@@ -55,6 +55,20 @@ public enum ResultCode : byte
     InvalidProfile = 51,
     /// <summary>A command only an admin (or the system) may send came on a user's behalf (a Review with the OwnerOnly flag).</summary>
     AdminRequired = 52,
+    // Rewards (docs/rewards.md).
+    /// <summary>The (source payment, rule) pair already has a reward: never a second one. Id = the reward.</summary>
+    RewardExists = 60,
+    /// <summary>The payment earns nothing under the rule (not settled, rule not in force at its time, same user, below the minimum, capped...).</summary>
+    RewardNotEligible = 61,
+    /// <summary>The reward is recorded as skipped, with its reason: the rewards account could not pay. No money moved. Id = the reward.</summary>
+    RewardSkipped = 62,
+    RewardRuleNotFound = 63,
+    InvalidRewardRule = 64,
+    RewardNotFound = 65,
+    RewardRuleEnded = 66,
+    TooManyRewardRules = 67,
+    /// <summary>The currency's rewards funding account is open already (Id = it).</summary>
+    RewardsAccountExists = 68,
 }
 
 public static class ResultCodes
@@ -100,6 +114,15 @@ public static class ResultCodes
         ResultCode.EmailTaken => "email_taken",
         ResultCode.InvalidProfile => "invalid_profile",
         ResultCode.AdminRequired => "admin_required",
+        ResultCode.RewardExists => "reward_exists",
+        ResultCode.RewardNotEligible => "reward_not_eligible",
+        ResultCode.RewardSkipped => "reward_skipped",
+        ResultCode.RewardRuleNotFound => "reward_rule_not_found",
+        ResultCode.InvalidRewardRule => "invalid_reward_rule",
+        ResultCode.RewardNotFound => "reward_not_found",
+        ResultCode.RewardRuleEnded => "reward_rule_ended",
+        ResultCode.TooManyRewardRules => "too_many_reward_rules",
+        ResultCode.RewardsAccountExists => "rewards_account_exists",
         _ => "unknown_" + ((byte)code).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
@@ -144,6 +167,15 @@ public static class ResultCodes
         ResultCode.EmailTaken => "A user with that email is already registered.",
         ResultCode.InvalidProfile => "The user profile is malformed: email 3..254 characters with an @, name 1..200, password hash 1..512.",
         ResultCode.AdminRequired => "Only an admin may do this.",
+        ResultCode.RewardExists => "This payment already has a reward under this rule; a payment earns at most one per rule, for ever.",
+        ResultCode.RewardNotEligible => "The payment earns nothing under this rule (not settled, the rule was not in force at its time, same user on both sides, another currency or payee, below the minimum, or capped).",
+        ResultCode.RewardSkipped => "The reward was recorded as skipped (its reason is kept): the rewards funding account could not pay it. No money moved.",
+        ResultCode.RewardRuleNotFound => "No reward rule has that id.",
+        ResultCode.InvalidRewardRule => "The reward rule is malformed: name 1..100 characters, percent_bps 1..10000, a currency, amounts not negative, ends_at after starts_at, at most 64 distinct payee accounts.",
+        ResultCode.RewardNotFound => "That payment has no reward under that rule.",
+        ResultCode.RewardRuleEnded => "The reward rule has ended; define a new one.",
+        ResultCode.TooManyRewardRules => "The ledger holds its maximum of reward rules.",
+        ResultCode.RewardsAccountExists => "The currency's rewards funding account is open already.",
         _ => "Unknown result code.",
     };
 }

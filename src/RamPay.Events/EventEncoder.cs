@@ -79,6 +79,10 @@ public sealed class EventEncoder
             case EventType.UserRegistered:
                 WriteUser(j, change);
                 break;
+            case EventType.RewardIssued:
+            case EventType.RewardReversed:
+                WriteReward(j, change);
+                break;
             default:
                 Invariant.Fail($"no payload for event type {e.Type}");
                 break;
@@ -208,6 +212,28 @@ public sealed class EventEncoder
         j.Time(user.CreatedAtMs);
         j.Raw("},\"account\":"u8);
         WriteAccount(j, change.From);
+    }
+
+    /// <summary>
+    /// A reward's event: the reward (id, rule, source payment), the payment that moved the cashback (kind <c>reward</c> or
+    /// <c>reward_reversal</c>, parent_id = the source payment), the source payment after the change, and both balances.
+    /// </summary>
+    private static void WriteReward(JsonBuffer j, in Change change)
+    {
+        bool issued = change.Command.Type == CommandType.IssueReward;
+        j.Raw(",\"reward\":{\"id\":"u8);
+        j.Number(issued ? change.Result.Id : change.Result.SecondaryId);
+        j.Raw(",\"rule_id\":"u8);
+        j.Number(change.Command.Argument);
+        j.Raw(",\"source_payment_id\":"u8);
+        j.Number(change.Command.PaymentId);
+        j.Raw(",\"amount\":"u8);
+        j.Number(change.Payment.Amount);
+        j.Raw("},\"payment\":"u8);
+        WritePayment(j, change.Payment, null);
+        j.Raw(",\"source_payment\":"u8);
+        WritePayment(j, change.Parent, null);
+        WriteBalances(j, change);
     }
 
     private static void WriteCurrency(JsonBuffer j, Currency currency)

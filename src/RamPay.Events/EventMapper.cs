@@ -104,6 +104,18 @@ public static class EventMapper
                 return 1;
             case Review:
                 return MapReview(change, events);
+            case CommandType.DefineRewardRule:
+            case CommandType.EndRewardRule:
+            case CommandType.OpenRewardsAccount:
+                return 0; // configuration, like ConfigureFraud
+            case CommandType.IssueReward:
+            case CommandType.ReverseReward:
+                // Only when money moved (a reward wholly cancelled by earlier refunds, or a reversal that found nothing to
+                // take, moved none); keyed as the source payment is, so it follows that payment's events on its key.
+                if (payment.Id == 0) return 0;
+                events[0] = new MappedEvent(change.Command.Type == CommandType.IssueReward ? EventType.RewardIssued : EventType.RewardReversed, 0,
+                    PaymentKey(change.Parent, default), null);
+                return 1;
             default:
                 // A command type that changed the ledger and that this mapper has never heard of: its events would
                 // be missing, so stop the sink (a fatal sink error) rather than publish a feed with holes.

@@ -18,6 +18,10 @@ public enum EventType : byte
     /// <summary>An addition to the list: the inverse of <see cref="AccountFrozen"/>, so a consumer's view of the flag can follow both ways.</summary>
     AccountUnfrozen = 10,
     UserRegistered = 11,
+    /// <summary>Cashback paid to a payer for a source payment (docs/rewards.md).</summary>
+    RewardIssued = 12,
+    /// <summary>Cashback taken back after the source payment was refunded.</summary>
+    RewardReversed = 13,
 }
 
 public static class EventTypes
@@ -39,6 +43,8 @@ public static class EventTypes
         EventType.AccountFrozen => "AccountFrozen",
         EventType.AccountUnfrozen => "AccountUnfrozen",
         EventType.UserRegistered => "UserRegistered",
+        EventType.RewardIssued => "RewardIssued",
+        EventType.RewardReversed => "RewardReversed",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not an event type"),
     };
 
@@ -48,7 +54,7 @@ public static class EventTypes
     /// </summary>
     public static int SchemaVersion(EventType type) => type switch
     {
-        >= EventType.PaymentCreated and <= EventType.UserRegistered => 1,
+        >= EventType.PaymentCreated and <= EventType.RewardReversed => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not an event type"),
     };
 }

@@ -128,8 +128,9 @@ public sealed class PostgresSink : IChangeSink
         {
             if (!c.ChangedState) continue;
             var type = c.Kind == ChangeKind.Command ? c.Command.Type : CommandType.None;
-            bool createsPayment = type is CommandType.Deposit or CommandType.Transfer or CommandType.Authorize or CommandType.Refund;
-            bool createsAccount = type is CommandType.OpenAccount or CommandType.RegisterUser;
+            bool createsPayment = type is CommandType.Deposit or CommandType.Transfer or CommandType.Authorize or CommandType.Refund
+                || (type is CommandType.IssueReward or CommandType.ReverseReward && c.Payment.Id != 0);
+            bool createsAccount = type is CommandType.OpenAccount or CommandType.RegisterUser or CommandType.OpenRewardsAccount;
 
             if (c.User is { } user) _users.Add((user, c.Sequence));
             if (c.From.Id != 0) Account(c.From, c.Sequence, isNew: createsAccount);
@@ -167,6 +168,10 @@ public sealed class PostgresSink : IChangeSink
                 case CommandType.Refund:
                     Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Amount);
                     _refunds.Add((c.Payment, c.Sequence));
+                    break;
+                case CommandType.IssueReward or CommandType.ReverseReward when c.Payment.Id != 0:
+                    // A cashback payout or its reversal (payments of kind reward / reward_reversal, parent = the source payment).
+                    Entries(c, c.Payment.FromAccount, c.Payment.ToAccount, c.Payment.Amount);
                     break;
             }
         }

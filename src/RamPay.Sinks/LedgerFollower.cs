@@ -133,6 +133,21 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
                 change.User = _ledger.GetUser(id);
                 change.From = _ledger.GetAccount(change.Result.SecondaryId);
                 break;
+            case CommandType.DefineRewardRule:
+            case CommandType.EndRewardRule:
+                break; // rules are ledger state, read through queries; no row or event
+            case CommandType.OpenRewardsAccount:
+                change.From = _ledger.GetAccount(id);
+                break;
+            case CommandType.IssueReward:
+            case CommandType.ReverseReward:
+                // The payout (IssueReward: SecondaryId) or the reversal (ReverseReward: Id), when money moved; the source payment as Parent.
+                long moved = change.Command.Type == CommandType.IssueReward ? change.Result.SecondaryId : id;
+                if (moved == 0) break;
+                change.Payment = _ledger.GetPayment(moved);
+                change.Parent = _ledger.GetPayment(change.Payment.ParentId);
+                CapturePaymentAccounts(ref change);
+                break;
             default:
                 // A command type this follower does not know yet changed the state: its rows and events would be
                 // missing, so stop rather than let the sinks drift from the ledger.

@@ -259,7 +259,7 @@ public class FormatTests
     public void Every_result_code_has_a_distinct_snake_case_name_and_a_message()
     {
         var values = Enum.GetValues<ResultCode>();
-        Assert.Equal(38, values.Length);
+        Assert.Equal(47, values.Length);
         var names = values.Select(ResultCodes.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var v in values)
@@ -283,7 +283,13 @@ public class FormatTests
     [Fact]
     public void Persisted_enum_values_are_pinned()
     {
-        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19], Enum.GetValues<CommandType>().Select(v => (int)v));
+        Assert.Equal((15, 16, 17, 18, 19), ((int)CommandType.DefineRewardRule, (int)CommandType.EndRewardRule, (int)CommandType.IssueReward, (int)CommandType.ReverseReward, (int)CommandType.OpenRewardsAccount));
+        Assert.Equal((5, 6), ((int)PaymentKind.Reward, (int)PaymentKind.RewardReversal));
+        Assert.Equal((1, 2), ((int)RewardStatus.Issued, (int)RewardStatus.Skipped));
+        Assert.Equal((60, 61, 62, 63, 64, 65, 66, 67), ((int)ResultCode.RewardExists, (int)ResultCode.RewardNotEligible, (int)ResultCode.RewardSkipped, (int)ResultCode.RewardRuleNotFound,
+            (int)ResultCode.InvalidRewardRule, (int)ResultCode.RewardNotFound, (int)ResultCode.RewardRuleEnded, (int)ResultCode.TooManyRewardRules));
+        Assert.Equal(68, (int)ResultCode.RewardsAccountExists);
         Assert.Equal(CommandType.Review, (CommandType)12);
         Assert.Equal(CommandType.ConfigureFraud, (CommandType)13);
         Assert.Equal(CommandType.UpgradeRules, (CommandType)14);
@@ -292,7 +298,7 @@ public class FormatTests
         Assert.Equal(CommandType.RegisterUser, (CommandType)11);
         Assert.Equal(1, (int)AccountFlags.DebitsMustNotExceedCredits);
         Assert.Equal(2, (int)AccountFlags.Funding);
-        Assert.Equal([1, 2, 3, 4], Enum.GetValues<PaymentKind>().Select(v => (int)v));
+        Assert.Equal([1, 2, 3, 4, 5, 6], Enum.GetValues<PaymentKind>().Select(v => (int)v));
         Assert.Equal((1, 2, 3, 4, 5), ((int)PaymentStatus.Posted, (int)PaymentStatus.Authorized, (int)PaymentStatus.Captured, (int)PaymentStatus.Voided, (int)PaymentStatus.Expired));
         Assert.Equal((6, 7), ((int)PaymentStatus.HeldForReview, (int)PaymentStatus.Declined));
         Assert.Equal([0, 1, 2, 4, 8, 16, 32, 64, 128], Enum.GetValues<RamPay.Fraud.FraudReasons>().Select(v => (int)v));

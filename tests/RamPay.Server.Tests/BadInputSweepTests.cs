@@ -55,6 +55,12 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         ["description"] = "sweep", ["capture"] = false, ["hold_timeout_ms"] = 60_000, ["webhook_url"] = "https://example.com/hook",
     };
 
+    private static JsonObject RuleBody() => new()
+    {
+        ["name"] = "sweep cashback", ["percent_bps"] = 100, ["currency"] = "USD", ["min_amount"] = 0, ["max_per_payment"] = 1_000,
+        ["payee_accounts"] = new JsonArray(), ["starts_at"] = "2020-01-01T00:00:00Z", ["ends_at"] = 4_102_444_800,
+    };
+
     /// <summary>Every endpoint of the server. A new endpoint needs a row here, or both tests fail.</summary>
     private static readonly Dictionary<string, Endpoint> Endpoints = new()
     {
@@ -96,6 +102,22 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         ["POST /v1/events/{id}/redeliver"] = new(Caller.User, Id: _ => 1, Body: _ => new JsonObject()),
         ["GET /v1/webhook_secret"] = new(Caller.User),
         ["POST /v1/webhook_secret/rotate"] = new(Caller.User, Body: _ => new JsonObject()),
+        // Rewards and analytics (issue 13, src/RamPay.Server/Rewards). Rule bodies are valid rules; the service calls are
+        // open to admins too. A rule change and end act on rule 1, which the first control case of the create row defines.
+        ["POST /v1/admin/reward_rules"] = new(Caller.Admin, Body: _ => RuleBody(), ReadsKey: true),
+        ["GET /v1/admin/reward_rules"] = new(Caller.Admin),
+        ["GET /v1/admin/reward_rules/{id}"] = new(Caller.Admin, Id: _ => 1),
+        ["POST /v1/admin/reward_rules/{id}"] = new(Caller.Admin, Id: _ => 1, Body: _ => RuleBody(), ReadsKey: true),
+        ["POST /v1/admin/reward_rules/{id}/end"] = new(Caller.Admin, Id: _ => 1_000, Body: _ => new JsonObject(), ReadsKey: true),
+        ["POST /v1/admin/rewards/top_up"] = new(Caller.Admin, Body: _ => new JsonObject { ["amount"] = 1, ["currency"] = "USD" }, ReadsKey: true),
+        ["GET /v1/admin/rewards/funding"] = new(Caller.Admin),
+        ["GET /v1/admin/rewards"] = new(Caller.Admin, Query: ["status", "limit", "after"]),
+        ["POST /v1/admin/service_tokens"] = new(Caller.Admin, Body: _ => new JsonObject { ["name"] = "sweep" }),
+        ["GET /v1/admin/analytics"] = new(Caller.Admin, Query: ["from", "to", "interval", "currency"]),
+        ["GET /v1/rewards"] = new(Caller.User, Query: ["limit", "after"]),
+        ["GET /v1/analytics/me"] = new(Caller.User, Query: ["from", "to", "interval"]),
+        ["POST /v1/service/rewards/issue"] = new(Caller.Admin, Body: w => new JsonObject { ["payment_ids"] = new JsonArray(w.PaymentId) }),
+        ["POST /v1/service/rewards/reverse"] = new(Caller.Admin, Body: w => new JsonObject { ["refunds"] = new JsonArray(new JsonObject { ["payment_id"] = w.PaymentId, ["refund_id"] = w.PaymentId }) }),
         ["GET /health/live"] = new(Caller.Anonymous),
         ["GET /health/ready"] = new(Caller.Anonymous),
         ["GET /metrics"] = new(Caller.Anonymous),

@@ -6,6 +6,7 @@ using RamPay.Engine;
 using RamPay.Redis;
 using RamPay.Server.Auth;
 using RamPay.Server.Events;
+using RamPay.Server.Rewards;
 using RamPay.Server.Http;
 using RamPay.Server.Observability;
 using RamPay.Server.Tcp;
@@ -156,6 +157,7 @@ public static class ServerComposition
         services.AddLifecycle<WriterLeaseService>();
         services.AddLifecycle<EngineService>();
         services.AddLifecycle<BootstrapService>();
+        services.AddRamPayRewards(options); // rewards accounts, rewards and analytics consumers (src/RamPay.Server/Rewards)
         services.AddLifecycle<SinksService>();
         services.AddLifecycle<JournalRetirementService>();
         services.AddLifecycle<EventConsumersService>(); // in-server event consumers, fed from the event log

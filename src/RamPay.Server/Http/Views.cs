@@ -55,7 +55,9 @@ public static class JsonOut
         w.WriteString("created_at", Time(p.CreatedAtMs));
         // An authorization's hold lapses then; a transfer held for review is released then unless reviewed.
         if (p.Kind == PaymentKind.Authorization || p.Status == PaymentStatus.HeldForReview) w.WriteString("expires_at", Time(p.ExpiresAtMs)); else w.WriteNull("expires_at");
-        if (p.ParentId != 0) w.WriteNumber("refund_of", p.ParentId); else w.WriteNull("refund_of");
+        if (p.ParentId != 0 && p.Kind == PaymentKind.Refund) w.WriteNumber("refund_of", p.ParentId); else w.WriteNull("refund_of");
+        // Cashback (docs/rewards.md): a reward or its reversal names the payment that earned it.
+        if (p.Kind is PaymentKind.Reward or PaymentKind.RewardReversal) w.WriteNumber("reward_for", p.ParentId);
         if (view.Note?.Description is { } description) w.WriteString("description", description); else w.WriteNull("description");
         if (view.Note?.WebhookUrl is { } webhook) w.WriteString("webhook_url", webhook); else w.WriteNull("webhook_url");
         if (view.Fraud is { } fraud)

@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using RamPay.Events;
+using RamPay.Journal;
+
+namespace RamPay.Rewards;
+
+/// <summary>What one reward command came to, as the consumer counts it.</summary>
+public enum RewardOutcome : byte
+{
+    /// <summary>Paid now.</summary>
+    Issued = 1,
+    /// <summary>Recorded as skipped: the rewards account could not pay (reason kept in the ledger).</summary>
+    Skipped = 2,
+    /// <summary>The pair already had a reward (a redelivered event, a second worker): nothing moved.</summary>
+    AlreadyRewarded = 3,
+    /// <summary>The payment earns nothing under the rule.</summary>
+    NotEligible = 4,
+    /// <summary>A reversal that moved money, or found nothing due / nothing to take (then owed).</summary>
+    Reversed = 5,
+    /// <summary>Anything else (a refused command): counted and logged, never retried by the consumer.</summary>
+    Refused = 6,
+}
+
+/// <summary>
+/// How the consumer reaches the ledger: in the server, straight into the engine; in <c>rampay-worker</c>, over HTTP
+/// with a <c>service</c> token. Both pick the candidate rules, send one <c>IssueReward</c> per (payment, rule) with the
+/// key <c>rewards:issue:{payment}:{rule}</c> (or <c>ReverseReward</c>, keyed by the refund) and return once the results
+/// are durable. The ledger decides eligibility and refuses a second reward, so calling twice is harmless.
+/// </summary>
+public interface IRewardCommands
+{
+    /// <summary>Pays the rewards of these settled payments; the outcomes of every command sent.</summary>
+    Task<IReadOnlyList<RewardOutcome>> IssueAsync(IReadOnlyList<long> paymentIds, CancellationToken cancellationToken);
+
+    /// <summary>Brings the rewards of these refunded payments in line with their refunds (each refund named by its id).</summary>
+    Task<IReadOnlyList<RewardOutcome>> ReverseAsync(IReadOnlyList<(long PaymentId, long RefundId)> refunds, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The rewards consumer (docs/rewards.md): for each settled payment (PaymentApproved of a transfer, PaymentCaptured, a
+/// review's approval) it asks for the rewards of the rules in force; for each PaymentRefunded it asks for the reversal.
+/// Exactly once in effect without a de-duplication store: the ledger refuses a second reward of a (payment, rule) for
+/// ever, and a reversal converges on floor(reward × refunded / captured) however often it runs. Its checkpoint (for the
+/// server's event log) is a small file written after the batch's commands are durable; a crash between the two only
+/// re-sends commands the ledger answers with <c>reward_exists</c> or a replayed result.
+/// </summary>
+public sealed class RewardsConsumer(IRewardCommands commands, string? checkpointFile) : IEventConsumer
+{
+    private long _issued, _skipped, _duplicates, _notEligible, _reversals, _refused, _events;
+
+    public string Name => "rewards";
+    public long Issued => Interlocked.Read(ref _issued);
+    public long Skipped => Interlocked.Read(ref _skipped);
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+    public long NotEligible => Interlocked.Read(ref _notEligible);
+    public long Reversals => Interlocked.Read(ref _reversals);
+    public long Refused => Interlocked.Read(ref _refused);
+    public long EventsSeen => Interlocked.Read(ref _events);
+
+    public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(ReadCheckpoint(checkpointFile));
+
+    public async ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
+    {
+        var (settled, refunds) = Select(batch.Events);
+        Interlocked.Add(ref _events, batch.Events.Count);
+        // Issues before reversals: a refund in the same batch as its payment then finds the reward to reverse (and a
+        // reward issued after a refund cancels that share itself, so the order is never wrong, only cheaper).
+        if (settled.Count > 0) Count(await commands.IssueAsync(settled, cancellationToken));
+        if (refunds.Count > 0) Count(await commands.ReverseAsync(refunds, cancellationToken));
+        if (batch.FromLog && checkpointFile is not null) WriteCheckpoint(checkpointFile, batch.Through);
+    }
+
+    /// <summary>The settled payments and the refunds of a batch, in order, each once.</summary>
+    internal static (List<long> Settled, List<(long, long)> Refunds) Select(IReadOnlyList<EventRecord> events)
+    {
+        var settled = new List<long>();
+        var refunds = new List<(long, long)>();
+        var seen = new HashSet<long>();
+        foreach (var e in events)
+        {
+            bool candidate = e.Type is "PaymentApproved" or "PaymentCaptured" or "PaymentRefunded";
+            if (!candidate) continue;
+            using var doc = e.Parse();
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("payment", out var payment) || payment.ValueKind != JsonValueKind.Object) continue;
+            long id = payment.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.Number ? idElement.GetInt64() : 0;
+            if (id <= 0) continue;
+            string? kind = payment.TryGetProperty("kind", out var k) ? k.GetString() : null;
+            if (e.Type == "PaymentRefunded")
+            {
+                long refund = root.TryGetProperty("refund", out var r) && r.TryGetProperty("id", out var rid) && rid.ValueKind == JsonValueKind.Number ? rid.GetInt64() : 0;
+                if (refund > 0) refunds.Add((id, refund));
+            }
+            else if (kind is "transfer" or "authorization" && seen.Add(id))
+            {
+                settled.Add(id); // deposits are top-ups, not purchases: they earn nothing (the ledger would say so too)
+            }
+        }
+        return (settled, refunds);
+    }
+
+    private void Count(IReadOnlyList<RewardOutcome> outcomes)
+    {
+        foreach (var o in outcomes)
+        {
+            switch (o)
+            {
+                case RewardOutcome.Issued: Interlocked.Increment(ref _issued); break;
+                case RewardOutcome.Skipped: Interlocked.Increment(ref _skipped); break;
+                case RewardOutcome.AlreadyRewarded: Interlocked.Increment(ref _duplicates); break;
+                case RewardOutcome.NotEligible: Interlocked.Increment(ref _notEligible); break;
+                case RewardOutcome.Reversed: Interlocked.Increment(ref _reversals); break;
+                default: Interlocked.Increment(ref _refused); break;
+            }
+        }
+    }
+
+    private const string CheckpointHeader = "rampay-consumer-checkpoint 1 ";
+
+    /// <summary>The position in a checkpoint file (<c>rampay-consumer-checkpoint 1 {event_id}</c>), or none when there is no file.</summary>
+    public static EventPosition ReadCheckpoint(string? path)
+    {
+        if (path is null || !File.Exists(path)) return EventPosition.None;
+        string text = File.ReadAllText(path).Trim();
+        if (!text.StartsWith(CheckpointHeader, StringComparison.Ordinal) || !EventPosition.TryParse(text.AsSpan(CheckpointHeader.Length), out var position))
+            throw new InvalidDataException($"{path} is not a consumer checkpoint file");
+        return position;
+    }
+
+    /// <summary>Replaces the checkpoint file atomically (temp file, fsync, rename, fsync of the folder).</summary>
+    public static void WriteCheckpoint(string path, EventPosition position)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        AtomicFile.Write(path, Encoding.ASCII.GetBytes(CheckpointHeader + position.ToString() + "\n"));
+    }
+
+    /// <summary>The idempotency key of an issue: one per (payment, rule), so a retry inside the key window replays the first result.</summary>
+    public static string IssueKey(long paymentId, long ruleId) => string.Create(CultureInfo.InvariantCulture, $"rewards:issue:{paymentId}:{ruleId}");
+
+    /// <summary>The key of a reversal: per refund, so each refund brings its own reversal (a repeat replays it).</summary>
+    public static string ReverseKey(long paymentId, long ruleId, long refundId) =>
+        string.Create(CultureInfo.InvariantCulture, $"rewards:reverse:{paymentId}:{ruleId}:{refundId}");
+}
