@@ -1,0 +1,1 @@
+namespace RamPay.Web.Services;
