@@ -63,10 +63,19 @@ public static class WebApp
             }
             return next(ctx);
         });
-        app.MapStaticAssets();
+        // The manifest is the server's own (named after its assembly, not the host's: tests compose the server inside
+        // their test host). Without one (a build without the app), only the page route answers, with a 404.
+        string manifest = Path.Combine(AppContext.BaseDirectory, typeof(WebApp).Assembly.GetName().Name + ".staticwebassets.endpoints.json");
+        if (File.Exists(manifest)) app.MapStaticAssets(manifest).Add(b => b.Metadata.Add(Asset.Instance));
         // Any other GET of a page (no file extension, not an API path) is the app, which routes it in the browser.
         app.MapMethods($"{{*path:nonfile:{PageConstraint}}}", ["GET", "HEAD"], IndexHtml).ExcludeFromDescription();
         return app;
+    }
+
+    /// <summary>Marks the endpoints of the app's files (so route-table tests can tell them from the API's).</summary>
+    public sealed class Asset
+    {
+        public static readonly Asset Instance = new();
     }
 
     private static async Task IndexHtml(HttpContext ctx)

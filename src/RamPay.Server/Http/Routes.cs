@@ -94,6 +94,8 @@ public static class Routes
             .WithTags("admin").WithSummary("Rotate the token signing key: a new key signs, the previous one verifies until its tokens expire (admin)")
             .Produces<KeyRotationResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(409);
 
+        WebRoutes.Map(user, admin, app.Services.GetRequiredService<Platform>()); // the web app's additions (issue 15): Http/WebApi.cs
+
         app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
         {
             w.WriteStartObject();

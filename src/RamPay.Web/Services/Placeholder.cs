@@ -1,1 +1,0 @@
-namespace RamPay.Web.Services;
