@@ -1,0 +1,260 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace RamPay.Web.Tests;
+
+/// <summary>
+/// The web app end to end (issue 15): a real server process, a real headless chromium, the user's clicks. Every page
+/// visited is checked with axe-core (WCAG 2.1 A and AA rules: no violation) and screenshotted into
+/// tests/RamPay.Web.Tests/out/screenshots; a page error or a console error fails the test. Chromium also logs each
+/// HTTP error answer ("Failed to load resource: ... 422") as a console error: those are the API's answers the app
+/// shows in words (an overdraft, an unknown payee) or the response the test drops on purpose, and are not counted.
+/// </summary>
+[Trait("Category", "EndToEnd")]
+public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : IClassFixture<WebServer>
+{
+    private static readonly Regex ExpectedNetworkLog = new(@"^Failed to load resource: (the server responded with a status of (404|422)|net::ERR_FAILED)", RegexOptions.Compiled);
+    private readonly List<string> _consoleErrors = [];
+
+    private async Task<IPage> NewPageAsync(bool phone = false)
+    {
+        var context = await server.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(),
+            ViewportSize = phone ? new ViewportSize { Width = 390, Height = 844 } : new ViewportSize { Width = 1280, Height = 900 },
+        });
+        // axe-core is added as an init script (through the DevTools protocol, so the app's CSP, which forbids inline
+        // script, stays on for the app itself).
+        await context.AddInitScriptAsync(server.AxeSource);
+        context.SetDefaultTimeout(20_000);
+        var page = await context.NewPageAsync();
+        page.Console += (_, m) =>
+        {
+            if (m.Type == "error" && !ExpectedNetworkLog.IsMatch(m.Text)) lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: {m.Text}");
+        };
+        page.PageError += (_, e) => { lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: page error: {e}"); };
+        return page;
+    }
+
+    private void NoConsoleErrors()
+    {
+        lock (_consoleErrors) Assert.True(_consoleErrors.Count == 0, "console errors:\n" + string.Join("\n", _consoleErrors));
+    }
+
+    /// <summary>Runs axe-core's WCAG 2.1 A/AA rules on the page as it is and saves a screenshot of it.</summary>
+    private async Task CheckPageAsync(IPage page, string name)
+    {
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebServer.Screenshots, name + ".png"), FullPage = true });
+        var violations = await page.EvaluateAsync<JsonElement>("""
+            async () => {
+              const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+              return r.violations.map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')}`);
+            }
+            """);
+        var list = violations.EnumerateArray().Select(v => v.GetString()!).ToList();
+        Assert.True(list.Count == 0, $"axe-core on {name} ({page.Url}):\n" + string.Join("\n", list));
+        output.WriteLine($"{name}: no WCAG 2.1 AA violation");
+    }
+
+    private static async Task LogInAsync(IPage page, string email, string password)
+    {
+        await page.GotoAsync("login");
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in", Exact = true }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Log out" })).ToBeVisibleAsync();
+    }
+
+    private static async Task FillPayAsync(IPage page, string payeeEmail, string amount)
+    {
+        await page.GotoAsync("pay");
+        await page.GetByLabel("Payee's email").FillAsync(payeeEmail);
+        await page.GetByLabel("Amount (USD)").FillAsync(amount);
+    }
+
+    private static long IdOf(string text) => long.Parse(Regex.Match(text, @"#(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Two_users_sign_up_one_deposits_and_pays_the_other_who_refunds_part()
+    {
+        var alice = await NewPageAsync();
+        string aliceEmail = WebServer.NewEmail("alice"), bobEmail = WebServer.NewEmail("bob");
+
+        await alice.GotoAsync("signup");
+        await Expect(alice.GetByRole(AriaRole.Heading, new() { Name = "Sign up" })).ToBeVisibleAsync();
+        await CheckPageAsync(alice, "signup");
+        await alice.GetByLabel("Name").FillAsync("Alice");
+        await alice.GetByLabel("Email").FillAsync(aliceEmail);
+        await alice.GetByLabel("Password (at least 8 characters)").FillAsync(WebServer.Password);
+        await alice.GetByRole(AriaRole.Button, new() { Name = "Sign up" }).ClickAsync();
+        await Expect(alice.GetByRole(AriaRole.Heading, new() { Name = "Wallet" })).ToBeVisibleAsync();
+
+        await alice.GetByLabel("Amount (USD)").FillAsync("100");
+        await alice.GetByRole(AriaRole.Button, new() { Name = "Deposit" }).ClickAsync();
+        await Expect(alice.GetByTestId("available")).ToHaveTextAsync("100.00 USD");
+        await CheckPageAsync(alice, "wallet");
+
+        // Bob, in a browser of his own (keyboard only: Tab to each field, Enter submits).
+        var bob = await NewPageAsync(phone: true);
+        await bob.GotoAsync("signup");
+        await bob.GetByLabel("Name").FocusAsync();
+        await bob.Keyboard.TypeAsync("Bob");
+        await bob.Keyboard.PressAsync("Tab");
+        await bob.Keyboard.TypeAsync(bobEmail);
+        await bob.Keyboard.PressAsync("Tab");
+        await bob.Keyboard.TypeAsync(WebServer.Password);
+        await bob.Keyboard.PressAsync("Enter");
+        await Expect(bob.GetByRole(AriaRole.Heading, new() { Name = "Wallet" })).ToBeVisibleAsync();
+        await Expect(bob.GetByTestId("available")).ToHaveTextAsync("0.00 USD");
+        Assert.True(await bob.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth"), "the wallet scrolls sideways at a phone's width");
+        await CheckPageAsync(bob, "wallet-phone");
+
+        // Alice pays Bob 25.50 by email.
+        await FillPayAsync(alice, bobEmail, "25.50");
+        await alice.GetByLabel("Description (optional)").FillAsync("dinner");
+        await CheckPageAsync(alice, "pay");
+        await alice.GetByTestId("pay-button").ClickAsync();
+        await Expect(alice.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
+        long paymentId = IdOf(await alice.GetByTestId("paid-id").InnerTextAsync());
+        await Expect(alice.GetByTestId("available")).ToHaveTextAsync("74.50 USD");
+
+        // Bob refunds 5.25 of it from the payment's page.
+        await bob.GotoAsync($"payments/{paymentId}");
+        await Expect(bob.GetByTestId("status")).ToHaveTextAsync("posted");
+        await bob.GetByLabel("Amount to refund (USD)").FillAsync("5.25");
+        await bob.GetByRole(AriaRole.Button, new() { Name = "Refund" }).ClickAsync();
+        await Expect(bob.GetByTestId("refunded")).ToHaveTextAsync("5.25 USD");
+        await CheckPageAsync(bob, "payment-detail");
+
+        await alice.GotoAsync("wallet");
+        await Expect(alice.GetByTestId("available")).ToHaveTextAsync("79.75 USD");
+        await alice.GotoAsync("history");
+        await Expect(alice.Locator($"tr[data-payment-id='{paymentId}']")).ToBeVisibleAsync();
+        await alice.GetByLabel("Kind").SelectOptionAsync("refund");
+        await alice.GetByRole(AriaRole.Button, new() { Name = "Filter" }).ClickAsync();
+        await Expect(alice.Locator($"tr[data-payment-id='{paymentId}']")).ToHaveCountAsync(0);
+        await Expect(alice.Locator("tbody tr[data-payment-id]")).ToHaveCountAsync(1);
+        await CheckPageAsync(alice, "history");
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task An_overdraft_is_shown_in_words_next_to_the_amount_and_moves_nothing()
+    {
+        string payer = WebServer.NewEmail("over"), payee = WebServer.NewEmail("payee");
+        var (wallet, token) = await server.SignUpAsync(payer, "Olga", depositMinor: 1_000);
+        await server.SignUpAsync(payee, "Pat");
+        var page = await NewPageAsync();
+        await LogInAsync(page, payer, WebServer.Password);
+        await FillPayAsync(page, payee, "20.00");
+        await page.GetByTestId("pay-button").ClickAsync();
+        var amountField = page.Locator(".mud-input-control").Filter(new() { Has = page.GetByLabel("Amount (USD)") });
+        await Expect(amountField).ToContainTextAsync("available balance is lower than the amount");
+        await Expect(page.GetByLabel("Amount (USD)")).ToHaveAttributeAsync("aria-invalid", "true");
+        await CheckPageAsync(page, "pay-overdraft");
+        Assert.Single(await server.PaymentIdsAsync(wallet, token)); // the deposit only
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task A_double_clicked_Pay_makes_one_payment()
+    {
+        string payer = WebServer.NewEmail("dbl"), payee = WebServer.NewEmail("payee");
+        var (wallet, token) = await server.SignUpAsync(payer, "Dora", depositMinor: 10_000);
+        await server.SignUpAsync(payee, "Pat");
+        var page = await NewPageAsync();
+        await LogInAsync(page, payer, WebServer.Password);
+        await FillPayAsync(page, payee, "3.00");
+        await page.GetByTestId("pay-button").DblClickAsync();
+        await Expect(page.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
+        await page.WaitForTimeoutAsync(500); // anything a second click sent would have landed by now
+        Assert.Equal(2, (await server.PaymentIdsAsync(wallet, token)).Count); // the deposit and one payment
+        await Expect(page.GetByTestId("available")).ToHaveTextAsync("97.00 USD");
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task A_Pay_whose_response_is_lost_is_retried_by_the_app_and_shows_the_same_payment()
+    {
+        string payer = WebServer.NewEmail("lost"), payee = WebServer.NewEmail("payee");
+        var (wallet, token) = await server.SignUpAsync(payer, "Lou", depositMinor: 10_000);
+        await server.SignUpAsync(payee, "Pat");
+        var page = await NewPageAsync();
+        await LogInAsync(page, payer, WebServer.Password);
+        await FillPayAsync(page, payee, "4.00");
+
+        // The first POST reaches the server (the payment is made) but its response is dropped on the way back.
+        long madeId = 0;
+        var keys = new List<string>();
+        await page.RouteAsync("**/v1/payments", async route =>
+        {
+            keys.Add(route.Request.Headers["idempotency-key"]);
+            if (keys.Count == 1)
+            {
+                var response = await route.FetchAsync();
+                madeId = JsonDocument.Parse(await response.TextAsync()).RootElement.GetProperty("id").GetInt64();
+                await route.AbortAsync("connectionreset");
+                return;
+            }
+            await route.ContinueAsync();
+        });
+        await page.GetByTestId("pay-button").ClickAsync();
+        await Expect(page.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
+        Assert.Equal(madeId, IdOf(await page.GetByTestId("paid-id").InnerTextAsync()));
+        Assert.Equal(2, keys.Count);
+        Assert.Equal(keys[0], keys[1]);
+        Assert.Equal(2, (await server.PaymentIdsAsync(wallet, token)).Count); // the deposit and one payment
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task A_payment_held_by_fraud_screening_is_approved_by_an_admin_in_the_review_queue()
+    {
+        string payer = WebServer.NewEmail("held"), payee = WebServer.NewEmail("payee");
+        var (wallet, token) = await server.SignUpAsync(payer, "Hal", depositMinor: 20_000);
+        var (payeeWallet, payeeToken) = await server.SignUpAsync(payee, "Pat");
+        var user = await NewPageAsync();
+        await LogInAsync(user, payer, WebServer.Password);
+        await FillPayAsync(user, payee, "60.00");
+        await user.GetByTestId("pay-button").ClickAsync();
+        await Expect(user.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
+        await Expect(user.GetByRole(AriaRole.Status)).ToContainTextAsync("held for review");
+        long heldId = IdOf(await user.GetByTestId("paid-id").InnerTextAsync());
+
+        var admin = await NewPageAsync();
+        await LogInAsync(admin, WebServer.AdminEmail, WebServer.AdminPassword);
+        await Expect(admin.GetByRole(AriaRole.Heading, new() { Name = "Review queue" })).ToBeVisibleAsync();
+        var row = admin.Locator($"tr[data-payment-id='{heldId}']");
+        await Expect(row).ToContainTextAsync("amount over threshold");
+        await CheckPageAsync(admin, "admin-review");
+        await admin.GetByRole(AriaRole.Button, new() { Name = $"Approve payment {heldId}" }).ClickAsync();
+        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Payment #{heldId} approved: now posted");
+        await Expect(row).ToHaveCountAsync(0);
+        var payment = await server.GetAsync($"v1/payments/{heldId}", payeeToken);
+        Assert.Equal("posted", payment["status"]!.GetValue<string>());
+        Assert.Equal(6_000, (await server.GetAsync($"v1/accounts/{payeeWallet}", payeeToken))["available"]!.GetValue<long>());
+
+        // The other operator pages, each checked and pictured.
+        await admin.GotoAsync("admin/users");
+        await admin.GetByLabel("Email contains").FillAsync(payer[..8]);
+        await admin.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
+        await Expect(admin.Locator("tbody tr[data-user-id]")).ToHaveCountAsync(1);
+        await admin.GetByRole(AriaRole.Button, new() { Name = $"Freeze account {wallet}" }).ClickAsync();
+        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} frozen");
+        await CheckPageAsync(admin, "admin-users");
+        Assert.True((await server.GetAsync($"v1/accounts/{wallet}", token))["frozen"]!.GetValue<bool>());
+        await admin.GetByRole(AriaRole.Button, new() { Name = $"Unfreeze account {wallet}" }).ClickAsync();
+        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} unfrozen");
+
+        await admin.GotoAsync($"admin/payments?account={wallet}");
+        await Expect(admin.Locator($"tr[data-payment-id='{heldId}']")).ToBeVisibleAsync();
+        await CheckPageAsync(admin, "admin-payments");
+        await admin.GotoAsync("admin/health");
+        await Expect(admin.GetByTestId("health-status")).ToHaveTextAsync("ready");
+        await CheckPageAsync(admin, "admin-health");
+        NoConsoleErrors();
+    }
+}
