@@ -29,10 +29,13 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         // axe-core is added as an init script (through the DevTools protocol, so the app's CSP, which forbids inline
         // script, stays on for the app itself).
         await context.AddInitScriptAsync(server.AxeSource);
-        context.SetDefaultTimeout(20_000);
+        // Generous waits: the machine running the tests may be loaded, and the app's first load compiles its WebAssembly.
+        context.SetDefaultTimeout(60_000);
+        SetDefaultExpectTimeout(30_000);
         var page = await context.NewPageAsync();
         page.Console += (_, m) =>
         {
+            output.WriteLine($"console {m.Type}: {m.Text}");
             if (m.Type == "error" && !ExpectedNetworkLog.IsMatch(m.Text)) lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: {m.Text}");
         };
         page.PageError += (_, e) => { lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: page error: {e}"); };
