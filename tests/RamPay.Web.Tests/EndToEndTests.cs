@@ -257,7 +257,7 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await FillPayAsync(user, payee, "60.00");
         await user.GetByTestId("pay-button").ClickAsync();
         await Expect(user.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
-        await Expect(user.GetByRole(AriaRole.Status)).ToContainTextAsync("held for review");
+        await Expect(user.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("held for review");
         long heldId = IdOf(await user.GetByTestId("paid-id").InnerTextAsync());
 
         var admin = await LogInAsync(WebServer.AdminEmail, WebServer.AdminPassword);
@@ -266,7 +266,7 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await Expect(row).ToContainTextAsync("amount over threshold");
         await CheckPageAsync(admin, "admin-review");
         await admin.GetByRole(AriaRole.Button, new() { Name = $"Approve payment {heldId}" }).ClickAsync();
-        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Payment #{heldId} approved: now posted");
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync($"Payment #{heldId} approved: now posted");
         await Expect(row).ToHaveCountAsync(0);
         var payment = await server.GetAsync($"v1/payments/{heldId}", payeeToken);
         Assert.Equal("posted", payment["status"]!.GetValue<string>());
@@ -278,11 +278,11 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await admin.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
         await Expect(admin.Locator("tbody tr[data-user-id]")).ToHaveCountAsync(1);
         await admin.GetByRole(AriaRole.Button, new() { Name = $"Freeze account {wallet}" }).ClickAsync();
-        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} frozen");
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} frozen");
         await CheckPageAsync(admin, "admin-users");
         Assert.True((await server.GetAsync($"v1/accounts/{wallet}", token))["frozen"]!.GetValue<bool>());
         await admin.GetByRole(AriaRole.Button, new() { Name = $"Unfreeze account {wallet}" }).ClickAsync();
-        await Expect(admin.GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} unfrozen");
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync($"Account {wallet} unfrozen");
 
         await NavigateAsync(admin, $"admin/payments?account={wallet}");
         await Expect(admin.Locator($"tr[data-payment-id='{heldId}']")).ToBeVisibleAsync();
