@@ -41,6 +41,17 @@ public sealed partial class ServerOptions
     public OtlpSettings Otlp { get; set; } = new();
     public JournalSettings Journal { get; set; } = new();
     public EventsSettings Events { get; set; } = new();
+    public WebSettings Web { get; set; } = new();
+
+    /// <summary>The web app's API additions (docs/api.md, "For the web app"; issue 15).</summary>
+    public sealed class WebSettings
+    {
+        [Setting("Payee lookups by email (GET /v1/users/lookup) each user may make per minute, against enumeration of who has an account; 0 = no limit.")]
+        public int LookupsPerMinute { get; set; } = 30;
+
+        [Setting("Lookups a quiet user may make at once before LookupsPerMinute applies.")]
+        public int LookupBurst { get; set; } = 10;
+    }
 
     /// <summary>Journal retirement (docs/operations-journal.md).</summary>
     public sealed class JournalSettings
@@ -394,6 +405,7 @@ public sealed partial class ServerOptions
         if (Jwt.TokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:TokenLifetimeSeconds must be positive");
         if (Jwt.SigningKey.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(Jwt.SigningKey) < 32)
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
+        if (Web.LookupsPerMinute < 0 || Web.LookupBurst < 1) throw new OptionsException("RamPay:Web:LookupsPerMinute must not be negative and RamPay:Web:LookupBurst must be at least 1");
         if (Journal.RetireEveryMs < 0) throw new OptionsException("RamPay:Journal:RetireEveryMs must be 0 (never) or positive");
         if (Engine.SnapshotEveryCommands < 0) throw new OptionsException("RamPay:Engine:SnapshotEveryCommands must be 0 (by time only) or positive");
         if (Engine.SnapshotEveryMs < 0) throw new OptionsException("RamPay:Engine:SnapshotEveryMs must be 0 (by count only) or positive");

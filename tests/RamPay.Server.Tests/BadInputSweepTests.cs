@@ -73,7 +73,11 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         ["POST /v1/auth/refresh"] = new(Caller.Anonymous, Body: _ => new JsonObject { ["refresh_token"] = "sweep-not-a-refresh-token" }),
         ["GET /v1/users/me"] = new(Caller.User),
         ["GET /v1/accounts/{id}"] = new(Caller.User, Id: w => w.Alice.WalletId),
-        ["GET /v1/accounts/{id}/payments"] = new(Caller.User, Id: w => w.Alice.WalletId, Query: ["limit", "after"]),
+        ["GET /v1/accounts/{id}/payments"] = new(Caller.User, Id: w => w.Alice.WalletId, Query: ["limit", "after", "status", "kind", "from", "to"]),
+        // The web app's additions (issue 15): query parameters only.
+        ["GET /v1/users/lookup"] = new(Caller.User, Query: ["email"]),
+        ["GET /v1/admin/users"] = new(Caller.Admin, Query: ["email", "limit", "after"]),
+        ["GET /v1/admin/payments"] = new(Caller.Admin, Query: ["status", "kind", "account", "from", "to", "limit", "after"]),
         ["POST /v1/accounts/{id}/deposits"] = new(Caller.User, Id: w => w.Alice.WalletId,
             Body: _ => new JsonObject { ["amount"] = 100, ["currency"] = "USD" }, ReadsKey: true),
         ["POST /v1/payments"] = new(Caller.User, Body: PaymentBody, ReadsKey: true),
@@ -436,6 +440,7 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         {
             string? pattern = endpoint.RoutePattern.RawText;
             if (pattern is null || pattern.Contains("{*", StringComparison.Ordinal)) continue;
+            if (endpoint.Metadata.GetMetadata<RamPay.Server.Hosting.WebApp.Asset>() is not null) continue; // the web app's files (issue 15)
             pattern = "/" + Regex.Replace(pattern, @"\{(\w+):[^}]*\}", "{$1}").TrimStart('/');
             // An endpoint without method metadata (the Prometheus exporter's /metrics) answers any method: GET is the one swept.
             foreach (string method in endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"]) routes.Add(method + " " + pattern);

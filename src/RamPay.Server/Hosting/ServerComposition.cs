@@ -85,7 +85,7 @@ public static class ServerComposition
     }
 
     /// <summary>Kestrel on the configured address, with the configured body limit.</summary>
-    public static IWebHostBuilder UseServerKestrel(this IWebHostBuilder web, ServerOptions options) => web.ConfigureKestrel(k =>
+    public static IWebHostBuilder UseServerKestrel(this IWebHostBuilder web, ServerOptions options) => web.UseRamPayWebAssets().ConfigureKestrel(k =>
     {
         k.Listen(IPAddress.Parse(options.Http.Host), options.Http.Port);
         k.Limits.MaxRequestBodySize = options.Http.MaxRequestBodyBytes;
@@ -104,6 +104,7 @@ public static class ServerComposition
             c.SwaggerDoc("v1", new() { Title = "RamPay", Version = "v1", Description = "See docs/api.md. Send 'Authorization: Bearer <token>' from POST /v1/auth/token." });
             c.OperationFilter<JsonRequestBodyFilter>();
         });
+        services.AddRamPayWebApp();
         return services;
     }
 
@@ -228,6 +229,7 @@ public static class ServerComposition
     public static WebApplication UseRamPayHttp(this WebApplication app)
     {
         app.Use(ErrorHandling.Middleware);
+        app.UseRamPayWebApp();
         app.UseRamPayAuth();
         app.UseSwagger();
         app.UseSwaggerUI();

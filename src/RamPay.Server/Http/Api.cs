@@ -202,27 +202,15 @@ public sealed class Api(Platform platform)
         var caller = CallerOf(ctx);
         int limit = QueryInt(ctx, "limit", 20, 1, 100);
         long after = QueryInt(ctx, "after", 0, 0, long.MaxValue);
+        var filter = HistoryFilter.Parse(ctx); // status, kind, from, to: Http/WebApi.cs (issue 15)
         var page = await Engine.QueryAsync(l =>
         {
-            if (!l.AccountExists(id)) return (Owner: -1L, Items: Array.Empty<PaymentView>(), More: false);
-            Span<long> ids = stackalloc long[101];
-            int n = l.History(id, after, ids[..(limit + 1)]);
-            var items = new PaymentView[Math.Min(n, limit)];
-            for (int i = 0; i < items.Length; i++) items[i] = PaymentView.Of(l, ids[i]);
-            return (Owner: l.GetAccount(id).Owner, Items: items, More: n > limit);
+            if (!l.AccountExists(id)) return (Owner: -1L, Page: default(HistoryPage));
+            return (Owner: l.GetAccount(id).Owner, Page: filter.Page(l, id, after, limit));
         });
         if (page.Owner < 0) throw ApiError.From(ResultCode.AccountNotFound);
         if (!caller.IsAdmin && page.Owner != caller.UserId) throw ApiError.Forbidden("The account belongs to another user.");
-        await JsonOut.Write(ctx, 200, w =>
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("data");
-            foreach (var p in page.Items) JsonOut.Payment(w, p);
-            w.WriteEndArray();
-            w.WriteBoolean("has_more", page.More);
-            if (page.More) w.WriteNumber("next_after", page.Items[^1].Payment.Id); else w.WriteNull("next_after");
-            w.WriteEndObject();
-        });
+        await HistoryFilter.Write(ctx, page.Page);
     }
 
     private static long QueryInt(HttpContext ctx, string name, long fallback, long min, long max)
