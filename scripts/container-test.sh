@@ -40,7 +40,9 @@ cleanup() {
   podman volume rm -f "$name-data" >/dev/null 2>&1
   if [ -n "${compose_up:-}" ]; then compose down -v -t 10 >/dev/null 2>&1; fi
   podman ps -aq --filter "label=io.podman.compose.project=$name" | xargs -r podman rm -f >/dev/null 2>&1
+  podman rm -f -t 5 "$name-kafka" >/dev/null 2>&1   # the namespace's owner goes last
   podman volume ls -q --filter "label=io.podman.compose.project=$name" | xargs -r podman volume rm -f >/dev/null 2>&1
+  podman volume ls -q | grep "^${name}_" | xargs -r podman volume rm -f >/dev/null 2>&1
   podman network rm -f "${name}_default" >/dev/null 2>&1
   rm -f "${created_secrets[@]:-/nonexistent}"
 }
@@ -162,7 +164,7 @@ say "compose: payment $payment_id is in PostgreSQL (posted, 250)"
 bootstrap=$(podman exec "$name-kafka" cat /run/kafka/bootstrap)
 deadline=$((SECONDS + 60))
 until podman exec "$name-kafka" kcat -b "$bootstrap" -C -t rampay.events -o beginning -e -q 2>/dev/null \
-      | jq -e --argjson id "$payment_id" 'select(.type == "PaymentApproved" and .payment.id == $id and .payment.amount == 250)' >/dev/null 2>&1; do
+      | jq -s -e --argjson id "$payment_id" 'any(.[]; .type == "PaymentApproved" and .payment.id == $id and .payment.amount == 250)' >/dev/null 2>&1; do
   [ $SECONDS -lt $deadline ] || die "no PaymentApproved event of payment $payment_id on rampay.events within 60 s"
   sleep 0.5
 done
@@ -187,7 +189,7 @@ if [ "$have_worker" = 1 ]; then
     archive --kafka "$bootstrap" --group "$name-archive" --http-port 8090 --out /tmp/archive >/dev/null 2>&1 || die "podman run of the archive worker"
   deadline=$((SECONDS + 90))
   until podman exec "$name-archive" sh -c 'cat /tmp/archive/*.json 2>/dev/null' \
-        | jq -e --argjson id "$payment_id" 'select(.type == "PaymentApproved" and .payment.id == $id)' >/dev/null 2>&1 \
+        | jq -s -e --argjson id "$payment_id" 'any(.[]; .type == "PaymentApproved" and .payment.id == $id)' >/dev/null 2>&1 \
         && [ "$(worker_events 8090)" -gt 0 ] 2>/dev/null; do
     [ $SECONDS -lt $deadline ] || die "the worker image (archive consumer) did not consume payment $payment_id within 90 s: $(podman logs --tail 20 "$name-archive" 2>&1)"
     sleep 1
