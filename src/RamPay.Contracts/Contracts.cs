@@ -79,11 +79,11 @@ public sealed record ReviewRequest(string Decision);
 public sealed record BatchRequest(IReadOnlyList<PaymentRequest> Payments);
 
 /// <summary>
-/// One item's outcome in a batch: <see cref="Payment"/> when <see cref="Status"/> is 2xx, else <see cref="Error"/>.
+/// One item's outcome in a batch: <see cref="Payment"/> when <see cref="Status"/> is 2xx, else <see cref="Error"/> (the other is absent on the wire).
 /// <see cref="Replayed"/>: this item's key (derived from the request's key and its position) was seen before and this
 /// is its first result.
 /// </summary>
-public sealed record BatchItemResult(int Status, Payment? Payment, ApiError? Error, bool Replayed = false)
+public sealed record BatchItemResult(int Status, Payment? Payment = null, ApiError? Error = null, bool Replayed = false)
 {
     [JsonIgnore] public bool IsSuccess => Status is >= 200 and < 300;
 }
