@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using RamPay.Client;
+using RamPay.Contracts;
 
 namespace RamPay.Load;
 

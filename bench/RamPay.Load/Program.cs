@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using RamPay.Client;
+using RamPay.Contracts;
 using RamPay.Load;
 using Command = System.CommandLine.Command;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using RamPay.Client;
+using RamPay.Contracts;
 
 namespace RamPay.Load;
 

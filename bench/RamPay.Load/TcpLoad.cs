@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using RamPay.Client;
+using RamPay.Contracts;
 using RamPay.Core;
 using RamPay.Protocol;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using RamPay.Client;
+using RamPay.Contracts;
 
 namespace RamPay.Load;
 
@@ -37,7 +38,7 @@ internal sealed class WalletSetup(HttpClient http, LoadOptions options)
             {
                 string email = string.Create(CultureInfo.InvariantCulture, $"load-{options.RunId}-{i}@rampay.test");
                 RamPayHttpClient client = ClientFor(null);
-                RegisteredUser user = await Retry(() => client.RegisterAsync(email, Password, $"load {i}", options.Currency, token), token);
+                User user = await Retry(() => client.RegisterAsync(email, Password, $"load {i}", options.Currency, token), token);
                 var wallet = new Wallet(i, email, user.UserId, user.WalletAccountId);
                 await LogInAsync(wallet, token);
                 await DepositAsync(wallet, token);

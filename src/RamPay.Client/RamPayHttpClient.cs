@@ -62,9 +62,9 @@ public sealed class RamPayHttpClient : IDisposable
     // ---- users and tokens ----
 
     /// <summary><c>POST /v1/users</c>: sign up (no token needed). A null currency takes the server's default.</summary>
-    public async Task<RegisteredUser> RegisterAsync(string email, string password, string name, string? currency = null, CancellationToken ct = default) =>
+    public async Task<User> RegisterAsync(string email, string password, string name, string? currency = null, CancellationToken ct = default) =>
         (await SendAsync(HttpMethod.Post, "v1/users", Body(new RegisterRequest(email, password, name, currency), Json.RegisterRequest),
-            idempotencyKey: null, Json.RegisteredUser, ct).ConfigureAwait(false)).Value;
+            idempotencyKey: null, Json.User, ct).ConfigureAwait(false)).Value;
 
     /// <summary><c>POST /v1/auth/token</c>: logs in and keeps the token in <see cref="AccessToken"/> for later calls.</summary>
     public async Task<TokenResponse> LoginAsync(string email, string password, CancellationToken ct = default)
@@ -76,7 +76,7 @@ public sealed class RamPayHttpClient : IDisposable
     }
 
     /// <summary><c>GET /v1/users/me</c>.</summary>
-    public Task<CurrentUser> GetMeAsync(CancellationToken ct = default) => GetAsync("v1/users/me", Json.CurrentUser, ct);
+    public Task<User> GetMeAsync(CancellationToken ct = default) => GetAsync("v1/users/me", Json.User, ct);
 
     // ---- accounts ----
 

@@ -1,3 +1,7 @@
+using Account = RamPay.Contracts.Account;
+using RamPay.Contracts;
+using Payment = RamPay.Contracts.Payment;
+using User = RamPay.Contracts.User;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -50,7 +54,7 @@ public sealed class HttpClientTests
     {
         (RamPayHttpClient client, StubHandler stub) = Make();
         stub.Respond(HttpStatusCode.OK, """{"access_token": "eyJ.abc", "token_type": "Bearer", "expires_in": 3600}""")
-            .Respond(HttpStatusCode.OK, """{"user_id": 2, "email": "ada@example.com", "name": "Ada", "role": "user", "wallet_account_id": 5, "created_at": "2026-11-21T10:00:00Z"}""");
+            .Respond(HttpStatusCode.OK, """{"user_id": 2, "email": "ada@example.com", "name": "Ada", "role": "user", "wallet_account_id": 5, "currency": "USD", "created_at": "2026-11-21T10:00:00Z"}""");
 
         TokenResponse token = await client.LoginAsync("ada@example.com", "secret-password");
         Assert.Equal("eyJ.abc", token.AccessToken);
@@ -59,19 +63,19 @@ public sealed class HttpClientTests
         Assert.Equal("ada@example.com", stub.LastBody.GetProperty("email").GetString());
         Assert.Equal("secret-password", stub.LastBody.GetProperty("password").GetString());
 
-        CurrentUser me = await client.GetMeAsync();
+        User me = await client.GetMeAsync();
         Assert.Equal(HttpMethod.Get, stub.Last.Method);
         Assert.Equal("Bearer", stub.Last.Headers.Authorization!.Scheme);
         Assert.Equal("eyJ.abc", stub.Last.Headers.Authorization.Parameter);
-        Assert.Equal(new CurrentUser(2, "ada@example.com", "Ada", "user", 5, new DateTimeOffset(2026, 11, 21, 10, 0, 0, TimeSpan.Zero)), me);
+        Assert.Equal(new User(2, 5, "ada@example.com", "Ada", "user", "USD", new DateTimeOffset(2026, 11, 21, 10, 0, 0, TimeSpan.Zero)), me);
     }
 
     [Fact]
     public async Task Register_sends_snake_case_and_leaves_out_a_null_currency()
     {
         (RamPayHttpClient client, StubHandler stub) = Make();
-        stub.Respond(HttpStatusCode.Created, """{"user_id": 2, "wallet_account_id": 5, "email": "a@b.c", "name": "A", "role": "user", "currency": "USD"}""");
-        RegisteredUser user = await client.RegisterAsync("a@b.c", "password1", "A");
+        stub.Respond(HttpStatusCode.Created, """{"user_id": 2, "wallet_account_id": 5, "email": "a@b.c", "name": "A", "role": "user", "currency": "USD", "created_at": "2026-11-21T10:00:00Z"}""");
+        User user = await client.RegisterAsync("a@b.c", "password1", "A");
         Assert.Equal(5, user.WalletAccountId);
         Assert.Equal(HttpMethod.Post, stub.Last.Method);
         Assert.EndsWith("/v1/users", stub.Last.RequestUri!.AbsolutePath);

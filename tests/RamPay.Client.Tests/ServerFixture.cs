@@ -1,3 +1,7 @@
+using RamPay.Contracts;
+using Account = RamPay.Contracts.Account;
+using Payment = RamPay.Contracts.Payment;
+using User = RamPay.Contracts.User;
 using RamPay.Server.Tests;
 
 namespace RamPay.Client.Tests;
@@ -32,11 +36,11 @@ public sealed class ServerFixture : IAsyncLifetime
     public RamPayHttpClient NewHttpClient() => new(HttpAddress);
 
     /// <summary>Signs up a fresh user (a USD wallet unless told otherwise) and logs in.</summary>
-    public async Task<(RamPayHttpClient Client, RegisteredUser User)> NewUserAsync(string? currency = null)
+    public async Task<(RamPayHttpClient Client, User User)> NewUserAsync(string? currency = null)
     {
         RamPayHttpClient client = NewHttpClient();
         string email = $"user-{Guid.NewGuid():N}@rampay.test";
-        RegisteredUser user = await client.RegisterAsync(email, "password-123", "Test User", currency);
+        User user = await client.RegisterAsync(email, "password-123", "Test User", currency);
         await client.LoginAsync(email, "password-123");
         return (client, user);
     }

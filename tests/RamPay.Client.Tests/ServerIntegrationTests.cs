@@ -1,3 +1,7 @@
+using RamPay.Contracts;
+using Account = RamPay.Contracts.Account;
+using Payment = RamPay.Contracts.Payment;
+using User = RamPay.Contracts.User;
 using System.Net;
 
 namespace RamPay.Client.Tests;
@@ -8,13 +12,13 @@ public sealed class ServerIntegrationTests(ServerFixture server) : IClassFixture
     [Fact]
     public async Task Http_sign_up_deposit_pay_replay_and_read_back()
     {
-        (RamPayHttpClient ada, RegisteredUser adaUser) = await server.NewUserAsync();
-        (RamPayHttpClient bob, RegisteredUser bobUser) = await server.NewUserAsync();
+        (RamPayHttpClient ada, User adaUser) = await server.NewUserAsync();
+        (RamPayHttpClient bob, User bobUser) = await server.NewUserAsync();
         using (ada)
         using (bob)
         {
             Assert.True((await ada.GetReadyAsync()).IsReady);
-            CurrentUser me = await ada.GetMeAsync();
+            User me = await ada.GetMeAsync();
             Assert.Equal((adaUser.UserId, adaUser.WalletAccountId, "user"), (me.UserId, me.WalletAccountId, me.Role));
 
             RamPayResponse<Payment> deposit = await ada.DepositAsync(adaUser.WalletAccountId, 10_000, "USD", "dep-1");
@@ -54,8 +58,8 @@ public sealed class ServerIntegrationTests(ServerFixture server) : IClassFixture
     [Fact]
     public async Task Http_authorize_capture_refund_void_batch_and_freeze()
     {
-        (RamPayHttpClient ada, RegisteredUser adaUser) = await server.NewUserAsync();
-        (RamPayHttpClient bob, RegisteredUser bobUser) = await server.NewUserAsync();
+        (RamPayHttpClient ada, User adaUser) = await server.NewUserAsync();
+        (RamPayHttpClient bob, User bobUser) = await server.NewUserAsync();
         using RamPayHttpClient admin = server.NewHttpClient();
         using (ada)
         using (bob)
@@ -98,8 +102,8 @@ public sealed class ServerIntegrationTests(ServerFixture server) : IClassFixture
     [Fact]
     public async Task Tcp_with_the_login_token_deposits_pays_and_replays_and_http_sees_it()
     {
-        (RamPayHttpClient ada, RegisteredUser adaUser) = await server.NewUserAsync();
-        (RamPayHttpClient bob, RegisteredUser bobUser) = await server.NewUserAsync();
+        (RamPayHttpClient ada, User adaUser) = await server.NewUserAsync();
+        (RamPayHttpClient bob, User bobUser) = await server.NewUserAsync();
         using (ada)
         using (bob)
         {

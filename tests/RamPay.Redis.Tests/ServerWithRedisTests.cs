@@ -1,5 +1,7 @@
 using System.Net;
 using RamPay.Client;
+using RamPay.Contracts;
+using User = RamPay.Contracts.User;
 using RamPay.Core;
 using RamPay.Protocol;
 using RamPay.Server.Tests;
@@ -15,7 +17,7 @@ public class ServerWithRedisTests
         "Redis:LeaseTtlMs=4000", "Redis:LeaseSafetyMarginMs=1000", "Fsync=false", .. more,
     ];
 
-    private static async Task<(RamPayHttpClient Client, RegisteredUser User)> NewUserAsync(Uri server)
+    private static async Task<(RamPayHttpClient Client, User User)> NewUserAsync(Uri server)
     {
         var http = new RamPayHttpClient(server);
         string email = $"u{Guid.NewGuid():N}@example.com";

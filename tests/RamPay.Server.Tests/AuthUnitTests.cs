@@ -53,6 +53,31 @@ public class AuthUnitTests
     }
 
     [Fact]
+    public void A_remembered_token_is_still_refused_once_revoked_and_a_changed_byte_is_validated_in_full()
+    {
+        using var folder = new TempFolder();
+        var tokens = Tokens(folder.Path);
+        var issued = tokens.Issue(42, "user");
+        // The first validation remembers the token with its caller and ticket; the second is answered from memory.
+        Assert.Equal(TokenCheck.Ok, tokens.Validate(issued.Token, out var first, out var firstTicket));
+        Assert.Equal(TokenCheck.Ok, tokens.Validate(issued.Token, out var second, out var secondTicket));
+        Assert.Same(first, second);
+        Assert.Same(firstTicket, secondTicket);
+        Assert.Equal("42", secondTicket!.Principal.FindFirst("sub")?.Value);
+        Assert.True(secondTicket.Principal.IsInRole("user"));
+        // One character of the signature changed: not the remembered text, so refused by the full validation.
+        char last = issued.Token[^2];
+        string tampered = issued.Token[..^2] + (last == 'A' ? 'B' : 'A') + issued.Token[^1];
+        Assert.Equal(TokenCheck.BadClaims, tokens.Validate(tampered, out _, out _));
+        // Revocation is checked on every call, remembered or not.
+        Assert.True(tokens.Sessions.Deny(issued.Jti, issued.ExpiresUnix));
+        Assert.Equal(TokenCheck.Revoked, tokens.Validate(issued.Token, out var revoked, out var revokedTicket));
+        Assert.Null(revoked);
+        Assert.Null(revokedTicket);
+        Assert.False(tokens.TryValidate(issued.Token, out _));
+    }
+
+    [Fact]
     public void A_token_is_refused_once_expired()
     {
         using var folder = new TempFolder();

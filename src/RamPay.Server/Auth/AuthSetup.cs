@@ -1,16 +1,15 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
-using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 using Microsoft.AspNetCore.RateLimiting;
-using Microsoft.IdentityModel.JsonWebTokens;
 using RamPay.Redis;
 using RamPay.Server.Http;
 
 namespace RamPay.Server.Auth;
 
-/// <summary>The caller of a request whose token JwtBearer accepted; set by <see cref="AuthSetup"/>'s OnTokenValidated.</summary>
+/// <summary>The caller of a request whose bearer token was accepted; set by <see cref="BearerTokenHandler"/>.</summary>
 public sealed record CallerFeature(VerifiedToken Token);
 
 /// <summary>Endpoint metadata: the 403 message when the caller lacks the endpoint's role.</summary>
@@ -36,10 +35,10 @@ public static class AuthSetup
     private const string MissingToken = "A valid bearer token is required: POST /v1/auth/token gives one.";
     private const string InvalidToken = "The bearer token is invalid or expired: POST /v1/auth/token gives a new one.";
     private const string RevokedToken = "The bearer token was revoked at logout: POST /v1/auth/token gives a new one.";
-    private const string RevokedFailure = "revoked";
+    private const string RevokedFailure = BearerTokenHandler.RevokedItem;
 
     /// <summary>
-    /// Opens the signing-key ring and the session store in the data folder and registers JwtBearer, the policies,
+    /// Opens the signing-key ring and the session store in the data folder and registers the bearer scheme, the policies,
     /// CORS (when origins are configured) and the rate limiter over <paramref name="httpLimiter"/>. Returns the token
     /// service, which the TCP listener (through <see cref="Platform"/>) uses for its Hello.
     /// </summary>
@@ -52,34 +51,9 @@ public static class AuthSetup
         services.AddSingleton(tokens);
         services.AddSingleton(sessions);
 
-        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
-        {
-            o.MapInboundClaims = false;
-            o.TokenHandlers.Clear();
-            o.TokenHandlers.Add(tokens.Handler);
-            o.TokenValidationParameters = tokens.Parameters;
-            o.Events = new JwtBearerEvents
-            {
-                OnTokenValidated = ctx =>
-                {
-                    VerifiedToken? verified = null;
-                    switch (ctx.SecurityToken is JsonWebToken token ? tokens.Check(token, out verified) : TokenCheck.BadClaims)
-                    {
-                        case TokenCheck.Ok:
-                            ctx.HttpContext.Features.Set(new CallerFeature(verified!));
-                            break;
-                        case TokenCheck.Revoked:
-                            ctx.HttpContext.Items[RevokedFailure] = true;
-                            ctx.Fail(RevokedFailure);
-                            break;
-                        default:
-                            ctx.Fail("the token's claims are not ours");
-                            break;
-                    }
-                    return Task.CompletedTask;
-                },
-            };
-        });
+        // ASP.NET Core's authentication with our bearer scheme (BearerTokenHandler says why not JwtBearer's handler).
+        services.AddAuthentication(BearerTokenHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, configureOptions: null);
         services.AddAuthorizationBuilder()
             .AddPolicy(UserPolicy, p => p.RequireRole(TokenService.RoleUser, TokenService.RoleAdmin))
             .AddPolicy(AdminPolicy, p => p.RequireRole(TokenService.RoleAdmin))

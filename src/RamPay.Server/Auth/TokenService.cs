@@ -20,7 +20,7 @@ public enum TokenCheck { Ok, BadClaims, Revoked }
 /// <summary>
 /// Access tokens: HS256 JSON Web Tokens (RFC 7519) issued with Microsoft.IdentityModel's
 /// <see cref="JsonWebTokenHandler"/> and checked with the same handler and the same
-/// <see cref="TokenValidationParameters"/> everywhere: by JwtBearer for HTTP and by <see cref="TryValidate"/> for
+/// <see cref="TokenValidationParameters"/> everywhere: by the HTTP bearer scheme and by <see cref="TryValidate"/> for
 /// the TCP Hello. Claims, as before this used the framework: <c>iss</c>, <c>aud</c>, <c>sub</c> (the user id),
 /// <c>role</c> (<c>user</c>, <c>admin</c> or <c>service</c>), <c>iat</c>, <c>exp</c>, <c>jti</c>; the header
 /// names the signing key (<c>kid</c>, <see cref="SigningKeyRing"/>).
@@ -51,7 +51,6 @@ public sealed class TokenService
         LifetimeSeconds = lifetimeSeconds;
         _time = time ?? TimeProvider.System;
         _writer = new JsonWebTokenHandler { MapInboundClaims = false, SetDefaultTimesOnTokenCreation = false, MaximumTokenSizeInBytes = MaxTokenChars };
-        Handler = new CachingTokenHandler(_writer);
         Parameters = new TokenValidationParameters
         {
             ValidIssuer = issuer,
@@ -73,10 +72,7 @@ public sealed class TokenService
     public SessionStore Sessions { get; }
     public int LifetimeSeconds { get; }
 
-    /// <summary>The one handler that validates tokens, for JwtBearer and the TCP Hello alike (JsonWebTokenHandler behind a cache of valid tokens).</summary>
-    public CachingTokenHandler Handler { get; }
-
-    /// <summary>The one set of validation rules, for JwtBearer and the TCP Hello alike.</summary>
+    /// <summary>The one set of validation rules, for the HTTP bearer scheme and the TCP Hello alike.</summary>
     public TokenValidationParameters Parameters { get; }
 
     public IssuedToken Issue(long userId, string role)
@@ -103,7 +99,7 @@ public sealed class TokenService
 
     /// <summary>
     /// The checks after the handler's (signature, algorithm, issuer, audience, lifetime): the subject is a user id,
-    /// the role one we issue, and the jti not revoked. Used by JwtBearer's OnTokenValidated and by <see cref="TryValidate"/>.
+    /// the role one we issue, and the jti not revoked. Used by <see cref="Validate"/> (HTTP and TCP).
     /// </summary>
     public TokenCheck Check(JsonWebToken token, out VerifiedToken? verified)
     {
@@ -117,14 +113,46 @@ public sealed class TokenService
         return TokenCheck.Ok;
     }
 
-    /// <summary>Validates a token outside HTTP (the TCP Hello): the same handler, parameters and checks as JwtBearer.</summary>
-    public bool TryValidate(string token, out VerifiedToken? verified)
+    /// <summary>Validates a token outside HTTP (the TCP Hello): the same validation as the HTTP bearer scheme.</summary>
+    public bool TryValidate(string token, out VerifiedToken? verified) => Validate(token, out verified, out _) == TokenCheck.Ok;
+
+    /// <summary>Most tokens remembered at once; past it the memory is emptied and refills with the tokens in use.</summary>
+    public const int RememberedCapacity = 10_000;
+    private sealed record Remembered(VerifiedToken Verified, Microsoft.AspNetCore.Authentication.AuthenticationTicket Ticket, DateTime ValidTo);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Remembered> _remembered = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Validates a bearer token for HTTP (<see cref="BearerTokenHandler"/>) and the TCP Hello: JsonWebTokenHandler with
+    /// <see cref="Parameters"/>, then <see cref="Check"/>. A token that passed is remembered by its exact text with its
+    /// caller and ticket until it expires, so a client's next requests do not parse it, verify its HMAC and build its
+    /// claims again; revocation is checked on every call, so logout takes effect at once.
+    /// </summary>
+    public TokenCheck Validate(string token, out VerifiedToken? verified, out Microsoft.AspNetCore.Authentication.AuthenticationTicket? ticket)
     {
         verified = null;
-        if (token.Length is 0 or > MaxTokenChars) return false;
+        ticket = null;
+        if (token.Length is 0 or > MaxTokenChars) return TokenCheck.BadClaims;
+        if (_remembered.TryGetValue(token, out var known))
+        {
+            // ClockSkew is zero: valid while exp is not in the past, as the full validation (on the system clock) decides.
+            if (known.ValidTo >= DateTime.UtcNow)
+            {
+                if (Sessions.IsDenied(known.Verified.Jti)) return TokenCheck.Revoked;
+                verified = known.Verified;
+                ticket = known.Ticket;
+                return TokenCheck.Ok;
+            }
+            _remembered.TryRemove(token, out _);
+        }
         // With the keys in memory (no metadata document to fetch) the handler never waits: the task is complete
-        // when it returns, so the Hello stays synchronous without blocking a thread.
-        var result = Handler.ValidateTokenAsync(token, Parameters).GetAwaiter().GetResult();
-        return result.IsValid && result.SecurityToken is JsonWebToken jwt && Check(jwt, out verified) == TokenCheck.Ok;
+        // when it returns, so validation stays synchronous without blocking a thread.
+        var result = _writer.ValidateTokenAsync(token, Parameters).GetAwaiter().GetResult();
+        if (!result.IsValid || result.SecurityToken is not JsonWebToken jwt) return TokenCheck.BadClaims;
+        var check = Check(jwt, out verified);
+        if (check != TokenCheck.Ok) return check;
+        ticket = BearerTokenHandler.TicketFor(result.ClaimsIdentity);
+        if (_remembered.Count >= RememberedCapacity) _remembered.Clear();
+        _remembered[token] = new Remembered(verified!, ticket, jwt.ValidTo);
+        return TokenCheck.Ok;
     }
 }

@@ -144,7 +144,7 @@ public static class ServerComposition
                 OnFatal = fault => fatal.Fail("the engine failed", fault),
             };
         });
-        // Tokens (JwtBearer, policies, refresh and revocation), CORS and the HTTP rate limiter: Auth/AuthSetup.cs.
+        // Tokens (the bearer scheme, policies, refresh and revocation), CORS and the HTTP rate limiter: Auth/AuthSetup.cs.
         var data = new DataFolder(options.DataDirectory);
         Directory.CreateDirectory(data.Root);
         services.AddRamPayAuth(options, data.Root, sp => Limiter(sp, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));

@@ -6,7 +6,7 @@ namespace RamPay.Server.Http;
 
 /// <summary>
 /// The HTTP handlers of docs/api.md. Authentication, roles and rate limits are checked before a handler runs
-/// (JwtBearer, the route groups' policies, the rate limiter: AuthSetup). Each handler parses and checks its input (a refusal here changes
+/// (the bearer scheme, the route groups' policies, the rate limiter: AuthSetup). Each handler parses and checks its input (a refusal here changes
 /// nothing and is not journaled), sends one command or query through the engine, and writes the answer. Writes are
 /// answered only once durable; reads go through the ring too, so they never show what a crash could undo.
 /// </summary>
@@ -20,7 +20,7 @@ public sealed class Api(Platform platform)
     // ---- callers, keys ----------------------------------------------------------------------------------------
 
     /// <summary>
-    /// The caller of a /v1 request. JwtBearer has validated the token and the route group's policy has admitted its
+    /// The caller of a /v1 request. The bearer scheme has validated the token and the route group's policy has admitted its
     /// role before the handler runs (AuthSetup, Routes); the rate limiter has taken a token from the caller's bucket.
     /// </summary>
     private static Caller CallerOf(HttpContext ctx) => ctx.VerifiedCaller().Caller;

@@ -1,3 +1,5 @@
+using C = RamPay.Contracts;
+
 namespace RamPay.Server.Http;
 
 /// <summary>
@@ -41,58 +43,58 @@ public static class Routes
         var admin = v1.MapGroup("").RequireAuthorization(Auth.AuthSetup.AdminPolicy);
         v1.MapPost("/users", H(c => api.Register(c)))
             .WithTags("users").WithSummary("Sign up: creates the user and their wallet")
-            .WithMetadata(new JsonRequestBody(typeof(RegisterRequest))).Produces<UserResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(409);
+            .WithMetadata(new JsonRequestBody(typeof(C.RegisterRequest))).Produces<C.User>(201).Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(409);
         v1.MapPost("/auth/token", H(c => api.Login(c)))
             .WithTags("users").WithSummary("Log in: a bearer token for every other endpoint")
-            .WithMetadata(new JsonRequestBody(typeof(TokenRequest))).Produces<TokenResponse>().Produces<ErrorResponse>(401);
+            .WithMetadata(new JsonRequestBody(typeof(C.LoginRequest))).Produces<C.TokenResponse>().Produces<C.ErrorEnvelope>(401);
         v1.MapPost("/auth/refresh", H(c => api.Refresh(c)))
             .WithTags("users").WithSummary("A new access token and refresh token for a refresh token (which is used up; a reused one revokes its session)")
-            .WithMetadata(new JsonRequestBody(typeof(RefreshRequest))).Produces<TokenResponse>().Produces<ErrorResponse>(401);
+            .WithMetadata(new JsonRequestBody(typeof(C.RefreshRequest))).Produces<C.TokenResponse>().Produces<C.ErrorEnvelope>(401);
         user.MapPost("/auth/logout", H(c => api.Logout(c)))
             .WithTags("users").WithSummary("Revoke this access token (until it expires) and, if given, the refresh token's session")
-            .WithMetadata(new JsonRequestBody(typeof(LogoutRequest))).Produces(204).Produces<ErrorResponse>(401);
+            .WithMetadata(new JsonRequestBody(typeof(C.LogoutRequest))).Produces(204).Produces<C.ErrorEnvelope>(401);
         user.MapGet("/users/me", H(c => api.Me(c)))
-            .WithTags("users").WithSummary("The caller").Produces<UserResponse>().Produces<ErrorResponse>(401);
+            .WithTags("users").WithSummary("The caller").Produces<C.User>().Produces<C.ErrorEnvelope>(401);
 
         user.MapGet("/accounts/{id:long}", (HttpContext c, long id) => api.GetAccount(c, id))
-            .WithTags("accounts").WithSummary("An account's balances").Produces<AccountResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
+            .WithTags("accounts").WithSummary("An account's balances").Produces<C.Account>().Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(404);
         user.MapGet("/accounts/{id:long}/payments", (HttpContext c, long id) => api.ListPayments(c, id))
-            .WithTags("accounts").WithSummary("An account's payments, newest first (query: limit, after)").Produces<PaymentPage>().Produces<ErrorResponse>(403);
+            .WithTags("accounts").WithSummary("An account's payments, newest first (query: limit, after)").Produces<C.PaymentPage>().Produces<C.ErrorEnvelope>(403);
         user.MapPost("/accounts/{id:long}/deposits", (HttpContext c, long id) => api.Deposit(c, id))
             .WithTags("accounts").WithSummary("Top up your account from the platform's funding account (Idempotency-Key header)")
-            .WithMetadata(new JsonRequestBody(typeof(DepositRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(C.DepositRequest))).Produces<C.Payment>(201).Produces<C.ErrorEnvelope>(422);
 
         user.MapPost("/payments", H(c => api.CreatePayment(c)))
             .WithTags("payments").WithSummary("Pay, or authorize with capture=false (Idempotency-Key header)")
-            .WithMetadata(new JsonRequestBody(typeof(PaymentRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(400).Produces<ErrorResponse>(403)
-            .Produces<ErrorResponse>(404).Produces<ErrorResponse>(409).Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(C.PaymentRequest))).Produces<C.Payment>(201).Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(403)
+            .Produces<C.ErrorEnvelope>(404).Produces<C.ErrorEnvelope>(409).Produces<C.ErrorEnvelope>(422);
         user.MapPost("/payments/batch", H(c => api.Batch(c)))
             .WithTags("payments").WithSummary("Several payments, a result each, in order (Idempotency-Key header)")
-            .WithMetadata(new JsonRequestBody(typeof(BatchRequest))).Produces<BatchResponse>().Produces<ErrorResponse>(400);
+            .WithMetadata(new JsonRequestBody(typeof(C.BatchRequest))).Produces<C.BatchResponse>().Produces<C.ErrorEnvelope>(400);
         user.MapGet("/payments/{id:long}", (HttpContext c, long id) => api.GetPayment(c, id))
-            .WithTags("payments").WithSummary("A payment you paid or received").Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404);
+            .WithTags("payments").WithSummary("A payment you paid or received").Produces<C.Payment>().Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(404);
         user.MapPost("/payments/{id:long}/capture", (HttpContext c, long id) => api.Capture(c, id))
             .WithTags("payments").WithSummary("Capture an authorization, wholly or in part (Idempotency-Key header)")
-            .WithMetadata(new JsonRequestBody(typeof(CaptureRequest))).Produces<PaymentResponse>().Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(C.CaptureRequest))).Produces<C.Payment>().Produces<C.ErrorEnvelope>(422);
         user.MapPost("/payments/{id:long}/void", (HttpContext c, long id) => api.Void(c, id))
-            .WithTags("payments").WithSummary("Release an authorization's hold (Idempotency-Key header)").Produces<PaymentResponse>().Produces<ErrorResponse>(422);
+            .WithTags("payments").WithSummary("Release an authorization's hold (Idempotency-Key header)").Produces<C.Payment>().Produces<C.ErrorEnvelope>(422);
         user.MapPost("/payments/{id:long}/refunds", (HttpContext c, long id) => api.Refund(c, id))
             .WithTags("payments").WithSummary("Refund a settled payment, wholly or in part (Idempotency-Key header)")
-            .WithMetadata(new JsonRequestBody(typeof(RefundRequest))).Produces<PaymentResponse>(201).Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(C.RefundRequest))).Produces<C.Payment>(201).Produces<C.ErrorEnvelope>(422);
 
         admin.MapPost("/payments/{id:long}/review", (HttpContext c, long id) => api.Review(c, id))
             .WithTags("admin").WithSummary("Approve or decline a payment held for review (admin; Idempotency-Key header optional)")
-            .WithMetadata(new JsonRequestBody(typeof(ReviewRequest)), new Auth.ForbiddenMessage("Only an admin may review payments held by fraud screening.")).Produces<PaymentResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(404).Produces<ErrorResponse>(422);
+            .WithMetadata(new JsonRequestBody(typeof(C.ReviewRequest)), new Auth.ForbiddenMessage("Only an admin may review payments held by fraud screening.")).Produces<C.Payment>().Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(404).Produces<C.ErrorEnvelope>(422);
 
         var freezing = new Auth.ForbiddenMessage("Only an admin may freeze or unfreeze accounts.");
         admin.MapPost("/admin/accounts/{id:long}/freeze", (HttpContext c, long id) => api.SetFrozen(c, id, true)).WithMetadata(freezing)
-            .WithTags("admin").WithSummary("Freeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
+            .WithTags("admin").WithSummary("Freeze an account (admin)").Produces<C.Account>().Produces<C.ErrorEnvelope>(403);
         admin.MapPost("/admin/accounts/{id:long}/unfreeze", (HttpContext c, long id) => api.SetFrozen(c, id, false)).WithMetadata(freezing)
-            .WithTags("admin").WithSummary("Unfreeze an account (admin)").Produces<AccountResponse>().Produces<ErrorResponse>(403);
+            .WithTags("admin").WithSummary("Unfreeze an account (admin)").Produces<C.Account>().Produces<C.ErrorEnvelope>(403);
         admin.MapPost("/admin/auth/keys/rotate", H(c => api.RotateSigningKey(c)))
             .WithMetadata(new Auth.ForbiddenMessage("Only an admin may rotate the token signing key."))
             .WithTags("admin").WithSummary("Rotate the token signing key: a new key signs, the previous one verifies until its tokens expire (admin)")
-            .Produces<KeyRotationResponse>().Produces<ErrorResponse>(403).Produces<ErrorResponse>(409);
+            .Produces<C.KeyRotationResponse>().Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(409);
 
         Events.EventRoutes.Map(app, user);
         Events.WebhookRoutes.Map(app, user);

@@ -198,7 +198,7 @@ internal sealed class TcpConnection
             return Reply.Failure(requestId, error.Code, error.Reason, close: true);
         Span<char> chars = stackalloc char[FrameCodec.MaxAuthTokenBytes];
         int n = System.Text.Encoding.UTF8.GetChars(token, chars);
-        // The same handler, parameters and checks (revocation included) as JwtBearer over HTTP.
+        // The same handler, parameters and checks (revocation included) as the bearer scheme over HTTP (TokenService.Validate).
         if (!_platform.Tokens.TryValidate(new string(chars[..n]), out var verified))
             return Reply.Failure(requestId, ProtocolErrorCode.AuthenticationFailed, "the token is invalid, expired or revoked: POST /v1/auth/token gives a new one", close: true);
         var caller = verified!.Caller;
