@@ -29,6 +29,9 @@ public sealed class WebhookDispatcher : IDisposable
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _overall;
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
+    // Deliveries whose outcome is committed: they leave _inFlight only before the next Due query, so a stale snapshot
+    // (read before the commit) can never send one again with an old attempt number.
+    private readonly ConcurrentQueue<long> _finished = new();
     private readonly ConcurrentDictionary<string, EndpointState> _endpoints = new();
     private readonly Channel<WebhookStore.Outcome> _outcomes = Channel.CreateBounded<WebhookStore.Outcome>(new BoundedChannelOptions(65_536) { SingleReader = true });
     private readonly SemaphoreSlim _wake = new(0, 1);
@@ -94,6 +97,7 @@ public sealed class WebhookDispatcher : IDisposable
         {
             while (!stop.IsCancellationRequested)
             {
+                while (_finished.TryDequeue(out long finished)) _inFlight.TryRemove(finished, out _);
                 long now = Now;
                 var due = _store.Due(now, 1024);
                 int started = 0;
@@ -268,7 +272,8 @@ public sealed class WebhookDispatcher : IDisposable
             {
                 _log?.Invoke($"webhook outcomes could not be written ({e.Message}); those deliveries will be attempted again");
             }
-            foreach (var o in batch) _inFlight.TryRemove(o.DeliveryId, out _);
+            foreach (var o in batch) _finished.Enqueue(o.DeliveryId);
+            Wake();
             batch.Clear();
         }
     }

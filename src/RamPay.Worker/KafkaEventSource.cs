@@ -54,6 +54,9 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             // A worker that stops answering (killed) loses its partitions to the others after this long.
             SessionTimeoutMs = 6000,
             HeartbeatIntervalMs = 1000,
+            // The rebalance timeout: a member that died during a rebalance is dropped after this, not the default
+            // 5 minutes. A batch's HandleAsync must finish well within it.
+            MaxPollIntervalMs = 20_000,
             ClientId = $"rampay-worker-{options.Consumer}",
         };
         using var kafka = new ConsumerBuilder<byte[], byte[]>(config)

@@ -45,6 +45,9 @@ public sealed class WorkerTests
             string[] args = ["archive", "--kafka", broker.Bootstrap, "--group", "archivers", "--topic", topic, "--out", archive];
             using var a = new WorkerProcess(args);
             using var b = new WorkerProcess(args);
+            // Both in the group before anything is paid (a late join during the kill below would be a rebalance in flight).
+            var joined = DateTime.UtcNow.AddSeconds(90);
+            while (!(a.Output.Contains("assigned", StringComparison.Ordinal) && b.Output.Contains("assigned", StringComparison.Ordinal)) && DateTime.UtcNow < joined) await Task.Delay(100);
             var users = new List<TestUser>();
             for (int i = 0; i < 6; i++) users.Add(await api.SignUpAsync(deposit: 100_000));
             async Task Pay(int n)

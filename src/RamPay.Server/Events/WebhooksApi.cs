@@ -104,9 +104,9 @@ public static class WebhookRoutes
     private static async Task Update(HttpContext ctx, WebhooksHolder hooks, string id, int maxBody)
     {
         var store = StoreOf(hooks);
-        var e = Own(store, CallerOf(ctx), id);
         string? url, description, status;
         IReadOnlyList<string>? filters;
+        // The body first: bad input is a 400 whatever the id (BadInputSweepTests), then whose endpoint it is.
         using (var body = await JsonBody.ReadAsync(ctx, maxBody))
         {
             var f = body.Body;
@@ -117,6 +117,7 @@ public static class WebhookRoutes
             status = f.OptionalString("status");
         }
         if (status is not (null or "enabled" or "disabled")) throw ApiError.BadRequest("invalid_status", "status is enabled or disabled.");
+        var e = Own(store, CallerOf(ctx), id);
         if (url is not null) await CheckUrl(hooks, url, ctx.RequestAborted);
         store.Update(e.Id, url, filters, description, status);
         await Write(ctx, 200, store.Endpoint(e.Id)!, null);
@@ -139,8 +140,8 @@ public static class WebhookRoutes
     private static async Task Rotate(HttpContext ctx, WebhooksHolder hooks, string id, int maxBody)
     {
         var store = StoreOf(hooks);
-        var e = Own(store, CallerOf(ctx), id);
         using (await JsonBody.ReadAsync(ctx, maxBody, emptyIsObject: true)) { }
+        var e = Own(store, CallerOf(ctx), id);
         string secret = store.RotateSecret(e.Id, NowMs + (long)hooks.Options.SecretOverlap.TotalMilliseconds);
         await Write(ctx, 200, store.Endpoint(e.Id)!, secret);
     }
