@@ -88,7 +88,7 @@ public static class RampayCli
         };
         simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output, r.GetValue(idempotencyKeys)));
 
-        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
+        return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), EventsCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
     }
 
     private static string JournalDir(DirectoryInfo data) => Path.Combine(data.FullName, "journal");

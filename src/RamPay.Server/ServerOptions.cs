@@ -349,6 +349,7 @@ public sealed partial class ServerOptions
             throw new OptionsException("RamPay:Jwt:SigningKey must be at least 32 bytes");
         if (Journal.RetireEveryMs < 0) throw new OptionsException("RamPay:Journal:RetireEveryMs must be 0 (never) or positive");
         Events.Validate();
+        Webhooks.Validate();
         if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
         if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
         if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");

@@ -106,3 +106,37 @@ public sealed class EventsApiTests
         Assert.Equal(approved.Select(e => e!.Str("event_id")), again.Select(e => e!.Str("event_id")));
     }
 }
+
+/// <summary><c>rampay events list|derive</c> on a real server's data folder.</summary>
+public sealed class EventsCommandTests
+{
+    [Fact]
+    public async Task Derived_events_are_the_logged_events_byte_for_byte_and_list_prints_the_log()
+    {
+        await using var server = await ServerProcess.StartAsync("Fraud:Enabled=false");
+        var api = new Api(server);
+        var (alice, bob) = await api.PairAsync(50_000);
+        for (int i = 0; i < 10; i++) await api.PayAsync(alice, bob.WalletId, 100 + i);
+        await api.PayAsync(alice, bob.WalletId, 300, capture: false);
+        // A clean stop lets the sinks catch up with the journal's end.
+        Assert.Equal(0, await server.StopAsync());
+
+        var data = new DirectoryInfo(server.DataDirectory);
+        var listed = new StringWriter();
+        Assert.Equal(0, RamPay.Cli.EventsCommands.List(data, 100_000, null, null, listed));
+        var logged = Lines(listed).AsEnumerable().Reverse().ToList(); // list is newest first
+        Assert.NotEmpty(logged);
+
+        var derived = new StringWriter();
+        Assert.Equal(0, RamPay.Cli.EventsCommands.Derive(data, 1, 0, RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys, derived));
+        Assert.Equal(logged, Lines(derived));
+
+        // A range: only the events of those records, the same bytes.
+        var firstId = System.Text.Json.Nodes.JsonNode.Parse(logged[^3])!["sequence"]!.GetValue<long>();
+        var range = new StringWriter();
+        Assert.Equal(0, RamPay.Cli.EventsCommands.Derive(data, firstId, firstId, RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys, range));
+        Assert.Equal(logged.Where(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["sequence"]!.GetValue<long>() == firstId), Lines(range));
+    }
+
+    private static List<string> Lines(StringWriter w) => [.. w.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r'))];
+}

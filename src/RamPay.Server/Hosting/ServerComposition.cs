@@ -151,6 +151,7 @@ public static class ServerComposition
             Limiter(sp, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch))));
         services.AddSingleton<HealthEndpoint>();
         services.AddRamPayEvents(); // the event log, events API, consumers (src/RamPay.Server/Events)
+        services.AddRamPayWebhooks(options); // webhook endpoints, outbox and dispatcher (src/RamPay.Webhooks)
 
         services.AddLifecycle<HttpAnnouncement>();
         services.AddLifecycle<WriterLeaseService>();
@@ -160,6 +161,7 @@ public static class ServerComposition
         services.AddLifecycle<SinksService>();
         services.AddLifecycle<JournalRetirementService>();
         services.AddLifecycle<EventConsumersService>(); // in-server event consumers, fed from the event log
+        services.AddLifecycle<WebhookDispatcherService>(); // sends the webhook outbox
         services.AddLifecycle<TcpIngress>();
         services.AddLifecycle<ReadyService>();
         return services;

@@ -96,6 +96,7 @@ public static class Routes
 
         Events.EventRoutes.Map(app, user);
         Rewards.RewardRoutes.Map(app, v1, user, admin);
+        Events.WebhookRoutes.Map(app, user);
 
         app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
         {

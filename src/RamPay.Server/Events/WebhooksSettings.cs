@@ -1,0 +1,58 @@
+namespace RamPay.Server;
+
+public sealed partial class ServerOptions
+{
+    public WebhooksSettings Webhooks { get; set; } = new();
+
+    /// <summary>Signed webhooks (docs/webhooks.md). They need the event log (RamPay:Events:Enabled).</summary>
+    public sealed class WebhooksSettings
+    {
+        [Setting("Deliver events to registered webhook endpoints and to payments' own webhook_url (needs RamPay:Events:Enabled).")]
+        public bool Enabled { get; set; } = true;
+        [Setting("Allow webhook URLs on loopback, private and link-local networks, and plain http (tests, private deployments); false refuses them at registration and at connect time.")]
+        public bool AllowPrivateNetworks { get; set; }
+        [Setting("An attempt's time limit: any 2xx within it is delivered.")]
+        public int TimeoutMs { get; set; } = 10_000;
+        [Setting("A delivery failing this long after it was queued is dead-lettered (Stripe: 3 days).")]
+        public int MaxAgeMinutes { get; set; } = 3 * 24 * 60;
+        [Setting("The first retry's delay; each next one doubles, with +-50 % jitter, up to an hour.")]
+        public int RetryBaseMs { get; set; } = 2_000;
+        [Setting("Webhook attempts in flight at once, over all endpoints.")]
+        public int MaxConcurrency { get; set; } = 64;
+        [Setting("Webhook attempts in flight at once to one endpoint.")]
+        public int MaxPerEndpoint { get; set; } = 8;
+        [Setting("How long a rotated-out signing secret keeps signing beside the new one.")]
+        public int SecretOverlapMinutes { get; set; } = 24 * 60;
+        [Setting("An endpoint whose every attempt has failed this long is disabled.")]
+        public int DisableAfterMinutes { get; set; } = 3 * 24 * 60;
+        [Setting("Consecutive failures that open an endpoint's circuit breaker (its deliveries then wait RamPay:Webhooks:BreakerOpenMs).")]
+        public int BreakerFailures { get; set; } = 5;
+        [Setting("How long an endpoint's open circuit holds its deliveries back.")]
+        public int BreakerOpenMs { get; set; } = 30_000;
+
+        public void Validate()
+        {
+            if (TimeoutMs is < 100 or > 120_000) throw new OptionsException("RamPay:Webhooks:TimeoutMs must be 100..120000");
+            if (MaxAgeMinutes is < 1 or > 30 * 24 * 60) throw new OptionsException("RamPay:Webhooks:MaxAgeMinutes must be 1..43200");
+            if (RetryBaseMs is < 10 or > 3_600_000) throw new OptionsException("RamPay:Webhooks:RetryBaseMs must be 10..3600000");
+            if (MaxConcurrency is < 1 or > 10_000 || MaxPerEndpoint is < 1 or > 1_000) throw new OptionsException("RamPay:Webhooks:MaxConcurrency (1..10000) and MaxPerEndpoint (1..1000)");
+            if (SecretOverlapMinutes is < 0 or > 30 * 24 * 60 || DisableAfterMinutes < 1) throw new OptionsException("RamPay:Webhooks:SecretOverlapMinutes must be 0..43200 and DisableAfterMinutes positive");
+            if (BreakerFailures < 1 || BreakerOpenMs < 0) throw new OptionsException("RamPay:Webhooks:BreakerFailures must be positive and BreakerOpenMs not negative");
+        }
+
+        public RamPay.Webhooks.WebhookOptions ToOptions() => new()
+        {
+            AllowPrivateNetworks = AllowPrivateNetworks,
+            Timeout = TimeSpan.FromMilliseconds(TimeoutMs),
+            MaxAge = TimeSpan.FromMinutes(MaxAgeMinutes),
+            RetryBase = TimeSpan.FromMilliseconds(RetryBaseMs),
+            RetryMax = TimeSpan.FromHours(1) > TimeSpan.FromMilliseconds(RetryBaseMs) ? TimeSpan.FromHours(1) : TimeSpan.FromMilliseconds(RetryBaseMs),
+            MaxConcurrency = MaxConcurrency,
+            MaxPerEndpoint = MaxPerEndpoint,
+            SecretOverlap = TimeSpan.FromMinutes(SecretOverlapMinutes),
+            DisableAfter = TimeSpan.FromMinutes(DisableAfterMinutes),
+            BreakerFailures = BreakerFailures,
+            BreakerOpen = TimeSpan.FromMilliseconds(BreakerOpenMs),
+        };
+    }
+}

@@ -1,0 +1,288 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Net.Http.Headers;
+using System.Threading.Channels;
+using RamPay.Client;
+using RamPay.Events;
+
+namespace RamPay.Webhooks;
+
+/// <summary>
+/// Sends the outbox's due deliveries (docs/webhooks.md, "Delivery"): signed POSTs through one pooled handler that
+/// follows no redirect and checks every connection's address (<see cref="UrlGuard.ConnectAsync"/>), bounded overall and
+/// per endpoint, a circuit breaker per endpoint, exponential backoff with jitter, dead letter after
+/// <see cref="WebhookOptions.MaxAge"/>, an endpoint disabled after failing for <see cref="WebhookOptions.DisableAfter"/>.
+/// Outcomes are written in batches (one transaction, one fsync for many attempts). A crash between a send and its
+/// record sends that delivery again after restart: at least once; receivers de-duplicate by <c>RamPay-Event-Id</c>.
+/// </summary>
+public sealed class WebhookDispatcher : IDisposable
+{
+    private static readonly Counter<long> Deliveries = EventsTelemetry.Meter.CreateCounter<long>("rampay_webhook_deliveries_total",
+        description: "Webhook delivery attempts by outcome: succeeded, failed (will be retried), dead (dead-lettered).");
+    private static readonly KeyValuePair<string, object?> Succeeded = new("outcome", "succeeded"), Failed = new("outcome", "failed"), Dead = new("outcome", "dead");
+
+    private readonly WebhookStore _store;
+    private readonly WebhookOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly Action<string>? _log;
+    private readonly HttpClient _http;
+    private readonly SemaphoreSlim _overall;
+    private readonly ConcurrentDictionary<long, byte> _inFlight = new();
+    private readonly ConcurrentDictionary<string, EndpointState> _endpoints = new();
+    private readonly Channel<WebhookStore.Outcome> _outcomes = Channel.CreateBounded<WebhookStore.Outcome>(new BoundedChannelOptions(65_536) { SingleReader = true });
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly object _pendingGaugeLock = new();
+
+    private sealed class EndpointState
+    {
+        public int InFlight;
+        public int ConsecutiveFailures;
+        public long OpenUntilMs;
+    }
+
+    public WebhookDispatcher(WebhookStore store, WebhookOptions options, UrlGuard guard, TimeProvider? clock = null, Action<string>? log = null)
+    {
+        options.Validate();
+        _store = store;
+        _options = options;
+        _clock = clock ?? TimeProvider.System;
+        _log = log;
+        _overall = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            UseProxy = false,
+            UseCookies = false,
+            ConnectCallback = guard.ConnectAsync,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            MaxConnectionsPerServer = options.MaxPerEndpoint,
+            ConnectTimeout = options.Timeout,
+            AutomaticDecompression = System.Net.DecompressionMethods.None,
+            MaxResponseHeadersLength = 16, // KB
+        })
+        { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        _http.DefaultRequestHeaders.UserAgent.ParseAdd("RamPay-Webhooks/1");
+        EventsTelemetry.Meter.CreateObservableGauge("rampay_webhook_pending", () => PendingForGauge(),
+            description: "Webhook deliveries not yet delivered nor dead-lettered (in the outbox).");
+    }
+
+    private long _pendingCached;
+    private long _pendingAtMs = -1;
+
+    private long PendingForGauge()
+    {
+        lock (_pendingGaugeLock)
+        {
+            long now = Environment.TickCount64;
+            if (now - _pendingAtMs > 500) { _pendingCached = _store.PendingCount(); _pendingAtMs = now; }
+            return _pendingCached;
+        }
+    }
+
+    /// <summary>Wakes the loop at once (new deliveries).</summary>
+    public void Wake()
+    {
+        if (_wake.CurrentCount == 0) try { _wake.Release(); } catch (SemaphoreFullException) { }
+    }
+
+    public async Task RunAsync(CancellationToken stop)
+    {
+        var writer = Task.Run(() => WriteOutcomesAsync(stop), CancellationToken.None);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                long now = Now;
+                var due = _store.Due(now, 1024);
+                int started = 0;
+                foreach (var d in due)
+                {
+                    if (_inFlight.ContainsKey(d.Id)) continue;
+                    var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
+                    if (state.OpenUntilMs > now) continue; // its circuit is open (its deliveries were deferred)
+                    if (Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint) continue;
+                    WebhookEndpoint? endpoint = null;
+                    if (!d.EndpointId.StartsWith(WebhookStore.PaymentUrlPrefix, StringComparison.Ordinal))
+                    {
+                        endpoint = _store.Endpoint(d.EndpointId);
+                        if (endpoint is null || !endpoint.Enabled) continue; // deleted or disabled: its deliveries wait (or are dead)
+                    }
+                    await _overall.WaitAsync(stop).ConfigureAwait(false);
+                    _inFlight[d.Id] = 0;
+                    Interlocked.Increment(ref state.InFlight);
+                    started++;
+                    _ = Task.Run(async () =>
+                    {
+                        try { await AttemptAsync(d, endpoint, state, stop).ConfigureAwait(false); }
+                        finally
+                        {
+                            Interlocked.Decrement(ref state.InFlight);
+                            _overall.Release();
+                        }
+                    }, CancellationToken.None);
+                }
+                if (started == 0) await _wake.WaitAsync(_options.Poll, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Let attempts in flight finish (bounded by the timeout) and their outcomes be written.
+            for (int i = 0; i < _options.MaxConcurrency; i++) await _overall.WaitAsync(_options.Timeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            _outcomes.Writer.TryComplete();
+            await writer.ConfigureAwait(false);
+        }
+    }
+
+    private long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private async Task AttemptAsync(WebhookDelivery d, WebhookEndpoint? endpoint, EndpointState state, CancellationToken stop)
+    {
+        long now = Now;
+        int attempt = d.Attempts + 1;
+        var secrets = endpoint is not null ? endpoint.SigningSecrets(now).ToList() : UserSecrets(d.Owner, now);
+        int code = 0;
+        string? error = null;
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, d.Url) { Content = new ByteArrayContent(d.Payload) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, WebhookSignature.Header(d.Payload, now / 1000, secrets));
+            request.Headers.TryAddWithoutValidation("RamPay-Event-Id", d.EventId);
+            request.Headers.TryAddWithoutValidation("RamPay-Event-Type", d.EventType);
+            if (!_options.AllowPrivateNetworks && request.RequestUri!.Scheme != "https") throw new WebhookRefusedException("the URL must use https");
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            timeout.CancelAfter(_options.Timeout);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            code = (int)response.StatusCode;
+            // Read at most MaxResponseBytes of the body (then drop the rest with the connection).
+            await using (var body = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false))
+            {
+                var buffer = new byte[Math.Min(_options.MaxResponseBytes, 4096) + 1];
+                int total = 0;
+                while (total < _options.MaxResponseBytes)
+                {
+                    int n = await body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, _options.MaxResponseBytes - total)), timeout.Token).ConfigureAwait(false);
+                    if (n == 0) break;
+                    total += n;
+                }
+            }
+            if (code is < 200 or > 299) error = $"HTTP {code}";
+        }
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+        {
+            error = $"no answer within {_options.Timeout.TotalMilliseconds:0} ms";
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: no outcome; the delivery stays pending and is attempted again after restart.
+            _inFlight.TryRemove(d.Id, out _);
+            return;
+        }
+        catch (Exception e) when (e is HttpRequestException or WebhookRefusedException or IOException or InvalidOperationException or UriFormatException)
+        {
+            error = Innermost(e);
+        }
+        long latency = watch.ElapsedMilliseconds;
+        string status;
+        long next = 0;
+        long done = Now;
+        if (error is null)
+        {
+            status = "succeeded";
+            Deliveries.Add(1, Succeeded);
+            state.ConsecutiveFailures = 0;
+            if (endpoint is { FailingSinceMs: > 0 }) _store.SetFailing(endpoint.Id, 0);
+        }
+        else
+        {
+            long delay = Backoff(attempt);
+            if (done + delay - d.CreatedMs > (long)_options.MaxAge.TotalMilliseconds)
+            {
+                status = "dead";
+                Deliveries.Add(1, Dead);
+            }
+            else
+            {
+                status = "pending";
+                next = done + delay;
+                Deliveries.Add(1, Failed);
+            }
+            OnFailure(d, endpoint, state, done);
+        }
+        await _outcomes.Writer.WriteAsync(new WebhookStore.Outcome(d.Id, attempt, done, code, latency, error, status, next), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private void OnFailure(WebhookDelivery d, WebhookEndpoint? endpoint, EndpointState state, long now)
+    {
+        if (Interlocked.Increment(ref state.ConsecutiveFailures) >= _options.BreakerFailures && state.OpenUntilMs <= now)
+        {
+            state.OpenUntilMs = now + (long)_options.BreakerOpen.TotalMilliseconds;
+            _store.Defer(d.EndpointId, state.OpenUntilMs);
+            _log?.Invoke($"webhook endpoint {d.EndpointId}: {state.ConsecutiveFailures} failures in a row, circuit open for {_options.BreakerOpen.TotalSeconds:0} s");
+        }
+        if (endpoint is null) return;
+        if (endpoint.FailingSinceMs == 0) _store.SetFailing(endpoint.Id, now);
+        else if (now - endpoint.FailingSinceMs > (long)_options.DisableAfter.TotalMilliseconds)
+        {
+            _store.Update(endpoint.Id, null, null, null, "disabled");
+            _log?.Invoke($"webhook endpoint {endpoint.Id} of user {endpoint.Owner} disabled: every attempt failed for {_options.DisableAfter.TotalHours:0.#} h ({endpoint.Url})");
+            Disabled?.Invoke(endpoint);
+        }
+    }
+
+    /// <summary>An endpoint was disabled for failing (its owner is to be told).</summary>
+    public event Action<WebhookEndpoint>? Disabled;
+
+    private List<string> UserSecrets(long user, long now)
+    {
+        var (secret, old, until) = _store.UserSecret(user);
+        return old is not null && now < until ? [secret, old] : [secret];
+    }
+
+    /// <summary>The delay before attempt n+1: RetryBase × 2^(n−1), capped, times a jitter in [0.5, 1.5).</summary>
+    public long Backoff(int attempt)
+    {
+        double baseMs = _options.RetryBase.TotalMilliseconds * Math.Pow(2, Math.Min(30, attempt - 1));
+        double capped = Math.Min(baseMs, _options.RetryMax.TotalMilliseconds);
+        return (long)(capped * (0.5 + Random.Shared.NextDouble()));
+    }
+
+    private async Task WriteOutcomesAsync(CancellationToken stop)
+    {
+        var batch = new List<WebhookStore.Outcome>(512);
+        var reader = _outcomes.Reader;
+        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            while (batch.Count < 512 && reader.TryRead(out var o)) batch.Add(o);
+            try
+            {
+                _store.Record(batch);
+            }
+            catch (Exception e)
+            {
+                _log?.Invoke($"webhook outcomes could not be written ({e.Message}); those deliveries will be attempted again");
+            }
+            foreach (var o in batch) _inFlight.TryRemove(o.DeliveryId, out _);
+            batch.Clear();
+        }
+    }
+
+    private static string Innermost(Exception e)
+    {
+        while (e.InnerException is not null && e is not WebhookRefusedException) e = e.InnerException;
+        string m = e.Message;
+        return m.Length > 300 ? m[..300] : m;
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _overall.Dispose();
+    }
+}

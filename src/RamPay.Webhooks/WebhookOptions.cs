@@ -1,0 +1,36 @@
+namespace RamPay.Webhooks;
+
+/// <summary>The webhooks' settings (the server's <c>RamPay:Webhooks:*</c>).</summary>
+public sealed record WebhookOptions
+{
+    /// <summary>Allow URLs on loopback/private/link-local networks, and http (tests, a private deployment).</summary>
+    public bool AllowPrivateNetworks { get; init; }
+    /// <summary>An attempt's limit: any 2xx within it is delivered.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>A delivery not delivered this long after it was queued is dead-lettered.</summary>
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromDays(3);
+    /// <summary>The first retry's delay; each next one doubles (with ±50 % jitter), up to <see cref="RetryMax"/>.</summary>
+    public TimeSpan RetryBase { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan RetryMax { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>Attempts in flight at once, over all endpoints.</summary>
+    public int MaxConcurrency { get; init; } = 64;
+    /// <summary>Attempts in flight at once to one endpoint (or one payment URL owner).</summary>
+    public int MaxPerEndpoint { get; init; } = 8;
+    /// <summary>The most bytes of a response body read (the rest is dropped with the connection).</summary>
+    public int MaxResponseBytes { get; init; } = 4096;
+    /// <summary>How long a rotated-out secret keeps signing beside the new one.</summary>
+    public TimeSpan SecretOverlap { get; init; } = TimeSpan.FromHours(24);
+    /// <summary>An endpoint whose every attempt has failed for this long is disabled (and its owner told).</summary>
+    public TimeSpan DisableAfter { get; init; } = TimeSpan.FromDays(3);
+    /// <summary>Consecutive failures that open an endpoint's circuit, and how long it stays open.</summary>
+    public int BreakerFailures { get; init; } = 5;
+    public TimeSpan BreakerOpen { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How often the dispatcher looks for due deliveries when idle.</summary>
+    public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    public void Validate()
+    {
+        if (Timeout <= TimeSpan.Zero || MaxAge <= TimeSpan.Zero || RetryBase <= TimeSpan.Zero || RetryMax < RetryBase) throw new ArgumentException("webhook timeouts must be positive, RetryMax >= RetryBase");
+        if (MaxConcurrency < 1 || MaxPerEndpoint < 1 || MaxResponseBytes < 0 || BreakerFailures < 1) throw new ArgumentException("webhook limits must be positive");
+    }
+}

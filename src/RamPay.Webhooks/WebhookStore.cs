@@ -1,0 +1,348 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using RamPay.Events;
+
+namespace RamPay.Webhooks;
+
+/// <summary>A registered endpoint. <see cref="Owner"/> is a user id; an admin's endpoint (<see cref="AllEvents"/>) receives every event whole.</summary>
+public sealed record WebhookEndpoint(string Id, long Owner, bool AllEvents, string Url, IReadOnlyList<string> EnabledEvents, string? Description,
+    string Status, string Secret, string? OldSecret, long OldSecretUntilMs, long CreatedMs, long FailingSinceMs)
+{
+    public bool Enabled => Status == "enabled";
+
+    /// <summary>The secrets that sign now: the current one, and the previous one during a rotation's overlap.</summary>
+    public IEnumerable<string> SigningSecrets(long nowMs) => OldSecret is { } old && nowMs < OldSecretUntilMs ? [Secret, old] : [Secret];
+
+    /// <summary>Whether the endpoint subscribes to <paramref name="type"/>: <c>*</c>, the exact name, or a prefix ending with <c>*</c>.</summary>
+    public bool Wants(string type) => EnabledEvents.Any(p => p == "*" || p == type || (p.EndsWith('*') && type.StartsWith(p[..^1], StringComparison.Ordinal)));
+}
+
+/// <summary>One delivery of one event to one URL, and its state.</summary>
+public sealed record WebhookDelivery(long Id, string EndpointId, long Owner, string Url, string EventId, string EventType, byte[] Payload,
+    string Status, int Attempts, long NextAttemptMs, long CreatedMs);
+
+/// <summary>One attempt of a delivery.</summary>
+public sealed record WebhookAttempt(long DeliveryId, string EventId, int Attempt, long AtMs, int StatusCode, long LatencyMs, string? Error, string Status);
+
+/// <summary>
+/// The webhooks' durable state on the embedded default (<c>&lt;data&gt;/webhooks/webhooks.db</c>, SQLite WAL,
+/// synchronous=FULL): endpoints, per-user secrets for payments' own <c>webhook_url</c>, the delivery outbox (pending
+/// deliveries survive SIGKILL), every attempt (the audit log), and the consumer's checkpoint, written in the same
+/// transaction as the deliveries an event batch adds.
+/// </summary>
+public sealed class WebhookStore : IDisposable
+{
+    public const string FileName = "webhooks.db";
+    /// <summary>The endpoint id of deliveries to a payment's own <c>webhook_url</c>: <c>payment_url:{user}</c>.</summary>
+    public const string PaymentUrlPrefix = "payment_url:";
+    private readonly string _connectionString;
+    private readonly object _endpointsLock = new();
+    private List<WebhookEndpoint>? _endpoints;
+
+    public WebhookStore(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path.Combine(directory, FileName), Pooling = true, DefaultTimeout = 30 }.ToString();
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS endpoints(id TEXT PRIMARY KEY, owner INTEGER NOT NULL, all_events INTEGER NOT NULL, url TEXT NOT NULL, events TEXT NOT NULL,
+              description TEXT, status TEXT NOT NULL, secret TEXT NOT NULL, old_secret TEXT, old_secret_until_ms INTEGER NOT NULL DEFAULT 0,
+              created_ms INTEGER NOT NULL, failing_since_ms INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS user_secrets(user_id INTEGER PRIMARY KEY, secret TEXT NOT NULL, old_secret TEXT, old_secret_until_ms INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS deliveries(id INTEGER PRIMARY KEY, endpoint_id TEXT NOT NULL, owner INTEGER NOT NULL, url TEXT NOT NULL,
+              event_id TEXT NOT NULL, event_type TEXT NOT NULL, payload BLOB NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+              next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, UNIQUE(endpoint_id, event_id, url));
+            CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_ms);
+            CREATE TABLE IF NOT EXISTS attempts(delivery_id INTEGER NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, status_code INTEGER NOT NULL,
+              latency_ms INTEGER NOT NULL, error TEXT, status TEXT NOT NULL, PRIMARY KEY(delivery_id, attempt));
+            CREATE TABLE IF NOT EXISTS payment_urls(payment_id INTEGER PRIMARY KEY, owner INTEGER NOT NULL, url TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS checkpoint(name TEXT PRIMARY KEY, sequence INTEGER NOT NULL, idx INTEGER NOT NULL, ordinal INTEGER NOT NULL);
+            """;
+        cmd.ExecuteNonQuery();
+    }
+
+    internal SqliteConnection Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        using var pragma = c.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
+        pragma.ExecuteNonQuery();
+        return c;
+    }
+
+    public static string NewSecret() => "whsec_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+    private static string NewId(string prefix) => prefix + Base64Url(RandomNumberGenerator.GetBytes(12));
+    private static string Base64Url(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    // ---- endpoints ----
+
+    /// <summary>Every live endpoint (cached; every change here refreshes it).</summary>
+    public IReadOnlyList<WebhookEndpoint> Endpoints()
+    {
+        lock (_endpointsLock)
+        {
+            if (_endpoints is not null) return _endpoints;
+            using var c = Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT id, owner, all_events, url, events, description, status, secret, old_secret, old_secret_until_ms, created_ms, failing_since_ms FROM endpoints WHERE deleted = 0 ORDER BY created_ms, id";
+            var list = new List<WebhookEndpoint>();
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+                list.Add(new WebhookEndpoint(r.GetString(0), r.GetInt64(1), r.GetInt64(2) != 0, r.GetString(3), JsonSerializer.Deserialize<string[]>(r.GetString(4))!,
+                    r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), r.GetInt64(9), r.GetInt64(10), r.GetInt64(11)));
+            return _endpoints = list;
+        }
+    }
+
+    public WebhookEndpoint? Endpoint(string id) => Endpoints().FirstOrDefault(e => e.Id == id);
+
+    public WebhookEndpoint Create(long owner, bool allEvents, string url, IReadOnlyList<string> events, string? description, long nowMs)
+    {
+        var e = new WebhookEndpoint(NewId("we_"), owner, allEvents, url, events, description, "enabled", NewSecret(), null, 0, nowMs, 0);
+        Exec("INSERT INTO endpoints(id, owner, all_events, url, events, description, status, secret, created_ms) VALUES($id,$o,$a,$u,$e,$d,$s,$k,$c)",
+            ("$id", e.Id), ("$o", owner), ("$a", allEvents ? 1 : 0), ("$u", url), ("$e", JsonSerializer.Serialize(events)), ("$d", (object?)description ?? DBNull.Value),
+            ("$s", e.Status), ("$k", e.Secret), ("$c", nowMs));
+        return e;
+    }
+
+    public void Update(string id, string? url, IReadOnlyList<string>? events, string? description, string? status)
+    {
+        if (url is not null) Exec("UPDATE endpoints SET url=$v WHERE id=$id", ("$id", id), ("$v", url));
+        if (events is not null) Exec("UPDATE endpoints SET events=$v WHERE id=$id", ("$id", id), ("$v", JsonSerializer.Serialize(events)));
+        if (description is not null) Exec("UPDATE endpoints SET description=$v WHERE id=$id", ("$id", id), ("$v", description));
+        if (status is not null)
+        {
+            Exec("UPDATE endpoints SET status=$v, failing_since_ms=0 WHERE id=$id", ("$id", id), ("$v", status));
+            // A disabled endpoint's pending deliveries wait (far future); enabling it makes them due at once.
+            Exec("UPDATE deliveries SET next_ms=$n WHERE endpoint_id=$id AND status='pending'", ("$id", id), ("$n", status == "enabled" ? 0L : long.MaxValue / 2));
+        }
+    }
+
+    public void Delete(string id) => Exec("UPDATE endpoints SET deleted=1, status='deleted' WHERE id=$id; UPDATE deliveries SET status='dead' WHERE endpoint_id=$id AND status='pending'", ("$id", id));
+
+    /// <summary>A new secret; the old one keeps signing (beside it) until <paramref name="overlapUntilMs"/>.</summary>
+    public string RotateSecret(string id, long overlapUntilMs)
+    {
+        string secret = NewSecret();
+        Exec("UPDATE endpoints SET old_secret=secret, old_secret_until_ms=$until, secret=$s WHERE id=$id", ("$id", id), ("$s", secret), ("$until", overlapUntilMs));
+        return secret;
+    }
+
+    /// <summary>Notes that an endpoint failed (from when, if not already failing) or recovered.</summary>
+    public void SetFailing(string id, long sinceMs) => Exec("UPDATE endpoints SET failing_since_ms=$v WHERE id=$id AND (failing_since_ms=0 OR $v=0)", ("$id", id), ("$v", sinceMs));
+
+    // ---- per-user secrets (a payment's own webhook_url) ----
+
+    public (string Secret, string? OldSecret, long OldUntilMs) UserSecret(long user)
+    {
+        using var c = Open();
+        using var ins = c.CreateCommand();
+        ins.CommandText = "INSERT OR IGNORE INTO user_secrets(user_id, secret) VALUES($u, $s)";
+        ins.Parameters.AddWithValue("$u", user);
+        ins.Parameters.AddWithValue("$s", NewSecret());
+        ins.ExecuteNonQuery();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT secret, old_secret, old_secret_until_ms FROM user_secrets WHERE user_id=$u";
+        cmd.Parameters.AddWithValue("$u", user);
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetInt64(2));
+    }
+
+    public string RotateUserSecret(long user, long overlapUntilMs)
+    {
+        UserSecret(user);
+        string secret = NewSecret();
+        Exec("UPDATE user_secrets SET old_secret=secret, old_secret_until_ms=$until, secret=$s WHERE user_id=$u", ("$u", user), ("$s", secret), ("$until", overlapUntilMs));
+        return secret;
+    }
+
+    // ---- the consumer's side ----
+
+    /// <summary>Remembers a payment's own webhook_url (from its creation events), so its later events go there too.</summary>
+    public void RememberPaymentUrl(SqliteConnection c, SqliteTransaction tx, long paymentId, long owner, string url)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT OR IGNORE INTO payment_urls(payment_id, owner, url) VALUES($p,$o,$u)";
+        cmd.Parameters.AddWithValue("$p", paymentId); cmd.Parameters.AddWithValue("$o", owner); cmd.Parameters.AddWithValue("$u", url);
+        cmd.ExecuteNonQuery();
+    }
+
+    public (long Owner, string Url)? PaymentUrl(long paymentId)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT owner, url FROM payment_urls WHERE payment_id=$p";
+        cmd.Parameters.AddWithValue("$p", paymentId);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? (r.GetInt64(0), r.GetString(1)) : null;
+    }
+
+    /// <summary>Pushes an endpoint's due deliveries to <paramref name="untilMs"/> (its circuit is open: no attempt before then).</summary>
+    public void Defer(string endpointId, long untilMs) =>
+        Exec("UPDATE deliveries SET next_ms=$n WHERE endpoint_id=$id AND status='pending' AND next_ms < $n", ("$id", endpointId), ("$n", untilMs));
+
+    public EventPosition ReadCheckpoint(string name)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT sequence, idx, ordinal FROM checkpoint WHERE name=$n";
+        cmd.Parameters.AddWithValue("$n", name);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : EventPosition.None;
+    }
+
+    /// <summary>A delivery to add (the consumer's effect).</summary>
+    public readonly record struct NewDelivery(string EndpointId, long Owner, string Url, string EventId, string EventType, byte[] Payload);
+
+    /// <summary>
+    /// Adds <paramref name="deliveries"/> (one already there is left as it is: a re-sent batch adds nothing) and, in the
+    /// same transaction, moves the checkpoint <paramref name="name"/> to <paramref name="through"/> (when given).
+    /// </summary>
+    public int Enqueue(IReadOnlyList<NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver = false,
+        IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls = null)
+    {
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        foreach (var (paymentId, owner, url) in paymentUrls ?? []) RememberPaymentUrl(c, tx, paymentId, owner, url);
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = redeliver
+            ? "INSERT INTO deliveries(endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms) VALUES($e,$o,$u,$i,$t,$p,'pending',0,$n,$n) ON CONFLICT(endpoint_id, event_id, url) DO UPDATE SET status='pending', next_ms=$n, created_ms=$n"
+            : "INSERT OR IGNORE INTO deliveries(endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms) VALUES($e,$o,$u,$i,$t,$p,'pending',0,$n,$n)";
+        foreach (var n in new[] { "$e", "$o", "$u", "$i", "$t", "$p", "$n" }) cmd.Parameters.Add(new SqliteParameter { ParameterName = n });
+        int added = 0;
+        foreach (var d in deliveries)
+        {
+            cmd.Parameters[0].Value = d.EndpointId; cmd.Parameters[1].Value = d.Owner; cmd.Parameters[2].Value = d.Url; cmd.Parameters[3].Value = d.EventId;
+            cmd.Parameters[4].Value = d.EventType; cmd.Parameters[5].Value = d.Payload; cmd.Parameters[6].Value = nowMs;
+            added += cmd.ExecuteNonQuery();
+        }
+        if (through is { } p)
+        {
+            using var cp = c.CreateCommand();
+            cp.Transaction = tx;
+            cp.CommandText = "INSERT INTO checkpoint(name, sequence, idx, ordinal) VALUES($n,$s,$i,$o) ON CONFLICT(name) DO UPDATE SET sequence=$s, idx=$i, ordinal=$o";
+            cp.Parameters.AddWithValue("$n", name); cp.Parameters.AddWithValue("$s", p.Sequence); cp.Parameters.AddWithValue("$i", p.Index); cp.Parameters.AddWithValue("$o", p.Ordinal);
+            cp.ExecuteNonQuery();
+        }
+        tx.Commit();
+        return added;
+    }
+
+    // ---- the dispatcher's side ----
+
+    public List<WebhookDelivery> Due(long nowMs, int max)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT {DeliveryColumns} FROM deliveries WHERE status='pending' AND next_ms <= $now ORDER BY next_ms, id LIMIT $max";
+        cmd.Parameters.AddWithValue("$now", nowMs);
+        cmd.Parameters.AddWithValue("$max", max);
+        return ReadDeliveries(cmd);
+    }
+
+    public long PendingCount()
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM deliveries WHERE status='pending'";
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>An attempt's outcome: the delivery's new state and the attempt's row, written together.</summary>
+    public readonly record struct Outcome(long DeliveryId, int Attempt, long AtMs, int StatusCode, long LatencyMs, string? Error, string Status, long NextMs);
+
+    /// <summary>Records attempts in one transaction (one fsync for many: the dispatcher batches them).</summary>
+    public void Record(IReadOnlyList<Outcome> outcomes)
+    {
+        if (outcomes.Count == 0) return;
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        using var up = c.CreateCommand();
+        up.Transaction = tx;
+        up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n WHERE id=$id";
+        using var ins = c.CreateCommand();
+        ins.Transaction = tx;
+        ins.CommandText = "INSERT OR REPLACE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
+        foreach (var o in outcomes)
+        {
+            up.Parameters.Clear();
+            up.Parameters.AddWithValue("$s", o.Status); up.Parameters.AddWithValue("$a", o.Attempt); up.Parameters.AddWithValue("$n", o.NextMs); up.Parameters.AddWithValue("$id", o.DeliveryId);
+            up.ExecuteNonQuery();
+            ins.Parameters.Clear();
+            ins.Parameters.AddWithValue("$id", o.DeliveryId); ins.Parameters.AddWithValue("$a", o.Attempt); ins.Parameters.AddWithValue("$at", o.AtMs);
+            ins.Parameters.AddWithValue("$c", o.StatusCode); ins.Parameters.AddWithValue("$l", o.LatencyMs); ins.Parameters.AddWithValue("$e", (object?)o.Error ?? DBNull.Value);
+            ins.Parameters.AddWithValue("$s", o.Status);
+            ins.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    /// <summary>An endpoint's attempts, newest first, optionally of deliveries in one status (pending, succeeded, failed, dead).</summary>
+    public List<WebhookAttempt> Attempts(string endpointId, string? status, int limit)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            SELECT a.delivery_id, d.event_id, a.attempt, a.at_ms, a.status_code, a.latency_ms, a.error, a.status
+            FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+            WHERE d.endpoint_id = $e AND ($s IS NULL OR d.status = $s OR a.status = $s)
+            ORDER BY a.at_ms DESC, a.delivery_id DESC, a.attempt DESC LIMIT $l
+            """;
+        cmd.Parameters.AddWithValue("$e", endpointId);
+        cmd.Parameters.AddWithValue("$s", (object?)status ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$l", limit);
+        var list = new List<WebhookAttempt>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            list.Add(new WebhookAttempt(r.GetInt64(0), r.GetString(1), r.GetInt32(2), r.GetInt64(3), r.GetInt32(4), r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetString(7)));
+        return list;
+    }
+
+    /// <summary>Deliveries of an endpoint in a status that have no attempt yet (pending ones never tried), for the deliveries API.</summary>
+    public List<WebhookDelivery> Deliveries(string endpointId, string? status, int limit)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT {DeliveryColumns} FROM deliveries WHERE endpoint_id=$e AND ($s IS NULL OR status=$s) ORDER BY id DESC LIMIT $l";
+        cmd.Parameters.AddWithValue("$e", endpointId);
+        cmd.Parameters.AddWithValue("$s", (object?)status ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$l", limit);
+        return ReadDeliveries(cmd);
+    }
+
+    private const string DeliveryColumns = "id, endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms";
+
+    private static List<WebhookDelivery> ReadDeliveries(SqliteCommand cmd)
+    {
+        var list = new List<WebhookDelivery>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            list.Add(new WebhookDelivery(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetString(5), (byte[])r.GetValue(6),
+                r.GetString(7), r.GetInt32(8), r.GetInt64(9), r.GetInt64(10)));
+        return list;
+    }
+
+    private void Exec(string sql, params (string, object)[] args)
+    {
+        using (var c = Open())
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = sql;
+            foreach (var (n, v) in args) cmd.Parameters.AddWithValue(n, v);
+            cmd.ExecuteNonQuery();
+        }
+        lock (_endpointsLock) _endpoints = null;
+    }
+
+    public void Dispose() => SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+
+    internal static string Ms(long ms) => ms.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,109 @@
+using System.Globalization;
+using OpenTelemetry.Metrics;
+using RamPay.Events;
+using RamPay.Worker;
+
+// rampay-worker NAME --kafka HOST:PORT --group G [--topic T] [--http-port N] [--http-host ADDR] [--out DIR]
+// One event consumer (docs/consumers.md) on a Kafka consumer group: offsets are committed only after the consumer's
+// effects are durable; /health/live, /health/ready (200 once the group has assigned partitions) and /metrics.
+if (args.Length == 0 || args[0].StartsWith('-'))
+{
+    Console.Error.WriteLine("usage: rampay-worker NAME --kafka HOST:PORT --group G [--topic rampay.events] [--http-port 0] [--http-host 127.0.0.1] [--out DIR]");
+    Console.Error.WriteLine($"consumers: {string.Join(", ", WorkerConsumers.Names)}");
+    return 2;
+}
+var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+for (int i = 1; i < args.Length; i++)
+{
+    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+    {
+        Console.Error.WriteLine($"rampay-worker: '{args[i]}' is not a --flag followed by a value");
+        return 2;
+    }
+    flags[args[i]] = args[++i];
+}
+string? Flag(string name) => flags.TryGetValue(name, out var v) ? v : null;
+WorkerOptions options;
+IEventConsumer consumer;
+try
+{
+    options = new WorkerOptions
+    {
+        Consumer = args[0],
+        BootstrapServers = Flag("--kafka") ?? throw new ArgumentException("--kafka HOST:PORT is required"),
+        Group = Flag("--group") ?? throw new ArgumentException("--group NAME is required"),
+        Topic = Flag("--topic") ?? "rampay.events",
+        HttpPort = int.Parse(Flag("--http-port") ?? "0", NumberStyles.None, CultureInfo.InvariantCulture),
+        HttpHost = Flag("--http-host") ?? "127.0.0.1",
+    };
+    consumer = WorkerConsumers.Create(options.Consumer, Flag);
+}
+catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+{
+    Console.Error.WriteLine($"rampay-worker: {e.Message}");
+    return 2;
+}
+
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = false; });
+builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Parse(options.HttpHost), options.HttpPort));
+builder.Services.AddSingleton(options);
+builder.Services.AddSingleton(consumer);
+builder.Services.AddSingleton<KafkaEventSource>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<KafkaEventSource>());
+builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(EventsTelemetry.MeterName, WorkerMetrics.MeterName).AddPrometheusExporter(o => { o.ScrapeResponseCacheDurationMilliseconds = 0; o.ScopeInfoEnabled = false; }));
+var app = builder.Build();
+var source = app.Services.GetRequiredService<KafkaEventSource>();
+WorkerMetrics.Register(source, consumer.Name);
+app.MapGet("/health/live", () => Results.Json(new Dictionary<string, string> { ["status"] = "live" }));
+app.MapGet("/health/ready", () => source.Joined
+    ? Results.Json(new Dictionary<string, string> { ["status"] = "ready" })
+    : Results.Json(new Dictionary<string, string> { ["status"] = "joining" }, statusCode: 503));
+app.MapPrometheusScrapingEndpoint("/metrics");
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    foreach (var address in app.Urls) Console.WriteLine($"rampay-worker: http listening on {address}");
+    Console.WriteLine($"rampay-worker: ready: consumer {consumer.Name}, group {options.Group}, topic {options.Topic} at {options.BootstrapServers}");
+});
+await app.RunAsync();
+return 0;
+
+namespace RamPay.Worker
+{
+    /// <summary>The consumers a worker can run, by name. A consumer project adds its line here.</summary>
+    public static class WorkerConsumers
+    {
+        public static IReadOnlyList<string> Names => ["archive", "rewards", "analytics"];
+
+        public static IEventConsumer Create(string name, Func<string, string?> flag) => name switch
+        {
+            "archive" => new ArchiveConsumer(flag("--out") ?? throw new ArgumentException("the archive consumer needs --out DIR")),
+            // Issue 13 (docs/rewards.md): rewards reach the server with a service token (POST /v1/admin/service_tokens).
+            "rewards" => new RamPay.Rewards.RewardsConsumer(new RamPay.Rewards.HttpRewardCommands(new HttpClient
+            {
+                BaseAddress = new Uri(flag("--server") ?? throw new ArgumentException("the rewards consumer needs --server URL (and RAMPAY_SERVICE_TOKEN)")),
+                DefaultRequestHeaders = { Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
+                    Environment.GetEnvironmentVariable("RAMPAY_SERVICE_TOKEN") ?? throw new ArgumentException("the rewards consumer needs RAMPAY_SERVICE_TOKEN (a service token)")) },
+            }), checkpointFile: null),
+            "analytics" => new RamPay.Analytics.AnalyticsConsumer(new RamPay.Analytics.AnalyticsStore(
+                Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"))),
+            _ => throw new ArgumentException($"no consumer named '{name}' (known: {string.Join(", ", Names)})"),
+        };
+    }
+
+    public static class WorkerMetrics
+    {
+        public const string MeterName = "RamPay.Worker";
+        private static readonly System.Diagnostics.Metrics.Meter Meter = new(MeterName);
+
+        public static void Register(KafkaEventSource source, string consumer)
+        {
+            var tag = new KeyValuePair<string, object?>("consumer", consumer);
+            Meter.CreateObservableCounter("rampay_worker_events_total", () => new System.Diagnostics.Metrics.Measurement<long>(source.EventsHandled, tag),
+                description: "Events the consumer handled and whose offsets were committed.");
+            Meter.CreateObservableCounter("rampay_worker_failures_total", () => new System.Diagnostics.Metrics.Measurement<long>(source.Failures, tag),
+                description: "Batches the consumer failed on (read again from the committed offset).");
+        }
+    }
+}
