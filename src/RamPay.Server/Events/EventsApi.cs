@@ -25,10 +25,10 @@ public static class EventRoutes
         var holder = app.Services.GetRequiredService<EventLogHolder>();
         user.MapGet("/events", (Delegate)((HttpContext c) => List(c, holder)))
             .WithTags("events").WithSummary("Your events, newest first (query: limit 1..100, starting_after, ending_before, type: a name or a prefix like Payment*)")
-            .Produces<EventListResponse>().Produces<C.ErrorResponse>(400);
+            .Produces<EventListResponse>().Produces<C.ErrorEnvelope>(400);
         user.MapGet("/events/{id}", (HttpContext c, string id) => GetOne(c, holder, id))
             .WithTags("events").WithSummary("One event by its event_id (\"sequence-index-ordinal\")")
-            .Produces<JsonElement>().Produces<C.ErrorResponse>(404);
+            .Produces<JsonElement>().Produces<C.ErrorEnvelope>(404);
     }
 
     private static EventLog LogOf(EventLogHolder holder) =>

@@ -30,23 +30,23 @@ public static class WebhookRoutes
         int maxBody = app.Services.GetRequiredService<ServerOptions>().Http.MaxRequestBodyBytes;
         user.MapPost("/webhook_endpoints", (Delegate)((HttpContext c) => Create(c, hooks, maxBody)))
             .WithTags("webhooks").WithSummary("Register a webhook endpoint; the response alone shows its signing secret")
-            .WithMetadata(new JsonRequestBody(typeof(WebhookEndpointRequest))).Produces<WebhookEndpointView>(201).Produces<C.ErrorResponse>(400);
+            .WithMetadata(new JsonRequestBody(typeof(WebhookEndpointRequest))).Produces<WebhookEndpointView>(201).Produces<C.ErrorEnvelope>(400);
         user.MapGet("/webhook_endpoints", (Delegate)((HttpContext c) => List(c, hooks)))
             .WithTags("webhooks").WithSummary("Your webhook endpoints").Produces<WebhookEndpointView[]>();
         user.MapGet("/webhook_endpoints/{id}", (HttpContext c, string id) => Get(c, hooks, id))
-            .WithTags("webhooks").WithSummary("One of your webhook endpoints").Produces<WebhookEndpointView>().Produces<C.ErrorResponse>(404);
+            .WithTags("webhooks").WithSummary("One of your webhook endpoints").Produces<WebhookEndpointView>().Produces<C.ErrorEnvelope>(404);
         user.MapPost("/webhook_endpoints/{id}", (HttpContext c, string id) => Update(c, hooks, id, maxBody))
             .WithTags("webhooks").WithSummary("Change an endpoint's url, enabled_events, description or status (enabled|disabled)")
-            .WithMetadata(new JsonRequestBody(typeof(WebhookEndpointUpdate))).Produces<WebhookEndpointView>().Produces<C.ErrorResponse>(400).Produces<C.ErrorResponse>(404);
+            .WithMetadata(new JsonRequestBody(typeof(WebhookEndpointUpdate))).Produces<WebhookEndpointView>().Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(404);
         user.MapDelete("/webhook_endpoints/{id}", (HttpContext c, string id) => Delete(c, hooks, id))
-            .WithTags("webhooks").WithSummary("Delete an endpoint (its pending deliveries are dead-lettered)").Produces(200).Produces<C.ErrorResponse>(404);
+            .WithTags("webhooks").WithSummary("Delete an endpoint (its pending deliveries are dead-lettered)").Produces(200).Produces<C.ErrorEnvelope>(404);
         user.MapPost("/webhook_endpoints/{id}/rotate_secret", (HttpContext c, string id) => Rotate(c, hooks, id, maxBody))
-            .WithTags("webhooks").WithSummary("A new signing secret; the old one keeps signing beside it for RamPay:Webhooks:SecretOverlapMinutes").Produces<WebhookEndpointView>().Produces<C.ErrorResponse>(404);
+            .WithTags("webhooks").WithSummary("A new signing secret; the old one keeps signing beside it for RamPay:Webhooks:SecretOverlapMinutes").Produces<WebhookEndpointView>().Produces<C.ErrorEnvelope>(404);
         user.MapGet("/webhook_endpoints/{id}/deliveries", (HttpContext c, string id) => Deliveries(c, hooks, id))
-            .WithTags("webhooks").WithSummary("Every attempt (query: status=succeeded|failed|pending|dead, limit)").Produces(200).Produces<C.ErrorResponse>(404);
+            .WithTags("webhooks").WithSummary("Every attempt (query: status=succeeded|failed|pending|dead, limit)").Produces(200).Produces<C.ErrorEnvelope>(404);
         user.MapPost("/events/{id}/redeliver", (HttpContext c, string id) => Redeliver(c, hooks, events, id, maxBody))
             .WithTags("webhooks").WithSummary("Send an event again, to one of your endpoints or to every one subscribed to it")
-            .WithMetadata(new JsonRequestBody(typeof(RedeliverRequest))).Produces(202).Produces<C.ErrorResponse>(404);
+            .WithMetadata(new JsonRequestBody(typeof(RedeliverRequest))).Produces(202).Produces<C.ErrorEnvelope>(404);
         user.MapGet("/webhook_secret", (Delegate)((HttpContext c) => UserSecret(c, hooks, rotate: false, maxBody)))
             .WithTags("webhooks").WithSummary("The secret that signs deliveries to your payments' own webhook_url").Produces(200);
         user.MapPost("/webhook_secret/rotate", (Delegate)((HttpContext c) => UserSecret(c, hooks, rotate: true, maxBody)))

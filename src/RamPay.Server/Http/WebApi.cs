@@ -23,14 +23,14 @@ public static class WebRoutes
         var api = new WebApi(platform);
         user.MapGet("/users/lookup", (Func<HttpContext, Task>)(c => api.Lookup(c)))
             .WithTags("users").WithSummary("A payee by email: their wallet's account id and display name only (query: email; rate-limited per caller)")
-            .Produces<PayeeResponse>().Produces<C.ErrorResponse>(400).Produces<C.ErrorResponse>(404).Produces<C.ErrorResponse>(429);
+            .Produces<PayeeResponse>().Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(404).Produces<C.ErrorEnvelope>(429);
         var searching = new ForbiddenMessage("Only an admin may search users and payments.");
         admin.MapGet("/admin/users", (Func<HttpContext, Task>)(c => api.SearchUsers(c))).WithMetadata(searching)
             .WithTags("admin").WithSummary("Users whose email contains the query, by user id (admin; query: email, limit, after)")
-            .Produces<AdminUserPage>().Produces<C.ErrorResponse>(400).Produces<C.ErrorResponse>(403);
+            .Produces<AdminUserPage>().Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(403);
         admin.MapGet("/admin/payments", (Func<HttpContext, Task>)(c => api.SearchPayments(c))).WithMetadata(searching)
             .WithTags("admin").WithSummary("Payments, newest first, by status, kind, account and time (admin; query: status, kind, account, from, to, limit, after)")
-            .Produces<C.PaymentPage>().Produces<C.ErrorResponse>(400).Produces<C.ErrorResponse>(403).Produces<C.ErrorResponse>(404);
+            .Produces<C.PaymentPage>().Produces<C.ErrorEnvelope>(400).Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(404);
     }
 }
 

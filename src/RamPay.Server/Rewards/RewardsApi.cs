@@ -40,36 +40,36 @@ public static class RewardRoutes
         var rules = new ForbiddenMessage("Only an admin may manage reward rules and the rewards account.");
 
         admin.MapPost("/admin/reward_rules", H(api.CreateRule)).WithMetadata(rules, new JsonRequestBody(typeof(RewardRuleRequest)))
-            .WithTags("rewards").WithSummary("Define a cashback rule (admin; Idempotency-Key optional)").Produces(201).Produces<C.ErrorResponse>(400);
+            .WithTags("rewards").WithSummary("Define a cashback rule (admin; Idempotency-Key optional)").Produces(201).Produces<C.ErrorEnvelope>(400);
         admin.MapGet("/admin/reward_rules", H(api.ListRules)).WithMetadata(rules)
             .WithTags("rewards").WithSummary("Every reward rule with its versions (admin)").Produces(200);
         admin.MapGet("/admin/reward_rules/{id:long}", (HttpContext c, long id) => api.GetRule(c, id)).WithMetadata(rules)
-            .WithTags("rewards").WithSummary("A reward rule with its versions (admin)").Produces(200).Produces<C.ErrorResponse>(404);
+            .WithTags("rewards").WithSummary("A reward rule with its versions (admin)").Produces(200).Produces<C.ErrorEnvelope>(404);
         admin.MapPost("/admin/reward_rules/{id:long}", (HttpContext c, long id) => api.ChangeRule(c, id)).WithMetadata(rules, new JsonRequestBody(typeof(RewardRuleRequest)))
-            .WithTags("rewards").WithSummary("Change a rule: new terms from now on; earlier payments keep theirs (admin)").Produces(200).Produces<C.ErrorResponse>(404);
+            .WithTags("rewards").WithSummary("Change a rule: new terms from now on; earlier payments keep theirs (admin)").Produces(200).Produces<C.ErrorEnvelope>(404);
         admin.MapPost("/admin/reward_rules/{id:long}/end", (HttpContext c, long id) => api.EndRule(c, id)).WithMetadata(rules)
-            .WithTags("rewards").WithSummary("End a rule from now on (admin)").Produces(200).Produces<C.ErrorResponse>(404).Produces<C.ErrorResponse>(422);
+            .WithTags("rewards").WithSummary("End a rule from now on (admin)").Produces(200).Produces<C.ErrorEnvelope>(404).Produces<C.ErrorEnvelope>(422);
         admin.MapPost("/admin/rewards/top_up", H(api.TopUp)).WithMetadata(rules, new JsonRequestBody(typeof(TopUpRequest)))
-            .WithTags("rewards").WithSummary("Move money from the platform funding account to the rewards account (admin; Idempotency-Key)").Produces(201).Produces<C.ErrorResponse>(422);
+            .WithTags("rewards").WithSummary("Move money from the platform funding account to the rewards account (admin; Idempotency-Key)").Produces(201).Produces<C.ErrorEnvelope>(422);
         admin.MapGet("/admin/rewards/funding", H(api.Funding)).WithMetadata(rules)
             .WithTags("rewards").WithSummary("Each rewards funding account's balance (admin)").Produces(200);
         admin.MapGet("/admin/rewards", H(api.ListAll)).WithMetadata(rules)
-            .WithTags("rewards").WithSummary("Every reward, newest first (query: status=issued|skipped, limit, after) (admin)").Produces(200).Produces<C.ErrorResponse>(400);
+            .WithTags("rewards").WithSummary("Every reward, newest first (query: status=issued|skipped, limit, after) (admin)").Produces(200).Produces<C.ErrorEnvelope>(400);
         admin.MapPost("/admin/service_tokens", H(api.ServiceToken)).WithMetadata(new ForbiddenMessage("Only an admin may issue service tokens."), new JsonRequestBody(typeof(ServiceTokenRequest)))
             .WithTags("rewards").WithSummary("A token with the service role, for rampay-worker (admin)").Produces(200);
         admin.MapGet("/admin/analytics", H(api.AdminAnalytics)).WithMetadata(new ForbiddenMessage("Only an admin may read platform analytics."))
-            .WithTags("analytics").WithSummary("Rollups per bucket and currency (query: from, to as unix seconds or ISO 8601; interval=minute|hour|day; currency) (admin)").Produces(200).Produces<C.ErrorResponse>(400);
+            .WithTags("analytics").WithSummary("Rollups per bucket and currency (query: from, to as unix seconds or ISO 8601; interval=minute|hour|day; currency) (admin)").Produces(200).Produces<C.ErrorEnvelope>(400);
 
         user.MapGet("/rewards", H(api.ListMine)).WithTags("rewards").WithSummary("Your rewards, newest first (query: limit, after)").Produces(200);
         user.MapGet("/analytics/me", H(api.MyAnalytics))
-            .WithTags("analytics").WithSummary("Your sent and received totals per bucket (query: from, to, interval)").Produces(200).Produces<C.ErrorResponse>(400);
+            .WithTags("analytics").WithSummary("Your sent and received totals per bucket (query: from, to, interval)").Produces(200).Produces<C.ErrorEnvelope>(400);
 
         // The rewards worker's two calls: its service token (or an admin's) and nothing else.
         var service = v1.MapGroup("/service").RequireAuthorization(new AuthorizationPolicyBuilder().RequireRole(TokenService.RoleService, TokenService.RoleAdmin).Build());
         service.MapPost("/rewards/issue", H(api.ServiceIssue)).WithMetadata(new JsonRequestBody(typeof(IssueRewardsRequest)))
-            .WithTags("rewards").WithSummary("Pay the rewards of settled payments (service role; answers once durable)").Produces(200).Produces<C.ErrorResponse>(400);
+            .WithTags("rewards").WithSummary("Pay the rewards of settled payments (service role; answers once durable)").Produces(200).Produces<C.ErrorEnvelope>(400);
         service.MapPost("/rewards/reverse", H(api.ServiceReverse)).WithMetadata(new JsonRequestBody(typeof(ReverseRewardsRequest)))
-            .WithTags("rewards").WithSummary("Reverse the rewards of refunded payments (service role; answers once durable)").Produces(200).Produces<C.ErrorResponse>(400);
+            .WithTags("rewards").WithSummary("Reverse the rewards of refunded payments (service role; answers once durable)").Produces(200).Produces<C.ErrorEnvelope>(400);
     }
 
     /// <summary>The refusal for a rewards result code: not found is 404, a malformed rule 400, the rest as ApiError maps them (422).</summary>
