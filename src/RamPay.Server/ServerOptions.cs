@@ -270,11 +270,11 @@ public sealed partial class ServerOptions
     /// <summary>Rules version 2's cold tier of idempotency keys (docs/storage.md).</summary>
     public sealed class ColdTierSettings
     {
-        [Setting("Keep idempotency keys older than the hot budget on disk (rules version 2). Off: every key of the window stays in memory (about 200 bytes a key).")]
+        [Setting("Keep idempotency keys older than the hot budget on disk (rules version 2). Off: every key of the window stays in memory (130 to 260 bytes a key).")]
         public bool Enabled { get; set; } = true;
         [Setting("Where the cold tier's segment files live; empty = <data>/cold.")]
         public string Directory { get; set; } = "";
-        [Setting("Idempotency keys kept in memory at most (about 170 bytes each, allocated at start); at least three generations.")]
+        [Setting("Idempotency keys kept in memory at most (about 130 bytes each, allocated at start); at least three generations.")]
         public int HotMaxKeys { get; set; } = 1 << 20;
         [Setting("Commands per generation, the unit the cold tier writes at once; 0 = twice Engine:RingSize.")]
         public int GenerationCommands { get; set; }

@@ -88,6 +88,7 @@ public class ColdKeyTierServerTests
         Assert.Equal(2, body["idempotency"]!.Long("rules_version"));
 
         // 6. After a restart (snapshot at the clean stop, the cold tier reopened) the old key is still honoured.
+        Assert.Equal(0, await server.StopAsync());
         await server.RestartAsync();
         retry = await api.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 1_000), key);
         Assert.Equal(id, retry.Expect(HttpStatusCode.Created).Long("id"));
