@@ -1,4 +1,5 @@
 using RamPay.Client;
+using RamPay.Contracts;
 
 namespace RamPay.Load.Tests;
 
