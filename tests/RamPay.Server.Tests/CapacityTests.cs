@@ -17,8 +17,9 @@ public class CapacityTests
     [Fact]
     public async Task A_sign_up_past_MaxAccounts_is_too_many_accounts_and_creates_neither_user_nor_wallet()
     {
-        // The USD and EUR funding accounts and the admin's wallet take 3 of 5 accounts.
-        var (server, api) = await StartAsync("Engine:MaxAccounts=5");
+        // The USD and EUR funding accounts, the USD and EUR rewards accounts (docs/rewards.md) and the admin's wallet take
+        // 5 of 7 accounts.
+        var (server, api) = await StartAsync("Engine:MaxAccounts=7");
         await using var _ = server;
         await api.SignUpAsync();
         await api.SignUpAsync();

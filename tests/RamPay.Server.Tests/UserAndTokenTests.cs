@@ -177,7 +177,7 @@ public class UserAndTokenTests(ServerFixture fixture) : IClassFixture<ServerFixt
     {
         var user = await _api.SignUpAsync();
         (await _api.GetAsync("/v1/no-such-thing", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found");
-        (await _api.GetAsync("/nothing-here", null)).ExpectError(HttpStatusCode.NotFound, "not_found");
+        (await _api.GetAsync("/v1/nothing-here", null)).ExpectError(HttpStatusCode.NotFound, "not_found"); // other paths are the web app's pages (docs/web.md)
         (await _api.GetAsync("/v1/payments", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found"); // the route is POST only
         (await _api.GetAsync("/v1/accounts/abc", user.Token)).ExpectError(HttpStatusCode.NotFound, "not_found");
     }
