@@ -37,6 +37,10 @@ RUN --mount=type=cache,id=rampay-nuget,target=/root/.nuget/packages \
 FROM ${RUNTIME_IMAGE} AS worker
 WORKDIR /app
 COPY --from=build-worker /out/worker/ /app/
+# A role's own state (the analytics rollups) lives in this volume; made here so that a fresh named volume takes the
+# non-root user's ownership.
+RUN mkdir -p /var/lib/rampay-worker && chown 1654:1654 /var/lib/rampay-worker
+VOLUME /var/lib/rampay-worker
 ENV DOTNET_gcServer=0 \
     ASPNETCORE_HTTP_PORTS=
 USER 1654

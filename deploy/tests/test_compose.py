@@ -75,7 +75,14 @@ class ComposeTests(unittest.TestCase):
             flags = self.worker_flags(name)
             self.assertEqual(flags["--group"], f"rampay-{role}", f"{name}: one consumer group per role")
             self.assertEqual((flags["--http-host"], flags["--http-port"]), ("0.0.0.0", "8080"), f"{name}: /metrics where Prometheus scrapes")
-            self.assertEqual(set(flags), {"--kafka", "--topic", "--group", "--http-host", "--http-port"}, name)
+            # Role flags: analytics keeps its rollups under --out (which must be a volume), rewards calls the server.
+            extra = {"notifications": set(), "analytics": {"--out"}, "rewards": {"--server"}}[role]
+            self.assertEqual(set(flags), {"--kafka", "--topic", "--group", "--http-host", "--http-port"} | extra, name)
+            if "--out" in flags:
+                mounts = [v.split(":")[1] for v in self.services[name].get("volumes", [])]
+                self.assertIn(flags["--out"], mounts, f"{name}: --out is on a volume")
+            if "--server" in flags:
+                self.assertEqual(flags["--server"], "http://server:8080", name)
         for target in ("server", "worker"):
             self.assertRegex(dockerfile, rf"(?m)^FROM .* AS {target}$")
 
