@@ -78,7 +78,8 @@ public static class SettingsCatalog
             """);
         foreach (var s in All.Where(s => s.Flag is not null))
             text.Append(CultureInfo.InvariantCulture, $"  {s.Flag + " " + s.Value,-28}{s.Key} (default {(s.Default.Length == 0 ? "empty" : s.Default)})\n");
-        text.Append(CultureInfo.InvariantCulture, $"  {"-h, --help",-28}this text\n\n");
+        text.Append(CultureInfo.InvariantCulture, $"  {"-h, --help",-28}this text\n");
+        text.Append(CultureInfo.InvariantCulture, $"  {Hosting.HealthCheckCommand.Flag + " [URL]",-28}alone: one GET of URL (default {Hosting.HealthCheckCommand.DefaultUrl}), exit 0 on 2xx, 1 otherwise (the image's HEALTHCHECK)\n\n");
         text.Append("""
             Settings: each comes from appsettings.json, from an environment variable RAMPAY_SECTION__KEY (or
             RamPay__Section__Key), or from --RamPay:Section:Key=value; later ones win, flags last.
