@@ -61,10 +61,12 @@ app.MapGet("/health/ready", () => source.Joined
     ? Results.Json(new Dictionary<string, string> { ["status"] = "ready" })
     : Results.Json(new Dictionary<string, string> { ["status"] = "joining" }, statusCode: 503));
 app.MapPrometheusScrapingEndpoint("/metrics");
+var startLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RamPay.Worker");
 app.Lifetime.ApplicationStarted.Register(() =>
 {
-    foreach (var address in app.Urls) Console.WriteLine($"rampay-worker: http listening on {address}");
-    Console.WriteLine($"rampay-worker: ready: consumer {consumer.Name}, group {options.Group}, topic {options.Topic} at {options.BootstrapServers}");
+    foreach (var address in app.Urls) startLog.LogInformation("rampay-worker: http listening on {Address}", address);
+    startLog.LogInformation("rampay-worker: ready: consumer {Consumer}, group {Group}, topic {Topic} at {BootstrapServers}",
+        consumer.Name, options.Group, options.Topic, options.BootstrapServers);
 });
 await app.RunAsync();
 return 0;
