@@ -4,6 +4,22 @@ namespace RamPay.Fraud;
 public interface IFraudModelCatalog
 {
     FraudModel? Find(ReadOnlySpan<byte> sha256);
+
+    /// <summary>
+    /// Sees every payment scored by a ledger built with this catalog (null: none, as for every host). Only tools set
+    /// it: <c>rampay fraud shadow</c> reads the facts and features the writer computed, in its order.
+    /// </summary>
+    IFraudScoreObserver? Observer => null;
+}
+
+/// <summary>
+/// Told of each payment the writer scores, on the writer's thread, right after its verdict: the facts, the features
+/// as they stood before the payment (the span is valid only during the call), the settings and model in force. It
+/// must not throw nor change anything the ledger owns; it cannot change the verdict.
+/// </summary>
+public interface IFraudScoreObserver
+{
+    void OnScored(in PaymentFacts payment, ReadOnlySpan<double> features, FraudSettings settings, FraudModel model, in FraudVerdict verdict);
 }
 
 /// <summary>An immutable set of models by hash. The embedded default is always in <see cref="WithDefault"/>.</summary>

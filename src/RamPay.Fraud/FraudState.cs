@@ -14,6 +14,8 @@ public sealed class FraudState
     private const int StateFormatVersion = 1;
 
     private readonly IFraudModelCatalog _catalog;
+    // A tool's tap on every scored payment (rampay fraud shadow); null in every host, where it costs one test per payment.
+    private readonly IFraudScoreObserver? _observer;
     private readonly List<(string Version, byte[] Sha256)> _models = [("", new byte[32])]; // index 0: not scored
     private FeatureStore _features;
     private FraudModel? _model;
@@ -23,6 +25,7 @@ public sealed class FraudState
     public FraudState(int maxAccounts, IFraudModelCatalog catalog)
     {
         _catalog = catalog;
+        _observer = catalog.Observer;
         _features = new FeatureStore(maxAccounts);
         Apply(FraudSettings.Disabled, null);
     }
@@ -119,7 +122,9 @@ public sealed class FraudState
         var reasons = FraudRules.Evaluate(Settings, p, f);
         if (score >= _decline) reasons |= FraudReasons.ModelDecline;
         else if (score >= _review) reasons |= FraudReasons.ModelReview;
-        return new FraudVerdict(score, reasons, FraudRules.Decide(reasons), _modelIndex);
+        var verdict = new FraudVerdict(score, reasons, FraudRules.Decide(reasons), _modelIndex);
+        _observer?.OnScored(p, f, Settings, model, verdict);
+        return verdict;
     }
 
     // ---- state encoding ----

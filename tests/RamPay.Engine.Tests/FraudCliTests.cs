@@ -41,18 +41,29 @@ public sealed class FraudCliTests : IDisposable
 
         (exit, output) = Run("fraud", "evaluate", "--data", csv, "--model", lr, "--model", gbt, "--review-threshold", "0.4");
         Assert.Equal(0, exit);
-        foreach (string expected in new[] { "ROC-AUC", "PR-AUC", "recall@1%FPR", "precision@review", "rules only", "logistic regression", "gradient-boosted trees", "review threshold 0.4" })
+        foreach (string expected in new[] { "ROC-AUC", "PR-AUC", "recall@1%FPR", "precision@review", "rules only", "lr.rpfm", "gbt.rpfm", "review threshold 0.4", "scoring time per payment" })
             Assert.Contains(expected, output);
+
+        // Trained with ML.NET, written to our model file, loaded and scored by our scorer like any other.
+        string lightgbm = Path.Combine(_dir, "lightgbm.rpfm");
+        (exit, output) = Run("fraud", "train", "--data", csv, "--kind", "lightgbm", "--trees", "20", "--out", lightgbm);
+        Assert.Equal(0, exit);
+        var model = RamPay.Fraud.FraudModel.Load(lightgbm);
+        Assert.Equal("lightgbm-s3-u300-d10of14", model.Version);
+        Assert.Equal(20, model.TreeCount);
+        Assert.Contains("ML.NET LightGbm", model.MetadataValue("algorithm"));
+        Assert.Contains("ML.NET LightGbm", output);
     }
 
     [Fact]
-    public void Evaluate_without_models_trains_both_and_can_save_them()
+    public void Evaluate_without_models_trains_every_kind_and_can_save_them()
     {
         string saved = Path.Combine(_dir, "saved");
-        var (exit, output) = Run(["fraud", "evaluate", "--trees", "10", "--save-dir", saved, .. Small]);
+        var (exit, output) = Run(["fraud", "evaluate", "--trees", "10", "--timing-rounds", "1", "--save-dir", saved, .. Small]);
         Assert.Equal(0, exit);
-        Assert.Contains("gradient-boosted trees", output);
-        Assert.Equal(2, Directory.GetFiles(saved, "*.rpfm").Length);
+        foreach (string name in new[] { "ML.NET LightGbm", "ML.NET FastTree", "ML.NET logistic (LBFGS)", "ours: oblivious GBT", "ours: logistic (IRLS)" })
+            Assert.Contains($"| {name} |", output); // a row of the summary table (PR-AUC, recall at 1 % FPR, ns)
+        Assert.Equal(5, Directory.GetFiles(saved, "*.rpfm").Length);
     }
 
     [Fact]
