@@ -44,7 +44,7 @@ public class FraudScoringBenchmarks
     {
         var scenario = Scenario.Generate(ScenarioOptions.Default with { Users = 500, Days = 14, TrainDays = 10, WarmupDays = 3 });
         var data = LabelledSet.FromScenario(scenario);
-        return LogisticRegressionTrainer.Train(data, data.SplitAt(scenario.Options.SplitMs).Train, "bench-logistic", Features.SchemaId);
+        return MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, data.SplitAt(scenario.Options.SplitMs).Train, "bench-logistic", Features.SchemaId).Model;
     }
 
     private static FraudState Configured(FraudModel model)

@@ -24,6 +24,10 @@ public sealed class LabelledSet
     public long[] TimeMs { get; private set; }
     public FraudPattern[] Pattern { get; private set; }
     public PaymentFacts[] Facts { get; private set; }
+    /// <summary>Every payment of the scenario in time order, warm-up included, as the writer would score them (timing the whole path).</summary>
+    public PaymentFacts[] AllFacts { get; private set; } = [];
+    /// <summary>Accounts the scenario opens (ids 1..Accounts).</summary>
+    public int Accounts { get; private set; }
 
     public ReadOnlySpan<double> Row(int i) => X.AsSpan(i * FeatureCount, FeatureCount);
 
@@ -40,6 +44,7 @@ public sealed class LabelledSet
         var created = new long[scenario.Accounts + 1];
         var balance = new long[scenario.Accounts + 1];
         Span<double> f = stackalloc double[Features.Count];
+        var all = new List<PaymentFacts>();
         foreach (var e in events)
         {
             switch (e.Kind)
@@ -53,12 +58,15 @@ public sealed class LabelledSet
                 case ScenarioEventKind.Payment:
                     var facts = new PaymentFacts(e.From, e.To, e.Amount, e.TimeMs, created[e.From], created[e.To], balance[e.From]);
                     store.ComputeAndRecord(facts, f);
+                    all.Add(facts);
                     balance[e.From] -= e.Amount;
                     balance[e.To] += e.Amount;
                     if (e.TimeMs >= scenario.Options.StartMs) set.AddRow(f, e.Pattern, e.TimeMs, facts);
                     break;
             }
         }
+        set.AllFacts = [.. all];
+        set.Accounts = scenario.Accounts;
         return set;
     }
 

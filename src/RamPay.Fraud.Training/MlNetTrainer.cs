@@ -67,7 +67,7 @@ public sealed class MlNetModel
     /// <summary>ML.NET's own probabilities for the given rows (the same features, as ML.NET's float vectors).</summary>
     public float[] PredictWithMlNet(LabelledSet data, int[] rows)
     {
-        var view = Context.Data.LoadFromEnumerable(MlNetTrainer.Rows(data, rows, _mean, _scale));
+        var view = Context.Data.LoadFromEnumerable(MlNetTrainer.Rows(data, rows, _mean, _scale), MlNetTrainer.Schema(data.FeatureCount));
         var scored = Transformer.Transform(view);
         return [.. scored.GetColumn<float>("Probability")];
     }
@@ -92,8 +92,15 @@ public static class MlNetTrainer
     public sealed class Row
     {
         public bool Label { get; set; }
-        [VectorType(RamPay.Fraud.Features.Count)]
         public float[] Features { get; set; } = [];
+    }
+
+    /// <summary>The rows' schema: a feature vector of the data's width (not fixed at compile time: tests train on other widths).</summary>
+    internal static SchemaDefinition Schema(int featureCount)
+    {
+        var schema = SchemaDefinition.Create(typeof(Row));
+        schema[nameof(Row.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, featureCount);
+        return schema;
     }
 
     internal static IEnumerable<Row> Rows(LabelledSet data, int[] rows, double[]? mean, double[]? scale)
@@ -113,14 +120,14 @@ public static class MlNetTrainer
     {
         options ??= new MlNetOptions();
         options.Validate();
-        if (data.FeatureCount != Features.Count) throw new ArgumentException($"ML.NET rows carry {Features.Count} features");
+        int d = data.FeatureCount;
         if (rows.Length < 2) throw new ArgumentException("too few training rows");
         var ml = new MLContext(seed: options.Seed);
         var inv = CultureInfo.InvariantCulture;
         var meta = new List<KeyValuePair<string, string>>();
         double[]? mean = null, scale = null;
         if (algorithm == MlNetAlgorithm.Logistic) (mean, scale) = Standardization(data, rows);
-        var view = ml.Data.LoadFromEnumerable(Rows(data, rows, mean, scale));
+        var view = ml.Data.LoadFromEnumerable(Rows(data, rows, mean, scale), Schema(d));
         FraudModel model;
         ITransformer transformer;
         switch (algorithm)
@@ -142,7 +149,7 @@ public static class MlNetTrainer
                 var calibrated = fitted.Model;
                 meta.Add(new("algorithm", "ML.NET LightGbm (Microsoft.ML.LightGbm 6.0.0), gradient-boosted trees, leaf-wise"));
                 meta.Add(new("hyper_parameters", $"trees {options.Trees}, leaves {options.Leaves}, max depth {options.MaxDepth}, learning rate {options.LearningRate.ToString(inv)}, min rows per leaf {options.MinRowsPerLeaf}, seed {options.Seed}"));
-                model = ExportTrees(calibrated.SubModel.TrainedTreeEnsemble, calibrated.Calibrator, version, schemaId, meta, metadata, rows.Length);
+                model = ExportTrees(calibrated.SubModel.TrainedTreeEnsemble, calibrated.Calibrator, version, schemaId, d, meta, metadata, rows.Length);
                 break;
             }
             case MlNetAlgorithm.FastTree:
@@ -160,7 +167,7 @@ public static class MlNetTrainer
                 var calibrated = fitted.Model;
                 meta.Add(new("algorithm", "ML.NET FastTree (Microsoft.ML.FastTree 6.0.0), gradient-boosted trees"));
                 meta.Add(new("hyper_parameters", $"trees {options.Trees}, leaves {options.Leaves}, learning rate {options.LearningRate.ToString(inv)}, min rows per leaf {options.MinRowsPerLeaf}, seed {options.Seed}"));
-                model = ExportTrees(calibrated.SubModel.TrainedTreeEnsemble, calibrated.Calibrator, version, schemaId, meta, metadata, rows.Length);
+                model = ExportTrees(calibrated.SubModel.TrainedTreeEnsemble, calibrated.Calibrator, version, schemaId, d, meta, metadata, rows.Length);
                 break;
             }
             case MlNetAlgorithm.Logistic:
@@ -176,7 +183,7 @@ public static class MlNetTrainer
                 var calibrated = fitted.Model;
                 var linear = calibrated.SubModel;
                 var (slope, offset) = Platt(calibrated.Calibrator);
-                var weights = new double[Features.Count];
+                var weights = new double[d];
                 for (int j = 0; j < weights.Length; j++) weights[j] = -slope * linear.Weights[j];
                 double bias = -(slope * linear.Bias + offset);
                 meta.Add(new("algorithm", "ML.NET L-BFGS logistic regression (Microsoft.ML 6.0.0) on standardized features"));
@@ -222,7 +229,7 @@ public static class MlNetTrainer
         _ => throw new NotSupportedException($"ML.NET calibrator {calibrator.GetType().Name}: only Platt's sigmoid maps onto the model file"),
     };
 
-    private static FraudModel ExportTrees(RegressionTreeEnsemble ensemble, ICalibrator calibrator, string version, string schemaId,
+    private static FraudModel ExportTrees(RegressionTreeEnsemble ensemble, ICalibrator calibrator, string version, string schemaId, int featureCount,
         List<KeyValuePair<string, string>> meta, IEnumerable<KeyValuePair<string, string>>? metadata, int trainingRows)
     {
         var (slope, offset) = Platt(calibrator);
@@ -238,7 +245,7 @@ public static class MlNetTrainer
         meta.Add(new("exported", $"{trees.Count} trees, deepest {maxDepth}, Platt slope {slope.ToString("R", inv)} offset {offset.ToString("R", inv)} folded into the leaves"));
         meta.Add(new("training_rows", trainingRows.ToString(inv)));
         if (metadata is not null) meta.AddRange(metadata);
-        return FraudModel.CreateTrees(version, schemaId, Features.Count, -(slope * ensemble.Bias + offset), trees, meta);
+        return FraudModel.CreateTrees(version, schemaId, featureCount, -(slope * ensemble.Bias + offset), trees, meta);
     }
 
     /// <summary>

@@ -100,7 +100,7 @@ public class ScenarioTests
         var s = Scenario.Generate(Small with { Users = 1_000 });
         var data = LabelledSet.FromScenario(s);
         var (train, test) = data.SplitAt(s.Options.SplitMs);
-        var lr = LogisticRegressionTrainer.Train(data, train, "lr", Features.SchemaId);
+        var lr = MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, train, "lr", Features.SchemaId).Model;
         var gbt = GradientBoostingTrainer.Train(data, train, "gbt", Features.SchemaId, new GradientBoostingOptions { Trees = 60 }).Model;
         var labels = test.Select(i => data.Label[i]).ToArray();
         double rules = Metrics.AveragePrecision(Evaluation.RulesScore(Evaluation.BaselineRules(data, train), data, test), labels);

@@ -70,7 +70,7 @@ public class TrainerTests
             rows.Add((x, rng.NextDouble() < p));
         }
         var data = LabelledSet.FromRows(5, rows);
-        var model = LogisticRegressionTrainer.Train(data, Enumerable.Range(0, data.Count).ToArray(), "planted", "synthetic", new LogisticRegressionOptions { L2 = 0 });
+        var model = MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, Enumerable.Range(0, data.Count).ToArray(), "planted", "synthetic", new MlNetOptions { L2 = 0 }).Model;
         // The logit of the trained model at a few points matches the planted one.
         foreach (var x in new double[][] { [0, 0, 0, 0, 0], [1, 5, -3, 0, 2], [0.5, 0, 0, 1, 0], [-1, 0, 0, -1, 0] })
         {
@@ -84,7 +84,7 @@ public class TrainerTests
     {
         var rows = Enumerable.Range(0, 2_000).Select(i => (new double[] { i, i % 7 }, i >= 1_500)).ToList();
         var data = LabelledSet.FromRows(2, rows);
-        var model = LogisticRegressionTrainer.Train(data, Enumerable.Range(0, data.Count).ToArray(), "sep", "synthetic");
+        var model = MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, Enumerable.Range(0, data.Count).ToArray(), "sep", "synthetic").Model;
         var scores = Evaluation.Score(model, data, Enumerable.Range(0, data.Count).ToArray());
         Assert.Equal(1.0, Metrics.RocAuc(scores, data.Label.AsSpan(0, data.Count)), 6);
     }
@@ -97,8 +97,8 @@ public class TrainerTests
         var a = GradientBoostingTrainer.Train(data, rows, "r", "synthetic", new GradientBoostingOptions { Trees = 10 }).Model;
         var b = GradientBoostingTrainer.Train(data, rows, "r", "synthetic", new GradientBoostingOptions { Trees = 10 }).Model;
         Assert.Equal(a.Sha256Hex, b.Sha256Hex);
-        var c = LogisticRegressionTrainer.Train(data, rows, "r", "synthetic");
-        var d = LogisticRegressionTrainer.Train(data, rows, "r", "synthetic");
+        var c = MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, rows, "r", "synthetic").Model;
+        var d = MlNetTrainer.Train(MlNetAlgorithm.Logistic, data, rows, "r", "synthetic").Model;
         Assert.Equal(c.Sha256Hex, d.Sha256Hex);
     }
 
