@@ -3,6 +3,7 @@ using System.Text.Json;
 using RamPay.Cli;
 using RamPay.Core;
 using RamPay.Fraud;
+using Xunit.Abstractions;
 
 namespace RamPay.Engine.Tests;
 
@@ -11,7 +12,7 @@ namespace RamPay.Engine.Tests;
 /// would have taken, counted exactly as the test computes them from the payments and the rules, and the data
 /// directory left byte for byte as it was.
 /// </summary>
-public sealed class FraudShadowTests : IDisposable
+public sealed class FraudShadowTests(ITestOutputHelper log) : IDisposable
 {
     private readonly TempDataDir _dir = new();
     private readonly string _models = Directory.CreateTempSubdirectory("rampay-shadow-models-").FullName;
@@ -145,6 +146,7 @@ public sealed class FraudShadowTests : IDisposable
         // The text report says the same, and says what it does not carry forward.
         (exit, string text) = Run("fraud", "shadow", "--data", _dir.Path, "--model", modelFile, "--blocked-accounts", "3");
         Assert.Equal(0, exit);
+        log.WriteLine(text);
         var held2passed = expected[("held", "passed")];
         Assert.Contains($"held -> passed", text);
         Assert.Matches($@"held -> passed\s+{held2passed.Count}\s+USD {held2passed.Amount}\s+{string.Join(", ", held2passed.Ids.Take(5))}", text);
