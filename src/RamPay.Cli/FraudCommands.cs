@@ -98,7 +98,10 @@ public static class FraudCommands
     /// </summary>
     public static readonly string[] Kinds = ["lightgbm", "fasttree", "logistic", "gbt"];
 
-    /// <summary>The kind <c>rampay fraud train</c> uses by default: the best held-out figures (docs/fraud.md, Evaluation).</summary>
+    /// <summary>
+    /// The kind <c>rampay fraud train</c> uses by default: our oblivious trees. LightGbm has the better held-out figures,
+    /// but only this shape scores within the writer's budget while scoring runs on the writer (docs/fraud.md, Evaluation).
+    /// </summary>
     public const string DefaultKind = "gbt";
 
     public static string DisplayName(string kind) => kind switch
@@ -155,7 +158,7 @@ public static class FraudCommands
         var kind = KindOption();
         var outFile = new Option<FileInfo>("--out", "-o") { Description = "Where to write the model file (.rpfm)", Required = true };
         var version = new Option<string?>("--version") { Description = "The model's version string, recorded with every score it gives (default: <kind>-s<seed>-u<users>-d<train days>of<days>)" };
-        var c = new Command("train", $"Train a model on the training period of a scenario (features replayed through the writer's feature code) with ML.NET or our own trainer, and write a versioned model file that the writer scores with its own code. Default --kind {DefaultKind} (the best held-out figures, docs/fraud.md). Prints the held-out figures as well.");
+        var c = new Command("train", $"Train a model on the training period of a scenario (features replayed through the writer's feature code) with ML.NET or our own trainer, and write a versioned model file that the writer scores with its own code. Default --kind {DefaultKind}: our oblivious trees, the one tree shape within the writer's scoring budget; lightgbm has the best held-out figures but scores 3-7x slower (docs/fraud.md). Prints the held-out figures as well.");
         args.AddTo(c);
         c.Add(kind); c.Add(outFile); c.Add(version);
         trainer.AddTo(c);
@@ -347,7 +350,7 @@ public static class FraudCommands
         var decline = new Option<double>("--decline-threshold") { Description = "Score at or above which a payment is declined", DefaultValueFactory = _ => DefaultDeclineThreshold };
         var maxPerDay = new Option<int>("--max-per-day") { Description = "Rules baseline: decline a sender's payment beyond this many in 24 hours", DefaultValueFactory = _ => 20 };
         var saveDir = new Option<DirectoryInfo?>("--save-dir") { Description = "When training here: also write both versioned model files into this folder" };
-        var c = new Command("evaluate", "Evaluate models on the held-out period (after --train-days) of a scenario beside a rules-only baseline: ROC-AUC, PR-AUC, recall at 1 % false positive rate, precision and recall at the review and decline thresholds, recall by fraud pattern.");
+        var c = new Command("evaluate", "Evaluate models on the held-out period (after --train-days) of a scenario beside a rules-only baseline: ROC-AUC, PR-AUC, recall at 1 % false positive rate, precision and recall at the review and decline thresholds, recall by fraud pattern, and scoring time per payment (the model alone and the writer's whole scoring path).");
         args.AddTo(c);
         c.Add(models); c.Add(kinds); c.Add(review); c.Add(decline); c.Add(maxPerDay); c.Add(saveDir); c.Add(timingRounds);
         trainer.AddTo(c);

@@ -15,7 +15,8 @@ public interface IFraudModelCatalog
 /// <summary>
 /// Told of each payment the writer scores, on the writer's thread, right after its verdict: the facts, the features
 /// as they stood before the payment (the span is valid only during the call), the settings and model in force. It
-/// must not throw nor change anything the ledger owns; it cannot change the verdict.
+/// cannot change the verdict and must not change anything the ledger owns. An exception from it leaves the command
+/// half applied, so only a tool that then discards the ledger may throw (the shadow replay does, to stop).
 /// </summary>
 public interface IFraudScoreObserver
 {
