@@ -285,7 +285,11 @@ public sealed class WebhookStore : IDisposable
         tx.Commit();
     }
 
-    /// <summary>An endpoint's attempts, newest first, optionally of deliveries in one status (pending, succeeded, failed, dead).</summary>
+    /// <summary>
+    /// An endpoint's attempts, newest first, optionally of deliveries in one status (pending, succeeded, failed, dead). A
+    /// failed attempt followed by a retry is recorded as <c>pending</c> (the API shows it as <c>failed</c>), so
+    /// <c>failed</c> matches those too.
+    /// </summary>
     public List<WebhookAttempt> Attempts(string endpointId, string? status, int limit)
     {
         using var c = Open();
@@ -293,7 +297,7 @@ public sealed class WebhookStore : IDisposable
         cmd.CommandText = """
             SELECT a.delivery_id, d.event_id, a.attempt, a.at_ms, a.status_code, a.latency_ms, a.error, a.status
             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-            WHERE d.endpoint_id = $e AND ($s IS NULL OR d.status = $s OR a.status = $s)
+            WHERE d.endpoint_id = $e AND ($s IS NULL OR d.status = $s OR a.status = $s OR ($s = 'failed' AND a.status = 'pending'))
             ORDER BY a.at_ms DESC, a.delivery_id DESC, a.attempt DESC LIMIT $l
             """;
         cmd.Parameters.AddWithValue("$e", endpointId);

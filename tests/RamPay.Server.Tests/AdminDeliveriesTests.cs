@@ -52,6 +52,11 @@ public sealed class AdminDeliveriesTests
             return mine.Count == 3 ? page : null;
         }, "three failed deliveries to alice's endpoint");
 
+        // Those attempts failed (a retry is due): the owner's filter status=failed finds them.
+        var failed = (await api.GetAsync($"/v1/webhook_endpoints/{doomed.Str("id")}/deliveries?status=failed", alice.Token)).Expect(HttpStatusCode.OK)["data"]!.AsArray();
+        Assert.True(failed.Count >= 3, failed.ToJsonString());
+        Assert.All(failed, a => Assert.Equal("failed", a!.Str("status")));
+
         // Deleting the endpoint dead-letters its pending deliveries; bob's stay pending.
         (await api.SendAsync(HttpMethod.Delete, $"/v1/webhook_endpoints/{doomed.Str("id")}", alice.Token)).Expect(HttpStatusCode.OK);
         var dead = (await api.GetAsync("/v1/admin/webhook_deliveries?status=dead", admin)).Expect(HttpStatusCode.OK);

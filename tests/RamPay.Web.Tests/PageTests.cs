@@ -133,7 +133,7 @@ public sealed class PageTests : BunitContext, IAsyncLifetime
         cut.Find("button[aria-label='Enable endpoint we_1']").Click();
         cut.WaitForAssertion(() => Assert.Equal("enabled", cut.Find("[data-testid=endpoint-status]").TextContent));
 
-        cut.Find("button[aria-label='Rotate the secret of endpoint we_1']").Click();
+        cut.Find("button[aria-label='Rotate secret of endpoint we_1']").Click();
         cut.WaitForAssertion(() => Assert.Equal("whsec_new", cut.Find("[data-testid=secret]").TextContent));
 
         cut.Find("button[aria-label='Deliveries of endpoint we_1']").Click();
