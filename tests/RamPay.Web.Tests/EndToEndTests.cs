@@ -403,6 +403,9 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await Expect(user.Locator("tr[data-reward-id]")).ToContainTextAsync($"#{paid}");
         await Expect(user.GetByTestId("rewards-total-USD")).ToHaveTextAsync("0.30 USD");
         await CheckPageAsync(user, "rewards");
+        await user.SetViewportSizeAsync(390, 844);
+        await user.WaitForTimeoutAsync(300);
+        await CheckPhoneWidthAsync(user, "rewards-phone");
 
         await ruleRow.GetByRole(AriaRole.Button, new() { Name = "End rule" }).ClickAsync();
         await Expect(ruleRow.GetByTestId("rule-status")).ToHaveTextAsync("ended");
@@ -448,6 +451,12 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         Assert.DoesNotContain("highest 0.00 USD", await desc.TextContentAsync(), StringComparison.Ordinal);
         await Expect(admin.GetByTestId("fraud-chart")).ToBeVisibleAsync();
         await CheckPageAsync(admin, "admin-analytics");
+        await admin.SetViewportSizeAsync(390, 844);
+        await admin.WaitForTimeoutAsync(300);
+        await CheckPhoneWidthAsync(admin, "admin-analytics-phone");
+        await NavigateAsync(admin, "admin/deliveries");
+        await Expect(rows.First).ToBeVisibleAsync();
+        await CheckPhoneWidthAsync(admin, "admin-dead-letters-phone");
         NoConsoleErrors();
     }
 }
