@@ -285,7 +285,11 @@ public sealed class WebhookStore : IDisposable
         tx.Commit();
     }
 
-    /// <summary>An endpoint's attempts, newest first, optionally of deliveries in one status (pending, succeeded, failed, dead).</summary>
+    /// <summary>
+    /// An endpoint's attempts, newest first, optionally of deliveries in one status (pending, succeeded, failed, dead). A
+    /// failed attempt followed by a retry is recorded as <c>pending</c> (the API shows it as <c>failed</c>), so
+    /// <c>failed</c> matches those too.
+    /// </summary>
     public List<WebhookAttempt> Attempts(string endpointId, string? status, int limit)
     {
         using var c = Open();
@@ -293,7 +297,7 @@ public sealed class WebhookStore : IDisposable
         cmd.CommandText = """
             SELECT a.delivery_id, d.event_id, a.attempt, a.at_ms, a.status_code, a.latency_ms, a.error, a.status
             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-            WHERE d.endpoint_id = $e AND ($s IS NULL OR d.status = $s OR a.status = $s)
+            WHERE d.endpoint_id = $e AND ($s IS NULL OR d.status = $s OR a.status = $s OR ($s = 'failed' AND a.status = 'pending'))
             ORDER BY a.at_ms DESC, a.delivery_id DESC, a.attempt DESC LIMIT $l
             """;
         cmd.Parameters.AddWithValue("$e", endpointId);
@@ -316,6 +320,37 @@ public sealed class WebhookStore : IDisposable
         cmd.Parameters.AddWithValue("$s", (object?)status ?? DBNull.Value);
         cmd.Parameters.AddWithValue("$l", limit);
         return ReadDeliveries(cmd);
+    }
+
+    /// <summary>One delivery of any endpoint, with its last attempt, for the operators' list (GET /v1/admin/webhook_deliveries).</summary>
+    public readonly record struct DeliverySummary(long Id, string EndpointId, long Owner, string Url, string EventId, string EventType, string Status,
+        int Attempts, long CreatedMs, long LastAttemptMs, int LastStatusCode, string? LastError);
+
+    /// <summary>
+    /// Deliveries of every endpoint, newest first (by id), optionally in one status, after the cursor <paramref name="beforeId"/>
+    /// (0 = from the newest); each with its last attempt. At most <paramref name="limit"/>.
+    /// </summary>
+    public List<DeliverySummary> AllDeliveries(string? status, long beforeId, int limit)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            SELECT d.id, d.endpoint_id, d.owner, d.url, d.event_id, d.event_type, d.status, d.attempts, d.created_ms,
+                   a.at_ms, a.status_code, a.error
+            FROM deliveries d
+            LEFT JOIN attempts a ON a.delivery_id = d.id AND a.attempt = (SELECT MAX(attempt) FROM attempts WHERE delivery_id = d.id)
+            WHERE ($s IS NULL OR d.status = $s) AND ($b = 0 OR d.id < $b)
+            ORDER BY d.id DESC LIMIT $l
+            """;
+        cmd.Parameters.AddWithValue("$s", (object?)status ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$b", beforeId);
+        cmd.Parameters.AddWithValue("$l", limit);
+        var list = new List<DeliverySummary>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            list.Add(new DeliverySummary(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6),
+                r.GetInt32(7), r.GetInt64(8), r.IsDBNull(9) ? 0 : r.GetInt64(9), r.IsDBNull(10) ? 0 : r.GetInt32(10), r.IsDBNull(11) ? null : r.GetString(11)));
+        return list;
     }
 
     private const string DeliveryColumns = "id, endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms";

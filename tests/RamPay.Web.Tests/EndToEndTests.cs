@@ -101,6 +101,19 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         output.WriteLine($"{name}: no WCAG 2.1 AA violation");
     }
 
+    /// <summary>At a phone's width the page must not scroll sideways: fails naming the elements that stick out.</summary>
+    private async Task CheckPhoneWidthAsync(IPage page, string name)
+    {
+        var wide = await page.EvaluateAsync<string[]>("""
+            () => document.documentElement.scrollWidth <= window.innerWidth ? [] :
+              [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .filter(e => !e.closest('.rp-table-wrap') || e.classList.contains('rp-table-wrap'))
+                .slice(0, 8).map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} right=${Math.round(e.getBoundingClientRect().right)}`)
+            """);
+        Assert.True(wide.Length == 0, $"{name} scrolls sideways at {page.ViewportSize?.Width} px: " + string.Join("; ", wide));
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebServer.Screenshots, name + ".png"), FullPage = true });
+    }
+
     private async Task<IPage> LogInAsync(string email, string password)
     {
         var page = await NewPageAsync("login");
@@ -290,6 +303,160 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await NavigateAsync(admin, "admin/health");
         await Expect(admin.GetByTestId("health-status")).ToHaveTextAsync("ready");
         await CheckPageAsync(admin, "admin-health");
+        NoConsoleErrors();
+    }
+
+    // ---- the pages of webhooks, rewards, analytics and dead letters ----------------------------------------------------
+
+    /// <summary>Presses <paramref name="refresh"/> until <paramref name="found"/> has a match (the app does not poll by itself).</summary>
+    private static async Task UntilAsync(IPage page, ILocator found, Func<Task> refresh, int seconds = 60)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (await found.CountAsync() == 0)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"nothing matched {found} within {seconds} s");
+            await page.WaitForTimeoutAsync(500);
+            await refresh();
+        }
+    }
+
+    [Fact]
+    public async Task A_user_adds_a_webhook_endpoint_sees_its_secret_once_then_its_deliveries_redelivers_one_and_disables_it()
+    {
+        using var receiver = new WebhookReceiver();
+        string email = WebServer.NewEmail("hook");
+        var (wallet, token) = await server.SignUpAsync(email, "Hana", depositMinor: 1_000);
+        var page = await LogInAsync(email, WebServer.Password);
+        await NavigateAsync(page, "webhooks");
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Webhook endpoints" })).ToBeVisibleAsync();
+        await page.GetByLabel("URL (https://...)").FillAsync(receiver.Url);
+        await page.GetByLabel("Description (optional)").FillAsync("my shop");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Add endpoint" }).ClickAsync();
+        await Expect(page.GetByTestId("secret")).ToContainTextAsync("whsec_");
+        string secret = (await page.GetByTestId("secret").InnerTextAsync()).Trim();
+        var row = page.Locator("tr[data-endpoint-id]");
+        await Expect(row).ToHaveCountAsync(1);
+        string endpointId = (await row.GetAttributeAsync("data-endpoint-id"))!;
+        await CheckPageAsync(page, "webhooks");
+        // Shown once: the API never lists it again, and once put away the page has it no more.
+        Assert.DoesNotContain(secret, (await server.GetAsync("v1/webhook_endpoints", token)).ToJsonString(), StringComparison.Ordinal);
+        await page.GetByRole(AriaRole.Button, new() { Name = "I have kept it" }).ClickAsync();
+        await Expect(page.GetByTestId("secret")).ToHaveCountAsync(0);
+
+        // An event for it (a deposit), delivered to the receiver, shown among the deliveries.
+        await server.DepositAsync(wallet, token, 500);
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Deliveries of endpoint {endpointId}" }).ClickAsync();
+        var show = page.GetByRole(AriaRole.Button, new() { Name = "Show", Exact = true });
+        var succeeded = page.Locator("tr[data-delivery-id][data-status='succeeded']");
+        await UntilAsync(page, succeeded, () => show.ClickAsync());
+        await page.GetByLabel("Status").SelectOptionAsync("succeeded");
+        await show.ClickAsync();
+        await Expect(page.Locator("tr[data-delivery-id]:not([data-status='succeeded'])")).ToHaveCountAsync(0);
+        int before = receiver.Count;
+        await succeeded.First.GetByRole(AriaRole.Button, new() { Name = "Redeliver" }).ClickAsync();
+        await Expect(page.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("queued again");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (receiver.Count <= before && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True(receiver.Count > before, "the redelivered event did not reach the receiver");
+        await CheckPageAsync(page, "webhook-deliveries");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Disable endpoint {endpointId}" }).ClickAsync();
+        await Expect(page.GetByTestId("endpoint-status")).ToHaveTextAsync("disabled");
+        Assert.Equal("disabled", (await server.GetAsync($"v1/webhook_endpoints/{endpointId}", token))["status"]!.GetValue<string>());
+        await page.SetViewportSizeAsync(390, 844);
+        await page.WaitForTimeoutAsync(300); // the layout settles (the drawer folds away)
+        await CheckPhoneWidthAsync(page, "webhooks-phone");
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task An_operator_defines_a_cashback_rule_and_funds_it_and_the_payer_sees_the_reward_then_the_rule_is_ended()
+    {
+        string payer = WebServer.NewEmail("rwd"), payee = WebServer.NewEmail("shop");
+        await server.SignUpAsync(payer, "Rita", depositMinor: 10_000);
+        var (payeeWallet, _) = await server.SignUpAsync(payee, "Shop");
+        // Only payments to this test's payee earn it, so the other tests' balances are not touched.
+        string name = $"Shop {payeeWallet} cashback";
+        var admin = await LogInAsync(WebServer.AdminEmail, WebServer.AdminPassword);
+        await NavigateAsync(admin, "admin/rewards");
+        await admin.GetByLabel("Name", new() { Exact = true }).FillAsync(name);
+        await admin.GetByLabel("Cashback (%)").FillAsync("1.5");
+        await admin.GetByLabel("Only payments to these accounts (comma-separated; optional)").FillAsync(payeeWallet.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await admin.GetByRole(AriaRole.Button, new() { Name = "Create rule" }).ClickAsync();
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("in force from now on");
+        await admin.GetByLabel("Top-up amount (USD)").FillAsync("100");
+        await admin.GetByRole(AriaRole.Button, new() { Name = "Top up", Exact = true }).ClickAsync();
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("Topped up 100.00 USD");
+        var ruleRow = admin.Locator("tr[data-rule-id]").Filter(new() { HasText = name });
+        await Expect(ruleRow.GetByTestId("rule-status")).ToHaveTextAsync("active");
+        await CheckPageAsync(admin, "admin-rewards");
+
+        var user = await LogInAsync(payer, WebServer.Password);
+        await FillPayAsync(user, payee, "20.00");
+        await user.GetByTestId("pay-button").ClickAsync();
+        await Expect(user.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
+        long paid = IdOf(await user.GetByTestId("paid-id").InnerTextAsync());
+        // 1.5 % of 20.00 USD, paid by the rewards consumer once the payment's events reach it.
+        await NavigateAsync(user, "rewards");
+        await UntilAsync(user, user.Locator("tr[data-reward-id]"), async () => { await NavigateAsync(user, "wallet"); await NavigateAsync(user, "rewards"); });
+        await Expect(user.Locator("tr[data-reward-id]")).ToHaveCountAsync(1);
+        await Expect(user.Locator("tr[data-reward-id]")).ToContainTextAsync($"#{paid}");
+        await Expect(user.GetByTestId("rewards-total-USD")).ToHaveTextAsync("0.30 USD");
+        await CheckPageAsync(user, "rewards");
+        await user.SetViewportSizeAsync(390, 844);
+        await user.WaitForTimeoutAsync(300);
+        await CheckPhoneWidthAsync(user, "rewards-phone");
+
+        await ruleRow.GetByRole(AriaRole.Button, new() { Name = "End rule" }).ClickAsync();
+        await Expect(ruleRow.GetByTestId("rule-status")).ToHaveTextAsync("ended");
+        NoConsoleErrors();
+    }
+
+    [Fact]
+    public async Task An_operator_sees_dead_lettered_deliveries_and_the_analytics_charts()
+    {
+        string email = WebServer.NewEmail("dead");
+        var (wallet, token) = await server.SignUpAsync(email, "Dee", depositMinor: 1_000);
+        // An endpoint nothing listens on: its delivery fails, and deleting the endpoint dead-letters it.
+        var endpoint = await server.SendAsync(HttpMethod.Post, "v1/webhook_endpoints", token,
+            new { url = $"http://127.0.0.1:{WebhookReceiver.FreePort()}/hook", enabled_events = new[] { "*" } }, System.Net.HttpStatusCode.Created);
+        string endpointId = endpoint["id"]!.GetValue<string>();
+        await server.DepositAsync(wallet, token, 100);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await server.GetAsync($"v1/webhook_endpoints/{endpointId}/deliveries?status=failed", token))["data"]!.AsArray().Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no failed attempt within 60 s");
+            await Task.Delay(200);
+        }
+        await server.SendAsync(HttpMethod.Delete, $"v1/webhook_endpoints/{endpointId}", token, null, System.Net.HttpStatusCode.OK);
+
+        var admin = await LogInAsync(WebServer.AdminEmail, WebServer.AdminPassword);
+        await NavigateAsync(admin, "admin/deliveries");
+        var rows = admin.Locator("tr[data-delivery-id]").Filter(new() { HasText = endpointId });
+        await Expect(rows.First).ToBeVisibleAsync();
+        Assert.Equal(await rows.CountAsync(), await admin.Locator($"tr[data-delivery-id][data-status='dead']").Filter(new() { HasText = endpointId }).CountAsync());
+        await Expect(rows.First).ToContainTextAsync("127.0.0.1");
+        await CheckPageAsync(admin, "admin-dead-letters");
+        // Its endpoint is gone: the operator is told so in words, and the row says it.
+        await rows.First.GetByRole(AriaRole.Button, new() { Name = "Redeliver" }).ClickAsync();
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Alert)).ToContainTextAsync("No such webhook endpoint");
+        await Expect(rows.First).ToContainTextAsync("The endpoint is deleted.");
+
+        await NavigateAsync(admin, "admin/analytics");
+        await Expect(admin.GetByTestId("analytics-range")).ToContainTextAsync("24 buckets");
+        // The day's deposits are in the rollups (the analytics consumer may be a moment behind).
+        var desc = admin.Locator("svg[data-testid=volume-chart] desc");
+        await UntilAsync(admin, admin.Locator("svg[data-testid=volume-chart] desc:not(:has-text('highest 0.00 USD'))"),
+            () => admin.GetByRole(AriaRole.Button, new() { Name = "Show", Exact = true }).ClickAsync());
+        Assert.DoesNotContain("highest 0.00 USD", await desc.TextContentAsync(), StringComparison.Ordinal);
+        await Expect(admin.GetByTestId("fraud-chart")).ToBeVisibleAsync();
+        await CheckPageAsync(admin, "admin-analytics");
+        await admin.SetViewportSizeAsync(390, 844);
+        await admin.WaitForTimeoutAsync(300);
+        await CheckPhoneWidthAsync(admin, "admin-analytics-phone");
+        await NavigateAsync(admin, "admin/deliveries");
+        await Expect(rows.First).ToBeVisibleAsync();
+        await CheckPhoneWidthAsync(admin, "admin-dead-letters-phone");
         NoConsoleErrors();
     }
 }

@@ -52,6 +52,8 @@ public sealed partial class WebServer : IAsyncLifetime
                      dll, "--data", _data, "--http-port", "0", "--tcp-port", "-1", "--admin-email", AdminEmail, "--admin-password", AdminPassword,
                      "--RamPay:Auth:PasswordHashIterations=1000", $"--RamPay:Fraud:AmountThreshold={HoldAtMinor}",
                      "--RamPay:Fraud:ReviewThreshold=2", "--RamPay:Fraud:DeclineThreshold=2", "--RamPay:Web:LookupsPerMinute=600", "--RamPay:Web:LookupBurst=100",
+                     // Webhooks to the test's own receiver on 127.0.0.1 (refused without it), retried quickly.
+                     "--RamPay:Webhooks:AllowPrivateNetworks=true", "--RamPay:Webhooks:RetryBaseMs=200",
                  })
             start.ArgumentList.Add(a);
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -137,6 +139,30 @@ public sealed partial class WebServer : IAsyncLifetime
             r.EnsureSuccessStatusCode();
         }
         return (wallet, token);
+    }
+
+    /// <summary>A deposit into the user's wallet through the API (minor units); its id.</summary>
+    public async Task<long> DepositAsync(long wallet, string token, long amountMinor)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/accounts/{wallet}/deposits") { Content = JsonContent.Create(new { amount = amountMinor, currency = "USD" }) };
+        request.Headers.Authorization = new("Bearer", token);
+        request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
+        using var r = await Http.SendAsync(request);
+        r.EnsureSuccessStatusCode();
+        return (await r.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<long>();
+    }
+
+    /// <summary>A POST (or other method) with a JSON body through the API; the answer's JSON, after checking its status.</summary>
+    public async Task<JsonObject> SendAsync(HttpMethod method, string path, string token, object? body, System.Net.HttpStatusCode expect)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null) request.Content = JsonContent.Create(body);
+        request.Headers.Authorization = new("Bearer", token);
+        request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
+        using var r = await Http.SendAsync(request);
+        string text = await r.Content.ReadAsStringAsync();
+        if (r.StatusCode != expect) throw new InvalidOperationException($"{method} {path}: {(int)r.StatusCode} {text}");
+        return System.Text.Json.Nodes.JsonNode.Parse(text)!.AsObject();
     }
 
     public async Task<JsonObject> GetAsync(string path, string token)

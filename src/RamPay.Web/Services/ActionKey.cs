@@ -43,6 +43,13 @@ public static class ErrorFields
         "account_not_found" or "same_account" or "account_frozen" => "payee",
         "invalid_payment_note" => "description",
         "invalid_hold_timeout" => "hold",
+        "invalid_url" => "url",
+        "invalid_enabled_events" => "events",
+        "invalid_description" => "description",
+        "invalid_reward_rule" => "rule",
+        "invalid_phone" => "phone",
+        "phone_not_verified" => "sms",
+        "invalid_code" => "code",
         _ => "",
     };
 

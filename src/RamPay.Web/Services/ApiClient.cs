@@ -40,6 +40,9 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
     public Task<ApiResult<T>> PostAsync<T>(string path, JsonObject? body, JsonTypeInfo<T> type, string? idempotencyKey = null, bool anonymous = false) =>
         SendAsync(HttpMethod.Post, path, body, type, idempotencyKey, anonymous);
 
+    /// <summary>A PATCH (the notification preferences of /v1/users/me): not retried, it moves no money and has no key.</summary>
+    public Task<ApiResult<T>> PatchAsync<T>(string path, JsonObject body, JsonTypeInfo<T> type) => SendAsync(HttpMethod.Patch, path, body, type, null, anonymous: false);
+
     private async Task<ApiResult<T>> SendAsync<T>(HttpMethod method, string path, JsonObject? body, JsonTypeInfo<T> type, string? key, bool anonymous)
     {
         string? json = body?.ToJsonString();

@@ -26,7 +26,8 @@ public sealed class FormErrors
     public void Show(ApiErrorBody error, params string[] fields)
     {
         Code = error.Code;
-        string field = ErrorFields.FieldOf(error.Code);
+        // The server's own field name when it gives one (notifications.sms -> sms), else the code's field.
+        string field = error.Field is { Length: > 0 } named ? named[(named.LastIndexOf('.') + 1)..] : ErrorFields.FieldOf(error.Code);
         if (field.Length > 0 && fields.Contains(field)) _fields[field] = error.Message;
         else General = error.Message;
     }
