@@ -164,6 +164,20 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         }
     }
 
+    public long DurableEndIndex => FlushedThroughIndex;
+
+    public void WaitDurableEnd(long index)
+    {
+        lock (_gate)
+        {
+            while (FlushedThroughIndex < index)
+            {
+                if (_fault is not null) throw new IOException("the cold tier's writer failed", _fault);
+                Monitor.Wait(_gate, 100);
+            }
+        }
+    }
+
     // --- lookups ---
 
     public bool TryLookup(long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry)

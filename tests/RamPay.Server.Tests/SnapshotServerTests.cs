@@ -19,10 +19,10 @@ public sealed partial class SnapshotServerTests
         Assert.True(defaults.Engine.SnapshotEveryMs > 0);
         Assert.True(defaults.Journal.RetireEveryMs > 0);
         defaults.Validate();
-        // With the cold key tier (the default under rules version 2) the writer still takes them (docs/snapshots.md);
-        // without it, the snapshotter.
+        // With the cold key tier (the default under rules version 2) and without it, the snapshotter takes them (docs/snapshots.md).
         var engine = RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(defaults, new RamPay.Server.Hosting.DataFolder("unused"));
-        Assert.False(engine.TakesSnapshotsOffWriter);
+        Assert.NotNull(engine.ColdTier);
+        Assert.True(engine.TakesSnapshotsOffWriter);
         var noColdTier = new ServerOptions();
         noColdTier.Engine.ColdTier.Enabled = false;
         Assert.True(RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(noColdTier, new RamPay.Server.Hosting.DataFolder("unused")).TakesSnapshotsOffWriter);
