@@ -152,4 +152,46 @@ public class ColdTierSnapshotTests
             Assert.Equal(live, engine.Recovery.StateHash);
         }
     }
+
+    /// <summary>
+    /// A restart whose cold tier is ahead of the snapshot (the keys of the tail were written before the crash) replays the
+    /// tail without reading those entries: the prefetch during replay looks only below the replayed key count, so the only
+    /// record reads are the tail's genuine retries of old keys, and the writer never has to look again itself.
+    /// </summary>
+    [Fact]
+    public void Replay_with_the_cold_tier_ahead_of_the_snapshot_reads_only_the_old_keys_it_needs()
+    {
+        var traffic = Traffic(50_000, seed: 23);
+        using var dir = new TempDataDir();
+        // 1. 50,000 commands, snapshots at 20,000 and 40,000 off the writer; stop without one: the tail is 10,001 records, and
+        //    the cold tier holds most of their keys already (the tier is ahead of the snapshot).
+        using (var engine = RamPayEngine.Start(Options(dir.Path, 1_700_000_000_000, snapshotEvery: 20_000)))
+        {
+            long ticket = 0;
+            for (int i = 0; i < traffic.Count; i++) ticket = engine.Submit(traffic[i].Command, correlation: i);
+            Assert.True(engine.WaitForCompletion(ticket, TimeSpan.FromMinutes(2)));
+            WaitFor(() => engine.Counters.LastSnapshotSequence == 40_000, "the snapshot at 40,000");
+            engine.Stop();
+            AssertColdHolds(dir, 42_000); // most of the tail's keys: the writer hands generations over every 512 commands
+        }
+        // 2. The restart replays the tail: retries in it (every 8th command, of keys at least 10,000 old) are read from the
+        //    cold tier; the tail's own keys, already in the tier, are not.
+        int retriesInTail = Enumerable.Range(40_000, 10_000).Count(i => traffic[i].FirstIndex != i);
+        using (var engine = RamPayEngine.Start(Options(dir.Path, 1_700_000_100_000, snapshotEvery: 0)))
+        {
+            Assert.Equal(40_000, engine.Recovery.SnapshotSequence);
+            Assert.Equal(10_001, engine.Recovery.RecordsReplayed);
+            var keys = engine.KeyTier;
+            Assert.Equal(0, keys.WriterColdReads);
+            Assert.True(keys.ColdHits >= retriesInTail, $"{keys.ColdHits} cold hits for {retriesInTail} retries");
+            Assert.True(keys.ColdReads <= 2L * retriesInTail, $"{keys.ColdReads} record reads for {retriesInTail} retries in the tail");
+        }
+    }
+
+    /// <summary>The cold tier's files hold at least <paramref name="keys"/> entries (read by opening the store).</summary>
+    private static void AssertColdHolds(TempDataDir dir, long keys)
+    {
+        using var store = new KeySegmentStore(new KeySegmentStoreOptions { Directory = Path.Combine(dir.Path, "cold"), KeyCapacity = 300_000, SegmentKeys = 4096, Fsync = false });
+        Assert.True(store.FlushedThroughIndex >= keys, $"the cold tier holds {store.FlushedThroughIndex} keys");
+    }
 }
