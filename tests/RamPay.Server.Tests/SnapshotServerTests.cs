@@ -41,7 +41,7 @@ public sealed partial class SnapshotServerTests
     [Fact]
     public async Task A_restart_after_SIGKILL_loads_the_newest_periodic_snapshot_and_replays_only_the_tail()
     {
-        // 1. A server that snapshots every 40 commands off the writer (the snapshotter needs the cold key tier off).
+        // 1. A server that snapshots every 40 commands off the writer, here with the cold key tier off (the next test has it on).
         await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings, "Engine:SnapshotEveryCommands=40", "Engine:ColdTier:Enabled=false"]);
         var api = new Api(server);
 
