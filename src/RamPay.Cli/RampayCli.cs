@@ -89,12 +89,18 @@ public static class RampayCli
         };
         var offWriter = new Option<bool>("--snapshot-off-writer") { Description = "Take the periodic snapshots from the snapshotter's replica, off the writer thread" };
         var noStopSnapshot = new Option<bool>("--no-stop-snapshot") { Description = "No snapshot at the stop (as after a crash: the next start replays from the newest periodic one)" };
+        var coldTier = new Option<bool>("--cold-tier") { Description = "Rules version 2 with the cold tier of idempotency keys under <data>/cold, as the server runs by default (give a later run on the same data the same flags)" };
+        var hotMaxKeys = new Option<int>("--hot-max-keys")
+        {
+            Description = "With --cold-tier: the keys kept in memory (the hot budget)", DefaultValueFactory = _ => new ColdTierOptions().HotMaxKeys,
+        };
         var simulate = new Command("simulate", "Run a seeded workload (deposits, transfers, authorize/capture/void, refunds) through an engine on the data directory, fsync on, and print throughput and the state hash.")
         {
-            data, count, wallets, seed, reportEvery, idempotencyKeys, snapshotEvery, offWriter, noStopSnapshot,
+            data, count, wallets, seed, reportEvery, idempotencyKeys, snapshotEvery, offWriter, noStopSnapshot, coldTier, hotMaxKeys,
         };
         simulate.SetAction(r => Simulate(r.GetValue(data)!, r.GetValue(count), r.GetValue(wallets), r.GetValue(seed), r.GetValue(reportEvery), output, r.GetValue(idempotencyKeys),
-            new SimulateSnapshots(r.GetValue(snapshotEvery), r.GetValue(offWriter), !r.GetValue(noStopSnapshot))));
+            new SimulateSnapshots(r.GetValue(snapshotEvery), r.GetValue(offWriter), !r.GetValue(noStopSnapshot)),
+            r.GetValue(coldTier) ? new ColdTierOptions { HotMaxKeys = r.GetValue(hotMaxKeys) } : null));
 
         return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), EventsCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
     }
@@ -154,7 +160,7 @@ public static class RampayCli
     public sealed record SimulateSnapshots(long EveryCommands, bool OffWriter, bool OnStop);
 
     public static int Simulate(DirectoryInfo data, int count, int wallets, int seed, int reportEvery, TextWriter output, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys,
-        SimulateSnapshots? snapshots = null)
+        SimulateSnapshots? snapshots = null, ColdTierOptions? coldTier = null)
     {
         if (count < 100 || wallets < 2 || reportEvery < 0 || idempotencyKeys < 1 || snapshots?.EveryCommands < 0)
         {
@@ -165,6 +171,8 @@ public static class RampayCli
         var options = new EngineOptions { DataDirectory = data.FullName, Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys } };
         if (snapshots is not null)
             options = options with { SnapshotEveryCommands = snapshots.EveryCommands, SnapshotOffWriter = snapshots.OffWriter, SnapshotOnStop = snapshots.OnStop };
+        // As the server runs by default: rules version 2, older keys on disk, a prefetch stage before the writer.
+        if (coldTier is not null) options = options with { RulesVersion = EngineOptions.ServerRulesVersion, ColdTier = coldTier };
         using var snapshotTimes = new SnapshotTimes();
         using var engine = RamPayEngine.Start(options, completion);
         if (reportEvery > 0) engine.SnapshotWritten = sequence => { lock (output) { output.WriteLine($"snapshot {sequence}"); output.Flush(); } };

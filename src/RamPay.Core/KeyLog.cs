@@ -55,6 +55,20 @@ public interface IColdKeyStore
 
     /// <summary>Blocks until <paramref name="generation"/> is visible (the rare path: the hot tier is full).</summary>
     void WaitVisible(long generation);
+
+    /// <summary>
+    /// Every entry with a log index below this is durable (fsynced) and found by <see cref="TryLookup"/> until the collection
+    /// horizon kills it; never decreases. A follower (<see cref="ColdKeyTier.Follower"/>) drops its in-memory copies below it.
+    /// Any thread.
+    /// </summary>
+    long DurableEndIndex => throw new NotSupportedException($"{GetType().Name} cannot serve a follower key log (no durable index)");
+
+    /// <summary>Blocks until <see cref="DurableEndIndex"/> is at least <paramref name="index"/> (a follower's rare path); throws when the store failed.</summary>
+    void WaitDurableEnd(long index)
+    {
+        var spin = new SpinWait();
+        while (DurableEndIndex < index) spin.SpinOnce(sleep1Threshold: 10);
+    }
 }
 
 /// <summary>Where a key log keeps what it does not hold in memory, and how much it holds in memory.</summary>
@@ -65,6 +79,14 @@ public sealed record ColdKeyTier
     public int HotMaxKeys { get; init; } = 1 << 20;
     /// <summary>Applied commands per generation (at least twice the ring, so that prefetches see a generation before its successor closes).</summary>
     public int GenerationCommands { get; init; } = 1 << 17;
+    /// <summary>
+    /// A follower's view of a tier another key log (the writer's) fills: a replica ledger (the snapshotter) that re-applies the
+    /// journal behind the writer. It never hands anything to the store; it drops entries from memory once the store holds
+    /// them durably (<see cref="IColdKeyStore.DurableEndIndex"/>), and reads the store itself (it is not the writer: it may
+    /// wait on I/O). Its hot entries plus the store then hold every live key of its state, as the writer's do, so its
+    /// snapshots are the writer's (docs/snapshots.md).
+    /// </summary>
+    public bool Follower { get; init; }
 
     public void Validate()
     {
@@ -107,6 +129,7 @@ public sealed class KeyLog
     private long _retiredThrough;          // generations up to this one have left memory
     private readonly long[] _closedEnd;    // end index of each closed, not yet retired generation, by generation % length
     private long _closedFirst = 1;         // the oldest closed, not retired generation
+    private readonly bool _follower;       // a follower retires by the store's durable index instead (ColdKeyTier.Follower)
 
     public KeyLog(long budget, long windowMs, ColdKeyTier? cold)
     {
@@ -115,6 +138,7 @@ public sealed class KeyLog
         _windowMs = windowMs;
         _marks = new long[MarksFor(budget)];
         _cold = cold;
+        _follower = cold is { Follower: true };
         int hot = cold is null ? 1 << 12 : (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)cold.HotMaxKeys);
         _hot = new KeyEntry[hot];
         _hotIndex = new Dictionary<IdempotencyTable.ScopedKey, long>(cold is null ? 1 << 12 : cold.HotMaxKeys + 1);
@@ -227,7 +251,7 @@ public sealed class KeyLog
     internal void CarryOver(in Command command, in CommandResult result, long lastSequence)
     {
         Insert(command, command.TimestampMs, result);
-        if (_cold is not null && _inserted - _generationStart >= _cold.GenerationCommands) CloseGeneration(lastSequence);
+        if (_cold is not null && !_follower && _inserted - _generationStart >= _cold.GenerationCommands) CloseGeneration(lastSequence);
     }
 
     /// <summary>A running digest of every entry remembered, in order: the logical key set follows from it, the counters and the clock.</summary>
@@ -272,6 +296,16 @@ public sealed class KeyLog
     internal void AfterCommand(in KeyLookup prefetched, long commandsApplied)
     {
         if (_cold is null) return;
+        if (_follower)
+        {
+            // A follower looks at the store's durable index once a generation's worth of commands, not per command.
+            if (++_generationCommands >= _cold.GenerationCommands)
+            {
+                _generationCommands = 0;
+                RetireDurable();
+            }
+            return;
+        }
         if (prefetched.State != KeyLookupState.NotLooked && prefetched.Generation > _retiredThrough && _closedFirst < _generation)
             RetireThrough(Math.Min(prefetched.Generation, _generation - 1));
         if (++_generationCommands >= _cold.GenerationCommands) CloseGeneration(commandsApplied);
@@ -309,10 +343,52 @@ public sealed class KeyLog
         }
     }
 
+    /// <summary>
+    /// A follower drops from memory every entry the store holds durably. Safe because (1) a dropped entry is found by the
+    /// follower's own lookups (<see cref="SlowLookup"/>, limited to its <see cref="Inserted"/>: the store may be ahead), and (2)
+    /// the store destroys only entries dead in the oldest kept snapshot's state, which the follower's state is at or after.
+    /// </summary>
+    public void RetireDurable()
+    {
+        Invariant.Check(_follower, "only a follower key log retires by the store's durable index");
+        long end = Math.Min(_cold!.Store.DurableEndIndex, _inserted);
+        for (long i = _hotFirst; i < end; i++)
+        {
+            ref var e = ref _hot[i & (_hot.Length - 1)];
+            var key = new IdempotencyTable.ScopedKey(e.Command.ClientId, e.Command.Key);
+            if (_hotIndex.TryGetValue(key, out long newest) && newest == i) _hotIndex.Remove(key);
+            e = default;
+        }
+        if (end > _hotFirst) _hotFirst = end;
+    }
+
+    /// <summary>
+    /// A follower before a snapshot: drops what the store holds, then waits (the follower is not the writer) until at most
+    /// <c>HotMaxKeys - GenerationCommands</c> entries are left in memory, so that the writer can load the snapshot's hot
+    /// section and still close generations. The writer's hot tier is as large, the follower is behind it, and every closed
+    /// generation of the writer's becomes durable once the journal is: at most the writer's open generation stays behind.
+    /// </summary>
+    public void RetireDurableForSnapshot()
+    {
+        Invariant.Check(_follower, "only a follower key log retires by the store's durable index");
+        long maxHot = _cold!.HotMaxKeys - _cold.GenerationCommands;
+        long need = _inserted - maxHot;
+        if (need > _hotFirst) _cold!.Store.WaitDurableEnd(need);
+        RetireDurable();
+    }
+
     /// <summary>The hot tier is full: without a cold tier it grows (after dropping dead entries); with one the writer waits.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void MakeRoom(long now)
     {
+        if (_follower)
+        {
+            // A follower is behind the writer, whose hot tier is as large: the store catches up with it. Counted as a wait.
+            HotFullWaits++;
+            _cold!.Store.WaitDurableEnd(_hotFirst + 1);
+            RetireDurable();
+            return;
+        }
         if (_cold is null)
         {
             while (_hotFirst < _inserted && !IsLive(_hot[_hotFirst & (_hot.Length - 1)], now))
@@ -418,7 +494,7 @@ public sealed class KeyLog
         // The loaded entries are handed to the cold tier as generations like any others (it skips what it already has):
         // they are durable (a snapshot is written only once its journal is), so no sequence needs waiting for.
         _generationStart = first;
-        if (_cold is not null)
+        if (_cold is not null && !_follower)
             while (_inserted - _generationStart >= _cold.GenerationCommands) CloseGeneration(0, _generationStart + _cold.GenerationCommands);
     }
 }

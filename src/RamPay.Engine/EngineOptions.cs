@@ -39,18 +39,19 @@ public sealed record EngineOptions
     /// <summary>
     /// With the snapshotter (<see cref="SnapshotOffWriter"/>): also a snapshot once this many ms have passed since the last one
     /// and at least one command was applied (0 = by count only). Bounds the restart's tail on a quiet server too. Not used when
-    /// the writer takes the snapshots (a cold tier).
+    /// the writer takes the snapshots.
     /// </summary>
     public long SnapshotEveryMs { get; init; }
     /// <summary>
     /// Take the periodic snapshots from a replica ledger that follows the durable journal on its own thread (the snapshotter),
     /// so the writer never pauses for them; false = the writer encodes and writes them itself, pausing for the duration. Costs a
-    /// second copy of the state in memory (docs/snapshots.md). Not with a <see cref="ColdTier"/> yet: then the writer takes
-    /// them (<see cref="TakesSnapshotsOffWriter"/>). The stop snapshot is always the writer's, after the drain.
+    /// second copy of the state in memory (docs/snapshots.md); with a <see cref="ColdTier"/> the replica's key log follows the
+    /// writer's store (<see cref="ColdKeyTier.Follower"/>), so only the hot keys are doubled. The stop snapshot is always the
+    /// writer's, after the drain.
     /// </summary>
     public bool SnapshotOffWriter { get; init; }
-    /// <summary>Whether the snapshotter takes the periodic snapshots: asked for, and no cold tier (whose hot keys only the writer's ledger has).</summary>
-    public bool TakesSnapshotsOffWriter => SnapshotOffWriter && ColdTier is null;
+    /// <summary>Whether the snapshotter takes the periodic snapshots (cold key tier or not).</summary>
+    public bool TakesSnapshotsOffWriter => SnapshotOffWriter;
     public int SnapshotsToKeep { get; init; } = 3;
     public bool SnapshotOnStop { get; init; } = true;
     /// <summary>
@@ -107,8 +108,6 @@ public sealed record EngineOptions
         if (MaxBatchSize < 1) throw new ArgumentException("MaxBatchSize must be at least 1");
         if (SnapshotEveryCommands < 0) throw new ArgumentException("SnapshotEveryCommands must be 0 (off) or positive");
         if (SnapshotEveryMs < 0) throw new ArgumentException("SnapshotEveryMs must be 0 (off) or positive");
-        // With a cold tier the writer takes the snapshots, by count only: SnapshotEveryMs is then not used (not refused, so that a
-        // host's settings need not change with the tier).
         if (SnapshotEveryMs > 0 && !SnapshotOffWriter) throw new ArgumentException("SnapshotEveryMs needs SnapshotOffWriter: the writer snapshots by count only");
         if (SnapshotsToKeep < 1) throw new ArgumentException("SnapshotsToKeep must be at least 1");
         if (TickIntervalMs < 0) throw new ArgumentException("TickIntervalMs must be 0 (off) or positive");

@@ -15,7 +15,15 @@ public sealed class KeyPrefetcher(IColdKeyStore store)
     /// <summary>Cold lookups made (a command with a key).</summary>
     public long Lookups => Volatile.Read(ref _lookups);
 
-    public void Prefetch(in Command command, out KeyLookup lookup)
+    public void Prefetch(in Command command, out KeyLookup lookup) => Prefetch(command, out lookup, long.MaxValue);
+
+    /// <summary>
+    /// As the other overload, looking only at entries below <paramref name="limitIndex"/>: recovery passes the replayed key
+    /// log's count, so that the cold tier's entries of the commands being replayed (written before the crash: the tier is
+    /// ahead of the snapshot) are skipped in its index, not read from disk and then refused by the writer (each of those
+    /// cost a record read plus the writer's own second lookup).
+    /// </summary>
+    public void Prefetch(in Command command, out KeyLookup lookup, long limitIndex)
     {
         // The stamp is read before the lookup: every generation up to it was visible, so the lookup searched it.
         lookup = default;
@@ -26,7 +34,7 @@ public sealed class KeyPrefetcher(IColdKeyStore store)
             return;
         }
         _lookups++;
-        lookup.State = store.TryLookup(command.ClientId, command.Key, long.MaxValue, out lookup.Entry) ? KeyLookupState.Found : KeyLookupState.Miss;
+        lookup.State = store.TryLookup(command.ClientId, command.Key, limitIndex, out lookup.Entry) ? KeyLookupState.Found : KeyLookupState.Miss;
     }
 }
 

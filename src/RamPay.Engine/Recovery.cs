@@ -126,7 +126,8 @@ public static class EngineRecovery
                 throw new JournalCorruptException(new JournalProblem(JournalProblemKind.BadPayload, "", 0, header.Sequence,
                     "the command payload does not decode"));
             KeyLookup lookup = default;
-            prefetcher?.Prefetch(command, out lookup);
+            // Limited to the keys this replay has remembered so far: the cold tier may already hold the entries it is about to re-create.
+            prefetcher?.Prefetch(command, out lookup, ledger.KeyLog?.Inserted ?? long.MaxValue);
             ledger.Apply(command, payload[CommandCodec.Size..], lookup, out _);
             Replayed++;
             LastSequence = header.Sequence;

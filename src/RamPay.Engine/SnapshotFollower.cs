@@ -88,7 +88,11 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
             // The replica as of the writer's start: the newest snapshot at or before it plus the journal up to it. Built here,
             // not at start-up, so that start-up pays for one recovery only; the writer runs meanwhile.
             var warnings = new List<string>();
-            var (ledger, _, _, last) = EngineRecovery.Load(_options.SnapshotDirectory, _options.JournalDirectory, _options.Ledger, useSnapshot: true,
+            // With a cold key tier the replica shares the writer's store as a follower: it reads it and drops its own copies of
+            // what the store holds durably, but never writes it (the writer's key log does), so its hot entries plus the store
+            // hold every live key of its state, as the writer's do, and its snapshot is the writer's.
+            var ledgerOptions = _options.Ledger.ColdKeys is { } tier ? _options.Ledger with { ColdKeys = tier with { Follower = true } } : _options.Ledger;
+            var (ledger, _, _, last) = EngineRecovery.Load(_options.SnapshotDirectory, _options.JournalDirectory, ledgerOptions, useSnapshot: true,
                 _startSequence, warnings);
             Invariant.Check(last == _startSequence, $"the snapshotter's replica stopped at {last}, not at the writer's start {_startSequence}");
             _ledger = ledger;
@@ -135,6 +139,8 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
         var ledger = _ledger!;
         long sequence = _lastSequence;
         long started = Stopwatch.GetTimestamp();
+        // The hot section must fit the writer's hot tier when it loads this snapshot (and be small: it is written whole).
+        if (ledger.KeyLog is { HasColdTier: true } follower) follower.RetireDurableForSnapshot();
         // The whole-state check, off the writer: the replica's state is the writer's at this sequence.
         ledger.VerifyInvariants();
         _options.WriteFence?.CheckCanWrite();

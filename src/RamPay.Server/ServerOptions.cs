@@ -244,11 +244,11 @@ public sealed partial class ServerOptions
         public int RingSize { get; set; } = 1 << 16;
         [Setting("The most commands in one journal batch (one fsync).")]
         public int MaxBatchSize { get; set; } = 4096;
-        [Setting("A snapshot every this many commands (0 = by time only, or only at a clean stop when SnapshotEveryMs is 0 too). With SnapshotOffWriter the snapshotter takes it from its replica ledger and the writer never pauses, except while the cold key tier is on (ColdTier:Enabled, the default): then the writer takes it and pauses for its duration (docs/snapshots.md); a restart then loads the newest snapshot and replays at most about this many commands plus those applied while it was written (docs/snapshots.md).")]
+        [Setting("A snapshot every this many commands (0 = by time only, or only at a clean stop when SnapshotEveryMs is 0 too). With SnapshotOffWriter the snapshotter takes it from its replica ledger and the writer never pauses (the cold key tier on or off: the replica follows the cold tier); a restart then loads the newest snapshot and replays at most about this many commands plus those applied while it was written (docs/snapshots.md).")]
         public long SnapshotEveryCommands { get; set; } = 10_000_000;
         [Setting("Also a snapshot once this long has passed since the last one and a command was applied (0 = by count only), so a quiet server's restart and journal retirement stay bounded too. Only with SnapshotOffWriter.")]
         public long SnapshotEveryMs { get; set; } = 300_000;
-        [Setting("Take periodic snapshots from a replica ledger on their own thread, off the writer (it costs a second copy of the state in memory); false = the writer takes them, pausing for the whole encoding (23 s at 10 M payments). With a cold key tier the writer takes them whatever this says.")]
+        [Setting("Take periodic snapshots from a replica ledger on their own thread, off the writer (it costs a second copy of the state in memory); false = the writer takes them, pausing for the whole encoding (23 s at 10 M payments).")]
         public bool SnapshotOffWriter { get; set; } = true;
         [Setting("Ledger limit: accounts (too_many_accounts past it).")]
         public int MaxAccounts { get; set; } = 1 << 20;

@@ -164,6 +164,33 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         }
     }
 
+    public long DurableEndIndex => FlushedThroughIndex;
+
+    public void WaitDurableEnd(long index)
+    {
+        lock (_gate)
+        {
+            while (FlushedThroughIndex < index)
+            {
+                if (_fault is not null) throw new IOException("the cold tier's writer failed", _fault);
+                Monitor.Wait(_gate, 100);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Blocks until the background writer has written every queued generation that the journal's durable sequence lets it
+    /// write (a deterministic point for the seeded simulation and tests; the engine never waits for it). Throws when the writer failed.
+    /// </summary>
+    public void WaitIdle()
+    {
+        lock (_gate)
+        {
+            while (_queueCount > 0 && _fault is null && _queue[_queueHead].LastSequence <= _options.DurableSequence()) Monitor.Wait(_gate, 10);
+            if (_fault is not null) throw new IOException("the cold tier's writer failed", _fault);
+        }
+    }
+
     // --- lookups ---
 
     public bool TryLookup(long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry)

@@ -184,12 +184,12 @@ public class SnapshotFollowerTests
     }
 
     [Fact]
-    public void With_a_cold_tier_the_writer_takes_the_snapshots_and_SnapshotEveryMs_needs_the_snapshotter()
+    public void With_a_cold_tier_the_snapshotter_takes_the_snapshots_and_SnapshotEveryMs_needs_the_snapshotter()
     {
         using var dir = new TempDataDir();
         var cold = Options(dir, snapshotEvery: 1000) with { ColdTier = new ColdTierOptions(), SnapshotEveryMs = 1000 };
-        Assert.False(cold.TakesSnapshotsOffWriter);
-        cold.Validate(); // SnapshotEveryMs is then not used, not refused
+        Assert.True(cold.TakesSnapshotsOffWriter); // its replica follows the cold tier (ColdTierSnapshotTests)
+        cold.Validate();
         Assert.Throws<ArgumentException>(() => (Options(dir, 0) with { SnapshotOffWriter = false, SnapshotEveryMs = 1000 }).Validate());
         Assert.Throws<ArgumentException>(() => (Options(dir, 0) with { SnapshotEveryMs = -1 }).Validate());
     }

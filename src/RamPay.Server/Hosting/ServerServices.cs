@@ -247,7 +247,7 @@ public sealed class JournalRetirementService(ServerOptions options, DataFolder d
             error => logger.LogError(error, "journal retirement failed (the segments stay; the next pass tries again)"));
         _timer.Start();
         // A pass right after each periodic snapshot: the new snapshot is usually what lets the next segments go. On the thread
-        // pool: RequestPass runs the pass on the calling thread, which is the snapshotter's (or the writer's, with a cold tier).
+        // pool: RequestPass runs the pass on the calling thread, which is the snapshotter's (or the writer's, when it takes them).
         var timer = _timer;
         if (engine.RunningEngine is { } running) running.SnapshotWritten = _ => ThreadPool.QueueUserWorkItem(static t => t.RequestPass(), timer, preferLocal: false);
         logger.LogInformation("journal retirement every {RetireEveryMs} ms, {Destination}", options.Journal.RetireEveryMs, archive is null ? "deleting retired segments" : "archiving to " + archive);
