@@ -14,7 +14,8 @@
 #
 #   RAMPAY_BENCH_POSTGRES='Host=127.0.0.1;Username=rampay;Password=rampay;Database=rampay_bench' bench/sinks.sh
 #   env: RATE (100000), SECONDS_LOAD (60), COMMANDS (1000000), KAFKA_EVENTS (2000000), CONNECTIONS (16, the
-#        baseline design's), RAMPAY_BENCH_KAFKA, BASELINE_TREE, PARTS (1234: which parts to run)
+#        baseline design's), RAMPAY_BENCH_KAFKA, BASELINE_TREE, PARTS (1234: which parts to run), CATCHUP_SECONDS
+#        (600: how long part 1 waits for the sinks to catch up after the load), SKIP_BUILD (1: use the builds there are)
 #
 # The database named by RAMPAY_BENCH_POSTGRES is emptied (its RamPay tables and the 'conventional' schema).
 # Fraud scoring is off in the server, as in bench/load.sh: the load tool's random transfers between new wallets look
@@ -30,6 +31,7 @@ commands=${COMMANDS:-1000000}
 kafka_events=${KAFKA_EVENTS:-2000000}
 connections=${CONNECTIONS:-16}
 parts=${PARTS:-1234}
+catchup=${CATCHUP_SECONDS:-600}
 
 trees=()
 labels=()
@@ -37,6 +39,7 @@ if [ -n "${BASELINE_TREE:-}" ]; then trees+=("$BASELINE_TREE"); labels+=("baseli
 trees+=("$here"); labels+=("this tree")
 
 for tree in "${trees[@]}"; do
+  [ -n "${SKIP_BUILD:-}" ] && break
   for project in src/RamPay.Server src/RamPay.Cli bench/RamPay.Load; do
     (cd "$tree" && dotnet build "$project" -c Release --nologo -v quiet >/dev/null)
   done
@@ -91,7 +94,7 @@ lag_run() {
   local t0
   t0=$(date +%s.%N)
   ( while true; do
-      curl -s "${http_url%/}/metrics" | awk -v t="$(date +%s.%N)" -v t0="$t0" '/^rampay_sink_lag_(seconds|records)\{/ { print t - t0, $1, $2 }'
+      curl -s -m 5 "${http_url%/}/metrics" | awk -v t="$(date +%s.%N)" -v t0="$t0" '/^rampay_sink_lag_(seconds|records)\{/ { print t - t0, $1, $2 }'
       sleep 0.5
     done ) >"$samples" &
   sampler_pid=$!
@@ -100,9 +103,10 @@ lag_run() {
   load_end=$(awk -v t="$(date +%s.%N)" -v t0="$t0" 'BEGIN { print t - t0 }')
   tail -8 "$load_log"
   echo "load average at the end of the load: $(loadavg)"
-  # Let the sinks catch up (bounded: 10 minutes), then stop sampling.
-  for _ in $(seq 1 1200); do
-    lagging=$(curl -s "${http_url%/}/metrics" | awk '/^rampay_sink_lag_records\{/ && $2 > 0 { n++ } END { print n + 0 }')
+  # Let the sinks catch up (bounded: CATCHUP_SECONDS of wall time), then stop sampling.
+  local catchup_end=$((SECONDS + catchup))
+  while [ $SECONDS -lt $catchup_end ]; do
+    lagging=$(curl -s -m 5 "${http_url%/}/metrics" | awk '/^rampay_sink_lag_records\{/ && $2 > 0 { n++ } END { print n + 0 }')
     [ "$lagging" = 0 ] && break
     sleep 0.5
   done
