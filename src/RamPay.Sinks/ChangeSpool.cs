@@ -62,10 +62,15 @@ public sealed class ChangeSpool : IDisposable
     internal object Lock => _lock;
 
     /// <summary>Room for one more batch (always true when empty, so one batch over the budget still goes; false with no spool).</summary>
-    internal bool HasRoom => _maxBytes > 0 && (_bytes == 0 || _bytes < _maxBytes);
+    public bool HasRoom => _maxBytes > 0 && (_bytes == 0 || _bytes < _maxBytes);
 
-    /// <summary>Writes <paramref name="batch"/> as the newest spooled batch. Caller holds <see cref="Lock"/>.</summary>
-    internal void AppendLocked(ChangeBatch batch)
+    /// <summary>Writes <paramref name="batch"/> as the newest spooled batch (the runner calls it holding <see cref="Lock"/> already).</summary>
+    public void Append(ChangeBatch batch)
+    {
+        lock (_lock) AppendLocked(batch);
+    }
+
+    private void AppendLocked(ChangeBatch batch)
     {
         Directory.CreateDirectory(_directory);
         _buffer.SetLength(0);
@@ -90,7 +95,7 @@ public sealed class ChangeSpool : IDisposable
     /// The oldest spooled batch into <paramref name="into"/> (cleared first), its file deleted; false when none is left,
     /// which also ends <see cref="Active"/> (the follower then queues in memory again).
     /// </summary>
-    internal bool TryRead(ChangeBatch into, Func<bool> queueEmpty)
+    public bool TryRead(ChangeBatch into, Func<bool> queueEmpty)
     {
         long index;
         lock (_lock)

@@ -106,7 +106,7 @@ public sealed class SinkRunner
         {
             if (!_spool.Active && _queue.TryAdd(batch)) return OfferResult.Queued;
             if (!spool || !_spool.HasRoom) return OfferResult.Full;
-            _spool.AppendLocked(batch);
+            _spool.Append(batch);
             return OfferResult.Spooled;
         }
     }
