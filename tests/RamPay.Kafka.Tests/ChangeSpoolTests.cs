@@ -108,3 +108,84 @@ public sealed class ChangeSpoolTests
         return batches;
     }
 }
+
+/// <summary>
+/// The hub with two sinks of the test's own (no outside server): one fails every write until the test lets it, the
+/// other works. The working one reaches the journal's end while the failing one is stuck (its batches spooled), each
+/// sink's back-pressure limit is its own, and once the failing one may write it receives every change, once, in order.
+/// </summary>
+public sealed class SinkHubIsolationTests
+{
+    private sealed class RecordingSink(string name) : IChangeSink
+    {
+        public volatile bool Down;
+        public readonly List<(long Sequence, int Index)> Written = [];
+        private SinkCheckpoint _checkpoint;
+        public string Name => name;
+        public SinkCheckpoint Open() => Down ? throw new IOException($"{name} is down") : _checkpoint;
+        public void Write(ReadOnlySpan<Change> changes, SinkCheckpoint through)
+        {
+            if (Down) throw new IOException($"{name} is down");
+            foreach (ref readonly var c in changes) Written.Add((c.Sequence, c.Index));
+            _checkpoint = through;
+        }
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void A_sink_that_fails_does_not_hold_back_the_other_and_gets_every_change_in_order_when_it_recovers()
+    {
+        using var dir = new TempDir();
+        var commands = new CommandBuilder().Workload(seed: 7, wallets: 40, count: 4_000);
+        long now = LedgerChanges.StartMs;
+        var engineOptions = new EngineOptions
+        {
+            DataDirectory = Path.Combine(dir.Path, "data"), Clock = () => now += LedgerChanges.StepMs, Fsync = false,
+            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0, Ledger = LedgerChanges.LedgerOptions,
+        };
+        using (var engine = RamPayEngine.Start(engineOptions))
+        {
+            foreach (var c in commands) engine.Submit(c.Command, 0, c.Attachment);
+            engine.Stop();
+        }
+        long head = commands.Count;
+        var expected = LedgerChanges.Run(commands).Select(c => (c.Sequence, c.Index)).ToList();
+        var good = new RecordingSink("good");
+        var bad = new RecordingSink("bad");
+        var hub = new SinkHub(new SinkHubOptions
+        {
+            SnapshotDirectory = engineOptions.SnapshotDirectory, JournalDirectory = engineOptions.JournalDirectory,
+            StateDirectory = Path.Combine(dir.Path, "sinks"), Ledger = engineOptions.Ledger, BatchChanges = 64, QueueBatches = 2,
+            RetryMin = TimeSpan.FromMilliseconds(5), RetryMax = TimeSpan.FromMilliseconds(20),
+            MaxLagRecords = 0, MaxLagSeconds = 0,
+            Limits = new Dictionary<string, SinkLimits> { ["bad"] = new(MaxLagRecords: 100, MaxLagSeconds: 0) },
+        }, [good, bad], () => head, () => now);
+        using (hub)
+        {
+            hub.Start();
+            var goodRunner = hub.Sinks[0];
+            var badRunner = hub.Sinks[1];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!(badRunner.Opened && badRunner.Checkpoint.Sequence > 0) && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(1);
+            bad.Down = true; // fails from its next write on, after it has told the hub its checkpoint
+            while (goodRunner.Checkpoint.Sequence < head && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(5);
+            Assert.Equal(head, goodRunner.Checkpoint.Sequence);
+            Assert.True(badRunner.Checkpoint.Sequence < head - 100, $"the failing sink is at {badRunner.Checkpoint.Sequence}");
+            Assert.True(badRunner.BatchesSpooledTotal > 0);
+            Assert.True(hub.IsOverLagLimit(out string reason));
+            Assert.Contains("bad sink", reason, StringComparison.Ordinal);
+            Assert.Contains("limit 100", reason, StringComparison.Ordinal);
+            Assert.Equal(new SinkLimits(0, 0), goodRunner.Limits);
+
+            bad.Down = false;
+            while (badRunner.Checkpoint.Sequence < head && clock.Elapsed < TimeSpan.FromSeconds(90)) Thread.Sleep(5);
+            Assert.Equal(head, badRunner.Checkpoint.Sequence);
+            Assert.False(hub.IsOverLagLimit(out _));
+            Assert.Equal(0, badRunner.SpooledBatches);
+        }
+        Assert.Equal(expected, good.Written);
+        // The failing sink wrote a prefix before it failed, then the rest: every change once, in order.
+        Assert.Equal(expected, bad.Written);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "sinks", "bad.spool")));
+    }
+}
