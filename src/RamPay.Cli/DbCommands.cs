@@ -73,6 +73,10 @@ public static class DbCommands
         output.WriteLine($"rows_per_s        {stats.Rows / seconds:F0}");
         output.WriteLine($"entries_per_s     {stats.Entries / seconds:F0}");
         output.WriteLine($"records_per_s     {stats.LastSequence / seconds:F0}");
+        output.WriteLine($"write_rows_per_s  {stats.Rows / stats.WriteSeconds:F0}");
+        // What saturates: CPU per row in this process (sink and follower threads) and in the sink's PostgreSQL backend.
+        if (stats.ClientCpuSeconds >= 0) output.WriteLine($"client_cpu_us_row {stats.ClientCpuSeconds * 1e6 / Math.Max(1, stats.Rows):F2}");
+        if (stats.BackendCpuSeconds >= 0) output.WriteLine($"server_cpu_us_row {stats.BackendCpuSeconds * 1e6 / Math.Max(1, stats.Rows):F2}");
         return RampayCli.ExitOk;
     }
 

@@ -12,7 +12,13 @@ public sealed record DatabaseCheckReport(long Checkpoint, long Users, long Accou
 }
 
 /// <summary>What a rebuild wrote: rows of every table, ledger entries among them, and the seconds spent in the sink's writes.</summary>
-public sealed record RebuildStats(long LastSequence, long Transactions, long Rows, long Entries, double WriteSeconds);
+/// <summary>
+/// What <c>rampay db rebuild</c> did. <paramref name="WriteSeconds"/>: time inside the sink's writes.
+/// <paramref name="ClientCpuSeconds"/>: this process's CPU (every thread) while the sink wrote, minus nothing: the
+/// follower runs beside it on its own thread, so it is included. <paramref name="BackendCpuSeconds"/>: the CPU of the
+/// sink's PostgreSQL backend process over the whole rebuild, read from /proc when the server is on this machine (else -1).
+/// </summary>
+public sealed record RebuildStats(long LastSequence, long Transactions, long Rows, long Entries, double WriteSeconds, double ClientCpuSeconds = -1, double BackendCpuSeconds = -1);
 
 /// <summary>The offline tools behind <c>rampay db rebuild</c> and <c>rampay db verify</c>.</summary>
 public static class DatabaseTools
@@ -35,25 +41,81 @@ public static class DatabaseTools
         using var sink = new PostgresSink(connectionString);
         var checkpoint = sink.Open();
         Invariant.Check(checkpoint.Sequence == 0, "a truncated database starts at sequence 0");
-        using var follower = new LedgerFollower(Path.Combine(dataDirectory, "snapshots"), Path.Combine(dataDirectory, "journal"), ledger, afterSequence: 0);
-        var batch = new ChangeBatch(batchChanges);
+        // The follower runs on a thread of its own, as in the server (SinkHub), two batches ahead at most: the figure
+        // is then the sink's pace, not the sum of the replica's apply and the sink's write.
+        using var batches = new System.Collections.Concurrent.BlockingCollection<ChangeBatch>(2);
+        using var free = new System.Collections.Concurrent.BlockingCollection<ChangeBatch>(4);
+        for (int i = 0; i < 4; i++) free.Add(new ChangeBatch(batchChanges));
+        long followerLast = 0;
+        Exception? followerError = null;
+        var followerThread = new Thread(() =>
+        {
+            try
+            {
+                using var follower = new LedgerFollower(Path.Combine(dataDirectory, "snapshots"), Path.Combine(dataDirectory, "journal"), ledger, afterSequence: 0);
+                while (true)
+                {
+                    var batch = free.Take();
+                    int read = follower.Poll(long.MaxValue, batchChanges, batch);
+                    if (batch.Count > 0) batches.Add(batch);
+                    if (read == 0) break;
+                }
+                followerLast = follower.LastSequence;
+            }
+            catch (Exception e)
+            {
+                followerError = e;
+            }
+            finally
+            {
+                batches.CompleteAdding();
+            }
+        }) { IsBackground = true, Name = "rampay-rebuild-follower" };
+        int backendPid = sink.BackendProcessId;
+        double backend0 = ProcessCpuSeconds(backendPid);
+        followerThread.Start();
         long rows = 0, entries = 0, transactions = 0;
         var writing = new System.Diagnostics.Stopwatch();
-        while (true)
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        TimeSpan clientCpu = TimeSpan.Zero;
+        foreach (var batch in batches.GetConsumingEnumerable())
         {
-            int read = follower.Poll(long.MaxValue, batchChanges, batch);
-            if (batch.Count > 0)
-            {
-                writing.Start();
-                sink.Write(batch.Changes, new SinkCheckpoint(batch.LastSequence, batch.LastTimestampMs));
-                writing.Stop();
-                rows += sink.LastBatchRows;
-                entries += sink.LastBatchEntries;
-                transactions++;
-                progress?.Invoke(batch.LastSequence);
-                batch.Clear();
-            }
-            if (read == 0) return new RebuildStats(follower.LastSequence, transactions, rows, entries, writing.Elapsed.TotalSeconds);
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
+            writing.Start();
+            sink.Write(batch.Changes, new SinkCheckpoint(batch.LastSequence, batch.LastTimestampMs));
+            writing.Stop();
+            process.Refresh();
+            clientCpu += process.TotalProcessorTime - cpu0;
+            rows += sink.LastBatchRows;
+            entries += sink.LastBatchEntries;
+            transactions++;
+            progress?.Invoke(batch.LastSequence);
+            batch.Clear();
+            free.Add(batch);
+        }
+        followerThread.Join();
+        if (followerError is not null) throw new InvalidOperationException("the rebuild's follower failed: " + followerError.Message, followerError);
+        double backend1 = ProcessCpuSeconds(backendPid);
+        return new RebuildStats(followerLast, transactions, rows, entries, writing.Elapsed.TotalSeconds, clientCpu.TotalSeconds,
+            backend0 >= 0 && backend1 >= 0 ? backend1 - backend0 : -1);
+    }
+
+    /// <summary>User plus system CPU seconds of process <paramref name="pid"/> from /proc (Linux, same machine); -1 when unreadable.</summary>
+    private static double ProcessCpuSeconds(int pid)
+    {
+        try
+        {
+            if (pid <= 0) return -1;
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces, so split after its closing parenthesis): utime is the 14th field, stime the 15th.
+            string[] f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            long ticks = long.Parse(f[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(f[12], System.Globalization.CultureInfo.InvariantCulture);
+            return ticks / 100.0; // USER_HZ is 100 on Linux
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return -1;
         }
     }
 

@@ -47,6 +47,9 @@ public sealed class PostgresSink : IChangeSink
     /// <summary>Ledger rows written by the last successful <see cref="Write"/> (entries, payments, accounts, users, refunds).</summary>
     public long LastBatchRows { get; private set; }
 
+    /// <summary>The PostgreSQL backend's process id while open (0 when closed): for CPU accounting in benchmarks.</summary>
+    public int BackendProcessId => _connection?.ProcessID ?? 0;
+
     /// <summary>Ledger entries (debits and credits) among <see cref="LastBatchRows"/>.</summary>
     public long LastBatchEntries { get; private set; }
 

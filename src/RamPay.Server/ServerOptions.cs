@@ -91,6 +91,10 @@ public sealed partial class ServerOptions
     {
         [Setting("Npgsql connection string of the database committed commands are written to as rows (docs/architecture.md, the sinks); empty (the embedded default) = no PostgreSQL sink.")]
         public string Connection { get; set; } = "";
+        [Setting("Back-pressure limit of the PostgreSQL sink alone: past this many journal records behind, ingress holds back; -1 = RamPay:Sinks:MaxLagRecords, 0 = no limit.")]
+        public long MaxLagRecords { get; set; } = -1;
+        [Setting("Back-pressure limit of the PostgreSQL sink alone, in seconds behind (journaled time); -1 = RamPay:Sinks:MaxLagSeconds, 0 = no limit.")]
+        public int MaxLagSeconds { get; set; } = -1;
     }
 
     public sealed class KafkaSettings
@@ -103,6 +107,10 @@ public sealed partial class ServerOptions
         public int OpenTimeoutMs { get; set; } = 10_000;
         [Setting("How long one batch may wait for the brokers' acknowledgements before the sink tears its producer down and re-sends from its checkpoint.")]
         public int WriteTimeoutMs { get; set; } = 30_000;
+        [Setting("Back-pressure limit of the Kafka sink alone: past this many journal records behind, ingress holds back; -1 = RamPay:Sinks:MaxLagRecords, 0 = no limit.")]
+        public long MaxLagRecords { get; set; } = -1;
+        [Setting("Back-pressure limit of the Kafka sink alone, in seconds behind (journaled time); -1 = RamPay:Sinks:MaxLagSeconds, 0 = no limit.")]
+        public int MaxLagSeconds { get; set; } = -1;
 
         /// <summary>The Kafka sink's options from these settings (one place for <see cref="Validate"/> and the server's start).</summary>
         public RamPay.Kafka.KafkaSinkOptions ToSinkOptions(string checkpointDirectory, Action<string>? log = null) => new()
@@ -124,8 +132,10 @@ public sealed partial class ServerOptions
         public int MaxLagSeconds { get; set; } = 300;
         [Setting("Changes per batch handed to each sink (one PostgreSQL transaction, one Kafka flush).")]
         public int BatchChanges { get; set; } = 8192;
-        [Setting("Batches that may wait for a sink before the follower pauses (the journal keeps the rest).")]
+        [Setting("Batches that may wait in memory for each sink; past it that sink's batches go to its spool on disk (<data>/sinks/<sink>.spool), so the other sinks go on.")]
         public int QueueBatches { get; set; } = 8;
+        [Setting("Disk each sink's spool may use while that sink is behind (slow or down), in MiB; past it the follower waits for that sink and so the others wait too. 0 = no spool (a full queue holds every sink). Keep it above what the sink's MaxLagRecords lets through (docs/sinks.md).")]
+        public int SpoolMaxMb { get; set; } = 4096;
         [Setting("At a clean stop, how long the sinks may take to catch up with the journal before the process exits anyway.")]
         public int DrainTimeoutMs { get; set; } = 10_000;
     }
@@ -433,6 +443,9 @@ public sealed partial class ServerOptions
         if (Sinks.MaxLagRecords < 0 || Sinks.MaxLagSeconds < 0) throw new OptionsException("RamPay:Sinks:MaxLagRecords and MaxLagSeconds must not be negative");
         if (Sinks.BatchChanges is < 1 or > 1_000_000) throw new OptionsException("RamPay:Sinks:BatchChanges must be 1..1000000");
         if (Sinks.QueueBatches is < 1 or > 1024) throw new OptionsException("RamPay:Sinks:QueueBatches must be 1..1024");
+        if (Sinks.SpoolMaxMb is < 0 or > 1_048_576) throw new OptionsException("RamPay:Sinks:SpoolMaxMb must be 0..1048576");
+        if (Postgres.MaxLagRecords < -1 || Postgres.MaxLagSeconds < -1) throw new OptionsException("RamPay:Postgres:MaxLagRecords and MaxLagSeconds must be -1 (the RamPay:Sinks limit), 0 (none) or positive");
+        if (Kafka.MaxLagRecords < -1 || Kafka.MaxLagSeconds < -1) throw new OptionsException("RamPay:Kafka:MaxLagRecords and MaxLagSeconds must be -1 (the RamPay:Sinks limit), 0 (none) or positive");
         if (Sinks.DrainTimeoutMs < 0) throw new OptionsException("RamPay:Sinks:DrainTimeoutMs must not be negative");
         if (Kafka.BootstrapServers.Length > 0 && string.IsNullOrWhiteSpace(Kafka.Topic)) throw new OptionsException("RamPay:Kafka:Topic is empty");
         if (Kafka.OpenTimeoutMs < 1 || Kafka.WriteTimeoutMs < 1) throw new OptionsException("RamPay:Kafka:OpenTimeoutMs and WriteTimeoutMs must be positive");

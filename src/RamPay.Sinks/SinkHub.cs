@@ -14,12 +14,24 @@ public sealed record SinkHubOptions
     public required LedgerOptions Ledger { get; init; }
     /// <summary>Changes per batch handed to the sinks: a PostgreSQL transaction, a Kafka flush.</summary>
     public int BatchChanges { get; init; } = 8192;
-    /// <summary>Batches a sink may have waiting; past it the follower waits (the journal, not memory, holds the rest).</summary>
+    /// <summary>Batches a sink may have waiting in memory; past it the sink's batches go to its spool on disk.</summary>
     public int QueueBatches { get; init; } = 8;
+    /// <summary>
+    /// Bytes each sink's spool (<see cref="ChangeSpool"/>) may hold on disk while the sink is behind its memory queue;
+    /// past it the follower waits for that sink (and so do the others). 0 = no spool: a full queue holds the
+    /// follower, as before. Size it above what the sink's lag limit lets through (docs/sinks.md).
+    /// </summary>
+    public long SpoolMaxBytes { get; init; } = 4L << 30;
     /// <summary>Ingress is refused (back-pressure) while a sink is more records than this behind the journal; 0 = no limit.</summary>
     public long MaxLagRecords { get; init; } = 5_000_000;
     /// <summary>Ingress is refused while a sink is more seconds than this behind (journaled time); 0 = no limit.</summary>
     public int MaxLagSeconds { get; init; } = 300;
+    /// <summary>Per sink (by <see cref="IChangeSink.Name"/>) limits that replace <see cref="MaxLagRecords"/> and <see cref="MaxLagSeconds"/>.</summary>
+    public IReadOnlyDictionary<string, SinkLimits> Limits { get; init; } = new Dictionary<string, SinkLimits>();
+
+    /// <summary>The back-pressure limits of the sink named <paramref name="sink"/>.</summary>
+    public SinkLimits LimitsFor(string sink) =>
+        Limits.TryGetValue(sink, out var limits) ? limits : new SinkLimits(MaxLagRecords, MaxLagSeconds);
     public TimeSpan RetryMin { get; init; } = TimeSpan.FromMilliseconds(100);
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>How long the follower sleeps when it has caught up with the journal.</summary>
@@ -29,9 +41,10 @@ public sealed record SinkHubOptions
 /// <summary>
 /// Runs the sinks behind the engine: one follower thread turns durable journal records into changes
 /// (<see cref="LedgerFollower"/>) and hands each batch to every sink's runner thread, which writes it with retries and
-/// backoff. Nothing here touches the writer's thread: when a sink is slow or down, its queue fills, the follower
-/// waits, the journal keeps the rest on disk, and the lag (records and seconds) grows until
-/// <see cref="IsOverLagLimit"/> tells ingress to push back.
+/// backoff. Nothing here touches the writer's thread. When a sink is slow or down, its memory queue fills and its
+/// batches go to its own spool on disk (<see cref="ChangeSpool"/>), so the follower and the other sinks go on; that
+/// sink's lag (records and seconds) grows until <see cref="IsOverLagLimit"/> tells ingress to push back, by that
+/// sink's own limits (<see cref="SinkHubOptions.LimitsFor"/>).
 /// </summary>
 public sealed class SinkHub : IDisposable, IJournalConsumer
 {
@@ -54,6 +67,11 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         ArgumentNullException.ThrowIfNull(options);
         if (sinks.Count == 0) throw new ArgumentException("a hub needs at least one sink", nameof(sinks));
         if (options.BatchChanges < 1 || options.QueueBatches < 1) throw new ArgumentException("BatchChanges and QueueBatches must be positive");
+        if (options.SpoolMaxBytes < 0) throw new ArgumentException("SpoolMaxBytes must not be negative");
+        foreach (var (name, limits) in options.Limits)
+        {
+            if (limits.MaxLagRecords < 0 || limits.MaxLagSeconds < 0) throw new ArgumentException($"the {name} sink's lag limits must not be negative");
+        }
         _options = options;
         _durableSequence = durableSequence;
         _durableTimestampMs = durableTimestampMs;
@@ -116,14 +134,15 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         foreach (var runner in _runners)
         {
             var lag = runner.Lag(head, headMs);
-            if (_options.MaxLagRecords > 0 && lag.Records > _options.MaxLagRecords)
+            var limits = runner.Limits;
+            if (limits.MaxLagRecords > 0 && lag.Records > limits.MaxLagRecords)
             {
-                reason = $"the {runner.Name} sink is {lag.Records} records behind the journal (limit {_options.MaxLagRecords})";
+                reason = $"the {runner.Name} sink is {lag.Records} records behind the journal (limit {limits.MaxLagRecords})";
                 return true;
             }
-            if (_options.MaxLagSeconds > 0 && lag.Seconds > _options.MaxLagSeconds) // false for NaN (unknown)
+            if (limits.MaxLagSeconds > 0 && lag.Seconds > limits.MaxLagSeconds) // false for NaN (unknown)
             {
-                reason = $"the {runner.Name} sink is {lag.Seconds:F0} s behind the journal (limit {_options.MaxLagSeconds} s)";
+                reason = $"the {runner.Name} sink is {lag.Seconds:F0} s behind the journal (limit {limits.MaxLagSeconds} s)";
                 return true;
             }
         }
@@ -152,7 +171,11 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
     public void Dispose()
     {
         Stop(TimeSpan.Zero);
-        foreach (var runner in _runners) runner.Sink.Dispose();
+        foreach (var runner in _runners)
+        {
+            runner.Sink.Dispose();
+            runner.DisposeSpool();
+        }
         _stop.Dispose();
     }
 
@@ -199,15 +222,39 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         return new ChangeBatch(_options.BatchChanges);
     }
 
-    /// <summary>Gives the batch to every runner, waiting while a runner's queue is full. False when stopping.</summary>
+    /// <summary>
+    /// Gives the batch to every runner: into its memory queue, or its spool when the queue is full, so one slow or
+    /// failing sink does not hold the others back. Waits only for a runner whose spool is at its budget too. False when stopping.
+    /// </summary>
     private bool Publish(ChangeBatch batch)
     {
         batch.Readers = _runners.Length;
         foreach (var runner in _runners)
         {
-            if (!runner.Enqueue(batch, _stop.Token)) return false;
+            while (true)
+            {
+                // Spool only when it spares another sink a wait: while every other sink still has batches queued, the
+                // follower is ahead of them all and waiting costs nobody anything, while spooling costs disk and CPU.
+                var result = runner.Offer(batch, spool: AnotherIsIdle(runner));
+                if (result == OfferResult.Queued) break;
+                if (result != OfferResult.Full)
+                {
+                    Release(batch); // copied to disk, or not wanted: this runner will not read the shared batch
+                    break;
+                }
+                if (_stop.Token.WaitHandle.WaitOne(2)) return false;
+            }
         }
         return true;
+    }
+
+    private bool AnotherIsIdle(SinkRunner runner)
+    {
+        foreach (var other in _runners)
+        {
+            if (other != runner && other.QueuedBatches == 0 && other.SpooledBatches == 0 && other.Error is not { Fatal: true }) return true;
+        }
+        return false;
     }
 
     /// <summary>A runner is done with the batch; the last one returns it to the pool.</summary>
@@ -218,6 +265,9 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         if (_pool.Count < _options.QueueBatches * (_runners.Length + 1)) _pool.Add(batch);
     }
 }
+
+/// <summary>A sink's back-pressure limits: records and seconds (journaled time) behind the journal's head; 0 = no limit.</summary>
+public readonly record struct SinkLimits(long MaxLagRecords, int MaxLagSeconds);
 
 /// <summary>How far a sink is behind the journal's durable head. Seconds is NaN while unknown (the sink has never written).</summary>
 public readonly record struct SinkLag(long Records, double Seconds);

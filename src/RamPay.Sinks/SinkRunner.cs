@@ -13,6 +13,7 @@ public sealed class SinkRunner
 {
     private readonly SinkHub _hub;
     private readonly BlockingCollection<ChangeBatch> _queue;
+    private readonly ChangeSpool _spool;
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _opened = new(false);
     private readonly string _hintPath;
@@ -29,6 +30,8 @@ public sealed class SinkRunner
         Sink = sink;
         _hub = hub;
         _queue = new BlockingCollection<ChangeBatch>(hub.Options.QueueBatches);
+        _spool = new ChangeSpool(Path.Combine(hub.Options.StateDirectory, sink.Name + ".spool"), hub.Options.SpoolMaxBytes);
+        Limits = hub.Options.LimitsFor(sink.Name);
         _thread = new Thread(Run) { IsBackground = true, Name = "rampay-sink-" + sink.Name };
         _hintPath = Path.Combine(hub.Options.StateDirectory, sink.Name + ".checkpoint-hint");
         _checkpoint = ReadHint();
@@ -53,6 +56,13 @@ public sealed class SinkRunner
     public long BatchesWritten => Interlocked.Read(ref _batchesWritten);
     public long Failures => Interlocked.Read(ref _failures);
     public int QueuedBatches => _queue.Count;
+    /// <summary>Batches waiting in this sink's spool on disk (made while its memory queue was full).</summary>
+    public long SpooledBatches => _spool.Batches;
+    public long SpooledBytes => _spool.Bytes;
+    /// <summary>Batches that went to the spool since start: each one a time the other sinks did not wait for this one.</summary>
+    public long BatchesSpooledTotal => _spool.BatchesSpooled;
+    /// <summary>This sink's back-pressure limits (<see cref="SinkHubOptions.LimitsFor"/>).</summary>
+    public SinkLimits Limits { get; }
 
     /// <summary>Records and seconds (journaled time) between the sink's checkpoint and the journal's durable head.</summary>
     public SinkLag Lag(long headSequence, long headTimestampMs)
@@ -83,16 +93,21 @@ public sealed class SinkRunner
         }
     }
 
-    internal bool Enqueue(ChangeBatch batch, CancellationToken stop)
+    /// <summary>
+    /// Hands a batch to this sink without ever waiting: into its memory queue while that has room and nothing is
+    /// spooled, else (when <paramref name="spool"/>) behind the spooled ones on disk. <see cref="OfferResult.Full"/>
+    /// when it may not spool, or the spool is at its byte budget too (the follower then waits for this sink).
+    /// </summary>
+    internal OfferResult Offer(ChangeBatch batch, bool spool)
     {
-        try
+        // A sink stopped for good (fatal error) resumes from its own checkpoint at the next start: feed it nothing.
+        if (_error is { Fatal: true } || !_thread.IsAlive && _opened.IsSet) return OfferResult.Dropped;
+        lock (_spool.Lock)
         {
-            _queue.Add(batch, stop);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
+            if (!_spool.Active && _queue.TryAdd(batch)) return OfferResult.Queued;
+            if (!spool || !_spool.HasRoom) return OfferResult.Full;
+            _spool.Append(batch);
+            return OfferResult.Spooled;
         }
     }
 
@@ -103,15 +118,26 @@ public sealed class SinkRunner
         {
             if (!OpenWithRetry(stop)) return;
             _opened.Set();
-            foreach (var batch in _queue.GetConsumingEnumerable(stop))
+            var fromSpool = new ChangeBatch(_hub.Options.BatchChanges);
+            Func<bool> queueEmpty = () => _queue.Count == 0;
+            while (!stop.IsCancellationRequested)
             {
-                try
+                // Oldest first: the memory queue, then the spool (Offer and ChangeSpool.TryRead keep that order).
+                if (_queue.TryTake(out var batch) || (!_spool.Active && _queue.TryTake(out batch, 20, stop)))
                 {
-                    if (!WriteWithRetry(batch, stop)) return;
+                    try
+                    {
+                        if (!WriteWithRetry(batch, stop)) return;
+                    }
+                    finally
+                    {
+                        _hub.Release(batch);
+                    }
                 }
-                finally
+                else if (_spool.TryRead(fromSpool, queueEmpty))
                 {
-                    _hub.Release(batch);
+                    if (!WriteWithRetry(fromSpool, stop)) return;
+                    fromSpool.Clear();
                 }
             }
         }
@@ -129,6 +155,8 @@ public sealed class SinkRunner
             WriteHint(force: true);
         }
     }
+
+    internal void DisposeSpool() => _spool.Dispose();
 
     private bool OpenWithRetry(CancellationToken stop)
     {
@@ -242,4 +270,15 @@ public sealed class SinkRunner
             return SinkCheckpoint.None;
         }
     }
+}
+
+/// <summary>What <see cref="SinkRunner.Offer"/> did with a batch.</summary>
+internal enum OfferResult
+{
+    Queued,
+    Spooled,
+    /// <summary>The sink stopped for good; it resumes from its checkpoint at the next start.</summary>
+    Dropped,
+    /// <summary>Queue and spool full: the follower must wait for this sink.</summary>
+    Full,
 }

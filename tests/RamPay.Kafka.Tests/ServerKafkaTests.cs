@@ -328,6 +328,114 @@ public sealed class ServerKafkaTests(ITestOutputHelper output)
         await AssertTopicCaughtUpAfterTheHangAsync(server, broker, topic, paid);
     }
 
+    /// <summary>
+    /// Issue 16, item 5, Kafka down: with both sinks on and the broker hanging, PostgreSQL keeps up with every
+    /// payment (the Kafka sink's batches go to its spool on disk instead of holding the follower); once the broker
+    /// answers, Kafka catches up from its spool, and the database and the topic both equal the journal (the topic
+    /// with re-sent copies at most: at least once). Before the spool, PostgreSQL stopped a queue's length past Kafka.
+    /// </summary>
+    [Fact]
+    public async Task A_hanging_broker_does_not_hold_back_postgres_and_kafka_catches_up_from_its_spool_when_it_answers()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        string topic = NewTopic();
+        await using var broker = await PrivateKafkaBroker.StartAsync($"{topic}:4");
+        await using var server = await ServerProcess.StartAsync(Settings(broker.Bootstrap, topic, $"Postgres:Connection={db.ConnectionString}",
+            "Sinks:BatchChanges=16", "Sinks:QueueBatches=1", "Kafka:WriteTimeoutMs=2000", "Kafka:OpenTimeoutMs=1000"));
+        var api = new Api(server);
+        await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka"), "both sinks to catch up with the start-up records");
+        var payers = await PayersAsync(api);
+        await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka"), "both sinks to catch up");
+
+        var paid = new List<long>();
+        broker.Pause();
+        try
+        {
+            // 500 payments: about 30 batches of 16 changes, far more than Kafka's queue (1) and its batch in flight.
+            for (int round = 0; round < 5; round++) paid.AddRange(await BatchPayAsync(api, payers));
+            var sinks = await WaitForSinksAsync(api, s => s["postgres"]!.Long("lag_records") == 0 && s["postgres"]!.Str("status") == "ok",
+                "PostgreSQL to keep up while the broker hangs", timeoutSeconds: 30, extra: broker.Describe);
+            var kafka = sinks["kafka"]!;
+            Assert.True(kafka.Long("lag_records") >= paid.Count, sinks.ToJsonString());
+            Assert.True(kafka.Long("spooled_batches") > 0 && kafka.Long("batches_spooled_total") > 0, sinks.ToJsonString());
+            Assert.False(sinks["backpressure"]!.GetValue<bool>());
+            // Payments made now still reach PostgreSQL at once.
+            long late = (await api.PayAsync(payers[0], payers[1].WalletId, 4_242)).Long("id");
+            paid.Add(late);
+            await WaitForSinksAsync(api, s => s["postgres"]!.Long("lag_records") == 0, "PostgreSQL to write the late payment", timeoutSeconds: 30);
+            Assert.Equal(1, await db.ScalarAsync($"SELECT count(*) FROM payments WHERE id = {late} AND status = 'posted'"));
+            output.WriteLine($"while the broker hung: {sinks.ToJsonString()}");
+        }
+        finally
+        {
+            broker.Resume();
+        }
+
+        var caughtUp = await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka") && s["kafka"]!.Long("spooled_batches") == 0,
+            "Kafka to catch up from its spool once the broker answers", timeoutSeconds: 90, extra: broker.Describe);
+        output.WriteLine($"after: {caughtUp.ToJsonString()}");
+        Assert.Equal(0, await server.StopAsync());
+        Assert.False(Directory.Exists(Path.Combine(server.DataDirectory, "sinks", "kafka.spool")), "the spool is removed at a clean stop");
+        await AssertBothEqualTheJournalAsync(server, db, broker, topic, paid);
+    }
+
+    /// <summary>
+    /// Issue 16, item 5, the reverse: PostgreSQL refuses connections (<see cref="TestDatabase.TakeDownAsync"/>) while
+    /// payments flow; Kafka keeps up; PostgreSQL catches up from its spool when it is back, with no row lost or doubled.
+    /// </summary>
+    [Fact]
+    public async Task PostgreSQL_down_does_not_hold_back_kafka_and_postgres_catches_up_from_its_spool_when_it_is_back()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        string topic = NewTopic();
+        await using var broker = await PrivateKafkaBroker.StartAsync($"{topic}:4");
+        await using var server = await ServerProcess.StartAsync(Settings(broker.Bootstrap, topic, $"Postgres:Connection={db.ConnectionString}",
+            "Sinks:BatchChanges=16", "Sinks:QueueBatches=1"));
+        var api = new Api(server);
+        await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka"), "both sinks to catch up with the start-up records");
+        var payers = await PayersAsync(api);
+        await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka"), "both sinks to catch up");
+
+        var paid = new List<long>();
+        await db.TakeDownAsync();
+        try
+        {
+            for (int round = 0; round < 5; round++) paid.AddRange(await BatchPayAsync(api, payers));
+            var sinks = await WaitForSinksAsync(api, s => s["kafka"]!.Long("lag_records") == 0 && s["postgres"]!.Long("failures") > 0,
+                "Kafka to keep up while PostgreSQL is down", timeoutSeconds: 30);
+            var postgres = sinks["postgres"]!;
+            Assert.True(postgres.Long("lag_records") >= paid.Count, sinks.ToJsonString());
+            Assert.True(postgres.Long("spooled_batches") > 0, sinks.ToJsonString());
+            Assert.NotEqual("ok", postgres.Str("status"));
+            output.WriteLine($"while PostgreSQL was down: {sinks.ToJsonString()}");
+        }
+        finally
+        {
+            await db.BringUpAsync();
+        }
+
+        var caughtUp = await WaitForSinksAsync(api, s => CaughtUp(s, "postgres", "kafka") && s["postgres"]!.Long("spooled_batches") == 0,
+            "PostgreSQL to catch up from its spool once it is back", timeoutSeconds: 90);
+        output.WriteLine($"after: {caughtUp.ToJsonString()}");
+        Assert.Equal(0, await server.StopAsync());
+        await AssertBothEqualTheJournalAsync(server, db, broker, topic, paid);
+    }
+
+    /// <summary>After a clean stop: the database agrees with the journal (`rampay db verify`), the topic equals it (re-sent copies allowed), every payment is on both.</summary>
+    private async Task AssertBothEqualTheJournalAsync(ServerProcess server, TestDatabase db, PrivateKafkaBroker broker, string topic, List<long> paid)
+    {
+        var (expected, journalEnd) = FromJournal(server.DataDirectory);
+        var report = DatabaseTools.Verify(db.DirectConnectionString, server.DataDirectory, ServerLedger);
+        Assert.True(report.Agrees, "rampay db verify disagrees:\n  " + string.Join("\n  ", report.Problems));
+        Assert.Equal(journalEnd, report.Checkpoint);
+        Assert.Equal(journalEnd, KafkaCheckpoint(server.DataDirectory, topic).Sequence);
+        Assert.Equal(paid.Count, await db.ScalarAsync($"SELECT count(*) FROM payments WHERE id IN ({string.Join(",", paid)}) AND status = 'posted'"));
+        var received = Parse(await KafkaTestBroker.ReadAllAsync(topic, broker.Bootstrap));
+        int duplicates = AssertTopicEqualsJournal(received, expected, duplicatesAllowed: true);
+        AssertEveryPaymentApproved(received, paid);
+        output.WriteLine($"{expected.Count} events for {journalEnd} records; {received.Count} messages on the topic, {duplicates} of them re-sent copies");
+    }
+
     [Fact]
     public async Task A_server_killed_while_the_broker_hangs_restarts_with_the_broker_still_silent_and_re_sends_from_its_checkpoint()
     {

@@ -83,6 +83,10 @@ public sealed class HealthEndpoint(EngineHost engine, SinksService sinks)
             if (double.IsFinite(lag.Seconds)) w.WriteNumber("lag_seconds", Math.Round(lag.Seconds, 3)); else w.WriteNull("lag_seconds");
             w.WriteNumber("changes_written", sink.ChangesWritten);
             w.WriteNumber("failures", sink.Failures);
+            // Batches made while this sink's memory queue was full, waiting on disk (the other sinks did not wait).
+            w.WriteNumber("spooled_batches", sink.SpooledBatches);
+            w.WriteNumber("batches_spooled_total", sink.BatchesSpooledTotal);
+            w.WriteNumber("max_lag_records", sink.Limits.MaxLagRecords);
             if (sink.Error is { } error) w.WriteString("last_error", error.Message);
             w.WriteEndObject();
         }

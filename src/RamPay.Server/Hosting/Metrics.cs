@@ -39,6 +39,10 @@ public sealed class Metrics : IDisposable
             description: "1 while the sink's last call succeeded.");
         _meter.CreateObservableGauge("rampay_sink_queued_batches", () => PerSink(sinks, (r, _) => r.QueuedBatches),
             description: "Batches of changes waiting for the sink.");
+        _meter.CreateObservableGauge("rampay_sink_spooled_batches", () => PerSink(sinks, (r, _) => r.SpooledBatches),
+            description: "Batches waiting for the sink in its spool on disk (its memory queue was full: the other sinks did not wait).");
+        _meter.CreateObservableGauge("rampay_sink_spooled_bytes", () => PerSink(sinks, (r, _) => r.SpooledBytes),
+            description: "Bytes of the sink's spool on disk.");
         _meter.CreateObservableCounter("rampay_sink_changes_written_total", () => PerSink(sinks, (r, _) => r.ChangesWritten),
             description: "Changes the sink has written since start.");
         _meter.CreateObservableCounter("rampay_sink_failures_total", () => PerSink(sinks, (r, _) => r.Failures),

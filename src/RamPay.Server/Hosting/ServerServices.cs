@@ -181,6 +181,14 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
             QueueBatches = options.Sinks.QueueBatches,
             MaxLagRecords = options.Sinks.MaxLagRecords,
             MaxLagSeconds = options.Sinks.MaxLagSeconds,
+            SpoolMaxBytes = (long)options.Sinks.SpoolMaxMb << 20,
+            Limits = new Dictionary<string, SinkLimits>
+            {
+                [PostgresSink.SinkName] = new(options.Postgres.MaxLagRecords < 0 ? options.Sinks.MaxLagRecords : options.Postgres.MaxLagRecords,
+                    options.Postgres.MaxLagSeconds < 0 ? options.Sinks.MaxLagSeconds : options.Postgres.MaxLagSeconds),
+                ["kafka"] = new(options.Kafka.MaxLagRecords < 0 ? options.Sinks.MaxLagRecords : options.Kafka.MaxLagRecords,
+                    options.Kafka.MaxLagSeconds < 0 ? options.Sinks.MaxLagSeconds : options.Kafka.MaxLagSeconds),
+            },
         }, list, () => engine.CompletedSequence, () => engine.CompletedTimestampMs);
         hub.Start();
         engine.BackPressure = () => hub.IsOverLagLimit(out string reason) ? reason : null;
