@@ -269,8 +269,10 @@ public sealed class NotificationStore : IDisposable
     /// <summary>Checks a code (at most <paramref name="maxAttempts"/> tries per code; then it is spent).</summary>
     public VerifyResult Verify(long user, string code, long nowMs, int maxAttempts)
     {
+        _ = CodeSecret;
         using var c = Open();
-        using var tx = c.BeginTransaction();
+        // BEGIN IMMEDIATE: the write lock from the start, so two verifications of one code cannot both read the old count.
+        using var tx = c.BeginTransaction(deferred: false);
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = "SELECT phone, code_hash, code_expires_ms, code_attempts FROM prefs WHERE user_id=$u";
@@ -306,8 +308,13 @@ public sealed class NotificationStore : IDisposable
         return result;
     }
 
+    // Read once, before any transaction: creating it inside Verify's transaction (another connection's write) would make
+    // that transaction's own write fail with SQLITE_BUSY_SNAPSHOT.
+    private string CodeSecret => _codeSecret ??= Secret("code_secret");
+    private string? _codeSecret;
+
     private string CodeHash(long user, string phone, string code) =>
-        Convert.ToHexString(HMACSHA256.HashData(Encoding.UTF8.GetBytes(Secret("code_secret")), Encoding.UTF8.GetBytes($"{user}:{phone}:{code}")));
+        Convert.ToHexString(HMACSHA256.HashData(Encoding.UTF8.GetBytes(CodeSecret), Encoding.UTF8.GetBytes($"{user}:{phone}:{code}")));
 
     /// <summary>STOP from <paramref name="phone"/>: no SMS goes to it again (until START, or a new verification), and SMS is turned off for its users. Returns the users.</summary>
     public List<long> OptOut(string phone, long nowMs)

@@ -12,6 +12,7 @@ case "$cmd" in
     port="${3:?usage: exim.sh start DIR PORT}"
     mkdir -p "$dir/spool" "$dir/log" "$dir/maildir"
     chown Debian-exim:Debian-exim "$dir/maildir"
+    chmod 755 "$dir"   # exim delivers as Debian-exim, which must reach DIR/maildir (a mktemp directory is 700)
     # -bd: exim forks its daemon and returns; the daemon writes DIR/exim.pid.
     /usr/sbin/exim4 -C "$here/rampay-exim.conf" -DSMTP_PORT="$port" -DMAIL_ROOT="$dir" -bd -q30m </dev/null 9>&-
     for _ in $(seq 100); do
