@@ -28,7 +28,7 @@ public sealed class NotificationsHolder : IDisposable
         // The dispatcher runs whenever a channel is configured (phone verification codes go through it); the consumer
         // needs the event log too.
         Dispatcher = new NotificationDispatcher(Store, Options, log: m => logger.LogWarning("{NotificationEvent}", m));
-        if (!options.Events.Enabled) return;
+        if (!options.Events.Enabled || !Settings.InServerConsumer) return;
         Consumer = new NotificationConsumer(Store, Directory, Options);
         Consumer.Enqueued += Dispatcher.Wake;
     }
@@ -139,7 +139,7 @@ public static class NotificationsComposition
     public static IServiceCollection AddRamPayNotifications(this IServiceCollection services, ServerOptions options)
     {
         services.AddSingleton<NotificationsHolder>();
-        if (options.Events.Enabled && (options.Notifications.Smtp.Host.Length > 0 || options.Notifications.Sms.Url.Length > 0))
+        if (options.Events.Enabled && options.Notifications.InServerConsumer && (options.Notifications.Smtp.Host.Length > 0 || options.Notifications.Sms.Url.Length > 0))
             services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<NotificationsHolder>().Consumer!);
         return services;
     }

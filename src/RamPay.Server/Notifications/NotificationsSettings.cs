@@ -14,6 +14,8 @@ public sealed partial class ServerOptions
 
         [Setting("The address people reach this server at, for the unsubscribe link in every email (e.g. https://pay.example.com); empty: the server's own HTTP address.")]
         public string PublicUrl { get; set; } = "";
+        [Setting("Run the notifications event consumer in the server (the embedded default). Set false when rampay-worker notifications consumes the Kafka topic instead; the server still sends phone verification codes.")]
+        public bool InServerConsumer { get; set; } = true;
         [Setting("An email or SMS attempt's time limit.")]
         public int TimeoutMs { get; set; } = 30_000;
         [Setting("A message not sent this long after it was queued is dead-lettered.")]
