@@ -45,6 +45,10 @@ ENV DOTNET_gcServer=0 \
     ASPNETCORE_HTTP_PORTS=
 USER 1654
 EXPOSE 8080
+# The worker's own health-check mode (the aspnet image has no curl): /health/live on the port every role is given in
+# compose.yaml and deploy/k8s (--http-port 8080).
+HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
+    CMD ["dotnet", "/app/rampay-worker.dll", "--health-check", "http://127.0.0.1:8080/health/live"]
 ENTRYPOINT ["dotnet", "/app/rampay-worker.dll"]
 CMD ["--help"]
 

@@ -145,9 +145,10 @@ known_roles=""
 if [ "$have_worker" = 1 ]; then
   known_roles=$(podman run --rm localhost/rampay-worker:latest 2>&1 | sed -n 's/^consumers: //p' | tr -d ',') || true
   for role in notifications analytics rewards; do
-    if [ "$role" = rewards ]; then
-      # It needs a service token made by an admin after the server's first start (docs/rewards.md); this test makes none.
-      say "worker-rewards needs a service token (RAMPAY_SERVICE_TOKEN): not started by this test"
+    if [ "$role" = rewards ] || [ "$role" = notifications ]; then
+      # Each needs a service token made by an admin after the server's first start (docs/rewards.md,
+      # docs/notifications.md; notifications also an SMTP server or SMS gateway); this test makes none.
+      say "worker-$role needs a service token (RAMPAY_SERVICE_TOKEN): not started by this test"
     elif [[ " $known_roles " == *" $role "* ]]; then services+=("worker-$role"); else say "the worker has no '$role' consumer yet (it knows: $known_roles): worker-$role not started"; fi
   done
 fi

@@ -11,6 +11,8 @@
 #   RAMPAY_TEST_POSTGRES  Npgsql connection string to database rampay_test, role rampay/rampay (may create databases)
 #   RAMPAY_TEST_REDIS     host:port of Redis (127.0.0.1:6379)
 #   RAMPAY_TEST_KAFKA     bootstrap servers of the mock broker (127.0.0.1:PORT), topic rampay.events (8 partitions)
+#   RAMPAY_TEST_SMTP      host:port of this work tree's own exim4 (tools/exim: accepts any address, 550 for bounce*@)
+#   RAMPAY_TEST_MAILDIR   the maildir it delivers into (new/ holds each message): the notification tests read it
 #
 # Needs root (apt-get, su postgres). Several work trees on one machine share PostgreSQL and Redis; each has its own
 # mock broker. A lock file serialises concurrent starts (apt's lock and two Redis starts would otherwise race).
@@ -29,7 +31,8 @@ REDIS_PORT=6379
 KAFKA_TOPICS=("rampay.events:8" "rampay.selfcheck:1")   # selfcheck: this script's own produce/consume round trip
 # librdkafka1, librdkafka-dev and gcc build and run tools/kafka-mock; kcat is this script's own broker check (kafka_ready,
 # kafka_round_trip). RamPay's processes and tests do not use them: they run the librdkafka bundled with Confluent.Kafka.
-PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc prometheus chromium)   # prometheus: the metrics scrape test runs its own
+PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc prometheus chromium exim4-daemon-light)
+# exim4-daemon-light: the real SMTP server of the notification tests (tools/exim/exim.sh, one per work tree on a port of its own)   # prometheus: the metrics scrape test runs its own
 # chromium: the web app's end-to-end tests (tests/RamPay.Web.Tests, Playwright pointed at /usr/bin/chromium);
 # (axe-core, the accessibility checker those tests run in the page, is fetched from npm by scripts/fetch-axe.sh)
 WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
@@ -133,6 +136,23 @@ start_kafka() {
 }
 
 # Produces one message to rampay.selfcheck and reads it back: the broker takes writes, not only metadata requests.
+smtp_dir="$state/smtp"
+smtp_ready() { [ -s "$state/smtp-port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$state/smtp-port")") 2>/dev/null; }
+
+start_smtp() {
+  if smtp_ready; then return 0; fi
+  bash tools/exim/exim.sh stop "$smtp_dir"
+  local port
+  # A free high port of this work tree's own (others run their own exim on theirs).
+  for _ in $(seq 50); do
+    port=$((20000 + RANDOM % 40000))
+    ss -ltn "sport = :$port" 2>/dev/null | grep -q LISTEN || break
+  done
+  say "starting exim4 on 127.0.0.1:$port (maildir $smtp_dir/maildir)"
+  bash tools/exim/exim.sh start "$smtp_dir" "$port" 9>&- || die "exim4 failed to start (log: $smtp_dir/log)"
+  echo "$port" >"$state/smtp-port"
+}
+
 kafka_round_trip() {
   local token got
   token="selfcheck-$$-$RANDOM"
@@ -148,6 +168,8 @@ write_env() {
 export RAMPAY_TEST_POSTGRES="Host=$PG_HOST;Port=$PG_PORT;Username=rampay;Password=rampay;Database=rampay_test"
 export RAMPAY_TEST_REDIS="$REDIS_HOST:$REDIS_PORT"
 export RAMPAY_TEST_KAFKA="$(cat "$state/kafka-bootstrap")"
+export RAMPAY_TEST_SMTP="127.0.0.1:$(cat "$state/smtp-port")"
+export RAMPAY_TEST_MAILDIR="$smtp_dir/maildir"
 ENV
   mv "$tmp" "$env_file"
 }
@@ -161,9 +183,10 @@ start() {
   start_postgres
   start_redis
   start_kafka
+  start_smtp
   write_env
   flock -u 9
-  say "PostgreSQL, Redis and Kafka answer; variables in .services.env"
+  say "PostgreSQL, Redis, Kafka and SMTP answer; variables in .services.env"
 }
 
 stop() {
@@ -175,6 +198,8 @@ stop() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$state/kafka-mock.pid" "$state/kafka-bootstrap"
+  if [ -s "$smtp_dir/exim.pid" ]; then say "stopping exim4"; bash tools/exim/exim.sh stop "$smtp_dir"; fi
+  rm -f "$state/smtp-port"
   if [ -e "$state/redis.started" ]; then
     say "stopping Redis"
     redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true

@@ -76,7 +76,8 @@ class ComposeTests(unittest.TestCase):
             self.assertEqual(flags["--group"], f"rampay-{role}", f"{name}: one consumer group per role")
             self.assertEqual((flags["--http-host"], flags["--http-port"]), ("0.0.0.0", "8080"), f"{name}: /metrics where Prometheus scrapes")
             # Role flags: analytics keeps its rollups under --out (which must be a volume), rewards calls the server.
-            extra = {"notifications": set(), "analytics": {"--out"}, "rewards": {"--server"}}[role]
+            # Notifications keeps its outbox and audit log under --out and asks the server for recipients.
+            extra = {"notifications": {"--out", "--server"}, "analytics": {"--out"}, "rewards": {"--server"}}[role]
             self.assertEqual(set(flags), {"--kafka", "--topic", "--group", "--http-host", "--http-port"} | extra, name)
             if "--out" in flags:
                 mounts = [v.split(":")[1] for v in self.services[name].get("volumes", [])]
@@ -85,6 +86,18 @@ class ComposeTests(unittest.TestCase):
                 self.assertEqual(flags["--server"], "http://server:8080", name)
         for target in ("server", "worker"):
             self.assertRegex(dockerfile, rf"(?m)^FROM .* AS {target}$")
+        # The worker target's HEALTHCHECK uses only what the image holds: the worker's own --health-check mode, on the
+        # port compose gives every role.
+        worker_stage = dockerfile.split(" AS worker", 1)[1].split("\nFROM ", 1)[0]
+        self.assertRegex(worker_stage, r'HEALTHCHECK .*\\\n\s*CMD \["dotnet", "/app/rampay-worker.dll", "--health-check", "http://127.0.0.1:8080/health/live"\]')
+
+    def test_notifications_run_once_in_the_worker_not_also_in_the_server(self):
+        env = self.services["server"]["environment"]
+        self.assertEqual(str(env["RAMPAY_NOTIFICATIONS__INSERVERCONSUMER"]).lower(), "false")
+        n = self.services["worker-notifications"]
+        self.assertEqual(n["env_file"], ["deploy/compose/secrets/worker-notifications.env"])
+        self.assertTrue(os.path.exists(os.path.join(ROOT, "deploy/compose/secrets/worker-notifications.env.example")))
+        self.assertIn("notifications-data", self.compose["volumes"])
 
     def test_ports(self):
         published = {name: container_ports(s) for name, s in self.services.items() if s.get("ports")}

@@ -21,7 +21,7 @@ namespace RamPay.Client;
 /// several threads as long as <see cref="AccessToken"/> is not changed meanwhile.
 /// </para>
 /// </summary>
-public sealed class RamPayHttpClient : IDisposable
+public sealed partial class RamPayHttpClient : IDisposable
 {
     public const string IdempotencyKeyHeader = "Idempotency-Key";
     public const string ReplayedHeader = "Idempotent-Replayed";

@@ -134,4 +134,8 @@ public sealed record HealthStatus(string Status, long? JournalSequence = null, l
 [JsonSerializable(typeof(BatchResponse))]
 [JsonSerializable(typeof(ErrorEnvelope))]
 [JsonSerializable(typeof(HealthStatus))]
+[JsonSerializable(typeof(UserProfileView))]
+[JsonSerializable(typeof(UpdateUserRequest))]
+[JsonSerializable(typeof(VerifyPhoneRequest))]
+[JsonSerializable(typeof(NotificationPage))]
 public sealed partial class RamPayJsonContext : JsonSerializerContext;

@@ -423,6 +423,7 @@ public sealed partial class ServerOptions
             throw new OptionsException("RamPay:Engine:SnapshotEveryMs needs RamPay:Engine:SnapshotOffWriter (the writer snapshots by count only): set it to 0");
         Events.Validate();
         Webhooks.Validate();
+        Notifications.Validate(); // docs/notifications.md (src/RamPay.Server/Notifications)
         if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
         if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
         if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");

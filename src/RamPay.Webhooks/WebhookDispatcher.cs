@@ -250,12 +250,7 @@ public sealed class WebhookDispatcher : IDisposable
     }
 
     /// <summary>The delay before attempt n+1: RetryBase × 2^(n−1), capped, times a jitter in [0.5, 1.5).</summary>
-    public long Backoff(int attempt)
-    {
-        double baseMs = _options.RetryBase.TotalMilliseconds * Math.Pow(2, Math.Min(30, attempt - 1));
-        double capped = Math.Min(baseMs, _options.RetryMax.TotalMilliseconds);
-        return (long)(capped * (0.5 + Random.Shared.NextDouble()));
-    }
+    public long Backoff(int attempt) => Retry.BackoffMs(attempt, _options.RetryBase, _options.RetryMax);
 
     private async Task WriteOutcomesAsync(CancellationToken stop)
     {

@@ -353,6 +353,75 @@ public sealed class WebhookStore : IDisposable
         return list;
     }
 
+    /// <summary>One webhook delivery as the notifications audit log shows it (GET /v1/admin/notifications, channel webhook).</summary>
+    public sealed record AuditRow(long Id, long Owner, string Url, string EventType, string EventId, string Status, int Attempts, long CreatedMs, string? LastError);
+
+    /// <summary>
+    /// Deliveries for the audit log, newest first, created before the cursor; <paramref name="status"/> is the audit
+    /// log's (sent = succeeded, failed = pending after a failed attempt, pending = not attempted yet, dead).
+    /// </summary>
+    public List<AuditRow> AuditPage(long? owner, string? status, long beforeCreatedMs, long beforeId, int limit)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        string statusClause = status switch
+        {
+            null => "",
+            "sent" => " AND d.status='succeeded'",
+            "failed" => " AND d.status='pending' AND d.attempts > 0",
+            "pending" => " AND d.status='pending' AND d.attempts = 0",
+            _ => " AND d.status='dead'",
+        };
+        cmd.CommandText = $"""
+            SELECT d.id, d.owner, d.url, d.event_type, d.event_id, d.status, d.attempts, d.created_ms,
+              (SELECT a.error FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.attempt DESC LIMIT 1)
+            FROM deliveries d
+            WHERE ($o IS NULL OR d.owner = $o){statusClause} AND (d.created_ms < $bc OR (d.created_ms = $bc AND d.id < $bi))
+            ORDER BY d.created_ms DESC, d.id DESC LIMIT $l
+            """;
+        cmd.Parameters.AddWithValue("$o", (object?)owner ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$bc", beforeCreatedMs);
+        cmd.Parameters.AddWithValue("$bi", beforeId);
+        cmd.Parameters.AddWithValue("$l", limit);
+        var list = new List<AuditRow>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            string s = r.GetString(5);
+            int attempts = r.GetInt32(6);
+            string mapped = s switch { "succeeded" => "sent", "pending" => attempts > 0 ? "failed" : "pending", _ => "dead" };
+            list.Add(new AuditRow(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4), mapped, attempts, r.GetInt64(7), r.IsDBNull(8) ? null : r.GetString(8)));
+        }
+        return list;
+    }
+
+    /// <summary>The created time of delivery <paramref name="id"/> (an audit cursor), or null.</summary>
+    public long? DeliveryCreatedMs(long id)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT created_ms FROM deliveries WHERE id=$id";
+        cmd.Parameters.AddWithValue("$id", id);
+        return cmd.ExecuteScalar() is long v ? v : null;
+    }
+
+    /// <summary>Deletes finished (succeeded, dead) deliveries created before <paramref name="beforeMs"/> and their attempts: the audit log's retention.</summary>
+    public int PruneFinished(long beforeMs)
+    {
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE status IN ('succeeded','dead') AND created_ms < $b);
+            DELETE FROM deliveries WHERE status IN ('succeeded','dead') AND created_ms < $b;
+            """;
+        cmd.Parameters.AddWithValue("$b", beforeMs);
+        int n = cmd.ExecuteNonQuery();
+        tx.Commit();
+        return n;
+    }
+
     private const string DeliveryColumns = "id, endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms";
 
     private static List<WebhookDelivery> ReadDeliveries(SqliteCommand cmd)

@@ -6,9 +6,13 @@ using RamPay.Worker;
 // rampay-worker NAME --kafka HOST:PORT --group G [--topic T] [--http-port N] [--http-host ADDR] [--out DIR]
 // One event consumer (docs/consumers.md) on a Kafka consumer group: offsets are committed only after the consumer's
 // effects are durable; /health/live, /health/ready (200 once the group has assigned partitions) and /metrics.
+// rampay-worker --health-check URL: GETs URL and exits 0 on a 2xx within 5 s, 1 otherwise (the image's HEALTHCHECK:
+// Microsoft's aspnet image has no curl).
+if (args.Length == 2 && args[0] == "--health-check") return await RamPay.Worker.HealthCheck.RunAsync(args[1]);
 if (args.Length == 0 || args[0].StartsWith('-'))
 {
-    Console.Error.WriteLine("usage: rampay-worker NAME --kafka HOST:PORT --group G [--topic rampay.events] [--http-port 0] [--http-host 127.0.0.1] [--out DIR]");
+    Console.Error.WriteLine("usage: rampay-worker NAME --kafka HOST:PORT --group G [--topic rampay.events] [--http-port 0] [--http-host 127.0.0.1] [--out DIR] [--server URL]");
+    Console.Error.WriteLine("       rampay-worker --health-check http://127.0.0.1:8080/health/live");
     Console.Error.WriteLine($"consumers: {string.Join(", ", WorkerConsumers.Names)}");
     return 2;
 }
@@ -50,6 +54,12 @@ builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = f
 builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Parse(options.HttpHost), options.HttpPort));
 builder.Services.AddSingleton(options);
 builder.Services.AddSingleton(consumer);
+if (WorkerConsumers.Notifications is { } notifications)
+{
+    // The notifications role sends from its outbox beside consuming (docs/notifications.md).
+    builder.Services.AddSingleton(notifications);
+    builder.Services.AddHostedService<NotificationDispatchService>();
+}
 builder.Services.AddSingleton<KafkaEventSource>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<KafkaEventSource>());
 builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(EventsTelemetry.MeterName, WorkerMetrics.MeterName).AddPrometheusExporter(o => { o.ScrapeResponseCacheDurationMilliseconds = 0; o.ScopeInfoEnabled = false; }));
@@ -76,7 +86,10 @@ namespace RamPay.Worker
     /// <summary>The consumers a worker can run, by name. A consumer project adds its line here.</summary>
     public static class WorkerConsumers
     {
-        public static IReadOnlyList<string> Names => ["archive", "rewards", "analytics"];
+        public static IReadOnlyList<string> Names => ["archive", "rewards", "analytics", "notifications"];
+
+        /// <summary>The notifications role's parts when that role was created (its dispatcher runs as a hosted service).</summary>
+        public static NotificationsRole? Notifications { get; private set; }
 
         public static IEventConsumer Create(string name, Func<string, string?> flag) => name switch
         {
@@ -90,8 +103,30 @@ namespace RamPay.Worker
             }), checkpointFile: null),
             "analytics" => new RamPay.Analytics.AnalyticsConsumer(new RamPay.Analytics.AnalyticsStore(
                 Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"))),
+            // Issue 12 (docs/notifications.md): email and SMS; recipients from the server with a service token.
+            "notifications" => (Notifications = new NotificationsRole(flag, Environment.GetEnvironmentVariable)).Consumer,
             _ => throw new ArgumentException($"no consumer named '{name}' (known: {string.Join(", ", Names)})"),
         };
+    }
+
+    /// <summary><c>rampay-worker --health-check URL</c>: the container's health check, with only what the image holds.</summary>
+    public static class HealthCheck
+    {
+        public static async Task<int> RunAsync(string url)
+        {
+            try
+            {
+                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+                using var response = await http.GetAsync(new Uri(url));
+                if (response.IsSuccessStatusCode) return 0;
+                Console.Error.WriteLine($"rampay-worker: health check: {url} answered {(int)response.StatusCode}");
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or UriFormatException)
+            {
+                Console.Error.WriteLine($"rampay-worker: health check: {url}: {e.Message}");
+            }
+            return 1;
+        }
     }
 
     public static class WorkerMetrics

@@ -123,6 +123,16 @@ public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper 
         ["GET /v1/analytics/me"] = new(Caller.User, Query: ["from", "to", "interval"]),
         ["POST /v1/service/rewards/issue"] = new(Caller.Admin, Body: w => new JsonObject { ["payment_ids"] = new JsonArray(w.PaymentId) }),
         ["POST /v1/service/rewards/reverse"] = new(Caller.Admin, Body: w => new JsonObject { ["refunds"] = new JsonArray(new JsonObject { ["payment_id"] = w.PaymentId, ["refund_id"] = w.PaymentId }) }),
+        // Notifications (issue 12, src/RamPay.Server/Notifications). The sweep's server has no SMS gateway: a phone
+        // change would be sms_unavailable, so the PATCH row changes a channel; the inbound SMS webhook reads a form
+        // (no JSON body) and is 404 sms_disabled after the path and query checks.
+        ["PATCH /v1/users/me"] = new(Caller.User, Body: _ => new JsonObject { ["notifications"] = new JsonObject { ["email"] = true } }),
+        ["POST /v1/users/me/phone/verify"] = new(Caller.User, Body: _ => new JsonObject { ["code"] = "123456" }),
+        ["GET /v1/notifications/unsubscribe"] = new(Caller.Anonymous, Query: ["token"]),
+        ["POST /v1/notifications/unsubscribe"] = new(Caller.Anonymous, Query: ["token"]),
+        ["POST /v1/notifications/sms/inbound"] = new(Caller.Anonymous),
+        ["GET /v1/admin/notifications"] = new(Caller.Admin, Query: ["user", "channel", "status", "limit", "starting_after"]),
+        ["GET /v1/service/notifications/recipients/{id}"] = new(Caller.Admin, Id: w => w.Alice.UserId),
         ["GET /health/live"] = new(Caller.Anonymous),
         ["GET /health/ready"] = new(Caller.Anonymous),
         ["GET /metrics"] = new(Caller.Anonymous),

@@ -6,6 +6,7 @@ using RamPay.Engine;
 using RamPay.Redis;
 using RamPay.Server.Auth;
 using RamPay.Server.Events;
+using RamPay.Server.Notifications;
 using RamPay.Server.Rewards;
 using RamPay.Server.Http;
 using RamPay.Server.Observability;
@@ -153,6 +154,7 @@ public static class ServerComposition
         services.AddSingleton<HealthEndpoint>();
         services.AddRamPayEvents(); // the event log, events API, consumers (src/RamPay.Server/Events)
         services.AddRamPayWebhooks(options); // webhook endpoints, outbox and dispatcher (src/RamPay.Webhooks)
+        services.AddRamPayNotifications(options); // email/SMS notifications, preferences, audit log (src/RamPay.Server/Notifications)
 
         services.AddLifecycle<HttpAnnouncement>();
         services.AddLifecycle<WriterLeaseService>();
@@ -163,6 +165,7 @@ public static class ServerComposition
         services.AddLifecycle<JournalRetirementService>();
         services.AddLifecycle<EventConsumersService>(); // in-server event consumers, fed from the event log
         services.AddLifecycle<WebhookDispatcherService>(); // sends the webhook outbox
+        services.AddLifecycle<Notifications.NotificationDispatcherService>(); // sends the email/SMS outbox, audit retention
         services.AddLifecycle<TcpIngress>();
         services.AddLifecycle<ReadyService>();
         return services;

@@ -177,7 +177,8 @@ public sealed class Api(Platform platform)
         var caller = CallerOf(ctx);
         var found = await Engine.QueryAsync(l => l.GetUser(caller.UserId) is { } u ? (u, l.GetAccount(u.WalletAccountId).Currency) : default);
         if (found.u is null) throw new ApiError(404, "user_not_found", "The user of this token no longer exists.");
-        await JsonOut.Write(ctx, 200, w => JsonOut.User(w, found.u, found.Currency));
+        // Phone and channel choices (docs/notifications.md): src/RamPay.Server/Notifications.
+        await JsonOut.Write(ctx, 200, w => JsonOut.User(w, found.u, found.Currency, Notifications.NotificationRoutes.UserFields(ctx, found.u.Id)));
     }
 
     // ---- accounts ---------------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ public static class Routes
 
         Events.EventRoutes.Map(app, user);
         Events.WebhookRoutes.Map(app, user);
+        Notifications.NotificationRoutes.Map(app, v1, user, admin); // phone, channels, unsubscribe, STOP, audit log: docs/notifications.md
         Rewards.RewardRoutes.Map(app, v1, user, admin);
         WebRoutes.Map(user, admin, app.Services.GetRequiredService<Platform>()); // the web app's additions (issue 15): Http/WebApi.cs
         AdminDeliveriesRoutes.Map(app, admin); // the operators' dead letters (issue 15): Http/AdminDeliveriesApi.cs

@@ -97,7 +97,8 @@ public static class JsonOut
         w.WriteEndObject();
     }
 
-    public static void User(Utf8JsonWriter w, User u, Currency walletCurrency)
+    /// <param name="more">Fields other parts add to the user view (notifications: phone, phone_verified, notifications).</param>
+    public static void User(Utf8JsonWriter w, User u, Currency walletCurrency, Action<Utf8JsonWriter>? more = null)
     {
         w.WriteStartObject();
         w.WriteNumber("user_id", u.Id);
@@ -107,6 +108,7 @@ public static class JsonOut
         w.WriteString("role", u.Role == UserRole.Admin ? "admin" : "user");
         w.WriteString("currency", walletCurrency.ToString());
         w.WriteString("created_at", Time(u.CreatedAtMs));
+        more?.Invoke(w);
         w.WriteEndObject();
     }
 
