@@ -33,3 +33,8 @@ public sealed class PaymentPrefetcher(IColdPaymentStore store)
         }
     }
 }
+
+/// <summary>What the host shows of the payments' tiers (<c>/metrics</c>): the ledger's counters and the store's.</summary>
+public readonly record struct PaymentTierStats(
+    PaymentTierCounters Ledger, long ColdDiskBytes, long ColdRecordsWritten, long ColdPayments, long ColdIndexBytes, long ColdGarbageRecords,
+    long ColdVisibleGeneration, string? ColdFault);

@@ -299,6 +299,11 @@ public sealed class RamPayEngine : IDisposable
     /// The ledger. It belongs to the business-logic thread: read it only after <see cref="Stop"/>, or from inside
     /// an <see cref="ICommandCompletion"/> call for the fields of the slot it was given.
     /// </summary>
+    /// <summary>The payments' tiers (rules version 3): where payments are kept and how the cold ones were served. Racy reads of the writer's counters: fine for gauges.</summary>
+    public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
+        _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
+        _coldPayments?.Fault?.Message);
+
     public Ledger LedgerAfterStop
     {
         get
