@@ -69,23 +69,23 @@ public interface IColdPaymentStore
 /// </summary>
 public sealed class PaymentBatch
 {
-    internal PaymentBatch(int chunkSize, int poolCapacity)
+    public PaymentBatch(int chunkSize, int poolCapacity)
     {
         Items = new Payment[chunkSize + poolCapacity];
         Notes = new PaymentNote?[chunkSize];
     }
 
-    public long Generation { get; internal set; }
+    public long Generation { get; set; }
     /// <summary>The ledger's applied-command count at the close: the journal sequence the store waits to be durable, and each record's stamp.</summary>
-    public long Stamp { get; internal set; }
+    public long Stamp { get; set; }
     public Payment[] Items { get; private set; }
     /// <summary>Notes of the closed chunk's payments, by position (written once, with the chunk: notes never change).</summary>
     public PaymentNote?[] Notes { get; }
     /// <summary>Positions of <see cref="Items"/> that hold the closed chunk (0 when the batch closes no chunk).</summary>
-    public int ChunkLength { get; internal set; }
-    public int PoolCount { get; internal set; }
+    public int ChunkLength { get; set; }
+    public int PoolCount { get; set; }
     /// <summary>The id at position 0 of the closed chunk.</summary>
-    public long ChunkFirstId { get; internal set; }
+    public long ChunkFirstId { get; set; }
     internal long Chunk = -1;
 
     internal void EnsurePool(int chunkSize, int poolCount)

@@ -450,6 +450,9 @@ internal sealed class PaymentStore
 /// <summary>A payment's fixed 100-byte encoding in the cold tier (little-endian; docs/storage.md, "Payments"). Persisted: frozen.</summary>
 public static class PaymentCodec
 {
+    /// <summary>Every persisted field equal (the hold index, derived, is left out).</summary>
+    public static bool SamePersisted(in Payment a, in Payment b) => PaymentStore.SamePersisted(a, b);
+
     /// <summary>The payment's record as the cold tier stores it: 100 bytes, little-endian (docs/storage.md, "Payments").</summary>
     public const int RecordBytes = 100;
 
