@@ -84,7 +84,13 @@ internal sealed class PaymentStore
     public bool HasColdTier => _tier is not null;
     private bool _active;
     /// <summary>Payments start leaving memory only under rules version 3 (older rules' states list every payment).</summary>
-    public void Activate() => _active = _tier is not null;
+    public void Activate()
+    {
+        _active = _tier is not null;
+        // The chunk table, sized once for 2^20 chunks (8 MB: 68 G payments of 65,536 a chunk), so that the apply path does not
+        // grow it (it still would, by doubling, past that).
+        if (_active && _chunks.Length < 1 << 20) GrowTable((1 << 20) - 1);
+    }
     /// <summary>True when some payment has left memory: the payments in memory are then not all of them.</summary>
     public bool SomeCold => _firstResidentChunk > 0;
     public int ChunkLength => _size;
