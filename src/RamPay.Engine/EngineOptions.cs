@@ -78,8 +78,11 @@ public sealed record EngineOptions
     /// with <see cref="ServerIdempotencyMaxKeys"/>); a server runs with <see cref="ServerRulesVersion"/>.
     /// </summary>
     public int RulesVersion { get; init; } = 1;
-    /// <summary>The rules a RamPay server puts in force (<c>RamPay:Engine:RulesVersion</c>): the newest this RamPay knows.</summary>
-    public const int ServerRulesVersion = Core.Ledger.NewestRulesVersion;
+    /// <summary>
+    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 2. Version 3 (payments
+    /// without a ceiling, older ones in the payments' cold tier) is opt-in until the server suite has run under it.
+    /// </summary>
+    public const int ServerRulesVersion = 2;
     /// <summary>
     /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
     /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for
