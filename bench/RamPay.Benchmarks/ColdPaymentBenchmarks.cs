@@ -1,4 +1,7 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using RamPay.Core;
 using RamPay.Engine;
 using RamPay.Storage;
@@ -13,7 +16,7 @@ namespace RamPay.Benchmarks;
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
-[SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 7, invocationCount: 1)]
+[Config(typeof(InProcessRuns))]
 public class LedgerPaymentTierBenchmarks
 {
     public const int Commands = 1_000_000;
@@ -80,7 +83,7 @@ public class LedgerPaymentTierBenchmarks
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
-[SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 7, invocationCount: 1)]
+[Config(typeof(InProcessRuns))]
 public class PaymentPrefetchBenchmarks
 {
     private const int Payments = 1_000_000;
@@ -154,7 +157,7 @@ public class PaymentPrefetchBenchmarks
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
-[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 5, invocationCount: 1)]
+[Config(typeof(InProcessRuns))]
 public class EnginePaymentTierBenchmarks : EngineRunBenchmarks
 {
     [Params("rules2-cold", "rules3-cold")]
@@ -173,4 +176,15 @@ public class EnginePaymentTierBenchmarks : EngineRunBenchmarks
             Payments = Mode == "rules3-cold" ? new ColdPaymentOptions { HotPayments = 1 << 16, ChunkShift = 12 } : null,
         },
     };
+}
+
+/// <summary>
+/// In process: the generated project of a separate benchmark process (which references the whole server) takes longer than
+/// BenchmarkDotNet's two-minute build timeout on the shared machine (as RequestTextBenchmarks found).
+/// </summary>
+internal sealed class InProcessRuns : ManualConfig
+{
+    public InProcessRuns() =>
+        AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1).WithWarmupCount(2).WithIterationCount(7)
+            .WithInvocationCount(1).WithUnrollFactor(1));
 }

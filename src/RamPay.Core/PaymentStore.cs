@@ -392,7 +392,8 @@ internal sealed class PaymentStore
     public void WriteResident(BinaryWriter w)
     {
         w.Write((byte)(SomeCold ? 1 : 0));
-        w.Write(_firstResidentChunk);
+        // In payments, not chunks: a restart may be configured with another chunk size.
+        w.Write(_firstResidentChunk << _shift);
         long[] pooled = [.. _poolIndex.Keys];
         Array.Sort(pooled);
         w.Write(pooled.Length);
@@ -405,22 +406,32 @@ internal sealed class PaymentStore
     {
         byte someCold = r.ReadByte();
         if (someCold > 1) throw new InvalidDataException($"payments flag {someCold}");
-        long firstChunk = r.ReadInt64();
+        long firstId = r.ReadInt64(); // payments below it are only in the cold tier (and the pool's)
         if (someCold == 1 && _tier is null) throw new SnapshotNeedsColdTierException();
-        if (firstChunk < 0 || (firstChunk << _shift) > count || (someCold == 0) != (firstChunk == 0))
-            throw new InvalidDataException($"first resident chunk {firstChunk} (chunks of {_size}) does not fit {count} payments");
+        if (firstId < 0 || firstId > count || (someCold == 0) != (firstId == 0))
+            throw new InvalidDataException($"first resident payment {firstId + 1} does not fit {count} payments");
         int pooled = r.ReadInt32();
         if (pooled < 0 || pooled > count) throw new InvalidDataException($"state holds {pooled} pooled payments");
         for (int i = 0; i < pooled; i++)
         {
             var p = ReadPayment(r);
-            if (p.Id < 1 || p.Id > (firstChunk << _shift) || _poolIndex.ContainsKey(p.Id)) throw new InvalidDataException($"pooled payment {p.Id} out of place");
+            if (p.Id < 1 || p.Id > firstId || _poolIndex.ContainsKey(p.Id)) throw new InvalidDataException($"pooled payment {p.Id} out of place");
             ref var e = ref NewPoolEntry(p.Id);
             e.Current = p; // not known to be written: written again at the next close (harmless)
         }
+        // This run's chunks start at the first chunk boundary at or above firstId; the payments between go to the pool
+        // (only when the chunk size changed since the snapshot).
+        long firstChunk = (firstId + _size - 1) >> _shift;
         _firstResidentChunk = firstChunk;
         _nextChunkToClose = firstChunk;
-        _count = firstChunk << _shift;
+        for (long id = firstId + 1; id <= Math.Min(count, firstChunk << _shift); id++)
+        {
+            var p = ReadPayment(r);
+            if (p.Id != id) throw new InvalidDataException($"payment {id} holds id {p.Id}");
+            ref var e = ref NewPoolEntry(id);
+            e.Current = p;
+        }
+        _count = Math.Min(count, firstChunk << _shift);
         while (_count < count)
         {
             var p = ReadPayment(r);
