@@ -321,7 +321,7 @@ internal sealed class PaymentStore
                 FreePoolEntry(e.Current.Id, s);
                 continue;
             }
-            ref var copy = ref batch.Items[_size + n++];
+            ref var copy = ref batch.Items[batch.ChunkLength + n++];
             copy = e.Current;
             copy.HoldIndex = -1;
             e.InFlight = g;
@@ -341,7 +341,7 @@ internal sealed class PaymentStore
             if (batch.Chunk >= 0) RetireChunk(batch);
             for (int i = 0; i < batch.PoolCount; i++)
             {
-                ref var written = ref batch.Items[_size + i];
+                ref var written = ref batch.Items[batch.ChunkLength + i];
                 if (!_poolIndex.TryGetValue(written.Id, out int slot)) Invariant.Fail($"payment {written.Id} left the pool while its generation was in flight");
                 ref var e = ref _pool[slot];
                 e.InFlight = 0;
