@@ -33,13 +33,20 @@ public sealed partial class Ledger : IReadOnlyLedger
     // long.MaxValue: a ledger-wide overflow would otherwise stop all money everywhere.
     private Int128 _debitsPosted, _creditsPosted, _debitsPending, _creditsPending;
 
-    public Ledger(LedgerOptions? options = null)
+    public Ledger(LedgerOptions? options = null) : this(options, fresh: true) { }
+
+    /// <summary>
+    /// <paramref name="fresh"/>: a ledger at its start (no command applied), whose payments' cold tier, if any, is told to
+    /// forget everything; a ledger being read from a snapshot tells it where the snapshot stands instead (ReadState).
+    /// </summary>
+    private Ledger(LedgerOptions? options, bool fresh)
     {
         Options = options ?? new LedgerOptions();
         Options.Validate();
         Command.AssertLayout();
         _accounts = new Account[Options.MaxAccounts];
-        _payments = new PaymentStore(Options.MaxPayments, Options.InitialPaymentCapacity);
+        _payments = new PaymentStore(Options.MaxPayments, Options.InitialPaymentCapacity, Options.ColdPayments, _notes);
+        if (fresh) Options.ColdPayments?.Store.Recover(0);
         _holds = new HoldQueue(Options.MaxOpenHolds, _payments);
         _idempotency = new IdempotencyTable(Options.IdempotencyMaxKeys, Options.IdempotencyWindowMs);
         _fraud = new RamPay.Fraud.FraudState(Options.MaxAccounts, Options.FraudModels);
@@ -67,7 +74,9 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// <summary>The rules this ledger applies (1 = as written before rules were versioned). Changed only by an UpgradeRules command.</summary>
     public int RulesVersion => _rulesVersion;
     /// <summary>The newest rules this RamPay knows: a new data directory starts at it, an older one is upgraded to it at start.</summary>
-    public const int NewestRulesVersion = 2;
+    public const int NewestRulesVersion = 3;
+    /// <summary>The rules from which payments are unbounded in number (no <c>too_many_payments</c>) and the state hash covers them by a running digest (docs/storage.md, "Payments").</summary>
+    public const int PaymentsUnboundedRulesVersion = 3;
     /// <summary>Payments scored with this decision since this ledger object was made (not persisted; for metrics).</summary>
     public long FraudDecisions(RamPay.Fraud.FraudDecision decision) => Volatile.Read(ref _fraudDecisions[(int)decision]);
     private readonly long[] _fraudDecisions = new long[3]; // indexed by FraudDecision; the writer's plain increments
@@ -91,7 +100,7 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// The note the payment was created with (a Transfer or Authorize command's attachment), or null: none, or no such
     /// payment. A key replayed with another note does not change it: notes take no part in idempotency.
     /// </summary>
-    public PaymentNote? GetPaymentNote(long paymentId) => _notes.GetValueOrDefault(paymentId);
+    public PaymentNote? GetPaymentNote(long paymentId) => _payments.ReadNote(paymentId);
 
     /// <summary>A copy of an account; the id must exist.</summary>
     public Account GetAccount(long id)
@@ -104,8 +113,13 @@ public sealed partial class Ledger : IReadOnlyLedger
     public Payment GetPayment(long id)
     {
         if (!PaymentExists(id)) throw new ArgumentOutOfRangeException(nameof(id), id, "no such payment");
-        return _payments[id];
+        return _payments.ReadAny(id);
     }
+
+    /// <summary>Where payments are kept, for metrics and tests (not logical state).</summary>
+    public PaymentTierCounters PaymentTier => new(_payments.Count, _payments.ResidentCount, _payments.PoolCount, _payments.ColdLoads,
+        _payments.PrefetchHits, _payments.WriterColdReads, Volatile.Read(ref _payments.ReadColdReads), _payments.HotFullWaits,
+        _payments.Generations, _payments.RetiredThrough);
 
     /// <summary>
     /// Fills <paramref name="into"/> with the account's payment ids newest first, starting below
@@ -115,10 +129,21 @@ public sealed partial class Ledger : IReadOnlyLedger
     {
         if (!AccountExists(accountId)) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, "no such account");
         long id = _accounts[accountId - 1].LastPaymentId;
+        if (beforeId != 0 && _payments.Contains(beforeId))
+        {
+            // A cursor that is one of the account's payments: the page starts at its predecessor in the chain, so a deep
+            // page costs what the first one does (one read for the cursor, one per payment listed).
+            var cursor = _payments.ReadAny(beforeId);
+            if (cursor.FromAccount == accountId || cursor.ToAccount == accountId)
+            {
+                id = cursor.FromAccount == accountId ? cursor.PrevForFrom : cursor.PrevForTo;
+                beforeId = 0;
+            }
+        }
         int n = 0;
         while (id != 0 && n < into.Length)
         {
-            ref var p = ref _payments[id];
+            var p = _payments.ReadAny(id);
             if (beforeId == 0 || id < beforeId) into[n++] = id;
             id = p.FromAccount == accountId ? p.PrevForFrom : p.PrevForTo;
         }
@@ -144,8 +169,17 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// in the cold tier for the command's key (rules version 2 with a cold tier; ignored otherwise). Pure: no I/O, except the
     /// counted rare path of <see cref="KeyLog"/> (a prefetch made stale by a forced retirement).
     /// </summary>
-    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, out CommandResult result)
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, out CommandResult result) =>
+        Apply(command, attachment, prefetched, default, out result);
+
+    /// <summary>
+    /// As the other overloads, with what the prefetch stage found in the payments' cold tier for the payment the command acts
+    /// on (rules version 3 with a cold tier; ignored otherwise). Pure: memory and the slot only, except the counted rare
+    /// paths (a prefetch made stale by a forced retirement).
+    /// </summary>
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, in PaymentLookup payment, out CommandResult result)
     {
+        long paymentsBefore = _payments.Count;
         long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
         _clockMs = now;
         _commandsApplied++;
@@ -176,7 +210,9 @@ public sealed partial class Ledger : IReadOnlyLedger
             }
             else
             {
+                if (PaymentLookup.Targets(command.Type)) _payments.EnsureResident(command.PaymentId, payment);
                 result = Execute(command, attachment, now);
+                if (_rulesVersion >= PaymentsUnboundedRulesVersion) MixPayments(command, attachment, paymentsBefore);
                 keys.Insert(command, now, result);
             }
         }
@@ -198,6 +234,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         Invariant.Check(_debitsPosted == _creditsPosted, "total posted debits differ from total posted credits");
         Invariant.Check(_debitsPending == _creditsPending, "total pending debits differ from total pending credits");
         _keyLog?.AfterCommand(prefetched, _commandsApplied);
+        _payments.AfterCommand(payment, _commandsApplied);
     }
 
     /// <summary>
@@ -223,6 +260,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             // Version 1's table is not used again: its memory (sized for its capacity) goes.
             _idempotency = new IdempotencyTable(1, Options.IdempotencyWindowMs);
         }
+        if (c.Argument >= PaymentsUnboundedRulesVersion && _rulesVersion < PaymentsUnboundedRulesVersion) StartPaymentDigest();
         _rulesVersion = (int)c.Argument;
         return new CommandResult { Code = ResultCode.Ok, Id = c.Argument };
     }
@@ -507,6 +545,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             long id = p.Id;
             if (p.Status == PaymentStatus.HeldForReview) p.FraudReasons |= RamPay.Fraud.FraudReasons.ReviewExpired;
             ReleaseHold(ref p, PaymentStatus.Expired);
+            if (_rulesVersion >= PaymentsUnboundedRulesVersion) MixPayment(p);
             HoldExpired?.Invoke(id);
         }
     }
@@ -515,6 +554,11 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// Re-derives every total from the accounts, payments and holds and checks they agree: O(state). Tests call it
     /// after every step; the engine calls it after replay and around snapshots. Throws on the first disagreement.
     /// </summary>
+    private IEnumerable<long> AllPaymentIds()
+    {
+        for (long id = 1; id <= _payments.Count; id++) yield return id;
+    }
+
     public void VerifyInvariants()
     {
         Int128 dp = 0, cp = 0, dq = 0, cq = 0;
@@ -532,7 +576,9 @@ public sealed partial class Ledger : IReadOnlyLedger
 
         Int128 heldSum = 0, postedSum = 0;
         int open = 0;
-        for (long id = 1; id <= _payments.Count; id++)
+        // With the payments' cold tier, only the resident ones are walked (open holds always are); the posted total then
+        // cannot be re-derived from the payments, the rest still is.
+        foreach (long id in _payments.HasColdTier ? _payments.ResidentIds() : AllPaymentIds())
         {
             ref var p = ref _payments[id];
             if (p.Id != id) Invariant.Fail($"payment {id} holds id {p.Id}");
@@ -564,11 +610,11 @@ public sealed partial class Ledger : IReadOnlyLedger
         // since re-validating every URL would lengthen each snapshot's pause of the writer.
         foreach (long id in _notes.Keys)
         {
-            if (!_payments.Contains(id) || _payments[id].Kind is not (PaymentKind.Transfer or PaymentKind.Authorization))
+            if (!_payments.Contains(id) || _payments.ReadAny(id).Kind is not (PaymentKind.Transfer or PaymentKind.Authorization))
                 Invariant.Fail($"a note is kept for payment {id}, which is not a transfer or authorization");
         }
         Invariant.Check(heldSum == dq, "pending totals differ from the open authorizations");
-        Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");
+        if (!_payments.SomeCold) Invariant.Check(postedSum == dp, "posted totals differ from the settled payments");
         VerifyRewards();
     }
 }

@@ -24,7 +24,7 @@ public sealed partial class Ledger
     public PaymentFraud? GetFraudScore(long paymentId)
     {
         if (!PaymentExists(paymentId)) return null;
-        ref var p = ref _payments[paymentId];
+        var p = _payments.ReadAny(paymentId);
         return p.FraudModel == 0 ? null : new PaymentFraud(p.FraudScore, _fraud.ModelVersion(p.FraudModel), p.FraudReasons);
     }
 

@@ -301,7 +301,7 @@ public sealed partial class Ledger
             if (r.PayoutPaymentId != 0)
             {
                 if (!_payments.Contains(r.PayoutPaymentId)) Invariant.Fail($"reward {id}'s payout is missing");
-                ref var p = ref _payments[r.PayoutPaymentId];
+                var p = _payments.ReadAny(r.PayoutPaymentId);
                 if (p.Kind != PaymentKind.Reward || p.ParentId != r.SourcePaymentId || p.ToAccount != r.Account || p.Amount != r.PaidOut)
                     Invariant.Fail($"reward {id}'s payout {p.Id} does not match it");
             }
@@ -394,7 +394,7 @@ public sealed partial class Ledger
             ledger.LinkReward(ref x);
             if (x.Status == RewardStatus.Issued)
             {
-                var key = (x.RuleId, x.UserId, MonthOf(ledger._payments[x.SourcePaymentId].CreatedAtMs));
+                var key = (x.RuleId, x.UserId, MonthOf(ledger._payments.ReadAny(x.SourcePaymentId).CreatedAtMs));
                 ledger._rewardMonthly[key] = ledger._rewardMonthly.GetValueOrDefault(key) + x.Amount;
             }
         }

@@ -18,12 +18,16 @@ public sealed partial class Ledger
     /// state without notes, versions 1 and 2 as states that never scored a payment (fraud scoring off until a
     /// ConfigureFraud command), so that a snapshot taken before an upgrade need not be replayed away.
     /// </summary>
-    public const int SnapshotFormatVersion = 4;
+    public const int SnapshotFormatVersion = 5;
+    /// <summary>What a ledger under rules version 2 writes (format 4, unchanged).</summary>
+    public const int RulesVersion2Format = 4;
     /// <summary>What a ledger under rules version 1 writes, byte for byte as before rules were versioned (so its hash is unchanged).</summary>
     public const int RulesVersion1Format = 3;
     private const int FirstVersionWithNotes = 2;
     private const int FirstVersionWithFraud = 3;
     private const int FirstVersionWithRules = 4;
+    /// <summary>Format 5 (rules version 3): the payments as their count and running digest; the resident ones, with their notes, in the physical part.</summary>
+    private const int FirstVersionWithPaymentDigest = 5;
 
     /// <summary>The whole state: what the state hash covers, then (format 4) the hot keys, which a snapshot needs.</summary>
     public void WriteState(Stream stream) => WriteState(stream, physical: true);
@@ -38,8 +42,9 @@ public sealed partial class Ledger
     {
         using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         bool v1 = _keyLog is null;
+        bool v3 = _rulesVersion >= PaymentsUnboundedRulesVersion;
         w.Write(SnapshotMagic);
-        w.Write(v1 ? RulesVersion1Format : SnapshotFormatVersion);
+        w.Write(v1 ? RulesVersion1Format : v3 ? SnapshotFormatVersion : RulesVersion2Format);
         if (!v1) w.Write(_rulesVersion);
         w.Write(_clockMs);
         w.Write(_commandsApplied);
@@ -57,24 +62,14 @@ public sealed partial class Ledger
         }
 
         w.Write(_payments.Count);
-        for (long id = 1; id <= _payments.Count; id++)
+        if (v3)
         {
-            ref var p = ref _payments[id];
-            w.Write(p.Id); w.Write(p.FromAccount); w.Write(p.ToAccount); w.Write(p.Amount); w.Write(p.Captured);
-            w.Write(p.Refunded); w.Write(p.CreatedAtMs); w.Write(p.ExpiresAtMs); w.Write(p.ParentId);
-            w.Write(p.PrevForFrom); w.Write(p.PrevForTo); w.Write(p.Currency.Code); w.Write((byte)p.Kind); w.Write((byte)p.Status);
-            w.Write(p.FraudScore); w.Write((ushort)p.FraudReasons); w.Write(p.FraudModel);
+            w.Write(_paymentDigestA); w.Write(_paymentDigestB);
         }
-
-        // Sorted: a dictionary's enumeration order is not a format. Each note as its attachment encoding, so the
-        // snapshot holds the same bytes the journal did and one decoder (with its checks) reads both.
-        long[] noted = [.. _notes.Keys];
-        Array.Sort(noted);
-        w.Write(noted.Length);
-        foreach (long id in noted)
+        else
         {
-            byte[] note = _notes[id].Encode();
-            w.Write(id); w.Write((ushort)note.Length); w.Write(note);
+            for (long id = 1; id <= _payments.Count; id++) PaymentStore.WritePayment(w, _payments[id]);
+            WriteNotes(w);
         }
 
         w.Write(_holds.Count);
@@ -102,13 +97,32 @@ public sealed partial class Ledger
 
         _fraud.Write(w);
         if (!v1 && physical) _keyLog!.WriteHot(w, buffer);
+        if (v3 && physical)
+        {
+            _payments.WriteResident(w);
+            WriteNotes(w); // only the resident payments' notes are in memory: the others are in the cold tier
+        }
         WriteRewards(w); // LedgerRewards.cs: nothing at all for a ledger without reward state
+    }
+
+    private void WriteNotes(BinaryWriter w)
+    {
+        // Sorted: a dictionary's enumeration order is not a format. Each note as its attachment encoding, so the
+        // snapshot holds the same bytes the journal did and one decoder (with its checks) reads both.
+        long[] noted = [.. _notes.Keys];
+        Array.Sort(noted);
+        w.Write(noted.Length);
+        foreach (long id in noted)
+        {
+            byte[] note = _notes[id].Encode();
+            w.Write(id); w.Write((ushort)note.Length); w.Write(note);
+        }
     }
 
     /// <summary>Rebuilds a ledger from <see cref="WriteState"/>'s bytes, checking every invariant afterwards.</summary>
     public static Ledger ReadState(Stream stream, LedgerOptions? options = null)
     {
-        var ledger = new Ledger(options);
+        var ledger = new Ledger(options, fresh: false);
         using var r = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a RamPay ledger state");
         int version = r.ReadInt32();
@@ -117,12 +131,14 @@ public sealed partial class Ledger
         if (version >= FirstVersionWithRules)
         {
             int rules = r.ReadInt32();
-            if (rules < 2 || rules > NewestRulesVersion)
+            if (rules < 2 || rules > NewestRulesVersion || (rules >= PaymentsUnboundedRulesVersion) != (version >= FirstVersionWithPaymentDigest))
                 throw new InvalidDataException($"ledger state under rules version {rules}; this RamPay writes version 1 states as format 3 and knows rules up to {NewestRulesVersion}");
             ledger._rulesVersion = rules;
         }
         ledger._clockMs = r.ReadInt64();
         ledger._commandsApplied = r.ReadInt64();
+        // The payments' cold tier forgets what was written after this state (the replay that follows writes it again).
+        ledger.Options.ColdPayments?.Store.Recover(ledger._commandsApplied);
         ledger._debitsPosted = ReadInt128(r); ledger._creditsPosted = ReadInt128(r);
         ledger._debitsPending = ReadInt128(r); ledger._creditsPending = ReadInt128(r);
         long evictedEarly = 0, expired = 0;
@@ -150,9 +166,16 @@ public sealed partial class Ledger
         ledger._accountCount = accounts;
 
         long payments = r.ReadInt64();
+        bool digest = version >= FirstVersionWithPaymentDigest;
+        if (digest)
+        {
+            ledger._payments.Capacity = long.MaxValue;
+            ledger._payments.Activate();
+            ledger._paymentDigestA = r.ReadUInt64(); ledger._paymentDigestB = r.ReadUInt64();
+        }
         if (payments < 0 || payments > ledger._payments.Capacity)
             throw new InvalidDataException($"state holds {payments} payments; MaxPayments is {ledger._payments.Capacity}");
-        for (long n = 0; n < payments; n++)
+        for (long n = 0; n < (digest ? 0 : payments); n++)
         {
             ref var p = ref ledger._payments.Add();
             p.Id = r.ReadInt64(); p.FromAccount = r.ReadInt64(); p.ToAccount = r.ReadInt64(); p.Amount = r.ReadInt64(); p.Captured = r.ReadInt64();
@@ -164,13 +187,16 @@ public sealed partial class Ledger
                 p.FraudScore = r.ReadSingle(); p.FraudReasons = (RamPay.Fraud.FraudReasons)r.ReadUInt16(); p.FraudModel = r.ReadUInt16();
             }
         }
-        if (version >= FirstVersionWithNotes) ReadNotes(r, ledger);
+        if (version >= FirstVersionWithNotes && !digest) ReadNotes(r, ledger);
 
         int holds = r.ReadInt32();
         if (holds < 0 || holds > ledger._holds.Capacity)
             throw new InvalidDataException($"state holds {holds} open holds; MaxOpenHolds is {ledger._holds.Capacity}");
-        // Re-adding in heap-array order re-creates the same array: each element is no smaller than its parent.
-        for (int i = 0; i < holds; i++) ledger._holds.Add(r.ReadInt64());
+        // Re-adding in heap-array order re-creates the same array: each element is no smaller than its parent. Under format 5
+        // the payments come later (the physical part), so the holds are added once they are in.
+        long[] holdIds = new long[holds];
+        for (int i = 0; i < holds; i++) holdIds[i] = r.ReadInt64();
+        if (!digest) AddHolds(ledger, holdIds);
 
         int users = r.ReadInt32();
         if (users < 0 || users > accounts) throw new InvalidDataException($"state holds {users} users but only {accounts} accounts");
@@ -202,11 +228,26 @@ public sealed partial class Ledger
             ledger._fraud.ReserveOpenAccounts(accounts);
         }
         if (version >= FirstVersionWithRules) ledger._keyLog!.ReadHot(r, buffer);
+        if (digest)
+        {
+            ledger._payments.ReadResident(r, payments);
+            ReadNotes(r, ledger);
+            AddHolds(ledger, holdIds);
+        }
         if (stream.CanSeek && stream.Length - stream.Position >= 4) ReadRewards(r, ledger);
         if (stream.CanSeek && stream.Position != stream.Length) throw new InvalidDataException("trailing bytes after the ledger state");
 
         ledger.VerifyInvariants();
         return ledger;
+    }
+
+    private static void AddHolds(Ledger ledger, long[] ids)
+    {
+        foreach (long id in ids)
+        {
+            if (!ledger._payments.Contains(id) || !ledger._payments.IsResident(id)) throw new InvalidDataException($"open hold {id} is not among the payments");
+            ledger._holds.Add(id);
+        }
     }
 
     private static void ReadNotes(BinaryReader r, Ledger ledger)

@@ -132,6 +132,11 @@ public sealed record LedgerOptions
     /// state hash with or without it.
     /// </summary>
     public ColdKeyTier? ColdKeys { get; init; }
+    /// <summary>
+    /// Under rules version 3, where payments that leave memory are kept (and how many stay). Null: every payment stays in
+    /// memory. Not logical state: the same journal gives the same state hash with or without it (docs/storage.md, "Payments").
+    /// </summary>
+    public ColdPaymentTier? ColdPayments { get; init; }
 
     public void Validate()
     {
@@ -144,6 +149,7 @@ public sealed record LedgerOptions
         if (IdempotencyWindowMs < 1) throw new ArgumentException("IdempotencyWindowMs must be positive");
         if (IdempotencyMaxKeys < 1) throw new ArgumentException("IdempotencyMaxKeys must be at least 1");
         ColdKeys?.Validate();
+        ColdPayments?.Validate();
     }
 }
 

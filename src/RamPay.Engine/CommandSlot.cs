@@ -22,6 +22,8 @@ public struct CommandSlot
     public ICommandReadBack? ReadBack;
     /// <summary>What the prefetch stage found in the cold tier for the command's key (with a cold tier only).</summary>
     public KeyLookup Prefetched;
+    /// <summary>What the prefetch stage found in the payments' cold tier for the payment the command acts on (rules version 3 with that tier only).</summary>
+    public PaymentLookup PaymentPrefetched;
 }
 
 /// <summary>

@@ -79,8 +79,11 @@ public sealed record EngineOptions
     /// with <see cref="ServerIdempotencyMaxKeys"/>); a server runs with <see cref="ServerRulesVersion"/>.
     /// </summary>
     public int RulesVersion { get; init; } = 1;
-    /// <summary>The rules a RamPay server puts in force (<c>RamPay:Engine:RulesVersion</c>): the newest this RamPay knows.</summary>
-    public const int ServerRulesVersion = Core.Ledger.NewestRulesVersion;
+    /// <summary>
+    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 2. Version 3 (payments
+    /// without a ceiling, older ones in the payments' cold tier) is opt-in until the server suite has run under it.
+    /// </summary>
+    public const int ServerRulesVersion = 2;
     /// <summary>
     /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
     /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for
@@ -132,6 +135,8 @@ public sealed record ColdTierOptions
     public long KeyCapacity { get; init; }
     /// <summary>Keys per segment file (a power of two): the unit written in order and deleted once all its keys are dead (136 bytes a key).</summary>
     public int SegmentKeys { get; init; } = 1 << 20;
+    /// <summary>The payments' cold tier (rules version 3): null = every payment stays in memory.</summary>
+    public ColdPaymentOptions? Payments { get; init; }
 
     public int GenerationCommandsFor(EngineOptions engine) => GenerationCommands > 0 ? GenerationCommands : 2 * engine.RingSize;
     public long KeyCapacityFor(EngineOptions engine) => KeyCapacity > 0 ? KeyCapacity : engine.IdempotencyKeyBudget;
@@ -143,5 +148,29 @@ public sealed record ColdTierOptions
         if (HotMaxKeys < 3L * generation) throw new ArgumentException($"ColdTier:HotMaxKeys must hold at least three generations ({3L * generation} keys)");
         if (KeyCapacity < 0) throw new ArgumentException("ColdTier:KeyCapacity must be 0 (the key budget) or positive");
         if (SegmentKeys < 8 || (SegmentKeys & (SegmentKeys - 1)) != 0) throw new ArgumentException("ColdTier:SegmentKeys must be a power of two, at least 8");
+        Payments?.Validate();
+    }
+}
+
+/// <summary>The payments' cold tier (<c>RamPay:Engine:ColdTier:Payments*</c>). See docs/storage.md, "Payments", for sizing.</summary>
+public sealed record ColdPaymentOptions
+{
+    /// <summary>Where the payment log lives (default: <c>&lt;cold&gt;/payments</c>).</summary>
+    public string? Directory { get; init; }
+    /// <summary>The newest payments always in memory (about 104 bytes each), besides open holds and changed old payments.</summary>
+    public long HotPayments { get; init; } = 1 << 20;
+    /// <summary>log2 of the payments per chunk, the unit that leaves memory at once (16 = 65,536).</summary>
+    public int ChunkShift { get; init; } = 16;
+    /// <summary>Closed generations not yet retired, at most (back-pressure past it).</summary>
+    public int MaxInFlight { get; init; } = 4;
+    /// <summary>Bytes per segment file of the payment log.</summary>
+    public long SegmentBytes { get; init; } = 256L * 1024 * 1024;
+
+    public void Validate()
+    {
+        if (HotPayments < 1) throw new ArgumentException("ColdTier:HotPayments must be at least 1");
+        if (ChunkShift is < 4 or > 20) throw new ArgumentException("ColdTier:PaymentChunkShift must be within 4..20");
+        if (MaxInFlight is < 2 or > 64) throw new ArgumentException("ColdTier:PaymentsMaxInFlight must be within 2..64");
+        if (SegmentBytes < 4096) throw new ArgumentException("ColdTier:PaymentSegmentBytes must be at least 4096");
     }
 }

@@ -38,8 +38,11 @@ public sealed class KeyPrefetcher(IColdKeyStore store)
     }
 }
 
-/// <summary>The ring stage before the business logic: prefetches each command's key into its slot. Queries pass untouched.</summary>
-internal sealed class PrefetchStage(KeyPrefetcher prefetcher) : IBatchHandler<CommandSlot>
+/// <summary>
+/// The ring stage before the business logic: prefetches each command's key, and the payment it acts on (with the payments'
+/// cold tier), into its slot. Queries pass untouched.
+/// </summary>
+internal sealed class PrefetchStage(KeyPrefetcher prefetcher, PaymentPrefetcher? payments) : IBatchHandler<CommandSlot>
 {
     public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
     {
@@ -48,6 +51,8 @@ internal sealed class PrefetchStage(KeyPrefetcher prefetcher) : IBatchHandler<Co
             ref var slot = ref ring[seq];
             if (slot.Query is not null) continue;
             prefetcher.Prefetch(slot.Command, out slot.Prefetched);
+            if (payments is null) slot.PaymentPrefetched = default;
+            else payments.Prefetch(slot.Command, out slot.PaymentPrefetched);
         }
     }
 }

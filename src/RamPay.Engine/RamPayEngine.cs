@@ -28,15 +28,17 @@ public sealed class RamPayEngine : IDisposable
     private readonly Timer? _ticker;
     private readonly long[] _fraudDecisionsAtStart = new long[3];
     private readonly RamPay.Storage.KeySegmentStore? _cold;
+    private readonly RamPay.Storage.PaymentLogStore? _coldPayments;
     private readonly KeyPrefetcher? _prefetcher;
     private readonly SnapshotHorizon _horizon;
     private readonly SnapshotFollower? _snapshotter;
     private int _stopped;
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
-        RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable)
+        RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable, RamPay.Storage.PaymentLogStore? payments)
     {
         _cold = cold;
+        _coldPayments = payments;
         _prefetcher = prefetcher;
         _options = options;
         Recovery = recovery;
@@ -65,7 +67,7 @@ public sealed class RamPayEngine : IDisposable
         // the journaler): Ledger.Apply then reads only memory and the slot.
         var logic = prefetcher is null
             ? _pipeline.HandleWith(_logic, "rampay-logic")
-            : _pipeline.After(_pipeline.HandleWith(new PrefetchStage(prefetcher), "rampay-prefetch")).HandleWith(_logic, "rampay-logic");
+            : _pipeline.After(_pipeline.HandleWith(new PrefetchStage(prefetcher, payments is null ? null : new PaymentPrefetcher(payments)), "rampay-prefetch")).HandleWith(_logic, "rampay-logic");
         _output = new OutputStage(completion, baseSequence, Counters);
         _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
@@ -108,6 +110,7 @@ public sealed class RamPayEngine : IDisposable
             SegmentSizeBytes = options.SegmentSizeBytes,
         });
         RamPay.Storage.KeySegmentStore? cold = null;
+        RamPay.Storage.PaymentLogStore? coldPayments = null;
         try
         {
             DurableWatermark? durable = null;
@@ -131,19 +134,40 @@ public sealed class RamPayEngine : IDisposable
                         ColdKeys = new ColdKeyTier { Store = cold, HotMaxKeys = tier.HotMaxKeys, GenerationCommands = tier.GenerationCommandsFor(options) },
                     },
                 };
+                if (tier.Payments is { } pay)
+                {
+                    // The payments' cold tier (rules version 3): our own log-structured store, docs/storage.md, "Payments".
+                    coldPayments = new RamPay.Storage.PaymentLogStore(new RamPay.Storage.PaymentLogStoreOptions
+                    {
+                        Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
+                        DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
+                    });
+                    options = options with
+                    {
+                        Ledger = options.Ledger with
+                        {
+                            ColdPayments = new ColdPaymentTier
+                            {
+                                Store = coldPayments, HotPayments = pay.HotPayments, ChunkShift = pay.ChunkShift, MaxInFlight = pay.MaxInFlight,
+                                PoolFlushCommands = tier.GenerationCommandsFor(options),
+                            },
+                        },
+                    };
+                }
             }
             var (ledger, report) = EngineRecovery.Recover(options, journal.Recovery);
             if (cold is not null) CheckColdTierFits(options, cold, ledger, report);
             // Read on this thread, before the writer thread owns the ledger.
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
             bool upgrade = ledger.RulesVersion < options.RulesVersion;
-            var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable);
+            var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments);
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
         }
         catch
         {
+            coldPayments?.Dispose();
             cold?.Dispose();
             journal.Dispose();
             throw;
@@ -275,6 +299,11 @@ public sealed class RamPayEngine : IDisposable
     /// The ledger. It belongs to the business-logic thread: read it only after <see cref="Stop"/>, or from inside
     /// an <see cref="ICommandCompletion"/> call for the fields of the slot it was given.
     /// </summary>
+    /// <summary>The payments' tiers (rules version 3): where payments are kept and how the cold ones were served. Racy reads of the writer's counters: fine for gauges.</summary>
+    public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
+        _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
+        _coldPayments?.Fault?.Message);
+
     public Ledger LedgerAfterStop
     {
         get
@@ -418,6 +447,7 @@ public sealed class RamPayEngine : IDisposable
             _snapshotter?.Dispose();
             // The snapshot holds every hot key, so the cold tier's queue need not drain; what it wrote is durable.
             _cold?.Dispose();
+            _coldPayments?.Dispose();
             _journal.Dispose();
         }
     }
@@ -487,7 +517,7 @@ public sealed class RamPayEngine : IDisposable
                     slot.Query.Execute(ledger);
                     continue;
                 }
-                ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, out slot.Result);
+                ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, slot.PaymentPrefetched, out slot.Result);
                 slot.ReadBack?.Execute(ledger, slot.Result);
                 // The journaler numbers commands the same way: every non-query slot, in ring order.
                 lastSequence++;

@@ -39,7 +39,8 @@ public static class EngineRecovery
         if (tail.TruncatedTail is not null) warnings.Add(tail.ToString());
         foreach (var tmp in tail.RemovedTemporaryFiles) warnings.Add($"removed unfinished segment file {tmp}");
         var prefetcher = options.Ledger.ColdKeys is { } cold ? new KeyPrefetcher(cold.Store) : null;
-        var (ledger, snapshotSequence, replayed, last) = Load(options.SnapshotDirectory, options.JournalDirectory, options.Ledger, useSnapshot: true, long.MaxValue, warnings, prefetcher);
+        var payments = options.Ledger.ColdPayments is { } coldPayments ? new PaymentPrefetcher(coldPayments.Store) : null;
+        var (ledger, snapshotSequence, replayed, last) = Load(options.SnapshotDirectory, options.JournalDirectory, options.Ledger, useSnapshot: true, long.MaxValue, warnings, prefetcher, payments);
         Invariant.Check(last == tail.LastSequence || (replayed == 0 && last == snapshotSequence && tail.LastSequence <= snapshotSequence),
             $"replay stopped at {last} but the journal ends at {tail.LastSequence}");
         return (ledger, new RecoveryReport
@@ -72,7 +73,13 @@ public static class EngineRecovery
     /// <summary>As the other overloads; with a cold tier, each record's key is prefetched as the ring's prefetch stage does.</summary>
     public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
         string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings,
-        KeyPrefetcher? prefetcher)
+        KeyPrefetcher? prefetcher) =>
+        Load(snapshotDirectory, journalDirectory, ledgerOptions, useSnapshot, throughSequence, warnings, prefetcher, payments: null);
+
+    /// <summary>As the other overloads; with the payments' cold tier, each record's payment is prefetched too.</summary>
+    public static (Ledger Ledger, long SnapshotSequence, long Replayed, long LastSequence) Load(
+        string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, bool useSnapshot, long throughSequence, List<string> warnings,
+        KeyPrefetcher? prefetcher, PaymentPrefetcher? payments)
     {
         Ledger ledger;
         long snapshotSequence = 0;
@@ -99,7 +106,7 @@ public static class EngineRecovery
             ledger = new Ledger(ledgerOptions);
         }
 
-        var applier = new ReplayApplier(ledger, snapshotSequence, prefetcher);
+        var applier = new ReplayApplier(ledger, snapshotSequence, prefetcher, payments);
         if (Directory.Exists(journalDirectory))
         {
             var summary = throughSequence == long.MaxValue
@@ -112,7 +119,7 @@ public static class EngineRecovery
     }
 
     /// <summary>Feeds journal records to the ledger, exactly as the live business-logic stage does.</summary>
-    private sealed class ReplayApplier(Ledger ledger, long startSequence, KeyPrefetcher? prefetcher) : IRecordVisitor
+    private sealed class ReplayApplier(Ledger ledger, long startSequence, KeyPrefetcher? prefetcher, PaymentPrefetcher? payments) : IRecordVisitor
     {
         public long Replayed { get; private set; }
         public long LastSequence { get; private set; } = startSequence;
@@ -128,7 +135,9 @@ public static class EngineRecovery
             KeyLookup lookup = default;
             // Limited to the keys this replay has remembered so far: the cold tier may already hold the entries it is about to re-create.
             prefetcher?.Prefetch(command, out lookup, ledger.KeyLog?.Inserted ?? long.MaxValue);
-            ledger.Apply(command, payload[CommandCodec.Size..], lookup, out _);
+            PaymentLookup payment = default;
+            payments?.Prefetch(command, out payment);
+            ledger.Apply(command, payload[CommandCodec.Size..], lookup, payment, out _);
             Replayed++;
             LastSequence = header.Sequence;
         }

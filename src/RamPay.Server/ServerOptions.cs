@@ -262,7 +262,7 @@ public sealed partial class ServerOptions
         public bool SnapshotOffWriter { get; set; } = true;
         [Setting("Ledger limit: accounts (too_many_accounts past it).")]
         public int MaxAccounts { get; set; } = 1 << 20;
-        [Setting("Ledger limit: payments kept.")]
+        [Setting("Ledger limit: payments kept (too_many_payments past it), under rules versions 1 and 2; rules version 3 has no such limit.")]
         public long MaxPayments { get; set; } = 1L << 26;
         [Setting("Ledger limit: authorizations holding funds at once.")]
         public int MaxOpenHolds { get; set; } = 1 << 20;
@@ -270,7 +270,7 @@ public sealed partial class ServerOptions
         public int IdempotencyMaxKeys { get; set; } = RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys;
         [Setting("How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).")]
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
-        [Setting("The ledger's rules version. 2 (the default): every idempotency key is honoured for its whole 24 h window, up to IdempotencyKeyBudget keys, older ones on disk (ColdTier). 1: the keys are a table of IdempotencyMaxKeys, forgotten early past it. A ledger under older rules is moved to these by a journaled upgrade point at start (once; the journal before it replays under its old rules). See docs/storage.md.")]
+        [Setting("The ledger's rules version. 2 (the default): every idempotency key is honoured for its whole 24 h window, up to IdempotencyKeyBudget keys, older ones on disk (ColdTier). 1: the keys are a table of IdempotencyMaxKeys, forgotten early past it. 3 (opt-in): as 2, and payments have no ceiling (MaxPayments no longer refuses with too_many_payments) and settled old ones live on disk (ColdTier:PaymentsEnabled). A ledger under older rules is moved to these by a journaled upgrade point at start (once; the journal before it replays under its old rules). See docs/storage.md.")]
         public int RulesVersion { get; set; } = RamPay.Engine.EngineOptions.ServerRulesVersion;
         [Setting("Rules version 2: the most idempotency keys remembered (memory and disk); past it the oldest is forgotten early, counted in rampay_idempotency_keys_evicted_early_total and reported by /health/ready. Journaled with the upgrade: later changes have no effect on an upgraded ledger. Size it for peak keys/s x 86,400 (docs/storage.md: 136 bytes of disk a key).")]
         public long IdempotencyKeyBudget { get; set; } = RamPay.Engine.EngineOptions.DefaultIdempotencyKeyBudget;
@@ -292,6 +292,16 @@ public sealed partial class ServerOptions
         public long KeyCapacity { get; set; }
         [Setting("Keys per segment file (a power of two); a segment is deleted whole once every key in it is dead. Keep it as it was for an existing cold tier.")]
         public int SegmentKeys { get; set; } = 1 << 20;
+        [Setting("Under rules version 3 (Engine:RulesVersion=3): keep settled payments older than HotPayments (with their notes and fraud results) on disk, and bring back the one a capture, void, refund or review acts on before the writer needs it (docs/storage.md, \"Payments\"). Off: every payment stays in memory. Needs Enabled.")]
+        public bool PaymentsEnabled { get; set; } = true;
+        [Setting("Where the payment log lives; empty = <ColdTier:Directory>/payments.")]
+        public string PaymentsDirectory { get; set; } = "";
+        [Setting("The newest payments always kept in memory (about 104 bytes each); open authorizations and payments changed since written stay too.")]
+        public long HotPayments { get; set; } = 1 << 20;
+        [Setting("log2 of the payments per chunk, the unit that leaves memory at once (16 = 65,536 payments, 6.8 MB).")]
+        public int PaymentChunkShift { get; set; } = 16;
+        [Setting("Bytes per segment file of the payment log (120 bytes a payment version).")]
+        public long PaymentSegmentBytes { get; set; } = 256L * 1024 * 1024;
     }
 
     /// <summary>

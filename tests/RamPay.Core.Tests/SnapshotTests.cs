@@ -262,7 +262,8 @@ public class SnapshotTests
         // journals keep their state hashes); format 4 is written from rules version 2 on (RulesVersionTests).
         Assert.Equal("03000000", Convert.ToHexStringLower(bytes, 4, 4));
         Assert.Equal(3, Ledger.RulesVersion1Format);
-        Assert.Equal(4, Ledger.SnapshotFormatVersion);
+        Assert.Equal(4, Ledger.RulesVersion2Format);
+        Assert.Equal(5, Ledger.SnapshotFormatVersion);
     }
 
     [Fact]

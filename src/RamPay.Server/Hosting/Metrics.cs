@@ -69,6 +69,7 @@ public sealed class Metrics : IDisposable
             description: "The idempotency table's capacity (rules 2: the key budget); at capacity the oldest key is forgotten early.");
         _meter.CreateObservableCounter("rampay_idempotency_evicted_early_total", () => engine.RunningEngine?.IdempotencyEvictedEarly ?? 0,
             description: "Keys forgotten before their window ended because the table was full, over the ledger's life (kept in snapshots).");
+        PaymentTierSeries(engine);
         // Rules version 2's key tiers (docs/storage.md, docs/operations.md). An alert on any increase of the first: a key
         // forgotten before its window means a retried payment could be paid twice.
         _meter.CreateObservableCounter("rampay_idempotency_keys_evicted_early_total", () => KeyTier(engine)?.EvictedEarly ?? 0,
@@ -97,6 +98,22 @@ public sealed class Metrics : IDisposable
     }
 
     private static RamPay.Engine.KeyTierStats? KeyTier(EngineHost host) => host.RunningEngine?.KeyTier;
+    private static RamPay.Engine.PaymentTierStats? PaymentTier(EngineHost host) => host.RunningEngine?.PaymentTier;
+
+    /// <summary>Rules version 3's payment tiers (docs/storage.md, "Payments"): what is in memory, what the cold tier serves and holds.</summary>
+    private void PaymentTierSeries(EngineHost engine)
+    {
+        _meter.CreateObservableGauge("rampay_payments_resident", () => PaymentTier(engine)?.Ledger.ResidentPayments ?? 0,
+            description: "Payments in memory (the newest, open holds, and old ones changed since written); the rest are in the payments' cold tier under rules version 3.");
+        _meter.CreateObservableCounter("rampay_payments_cold_loads_total", () => PaymentTier(engine)?.Ledger.ColdLoads ?? 0,
+            description: "Old payments brought back from the cold tier for a command (capture, void, refund, review, reward) since start, the replay included.");
+        _meter.CreateObservableCounter("rampay_payments_writer_cold_reads_total", () => PaymentTier(engine)?.Ledger.WriterColdReads ?? 0,
+            description: "Old payments the writer had to read itself because no current prefetched copy was in the slot (rare: after back-pressure).");
+        _meter.CreateObservableGauge("rampay_payments_cold_disk_bytes", () => PaymentTier(engine)?.ColdDiskBytes ?? 0,
+            description: "Bytes of disk the payment log takes (120 a payment version).");
+        _meter.CreateObservableCounter("rampay_payments_cold_faults_total", () => PaymentTier(engine)?.ColdFault is null ? 0 : 1,
+            description: "Failures of the payment log's writer since start (0 or 1: the engine stops when it next needs the tier).");
+    }
 
     /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>
     private static double Finite(double seconds) => double.IsFinite(seconds) ? seconds : -1;

@@ -226,6 +226,13 @@ public static class ServerComposition
         GenerationCommands = o.Engine.ColdTier.GenerationCommands,
         KeyCapacity = o.Engine.ColdTier.KeyCapacity,
         SegmentKeys = o.Engine.ColdTier.SegmentKeys,
+        Payments = o.Engine.RulesVersion < RamPay.Core.Ledger.PaymentsUnboundedRulesVersion || !o.Engine.ColdTier.PaymentsEnabled ? null : new ColdPaymentOptions
+        {
+            Directory = string.IsNullOrWhiteSpace(o.Engine.ColdTier.PaymentsDirectory) ? null : o.Engine.ColdTier.PaymentsDirectory,
+            HotPayments = o.Engine.ColdTier.HotPayments,
+            ChunkShift = o.Engine.ColdTier.PaymentChunkShift,
+            SegmentBytes = o.Engine.ColdTier.PaymentSegmentBytes,
+        },
     };
 
     /// <summary>The HTTP pipeline: error handling, the OpenAPI document and UI, the routes, health and metrics.</summary>

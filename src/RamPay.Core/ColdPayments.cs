@@ -1,0 +1,122 @@
+using System.Runtime.InteropServices;
+
+namespace RamPay.Core;
+
+public enum PaymentLookupState : byte
+{
+    /// <summary>Nobody looked (no prefetch stage, or a command that names no payment).</summary>
+    NotLooked = 0,
+    /// <summary>The cold tier has no version of the payment (it is hot, or does not exist).</summary>
+    Miss = 1,
+    Found = 2,
+}
+
+/// <summary>
+/// What the prefetch stage found in the payments' cold tier for the payment a command acts on, written into the ring
+/// slot before the writer sees it: a fixed-size struct, no allocation. <see cref="Generation"/> is the newest payment
+/// generation visible in the cold tier when the prefetch looked (read before looking, so everything up to it was searched).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct PaymentLookup
+{
+    public PaymentLookupState State;
+    public long Generation;
+    public Payment Payment;
+
+    /// <summary>Whether the prefetch step looks up this command's payment: the commands that act on an existing payment.</summary>
+    public static bool Targets(CommandType type) =>
+        type is CommandType.Capture or CommandType.Void or CommandType.Refund or CommandType.Review
+            or CommandType.IssueReward or CommandType.ReverseReward;
+}
+
+/// <summary>
+/// The cold tier of payments (rules version 3): a store on local disk the writer never waits on. The prefetch stage reads a
+/// command's payment before the writer needs it; the writer hands it closed generations to write in the background.
+/// </summary>
+public interface IColdPaymentStore
+{
+    /// <summary>The newest generation (numbered by the writer, from 1, in this run) lookups are sure to see; 0 = none.</summary>
+    long VisibleGeneration { get; }
+
+    /// <summary>The newest version of the payment written, or false. Any thread; does I/O (one read).</summary>
+    bool TryRead(long id, out Payment payment);
+
+    /// <summary>The payment's note encoding (<see cref="PaymentNote.Encode"/>) as written, or null. Any thread; does I/O.</summary>
+    byte[]? ReadNote(long id);
+
+    /// <summary>
+    /// Hands a closed generation to the background writer, which may write it only once the journal is durable through
+    /// <see cref="PaymentBatch.Stamp"/> (the ledger's applied-command count, which is the journal sequence). On the writer
+    /// thread: no I/O, no allocation. The batch is not touched by the ledger again until it is visible.
+    /// </summary>
+    void Flush(PaymentBatch batch);
+
+    /// <summary>Blocks until <paramref name="generation"/> is visible (the rare path: the hot tier is over its budget).</summary>
+    void WaitVisible(long generation);
+
+    /// <summary>
+    /// Start of a ledger's life in this process: forgets every version written at a point after
+    /// <paramref name="commandsApplied"/> (a state recovered from a snapshot at that point replays what came after, and
+    /// writes it again) and starts generations from 1. Called once, before any lookup.
+    /// </summary>
+    void Recover(long commandsApplied);
+}
+
+/// <summary>
+/// One closed generation of payments: copies, so the writer may keep changing the live ones while the store writes.
+/// <see cref="Items"/>[0 .. <see cref="ChunkLength"/>) are a closed chunk's payments by position (Id 0 = not written: an
+/// open hold, which stays hot), then <see cref="PoolCount"/> changed payments from the pool. Reused once retired.
+/// </summary>
+public sealed class PaymentBatch
+{
+    public PaymentBatch(int chunkSize, int poolCapacity)
+    {
+        Items = new Payment[chunkSize + poolCapacity];
+        Notes = new PaymentNote?[chunkSize];
+    }
+
+    public long Generation { get; set; }
+    /// <summary>The ledger's applied-command count at the close: the journal sequence the store waits to be durable, and each record's stamp.</summary>
+    public long Stamp { get; set; }
+    public Payment[] Items { get; private set; }
+    /// <summary>Notes of the closed chunk's payments, by position (written once, with the chunk: notes never change).</summary>
+    public PaymentNote?[] Notes { get; }
+    /// <summary>Positions of <see cref="Items"/> that hold the closed chunk (0 when the batch closes no chunk).</summary>
+    public int ChunkLength { get; set; }
+    public int PoolCount { get; set; }
+    /// <summary>The id at position 0 of the closed chunk.</summary>
+    public long ChunkFirstId { get; set; }
+    internal long Chunk = -1;
+
+    internal void EnsurePool(int chunkSize, int poolCount)
+    {
+        if (Items.Length < chunkSize + poolCount) Items = new Payment[Math.Max(chunkSize + poolCount, Items.Length * 2)];
+    }
+}
+
+/// <summary>Where a ledger under rules version 3 keeps payments that left memory, and how many it keeps in memory.</summary>
+public sealed record ColdPaymentTier
+{
+    public required IColdPaymentStore Store { get; init; }
+    /// <summary>The newest payments always kept in memory (besides open holds and payments changed since they were written).</summary>
+    public long HotPayments { get; init; } = 1 << 20;
+    /// <summary>Payments per chunk: log2 (the unit that leaves memory at once). 16 = 65,536 payments (6.8 MB).</summary>
+    public int ChunkShift { get; init; } = 16;
+    /// <summary>Closed generations not yet retired, at most; past it the writer waits for the oldest (back-pressure, counted).</summary>
+    public int MaxInFlight { get; init; } = 4;
+    /// <summary>Applied commands between two closes of the pool alone (changed old payments written back), when no chunk closes.</summary>
+    public int PoolFlushCommands { get; init; } = 1 << 17;
+
+    public void Validate()
+    {
+        if (HotPayments < 1) throw new ArgumentException("ColdPayments.HotPayments must be at least 1");
+        if (ChunkShift is < 4 or > 20) throw new ArgumentException("ColdPayments.ChunkShift must be within 4..20");
+        if (MaxInFlight is < 2 or > 64) throw new ArgumentException("ColdPayments.MaxInFlight must be within 2..64");
+        if (PoolFlushCommands < 1) throw new ArgumentException("ColdPayments.PoolFlushCommands must be at least 1");
+    }
+}
+
+/// <summary>What the host shows of the payments' tiers. Read racily from the writer's counters: fine for gauges.</summary>
+public readonly record struct PaymentTierCounters(
+    long Payments, long ResidentPayments, long PoolPayments, long ColdLoads, long PrefetchHits, long WriterColdReads, long ReadColdReads,
+    long HotFullWaits, long Generations, long RetiredThrough);

@@ -1,0 +1,491 @@
+using System.Buffers.Binary;
+using Microsoft.Win32.SafeHandles;
+using RamPay.Core;
+using RamPay.Journal;
+
+namespace RamPay.Storage;
+
+/// <summary>Where the payments' cold tier lives.</summary>
+public sealed record PaymentLogStoreOptions
+{
+    public required string Directory { get; init; }
+    /// <summary>Bytes per segment file before the next one starts (the unit a restart reads and, later, compaction would rewrite).</summary>
+    public long SegmentBytes { get; init; } = 256L * 1024 * 1024;
+    /// <summary>The journal sequence known durable (a version is written only once the command that made it is).</summary>
+    public Func<long> DurableSequence { get; init; } = static () => long.MaxValue;
+    /// <summary>fsync each written generation before it becomes visible. Off only in tests and benchmarks.</summary>
+    public bool Fsync { get; init; } = true;
+    /// <summary>Closed generations waiting to be written, at most (the ledger's in-flight bound keeps it below this).</summary>
+    public int MaxQueuedGenerations { get; init; } = 64;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Directory)) throw new ArgumentException("the payments' cold tier needs a directory");
+        if (SegmentBytes < 4096 || SegmentBytes > (1L << 40)) throw new ArgumentException("SegmentBytes must be within 4 KiB..1 TiB");
+        if (MaxQueuedGenerations < 2) throw new ArgumentException("MaxQueuedGenerations must be at least 2");
+    }
+}
+
+/// <summary>
+/// The payments' cold tier (rules version 3), log-structured: every version of a payment that leaves memory, and each
+/// payment's note once, is appended to <c>payments-NNNNNN.log</c> segment files in the order the writer closed its
+/// generations (which is the order of the ledger's applied-command count, each record's stamp). An in-memory index maps
+/// each payment id (ids are dense, from 1) to its newest record: 8 bytes a payment, in chunks of 2^20 ids. A read is one
+/// <c>pread</c> of 120 bytes; a payment never written (a recent one) is a miss answered from memory.
+/// <para>
+/// Layout (docs/storage.md, "Payments"; golden files in tests/RamPay.Engine.Tests/Golden/coldpayments-v1): a 64-byte
+/// header (magic, format 1, segment number, CRC32C), then records aligned to 8 bytes: u16 type (1 payment, 2 note), u16
+/// body length, u32 CRC32C (of the type, length, stamp and body), i64 stamp, body (a payment: its 100-byte encoding,
+/// <see cref="PaymentCodec"/>; a note: the payment id and the note's encoding).
+/// </para>
+/// <para>
+/// Crash safety: a generation is written only once the journal is durable through its stamp, then fsynced, then indexed,
+/// then made visible. At start (<see cref="Recover"/>) the log is read through; a torn or damaged record in the newest
+/// segment ends it (never visible: the replay writes it again); one in an older segment, a missing segment or a damaged
+/// header stop the start with a message; records stamped after the recovered state are cut (the replay makes them again).
+/// Nothing is ever deleted: an old version's space is garbage (counted in <see cref="GarbageRecords"/>); compaction is
+/// future work (docs/storage.md).
+/// </para>
+/// <para>Threads: <see cref="TryRead"/> and <see cref="ReadNote"/> from any thread; <see cref="Flush"/> from the writer; one background thread writes.</para>
+/// </summary>
+public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
+{
+    public const int HeaderBytes = 64;
+    public const int RecordHeaderBytes = 16;
+    public const int PaymentRecordBytes = 120; // 16 + 100, aligned to 8
+    public const ushort PaymentRecord = 1, NoteRecord = 2;
+    private const ulong SegmentMagic = 0x474F4C5941505052; // "RPPAYLOG" little-endian
+    private const int FormatVersion = 1;
+    private const int IndexShift = 20;
+    private const int OffsetBits = 40;
+
+    private readonly PaymentLogStoreOptions _options;
+    private readonly object _gate = new();
+    private readonly PaymentBatch?[] _queue;
+    private int _queueHead, _queueCount;
+    private bool _stopping;
+    private Exception? _fault;
+    private long _visible;
+    private Thread? _thread;
+    private bool _recovered;
+
+    // Index: id -> position + 1 (segment number << 40 | offset); 0 = never written. Chunks made by the writer thread.
+    private long[]?[] _index = new long[1024][];
+    private readonly Dictionary<long, long> _notes = [];
+    private SafeFileHandle?[] _segments = new SafeFileHandle?[16];
+    private long _segmentNumber;      // the newest segment
+    private long _segmentLength;      // its length in bytes
+    private byte[] _buffer = new byte[1 << 16];
+
+    private long _recordsWritten, _garbage, _diskBytes, _reads, _payments;
+
+    public PaymentLogStore(PaymentLogStoreOptions options)
+    {
+        options.Validate();
+        _options = options;
+        _queue = new PaymentBatch?[options.MaxQueuedGenerations];
+        System.IO.Directory.CreateDirectory(options.Directory);
+    }
+
+    public long VisibleGeneration => Volatile.Read(ref _visible);
+    public Exception? Fault => Volatile.Read(ref _fault);
+    public long RecordsWritten => Volatile.Read(ref _recordsWritten);
+    /// <summary>Records superseded by a newer version of the same payment (space a compaction would give back).</summary>
+    public long GarbageRecords => Volatile.Read(ref _garbage);
+    public long DiskBytes => Volatile.Read(ref _diskBytes);
+    public long ReadsIssued => Volatile.Read(ref _reads);
+    /// <summary>Payments with at least one version in the store.</summary>
+    public long Payments => Volatile.Read(ref _payments);
+    public long IndexBytes { get { long n = 0; foreach (var c in Volatile.Read(ref _index)) if (c is not null) n += c.Length * 8L; return n; } }
+
+    public static string SegmentName(long number) => $"payments-{number:D6}.log";
+
+    // --- recovery ---
+
+    public void Recover(long commandsApplied)
+    {
+        lock (_gate)
+        {
+            Invariant.Check(_queueCount == 0, "the payments' cold tier was recovered with generations queued");
+            _visible = 0;
+        }
+        if (_recovered) throw new InvalidOperationException("the payments' cold tier is recovered once, when its ledger is made");
+        _recovered = true;
+        var numbers = new List<long>();
+        foreach (var path in System.IO.Directory.EnumerateFiles(_options.Directory, "payments-*.log"))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (!long.TryParse(name.AsSpan("payments-".Length), out long n) || n < 1 || SegmentName(n) != Path.GetFileName(path))
+                throw new InvalidDataException($"unexpected file {path} in the payments' cold tier");
+            numbers.Add(n);
+        }
+        numbers.Sort();
+        for (int i = 0; i < numbers.Count; i++)
+            if (numbers[i] != i + 1) throw new InvalidDataException($"the payments' cold tier misses segment {SegmentName(i + 1)} (found {SegmentName(numbers[i])})");
+
+        long previousStamp = long.MinValue;
+        bool cut = false;
+        for (int i = 0; i < numbers.Count; i++)
+        {
+            long number = numbers[i];
+            string path = Path.Combine(_options.Directory, SegmentName(number));
+            if (cut)
+            {
+                File.Delete(path);
+                continue;
+            }
+            bool newest = i == numbers.Count - 1;
+            var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+            SetSegment(number, handle);
+            long length = RandomAccess.GetLength(handle);
+            CheckHeader(handle, number, path, length);
+            long offset = HeaderBytes;
+            var head = new byte[RecordHeaderBytes];
+            var body = new byte[8 + PaymentNote.MaxEncodedBytes];
+            while (offset < length)
+            {
+                string? problem = ReadRecord(handle, offset, length, head, body, out ushort type, out int bodyLength, out long stamp);
+                if (problem is not null)
+                {
+                    if (!newest) throw new InvalidDataException($"{path}: {problem} at offset {offset} in an older segment: the payments' cold tier is damaged");
+                    break; // a torn tail: never visible, the replay writes it again
+                }
+                if (stamp < previousStamp) throw new InvalidDataException($"{path}: record at offset {offset} is stamped {stamp}, before {previousStamp}");
+                if (stamp > commandsApplied)
+                {
+                    cut = true; // written after the recovered state: the replay makes it again
+                    break;
+                }
+                previousStamp = stamp;
+                long position = number << OffsetBits | offset;
+                if (type == PaymentRecord) IndexPayment(PaymentCodec.Decode(body.AsSpan(0, PaymentCodec.RecordBytes)).Id, position);
+                else lock (_notes) _notes[BinaryPrimitives.ReadInt64LittleEndian(body)] = position;
+                _recordsWritten++;
+                offset += Align(RecordHeaderBytes + bodyLength);
+            }
+            if (offset < length)
+            {
+                RandomAccess.SetLength(handle, offset);
+                if (_options.Fsync) RandomAccess.FlushToDisk(handle);
+            }
+            _segmentNumber = number;
+            _segmentLength = offset;
+            _diskBytes += offset;
+        }
+        if (cut) SyncDirectory();
+        if (_segmentNumber == 0) NewSegment();
+        _thread = new Thread(Run) { IsBackground = true, Name = "rampay-cold-payments" };
+        _thread.Start();
+    }
+
+    private static void CheckHeader(SafeFileHandle handle, long number, string path, long length)
+    {
+        var h = new byte[HeaderBytes];
+        if (length < HeaderBytes || RandomAccess.Read(handle, h, 0) != HeaderBytes || BinaryPrimitives.ReadUInt64LittleEndian(h) != SegmentMagic
+            || BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(8)) != FormatVersion || BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(16)) != number
+            || BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(60)) != Crc32C.Compute(h.AsSpan(0, 60)))
+            throw new InvalidDataException($"{path}: the segment header is damaged or not of this format (format {FormatVersion})");
+    }
+
+    /// <summary>Null when the record at <paramref name="offset"/> is whole and checks, else what is wrong with it.</summary>
+    private static string? ReadRecord(SafeFileHandle handle, long offset, long length, byte[] head, byte[] body, out ushort type, out int bodyLength, out long stamp)
+    {
+        type = 0; bodyLength = 0; stamp = 0;
+        if (length - offset < RecordHeaderBytes || RandomAccess.Read(handle, head, offset) != RecordHeaderBytes) return "a torn record header";
+        type = BinaryPrimitives.ReadUInt16LittleEndian(head);
+        bodyLength = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(2));
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4));
+        stamp = BinaryPrimitives.ReadInt64LittleEndian(head.AsSpan(8));
+        bool sized = type == PaymentRecord ? bodyLength == PaymentCodec.RecordBytes : type == NoteRecord && bodyLength > 8 && bodyLength <= body.Length;
+        if (!sized) return $"a record of type {type} and length {bodyLength}";
+        if (length - offset < RecordHeaderBytes + bodyLength || RandomAccess.Read(handle, body.AsSpan(0, bodyLength), offset + RecordHeaderBytes) != bodyLength)
+            return "a torn record";
+        if (RecordCrc(head, body.AsSpan(0, bodyLength)) != crc) return "a record whose CRC does not match";
+        return null;
+    }
+
+    private static uint RecordCrc(ReadOnlySpan<byte> head, ReadOnlySpan<byte> body) =>
+        Crc32C.Append(Crc32C.Append(Crc32C.Compute(head[..4]), head.Slice(8, 8)), body);
+
+    private static int Align(int n) => (n + 7) & ~7;
+
+    private void IndexPayment(long id, long position)
+    {
+        Invariant.Check(id >= 1, "a payment record without an id");
+        long index = id - 1;
+        long c = index >> IndexShift;
+        var table = _index;
+        if (c >= table.Length)
+        {
+            var grown = new long[]?[Math.Max(c + 1, table.Length * 2L)];
+            Array.Copy(table, grown, table.Length);
+            Volatile.Write(ref _index, grown);
+            table = grown;
+        }
+        var chunk = table[c];
+        if (chunk is null)
+        {
+            chunk = new long[1 << IndexShift];
+            Volatile.Write(ref table[c], chunk);
+        }
+        ref long slot = ref chunk[index & ((1 << IndexShift) - 1)];
+        if (slot == 0) _payments++;
+        else _garbage++;
+        Volatile.Write(ref slot, position + 1);
+    }
+
+    private long PositionOf(long id)
+    {
+        if (id < 1) return 0;
+        long index = id - 1;
+        var table = Volatile.Read(ref _index);
+        long c = index >> IndexShift;
+        if (c >= table.Length) return 0;
+        var chunk = Volatile.Read(ref table[c]);
+        return chunk is null ? 0 : Volatile.Read(ref chunk[index & ((1 << IndexShift) - 1)]);
+    }
+
+    // --- reads (any thread) ---
+
+    public bool TryRead(long id, out Payment payment)
+    {
+        payment = default;
+        long position = PositionOf(id);
+        if (position == 0) return false;
+        position--;
+        Span<byte> record = stackalloc byte[PaymentRecordBytes];
+        var handle = Segment(position >> OffsetBits);
+        Interlocked.Increment(ref _reads);
+        int read = RandomAccess.Read(handle, record[..(RecordHeaderBytes + PaymentCodec.RecordBytes)], position & ((1L << OffsetBits) - 1));
+        // Checked where it is read back as where it was written: a damaged record is a crash, not a wrong payment.
+        if (read != RecordHeaderBytes + PaymentCodec.RecordBytes || BinaryPrimitives.ReadUInt16LittleEndian(record) != PaymentRecord
+            || RecordCrc(record, record.Slice(RecordHeaderBytes, PaymentCodec.RecordBytes)) != BinaryPrimitives.ReadUInt32LittleEndian(record[4..]))
+            throw new InvalidDataException($"payment {id}'s record in the cold tier is damaged");
+        payment = PaymentCodec.Decode(record[RecordHeaderBytes..]);
+        Invariant.Check(payment.Id == id, "the payments' cold index points at another payment");
+        return true;
+    }
+
+    public byte[]? ReadNote(long id)
+    {
+        long position;
+        lock (_notes) if (!_notes.TryGetValue(id, out position)) return null;
+        var handle = Segment(position >> OffsetBits);
+        var head = new byte[RecordHeaderBytes];
+        long offset = position & ((1L << OffsetBits) - 1);
+        RandomAccess.Read(handle, head, offset);
+        int length = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(2));
+        var body = new byte[length];
+        Interlocked.Increment(ref _reads);
+        if (BinaryPrimitives.ReadUInt16LittleEndian(head) != NoteRecord || RandomAccess.Read(handle, body, offset + RecordHeaderBytes) != length
+            || RecordCrc(head, body) != BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4)) || BinaryPrimitives.ReadInt64LittleEndian(body) != id)
+            throw new InvalidDataException($"payment {id}'s note in the cold tier is damaged");
+        return body[8..];
+    }
+
+    private SafeFileHandle Segment(long number)
+    {
+        var segments = Volatile.Read(ref _segments);
+        return (number < segments.Length ? segments[number] : null) ?? throw new InvalidDataException($"segment {number} of the payments' cold tier is not open");
+    }
+
+    private void SetSegment(long number, SafeFileHandle handle)
+    {
+        lock (_gate)
+        {
+            var segments = _segments;
+            if (number >= segments.Length)
+            {
+                var grown = new SafeFileHandle?[Math.Max(number + 1, segments.Length * 2L)];
+                Array.Copy(segments, grown, segments.Length);
+                segments = grown;
+            }
+            segments[number] = handle;
+            Volatile.Write(ref _segments, segments);
+        }
+    }
+
+    // --- writes ---
+
+    public void Flush(PaymentBatch batch)
+    {
+        lock (_gate)
+        {
+            Invariant.Check(_queueCount < _queue.Length, "the payments' cold tier's queue of generations is full");
+            _queue[(_queueHead + _queueCount) % _queue.Length] = batch;
+            _queueCount++;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void WaitVisible(long generation)
+    {
+        lock (_gate)
+        {
+            while (Volatile.Read(ref _visible) < generation)
+            {
+                if (_fault is not null) throw new IOException("the payments' cold tier's writer failed", _fault);
+                Monitor.Wait(_gate, 100);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        try
+        {
+            while (true)
+            {
+                PaymentBatch batch;
+                lock (_gate)
+                {
+                    while (_queueCount == 0 && !_stopping) Monitor.Wait(_gate);
+                    if (_queueCount == 0) return;
+                    batch = _queue[_queueHead]!;
+                }
+                // Never write a version whose command the journal could still lose: recovery must not find it.
+                var spin = new SpinWait();
+                while (_options.DurableSequence() < batch.Stamp)
+                {
+                    if (Volatile.Read(ref _stopping)) return;
+                    spin.SpinOnce(sleep1Threshold: 10);
+                }
+                Write(batch);
+                lock (_gate)
+                {
+                    _queue[_queueHead] = null;
+                    _queueHead = (_queueHead + 1) % _queue.Length;
+                    _queueCount--;
+                    Volatile.Write(ref _visible, batch.Generation);
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            lock (_gate)
+            {
+                _fault = e;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    /// <summary>Appends one generation (notes, then payments), fsyncs, then indexes it. Visible once this returns.</summary>
+    private void Write(PaymentBatch batch)
+    {
+        _pending.Clear();
+        int n = 0;
+        for (int j = 0; j < batch.ChunkLength; j++)
+        {
+            if (batch.Notes[j] is not { } note) continue;
+            byte[] bytes = note.Encode();
+            // An open hold is not copied (it stays hot), but its note is written with its chunk all the same.
+            long id = batch.ChunkFirstId + j;
+            int at = Begin(ref n, bytes.Length + 8);
+            BinaryPrimitives.WriteInt64LittleEndian(_buffer.AsSpan(at + RecordHeaderBytes), id);
+            bytes.CopyTo(_buffer.AsSpan(at + RecordHeaderBytes + 8));
+            End(ref n, at, batch.Stamp, NoteRecord, bytes.Length + 8, id);
+        }
+        for (int j = 0; j < batch.ChunkLength + batch.PoolCount; j++)
+        {
+            ref var p = ref batch.Items[j];
+            if (p.Id == 0) continue; // an open hold of the chunk: stays hot
+            Invariant.Check(j >= batch.ChunkLength || p.Id == batch.ChunkFirstId + j, "a closed chunk's copy is out of place");
+            int at = Begin(ref n, PaymentCodec.RecordBytes);
+            PaymentCodec.Encode(_buffer.AsSpan(at + RecordHeaderBytes), p);
+            End(ref n, at, batch.Stamp, PaymentRecord, PaymentCodec.RecordBytes, p.Id);
+        }
+        FlushBuffer(ref n);
+        if (_options.Fsync) RandomAccess.FlushToDisk(Segment(_segmentNumber));
+        foreach (var (id, position, type) in _pending)
+        {
+            if (type == NoteRecord) lock (_notes) _notes[id] = position;
+            else IndexPayment(id, position);
+        }
+        Volatile.Write(ref _recordsWritten, _recordsWritten + _pending.Count);
+    }
+
+    private readonly List<(long Id, long Position, ushort Type)> _pending = [];
+
+    /// <summary>Room for one record in the write buffer (starting a new segment when this one is full); returns where it starts.</summary>
+    private int Begin(ref int n, int bodyLength)
+    {
+        int size = Align(RecordHeaderBytes + bodyLength);
+        if (_segmentLength + n + size > _options.SegmentBytes && _segmentLength + n > HeaderBytes)
+        {
+            FlushBuffer(ref n);
+            if (_options.Fsync) RandomAccess.FlushToDisk(Segment(_segmentNumber));
+            NewSegment();
+        }
+        if (n + size > _buffer.Length) FlushBuffer(ref n);
+        _buffer.AsSpan(n, size).Clear();
+        return n;
+    }
+
+    private void End(ref int n, int at, long stamp, ushort type, int bodyLength, long id)
+    {
+        var record = _buffer.AsSpan(at, Align(RecordHeaderBytes + bodyLength));
+        BinaryPrimitives.WriteUInt16LittleEndian(record, type);
+        BinaryPrimitives.WriteUInt16LittleEndian(record[2..], (ushort)bodyLength);
+        BinaryPrimitives.WriteInt64LittleEndian(record[8..], stamp);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], RecordCrc(record, record.Slice(RecordHeaderBytes, bodyLength)));
+        _pending.Add((id, _segmentNumber << OffsetBits | (_segmentLength + at), type));
+        n = at + record.Length;
+    }
+
+    private void FlushBuffer(ref int n)
+    {
+        if (n == 0) return;
+        RandomAccess.Write(Segment(_segmentNumber), _buffer.AsSpan(0, n), _segmentLength);
+        _segmentLength += n;
+        Volatile.Write(ref _diskBytes, _diskBytes + n);
+        n = 0;
+    }
+
+    private void NewSegment()
+    {
+        long number = _segmentNumber + 1;
+        string path = Path.Combine(_options.Directory, SegmentName(number));
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        var h = new byte[HeaderBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(h, SegmentMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(8), FormatVersion);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(16), number);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(60), Crc32C.Compute(h.AsSpan(0, 60)));
+        RandomAccess.Write(handle, h, 0);
+        if (_options.Fsync)
+        {
+            RandomAccess.FlushToDisk(handle);
+            SyncDirectory();
+        }
+        SetSegment(number, handle);
+        _segmentNumber = number;
+        _segmentLength = HeaderBytes;
+        Volatile.Write(ref _diskBytes, _diskBytes + HeaderBytes);
+    }
+
+    private void SyncDirectory() => OsJournalFileSystem.Instance.FlushDirectory(_options.Directory);
+
+    /// <summary>Drains every queued generation (a clean stop), then stops the writer.</summary>
+    public void DrainAndStop(TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_gate)
+        {
+            while (_queueCount > 0 && _fault is null && Environment.TickCount64 < deadline) Monitor.Wait(_gate, 50);
+        }
+        Dispose();
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+        if (_thread is { IsAlive: true }) _thread.Join();
+        lock (_gate) foreach (var s in _segments) s?.Dispose();
+    }
+}
