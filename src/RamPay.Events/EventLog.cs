@@ -89,15 +89,7 @@ public sealed class EventLog : IDisposable
     /// <summary>The highest stored row number (rises by one per event appended): the consumers' feeder's wake-up signal.</summary>
     public long LastRow => Interlocked.Read(ref _lastPos);
 
-    private SqliteConnection Open()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        using var pragma = c.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
-        pragma.ExecuteNonQuery();
-        return c;
-    }
+    private SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
 
     private static void Migrate(SqliteConnection c)
     {

@@ -53,15 +53,7 @@ public sealed class NotificationStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    private SqliteConnection Open()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        using var pragma = c.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
-        pragma.ExecuteNonQuery();
-        return c;
-    }
+    private SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
 
     // ---- the outbox ----
 
@@ -92,27 +84,12 @@ public sealed class NotificationStore : IDisposable
             cmd.Parameters[7].Value = (object?)m.BodyHtml ?? DBNull.Value; cmd.Parameters[8].Value = nowMs;
             added += cmd.ExecuteNonQuery();
         }
-        if (through is { } p2)
-        {
-            using var cp = c.CreateCommand();
-            cp.Transaction = tx;
-            cp.CommandText = "INSERT INTO checkpoint(name, sequence, idx, ordinal) VALUES($n,$s,$i,$o) ON CONFLICT(name) DO UPDATE SET sequence=$s, idx=$i, ordinal=$o";
-            cp.Parameters.AddWithValue("$n", name); cp.Parameters.AddWithValue("$s", p2.Sequence); cp.Parameters.AddWithValue("$i", p2.Index); cp.Parameters.AddWithValue("$o", p2.Ordinal);
-            cp.ExecuteNonQuery();
-        }
+        if (through is { } p2) LocalStoreSql.WriteCheckpoint(c, tx, name, p2);
         tx.Commit();
         return added;
     }
 
-    public EventPosition ReadCheckpoint(string name)
-    {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT sequence, idx, ordinal FROM checkpoint WHERE name=$n";
-        cmd.Parameters.AddWithValue("$n", name);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : EventPosition.None;
-    }
+    public EventPosition ReadCheckpoint(string name) => LocalStoreSql.ReadCheckpoint(_connectionString, name);
 
     private const string Columns = "id, user_id, channel, destination, template, event_id, subject, body_text, body_html, status, attempts, next_ms, created_ms, updated_ms, last_error";
 

@@ -65,15 +65,7 @@ public sealed class WebhookStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    internal SqliteConnection Open()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        using var pragma = c.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
-        pragma.ExecuteNonQuery();
-        return c;
-    }
+    internal SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
 
     public static string NewSecret() => "whsec_" + Base64Url(RandomNumberGenerator.GetBytes(32));
     private static string NewId(string prefix) => prefix + Base64Url(RandomNumberGenerator.GetBytes(12));
@@ -188,15 +180,7 @@ public sealed class WebhookStore : IDisposable
     public void Defer(string endpointId, long untilMs) =>
         Exec("UPDATE deliveries SET next_ms=$n WHERE endpoint_id=$id AND status='pending' AND next_ms < $n", ("$id", endpointId), ("$n", untilMs));
 
-    public EventPosition ReadCheckpoint(string name)
-    {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT sequence, idx, ordinal FROM checkpoint WHERE name=$n";
-        cmd.Parameters.AddWithValue("$n", name);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : EventPosition.None;
-    }
+    public EventPosition ReadCheckpoint(string name) => LocalStoreSql.ReadCheckpoint(_connectionString, name);
 
     /// <summary>A delivery to add (the consumer's effect).</summary>
     public readonly record struct NewDelivery(string EndpointId, long Owner, string Url, string EventId, string EventType, byte[] Payload);
@@ -224,14 +208,7 @@ public sealed class WebhookStore : IDisposable
             cmd.Parameters[4].Value = d.EventType; cmd.Parameters[5].Value = d.Payload; cmd.Parameters[6].Value = nowMs;
             added += cmd.ExecuteNonQuery();
         }
-        if (through is { } p)
-        {
-            using var cp = c.CreateCommand();
-            cp.Transaction = tx;
-            cp.CommandText = "INSERT INTO checkpoint(name, sequence, idx, ordinal) VALUES($n,$s,$i,$o) ON CONFLICT(name) DO UPDATE SET sequence=$s, idx=$i, ordinal=$o";
-            cp.Parameters.AddWithValue("$n", name); cp.Parameters.AddWithValue("$s", p.Sequence); cp.Parameters.AddWithValue("$i", p.Index); cp.Parameters.AddWithValue("$o", p.Ordinal);
-            cp.ExecuteNonQuery();
-        }
+        if (through is { } p) LocalStoreSql.WriteCheckpoint(c, tx, name, p);
         tx.Commit();
         return added;
     }
