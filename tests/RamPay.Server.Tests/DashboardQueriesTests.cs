@@ -25,7 +25,7 @@ public sealed partial class DashboardQueriesTests(ITestOutputHelper output)
     {
         ["rampay_webhook_deliveries_total"] = "moves only with webhook endpoints registered; this load registers none",
         ["rampay_webhook_pending"] = "moves only with webhook endpoints registered; this load registers none",
-        ["rampay_notifications_total"] = "email and SMS notifications are not built yet (issue 12)",
+        ["rampay_notifications_total"] = "moves only with an SMTP server or SMS gateway configured; this server configures neither (tests/RamPay.Notifications.Tests count it)",
         ["rampay_rewards_funding_balance_minor"] = "moves only with a reward rule and a top-up; this load defines none",
         ["rampay_rewards_issued_total"] = "moves only with a reward rule; this load defines none",
         ["rampay_consumer_lag_events"] = "stays at 0 while the in-server consumers keep up with this load",
