@@ -7,9 +7,6 @@ namespace RamPay.Client;
 // The notifications API (docs/notifications.md): phone and channels, phone verification, the audit log.
 public sealed partial class RamPayHttpClient
 {
-    /// <summary><c>GET /v1/users/me</c> with the phone and notification choices.</summary>
-    public Task<UserProfileView> GetProfileAsync(CancellationToken ct = default) => GetAsync("v1/users/me", Json.UserProfileView, ct);
-
     /// <summary>
     /// <c>PATCH /v1/users/me</c>: a new <paramref name="phone"/> (E.164) gets a code by SMS; <paramref name="removePhone"/>
     /// sends <c>"phone": null</c>; <paramref name="email"/>/<paramref name="sms"/> null leave a channel as it is.

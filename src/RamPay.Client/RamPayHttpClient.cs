@@ -76,7 +76,7 @@ public sealed partial class RamPayHttpClient : IDisposable
     }
 
     /// <summary><c>GET /v1/users/me</c>.</summary>
-    public Task<User> GetMeAsync(CancellationToken ct = default) => GetAsync("v1/users/me", Json.User, ct);
+    public Task<UserProfileView> GetMeAsync(CancellationToken ct = default) => GetAsync("v1/users/me", Json.UserProfileView, ct);
 
     // ---- accounts ----
 

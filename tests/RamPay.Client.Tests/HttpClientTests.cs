@@ -54,7 +54,7 @@ public sealed class HttpClientTests
     {
         (RamPayHttpClient client, StubHandler stub) = Make();
         stub.Respond(HttpStatusCode.OK, """{"access_token": "eyJ.abc", "token_type": "Bearer", "expires_in": 3600}""")
-            .Respond(HttpStatusCode.OK, """{"user_id": 2, "email": "ada@example.com", "name": "Ada", "role": "user", "wallet_account_id": 5, "currency": "USD", "created_at": "2026-11-21T10:00:00Z"}""");
+            .Respond(HttpStatusCode.OK, """{"user_id": 2, "email": "ada@example.com", "name": "Ada", "role": "user", "wallet_account_id": 5, "currency": "USD", "created_at": "2026-11-21T10:00:00Z", "phone": "+15551234567", "phone_verified": true, "notifications": {"email": true, "sms": false}}""");
 
         TokenResponse token = await client.LoginAsync("ada@example.com", "secret-password");
         Assert.Equal("eyJ.abc", token.AccessToken);
@@ -63,11 +63,12 @@ public sealed class HttpClientTests
         Assert.Equal("ada@example.com", stub.LastBody.GetProperty("email").GetString());
         Assert.Equal("secret-password", stub.LastBody.GetProperty("password").GetString());
 
-        User me = await client.GetMeAsync();
+        UserProfileView me = await client.GetMeAsync();
         Assert.Equal(HttpMethod.Get, stub.Last.Method);
         Assert.Equal("Bearer", stub.Last.Headers.Authorization!.Scheme);
         Assert.Equal("eyJ.abc", stub.Last.Headers.Authorization.Parameter);
-        Assert.Equal(new User(2, 5, "ada@example.com", "Ada", "user", "USD", new DateTimeOffset(2026, 11, 21, 10, 0, 0, TimeSpan.Zero)), me);
+        Assert.Equal(("ada@example.com", "+15551234567", true, new NotificationChannels(true, false)), (me.Email, me.Phone, me.PhoneVerified, me.Notifications));
+        Assert.Equal(new DateTimeOffset(2026, 11, 21, 10, 0, 0, TimeSpan.Zero), me.CreatedAt);
     }
 
     [Fact]

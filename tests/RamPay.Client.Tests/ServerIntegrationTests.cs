@@ -18,7 +18,7 @@ public sealed class ServerIntegrationTests(ServerFixture server) : IClassFixture
         using (bob)
         {
             Assert.True((await ada.GetReadyAsync()).IsReady);
-            User me = await ada.GetMeAsync();
+            UserProfileView me = await ada.GetMeAsync();
             Assert.Equal((adaUser.UserId, adaUser.WalletAccountId, "user"), (me.UserId, me.WalletAccountId, me.Role));
 
             RamPayResponse<Payment> deposit = await ada.DepositAsync(adaUser.WalletAccountId, 10_000, "USD", "dep-1");

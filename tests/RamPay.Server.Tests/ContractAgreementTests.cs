@@ -74,8 +74,8 @@ public class ContractAgreementTests(ServerFixture fixture) : IClassFixture<Serve
         var tokens = await AgreesAsync<TokenResponse>(
             await _api.SendAsync(HttpMethod.Post, "/v1/auth/token", rawBody: Json(new LoginRequest(email, Api.Password))),
             HttpStatusCode.OK, "post", "/v1/auth/token");
-        var me = await AgreesAsync<User>(await _api.GetAsync("/v1/users/me", tokens.AccessToken), HttpStatusCode.OK, "get", "/v1/users/me");
-        Assert.Equal(registered, me);
+        var me = await AgreesAsync<UserProfileView>(await _api.GetAsync("/v1/users/me", tokens.AccessToken), HttpStatusCode.OK, "get", "/v1/users/me");
+        Assert.Equal(registered, new User(me.UserId, me.WalletAccountId, me.Email, me.Name, me.Role, me.Currency, me.CreatedAt));
 
         var refreshed = await AgreesAsync<TokenResponse>(
             await _api.SendAsync(HttpMethod.Post, "/v1/auth/refresh", rawBody: Json(new RefreshRequest(tokens.RefreshToken))),

@@ -48,7 +48,7 @@ public sealed class HostLifecycleTests : IDisposable
         var app = Compose(recorder);
         var order = app.Services.GetServices<IHostedService>().Select(s => s.GetType().Name).ToList();
         Assert.Equal(
-            [nameof(HttpAnnouncement), nameof(WriterLeaseService), nameof(EngineService), nameof(BootstrapService), "RewardsService", nameof(SinksService), nameof(JournalRetirementService), "EventConsumersService", "WebhookDispatcherService", nameof(TcpIngress), nameof(ReadyService)],
+            [nameof(HttpAnnouncement), nameof(WriterLeaseService), nameof(EngineService), nameof(BootstrapService), "RewardsService", nameof(SinksService), nameof(JournalRetirementService), "EventConsumersService", "WebhookDispatcherService", "NotificationDispatcherService", nameof(TcpIngress), nameof(ReadyService)],
             order.Where(n => n != "GenericWebHostService" && !FrameworkServices.Contains(n)));
         // The web host runs its StartAsync after ours (which do nothing) and before every StartedAsync (which do
         // the work), and its StopAsync before ours: HTTP listens during the replay and is answered to the end.

@@ -54,7 +54,7 @@ public static class Routes
             .WithTags("users").WithSummary("Revoke this access token (until it expires) and, if given, the refresh token's session")
             .WithMetadata(new JsonRequestBody(typeof(C.LogoutRequest))).Produces(204).Produces<C.ErrorEnvelope>(401);
         user.MapGet("/users/me", H(c => api.Me(c)))
-            .WithTags("users").WithSummary("The caller").Produces<C.User>().Produces<C.ErrorEnvelope>(401);
+            .WithTags("users").WithSummary("The caller, with their phone and notification choices").Produces<C.UserProfileView>().Produces<C.ErrorEnvelope>(401);
 
         user.MapGet("/accounts/{id:long}", (HttpContext c, long id) => api.GetAccount(c, id))
             .WithTags("accounts").WithSummary("An account's balances").Produces<C.Account>().Produces<C.ErrorEnvelope>(403).Produces<C.ErrorEnvelope>(404);
