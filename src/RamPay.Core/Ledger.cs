@@ -550,15 +550,16 @@ public sealed partial class Ledger : IReadOnlyLedger
         }
     }
 
-    /// <summary>
-    /// Re-derives every total from the accounts, payments and holds and checks they agree: O(state). Tests call it
-    /// after every step; the engine calls it after replay and around snapshots. Throws on the first disagreement.
-    /// </summary>
+    /// <summary>Every payment id there is, 1 to Count (resident or cold).</summary>
     private IEnumerable<long> AllPaymentIds()
     {
         for (long id = 1; id <= _payments.Count; id++) yield return id;
     }
 
+    /// <summary>
+    /// Re-derives every total from the accounts, payments and holds and checks they agree: O(state). Tests call it
+    /// after every step; the engine calls it after replay and around snapshots. Throws on the first disagreement.
+    /// </summary>
     public void VerifyInvariants()
     {
         Int128 dp = 0, cp = 0, dq = 0, cq = 0;
