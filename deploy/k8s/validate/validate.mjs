@@ -27,6 +27,11 @@ async function modelFor(apiVersion, kind) {
 
 // ---- unknown fields, from the type declarations: "name"?: Type; lines of each interface, Type resolved through imports.
 const modules = join(dirname(fileURLToPath(import.meta.url)), "node_modules");
+// The Secrets the manifests may name: they are made by the operator (never rendered), and each is documented by an
+// example in base/secret.example.yaml.
+const knownSecrets = new Set(parseAllDocuments(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "base", "secret.example.yaml"), "utf8"))
+  .map((d) => d.toJS()?.metadata?.name).filter(Boolean));
+if (!knownSecrets.has("rampay-secrets")) fail("base/secret.example.yaml", "the example of Secret rampay-secrets was not found");
 const declarations = new Map();
 function declaration(file) {
   if (!declarations.has(file)) {
@@ -100,10 +105,14 @@ for (const w of workloads) {
     if (c.readinessProbe?.httpGet?.path !== "/health/ready") fail(where, `${c.name}: readiness probe is not /health/ready`);
     for (const e of c.env ?? []) {
       if (e.value !== undefined && /PASSWORD|TOKEN|CONNECTION|SECRET/i.test(e.name)) fail(where, `${e.name} is a secret given by value: use secretKeyRef`);
-      if (e.valueFrom?.secretKeyRef && e.valueFrom.secretKeyRef.name !== "rampay-secrets") fail(where, `${e.name}: unknown Secret ${e.valueFrom.secretKeyRef.name}`);
+      if (e.valueFrom?.secretKeyRef && !knownSecrets.has(e.valueFrom.secretKeyRef.name)) fail(where, `${e.name}: unknown Secret ${e.valueFrom.secretKeyRef.name}`);
       if (w.metadata.name === "rampay-server") checkSetting(where, e.name);
     }
     for (const ref of c.envFrom ?? []) {
+      if (ref.secretRef) {
+        if (!knownSecrets.has(ref.secretRef.name)) fail(where, `envFrom names a Secret with no example in base/secret.example.yaml: ${ref.secretRef.name}`);
+        continue;
+      }
       const cm = byKind("ConfigMap").find((m) => m.metadata.name === ref.configMapRef?.name);
       if (!cm) { fail(where, `envFrom names a ConfigMap that is not there: ${ref.configMapRef?.name}`); continue; }
       for (const k of Object.keys(cm.data ?? {})) checkSetting(`ConfigMap/${cm.metadata.name}`, k);
