@@ -32,7 +32,8 @@ KAFKA_TOPICS=("rampay.events:8" "rampay.selfcheck:1")   # selfcheck: this script
 # librdkafka1, librdkafka-dev and gcc build and run tools/kafka-mock; kcat is this script's own broker check (kafka_ready,
 # kafka_round_trip). RamPay's processes and tests do not use them: they run the librdkafka bundled with Confluent.Kafka.
 PACKAGES=(postgresql redis-server librdkafka1 librdkafka-dev kcat gcc prometheus chromium exim4-daemon-light)
-# exim4-daemon-light: the real SMTP server of the notification tests (tools/exim/exim.sh, one per work tree on a port of its own)   # prometheus: the metrics scrape test runs its own
+# prometheus: the metrics scrape test runs its own. exim4-daemon-light: the real SMTP server of the notification tests
+# (tools/exim/exim.sh, one per work tree on a port of its own).
 # chromium: the web app's end-to-end tests (tests/RamPay.Web.Tests, Playwright pointed at /usr/bin/chromium);
 # (axe-core, the accessibility checker those tests run in the page, is fetched from npm by scripts/fetch-axe.sh)
 WAIT_SECONDS=${RAMPAY_SERVICES_WAIT_SECONDS:-30}
