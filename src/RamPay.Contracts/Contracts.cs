@@ -95,9 +95,10 @@ public sealed record BatchResponse(IReadOnlyList<BatchItemResult> Results);
 
 /// <summary>
 /// The error object: <see cref="Code"/> and <see cref="Message"/> always; <see cref="PaymentId"/> when the refusal made a
-/// payment (fraud_suspected); <see cref="RequestId"/> in a response's error (not in a batch item's).
+/// payment (fraud_suspected); <see cref="RequestId"/> in a response's error (not in a batch item's); <see cref="Field"/>
+/// when the refusal is about one input (a JSON member, a query parameter, the Idempotency-Key header).
 /// </summary>
-public sealed record ApiError(string Code, string Message, long? PaymentId = null, string? RequestId = null);
+public sealed record ApiError(string Code, string Message, long? PaymentId = null, string? RequestId = null, string? Field = null);
 
 /// <summary>Every 4xx/5xx body: <c>{"error": {...}}</c>.</summary>
 public sealed record ErrorEnvelope(ApiError? Error);

@@ -93,17 +93,11 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
 
     /// <summary>
     /// Asked before each new command: a reason while ingress must hold back (the sinks lag past their limit), else
-    /// null. HTTP answers 503 <c>sinks_lagging</c>; TCP stops reading until it clears, so TCP itself pushes back.
+    /// null. HTTP answers 503 <c>sinks_lagging</c>; TCP stops reading until it clears, so TCP itself pushes back: the
+    /// ingress gateway applies it for both (Ingress/IngressGateway.cs); <see cref="ExecuteAsync"/> also refuses while it
+    /// holds, for the commands that do not come through ingress (sign-up, the rewards consumer).
     /// </summary>
     public Func<string?>? BackPressure { get; set; }
-
-    /// <summary>Waits while <see cref="BackPressure"/> gives a reason (the TCP listener calls it before each read).</summary>
-    public async ValueTask WaitWhileBackPressuredAsync(CancellationToken cancel)
-    {
-        var check = BackPressure;
-        if (check is null) return;
-        while (check() is not null) await Task.Delay(10, cancel).ConfigureAwait(false);
-    }
 
     /// <summary>Called when the engine fails; the server logs and exits. Settable so tests of the host can observe it.</summary>
     public Action<Exception> OnFatal { get; set; } = _ => { };

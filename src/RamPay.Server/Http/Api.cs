@@ -1,19 +1,22 @@
 using System.Text.Json;
 using RamPay.Core;
 using RamPay.Server.Auth;
+using RamPay.Server.Ingress;
 
 namespace RamPay.Server.Http;
 
 /// <summary>
 /// The HTTP handlers of docs/api.md. Authentication, roles and rate limits are checked before a handler runs
-/// (the bearer scheme, the route groups' policies, the rate limiter: AuthSetup). Each handler parses and checks its input (a refusal here changes
-/// nothing and is not journaled), sends one command or query through the engine, and writes the answer. Writes are
-/// answered only once durable; reads go through the ring too, so they never show what a crash could undo.
+/// (the bearer scheme, the route groups' policies, the rate limiter: AuthSetup). Each handler parses its input (a
+/// refusal here changes nothing and is not journaled) into commands, which the ingress gateway (Ingress/IngressGateway.cs,
+/// shared with TCP) makes the caller's, checks and submits; the handler writes the answer. Writes are answered only once
+/// durable; reads go through the ring too, so they never show what a crash could undo.
 /// </summary>
 public sealed class Api(Platform platform)
 {
     private const string ReplayedHeader = "Idempotent-Replayed";
     private readonly ServerOptions _options = platform.Options;
+    private readonly IngressGateway _gateway = platform.Gateway;
     private Hosting.EngineHost Engine => platform.Engine;
     private int MaxBody => _options.Http.MaxRequestBodyBytes;
 
@@ -25,13 +28,32 @@ public sealed class Api(Platform platform)
     /// </summary>
     private static Caller CallerOf(HttpContext ctx) => ctx.VerifiedCaller().Caller;
 
-    private static IdempotencyKey RequireKey(HttpContext ctx, string suffix = "")
+    /// <summary>The request's Idempotency-Key, checked and hashed by the gateway's rule (<see cref="IdempotencyKeys"/>).</summary>
+    private static IdempotencyKey RequireKey(HttpContext ctx)
     {
-        string? key = ctx.Request.Headers["Idempotency-Key"];
-        if (string.IsNullOrEmpty(key)) throw ApiError.BadRequest("idempotency_key_required", "This request moves money: send an Idempotency-Key header (1..255 characters) so that it can be retried safely.");
-        if (key.Length > IdempotencyKey.MaxKeyLength) throw ApiError.BadRequest("invalid_idempotency_key", $"The Idempotency-Key header holds at most {IdempotencyKey.MaxKeyLength} characters.");
-        if (!RequestText.IsAscii(key)) throw ApiError.BadRequest("invalid_idempotency_key", "The Idempotency-Key header must be ASCII: it holds a byte above 0x7F.");
-        return IdempotencyKey.FromString(key + suffix);
+        const string field = IdempotencyKeys.Header;
+        return IdempotencyKeys.TryParse(ctx.Request.Headers[field], out var key) switch
+        {
+            IdempotencyKeys.Problem.None => key,
+            IdempotencyKeys.Problem.Missing => throw ApiError.BadRequest("idempotency_key_required", "This request moves money: send an Idempotency-Key header (1..255 characters) so that it can be retried safely.", field),
+            IdempotencyKeys.Problem.TooLong => throw ApiError.BadRequest("invalid_idempotency_key", $"The Idempotency-Key header holds at most {IdempotencyKey.MaxKeyLength} characters.", field),
+            _ => throw ApiError.BadRequest("invalid_idempotency_key", "The Idempotency-Key header must be ASCII: it holds a byte above 0x7F.", field),
+        };
+    }
+
+    /// <summary>
+    /// Makes a parsed command the caller's and applies the gateway's rules (the same as over TCP); a refusal is thrown as
+    /// the error its result code is, naming the input (after <paramref name="fieldPrefix"/>, a batch item's).
+    /// </summary>
+    private Command Prepare(Command command, Caller caller, string fieldPrefix = "")
+    {
+        var refusal = _gateway.Prepare(ref command, caller);
+        if (refusal.IsRefused)
+            throw new ApiError(IngressGateway.HttpStatusOf(refusal.Code), ResultCodes.Name(refusal.Code), _gateway.MessageOf(refusal, command))
+            {
+                Field = ApiError.FieldOf(refusal.Input, fieldPrefix),
+            };
+        return command;
     }
 
     private static void MarkReplayed(HttpContext ctx, in CommandResult result)
@@ -41,7 +63,7 @@ public sealed class Api(Platform platform)
 
     private async Task<CommandResult> Execute(Command command, byte[]? attachment = null)
     {
-        var result = await Engine.ExecuteAsync(command, attachment);
+        var result = await _gateway.ExecuteAsync(command, attachment);
         if (!result.IsOk) throw ApiError.From(result.Code);
         return result;
     }
@@ -50,7 +72,7 @@ public sealed class Api(Platform platform)
     private async Task ExecutePayment(HttpContext ctx, int status, Command command, byte[]? attachment = null)
     {
         var readBack = new PaymentReadBack();
-        var result = await Engine.ExecuteAsync(command, attachment, readBack: readBack);
+        var result = await _gateway.ExecuteAsync(command, attachment, readBack);
         if (!result.IsOk) throw ApiError.From(result);
         var view = readBack.View ?? throw new InvalidOperationException($"command {command.Type} succeeded but payment {result.Id} cannot be read");
         MarkReplayed(ctx, result);
@@ -219,7 +241,7 @@ public sealed class Api(Platform platform)
         string? raw = ctx.Request.Query[name];
         if (raw is null) return fallback;
         if (!long.TryParse(raw, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long v) || v < min || v > max)
-            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an integer from {min} to {max}.");
+            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an integer from {min} to {max}.", name);
         return v;
     }
 
@@ -236,20 +258,17 @@ public sealed class Api(Platform platform)
             amount = body.Body.Amount();
             currency = body.Body.Currency();
         }
-        if (!platform.FundingAccounts.TryGetValue(currency, out long funding))
-            throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: deposits are taken in {_options.Currencies}.");
-        if (!platform.DepositWithinLimit(amount)) throw ApiError.From(ResultCode.DepositLimitExceeded);
-        await ExecutePayment(ctx, 201, new Command
+        // From account 0: the gateway puts in the platform's funding account of the currency (as for TCP).
+        await ExecutePayment(ctx, 201, Prepare(new Command
         {
-            Type = CommandType.Deposit, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
-            FromAccount = funding, ToAccount = accountId, Amount = amount, Currency = currency,
-        });
+            Type = CommandType.Deposit, Key = key, FromAccount = 0, ToAccount = accountId, Amount = amount, Currency = currency,
+        }, caller));
     }
 
     // ---- payments ---------------------------------------------------------------------------------------------
 
     /// <summary>Parses one payment request (the body of POST /v1/payments, or an item of a batch) into its command.</summary>
-    private static (Command Command, byte[]? Attachment) ParsePayment(JsonBody.Fields f, Caller caller, IdempotencyKey key)
+    private (Command Command, byte[]? Attachment) ParsePayment(JsonBody.Fields f, Caller caller, IdempotencyKey key, string fieldPrefix = "")
     {
         long from = f.Id("from_account");
         long to = f.Id("to_account");
@@ -257,14 +276,13 @@ public sealed class Api(Platform platform)
         var currency = f.Currency();
         bool capture = f.OptionalBool("capture") ?? true;
         long? holdTimeout = f.OptionalNonNegativeLong("hold_timeout_ms", "invalid_hold_timeout");
-        if (capture && holdTimeout > 0) throw ApiError.BadRequest("invalid_hold_timeout", "'hold_timeout_ms' applies only to an authorization (\"capture\": false).");
-        byte[]? attachment = PaymentNotes.Parse(f);
-        var command = new Command
+        // A transfer with a hold timeout other than 0 is the gateway's invalid_hold_timeout (as a TCP transfer's is).
+        var command = Prepare(new Command
         {
-            Type = capture ? CommandType.Transfer : CommandType.Authorize,
-            Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
-            FromAccount = from, ToAccount = to, Amount = amount, Currency = currency, Argument = capture ? 0 : holdTimeout ?? 0,
-        };
+            Type = capture ? CommandType.Transfer : CommandType.Authorize, Key = key,
+            FromAccount = from, ToAccount = to, Amount = amount, Currency = currency, Argument = holdTimeout ?? 0,
+        }, caller, fieldPrefix);
+        byte[]? attachment = PaymentNotes.Parse(f);
         return (command, attachment);
     }
 
@@ -283,11 +301,10 @@ public sealed class Api(Platform platform)
         var key = RequireKey(ctx);
         long? amount;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) amount = body.Body.OptionalAmount();
-        await ExecutePayment(ctx, 200, new Command
+        await ExecutePayment(ctx, 200, Prepare(new Command
         {
-            Type = CommandType.Capture, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
-            PaymentId = paymentId, Amount = amount ?? 0,
-        });
+            Type = CommandType.Capture, Key = key, PaymentId = paymentId, Amount = amount ?? 0,
+        }, caller));
     }
 
     public async Task Void(HttpContext ctx, long paymentId)
@@ -295,10 +312,7 @@ public sealed class Api(Platform platform)
         var caller = CallerOf(ctx);
         var key = RequireKey(ctx);
         using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
-        await ExecutePayment(ctx, 200, new Command
-        {
-            Type = CommandType.Void, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key, PaymentId = paymentId,
-        });
+        await ExecutePayment(ctx, 200, Prepare(new Command { Type = CommandType.Void, Key = key, PaymentId = paymentId }, caller));
     }
 
     public async Task Refund(HttpContext ctx, long paymentId)
@@ -312,11 +326,10 @@ public sealed class Api(Platform platform)
             amount = body.Body.Amount();
             currency = body.Body.OptionalCurrency();
         }
-        await ExecutePayment(ctx, 201, new Command
+        await ExecutePayment(ctx, 201, Prepare(new Command
         {
-            Type = CommandType.Refund, Flags = Platform.FlagsFor(caller), ClientId = caller.UserId, Key = key,
-            PaymentId = paymentId, Amount = amount, Currency = currency ?? Currency.None,
-        });
+            Type = CommandType.Refund, Key = key, PaymentId = paymentId, Amount = amount, Currency = currency ?? Currency.None,
+        }, caller));
     }
 
     public async Task GetPayment(HttpContext ctx, long paymentId)
@@ -332,25 +345,25 @@ public sealed class Api(Platform platform)
     {
         var caller = CallerOf(ctx);
         // Item i's key is derived from the request's (its hash, "#", i), so a key of any allowed length works.
-        string batchKey = RequireKey(ctx).ToString();
+        var batchKey = RequireKey(ctx);
         var commands = new List<Command>();
         var attachments = new List<byte[]?>();
         ApiError?[] refusals;
         using (var body = await JsonBody.ReadAsync(ctx, MaxBody))
         {
             if (!body.Root.TryGetProperty("payments", out var items) || items.ValueKind != JsonValueKind.Array)
-                throw ApiError.InvalidRequest("'payments' is required: an array of payment requests.");
+                throw ApiError.InvalidRequest("'payments' is required: an array of payment requests.", "payments");
             int count = items.GetArrayLength();
-            if (count == 0) throw ApiError.InvalidRequest("'payments' is empty.");
-            if (count > _options.MaxBatchPayments) throw ApiError.BadRequest("batch_too_large", $"A batch holds at most {_options.MaxBatchPayments} payments; this one has {count}.");
+            if (count == 0) throw ApiError.InvalidRequest("'payments' is empty.", "payments");
+            if (count > _options.MaxBatchPayments) throw ApiError.BadRequest("batch_too_large", $"A batch holds at most {_options.MaxBatchPayments} payments; this one has {count}.", "payments");
             refusals = new ApiError?[count];
             int i = 0;
             foreach (var item in items.EnumerateArray())
             {
                 try
                 {
-                    var key = IdempotencyKey.FromString(batchKey + "#" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                    var (command, attachment) = ParsePayment(new JsonBody.Fields(item, $"payments[{i}]."), caller, key);
+                    string prefix = $"payments[{i}].";
+                    var (command, attachment) = ParsePayment(new JsonBody.Fields(item, prefix), caller, IdempotencyKeys.ForBatchItem(batchKey, i), prefix);
                     commands.Add(command);
                     attachments.Add(attachment);
                 }
@@ -364,9 +377,9 @@ public sealed class Api(Platform platform)
         var results = new CommandResult[refusals.Length];
         if (commands.Count > 0)
         {
-            if (Engine.BackPressure?.Invoke() is { } lagging) throw new Hosting.BackPressureException(lagging);
-            var pending = Engine.Submit(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands), attachments.ToArray());
-            await Engine.Wait(pending);
+            _gateway.ThrowIfBackPressured();
+            var pending = _gateway.Submit(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands), attachments.ToArray());
+            await _gateway.WaitAsync(pending);
             for (int i = 0, j = 0; i < refusals.Length; i++)
                 if (refusals[i] is null) results[i] = pending.Results[j++];
         }
@@ -388,7 +401,7 @@ public sealed class Api(Platform platform)
                 {
                     w.WriteNumber("status", refused.Status);
                     w.WritePropertyName("error");
-                    JsonOut.ErrorObject(w, refused.Code, refused.Message);
+                    JsonOut.ErrorObject(w, refused.Code, refused.Message, refused.PaymentId, field: refused.Field);
                 }
                 else if (results[i].IsOk)
                 {
@@ -401,8 +414,8 @@ public sealed class Api(Platform platform)
                 {
                     w.WriteNumber("status", ApiError.StatusOf(results[i].Code));
                     w.WritePropertyName("error");
-                    JsonOut.ErrorObject(w, ResultCodes.Name(results[i].Code), ResultCodes.Message(results[i].Code),
-                        results[i].Code == ResultCode.FraudSuspected ? results[i].Id : 0);
+                    var error = ApiError.From(results[i], $"payments[{i}].");
+                    JsonOut.ErrorObject(w, error.Code, error.Message, error.PaymentId, field: error.Field);
                 }
                 w.WriteEndObject();
             }
@@ -430,7 +443,7 @@ public sealed class Api(Platform platform)
             {
                 "approve" => ReviewDecisions.Approve,
                 "decline" => ReviewDecisions.Decline,
-                _ => throw ApiError.InvalidRequest("'decision' must be \"approve\" or \"decline\"."),
+                _ => throw ApiError.InvalidRequest("'decision' must be \"approve\" or \"decline\".", "decision"),
             };
         }
         // No OwnerOnly flag: the ledger refuses a Review made on a user's behalf (admin_required).

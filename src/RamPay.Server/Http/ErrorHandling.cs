@@ -28,7 +28,7 @@ public static class ErrorHandling
         catch (ApiError e)
         {
             if (e.RetryAfterSeconds > 0) ctx.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await WriteIfPossible(ctx, e.Status, e.Code, e.Message, e.PaymentId);
+            await WriteIfPossible(ctx, e.Status, e.Code, e.Message, e.PaymentId, e.Field);
         }
         catch (BackPressureException e)
         {
@@ -55,16 +55,16 @@ public static class ErrorHandling
         }
     }
 
-    private static async Task WriteIfPossible(HttpContext ctx, int status, string code, string message, long paymentId = 0)
+    private static async Task WriteIfPossible(HttpContext ctx, int status, string code, string message, long paymentId = 0, string? field = null)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.Headers.Remove("Idempotent-Replayed");
-        await WriteErrorAsync(ctx, status, code, message, paymentId);
+        await WriteErrorAsync(ctx, status, code, message, paymentId, field);
     }
 
-    /// <summary>Writes <c>{"error": {"code", "message", "request_id"}}</c> with the status (for refusals made outside a handler: 401, 403, 429).</summary>
-    public static Task WriteErrorAsync(HttpContext ctx, int status, string code, string message, long paymentId = 0) =>
-        JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, message, paymentId, ctx.TraceIdentifier));
+    /// <summary>Writes <c>{"error": {"code", "message", "field"?, "request_id"}}</c> with the status (for refusals made outside a handler: 401, 403, 429).</summary>
+    public static Task WriteErrorAsync(HttpContext ctx, int status, string code, string message, long paymentId = 0, string? field = null) =>
+        JsonOut.Write(ctx, status, w => JsonOut.Error(w, code, message, paymentId, ctx.TraceIdentifier, field));
 
     /// <summary>Unknown routes answer in the same shape.</summary>
     public static Task NotFound(HttpContext ctx) =>

@@ -119,42 +119,42 @@ public sealed class JsonBody : IDisposable
         private static long AmountOf(JsonElement v, string field)
         {
             if (v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long amount) && amount > 0) return amount;
-            throw ApiError.BadRequest("invalid_amount", $"'{field}' must be a positive whole number of minor units (an integer, not a float or a string).");
+            throw ApiError.BadRequest("invalid_amount", $"'{field}' must be a positive whole number of minor units (an integer, not a float or a string).", field);
         }
 
-        private static ApiError MissingAmount(string field) => ApiError.InvalidRequest($"'{field}' is required: a positive whole number of minor units.");
+        private static ApiError MissingAmount(string field) => ApiError.InvalidRequest($"'{field}' is required: a positive whole number of minor units.", field);
 
-        public long Id(string name) => TryGet(name, out var v) ? IdOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a positive integer id.");
+        public long Id(string name) => TryGet(name, out var v) ? IdOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a positive integer id.", prefix + name);
 
         private static long IdOf(JsonElement v, string field) =>
-            v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long id) && id > 0 ? id : throw ApiError.InvalidRequest($"'{field}' must be a positive integer id.");
+            v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long id) && id > 0 ? id : throw ApiError.InvalidRequest($"'{field}' must be a positive integer id.", field);
 
-        public Currency Currency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a three-letter ISO 4217 code such as \"USD\".");
+        public Currency Currency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : throw ApiError.InvalidRequest($"'{prefix + name}' is required: a three-letter ISO 4217 code such as \"USD\".", prefix + name);
 
         public Currency? OptionalCurrency(string name = "currency") => TryGet(name, out var v) ? CurrencyOf(v, prefix + name) : null;
 
         private static Currency CurrencyOf(JsonElement v, string field) =>
             v.ValueKind == JsonValueKind.String && Core.Currency.TryParse(v.GetString(), out var c)
                 ? c
-                : throw ApiError.BadRequest("invalid_currency", $"'{field}' must be a three-letter upper-case ISO 4217 code such as \"USD\".");
+                : throw ApiError.BadRequest("invalid_currency", $"'{field}' must be a three-letter upper-case ISO 4217 code such as \"USD\".", field);
 
         public string? OptionalString(string name) => TryGet(name, out var v)
-            ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw ApiError.InvalidRequest($"'{prefix + name}' must be a string.")
+            ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw ApiError.InvalidRequest($"'{prefix + name}' must be a string.", prefix + name)
             : null;
 
-        public string String(string name) => OptionalString(name) ?? throw ApiError.InvalidRequest($"'{prefix + name}' is required.");
+        public string String(string name) => OptionalString(name) ?? throw ApiError.InvalidRequest($"'{prefix + name}' is required.", prefix + name);
 
         public bool? OptionalBool(string name) => TryGet(name, out var v)
             ? v.ValueKind switch
             {
                 JsonValueKind.True => true,
                 JsonValueKind.False => false,
-                _ => throw ApiError.InvalidRequest($"'{prefix + name}' must be true or false."),
+                _ => throw ApiError.InvalidRequest($"'{prefix + name}' must be true or false.", prefix + name),
             }
             : null;
 
         public long? OptionalNonNegativeLong(string name, string code = "invalid_request") => TryGet(name, out var v)
-            ? v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) && x >= 0 ? x : throw ApiError.BadRequest(code, $"'{prefix + name}' must be a non-negative integer.")
+            ? v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) && x >= 0 ? x : throw ApiError.BadRequest(code, $"'{prefix + name}' must be a non-negative integer.", prefix + name)
             : null;
     }
 

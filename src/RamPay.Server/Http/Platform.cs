@@ -20,9 +20,7 @@ public sealed class Platform(EngineHost engine, ServerOptions options, TokenServ
 
     internal void SetFundingAccounts(IReadOnlyDictionary<Currency, long> accounts) => FundingAccounts = accounts;
 
-    /// <summary>Flags of a money-moving command sent for this caller: a user's may only touch their own money, an admin's may touch any.</summary>
-    public static byte FlagsFor(Caller caller) => caller.IsAdmin ? (byte)0 : CommandFlags.OwnerOnly;
-
-    /// <summary>The ingress-side check of a deposit (the ledger knows nothing of the configured maximum).</summary>
-    public bool DepositWithinLimit(long amount) => amount <= Options.MaxDepositAmount;
+    /// <summary>The rules that turn a caller's request into engine commands, for HTTP and TCP alike (Ingress/IngressGateway.cs).</summary>
+    public Ingress.IngressGateway Gateway => _gateway ??= new Ingress.IngressGateway(this);
+    private Ingress.IngressGateway? _gateway;
 }

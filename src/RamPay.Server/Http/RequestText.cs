@@ -90,8 +90,9 @@ public static class RequestText
 
     private static ApiError LoneSurrogate(ReadOnlySpan<byte> body)
     {
-        string what = FindString(body, badOffset: -1) is { } found ? Describe(found) : "The request body";
-        return new ApiError(400, Code, $"{what} is not valid text: it holds a \\u escape of a lone UTF-16 surrogate (\\uD800..\\uDFFF without its pair).");
+        var found = FindString(body, badOffset: -1);
+        string what = found is { } f ? Describe(f) : "The request body";
+        return new ApiError(400, Code, $"{what} is not valid text: it holds a \\u escape of a lone UTF-16 surrogate (\\uD800..\\uDFFF without its pair).") { Field = FieldOf(found) };
     }
 
     private static ApiError InvalidUtf8(ReadOnlySpan<byte> body)
@@ -99,7 +100,7 @@ public static class RequestText
         int offset = FirstInvalidUtf8(body);
         var found = FindString(body, offset);
         string what = found is { } f ? Describe(f) : "The request body";
-        return new ApiError(400, Code, $"{what} is not valid text: byte {offset} of the body (0x{body[offset]:X2}) does not belong to a well-formed UTF-8 sequence.");
+        return new ApiError(400, Code, $"{what} is not valid text: byte {offset} of the body (0x{body[offset]:X2}) does not belong to a well-formed UTF-8 sequence.") { Field = FieldOf(found) };
     }
 
     private static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
@@ -114,6 +115,9 @@ public static class RequestText
     }
 
     private readonly record struct Found(string Path, bool IsPropertyName);
+
+    /// <summary><c>field</c> of the error: the member holding the bad string (for a bad property name, the name's path), or null for the body itself.</summary>
+    private static string? FieldOf(Found? found) => found is { Path.Length: > 0 } f ? f.Path : null;
 
     private static string Describe(Found f) =>
         f.IsPropertyName ? $"A property name in {(f.Path.Length == 0 ? "the body" : $"'{f.Path}'")}"
@@ -234,9 +238,9 @@ public static class RequestText
             int equals = pair.IndexOf('=');
             var name = equals < 0 ? pair : pair[..equals];
             if (!DecodesToUtf8(name))
-                throw new ApiError(400, Code, $"The query parameter name '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.");
+                throw new ApiError(400, Code, $"The query parameter name '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.") { Field = name.ToString() };
             if (equals >= 0 && !DecodesToUtf8(pair[(equals + 1)..]))
-                throw new ApiError(400, Code, $"The query parameter '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.");
+                throw new ApiError(400, Code, $"The query parameter '{name}' is not valid text: its %-escapes decode to bytes that are not well-formed UTF-8.") { Field = name.ToString() };
         }
     }
 

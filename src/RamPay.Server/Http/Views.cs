@@ -112,24 +112,26 @@ public static class JsonOut
         w.WriteEndObject();
     }
 
-    /// <summary>The error document: <c>{"error": {"code", "message", "request_id"}}</c>.</summary>
-    public static void Error(Utf8JsonWriter w, string code, string message, long paymentId = 0, string? requestId = null)
+    /// <summary>The error document: <c>{"error": {"code", "message", "field"?, "request_id"}}</c>.</summary>
+    public static void Error(Utf8JsonWriter w, string code, string message, long paymentId = 0, string? requestId = null, string? field = null)
     {
         w.WriteStartObject();
         w.WritePropertyName("error");
-        ErrorObject(w, code, message, paymentId, requestId);
+        ErrorObject(w, code, message, paymentId, requestId, field);
         w.WriteEndObject();
     }
 
     /// <summary>
     /// The inner <c>{"code", "message"}</c>, also a batch item's <c>error</c>; <c>payment_id</c> when the refusal made a
-    /// payment (fraud_suspected); <c>request_id</c> in a response's error (not in a batch item's).
+    /// payment (fraud_suspected); <c>request_id</c> in a response's error (not in a batch item's); <c>field</c> when the
+    /// refusal is about one input (<see cref="ApiError.Field"/>).
     /// </summary>
-    public static void ErrorObject(Utf8JsonWriter w, string code, string message, long paymentId = 0, string? requestId = null)
+    public static void ErrorObject(Utf8JsonWriter w, string code, string message, long paymentId = 0, string? requestId = null, string? field = null)
     {
         w.WriteStartObject();
         w.WriteString("code", code);
         w.WriteString("message", message);
+        if (field is not null) w.WriteString("field", field);
         if (paymentId != 0) w.WriteNumber("payment_id", paymentId);
         if (requestId is not null) w.WriteString("request_id", requestId);
         w.WriteEndObject();

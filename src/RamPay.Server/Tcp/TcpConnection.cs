@@ -5,6 +5,7 @@ using RamPay.Protocol;
 using RamPay.Server.Auth;
 using RamPay.Server.Hosting;
 using RamPay.Server.Http;
+using RamPay.Server.Ingress;
 using RamPay.Server.Observability;
 
 namespace RamPay.Server.Tcp;
@@ -13,11 +14,14 @@ namespace RamPay.Server.Tcp;
 /// One client connection of the binary protocol. A reader decodes frames, submits each batch to the engine at once
 /// and queues a reply slot; a writer answers the slots strictly in arrival order, each batch once it is durable. The
 /// queue is bounded, so a client that pipelines faster than the journal commits stops being read (TCP pushes back).
+/// The rules a command meets between the frame and the ring (ownership, a deposit's source and maximum, the value
+/// checks, back-pressure) are the ingress gateway's, shared with HTTP (Ingress/IngressGateway.cs).
 /// </summary>
 internal sealed class TcpConnection
 {
     private readonly Socket _socket;
     private readonly Platform _platform;
+    private readonly IngressGateway _gateway;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
     private readonly CancellationTokenSource _closed = new();
@@ -34,6 +38,7 @@ internal sealed class TcpConnection
     {
         _socket = socket;
         _platform = platform;
+        _gateway = platform.Gateway;
         _logger = logger;
         _stopping = stopping;
         _limits = platform.Options.TcpLimits();
@@ -117,7 +122,7 @@ internal sealed class TcpConnection
         while (true)
         {
             // Back-pressure from the sinks: stop reading, so the client's sends block in TCP itself.
-            await _platform.Engine.WaitWhileBackPressuredAsync(token.Token);
+            await _gateway.WaitWhileBackPressuredAsync(token.Token);
             int received = await _socket.ReceiveAsync(_receive.AsMemory(_filled), SocketFlags.None, token.Token);
             if (received == 0) return;
             _filled += received;
@@ -230,24 +235,22 @@ internal sealed class TcpConnection
             $"over the rate limit of {limiter.RatePerSecond} commands a second (bursts of {limiter.Burst}): none of this frame's {decoded.Count} commands was applied; send it again after {retryMs} ms");
     }
 
-    /// <summary>Submits the batch decoded into <see cref="_wire"/>, refusing at ingress what the ledger must not see.</summary>
+    /// <summary>Submits the batch decoded into <see cref="_wire"/>, refusing at ingress (the gateway's rules) what the ledger must not see.</summary>
     private Reply Submit(Reply decoded)
     {
         ulong requestId = decoded.RequestId;
         int count = decoded.Count;
         var caller = _caller!.Value;
-        byte flags = Platform.FlagsFor(caller);
         ResultCode[]? refused = null;
         int submitted = 0;
         for (int i = 0; i < count; i++)
         {
             var command = WireCommand.ToCommand(_wire[i], caller.UserId);
-            command.Flags = flags;
-            var refusal = command.Type == CommandType.Deposit ? PrepareDeposit(ref command) : ResultCode.Ok;
-            if (refusal != ResultCode.Ok)
+            var refusal = _gateway.Prepare(ref command, caller);
+            if (refusal.IsRefused)
             {
                 refused ??= new ResultCode[count];
-                refused[i] = refusal;
+                refused[i] = refusal.Code;
                 continue;
             }
             _commands[submitted++] = command;
@@ -259,24 +262,13 @@ internal sealed class TcpConnection
         if (submitted == 0) return reply;
         try
         {
-            reply.Pending = _platform.Engine.Submit(_commands.AsSpan(0, submitted));
+            reply.Pending = _gateway.Submit(_commands.AsSpan(0, submitted));
         }
         catch (EngineUnavailableException e)
         {
             return Reply.Failure(requestId, ProtocolErrorCode.ShuttingDown, e.Message, close: true);
         }
         return reply;
-    }
-
-    /// <summary>A deposit comes from the platform's funding account (0 = that of its currency) and within the configured maximum.</summary>
-    private ResultCode PrepareDeposit(ref Command command)
-    {
-        if (command.FromAccount == 0)
-        {
-            if (!_platform.FundingAccounts.TryGetValue(command.Currency, out long funding)) return ResultCode.InvalidCurrency;
-            command.FromAccount = funding;
-        }
-        return _platform.DepositWithinLimit(command.Amount) ? ResultCode.Ok : ResultCode.DepositLimitExceeded;
     }
 
     private async Task WriteLoop()
@@ -322,7 +314,7 @@ internal sealed class TcpConnection
                 {
                     try
                     {
-                        await _platform.Engine.Wait(pending);
+                        await _gateway.WaitAsync(pending);
                     }
                     catch (EngineUnavailableException e)
                     {
