@@ -160,6 +160,14 @@ public class IngressParityTests(ServerFixture fixture) : IClassFixture<ServerFix
         deposit.ExpectError(HttpStatusCode.BadRequest, "invalid_currency");
         Assert.Equal("currency", Field(deposit));
 
+        var note = await _api.PostAsync("/v1/payments", users.Alice.Token, new { from_account = users.Alice.WalletId, to_account = users.Bob.WalletId, amount = 1, currency = "USD", description = "ok", webhook_url = "ftp://x" });
+        note.ExpectError(HttpStatusCode.BadRequest, "invalid_payment_note");
+        Assert.Equal("webhook_url", Field(note));
+
+        var email = await _api.PostAsync("/v1/users", null, new { email = "no-at-sign", password = Api.Password, name = "N" }, key: "");
+        email.ExpectError(HttpStatusCode.BadRequest, "invalid_email");
+        Assert.Equal("email", Field(email));
+
         var limit = await _api.GetAsync($"/v1/accounts/{users.Alice.WalletId}/payments?limit=0", users.Alice.Token);
         limit.ExpectError(HttpStatusCode.BadRequest, "invalid_request");
         Assert.Equal("limit", Field(limit));

@@ -104,6 +104,8 @@ public sealed class JsonBody : IDisposable
     public readonly struct Fields(JsonElement obj, string prefix = "")
     {
         public JsonElement Object => obj;
+        /// <summary>What goes before a member's name in an error's <c>field</c> (a batch item's <c>payments[i].</c>).</summary>
+        public string Prefix => prefix;
 
         private bool TryGet(string name, out JsonElement value)
         {

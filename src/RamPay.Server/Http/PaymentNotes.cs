@@ -15,7 +15,9 @@ public static class PaymentNotes
         if (note.IsEmpty) return null;
         if (!note.IsValid)
             throw ApiError.BadRequest("invalid_payment_note",
-                $"'description' must be at most {PaymentNote.MaxDescriptionLength} characters with no control characters, and 'webhook_url' an absolute http or https URL of printable ASCII, at most {PaymentNote.MaxWebhookUrlLength} characters.");
+                $"'description' must be at most {PaymentNote.MaxDescriptionLength} characters with no control characters, and 'webhook_url' an absolute http or https URL of printable ASCII, at most {PaymentNote.MaxWebhookUrlLength} characters.",
+                // The one that is wrong (the description when both are).
+                f.Prefix + (new PaymentNote(note.Description, null).IsValid ? "webhook_url" : "description"));
         return note.Encode();
     }
 }

@@ -25,16 +25,16 @@ public static class UserService
         string email = UserProfile.NormalizeEmail(r.Email);
         int at = email.IndexOf('@');
         if (email.Length is < 3 or > UserProfile.MaxEmailLength || at <= 0 || at == email.Length - 1 || email.Any(char.IsWhiteSpace) || email.Any(char.IsControl))
-            throw ApiError.BadRequest("invalid_email", $"'email' must be an email address of 3..{UserProfile.MaxEmailLength} characters.");
+            throw ApiError.BadRequest("invalid_email", $"'email' must be an email address of 3..{UserProfile.MaxEmailLength} characters.", "email");
         if (r.Password.Length is < MinPasswordLength or > MaxPasswordLength)
-            throw ApiError.BadRequest("invalid_password", $"'password' must be {MinPasswordLength}..{MaxPasswordLength} characters.");
+            throw ApiError.BadRequest("invalid_password", $"'password' must be {MinPasswordLength}..{MaxPasswordLength} characters.", "password");
         string name = r.Name.Trim();
         if (name.Length is < 1 or > UserProfile.MaxNameLength || name.Any(char.IsControl))
-            throw ApiError.BadRequest("invalid_name", $"'name' must be 1..{UserProfile.MaxNameLength} characters with no control characters.");
+            throw ApiError.BadRequest("invalid_name", $"'name' must be 1..{UserProfile.MaxNameLength} characters with no control characters.", "name");
         if (!Currency.TryParse(r.Currency, out var currency))
-            throw ApiError.BadRequest("invalid_currency", "'currency' must be a three-letter upper-case ISO 4217 code such as \"USD\".");
+            throw ApiError.BadRequest("invalid_currency", "'currency' must be a three-letter upper-case ISO 4217 code such as \"USD\".", "currency");
         if (!platform.FundingAccounts.ContainsKey(currency))
-            throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: wallets are opened in {platform.Options.Currencies}.");
+            throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: wallets are opened in {platform.Options.Currencies}.", "currency");
 
         string hash = PasswordHasher.Hash(r.Password, platform.Options.Auth.PasswordHashIterations);
         var (command, attachment) = new UserProfile(email, name, hash).ToCommand(role, currency);

@@ -51,11 +51,11 @@ public sealed class WebApi(Platform platform)
     {
         var caller = ctx.VerifiedCaller().Caller;
         string? raw = ctx.Request.Query["email"];
-        if (string.IsNullOrWhiteSpace(raw)) throw ApiError.InvalidRequest("The query parameter 'email' is required.");
+        if (string.IsNullOrWhiteSpace(raw)) throw ApiError.InvalidRequest("The query parameter 'email' is required.", "email");
         string email = UserProfile.NormalizeEmail(raw.Trim());
         int at = email.IndexOf('@');
         if (email.Length is < 3 or > UserProfile.MaxEmailLength || at <= 0 || at == email.Length - 1)
-            throw ApiError.BadRequest("invalid_email", $"'email' must be an email address of 3..{UserProfile.MaxEmailLength} characters.");
+            throw ApiError.BadRequest("invalid_email", $"'email' must be an email address of 3..{UserProfile.MaxEmailLength} characters.", "email");
         // Charged before the lookup, found or not: the answer to a miss costs as much as a hit.
         if (!_lookupBucket.TryTake(caller.UserId, out int retryAfter))
             throw new ApiError(429, "rate_limited", $"Too many payee lookups: at most {platform.Options.Web.LookupsPerMinute} a minute. Try again later.") { RetryAfterSeconds = retryAfter };
@@ -78,7 +78,7 @@ public sealed class WebApi(Platform platform)
     public async Task SearchUsers(HttpContext ctx)
     {
         string query = UserProfile.NormalizeEmail((string?)ctx.Request.Query["email"] ?? "").Trim();
-        if (query.Length > UserProfile.MaxEmailLength) throw ApiError.BadRequest("invalid_email", $"'email' holds at most {UserProfile.MaxEmailLength} characters.");
+        if (query.Length > UserProfile.MaxEmailLength) throw ApiError.BadRequest("invalid_email", $"'email' holds at most {UserProfile.MaxEmailLength} characters.", "email");
         int limit = (int)Query.Long(ctx, "limit", 20, 1, 100);
         long after = Query.Long(ctx, "after", 0, 0, long.MaxValue);
         var page = await Engine.QueryAsync(l =>
@@ -177,14 +177,14 @@ public sealed class HistoryFilter
             foreach (string name in status.Split(',', StringSplitOptions.TrimEntries))
             {
                 int i = Array.FindIndex(Statuses, s => PaymentNames.Status(s) == name);
-                if (i < 0) throw ApiError.InvalidRequest($"The query parameter 'status' takes {string.Join(", ", Statuses.Select(PaymentNames.Status))} (comma-separated); not '{name}'.");
+                if (i < 0) throw ApiError.InvalidRequest($"The query parameter 'status' takes {string.Join(", ", Statuses.Select(PaymentNames.Status))} (comma-separated); not '{name}'.", "status");
                 f._statuses |= 1u << (int)Statuses[i];
             }
         if ((string?)q["kind"] is { Length: > 0 } kind)
             foreach (string name in kind.Split(',', StringSplitOptions.TrimEntries))
             {
                 int i = Array.FindIndex(Kinds, k => PaymentNames.Kind(k) == name);
-                if (i < 0) throw ApiError.InvalidRequest($"The query parameter 'kind' takes {string.Join(", ", Kinds.Select(PaymentNames.Kind))} (comma-separated); not '{name}'.");
+                if (i < 0) throw ApiError.InvalidRequest($"The query parameter 'kind' takes {string.Join(", ", Kinds.Select(PaymentNames.Kind))} (comma-separated); not '{name}'.", "kind");
                 f._kinds |= 1u << (int)Kinds[i];
             }
         if ((string?)q["from"] is { } from) f._fromMs = Time(from, "from");
@@ -196,7 +196,7 @@ public sealed class HistoryFilter
     private static long Time(string raw, string name)
     {
         if (!DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) || raw.Length < 10)
-            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an RFC 3339 time such as 2026-12-05T10:00:00Z.");
+            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an RFC 3339 time such as 2026-12-05T10:00:00Z.", name);
         return t.ToUnixTimeMilliseconds();
     }
 
@@ -267,7 +267,7 @@ internal static class Query
         string? raw = ctx.Request.Query[name];
         if (raw is null) return fallback;
         if (!long.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out long v) || v < min || v > max)
-            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an integer from {min} to {max}.");
+            throw ApiError.InvalidRequest($"The query parameter '{name}' must be an integer from {min} to {max}.", name);
         return v;
     }
 }
