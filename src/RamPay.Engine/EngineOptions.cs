@@ -100,9 +100,15 @@ public sealed record EngineOptions
     /// </summary>
     public ColdTierOptions? ColdTier { get; init; }
 
-    public string JournalDirectory => Path.Combine(DataDirectory, "journal");
-    public string ColdDirectory => ColdTier?.Directory ?? Path.Combine(DataDirectory, "cold");
-    public string SnapshotDirectory => Path.Combine(DataDirectory, "snapshots");
+    // The paths under DataDirectory: a server passes its DataFolder's (RamPay.Server.Hosting.DataFolder names every path
+    // of a data folder); unset, each defaults to its usual place under DataDirectory, for tools and tests.
+    private readonly string? _journalDirectory, _snapshotDirectory, _coldDirectory;
+    /// <summary>The journal's segments (default <c>&lt;data&gt;/journal</c>).</summary>
+    public string JournalDirectory { get => _journalDirectory ?? Path.Combine(DataDirectory, "journal"); init => _journalDirectory = value; }
+    /// <summary>The cold tiers (default <c>&lt;data&gt;/cold</c>; <see cref="ColdTierOptions.Directory"/> wins when set).</summary>
+    public string ColdDirectory { get => ColdTier?.Directory ?? _coldDirectory ?? Path.Combine(DataDirectory, "cold"); init => _coldDirectory = value; }
+    /// <summary>The snapshots (default <c>&lt;data&gt;/snapshots</c>).</summary>
+    public string SnapshotDirectory { get => _snapshotDirectory ?? Path.Combine(DataDirectory, "snapshots"); init => _snapshotDirectory = value; }
 
     public void Validate()
     {

@@ -8,7 +8,7 @@ namespace RamPay.Client.Tests;
 
 /// <summary>
 /// One real rampay-server for a test class, so the client is checked against what the server actually sends.
-/// The process handling is the server tests' <see cref="ServerProcess"/> (linked into this project, not copied):
+/// The process handling is the server tests' <see cref="ServerProcess"/> (from RamPay.TestSupport, not copied):
 /// one implementation of "run the server in a test" for both.
 /// </summary>
 public sealed class ServerFixture : IAsyncLifetime

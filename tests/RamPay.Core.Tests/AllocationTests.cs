@@ -172,30 +172,11 @@ public class ColdPathAllocationTests
     private const int Generation = 1_024;
     private static readonly Currency Usd = Currency.USD;
 
-    /// <summary>An in-memory stand-in for the cold tier: entries copied at flush, visible at once.</summary>
-    private sealed class MemoryColdStore : IColdKeyStore
-    {
-        public readonly Dictionary<(long, IdempotencyKey), KeyEntry> Entries = new(4 * N);
-        private long _visible;
-        public long VisibleGeneration => _visible;
-        public bool TryLookup(long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry) =>
-            Entries.TryGetValue((clientId, key), out entry) && entry.Index < limitIndex;
-        public void Flush(KeyLog source, long generation, long firstIndex, long endIndex, long lastSequence)
-        {
-            for (long i = firstIndex; i < endIndex; i++)
-            {
-                source.ReadClosed(i, out var e);
-                Entries[(e.Command.ClientId, e.Command.Key)] = e;
-            }
-            _visible = generation;
-        }
-        public void WaitVisible(long generation) { }
-    }
 
     [Fact]
     public void The_writer_side_of_the_cold_path_allocates_nothing()
     {
-        var store = new MemoryColdStore();
+        var store = new MemoryColdKeyStore(4 * N);
         var options = new LedgerOptions
         {
             MaxAccounts = 8, MaxPayments = 1 << 17, InitialPaymentCapacity = 1 << 17, IdempotencyMaxKeys = 16,

@@ -11,24 +11,6 @@ public class ColdPaymentAllocationTests
     private const int N = 20_000;
     private static readonly Currency Usd = Currency.USD;
 
-    private sealed class MemoryKeyStore : IColdKeyStore
-    {
-        public readonly Dictionary<(long, IdempotencyKey), KeyEntry> Entries = new(8 * N);
-        private long _visible;
-        public long VisibleGeneration => _visible;
-        public bool TryLookup(long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry) =>
-            Entries.TryGetValue((clientId, key), out entry) && entry.Index < limitIndex;
-        public void Flush(KeyLog source, long generation, long firstIndex, long endIndex, long lastSequence)
-        {
-            for (long i = firstIndex; i < endIndex; i++)
-            {
-                source.ReadClosed(i, out var e);
-                Entries[(e.Command.ClientId, e.Command.Key)] = e;
-            }
-            _visible = generation;
-        }
-        public void WaitVisible(long generation) { }
-    }
 
     private sealed class MemoryPaymentStore : IColdPaymentStore
     {
@@ -49,7 +31,7 @@ public class ColdPaymentAllocationTests
     [Fact]
     public void The_writer_side_of_the_payments_cold_path_allocates_nothing()
     {
-        var keys = new MemoryKeyStore();
+        var keys = new MemoryColdKeyStore(8 * N);
         var payments = new MemoryPaymentStore();
         var options = new LedgerOptions
         {

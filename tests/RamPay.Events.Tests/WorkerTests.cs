@@ -10,6 +10,7 @@ namespace RamPay.Events.Tests;
 /// a real server's Kafka sink: two workers in one group split the partitions; one is killed (SIGKILL) and the other
 /// takes its partitions over; every event reaches the archive, byte for byte as the events API serves it.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class WorkerTests
 {
     private sealed class WorkerProcess : IDisposable

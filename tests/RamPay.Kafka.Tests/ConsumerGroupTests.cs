@@ -10,6 +10,7 @@ namespace RamPay.Kafka.Tests;
 /// so nothing is lost. (Nothing is read twice either: each member commits whenever it has caught up, and the test
 /// lets one leave only once both have.)
 /// </summary>
+[Trait("Category", "Integration")]
 public class ConsumerGroupTests
 {
     private const string Topic = "rampay.events";

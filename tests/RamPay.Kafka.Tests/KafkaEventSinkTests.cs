@@ -8,6 +8,7 @@ using RamPay.Sinks;
 namespace RamPay.Kafka.Tests;
 
 /// <summary>The sink against a real Kafka-protocol broker (<see cref="KafkaTestBroker"/>).</summary>
+[Trait("Category", "Integration")]
 public class KafkaEventSinkTests
 {
     private static readonly Lazy<Change[]> Stream = new(() =>

@@ -7,6 +7,7 @@ namespace RamPay.Kafka.Tests;
 /// Which librdkafka RamPay's processes run on: the one bundled with Confluent.Kafka (librdkafka.redist, 2.16.x), never
 /// the machine's (Debian's 2.0.2 is installed here for tools/kafka-mock, and Confluent.Kafka would fall back to it).
 /// </summary>
+[Trait("Category", "Integration")]
 public class NativeLibraryTests
 {
     /// <summary>The files named librdkafka* mapped into process <paramref name="pid"/> (Linux: /proc/PID/maps).</summary>

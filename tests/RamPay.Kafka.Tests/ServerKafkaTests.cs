@@ -24,6 +24,7 @@ namespace RamPay.Kafka.Tests;
 /// directory, read offline after the server stopped: every event id there is on the topic with the same key, header,
 /// time and payload bytes, no other id is, and re-sent events (at least once) are identical copies.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ServerKafkaTests(ITestOutputHelper output)
 {
     /// <summary>The ledger limits the tests give the server (small: less memory); the offline replay uses the same.</summary>

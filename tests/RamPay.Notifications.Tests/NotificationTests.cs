@@ -8,6 +8,7 @@ using RamPay.Server.Tests;
 namespace RamPay.Notifications.Tests;
 
 /// <summary>Email and SMS notifications against a real server process, a real exim4 and a local SMS gateway (docs/notifications.md).</summary>
+[Trait("Category", "Integration")]
 public sealed partial class NotificationTests
 {
     private static readonly string[] Fast = ["Notifications:RetryBaseMs=200", "Fraud:Enabled=false"];

@@ -13,6 +13,7 @@ namespace RamPay.Notifications.Tests;
 /// connection per sender task; HttpClient POSTs), with no outbox, no retry bookkeeping. docs/benchmarks.md.
 /// RAMPAY_NOTIFY_BENCH_N sets the messages per round (default 60: a quick check that every message arrives; docs/benchmarks.md used 300).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ThroughputTests(ITestOutputHelper output)
 {
     private static readonly int N = int.TryParse(Environment.GetEnvironmentVariable("RAMPAY_NOTIFY_BENCH_N"), out int n) ? n : 60;

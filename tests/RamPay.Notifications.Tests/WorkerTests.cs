@@ -12,6 +12,7 @@ namespace RamPay.Notifications.Tests;
 /// a real exim4: recipients and choices come from the server (a service token), so an unsubscribe made on the server
 /// stops the worker's emails too.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class WorkerTests
 {
     [Fact]

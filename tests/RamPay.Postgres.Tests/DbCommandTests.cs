@@ -5,6 +5,7 @@ using RamPay.Engine;
 namespace RamPay.Postgres.Tests;
 
 /// <summary><c>rampay db rebuild</c> and <c>rampay db verify</c>, run in-process as the CLI parses them, on a journal from <c>rampay simulate</c>.</summary>
+[Trait("Category", "Integration")]
 public sealed class DbCommandTests
 {
     private static (int Exit, string Output) Rampay(params string[] args)

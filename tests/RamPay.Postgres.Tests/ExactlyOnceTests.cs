@@ -9,6 +9,7 @@ namespace RamPay.Postgres.Tests;
 /// the middle of transactions, the database refusing connections for a while, the hub stopped mid-stream and a new
 /// one started on the same database and data directory (from a snapshot at or before the database's checkpoint).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ExactlyOnceTests(ITestOutputHelper output)
 {
     [Fact]

@@ -3,6 +3,7 @@ using Npgsql;
 namespace RamPay.Postgres.Tests;
 
 /// <summary>The migrations: applied once, however often and from however many connections they run; the tables a user would query.</summary>
+[Trait("Category", "Integration")]
 public sealed class SchemaTests
 {
     [Fact]

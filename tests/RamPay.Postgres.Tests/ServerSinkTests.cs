@@ -13,6 +13,7 @@ namespace RamPay.Postgres.Tests;
 /// <c>/health/ready</c> and <c>/metrics</c> report the sink, a SIGKILL in the middle of load and a restart end with a
 /// database equal to the journal, PostgreSQL going away is ridden out (and pushes back once the lag passes its limit).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ServerSinkTests(ITestOutputHelper output)
 {
     private static readonly LedgerOptions ServerLedger = SinkServerSettings.Ledger;

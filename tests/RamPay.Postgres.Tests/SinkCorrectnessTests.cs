@@ -9,6 +9,7 @@ namespace RamPay.Postgres.Tests;
 /// ledger's state exactly: checked column by column (<see cref="Mirror"/>), by <c>rampay db verify</c>, and against
 /// the rows <c>rampay db rebuild</c> writes from the same journal.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class SinkCorrectnessTests
 {
     private static readonly Currency Usd = Currency.USD, Eur = Currency.EUR;

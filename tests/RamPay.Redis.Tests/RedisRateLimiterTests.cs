@@ -2,6 +2,7 @@ using StackExchange.Redis;
 
 namespace RamPay.Redis.Tests;
 
+[Trait("Category", "Integration")]
 public class RedisRateLimiterTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);

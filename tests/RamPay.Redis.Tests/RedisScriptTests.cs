@@ -2,6 +2,7 @@ using StackExchange.Redis;
 
 namespace RamPay.Redis.Tests;
 
+[Trait("Category", "Integration")]
 public class RedisScriptTests
 {
     private static async Task<bool> ExistsAsync(IDatabase db, RedisScript script) =>

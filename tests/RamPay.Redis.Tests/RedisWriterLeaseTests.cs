@@ -3,6 +3,7 @@ using StackExchange.Redis;
 
 namespace RamPay.Redis.Tests;
 
+[Trait("Category", "Integration")]
 public class RedisWriterLeaseTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);

@@ -9,6 +9,7 @@ using RamPay.Server.Tests;
 namespace RamPay.Redis.Tests;
 
 /// <summary>The real server with <c>RamPay:Redis:Connection</c> set: two processes on one journal, a stolen lease, shared limits.</summary>
+[Trait("Category", "Integration")]
 public class ServerWithRedisTests
 {
     private static string[] RedisSettings(string prefix, params string[] more) =>

@@ -7,7 +7,7 @@ namespace RamPay.Server.Tests;
 /// Who may read and move what: user B never reads A's account, history or payments, and never moves money that
 /// is A's, over HTTP and over TCP. The admin reads everything.
 /// </summary>
-public class AuthorizationTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class AuthorizationTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

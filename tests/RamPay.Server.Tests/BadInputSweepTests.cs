@@ -37,7 +37,7 @@ namespace RamPay.Server.Tests;
 /// "Changes nothing" is checked after every case: every account's balances, frozen flag and newest payment, the two
 /// payments the sweep acts on, and that the next account id is still free (each sign-up opens a wallet).
 /// </remarks>
-public sealed class BadInputSweepTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>
+public sealed class BadInputSweepTests(InProcessServerFixture fixture, ITestOutputHelper output) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

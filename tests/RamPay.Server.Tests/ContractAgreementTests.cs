@@ -12,7 +12,7 @@ namespace RamPay.Server.Tests;
 /// declared contract type with unknown fields, missing constructor fields and nulls in non-nullable fields refused;
 /// and the document's response for that status names the same type with the same property names.
 /// </summary>
-public class ContractAgreementTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class ContractAgreementTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

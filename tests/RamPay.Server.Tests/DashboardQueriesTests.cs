@@ -14,6 +14,7 @@ namespace RamPay.Server.Tests;
 /// query must return a series, and that series must move with the load (no panel that answers the same whatever
 /// happens, such as one with <c>or vector(0)</c>).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed partial class DashboardQueriesTests(ITestOutputHelper output)
 {
     /// <summary>

@@ -6,7 +6,7 @@ namespace RamPay.Server.Tests;
 /// Every error code of docs/api.md's table that a client can provoke: its status, its code, the error shape, and
 /// that nothing changed (balances and the newest payment of every account involved are the same before and after).
 /// </summary>
-public class ErrorCodeTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class ErrorCodeTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private const HttpStatusCode Unprocessable = HttpStatusCode.UnprocessableEntity;
     private readonly Api _api = fixture.Api;

@@ -33,9 +33,12 @@ public class ServerFixture : IAsyncLifetime
 
     protected virtual IEnumerable<string> Settings => TestSettings;
 
+    /// <summary>The server composed inside the test process (<see cref="InProcessServerFixture"/>) instead of a child process.</summary>
+    protected virtual bool InProcess => false;
+
     public async Task InitializeAsync()
     {
-        Server = await ServerProcess.StartAsync([.. Settings]);
+        Server = InProcess ? await ServerProcess.StartInProcessAsync([.. Settings]) : await ServerProcess.StartAsync([.. Settings]);
         Api = new Api(Server);
     }
 
@@ -43,4 +46,14 @@ public class ServerFixture : IAsyncLifetime
     {
         if (Server is not null) await Server.DisposeAsync();
     }
+}
+
+/// <summary>
+/// <see cref="ServerFixture"/>'s server composed inside the test process (<see cref="ServerProcess.StartInProcessAsync"/>):
+/// for API tests that need no process boundary (no kill, stop, restart, second server or process output).
+/// RAMPAY_TEST_IN_PROCESS=0 runs it as a child process instead (to compare the two, or to rule the harness out).
+/// </summary>
+public class InProcessServerFixture : ServerFixture
+{
+    protected override bool InProcess => Environment.GetEnvironmentVariable("RAMPAY_TEST_IN_PROCESS") != "0";
 }

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 using Microsoft.AspNetCore.RateLimiting;
 using RamPay.Redis;
+using RamPay.Server.Hosting;
 using RamPay.Server.Http;
 
 namespace RamPay.Server.Auth;
@@ -42,11 +43,11 @@ public static class AuthSetup
     /// CORS (when origins are configured) and the rate limiter over <paramref name="httpLimiter"/>. Returns the token
     /// service, which the TCP listener (through <see cref="Platform"/>) uses for its Hello.
     /// </summary>
-    public static TokenService AddRamPayAuth(this IServiceCollection services, ServerOptions options, string dataDirectory, Func<IServiceProvider, IRateLimiter> httpLimiter)
+    public static TokenService AddRamPayAuth(this IServiceCollection services, ServerOptions options, DataFolder data, Func<IServiceProvider, IRateLimiter> httpLimiter)
     {
         var jwt = options.Jwt;
-        var keys = SigningKeyRing.Open(jwt.SigningKey, dataDirectory, jwt.TokenLifetimeSeconds);
-        var sessions = SessionStore.Open(dataDirectory, jwt.RefreshTokenLifetimeSeconds, jwt.MaxRefreshTokens, jwt.MaxRevokedTokens);
+        var keys = SigningKeyRing.Open(jwt.SigningKey, data, jwt.TokenLifetimeSeconds);
+        var sessions = SessionStore.Open(data, jwt.RefreshTokenLifetimeSeconds, jwt.MaxRefreshTokens, jwt.MaxRevokedTokens);
         var tokens = new TokenService(keys, sessions, jwt.Issuer, jwt.Audience, jwt.TokenLifetimeSeconds);
         services.AddSingleton(tokens);
         services.AddSingleton(sessions);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using RamPay.Server.Hosting;
 
 namespace RamPay.Server.Auth;
 
@@ -65,10 +66,14 @@ public sealed class SessionStore : IDisposable
     public int RevokedCount => _denied.Count;
 
     /// <summary>Loads the log in <paramref name="dataDirectory"/> (a torn last line is ignored), drops what has expired and compacts it.</summary>
-    public static SessionStore Open(string dataDirectory, int refreshLifetimeSeconds, int maxSessions, int maxRevoked, TimeProvider? time = null)
+    public static SessionStore Open(string dataDirectory, int refreshLifetimeSeconds, int maxSessions, int maxRevoked, TimeProvider? time = null) =>
+        Open(new DataFolder(dataDirectory), refreshLifetimeSeconds, maxSessions, maxRevoked, time);
+
+    /// <summary>Loads the log at <see cref="DataFolder.AuthSessions"/>, as <see cref="Open(string, int, int, int, TimeProvider?)"/>.</summary>
+    public static SessionStore Open(DataFolder data, int refreshLifetimeSeconds, int maxSessions, int maxRevoked, TimeProvider? time = null)
     {
-        Directory.CreateDirectory(dataDirectory);
-        var store = new SessionStore(Path.Combine(dataDirectory, FileName), refreshLifetimeSeconds, maxSessions, maxRevoked, time ?? TimeProvider.System);
+        Directory.CreateDirectory(data.Root);
+        var store = new SessionStore(data.AuthSessions, refreshLifetimeSeconds, maxSessions, maxRevoked, time ?? TimeProvider.System);
         store.Load();
         lock (store._lock) store.Compact();
         return store;

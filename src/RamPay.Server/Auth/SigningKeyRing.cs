@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.IdentityModel.Tokens;
+using RamPay.Server.Hosting;
 
 namespace RamPay.Server.Auth;
 
@@ -68,7 +69,11 @@ public sealed partial class SigningKeyRing
     public bool CanRotate => _path is not null;
 
     /// <summary>The configured key if there is one, else the ring in <paramref name="dataDirectory"/> (created at first start).</summary>
-    public static SigningKeyRing Open(string configuredKey, string dataDirectory, int tokenLifetimeSeconds, TimeProvider? time = null)
+    public static SigningKeyRing Open(string configuredKey, string dataDirectory, int tokenLifetimeSeconds, TimeProvider? time = null) =>
+        Open(configuredKey, new DataFolder(dataDirectory), tokenLifetimeSeconds, time);
+
+    /// <summary>The configured key if there is one, else the ring at <see cref="DataFolder.JwtKeys"/> (created at first start).</summary>
+    public static SigningKeyRing Open(string configuredKey, DataFolder data, int tokenLifetimeSeconds, TimeProvider? time = null)
     {
         time ??= TimeProvider.System;
         if (configuredKey.Length > 0)
@@ -79,17 +84,17 @@ public sealed partial class SigningKeyRing
             string kid = "cfg-" + Convert.ToHexStringLower(SHA256.HashData(key))[..12];
             return new SigningKeyRing(null, new Snapshot([new StoredKey(kid, key, 0, 0)]), tokenLifetimeSeconds, time);
         }
-        string path = Path.Combine(dataDirectory, FileName);
+        string path = data.JwtKeys;
         var stored = TryRead(path);
         if (stored is null)
         {
-            Directory.CreateDirectory(dataDirectory);
-            using var exclusive = Lock(path + ".lock");
+            Directory.CreateDirectory(data.Root);
+            using var exclusive = Lock(data.JwtKeysLock);
             stored = TryRead(path); // another process made it while this one waited
             if (stored is null)
             {
                 long now = time.GetUtcNow().ToUnixTimeSeconds();
-                string legacy = Path.Combine(dataDirectory, LegacyFileName);
+                string legacy = data.LegacyJwtKey;
                 byte[] first = File.Exists(legacy) ? ReadLegacyKey(legacy) : RandomNumberGenerator.GetBytes(KeyBytes);
                 stored = [new StoredKey(NewKid(time), first, now, 0)];
                 WriteFileAtomically(path, Serialize(stored));

@@ -15,7 +15,7 @@ public sealed class EventLogHolder : IDisposable
         if (!options.Events.Enabled) return;
         Log = new EventLog(new EventLogOptions
         {
-            Directory = Path.Combine(data.Root, "events"),
+            Directory = data.Events,
             Retention = TimeSpan.FromDays(options.Events.RetentionDays),
             MaxBytes = options.Events.MaxBytes,
         });

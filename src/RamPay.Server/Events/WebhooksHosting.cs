@@ -12,7 +12,7 @@ public sealed class WebhooksHolder : IDisposable
         Options = options.Webhooks.ToOptions();
         Guard = new UrlGuard(options.Webhooks.AllowPrivateNetworks);
         if (!options.Webhooks.Enabled || !options.Events.Enabled) return;
-        Store = new WebhookStore(Path.Combine(data.Root, "webhooks"));
+        Store = new WebhookStore(data.Webhooks);
         Consumer = new WebhookConsumer(Store);
         Dispatcher = new WebhookDispatcher(Store, Options, Guard, log: m => logger.LogWarning("{WebhookEvent}", m));
         Consumer.Enqueued += Dispatcher.Wake;

@@ -148,7 +148,7 @@ public static class ServerComposition
         // Tokens (the bearer scheme, policies, refresh and revocation), CORS and the HTTP rate limiter: Auth/AuthSetup.cs.
         var data = new DataFolder(options.DataDirectory);
         Directory.CreateDirectory(data.Root);
-        services.AddRamPayAuth(options, data.Root, sp => Limiter(sp, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
+        services.AddRamPayAuth(options, data, sp => Limiter(sp, options, "http", options.RateLimit.RequestsPerSecond, options.RateLimit.Burst));
         services.AddSingleton(sp => new Platform(sp.GetRequiredService<EngineHost>(), options, sp.GetRequiredService<TokenService>(),
             Limiter(sp, options, "tcp", options.RateLimit.TcpCommandsPerSecond, options.RateLimit.EffectiveTcpBurst(options.Tcp.MaxCommandsPerBatch))));
         services.AddSingleton<HealthEndpoint>();
@@ -197,6 +197,9 @@ public static class ServerComposition
     public static EngineOptions EngineOptionsFrom(ServerOptions o, DataFolder data) => new()
     {
         DataDirectory = data.Root,
+        JournalDirectory = data.Journal,
+        SnapshotDirectory = data.Snapshots,
+        ColdDirectory = data.Cold,
         Fsync = o.Fsync,
         RingSize = o.Engine.RingSize,
         MaxBatchSize = o.Engine.MaxBatchSize,

@@ -22,7 +22,7 @@ public sealed class NotificationsHolder : IDisposable
         _server = server;
         Settings = options.Notifications;
         Options = Settings.ToOptions();
-        Store = new NotificationStore(Path.Combine(data.Root, "notifications"));
+        Store = new NotificationStore(data.Notifications);
         Directory = new LedgerRecipientDirectory(platform, this);
         if (!(Options.Smtp.Enabled || Options.Sms.Enabled)) return;
         // The dispatcher runs whenever a channel is configured (phone verification codes go through it); the consumer

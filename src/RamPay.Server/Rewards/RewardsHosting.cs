@@ -197,7 +197,7 @@ public static class RewardsComposition
     public static IServiceCollection AddRamPayRewards(this IServiceCollection services, ServerOptions options)
     {
         var data = new DataFolder(options.DataDirectory);
-        string consumers = Path.Combine(data.Root, "consumers");
+        string consumers = data.Consumers;
         services.AddSingleton<IRewardCommands>(sp => new EngineRewardCommands(sp.GetRequiredService<EngineHost>()));
         services.AddSingleton(sp => new RewardsConsumer(sp.GetRequiredService<IRewardCommands>(), Path.Combine(consumers, "rewards.checkpoint")));
         services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<RewardsConsumer>());

@@ -4,7 +4,7 @@ using RamPay.Core;
 namespace RamPay.Postgres.Tests;
 
 /// <summary>
-/// How the sink tests run the real server (RamPay.Postgres.Tests and RamPay.Kafka.Tests, which links this file), and
+/// How the sink tests run the real server (RamPay.Postgres.Tests and RamPay.Kafka.Tests, through RamPay.TestSupport), and
 /// the ledger options those settings amount to, so that an offline replay of its journal (<c>db verify</c>, the
 /// expected Kafka events) uses the same limits. One list, so the two cannot drift apart.
 /// </summary>

@@ -43,7 +43,7 @@ public sealed partial class ServerProcess : IAsyncDisposable
     /// <summary>An HttpClient on <see cref="HttpBaseAddress"/>; a new one after each start.</summary>
     public HttpClient Http => _http ?? throw new InvalidOperationException("the server is not running");
     public int ProcessId => _process?.Id ?? throw new InvalidOperationException("the server is not running");
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _process is { HasExited: false } || _app is not null;
 
     /// <param name="settings">Configuration overrides as <c>Section:Key=value</c> (sent as <c>--RamPay:Section:Key=value</c>).</param>
     public static Task<ServerProcess> StartAsync(params string[] settings) => StartAsync(null, settings);
@@ -125,13 +125,14 @@ public sealed partial class ServerProcess : IAsyncDisposable
 
     /// <summary>Whether the process runs (or its exit code) and what it printed, for failure messages.</summary>
     public string Describe() =>
-        (_process is { HasExited: true } p ? $"the server process exited with code {p.ExitCode}" : "the server process runs") + $". Its output:\n{Output}";
+        (_app is not null ? "the server runs in process" : _process is { HasExited: true } p ? $"the server process exited with code {p.ExitCode}" : "the server process runs") + $". Its output:\n{Output}";
 
     /// <summary>What the server printed so far (the start and the latest lines), for failure messages.</summary>
     public string Output => _output.ToString();
 
     public async ValueTask DisposeAsync()
     {
+        await StopInProcessAsync();
         if (_process is { } process)
         {
             try

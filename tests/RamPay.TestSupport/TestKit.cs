@@ -1,5 +1,6 @@
 using RamPay.Core;
 using RamPay.Engine;
+using RamPay.Events;
 using RamPay.Sinks;
 
 namespace RamPay.Kafka.Tests;
