@@ -60,6 +60,35 @@ public interface IColdPaymentStore
     /// writes it again) and starts generations from 1. Called once, before any lookup.
     /// </summary>
     void Recover(long commandsApplied);
+
+    // --- a follower's view (the snapshotter's replica, ColdPaymentTier.Follower): reads the writer's store, never writes it ---
+
+    /// <summary>
+    /// The stamp of the payment's newest version that is durable in the store and stamped at or before
+    /// <paramref name="maxStamp"/> (a follower behind the writer reads the version of its own state), or -1: none. No I/O.
+    /// </summary>
+    long StampAtOrBefore(long id, long maxStamp) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower (no versions by stamp)");
+
+    /// <summary>The version <see cref="StampAtOrBefore"/> names, read (one pread), or false. Any thread.</summary>
+    bool TryReadAtOrBefore(long id, long maxStamp, out Payment payment) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
+
+    /// <summary>
+    /// Every payment id up to this one had its first version written (with its chunk) at a stamp at or before
+    /// <paramref name="maxStamp"/>, durably (open holds of those chunks aside, which are not written). A follower retires a chunk only then.
+    /// </summary>
+    long WrittenThroughId(long maxStamp) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
+
+    /// <summary>Whether the payment's note is durable in the store (notes never change). No I/O.</summary>
+    bool HasNote(long id) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
+
+    /// <summary>The follower's state is at <paramref name="stamp"/> and never goes back: older versions only it could need may be forgotten.</summary>
+    void FollowerAt(long stamp) { }
+
+    /// <summary>
+    /// Waits (at most <paramref name="timeoutMs"/>) until no generation stamped at or before <paramref name="stamp"/> is queued
+    /// unwritten; throws when the store failed. A follower before a snapshot: best effort, for a small snapshot.
+    /// </summary>
+    void WaitWrittenThrough(long stamp, int timeoutMs) { }
 }
 
 /// <summary>
@@ -106,6 +135,14 @@ public sealed record ColdPaymentTier
     public int MaxInFlight { get; init; } = 4;
     /// <summary>Applied commands between two closes of the pool alone (changed old payments written back), when no chunk closes.</summary>
     public int PoolFlushCommands { get; init; } = 1 << 17;
+    /// <summary>
+    /// A follower's view of a store another ledger (the writer's) fills: a replica (the snapshotter) that re-applies the journal
+    /// behind the writer. It never hands anything to the store and never recovers it; it drops a payment from memory once the
+    /// store holds, durably and stamped at or before the replica's own position, the version the replica has, and reads the store
+    /// itself for a payment it does not hold (it is not the writer: it may wait on I/O). Its resident payments plus the store's
+    /// versions up to its position then hold every payment of its state, so its snapshot is the writer's (docs/snapshots.md).
+    /// </summary>
+    public bool Follower { get; init; }
 
     public void Validate()
     {

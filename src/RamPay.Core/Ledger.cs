@@ -46,7 +46,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         Command.AssertLayout();
         _accounts = new Account[Options.MaxAccounts];
         _payments = new PaymentStore(Options.MaxPayments, Options.InitialPaymentCapacity, Options.ColdPayments, _notes);
-        if (fresh) Options.ColdPayments?.Store.Recover(0);
+        if (fresh) _payments.Recover(0);
         _holds = new HoldQueue(Options.MaxOpenHolds, _payments);
         _idempotency = new IdempotencyTable(Options.IdempotencyMaxKeys, Options.IdempotencyWindowMs);
         _fraud = new RamPay.Fraud.FraudState(Options.MaxAccounts, Options.FraudModels);
@@ -545,7 +545,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             long id = p.Id;
             if (p.Status == PaymentStatus.HeldForReview) p.FraudReasons |= RamPay.Fraud.FraudReasons.ReviewExpired;
             ReleaseHold(ref p, PaymentStatus.Expired);
-            if (_rulesVersion >= PaymentsUnboundedRulesVersion) MixPayment(p);
+            if (_rulesVersion >= PaymentsUnboundedRulesVersion) MixChanged(p);
             HoldExpired?.Invoke(id);
         }
     }

@@ -19,13 +19,26 @@ public sealed partial class Ledger
     private void MixPayments(in Command command, ReadOnlySpan<byte> attachment, long paymentsBefore)
     {
         if (PaymentLookup.Targets(command.Type) && _payments.Contains(command.PaymentId) && command.PaymentId <= paymentsBefore)
-            MixPayment(_payments[command.PaymentId]);
+            MixChanged(_payments[command.PaymentId]);
         for (long id = paymentsBefore + 1; id <= _payments.Count; id++)
         {
             MixPayment(_payments[id]);
             if (!attachment.IsEmpty && _notes.ContainsKey(id)) MixBytes(attachment);
         }
     }
+
+    /// <summary>A payment that existed before this command, after the command acted on it (or its hold lapsed).</summary>
+    private void MixChanged(in Payment p)
+    {
+        MixPayment(p);
+        _payments.Changed(p.Id, _commandsApplied); // a follower's note of when (docs/snapshots.md)
+    }
+
+    /// <summary>
+    /// The snapshotter's replica (a follower of the payments' cold tier) before writing a snapshot: drops from memory what the
+    /// writer's store holds durably at this count, so that the snapshot's resident part stays small. Nothing for other ledgers.
+    /// </summary>
+    public void TrimPaymentsForSnapshot() => _payments.TrimForSnapshot();
 
     private void MixPayment(in Payment p)
     {

@@ -138,7 +138,7 @@ public sealed partial class Ledger
         ledger._clockMs = r.ReadInt64();
         ledger._commandsApplied = r.ReadInt64();
         // The payments' cold tier forgets what was written after this state (the replay that follows writes it again).
-        ledger.Options.ColdPayments?.Store.Recover(ledger._commandsApplied);
+        ledger._payments.Recover(ledger._commandsApplied);
         ledger._debitsPosted = ReadInt128(r); ledger._creditsPosted = ReadInt128(r);
         ledger._debitsPending = ReadInt128(r); ledger._creditsPending = ReadInt128(r);
         long evictedEarly = 0, expired = 0;

@@ -39,6 +39,15 @@ internal sealed class PaymentStore
     private long _retiredThrough;
     private long _lastPoolClose;
 
+    // --- a follower (ColdPaymentTier.Follower: the snapshotter's replica) ---
+    private readonly bool _follower;
+    // The applied-command count after the last command: a follower reads the versions stamped at or before it.
+    private long _applied;
+    private long _nextFollowerCheck;
+    // Payments changed (not made) by a command while in a follower's memory, with the command's count: a version stamped
+    // before that is not the follower's. An entry leaves with its payment. Empty on the writer.
+    private readonly Dictionary<long, long> _changedAt = [];
+
     private struct PoolEntry
     {
         public Payment Current;
@@ -69,10 +78,28 @@ internal sealed class PaymentStore
             _poolFree = new int[pool];
             _poolIndex = new Dictionary<long, int>(pool);
             _freeChunks = new Payment[tier.MaxInFlight + 2][];
-            _batches = new PaymentBatch[tier.MaxInFlight];
+            _follower = tier.Follower;
+            _batches = new PaymentBatch[_follower ? 0 : tier.MaxInFlight];
             for (int i = 0; i < _batches.Length; i++) _batches[i] = new PaymentBatch(_size, pool);
         }
         Capacity = maxPayments;
+    }
+
+    /// <summary>
+    /// Where this store's ledger stands at its start (0 when new, a snapshot's count when read from one): the writer's cold
+    /// tier forgets what was written after it; a follower only remembers it (it never recovers the writer's store).
+    /// </summary>
+    public void Recover(long commandsApplied)
+    {
+        _applied = commandsApplied;
+        if (_tier is { Follower: false }) _tier.Store.Recover(commandsApplied);
+    }
+
+    /// <summary>A payment that existed before this command was changed by it (a follower keeps the command's count). Rules version 3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Changed(long id, long commandsApplied)
+    {
+        if (_follower) _changedAt[id] = commandsApplied;
     }
 
     internal const int ChunkShift = 16;
@@ -178,6 +205,17 @@ internal sealed class PaymentStore
     private void Load(long id, in PaymentLookup prefetched)
     {
         Payment p;
+        if (_follower)
+        {
+            // The version of this replica's state (the writer may have written newer ones): stamped at or before its count.
+            WriterColdReads++;
+            if (!_tier!.Store.TryReadAtOrBefore(id, _applied, out p)) Invariant.Fail($"payment {id} is neither in the follower's memory nor in the cold tier at {_applied}");
+            Invariant.Check(p.Id == id, "the cold tier returned another payment");
+            p.HoldIndex = -1;
+            NewPoolEntry(id).Current = p;
+            ColdLoads++;
+            return;
+        }
         // Current when the prefetch looked after the newest retired generation became visible: every version written
         // since is of a payment that was resident at the time (and is, still, until a later generation retires).
         if (prefetched.State == PaymentLookupState.Found && prefetched.Payment.Id == id && prefetched.Generation >= _retiredThrough)
@@ -204,7 +242,9 @@ internal sealed class PaymentStore
     {
         if (IsResident(id)) return this[id];
         Interlocked.Increment(ref ReadColdReads);
-        if (!_tier!.Store.TryRead(id, out var p)) Invariant.Fail($"payment {id} is neither in memory nor in the cold tier");
+        Payment p;
+        if (!(_follower ? _tier!.Store.TryReadAtOrBefore(id, _applied, out p) : _tier!.Store.TryRead(id, out p)))
+            Invariant.Fail($"payment {id} is neither in memory nor in the cold tier");
         p.HoldIndex = -1;
         return p;
     }
@@ -266,7 +306,14 @@ internal sealed class PaymentStore
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void AfterCommand(in PaymentLookup prefetched, long commandsApplied)
     {
-        if (!_active || _tier is null) return;
+        if (_tier is null) return;
+        if (_follower)
+        {
+            _applied = commandsApplied;
+            if (_active && commandsApplied >= _nextFollowerCheck) FollowerRetire();
+            return;
+        }
+        if (!_active) return;
         if (prefetched.State != PaymentLookupState.NotLooked && prefetched.Generation > _retiredThrough && _retiredThrough < _generation - 1)
             RetireThrough(Math.Min(prefetched.Generation, _generation - 1));
         long eligible = (_count - _tier.HotPayments) >> _shift;
@@ -374,6 +421,99 @@ internal sealed class PaymentStore
         if (_freeChunkCount < _freeChunks.Length) _freeChunks[_freeChunkCount++] = payments;
         _firstResidentChunk = chunk + 1;
         Array.Clear(batch.Notes);
+    }
+
+    // --- a follower: drops what the writer's store holds durably ---
+
+    /// <summary>Commands between two looks of a follower at the store (a chunk's worth at most).</summary>
+    private int FollowerCheckCommands => Math.Min(_size, 4096);
+
+    /// <summary>
+    /// A follower drops from memory every payment whose version it holds is durable in the writer's store, stamped at or before
+    /// its own count: the chunks wholly older than the hot window (once the writer's store holds their first versions; open
+    /// holds and payments not yet written as they are move to the pool), then the pool's settled payments. Safe because (1) a
+    /// dropped payment is read back at the follower's own count (<see cref="Load"/>: the writer may have written newer
+    /// versions since), and (2) a snapshot at count S leaves out only payments with a version stamped at or before S, which a
+    /// restart from it keeps (it cuts only versions stamped after S). Changes memory only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FollowerRetire()
+    {
+        var tier = _tier!;
+        var store = tier.Store;
+        long f = _applied;
+        _nextFollowerCheck = f + FollowerCheckCommands;
+        store.FollowerAt(f);
+        long eligible = _count >= tier.HotPayments ? (_count - tier.HotPayments) >> _shift : 0;
+        long writtenThrough = store.WrittenThroughId(f);
+        while (_firstResidentChunk < eligible)
+        {
+            long chunk = _firstResidentChunk;
+            var payments = _chunks[chunk]!;
+            long firstId = (chunk << _shift) + 1;
+            // The writer closes this chunk at the same command count (the counts are the journal's); until its first versions
+            // are durable at or before f, nearly every payment would have to move to the pool: wait for a later look instead.
+            long lastSettled = firstId;
+            for (int j = _size - 1; j >= 0; j--)
+                if (!IsOpen(payments[j])) { lastSettled = firstId + j; break; }
+            if (lastSettled > writtenThrough) break;
+            for (int j = 0; j < _size; j++)
+            {
+                ref var p = ref payments[j];
+                if (_notes.ContainsKey(p.Id) && store.HasNote(p.Id)) _notes.Remove(p.Id);
+                long compared = 0;
+                if (!IsOpen(p) && CanDrop(p, f, ref compared))
+                {
+                    _changedAt.Remove(p.Id);
+                    continue;
+                }
+                ref var e = ref NewPoolEntry(p.Id);
+                e.Current = p; // keeps its hold position: the hold queue finds it by id
+                e.InFlight = compared;
+            }
+            _chunks[chunk] = null;
+            Array.Clear(payments);
+            if (_freeChunkCount < _freeChunks.Length) _freeChunks[_freeChunkCount++] = payments;
+            _firstResidentChunk = chunk + 1;
+            _nextChunkToClose = chunk + 1;
+        }
+        for (int s = 0; s < _poolHigh; s++)
+        {
+            ref var e = ref _pool[s];
+            if (e.Current.Id == 0 || IsOpen(e.Current)) continue;
+            long id = e.Current.Id;
+            if (!CanDrop(e.Current, f, ref e.InFlight)) continue;
+            _changedAt.Remove(id);
+            FreePoolEntry(id, s);
+        }
+    }
+
+    /// <summary>
+    /// Whether the store holds the follower's version of <paramref name="p"/> stamped at or before <paramref name="f"/>: any such
+    /// version when it has not changed since it was made or read back (every version since is equal), one stamped at or after
+    /// its last change otherwise; else (a command acted on it without changing it, e.g. a refused refund) the version is read
+    /// and compared, once per version (<paramref name="compared"/> remembers its stamp + 1).
+    /// </summary>
+    private bool CanDrop(in Payment p, long f, ref long compared)
+    {
+        var store = _tier!.Store;
+        long stamp = store.StampAtOrBefore(p.Id, f);
+        if (stamp < 0) return false;
+        if (!_changedAt.TryGetValue(p.Id, out long changed) || stamp >= changed) return true;
+        if (compared == stamp + 1) return false;
+        compared = stamp + 1;
+        return store.TryReadAtOrBefore(p.Id, f, out var written) && SamePersisted(p, written);
+    }
+
+    /// <summary>
+    /// A follower before a snapshot: waits (briefly, never the writer) until the writer's store has written every generation
+    /// stamped at or before the follower's count, then drops what it can, so that the snapshot's resident part stays small.
+    /// </summary>
+    public void TrimForSnapshot()
+    {
+        if (!_follower || !_active) return;
+        _tier!.Store.WaitWrittenThrough(_applied, timeoutMs: 10_000);
+        FollowerRetire();
     }
 
     // --- snapshot (physical part) and invariant walks ---

@@ -80,10 +80,12 @@ public sealed record EngineOptions
     /// </summary>
     public int RulesVersion { get; init; } = 1;
     /// <summary>
-    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 2. Version 3 (payments
-    /// without a ceiling, older ones in the payments' cold tier) is opt-in until the server suite has run under it.
+    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 3, payments without a
+    /// ceiling, settled older ones in the payments' cold tier (with version 2's keys for their whole window). A data folder
+    /// written under 1 or 2 is moved to it by the journaled upgrade point at its first start; its journal before that point
+    /// replays under its old rules, to its old state hash.
     /// </summary>
-    public const int ServerRulesVersion = 2;
+    public const int ServerRulesVersion = 3;
     /// <summary>
     /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
     /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for

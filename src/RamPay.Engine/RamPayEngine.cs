@@ -141,6 +141,8 @@ public sealed class RamPayEngine : IDisposable
                     {
                         Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
                         DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
+                        // The snapshotter's replica follows the store behind the writer and reads the versions of its own state.
+                        KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0),
                     });
                     options = options with
                     {
@@ -300,6 +302,9 @@ public sealed class RamPayEngine : IDisposable
     /// an <see cref="ICommandCompletion"/> call for the fields of the slot it was given.
     /// </summary>
     /// <summary>The payments' tiers (rules version 3): where payments are kept and how the cold ones were served. Racy reads of the writer's counters: fine for gauges.</summary>
+    /// <summary>The snapshotter's replica's resident payments now and at most in this run (0 without a snapshotter): racy, for metrics and tests.</summary>
+    public (long Resident, long MaxResident) SnapshotterPayments => _snapshotter is { } s ? (s.ResidentPayments, s.MaxResidentPayments) : (0, 0);
+
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
         _coldPayments?.Fault?.Message);

@@ -61,6 +61,19 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
     /// <summary>The last journal sequence the replica has applied (racy read, for metrics and tests).</summary>
     public long AppliedSequence => Volatile.Read(ref _lastSequence);
 
+    /// <summary>The replica's resident payments (hot chunks and pool), after its last poll: racy, for metrics and tests.</summary>
+    public long ResidentPayments => Volatile.Read(ref _residentPayments);
+    /// <summary>The most resident payments the replica held after any poll or snapshot of this run.</summary>
+    public long MaxResidentPayments => Volatile.Read(ref _maxResidentPayments);
+    private long _residentPayments, _maxResidentPayments;
+
+    private void NotePayments(Ledger ledger)
+    {
+        long resident = ledger.PaymentTier.ResidentPayments;
+        Volatile.Write(ref _residentPayments, resident);
+        if (resident > _maxResidentPayments) Volatile.Write(ref _maxResidentPayments, resident);
+    }
+
     /// <summary>Called on the follower's thread after each snapshot is durable, with its sequence (the host asks for a retirement pass).</summary>
     public Action<long>? SnapshotWritten { get; init; }
 
@@ -92,6 +105,9 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
             // what the store holds durably, but never writes it (the writer's key log does), so its hot entries plus the store
             // hold every live key of its state, as the writer's do, and its snapshot is the writer's.
             var ledgerOptions = _options.Ledger.ColdKeys is { } tier ? _options.Ledger with { ColdKeys = tier with { Follower = true } } : _options.Ledger;
+            // Likewise the payments' cold tier (rules version 3): the replica reads the writer's payment log at its own count and
+            // drops what the log holds durably, so it holds about the writer's hot payments, not every payment.
+            if (ledgerOptions.ColdPayments is { } payments) ledgerOptions = ledgerOptions with { ColdPayments = payments with { Follower = true } };
             var (ledger, _, _, last) = EngineRecovery.Load(_options.SnapshotDirectory, _options.JournalDirectory, ledgerOptions, useSnapshot: true,
                 _startSequence, warnings);
             Invariant.Check(last == _startSequence, $"the snapshotter's replica stopped at {last}, not at the writer's start {_startSequence}");
@@ -106,6 +122,7 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
                 int max = everyCommands > 0 ? (int)Math.Min(PollRecords, Math.Max(1, everyCommands - since)) : PollRecords;
                 int read = _tailer.Poll(_durable.Value, max, this);
                 since += read;
+                if (read > 0) NotePayments(ledger);
                 bool dueByCount = everyCommands > 0 && since >= everyCommands;
                 bool dueByTime = _options.SnapshotEveryMs > 0 && since > 0
                     && Stopwatch.GetElapsedTime(lastSnapshotTicks).TotalMilliseconds >= _options.SnapshotEveryMs;
@@ -141,6 +158,8 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
         long started = Stopwatch.GetTimestamp();
         // The hot section must fit the writer's hot tier when it loads this snapshot (and be small: it is written whole).
         if (ledger.KeyLog is { HasColdTier: true } follower) follower.RetireDurableForSnapshot();
+        ledger.TrimPaymentsForSnapshot();
+        NotePayments(ledger);
         // The whole-state check, off the writer: the replica's state is the writer's at this sequence.
         ledger.VerifyInvariants();
         _options.WriteFence?.CheckCanWrite();

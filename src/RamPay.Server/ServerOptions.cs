@@ -270,7 +270,7 @@ public sealed partial class ServerOptions
         public int IdempotencyMaxKeys { get; set; } = RamPay.Engine.EngineOptions.ServerIdempotencyMaxKeys;
         [Setting("How the pipeline's threads wait for work: SpinThenBlock (lowest latency), SpinThenYield, or Blocking (least CPU when idle).")]
         public RamPay.Engine.WaitStrategyKind WaitStrategy { get; set; } = RamPay.Engine.WaitStrategyKind.SpinThenBlock;
-        [Setting("The ledger's rules version. 2 (the default): every idempotency key is honoured for its whole 24 h window, up to IdempotencyKeyBudget keys, older ones on disk (ColdTier). 1: the keys are a table of IdempotencyMaxKeys, forgotten early past it. 3 (opt-in): as 2, and payments have no ceiling (MaxPayments no longer refuses with too_many_payments) and settled old ones live on disk (ColdTier:PaymentsEnabled). A ledger under older rules is moved to these by a journaled upgrade point at start (once; the journal before it replays under its old rules). See docs/storage.md.")]
+        [Setting("The ledger's rules version. 3 (the default): payments have no ceiling (MaxPayments no longer refuses with too_many_payments) and settled old ones live on disk (ColdTier:PaymentsEnabled), and every idempotency key is honoured for its whole 24 h window, up to IdempotencyKeyBudget keys, older ones on disk (ColdTier). 2: the keys as in 3, payments all in memory up to MaxPayments. 1: the keys are a table of IdempotencyMaxKeys, forgotten early past it. A ledger under older rules is moved to these by a journaled upgrade point at start (once; the journal before it replays under its old rules); a ledger is never moved back. See docs/storage.md.")]
         public int RulesVersion { get; set; } = RamPay.Engine.EngineOptions.ServerRulesVersion;
         [Setting("Rules version 2: the most idempotency keys remembered (memory and disk); past it the oldest is forgotten early, counted in rampay_idempotency_keys_evicted_early_total and reported by /health/ready. Journaled with the upgrade: later changes have no effect on an upgraded ledger. Size it for peak keys/s x 86,400 (docs/storage.md: 136 bytes of disk a key).")]
         public long IdempotencyKeyBudget { get; set; } = RamPay.Engine.EngineOptions.DefaultIdempotencyKeyBudget;
@@ -292,7 +292,7 @@ public sealed partial class ServerOptions
         public long KeyCapacity { get; set; }
         [Setting("Keys per segment file (a power of two); a segment is deleted whole once every key in it is dead. Keep it as it was for an existing cold tier.")]
         public int SegmentKeys { get; set; } = 1 << 20;
-        [Setting("Under rules version 3 (Engine:RulesVersion=3): keep settled payments older than HotPayments (with their notes and fraud results) on disk, and bring back the one a capture, void, refund or review acts on before the writer needs it (docs/storage.md, \"Payments\"). Off: every payment stays in memory. Needs Enabled.")]
+        [Setting("Under rules version 3 (the default): keep settled payments older than HotPayments (with their notes and fraud results) on disk, and bring back the one a capture, void, refund or review acts on before the writer needs it (docs/storage.md, \"Payments\"). Off: every payment stays in memory. Needs Enabled.")]
         public bool PaymentsEnabled { get; set; } = true;
         [Setting("Where the payment log lives; empty = <ColdTier:Directory>/payments.")]
         public string PaymentsDirectory { get; set; } = "";

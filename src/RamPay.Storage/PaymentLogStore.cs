@@ -17,6 +17,12 @@ public sealed record PaymentLogStoreOptions
     public bool Fsync { get; init; } = true;
     /// <summary>Closed generations waiting to be written, at most (the ledger's in-flight bound keeps it below this).</summary>
     public int MaxQueuedGenerations { get; init; } = 64;
+    /// <summary>
+    /// Keep, in memory, where the older versions of re-written payments are, until a follower (the snapshotter's replica) has
+    /// passed them (<see cref="PaymentLogStore.FollowerAt"/>): it reads the version of its own state, not the newest. On when
+    /// the engine runs a snapshotter; a few bytes per payment re-written within the follower's lag.
+    /// </summary>
+    public bool KeepPriorVersions { get; init; }
 
     public void Validate()
     {
@@ -79,6 +85,19 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
     private long _recordsWritten, _garbage, _diskBytes, _reads, _payments;
 
+    // For a follower (the snapshotter's replica), under _spanGate: the written generations in log order, each with its stamp,
+    // its first and end positions and the highest chunk id written through it, so that a position maps to its stamp with no
+    // I/O; and where the previous version of each re-written payment is (newer record's position -> older's), kept until the
+    // follower has passed the newer one (KeepPriorVersions).
+    private readonly object _spanGate = new();
+    private readonly List<WrittenSpan> _spans = [];
+    private readonly Dictionary<long, long> _prior = [];
+    private readonly Queue<long> _priorOrder = new();
+    private long _followerFloor = long.MinValue;
+    private long _coveredId;
+
+    private readonly record struct WrittenSpan(long Stamp, long Start, long End, long CoveredId);
+
     public PaymentLogStore(PaymentLogStoreOptions options)
     {
         options.Validate();
@@ -125,6 +144,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
         long previousStamp = long.MinValue;
         bool cut = false;
+        long spanStamp = -1, spanStart = 0, spanEnd = 0, spanCovered = 0;
         for (int i = 0; i < numbers.Count; i++)
         {
             long number = numbers[i];
@@ -158,10 +178,22 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
                 }
                 previousStamp = stamp;
                 long position = number << OffsetBits | offset;
-                if (type == PaymentRecord) IndexPayment(PaymentCodec.Decode(body.AsSpan(0, PaymentCodec.RecordBytes)).Id, position);
+                if (stamp != spanStamp)
+                {
+                    if (spanStamp >= 0) AddSpan(spanStamp, spanStart, spanEnd, spanCovered);
+                    spanStamp = stamp;
+                    spanStart = position;
+                }
+                if (type == PaymentRecord)
+                {
+                    long id = PaymentCodec.Decode(body.AsSpan(0, PaymentCodec.RecordBytes)).Id;
+                    IndexPayment(id, position);
+                    spanCovered = Math.Max(spanCovered, id); // first versions come a chunk at a time, in id order
+                }
                 else lock (_notes) _notes[BinaryPrimitives.ReadInt64LittleEndian(body)] = position;
                 _recordsWritten++;
                 offset += Align(RecordHeaderBytes + bodyLength);
+                spanEnd = number << OffsetBits | offset;
             }
             if (offset < length)
             {
@@ -172,6 +204,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             _segmentLength = offset;
             _diskBytes += offset;
         }
+        if (spanStamp >= 0) AddSpan(spanStamp, spanStart, spanEnd, spanCovered);
         if (cut) SyncDirectory();
         if (_segmentNumber == 0) NewSegment();
         _thread = new Thread(Run) { IsBackground = true, Name = "rampay-cold-payments" };
@@ -230,7 +263,17 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         }
         ref long slot = ref chunk[index & ((1 << IndexShift) - 1)];
         if (slot == 0) _payments++;
-        else _garbage++;
+        else
+        {
+            _garbage++;
+            // Before the index names the newer version: a follower that finds it too new then finds this link.
+            if (_options.KeepPriorVersions)
+                lock (_spanGate)
+                {
+                    _prior[position] = slot - 1;
+                    _priorOrder.Enqueue(position);
+                }
+        }
         Volatile.Write(ref slot, position + 1);
     }
 
@@ -252,7 +295,12 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         payment = default;
         long position = PositionOf(id);
         if (position == 0) return false;
-        position--;
+        payment = ReadPaymentAt(id, position - 1);
+        return true;
+    }
+
+    private Payment ReadPaymentAt(long id, long position)
+    {
         Span<byte> record = stackalloc byte[PaymentRecordBytes];
         var handle = Segment(position >> OffsetBits);
         Interlocked.Increment(ref _reads);
@@ -261,9 +309,9 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         if (read != RecordHeaderBytes + PaymentCodec.RecordBytes || BinaryPrimitives.ReadUInt16LittleEndian(record) != PaymentRecord
             || RecordCrc(record, record.Slice(RecordHeaderBytes, PaymentCodec.RecordBytes)) != BinaryPrimitives.ReadUInt32LittleEndian(record[4..]))
             throw new InvalidDataException($"payment {id}'s record in the cold tier is damaged");
-        payment = PaymentCodec.Decode(record[RecordHeaderBytes..]);
+        var payment = PaymentCodec.Decode(record[RecordHeaderBytes..]);
         Invariant.Check(payment.Id == id, "the payments' cold index points at another payment");
-        return true;
+        return payment;
     }
 
     public byte[]? ReadNote(long id)
@@ -302,6 +350,119 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             }
             segments[number] = handle;
             Volatile.Write(ref _segments, segments);
+        }
+    }
+
+    // --- a follower's reads (the snapshotter's replica: versions by stamp) ---
+
+    private void AddSpan(long stamp, long start, long end, long covered)
+    {
+        lock (_spanGate)
+        {
+            Invariant.Check(_spans.Count == 0 || _spans[^1].Stamp <= stamp && _spans[^1].End <= start, "payment generations written out of order");
+            _coveredId = Math.Max(_coveredId, covered);
+            _spans.Add(new WrittenSpan(stamp, start, end, _coveredId));
+            PrunePriorLocked();
+        }
+    }
+
+    /// <summary>The stamp of the record at <paramref name="position"/>, or -1 while its generation is not yet published.</summary>
+    private long StampOfLocked(long position)
+    {
+        int lo = 0, hi = _spans.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            var s = _spans[mid];
+            if (position < s.Start) hi = mid - 1;
+            else if (position >= s.End) lo = mid + 1;
+            else return s.Stamp;
+        }
+        return -1;
+    }
+
+    public long StampAtOrBefore(long id, long maxStamp) => StampAtOrBefore(id, maxStamp, out _);
+
+    private long StampAtOrBefore(long id, long maxStamp, out long position)
+    {
+        position = PositionOf(id) - 1;
+        if (position < 0) return -1;
+        lock (_spanGate)
+        {
+            while (true)
+            {
+                long stamp = StampOfLocked(position);
+                if (stamp >= 0 && stamp <= maxStamp) return stamp;
+                // Too new for the follower (or not yet published): the version before it, if one was kept.
+                if (!_prior.TryGetValue(position, out long older)) return -1;
+                position = older;
+            }
+        }
+    }
+
+    public bool TryReadAtOrBefore(long id, long maxStamp, out Payment payment)
+    {
+        payment = default;
+        if (StampAtOrBefore(id, maxStamp, out long position) < 0) return false;
+        payment = ReadPaymentAt(id, position);
+        return true;
+    }
+
+    public long WrittenThroughId(long maxStamp)
+    {
+        lock (_spanGate)
+        {
+            int lo = 0, hi = _spans.Count - 1, found = -1;
+            while (lo <= hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (_spans[mid].Stamp <= maxStamp) { found = mid; lo = mid + 1; }
+                else hi = mid - 1;
+            }
+            return found < 0 ? 0 : _spans[found].CoveredId;
+        }
+    }
+
+    public bool HasNote(long id)
+    {
+        lock (_notes) return _notes.ContainsKey(id);
+    }
+
+    public void FollowerAt(long stamp)
+    {
+        lock (_spanGate)
+        {
+            if (stamp <= _followerFloor) return;
+            _followerFloor = stamp;
+            PrunePriorLocked();
+        }
+    }
+
+    /// <summary>Links whose newer version is stamped at or before the follower's position: it never reads behind those.</summary>
+    private void PrunePriorLocked()
+    {
+        while (_priorOrder.TryPeek(out long newer))
+        {
+            long stamp = StampOfLocked(newer);
+            if (stamp < 0 || stamp > _followerFloor) return;
+            _priorOrder.Dequeue();
+            _prior.Remove(newer);
+        }
+    }
+
+    /// <summary>Older versions kept for a follower (for tests and sizing).</summary>
+    public int PriorVersionsKept { get { lock (_spanGate) return _prior.Count; } }
+
+    public void WaitWrittenThrough(long stamp, int timeoutMs)
+    {
+        long deadline = Environment.TickCount64 + timeoutMs;
+        lock (_gate)
+        {
+            while (_queueCount > 0 && _queue[_queueHead]!.Stamp <= stamp && !_stopping && Environment.TickCount64 < deadline)
+            {
+                if (_fault is not null) throw new IOException("the payments' cold tier's writer failed", _fault);
+                Monitor.Wait(_gate, 20);
+            }
         }
     }
 
@@ -376,6 +537,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     {
         _pending.Clear();
         int n = 0;
+        long start = _segmentNumber << OffsetBits | _segmentLength;
         for (int j = 0; j < batch.ChunkLength; j++)
         {
             if (batch.Notes[j] is not { } note) continue;
@@ -404,6 +566,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             else IndexPayment(id, position);
         }
         Volatile.Write(ref _recordsWritten, _recordsWritten + _pending.Count);
+        long covered = batch.ChunkLength > 0 ? batch.ChunkFirstId + batch.ChunkLength - 1 : 0;
+        AddSpan(batch.Stamp, start, _segmentNumber << OffsetBits | _segmentLength, covered);
     }
 
     private readonly List<(long Id, long Position, ushort Type)> _pending = [];

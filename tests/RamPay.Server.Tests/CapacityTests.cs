@@ -8,9 +8,9 @@ namespace RamPay.Server.Tests;
 /// </summary>
 public class CapacityTests
 {
-    private static async Task<(ServerProcess Server, Api Api)> StartAsync(string setting)
+    private static async Task<(ServerProcess Server, Api Api)> StartAsync(params string[] settings)
     {
-        var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings, setting]);
+        var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings, .. settings]);
         return (server, new Api(server));
     }
 
@@ -46,9 +46,10 @@ public class CapacityTests
     }
 
     [Fact]
-    public async Task A_payment_past_MaxPayments_is_too_many_payments()
+    public async Task A_payment_past_MaxPayments_is_too_many_payments_under_rules_version_2()
     {
-        var (server, api) = await StartAsync("Engine:MaxPayments=4");
+        // Rules version 3 (the default) has no payment ceiling (ColdPaymentServerTests); version 2 keeps it.
+        var (server, api) = await StartAsync("Engine:MaxPayments=4", "Engine:RulesVersion=2");
         await using var _ = server;
         var (alice, bob) = await api.PairAsync();
         for (int i = 0; i < 3; i++) await api.PayAsync(alice, bob.WalletId, 100);

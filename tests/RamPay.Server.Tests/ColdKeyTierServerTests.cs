@@ -5,7 +5,7 @@ using RamPay.Core;
 namespace RamPay.Server.Tests;
 
 /// <summary>
-/// The server under rules version 2 (its default) keeps every idempotency key for its window, older ones on disk: proven
+/// The server under rules version 2 and later (3 is its default) keeps every idempotency key for its window, older ones on disk: proven
 /// on the cold path through the real server (TCP to drive the keys, HTTP for the retries), with a hot budget far below
 /// what the test drives, and a counter saying the answer came from the cold tier.
 /// </summary>
@@ -81,11 +81,11 @@ public class ColdKeyTierServerTests
         Assert.Equal(0, after["rampay_idempotency_keys_evicted_early_total"]);
         Assert.Equal(0, after["rampay_idempotency_cold_faults_total"]);
         Assert.True(after["rampay_idempotency_cold_disk_bytes"] >= (driven - 2 * HotMaxKeys) * 136.0, $"{after["rampay_idempotency_cold_disk_bytes"]} bytes on disk");
-        Assert.Equal(2, after["rampay_rules_version"]);
+        Assert.Equal(RamPay.Engine.EngineOptions.ServerRulesVersion, after["rampay_rules_version"]);
         var ready = await api.GetAsync("/health/ready", null);
         var body = ready.Expect(HttpStatusCode.OK);
         Assert.Equal("ready", body.Str("status"));
-        Assert.Equal(2, body["idempotency"]!.Long("rules_version"));
+        Assert.Equal(RamPay.Engine.EngineOptions.ServerRulesVersion, body["idempotency"]!.Long("rules_version"));
 
         // 6. After a restart (snapshot at the clean stop, the cold tier reopened) the old key is still honoured.
         Assert.Equal(0, await server.StopAsync());
@@ -106,11 +106,11 @@ public class ColdKeyTierServerTests
         Assert.Equal(1, (await MetricsAsync(server))["rampay_rules_version"]);
         await server.StopAsync();
 
-        // The same data folder, started with the default rules (2): the upgrade point is journaled, the key carried over.
+        // The same data folder, started with the default rules (3): the upgrade point is journaled, the key carried over.
         await using var upgraded = ServerProcess.OnDirectory(server.DataDirectory, null, SmallHotTier);
         await upgraded.LaunchAsync();
         var api2 = new Api(upgraded);
-        Assert.Equal(2, (await MetricsAsync(upgraded))["rampay_rules_version"]);
+        Assert.Equal(RamPay.Engine.EngineOptions.ServerRulesVersion, (await MetricsAsync(upgraded))["rampay_rules_version"]);
         var retry = await api2.PostAsync("/v1/payments", alice.Token, Payment(alice, bob.WalletId, 700), key);
         Assert.Equal(id, retry.Expect(HttpStatusCode.Created).Long("id"));
         Assert.Equal("true", retry.Header("Idempotent-Replayed"));

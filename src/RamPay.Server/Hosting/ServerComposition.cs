@@ -207,7 +207,7 @@ public static class ServerComposition
         SnapshotEveryMs = o.Engine.SnapshotEveryMs,
         SnapshotOffWriter = o.Engine.SnapshotOffWriter,
         WaitStrategy = o.Engine.WaitStrategy,
-        // Rules version 2 by default: a data folder under older rules journals the upgrade point at its first start.
+        // Rules version 3 by default: a data folder under older rules journals the upgrade point at its first start.
         RulesVersion = o.Engine.RulesVersion,
         IdempotencyKeyBudget = o.Engine.IdempotencyKeyBudget,
         ColdTier = o.Engine.RulesVersion >= 2 ? ColdTierFrom(o) : null,
