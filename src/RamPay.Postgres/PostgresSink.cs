@@ -61,6 +61,7 @@ public sealed class PostgresSink : IChangeSink
         {
             connection.Open();
             Schema.Migrate(connection);
+            AnalyticsViews.Apply(connection); // issue 13: the analytics rollups as views over these tables
             Execute(connection, null, "INSERT INTO sink_checkpoint (sink, journal_sequence, updated_at) VALUES ('postgres', 0, now()) ON CONFLICT (sink) DO NOTHING");
             Execute(connection, null, """
                 CREATE TEMP TABLE IF NOT EXISTS stage_accounts (

@@ -25,6 +25,12 @@ public sealed class HttpRewardCommands(HttpClient http) : IRewardCommands
         return await Outcomes(response, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<RewardOutcome>> RetrySkippedAsync(IReadOnlyList<long> topUpIds, CancellationToken cancellationToken)
+    {
+        using var response = await http.PostAsJsonAsync("/v1/service/rewards/retry", new { top_up_ids = topUpIds }, cancellationToken);
+        return await Outcomes(response, cancellationToken);
+    }
+
     private static async Task<IReadOnlyList<RewardOutcome>> Outcomes(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         // Anything but 200 throws: the worker does not commit the batch's offsets and sends it again.

@@ -36,6 +36,12 @@ public interface IRewardCommands
 
     /// <summary>Brings the rewards of these refunded payments in line with their refunds (each refund named by its id).</summary>
     Task<IReadOnlyList<RewardOutcome>> ReverseAsync(IReadOnlyList<(long PaymentId, long RefundId)> refunds, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// After these deposits into platform accounts: for each that tops up a rewards account, tries each skipped reward
+    /// of its currency once more (at most once per top-up; the others are ignored).
+    /// </summary>
+    Task<IReadOnlyList<RewardOutcome>> RetrySkippedAsync(IReadOnlyList<long> topUpIds, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -48,7 +54,7 @@ public interface IRewardCommands
 /// </summary>
 public sealed class RewardsConsumer(IRewardCommands commands, string? checkpointFile) : IEventConsumer
 {
-    private long _issued, _skipped, _duplicates, _notEligible, _reversals, _refused, _events;
+    private long _issued, _skipped, _duplicates, _notEligible, _reversals, _refused, _events, _retried;
 
     public string Name => "rewards";
     public long Issued => Interlocked.Read(ref _issued);
@@ -58,25 +64,35 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
     public long Reversals => Interlocked.Read(ref _reversals);
     public long Refused => Interlocked.Read(ref _refused);
     public long EventsSeen => Interlocked.Read(ref _events);
+    /// <summary>Retries of skipped rewards sent after top-ups (their outcomes count as issued, skipped...).</summary>
+    public long Retried => Interlocked.Read(ref _retried);
 
     public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult(ReadCheckpoint(checkpointFile));
 
     public async ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
     {
-        var (settled, refunds) = Select(batch.Events);
+        var (settled, refunds, topUps) = Select(batch.Events);
         Interlocked.Add(ref _events, batch.Events.Count);
         // Issues before reversals: a refund in the same batch as its payment then finds the reward to reverse (and a
         // reward issued after a refund cancels that share itself, so the order is never wrong, only cheaper).
         if (settled.Count > 0) Count(await commands.IssueAsync(settled, cancellationToken));
         if (refunds.Count > 0) Count(await commands.ReverseAsync(refunds, cancellationToken));
+        // Last: a top-up in this batch then also pays what this batch's issues had to skip.
+        if (topUps.Count > 0)
+        {
+            var outcomes = await commands.RetrySkippedAsync(topUps, cancellationToken);
+            Interlocked.Add(ref _retried, outcomes.Count);
+            Count(outcomes);
+        }
         if (batch.FromLog && checkpointFile is not null) WriteCheckpoint(checkpointFile, batch.Through);
     }
 
-    /// <summary>The settled payments and the refunds of a batch, in order, each once.</summary>
-    internal static (List<long> Settled, List<(long, long)> Refunds) Select(IReadOnlyList<EventRecord> events)
+    /// <summary>The settled payments, the refunds and the deposits into platform accounts (maybe top-ups) of a batch, in order, each once.</summary>
+    internal static (List<long> Settled, List<(long, long)> Refunds, List<long> TopUps) Select(IReadOnlyList<EventRecord> events)
     {
         var settled = new List<long>();
+        var topUps = new List<long>();
         var refunds = new List<(long, long)>();
         var seen = new HashSet<long>();
         foreach (var e in events)
@@ -98,9 +114,18 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
             {
                 settled.Add(id); // deposits are top-ups, not purchases: they earn nothing (the ledger would say so too)
             }
+            else if (kind == "deposit" && e.Type == "PaymentApproved" && IsPlatformAccount(root, "to") && seen.Add(id))
+            {
+                topUps.Add(id); // a deposit into a platform account (owner 0): the server checks it is a rewards account's top-up
+            }
         }
-        return (settled, refunds);
+        return (settled, refunds, topUps);
     }
+
+    private static bool IsPlatformAccount(JsonElement root, string side) =>
+        root.TryGetProperty("balances", out var b) && b.ValueKind == JsonValueKind.Object
+        && b.TryGetProperty(side, out var a) && a.ValueKind == JsonValueKind.Object
+        && a.TryGetProperty("owner", out var owner) && owner.ValueKind == JsonValueKind.Number && owner.GetInt64() == 0;
 
     private void Count(IReadOnlyList<RewardOutcome> outcomes)
     {
@@ -139,6 +164,10 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
 
     /// <summary>The idempotency key of an issue: one per (payment, rule), so a retry inside the key window replays the first result.</summary>
     public static string IssueKey(long paymentId, long ruleId) => string.Create(CultureInfo.InvariantCulture, $"rewards:issue:{paymentId}:{ruleId}");
+
+    /// <summary>The key of a retry of a skipped reward after a top-up: once per (payment, rule, top-up).</summary>
+    public static string RetryKey(long paymentId, long ruleId, long topUpId) =>
+        string.Create(CultureInfo.InvariantCulture, $"rewards:retry:{paymentId}:{ruleId}:{topUpId}");
 
     /// <summary>The key of a reversal: per refund, so each refund brings its own reversal (a repeat replays it).</summary>
     public static string ReverseKey(long paymentId, long ruleId, long refundId) =>

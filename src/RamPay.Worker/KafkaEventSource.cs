@@ -100,6 +100,16 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
                     {
                         return;
                     }
+                    catch (KafkaException e) when (e.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
+                    {
+                        // The group began a rebalance while the batch was handled (a worker joined or left): the commit is
+                        // refused, but the effects are durable and idempotent. Every partition is revoked and re-assigned
+                        // from its committed offset, so these events come again, to whichever worker owns them next; the
+                        // next Consume takes part in the rebalance. (It used to stop the worker: found by RewardsWorkerTests.)
+                        logger.LogInformation("commit of partition {Partition} refused during a rebalance ({Reason}); its events will be read again", partition, e.Error.Reason);
+                        foreach (var l in pending.Values) l.Clear();
+                        break;
+                    }
                     catch (Exception e) when (e is not KafkaException)
                     {
                         Interlocked.Increment(ref _failures);

@@ -94,15 +94,9 @@ namespace RamPay.Worker
         public static IEventConsumer Create(string name, Func<string, string?> flag) => name switch
         {
             "archive" => new ArchiveConsumer(flag("--out") ?? throw new ArgumentException("the archive consumer needs --out DIR")),
-            // Issue 13 (docs/rewards.md): rewards reach the server with a service token (POST /v1/admin/service_tokens).
-            "rewards" => new RamPay.Rewards.RewardsConsumer(new RamPay.Rewards.HttpRewardCommands(new HttpClient
-            {
-                BaseAddress = new Uri(flag("--server") ?? throw new ArgumentException("the rewards consumer needs --server URL (and RAMPAY_SERVICE_TOKEN)")),
-                DefaultRequestHeaders = { Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
-                    Environment.GetEnvironmentVariable("RAMPAY_SERVICE_TOKEN") ?? throw new ArgumentException("the rewards consumer needs RAMPAY_SERVICE_TOKEN (a service token)")) },
-            }), checkpointFile: null),
-            "analytics" => new RamPay.Analytics.AnalyticsConsumer(new RamPay.Analytics.AnalyticsStore(
-                Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"))),
+            // Issue 13 (docs/rewards.md, docs/analytics.md): src/RamPay.Worker/RewardsRole.cs, AnalyticsRole.cs.
+            "rewards" => RewardsRole.Create(flag, Environment.GetEnvironmentVariable),
+            "analytics" => AnalyticsRole.Create(flag),
             // Issue 12 (docs/notifications.md): email and SMS; recipients from the server with a service token.
             "notifications" => (Notifications = new NotificationsRole(flag, Environment.GetEnvironmentVariable)).Consumer,
             _ => throw new ArgumentException($"no consumer named '{name}' (known: {string.Join(", ", Names)})"),

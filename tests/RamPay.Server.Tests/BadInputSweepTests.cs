@@ -122,6 +122,7 @@ public sealed class BadInputSweepTests(InProcessServerFixture fixture, ITestOutp
         ["GET /v1/rewards"] = new(Caller.User, Query: ["limit", "after"]),
         ["GET /v1/analytics/me"] = new(Caller.User, Query: ["from", "to", "interval"]),
         ["POST /v1/service/rewards/issue"] = new(Caller.Admin, Body: w => new JsonObject { ["payment_ids"] = new JsonArray(w.PaymentId) }),
+        ["POST /v1/service/rewards/retry"] = new(Caller.Admin, Body: w => new JsonObject { ["top_up_ids"] = new JsonArray(w.PaymentId) }),
         ["POST /v1/service/rewards/reverse"] = new(Caller.Admin, Body: w => new JsonObject { ["refunds"] = new JsonArray(new JsonObject { ["payment_id"] = w.PaymentId, ["refund_id"] = w.PaymentId }) }),
         // Notifications (issue 12, src/RamPay.Server/Notifications). The sweep's server has no SMS gateway: a phone
         // change would be sms_unavailable, so the PATCH row changes a channel; the inbound SMS webhook reads a form

@@ -152,6 +152,8 @@ public sealed class Api(Platform platform)
             case SessionStore.RefreshResult.Unknown:
                 throw InvalidRefreshToken("The refresh token is unknown, expired or revoked: log in again (POST /v1/auth/token).");
         }
+        // A service token's session (issue 13, rampay-worker): its subject is no user; it renews as a service token.
+        if (userId == Rewards.RewardRoutes.ServiceUserId) { await Rewards.RewardRoutes.WriteServiceTokens(ctx, platform, next, expires); return; }
         var user = await Engine.QueryAsync(l => l.GetUser(userId));
         if (user is null) throw InvalidRefreshToken("The user of this refresh token no longer exists.");
         await WriteTokens(ctx, user, next, expires);

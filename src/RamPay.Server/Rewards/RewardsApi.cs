@@ -18,6 +18,7 @@ public sealed record ServiceTokenRequest(string? Name);
 public sealed record IssueRewardsRequest(long[] PaymentIds);
 public sealed record RefundRef(long PaymentId, long RefundId);
 public sealed record ReverseRewardsRequest(RefundRef[] Refunds);
+public sealed record RetrySkippedRequest(long[] TopUpIds);
 
 /// <summary>
 /// The rewards and analytics endpoints (docs/rewards.md, docs/analytics.md). Admin: reward rules, the rewards funding
@@ -70,6 +71,8 @@ public static class RewardRoutes
             .WithTags("rewards").WithSummary("Pay the rewards of settled payments (service role; answers once durable)").Produces(200).Produces<C.ErrorEnvelope>(400);
         service.MapPost("/rewards/reverse", H(api.ServiceReverse)).WithMetadata(new JsonRequestBody(typeof(ReverseRewardsRequest)))
             .WithTags("rewards").WithSummary("Reverse the rewards of refunded payments (service role; answers once durable)").Produces(200).Produces<C.ErrorEnvelope>(400);
+        service.MapPost("/rewards/retry", H(api.ServiceRetry)).WithMetadata(new JsonRequestBody(typeof(RetrySkippedRequest)))
+            .WithTags("rewards").WithSummary("After top-ups of a rewards account: try each skipped reward once more (service role; answers once durable)").Produces(200).Produces<C.ErrorEnvelope>(400);
     }
 
     /// <summary>The refusal for a rewards result code: not found is 404, a malformed rule 400, the rest as ApiError maps them (422).</summary>
@@ -80,6 +83,27 @@ public static class RewardRoutes
         ResultCode.RewardExists or ResultCode.RewardsAccountExists => new ApiError(409, ResultCodes.Name(code), ResultCodes.Message(code)),
         _ => ApiError.From(code),
     };
+
+    /// <summary>
+    /// A service token and its session's current refresh token: the answer of POST /v1/admin/service_tokens, and of
+    /// POST /v1/auth/refresh for a service session (Api.Refresh hands those here: the service subject is no user).
+    /// </summary>
+    public static Task WriteServiceTokens(HttpContext ctx, Platform platform, string refreshToken, long refreshExpiresUnix)
+    {
+        var token = platform.Tokens.Issue(ServiceUserId, TokenService.RoleService);
+        long refreshExpiresIn = Math.Max(0, refreshExpiresUnix - DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        return JsonOut.Write(ctx, 200, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("access_token", token.Token);
+            w.WriteString("token_type", "Bearer");
+            w.WriteString("role", TokenService.RoleService);
+            w.WriteNumber("expires_in", platform.Tokens.LifetimeSeconds);
+            w.WriteString("refresh_token", refreshToken);
+            w.WriteNumber("refresh_expires_in", refreshExpiresIn);
+            w.WriteEndObject();
+        });
+    }
 
     private sealed class Handlers(Platform platform, IRewardCommands commands, AnalyticsStore analytics)
     {
@@ -364,16 +388,18 @@ public static class RewardRoutes
         public async Task ServiceToken(HttpContext ctx)
         {
             using (await JsonBody.ReadAsync(ctx, MaxBody, emptyIsObject: true)) { }
-            var token = platform.Tokens.Issue(ServiceUserId, TokenService.RoleService);
-            await JsonOut.Write(ctx, 200, w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("access_token", token.Token);
-                w.WriteString("token_type", "Bearer");
-                w.WriteString("role", TokenService.RoleService);
-                w.WriteNumber("expires_in", platform.Tokens.LifetimeSeconds);
-                w.WriteEndObject();
-            });
+            // A session of its own, like a log-in: the worker renews its access token with POST /v1/auth/refresh
+            // (rotation: each refresh token works once) until RamPay:Jwt:RefreshTokenLifetimeSeconds after this call.
+            string refresh = platform.Tokens.Sessions.Create(ServiceUserId, out long refreshExpires);
+            await WriteServiceTokens(ctx, platform, refresh, refreshExpires);
+        }
+
+        public async Task ServiceRetry(HttpContext ctx)
+        {
+            long[] ids;
+            using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) ids = Ids(body.Root, "top_up_ids");
+            var outcomes = await commands.RetrySkippedAsync(ids, ctx.RequestAborted);
+            await WriteOutcomes(ctx, outcomes);
         }
 
         public async Task ServiceIssue(HttpContext ctx)

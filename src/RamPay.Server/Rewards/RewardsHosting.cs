@@ -51,15 +51,7 @@ public sealed class EngineRewardCommands(EngineHost engine) : IRewardCommands
             Type = CommandType.IssueReward, ClientId = RewardsClientId, Key = IdempotencyKey.FromString(RewardsConsumer.IssueKey(x.Payment, x.Rule) + (x.Attempt == 0 ? "" : ":retry-after:" + x.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture))),
             PaymentId = x.Payment, Argument = x.Rule,
         }).ToArray();
-        return await Run(commands, static r => r.Code switch
-        {
-            ResultCode.Ok when r.Replayed => RewardOutcome.AlreadyRewarded,
-            ResultCode.Ok => RewardOutcome.Issued,
-            ResultCode.RewardSkipped => RewardOutcome.Skipped,
-            ResultCode.RewardExists => RewardOutcome.AlreadyRewarded,
-            ResultCode.RewardNotEligible => RewardOutcome.NotEligible,
-            _ => RewardOutcome.Refused,
-        });
+        return await Run(commands, IssueOutcome);
     }
 
     public async Task<IReadOnlyList<RewardOutcome>> ReverseAsync(IReadOnlyList<(long PaymentId, long RefundId)> refunds, CancellationToken cancellationToken)
@@ -79,6 +71,54 @@ public sealed class EngineRewardCommands(EngineHost engine) : IRewardCommands
         });
         return await Run(commands, static r => r.IsOk ? RewardOutcome.Reversed : RewardOutcome.Refused);
     }
+
+    /// <summary>
+    /// After a top-up of a rewards account: one more <c>IssueReward</c> for each skipped reward of its currency, oldest
+    /// first, as long as the account's available balance (read in the same query) covers the rewards picked so far, so
+    /// a small top-up does not journal commands that can only be skipped again. The key names the top-up
+    /// (<c>rewards:retry:{payment}:{rule}:{top_up}</c>), so each skipped reward is tried at most once per top-up (a
+    /// redelivered top-up event replays the same results); the ledger still pays a (payment, rule) at most once.
+    /// Ids that are not top-ups of a rewards account are ignored (the consumer sends every deposit into a platform account).
+    /// </summary>
+    public async Task<IReadOnlyList<RewardOutcome>> RetrySkippedAsync(IReadOnlyList<long> topUpIds, CancellationToken cancellationToken)
+    {
+        var commands = await engine.QueryAsync(l =>
+        {
+            var list = new List<Command>();
+            foreach (long topUp in topUpIds)
+            {
+                if (!l.PaymentExists(topUp)) continue;
+                var p = l.GetPayment(topUp);
+                if (p.Kind != PaymentKind.Deposit || p.Status != PaymentStatus.Posted || l.RewardsAccount(p.Currency) != p.ToAccount) continue;
+                long room = l.GetAccount(p.ToAccount).Available;
+                // A scan of the reward table on the writer's thread: a plain loop over structs, no allocation but the
+                // list; bounded by the rewards that fit in the balance.
+                for (long id = 1; id <= l.RewardCount && room > 0; id++)
+                {
+                    var r = l.GetReward(id);
+                    if (r.Status != RewardStatus.Skipped || r.Currency != p.Currency || r.Amount > room) continue;
+                    room -= r.Amount;
+                    list.Add(new Command
+                    {
+                        Type = CommandType.IssueReward, ClientId = RewardsClientId, PaymentId = r.SourcePaymentId, Argument = r.RuleId,
+                        Key = IdempotencyKey.FromString(RewardsConsumer.RetryKey(r.SourcePaymentId, r.RuleId, topUp)),
+                    });
+                }
+            }
+            return list.ToArray();
+        });
+        return await Run(commands, IssueOutcome);
+    }
+
+    internal static RewardOutcome IssueOutcome(CommandResult r) => r.Code switch
+    {
+        ResultCode.Ok when r.Replayed => RewardOutcome.AlreadyRewarded,
+        ResultCode.Ok => RewardOutcome.Issued,
+        ResultCode.RewardSkipped => RewardOutcome.Skipped,
+        ResultCode.RewardExists => RewardOutcome.AlreadyRewarded,
+        ResultCode.RewardNotEligible => RewardOutcome.NotEligible,
+        _ => RewardOutcome.Refused,
+    };
 
     private async Task<IReadOnlyList<RewardOutcome>> Run(Command[] commands, Func<CommandResult, RewardOutcome> outcome)
     {
@@ -200,7 +240,8 @@ public static class RewardsComposition
         string consumers = data.Consumers;
         services.AddSingleton<IRewardCommands>(sp => new EngineRewardCommands(sp.GetRequiredService<EngineHost>()));
         services.AddSingleton(sp => new RewardsConsumer(sp.GetRequiredService<IRewardCommands>(), Path.Combine(consumers, "rewards.checkpoint")));
-        services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<RewardsConsumer>());
+        // Off when rampay-worker rewards consumes Kafka instead (RamPay:Rewards:InServerConsumer=false): one shape at a time.
+        if (options.Rewards.InServerConsumer) services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<RewardsConsumer>());
         services.AddSingleton(_ => new AnalyticsStore(Path.Combine(consumers, "analytics.rollups")));
         services.AddSingleton(sp => new AnalyticsConsumer(sp.GetRequiredService<AnalyticsStore>()));
         services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<AnalyticsConsumer>());
