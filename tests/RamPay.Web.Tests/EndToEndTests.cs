@@ -15,7 +15,7 @@ namespace RamPay.Web.Tests;
 /// response the test drops on purpose; the app's files are checked by their responses instead.
 /// </summary>
 [Trait("Category", "EndToEnd")]
-public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : IClassFixture<WebServer>
+public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper output) : IClassFixture<WebServer>
 {
     private static readonly Regex ExpectedNetworkLog = new(@"^Failed to load resource: ", RegexOptions.Compiled);
 

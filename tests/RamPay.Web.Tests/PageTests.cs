@@ -48,8 +48,8 @@ public sealed class PageTests : BunitContext, IAsyncLifetime
     private async Task LogInAsync(string role = "user")
     {
         var session = Services.GetRequiredService<Session>();
-        await session.SetTokensAsync(new TokenAnswer("token-1", 3600, "refresh-1"));
-        await session.SetUserAsync(new Me(2, "ada@example.com", "Ada", role, 5));
+        await session.SetTokensAsync(new TokenResponse("token-1", "Bearer", 3600, "refresh-1", 86_400));
+        await session.SetUserAsync(TestUsers.Ada(role));
     }
 
     private List<FakeApi.Seen> Sent(string method, string pathPrefix)
