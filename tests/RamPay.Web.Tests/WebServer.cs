@@ -29,7 +29,13 @@ public sealed partial class WebServer : IAsyncLifetime
     /// <summary>The SMS gateway the server sends to (phone verification codes): a local receiver keeping every form posted.</summary>
     public WebhookReceiver Sms { get; } = new();
     public static string RepoRoot { get; } = FindRepoRoot();
-    public static string Screenshots { get; } = Path.Combine(RepoRoot, "tests", "RamPay.Web.Tests", "out", "screenshots");
+    /// <summary>
+    /// Where the end-to-end tests save a screenshot of each page they check: <c>$RAMPAY_ARTIFACTS/screenshots</c>, by
+    /// default <c>artifacts/screenshots</c> at the repository's root, the folder CI keeps (scripts/test.sh says so).
+    /// </summary>
+    public static string Screenshots { get; } = Path.Combine(
+        Environment.GetEnvironmentVariable("RAMPAY_ARTIFACTS") is { Length: > 0 } artifacts ? Path.GetFullPath(artifacts) : Path.Combine(RepoRoot, "artifacts"),
+        "screenshots");
     public string AxeSource { get; private set; } = "";
 
     private static string FindRepoRoot()

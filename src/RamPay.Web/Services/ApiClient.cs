@@ -44,6 +44,9 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
     public Task<ApiResult<T>> PostAsync<T>(string path, JsonObject? body, JsonTypeInfo<T> type, string? idempotencyKey = null, bool anonymous = false) =>
         SendAsync(HttpMethod.Post, path, body, type, idempotencyKey, anonymous);
 
+    /// <summary>A DELETE (a webhook endpoint): not retried; a second one after a lost answer is a 404 that changes nothing.</summary>
+    public Task<ApiResult<T>> DeleteAsync<T>(string path, JsonTypeInfo<T> type) => SendAsync(HttpMethod.Delete, path, null, type, null, anonymous: false);
+
     /// <summary>A PATCH (the notification preferences of /v1/users/me): not retried, it moves no money and has no key.</summary>
     public Task<ApiResult<T>> PatchAsync<T>(string path, JsonObject body, JsonTypeInfo<T> type) => SendAsync(HttpMethod.Patch, path, body, type, null, anonymous: false);
 
