@@ -372,7 +372,7 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
         await page.GetByRole(AriaRole.Button, new() { Name = $"Delete endpoint {endpointId}", Exact = true }).ClickAsync();
         await Expect(page.GetByTestId("confirm-delete")).ToContainTextAsync("cannot be undone");
         await CheckPageAsync(page, "webhooks-delete");
-        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete endpoint {endpointId} for good" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete for good: endpoint {endpointId}" }).ClickAsync();
         await Expect(page.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync($"Endpoint {endpointId} deleted");
         await Expect(page.Locator("tr[data-endpoint-id]")).ToHaveCountAsync(0);
         Assert.Empty((await server.GetAsync("v1/webhook_endpoints", token))["data"]!.AsArray());

@@ -96,7 +96,7 @@ public sealed partial class PageTests
         Assert.Empty(Sent("DELETE", "/v1/webhook_endpoints"));
 
         cut.Find("button[aria-label='Delete endpoint we_1']").Click();
-        cut.Find("button[aria-label='Delete endpoint we_1 for good']").Click();
+        cut.Find("button[aria-label='Delete for good: endpoint we_1']").Click();
         cut.WaitForAssertion(() => Assert.Contains("Endpoint we_1 deleted", cut.Markup, StringComparison.Ordinal));
         Assert.Single(Sent("DELETE", "/v1/webhook_endpoints/we_1"));
         cut.WaitForAssertion(() => Assert.Empty(cut.FindAll("tr[data-endpoint-id]")));
@@ -111,7 +111,7 @@ public sealed partial class PageTests
         var cut = RenderPage<Webhooks>();
         cut.WaitForAssertion(() => cut.Find("tr[data-endpoint-id='we_1']"));
         cut.Find("button[aria-label='Delete endpoint we_1']").Click();
-        cut.Find("button[aria-label='Delete endpoint we_1 for good']").Click();
+        cut.Find("button[aria-label='Delete for good: endpoint we_1']").Click();
         cut.WaitForAssertion(() => Assert.Contains("No such webhook endpoint among yours.", cut.Find("[role=alert]").TextContent, StringComparison.Ordinal));
     }
 
