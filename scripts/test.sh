@@ -14,6 +14,11 @@ fi
 # shellcheck source=/dev/null
 source .services.env
 
+# Artifacts CI keeps (RAMPAY_ARTIFACTS, default artifacts/): the web app's end-to-end tests save a screenshot of each
+# page they check in artifacts/screenshots (docs/web.md). Emptied first, so what is there is this run's.
+export RAMPAY_ARTIFACTS="${RAMPAY_ARTIFACTS:-$PWD/artifacts}"
+rm -rf "$RAMPAY_ARTIFACTS/screenshots"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 dotnet test RamPay.sln -c Release --nologo "$@" 2>&1 | tee "$log"
@@ -29,6 +34,7 @@ if [ "$passed" -eq 0 ] && [ "$status" -eq 0 ]; then
   echo "error: no test ran" >&2
   status=1
 fi
+echo "artifacts: $RAMPAY_ARTIFACTS/screenshots ($(find "$RAMPAY_ARTIFACTS/screenshots" -name '*.png' 2>/dev/null | wc -l) screenshots)"
 echo "tests: $passed passed, $failed failed"
 [ "$status" -eq 0 ] || exit "$status"
 

@@ -79,6 +79,7 @@ public sealed class BadInputSweepTests(InProcessServerFixture fixture, ITestOutp
         ["GET /v1/admin/users"] = new(Caller.Admin, Query: ["email", "limit", "after"]),
         ["GET /v1/admin/payments"] = new(Caller.Admin, Query: ["status", "kind", "account", "from", "to", "limit", "after"]),
         ["GET /v1/admin/webhook_deliveries"] = new(Caller.Admin, Query: ["status", "limit", "starting_after"]),
+        ["GET /v1/admin/latency"] = new(Caller.Admin, Query: ["minutes"]),
         ["POST /v1/accounts/{id}/deposits"] = new(Caller.User, Id: w => w.Alice.WalletId,
             Body: _ => new JsonObject { ["amount"] = 100, ["currency"] = "USD" }, ReadsKey: true),
         ["POST /v1/payments"] = new(Caller.User, Body: PaymentBody, ReadsKey: true),

@@ -58,8 +58,8 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     private async Task LogInAsync(string token = "token-1", int expiresIn = 3600)
     {
         var session = Services.GetRequiredService<Session>();
-        await session.SetTokensAsync(new TokenAnswer(token, expiresIn, "refresh-1"));
-        await session.SetUserAsync(new Me(2, "ada@example.com", "Ada", "user", 5));
+        await session.SetTokensAsync(new TokenResponse(token, "Bearer", expiresIn, "refresh-1", 86_400));
+        await session.SetUserAsync(TestUsers.Ada("user"));
     }
 
     /// <summary>The wallet, a payee found by email, and POST /v1/payments answered by <paramref name="pay"/>.</summary>
@@ -222,7 +222,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     [Fact]
     public void Balances_show_posted_pending_and_available_in_major_units_of_the_currency()
     {
-        var cut = Render<Balances>(p => p.Add(b => b.Account, new AccountView(9, 3, "BHD", "wallet", false, 12_345, -1_005, 11_340)));
+        var cut = Render<Balances>(p => p.Add(b => b.Account, new Account(9, 3, "BHD", "wallet", false, 12_345, -1_005, 11_340, 0, 12_345, 1_005, 0, DateTimeOffset.UnixEpoch)));
         Assert.Equal("12.345 BHD", cut.Find("[data-testid=posted]").TextContent);
         Assert.Equal("-1.005 BHD", cut.Find("[data-testid=pending]").TextContent);
         Assert.Equal("11.340 BHD", cut.Find("[data-testid=available]").TextContent);

@@ -16,7 +16,7 @@ namespace RamPay.Web.Tests;
 /// </summary>
 [Trait("Category", "EndToEnd")]
 [Trait("Category", "Integration")]
-public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : IClassFixture<WebServer>
+public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper output) : IClassFixture<WebServer>
 {
     private static readonly Regex ExpectedNetworkLog = new(@"^Failed to load resource: ", RegexOptions.Compiled);
 
@@ -367,6 +367,16 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await page.SetViewportSizeAsync(390, 844);
         await page.WaitForTimeoutAsync(300); // the layout settles (the drawer folds away)
         await CheckPhoneWidthAsync(page, "webhooks-phone");
+
+        // Deleted, after the confirmation: gone from the page and from the API.
+        await page.SetViewportSizeAsync(1280, 900);
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete endpoint {endpointId}", Exact = true }).ClickAsync();
+        await Expect(page.GetByTestId("confirm-delete")).ToContainTextAsync("cannot be undone");
+        await CheckPageAsync(page, "webhooks-delete");
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete for good: endpoint {endpointId}" }).ClickAsync();
+        await Expect(page.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync($"Endpoint {endpointId} deleted");
+        await Expect(page.Locator("tr[data-endpoint-id]")).ToHaveCountAsync(0);
+        Assert.Empty((await server.GetAsync("v1/webhook_endpoints", token))["data"]!.AsArray());
         NoConsoleErrors();
     }
 
@@ -407,6 +417,18 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
         await user.SetViewportSizeAsync(390, 844);
         await user.WaitForTimeoutAsync(300);
         await CheckPhoneWidthAsync(user, "rewards-phone");
+
+        // The operator changes the rule (2 % from now on): the form holds its terms, the API has version 2.
+        await ruleRow.GetByRole(AriaRole.Button, new() { Name = "Change rule" }).ClickAsync();
+        await Expect(admin.GetByTestId("rule-form-title")).ToHaveTextAsync(new Regex(@"^Change rule \d+$"));
+        await Expect(admin.GetByLabel("Cashback (%)")).ToHaveValueAsync("1.50");
+        await admin.GetByLabel("Cashback (%)").FillAsync("2");
+        await admin.GetByRole(AriaRole.Button, new() { Name = "Save changes" }).ClickAsync();
+        await Expect(admin.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("changed: version 2");
+        await Expect(ruleRow).ToContainTextAsync("2.00 %");
+        string adminToken = await server.TokenAsync(WebServer.AdminEmail, WebServer.AdminPassword);
+        var changed = (await server.GetAsync("v1/admin/reward_rules", adminToken))["data"]!.AsArray().Single(r => r!["name"]!.GetValue<string>() == name)!;
+        Assert.Equal((200, 2), (changed["percent_bps"]!.GetValue<int>(), changed["version"]!.GetValue<int>()));
 
         await ruleRow.GetByRole(AriaRole.Button, new() { Name = "End rule" }).ClickAsync();
         await Expect(ruleRow.GetByTestId("rule-status")).ToHaveTextAsync("ended");
@@ -451,6 +473,10 @@ public sealed class EndToEndTests(WebServer server, ITestOutputHelper output) : 
             () => admin.GetByRole(AriaRole.Button, new() { Name = "Show", Exact = true }).ClickAsync());
         Assert.DoesNotContain("highest 0.00 USD", await desc.TextContentAsync(), StringComparison.Ordinal);
         await Expect(admin.GetByTestId("fraud-chart")).ToBeVisibleAsync();
+        // Acknowledgement latency of this server's own commands (the deposits above among them): p50 and p99 drawn.
+        await Expect(admin.GetByTestId("latency-chart")).ToBeVisibleAsync();
+        await Expect(admin.Locator("svg[data-testid=latency-chart] circle.rp-line-p99").First).ToBeAttachedAsync();
+        Assert.DoesNotContain("Nothing was acknowledged", await admin.Locator("svg[data-testid=latency-chart] desc").TextContentAsync(), StringComparison.Ordinal);
         await CheckPageAsync(admin, "admin-analytics");
         await admin.SetViewportSizeAsync(390, 844);
         await admin.WaitForTimeoutAsync(300);

@@ -26,8 +26,16 @@ public sealed partial class WebServer : IAsyncLifetime
     public Uri BaseAddress { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
     public IBrowser Browser { get; private set; } = null!;
+    /// <summary>The SMS gateway the server sends to (phone verification codes): a local receiver keeping every form posted.</summary>
+    public WebhookReceiver Sms { get; } = new();
     public static string RepoRoot { get; } = FindRepoRoot();
-    public static string Screenshots { get; } = Path.Combine(RepoRoot, "tests", "RamPay.Web.Tests", "out", "screenshots");
+    /// <summary>
+    /// Where the end-to-end tests save a screenshot of each page they check: <c>$RAMPAY_ARTIFACTS/screenshots</c>, by
+    /// default <c>artifacts/screenshots</c> at the repository's root, the folder CI keeps (scripts/test.sh says so).
+    /// </summary>
+    public static string Screenshots { get; } = Path.Combine(
+        Environment.GetEnvironmentVariable("RAMPAY_ARTIFACTS") is { Length: > 0 } artifacts ? Path.GetFullPath(artifacts) : Path.Combine(RepoRoot, "artifacts"),
+        "screenshots");
     public string AxeSource { get; private set; } = "";
 
     private static string FindRepoRoot()
@@ -54,6 +62,9 @@ public sealed partial class WebServer : IAsyncLifetime
                      "--RamPay:Fraud:ReviewThreshold=2", "--RamPay:Fraud:DeclineThreshold=2", "--RamPay:Web:LookupsPerMinute=600", "--RamPay:Web:LookupBurst=100",
                      // Webhooks to the test's own receiver on 127.0.0.1 (refused without it), retried quickly.
                      "--RamPay:Webhooks:AllowPrivateNetworks=true", "--RamPay:Webhooks:RetryBaseMs=200",
+                     // SMS (the phone's verification code) to the test's own receiver, in Twilio's request shape.
+                     $"--RamPay:Notifications:Sms:Url=http://127.0.0.1:{Sms.Port}/2010-04-01/Accounts/ACweb/Messages.json",
+                     "--RamPay:Notifications:Sms:AccountSid=ACweb", "--RamPay:Notifications:Sms:AuthToken=web-test-token", "--RamPay:Notifications:Sms:From=+15550001111",
                  })
             start.ArgumentList.Add(a);
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -105,6 +116,7 @@ public sealed partial class WebServer : IAsyncLifetime
         if (_process is { HasExited: false }) { _process.Kill(entireProcessTree: true); await _process.WaitForExitAsync(); }
         _process?.Dispose();
         Http?.Dispose();
+        Sms.Dispose();
         try { Directory.Delete(_data, recursive: true); } catch (IOException) { }
     }
 

@@ -3,11 +3,18 @@ using System.Net.Sockets;
 
 namespace RamPay.Web.Tests;
 
-/// <summary>A webhook receiver for the end-to-end tests: HttpListener on a free 127.0.0.1 port, answering 200 and counting.</summary>
+/// <summary>
+/// A webhook receiver for the end-to-end tests: HttpListener on a free 127.0.0.1 port, answering 200, counting and
+/// keeping the bodies. It also stands in for the SMS gateway (Twilio's Messages request is a form post: To, From, Body).
+/// </summary>
 public sealed class WebhookReceiver : IDisposable
 {
     private readonly HttpListener _listener = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _bodies = new();
     private int _count;
+
+    /// <summary>Every body received so far, in order.</summary>
+    public IReadOnlyList<string> Bodies => [.. _bodies];
 
     public WebhookReceiver()
     {
@@ -39,7 +46,7 @@ public sealed class WebhookReceiver : IDisposable
             HttpListenerContext ctx;
             try { ctx = await _listener.GetContextAsync(); }
             catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
-            using (var reader = new StreamReader(ctx.Request.InputStream)) await reader.ReadToEndAsync();
+            using (var reader = new StreamReader(ctx.Request.InputStream)) _bodies.Enqueue(await reader.ReadToEndAsync());
             Interlocked.Increment(ref _count);
             ctx.Response.StatusCode = 200;
             ctx.Response.Close();

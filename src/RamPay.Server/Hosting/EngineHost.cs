@@ -21,9 +21,12 @@ public sealed class PendingCommands
     {
         Results = new CommandResult[count];
         SubmittedAtMs = Environment.TickCount64;
+        SubmittedTimestamp = Stopwatch.GetTimestamp();
     }
 
     internal long SubmittedAtMs { get; }
+    /// <summary>When it was submitted (<see cref="Stopwatch.GetTimestamp"/>), for the acknowledgement latency (<see cref="AckLatency"/>).</summary>
+    internal long SubmittedTimestamp { get; }
 
     /// <summary>The trace span from submit to durable completion; null unless traces are recorded.</summary>
     internal Activity? Activity { get; set; }
@@ -83,6 +86,9 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     public RecoveryReport? Recovery => _engine?.Recovery;
     /// <summary>The highest journal sequence whose result has been handed back (durable and applied).</summary>
     public long CompletedSequence => _engine?.CompletedSequence ?? 0;
+
+    /// <summary>Submit-to-durable-reply latency per minute, recorded on the output thread (GET /v1/admin/latency).</summary>
+    public AckLatency AckLatency { get; } = new();
 
     /// <summary>The running engine (null before start), for metrics that read its counters.</summary>
     public RamPayEngine? RunningEngine => _engine;
@@ -289,6 +295,7 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         pending.Complete(index, slot.Result);
         if (index == pending.Results.Length - 1)
         {
+            AckLatency.RecordSince(pending.SubmittedTimestamp);
             _pending.TryRemove(id, out _);
             _last = null;
         }
@@ -312,5 +319,9 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
         }
     }
 
-    public void Dispose() => Stop();
+    public void Dispose()
+    {
+        Stop();
+        AckLatency.Dispose();
+    }
 }

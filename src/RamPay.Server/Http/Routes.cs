@@ -102,6 +102,7 @@ public static class Routes
         Rewards.RewardRoutes.Map(app, v1, user, admin);
         WebRoutes.Map(user, admin, app.Services.GetRequiredService<Platform>()); // the web app's additions (issue 15): Http/WebApi.cs
         AdminDeliveriesRoutes.Map(app, admin); // the operators' dead letters (issue 15): Http/AdminDeliveriesApi.cs
+        AdminLatencyRoutes.Map(app, admin); // acknowledgement latency per minute for the operators' chart (issue 15): Http/AdminLatencyApi.cs
 
         app.MapGet("/health/live", (HttpContext c) => JsonOut.Write(c, 200, w =>
         {

@@ -1,3 +1,4 @@
+using RamPay.Contracts;
 namespace RamPay.Web.Services;
 
 /// <summary>
@@ -54,5 +55,5 @@ public static class ErrorFields
     };
 
     /// <summary>The message to show for a code: the server's message, which says what is wrong in words.</summary>
-    public static string Message(ApiErrorBody error) => error.Message;
+    public static string Message(ApiError error) => error.Message;
 }

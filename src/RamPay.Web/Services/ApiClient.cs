@@ -1,3 +1,4 @@
+using RamPay.Contracts;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -9,7 +10,10 @@ using Microsoft.AspNetCore.Components;
 namespace RamPay.Web.Services;
 
 /// <summary>An answer of the API: the value, or the error in words (code and message), and whether it was a replay.</summary>
-public sealed record ApiResult<T>(T? Value, int Status, ApiErrorBody? Error, bool Replayed = false)
+/// <see cref="ErrorField"/>: the field the server names in <c>error.field</c> (the notifications API's
+/// <c>notifications.sms</c>), read from the body as sent: RamPay.Contracts' ApiError has no such field yet (the gateway
+/// work of issue 11 adds it); once it has, this can read it from there.
+public sealed record ApiResult<T>(T? Value, int Status, ApiError? Error, bool Replayed = false, string? ErrorField = null)
 {
     public bool Ok => Error is null;
     /// <summary>No answer came (network failure, or the server was unavailable through every retry): the request may
@@ -40,6 +44,9 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
     public Task<ApiResult<T>> PostAsync<T>(string path, JsonObject? body, JsonTypeInfo<T> type, string? idempotencyKey = null, bool anonymous = false) =>
         SendAsync(HttpMethod.Post, path, body, type, idempotencyKey, anonymous);
 
+    /// <summary>A DELETE (a webhook endpoint): not retried; a second one after a lost answer is a 404 that changes nothing.</summary>
+    public Task<ApiResult<T>> DeleteAsync<T>(string path, JsonTypeInfo<T> type) => SendAsync(HttpMethod.Delete, path, null, type, null, anonymous: false);
+
     /// <summary>A PATCH (the notification preferences of /v1/users/me): not retried, it moves no money and has no key.</summary>
     public Task<ApiResult<T>> PatchAsync<T>(string path, JsonObject body, JsonTypeInfo<T> type) => SendAsync(HttpMethod.Patch, path, body, type, null, anonymous: false);
 
@@ -65,7 +72,7 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
             }
             catch (HttpRequestException)
             {
-                last = new ApiResult<T>(default, 0, new ApiErrorBody(NetworkError,
+                last = new ApiResult<T>(default, 0, new ApiError(NetworkError,
                     "No answer from the server. Nothing is lost: try again and the same request is sent again, so it cannot happen twice.", null, null));
                 if (!retriable) return last;
                 await Task.Delay(RetryDelayMs * attempt);
@@ -111,14 +118,19 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
             }
             catch (JsonException)
             {
-                return new ApiResult<T>(default, status, new ApiErrorBody("invalid_response", "The server's answer could not be read.", null, null));
+                return new ApiResult<T>(default, status, new ApiError("invalid_response", "The server's answer could not be read.", null, null));
             }
         }
-        ApiErrorBody? error = null;
-        try { error = JsonSerializer.Deserialize(text, WebJson.Default.ErrorEnvelope)?.Error; }
+        ApiError? error = null;
+        string? field = null;
+        try
+        {
+            error = JsonSerializer.Deserialize(text, RamPayJsonContext.Default.ErrorEnvelope)?.Error;
+            if (error is not null && JsonNode.Parse(text)?["error"]?["field"] is JsonValue named && named.TryGetValue(out string? f)) field = f;
+        }
         catch (JsonException) { }
-        error ??= new ApiErrorBody("http_" + status, $"The server answered {status} {response.ReasonPhrase}.", null, null);
-        return new ApiResult<T>(default, status, error);
+        error ??= new ApiError("http_" + status, $"The server answered {status} {response.ReasonPhrase}.", null, null);
+        return new ApiResult<T>(default, status, error, ErrorField: field);
     }
 
     /// <summary>
@@ -137,7 +149,7 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
             try
             {
                 using var response = await http.SendAsync(request);
-                var result = await ReadAsync(response, WebJson.Default.TokenAnswer);
+                var result = await ReadAsync(response, RamPayJsonContext.Default.TokenResponse);
                 if (result.Ok && result.Value is { } tokens)
                 {
                     await session.SetTokensAsync(tokens);
@@ -160,12 +172,12 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
 
     // ---- the calls the pages make ---------------------------------------------------------------------------------
 
-    public async Task<ApiResult<Me>> LogInAsync(string email, string password)
+    public async Task<ApiResult<UserProfileView>> LogInAsync(string email, string password)
     {
-        var tokens = await PostAsync("v1/auth/token", new JsonObject { ["email"] = email, ["password"] = password }, WebJson.Default.TokenAnswer, anonymous: true);
-        if (!tokens.Ok) return new ApiResult<Me>(default, tokens.Status, tokens.Error);
+        var tokens = await PostAsync("v1/auth/token", new JsonObject { ["email"] = email, ["password"] = password }, RamPayJsonContext.Default.TokenResponse, anonymous: true);
+        if (!tokens.Ok) return new ApiResult<UserProfileView>(default, tokens.Status, tokens.Error, ErrorField: tokens.ErrorField);
         await session.SetTokensAsync(tokens.Value!);
-        var me = await GetAsync("v1/users/me", WebJson.Default.Me);
+        var me = await GetAsync("v1/users/me", RamPayJsonContext.Default.UserProfileView);
         if (me.Ok) await session.SetUserAsync(me.Value!);
         return me;
     }

@@ -1,3 +1,4 @@
+using RamPay.Contracts;
 namespace RamPay.Web.Services;
 
 /// <summary>A form's errors: one per field (shown next to it) and one for the form (shown above the button).</summary>
@@ -23,11 +24,12 @@ public sealed class FormErrors
     public void Set(string field, string message) => _fields[field] = message;
 
     /// <summary>Puts an API error next to the field it is about, or on the form when it is about none of <paramref name="fields"/>.</summary>
-    public void Show(ApiErrorBody error, params string[] fields)
+    public void Show<T>(ApiResult<T> result, params string[] fields)
     {
+        var error = result.Error ?? throw new InvalidOperationException("Show is for a refused request");
         Code = error.Code;
         // The server's own field name when it gives one (notifications.sms -> sms), else the code's field.
-        string field = error.Field is { Length: > 0 } named ? named[(named.LastIndexOf('.') + 1)..] : ErrorFields.FieldOf(error.Code);
+        string field = result.ErrorField is { Length: > 0 } named ? named[(named.LastIndexOf('.') + 1)..] : ErrorFields.FieldOf(error.Code);
         if (field.Length > 0 && fields.Contains(field)) _fields[field] = error.Message;
         else General = error.Message;
     }

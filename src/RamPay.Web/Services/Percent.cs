@@ -28,5 +28,8 @@ public static class Percent
     }
 
     /// <summary>150 -> "1.50 %".</summary>
+    /// <summary>A rate as typed in the form: 150 is "1.50" (TryParseBps reads it back to 150).</summary>
+    public static string Input(int bps) => (bps / 100).ToString(CultureInfo.InvariantCulture) + "." + (bps % 100).ToString("00", CultureInfo.InvariantCulture);
+
     public static string Show(int bps) => (bps / 100).ToString(CultureInfo.InvariantCulture) + "." + (bps % 100).ToString("00", CultureInfo.InvariantCulture) + " %";
 }

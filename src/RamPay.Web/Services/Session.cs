@@ -1,3 +1,4 @@
+using RamPay.Contracts;
 using System.Text.Json;
 using Microsoft.JSInterop;
 
@@ -15,7 +16,7 @@ public sealed class Session(IJSRuntime js)
     public string? RefreshToken { get; private set; }
     /// <summary>When the access token expires (the client's clock; renewed a minute before).</summary>
     public DateTimeOffset AccessExpires { get; private set; }
-    public Me? User { get; private set; }
+    public UserProfileView? User { get; private set; }
 
     public bool IsLoggedIn => AccessToken is not null && User is not null;
     public bool IsAdmin => User?.Role == "admin";
@@ -47,7 +48,7 @@ public sealed class Session(IJSRuntime js)
         Changed?.Invoke();
     }
 
-    public async Task SetTokensAsync(TokenAnswer tokens)
+    public async Task SetTokensAsync(TokenResponse tokens)
     {
         AccessToken = tokens.AccessToken;
         RefreshToken = tokens.RefreshToken;
@@ -55,7 +56,7 @@ public sealed class Session(IJSRuntime js)
         await SaveAsync();
     }
 
-    public async Task SetUserAsync(Me user)
+    public async Task SetUserAsync(UserProfileView user)
     {
         User = user;
         await SaveAsync();
@@ -82,5 +83,5 @@ public sealed class Session(IJSRuntime js)
 [System.Text.Json.Serialization.JsonSerializable(typeof(SessionJson.SavedSession), TypeInfoPropertyName = "Saved")]
 public sealed partial class SessionJson : System.Text.Json.Serialization.JsonSerializerContext
 {
-    public sealed record SavedSession(string AccessToken, string? RefreshToken, long AccessExpiresUnix, Me? User);
+    public sealed record SavedSession(string AccessToken, string? RefreshToken, long AccessExpiresUnix, UserProfileView? User);
 }
