@@ -39,11 +39,21 @@ public sealed partial class Ledger
     /// <summary>The fraud stage of this ledger (rules version 4). The engine's stage thread runs it ahead of the writer.</summary>
     public FraudStage FraudStage => _stage;
     internal FraudState FraudScoring => _fraud;
+    /// <summary>Commands this ledger staged itself under rules version 4 (replay, tools; the engine's stage leaves none). Not persisted.</summary>
+    public long FraudStagedInline => _stagedInline;
+    private long _stagedInline;
 
     private void TakeStaged(in Command command, in StagedFraud fraud)
     {
-        if (fraud.State == StagedFraudState.None && _stage.Active) _stage.Process(command, out _staged);
-        else _staged = fraud;
+        if (fraud.State == StagedFraudState.None && _stage.Active)
+        {
+            _stage.Process(command, out _staged);
+            _stagedInline++;
+        }
+        else
+        {
+            _staged = fraud;
+        }
     }
 
     /// <summary>Whether the payment being made (a transfer or authorization whose checks passed) is scored.</summary>
