@@ -39,6 +39,9 @@ public sealed class FraudStage
     private readonly Ledger _ledger;
     private AttemptAccounts _accounts;
     private long _clockMs;
+    // The highest account id the stage keeps: journaled with the upgrade point (not this ledger's MaxAccounts, a setting),
+    // so that whether an attempt naming an unknown id is recorded never depends on the configuration of whoever replays.
+    private int _accountBound;
 
     internal FraudStage(Ledger ledger, int maxAccounts)
     {
@@ -73,20 +76,22 @@ public sealed class FraudStage
         switch (c.Type)
         {
             case CommandType.Deposit:
-                if (c.Amount > 0 && _accounts.InRange(c.ToAccount))
+                if (c.Amount > 0 && Keeps(c.ToAccount))
                 {
                     ref var to = ref _accounts.See((int)c.ToAccount, now);
                     to.Balance = AttemptAccounts.AddSaturating(to.Balance, c.Amount);
                 }
                 return;
             case CommandType.Transfer or CommandType.Authorize:
-                if (c.Amount <= 0 || c.FromAccount == c.ToAccount || !_accounts.InRange(c.FromAccount) || !_accounts.InRange(c.ToAccount)) return;
+                if (c.Amount <= 0 || c.FromAccount == c.ToAccount || !Keeps(c.FromAccount) || !Keeps(c.ToAccount)) return;
                 Attempt(c, now, ref staged);
                 return;
             default:
                 return;
         }
     }
+
+    private bool Keeps(long accountId) => accountId >= 1 && accountId <= _accountBound;
 
     private void Attempt(in Command c, long now, ref StagedFraud staged)
     {
@@ -107,9 +112,11 @@ public sealed class FraudStage
     /// The upgrade point, on the writer thread while the stage waits: every account the ledger has is seeded with its opening
     /// time and available balance, the stage's clock is the ledger's, and from here the stage scores.
     /// </summary>
-    internal void Start(long clockMs, ReadOnlySpan<Account> accounts)
+    internal void Start(long clockMs, ReadOnlySpan<Account> accounts, int accountBound)
     {
         Invariant.Check(!Active, "the fraud stage was started twice");
+        Invariant.Check(accountBound >= accounts.Length && accountBound <= _accounts.MaxAccounts, "the fraud stage's account bound is out of range");
+        _accountBound = accountBound;
         _accounts = new AttemptAccounts(_accounts.MaxAccounts);
         foreach (ref readonly var a in accounts) _accounts.Seed((int)a.Id, a.CreatedAtMs, a.Available);
         _clockMs = clockMs;
@@ -120,11 +127,16 @@ public sealed class FraudStage
     internal void Write(BinaryWriter w, long ledgerClockMs)
     {
         Invariant.Check(_clockMs == ledgerClockMs, "the fraud stage's state was written while the stage was not at the writer's command");
+        w.Write(_accountBound);
         _accounts.Write(w);
     }
 
     internal void Read(BinaryReader r, long ledgerClockMs)
     {
+        int bound = r.ReadInt32();
+        if (bound < 1 || bound > _accounts.MaxAccounts)
+            throw new InvalidDataException($"the fraud stage keeps accounts up to {bound}; this ledger's MaxAccounts is {_accounts.MaxAccounts}");
+        _accountBound = bound;
         _accounts = AttemptAccounts.Read(r, _accounts.MaxAccounts);
         _clockMs = ledgerClockMs;
         Active = true;

@@ -255,6 +255,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         if (c.Argument > NewestRulesVersion)
             throw new RulesVersionNotSupportedException(c.Argument, NewestRulesVersion);
         if (c.Argument <= _rulesVersion) return Fail(ResultCode.InvalidCommand);
+        if (c.Argument >= FraudStageRulesVersion) FraudStageBound(c); // throws before anything changes (LedgerFraud.cs)
         if (c.Argument >= 2 && _keyLog is null)
         {
             if (c.Amount < 1) return Fail(ResultCode.InvalidCommand);
@@ -270,7 +271,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             _idempotency = new IdempotencyTable(1, Options.IdempotencyWindowMs);
         }
         if (c.Argument >= PaymentsUnboundedRulesVersion && _rulesVersion < PaymentsUnboundedRulesVersion) StartPaymentDigest();
-        if (c.Argument >= FraudStageRulesVersion && _rulesVersion < FraudStageRulesVersion) StartFraudStage();
+        if (c.Argument >= FraudStageRulesVersion && _rulesVersion < FraudStageRulesVersion) StartFraudStage(c);
         _rulesVersion = (int)c.Argument;
         return new CommandResult { Code = ResultCode.Ok, Id = c.Argument };
     }

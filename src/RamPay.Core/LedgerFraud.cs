@@ -69,7 +69,20 @@ public sealed partial class Ledger
 
     private FraudVerdict Verdict(in Command c, long now) => _stage.Active ? _staged.Verdict : ScorePayment(c, now);
 
-    private void StartFraudStage() => _stage.Start(_clockMs, _accounts.AsSpan(0, _accountCount));
+    /// <summary>
+    /// The upgrade to rules version 4 (<paramref name="c"/>: UpgradeRules; its FromAccount = the highest account id the stage
+    /// keeps, 0 = this ledger's MaxAccounts). A bound above what this ledger can hold cannot be replayed as written: it stops.
+    /// </summary>
+    private void StartFraudStage(in Command c) => _stage.Start(_clockMs, _accounts.AsSpan(0, _accountCount), (int)FraudStageBound(c));
+
+    /// <summary>Checked before the upgrade changes anything: a journal whose bound this ledger cannot hold stops the writer.</summary>
+    private long FraudStageBound(in Command c)
+    {
+        long bound = c.FromAccount == 0 ? Options.MaxAccounts : c.FromAccount;
+        if (bound < _accountCount || bound > Options.MaxAccounts)
+            throw new InvalidOperationException($"the upgrade to rules version 4 has the fraud stage keep accounts up to {bound}; this ledger holds {_accountCount} and may hold {Options.MaxAccounts} (MaxAccounts): replay with the MaxAccounts the journal was written with");
+        return bound;
+    }
 
     private CommandResult ConfigureFraud(ReadOnlySpan<byte> attachment) =>
         _fraud.TryConfigure(attachment, _accountCount) ? new CommandResult { Code = ResultCode.Ok } : Fail(ResultCode.InvalidCommand);

@@ -199,7 +199,12 @@ public sealed class RamPayEngine : IDisposable
     /// Replay of the journal before this record keeps the old rules and reaches the old state hash.
     /// </summary>
     private void UpgradeRules(int version, long keyBudget) =>
-        SubmitSystemCommand(new Command { Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget }, null, $"the upgrade to rules version {version}");
+        SubmitSystemCommand(new Command
+        {
+            Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget,
+            // Rules 4: the highest account id the fraud stage keeps, journaled (FraudStage.cs); 0 (as before) for older rules.
+            FromAccount = version >= Ledger.FraudStageRulesVersion ? _options.Ledger.MaxAccounts : 0,
+        }, null, $"the upgrade to rules version {version}");
 
     private void SubmitSystemCommand(in Command command, byte[]? attachment, string what)
     {

@@ -28,9 +28,6 @@ public sealed class AttemptAccounts
     /// <summary>Accounts seen (or seeded).</summary>
     public int SeenAccounts { get; private set; }
 
-    /// <summary>True for an id the stage can keep (1..MaxAccounts); an attempt naming another id is not recorded.</summary>
-    public bool InRange(long accountId) => accountId >= 1 && accountId <= MaxAccounts;
-
     /// <summary>The account's entry; marks it seen at <paramref name="nowMs"/> if it was not (its age starts then).</summary>
     public ref Entry See(int accountId, long nowMs)
     {
@@ -54,7 +51,7 @@ public sealed class AttemptAccounts
 
     private ref Entry EntryOf(int accountId)
     {
-        if (!InRange(accountId)) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, $"account ids are 1..{MaxAccounts}");
+        if (accountId < 1 || accountId > MaxAccounts) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, $"account ids are 1..{MaxAccounts}");
         int index = accountId - 1;
         // The one allocation of the stage's path: once per 1,024 accounts, when the first of them is seen.
         var chunk = _chunks[index >> ChunkShift] ??= new Entry[ChunkSize];

@@ -185,6 +185,37 @@ public class FraudStageTests
 
     }
 
+    [Fact]
+    public void The_stage_keeps_the_journaled_account_bound_whatever_MaxAccounts_the_replaying_ledger_has()
+    {
+        long now = TestLedger.Start;
+        int k = 0;
+        Command Keyed(Command c) => c with { TimestampMs = now += 1_000, ClientId = 1, Key = IdempotencyKey.FromString("b" + k++) };
+        var commands = new List<(Command C, byte[]? A)> { (Upgrade(4, now) with { FromAccount = 64 }, null), (Keyed(Cmd.Open(AccountFlags.Funding, Usd)), null) };
+        for (int i = 0; i < 3; i++) commands.Add((Keyed(Cmd.Open(AccountFlags.DebitsMustNotExceedCredits, Usd)), null));
+        commands.Add((new Command { Type = CommandType.ConfigureFraud, TimestampMs = now }, new FraudSettings { Enabled = true, ModelSha256 = FraudModel.Default.Sha256 }.Encode()));
+        commands.Add((Keyed(Cmd.Deposit(1, 2, 50_000, Usd)), null));
+        for (int i = 0; i < 30; i++)
+        {
+            // To an id beyond the journaled bound (not kept), to an id within it that does not exist (kept), and real ones.
+            long to = (i % 3) switch { 0 => 100, 1 => 50, _ => 3 };
+            commands.Add((Keyed(Cmd.Transfer(2, to, 10 + i, Usd)), null));
+        }
+        string Hash(int maxAccounts)
+        {
+            var l = new Ledger(Options() with { MaxAccounts = maxAccounts });
+            foreach (var (c, a) in commands) l.Apply(c, a ?? [], out _);
+            l.VerifyInvariants();
+            Assert.Equal(3, l.FraudStage.SeenAccounts); // wallets 2 and 3 and the unknown 50 seen; 100 not kept; the funding account only pays deposits
+            return l.ComputeStateHash();
+        }
+        Assert.Equal(Hash(64), Hash(256));
+        // A ledger that could not hold the journaled bound cannot replay it as written: it stops at the upgrade.
+        var small = new Ledger(Options() with { MaxAccounts = 32 });
+        Assert.Throws<InvalidOperationException>(() => small.Apply(commands[0].C, out _));
+        Assert.Equal(1, small.RulesVersion);
+    }
+
     /// <summary>
     /// Golden: the stage's section of a rules-version-4 state, byte for byte (account id, first seen, estimated balance), and a
     /// whole small state's hash. A change to either layout must be a new format, never a silent one.

@@ -108,6 +108,37 @@ public class FraudStageEngineTests
     }
 
     /// <summary>
+    /// <c>rampay fraud shadow</c> on a journal written under rules 4: the stage scored attempts the ledger then refused or
+    /// answered from a retried key; the shadow compares the payments that were made, with the model in force it changes
+    /// nothing (its scores equal the original's bit for bit: the tap asserts it), and it writes nothing.
+    /// </summary>
+    [Fact]
+    public void Shadow_replay_works_on_a_rules_4_journal()
+    {
+        using var dir = new TempDataDir();
+        var k = new Commands();
+        using (var engine = RamPayEngine.Start(Options(dir, 4, offWriter: false, Scoring(), new SteppingClock(stepMs: 9_000))))
+        {
+            Run(engine, k.Workload(seed: 21, wallets: 8, count: 2_500));
+            engine.Stop();
+        }
+        var (replayed, _, _, _) = EngineRecovery.Load(dir.Snapshots, dir.Journal, ReplayOptions(dir), useSnapshot: false, []);
+        int scoredPayments = Enumerable.Range(1, (int)replayed.PaymentCount).Count(id => replayed.GetFraudScore(id) is not null);
+        Assert.True(scoredPayments > 500);
+        var files = Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+
+        var same = RamPay.Cli.FraudShadow.Run(dir.Path, new RamPay.Cli.ShadowOverrides(), idempotencyKeys: 1 << 14);
+        Assert.Equal(scoredPayments, same.Scored);
+        Assert.Equal(0, same.Changed);
+
+        var lenient = RamPay.Cli.FraudShadow.Run(dir.Path, new RamPay.Cli.ShadowOverrides { ReviewThreshold = 2, DeclineThreshold = 2, MaxPaymentsPerDay = 0 }, idempotencyKeys: 1 << 14);
+        Assert.Equal(scoredPayments, lenient.Scored);
+        Assert.True(lenient.Changed > 0);
+        Assert.Equal(scoredPayments, lenient.Shadowed[(int)FraudDecision.Allow]);
+        Assert.All(files, f => Assert.Equal(f.Value, File.ReadAllBytes(f.Key)));
+    }
+
+    /// <summary>
     /// A data directory written under rules 2 with scoring on is upgraded to 4 at a restart (the journaled upgrade point):
     /// every payment before it keeps the score it had, and the whole journal replays to the upgraded run's hash.
     /// </summary>
