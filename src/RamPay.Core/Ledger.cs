@@ -388,7 +388,8 @@ public sealed partial class Ledger : IReadOnlyLedger
         // Every scored payment may be held, so scoring needs a free hold slot as an authorization does.
         bool scored = kind != PaymentKind.Deposit && WillScore();
         if ((kind == PaymentKind.Authorization || scored) && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
-        // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features.
+        // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features
+        // (rules 1 to 3; under 4 the fraud stage has scored every attempt, and this takes its verdict: LedgerFraud.cs).
         var verdict = scored ? Verdict(c, now) : default;
         if (scored) _fraudDecisions[(int)verdict.Decision]++;
 
