@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RamPay.Core;
 using RamPay.Engine;
 using RamPay.Fraud;
 
@@ -33,4 +34,70 @@ public class EngineFraudStageBenchmarks : EngineRunBenchmarks
 
     // No cold tier: every key and payment stays in memory under both rules, so only where scoring runs differs.
     protected override EngineOptions Configure(EngineOptions options) => options with { RulesVersion = Rules, IdempotencyKeyBudget = 1 << 22 };
+}
+
+/// <summary>
+/// The writer's own cost per transfer (one thread, <c>Ledger.Apply</c> only), as <see cref="LedgerFraudBenchmarks"/>: under rules 2
+/// the writer scores; under rules 4 the fraud stage has staged every transfer beforehand (in the iteration's setup, as the
+/// engine's stage thread would, outside the measurement) and the writer applies the verdicts. What the writer stage's
+/// throughput with scoring on is, against off, under each rule.
+/// </summary>
+[MemoryDiagnoser]
+[MedianColumn]
+[InProcess]
+[WarmupCount(1)]
+[IterationCount(7)]
+[InvocationCount(1)]
+public class LedgerFraudStageBenchmarks
+{
+    private const int Commands = LedgerApplyBenchmarks.Commands;
+    private const int Wallets = 10_000;
+    private Command[] _transfers = [];
+    private StagedFraud[] _staged = [];
+    private Ledger _ledger = null!;
+
+    [Params(2, 4)]
+    public int Rules { get; set; } = 2;
+
+    [Params("off", "default")]
+    public string Fraud { get; set; } = "off";
+
+    [GlobalSetup]
+    public void GlobalSetup()
+    {
+        _transfers = LedgerWorkload.Transfers(Commands, Wallets, seed: 42);
+        _staged = new StagedFraud[Commands];
+    }
+
+    [IterationSetup]
+    public void FreshLedger()
+    {
+        _ledger = LedgerWorkload.FundedLedger(Wallets, Commands);
+        _ledger.Apply(new Command { Type = CommandType.UpgradeRules, Argument = Rules, Amount = 1 << 22, TimestampMs = LedgerWorkload.StartMs }, out var up);
+        if (!up.IsOk) throw new InvalidOperationException("upgrade refused");
+        if (LedgerFraudBenchmarks.Settings(Fraud) is { } settings)
+        {
+            _ledger.Apply(new Command { Type = CommandType.ConfigureFraud, TimestampMs = LedgerWorkload.StartMs }, settings.Encode(), out var r);
+            if (!r.IsOk) throw new InvalidOperationException("configuration refused");
+        }
+        // Rules 4: the stage's work, done here as the stage thread would do it ahead of the writer.
+        if (Rules >= Ledger.FraudStageRulesVersion)
+            for (int i = 0; i < _transfers.Length; i++) _ledger.FraudStage.Process(_transfers[i], out _staged[i]);
+        else
+            Array.Clear(_staged);
+    }
+
+    [Benchmark(OperationsPerInvoke = Commands)]
+    public long ApplyTransfers()
+    {
+        long ok = 0;
+        var staged = _staged;
+        for (int i = 0; i < _transfers.Length; i++)
+        {
+            _ledger.Apply(_transfers[i], [], default, default, staged[i], out var r);
+            if (r.Code == ResultCode.Ok) ok++;
+        }
+        if (_ledger.FraudStagedInline != 0) throw new InvalidOperationException("the writer staged commands itself");
+        return ok;
+    }
 }

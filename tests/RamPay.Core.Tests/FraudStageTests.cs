@@ -252,6 +252,7 @@ public class FraudStageTests
         t.Ok(Cmd.Open(AccountFlags.DebitsMustNotExceedCredits, Usd));
         t.Ok(Cmd.Open(AccountFlags.DebitsMustNotExceedCredits, Usd));
         t.Ok(Cmd.Deposit(1, 2, 1_000_000_000_000, Usd));
+        t.Ok(Cmd.Deposit(1, 3, 1_000_000_000_000, Usd)); // both pay: every round's transfers pass, however many rounds run
         Configure(t, new FraudSettings
         {
             Enabled = true, ModelSha256 = FraudModel.Default.Sha256, AmountThreshold = long.MaxValue, MaxPaymentsPerDay = int.MaxValue,
