@@ -260,6 +260,10 @@ public static class FraudShadow
             Replayed++;
             LastSequence = header.Sequence;
             if (!tap.Fired) return;
+            // Rules version 4: the stage scores every attempt, also one the ledger then refuses (for funds, say) or answers
+            // from a retried key; only attempts that became payments are compared (the others moved nothing in either history).
+            if (ledger.RulesVersion >= Ledger.FraudStageRulesVersion
+                && (result.Replayed || !(result.IsOk || result.Code == ResultCode.FraudSuspected) || result.Id != ledger.PaymentCount)) return;
             // A scored payment is always made (scoring runs after every check); declined, it answers fraud_suspected with its id.
             var payment = ledger.GetPayment(result.Id);
             Invariant.Check(payment.FraudScore == tap.Original.Score && payment.Amount == tap.Amount, $"payment {result.Id} is not the one scored at sequence {header.Sequence}");

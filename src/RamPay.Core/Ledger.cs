@@ -50,6 +50,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         _holds = new HoldQueue(Options.MaxOpenHolds, _payments);
         _idempotency = new IdempotencyTable(Options.IdempotencyMaxKeys, Options.IdempotencyWindowMs);
         _fraud = new RamPay.Fraud.FraudState(Options.MaxAccounts, Options.FraudModels);
+        _stage = new FraudStage(this, Options.MaxAccounts);
     }
 
     public LedgerOptions Options { get; }
@@ -74,7 +75,7 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// <summary>The rules this ledger applies (1 = as written before rules were versioned). Changed only by an UpgradeRules command.</summary>
     public int RulesVersion => _rulesVersion;
     /// <summary>The newest rules this RamPay knows: a new data directory starts at it, an older one is upgraded to it at start.</summary>
-    public const int NewestRulesVersion = 3;
+    public const int NewestRulesVersion = 4;
     /// <summary>The rules from which payments are unbounded in number (no <c>too_many_payments</c>) and the state hash covers them by a running digest (docs/storage.md, "Payments").</summary>
     public const int PaymentsUnboundedRulesVersion = 3;
     /// <summary>Payments scored with this decision since this ledger object was made (not persisted; for metrics).</summary>
@@ -177,8 +178,16 @@ public sealed partial class Ledger : IReadOnlyLedger
     /// on (rules version 3 with a cold tier; ignored otherwise). Pure: memory and the slot only, except the counted rare
     /// paths (a prefetch made stale by a forced retirement).
     /// </summary>
-    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, in PaymentLookup payment, out CommandResult result)
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, in PaymentLookup payment, out CommandResult result) =>
+        Apply(command, attachment, prefetched, payment, default, out result);
+
+    /// <summary>
+    /// As the other overloads, with what the fraud stage wrote into the slot (rules version 4; LedgerFraud.cs). A command the
+    /// stage has not seen (<see cref="StagedFraudState.None"/>) is staged here first, so replay scores as the live stage did.
+    /// </summary>
+    public void Apply(in Command command, ReadOnlySpan<byte> attachment, in KeyLookup prefetched, in PaymentLookup payment, in StagedFraud fraud, out CommandResult result)
     {
+        TakeStaged(command, fraud);
         long paymentsBefore = _payments.Count;
         long now = command.TimestampMs > _clockMs ? command.TimestampMs : _clockMs;
         _clockMs = now;
@@ -246,6 +255,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         if (c.Argument > NewestRulesVersion)
             throw new RulesVersionNotSupportedException(c.Argument, NewestRulesVersion);
         if (c.Argument <= _rulesVersion) return Fail(ResultCode.InvalidCommand);
+        if (c.Argument >= FraudStageRulesVersion) FraudStageBound(c); // throws before anything changes (LedgerFraud.cs)
         if (c.Argument >= 2 && _keyLog is null)
         {
             if (c.Amount < 1) return Fail(ResultCode.InvalidCommand);
@@ -261,6 +271,7 @@ public sealed partial class Ledger : IReadOnlyLedger
             _idempotency = new IdempotencyTable(1, Options.IdempotencyWindowMs);
         }
         if (c.Argument >= PaymentsUnboundedRulesVersion && _rulesVersion < PaymentsUnboundedRulesVersion) StartPaymentDigest();
+        if (c.Argument >= FraudStageRulesVersion && _rulesVersion < FraudStageRulesVersion) StartFraudStage(c);
         _rulesVersion = (int)c.Argument;
         return new CommandResult { Code = ResultCode.Ok, Id = c.Argument };
     }
@@ -306,7 +317,7 @@ public sealed partial class Ledger : IReadOnlyLedger
         a.CreatedAtMs = now;
         a.Currency = c.Currency;
         a.Flags = (AccountFlags)c.Flags;
-        _fraud.AccountOpened(_accountCount); // feature memory now, not on the account's first scored payment
+        if (!_stage.Active) _fraud.AccountOpened(_accountCount); // feature memory now, not on the account's first scored payment (rules 4: the stage's)
         return Ok(a.Id);
     }
 
@@ -375,10 +386,11 @@ public sealed partial class Ledger : IReadOnlyLedger
         if (check != ResultCode.Ok) return Fail(check);
         if (_payments.Count == _payments.Capacity) return Fail(ResultCode.TooManyPayments);
         // Every scored payment may be held, so scoring needs a free hold slot as an authorization does.
-        bool scored = _fraud.Enabled && kind != PaymentKind.Deposit;
+        bool scored = kind != PaymentKind.Deposit && WillScore();
         if ((kind == PaymentKind.Authorization || scored) && _holds.Count == _holds.Capacity) return Fail(ResultCode.TooManyHolds);
-        // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features.
-        var verdict = scored ? ScorePayment(c, now) : default;
+        // Scored after every check has passed, so a payment refused for funds or ownership leaves no trace in the features
+        // (rules 1 to 3; under 4 the fraud stage has scored every attempt, and this takes its verdict: LedgerFraud.cs).
+        var verdict = scored ? Verdict(c, now) : default;
         if (scored) _fraudDecisions[(int)verdict.Decision]++;
 
         ref var p = ref NewPayment(kind, c.FromAccount, c.ToAccount, c.Amount, c.Currency, now);

@@ -28,6 +28,62 @@ public sealed partial class Ledger
         return p.FraudModel == 0 ? null : new PaymentFraud(p.FraudScore, _fraud.ModelVersion(p.FraudModel), p.FraudReasons);
     }
 
+    // ---- rules version 4: scoring in a stage of its own (FraudStage.cs, docs/fraud.md "Scoring as a stage") ----
+
+    /// <summary>The rules from which the fraud stage keeps the features and scores every attempted payment, and the writer only applies its verdict.</summary>
+    public const int FraudStageRulesVersion = 4;
+    private readonly FraudStage _stage;
+    // The current command's staged verdict (set at the start of Apply, read by Transfer): a field, so no signature changes.
+    private StagedFraud _staged;
+
+    /// <summary>The fraud stage of this ledger (rules version 4). The engine's stage thread runs it ahead of the writer.</summary>
+    public FraudStage FraudStage => _stage;
+    internal FraudState FraudScoring => _fraud;
+    /// <summary>Commands this ledger staged itself under rules version 4 (replay, tools; the engine's stage leaves none). Not persisted.</summary>
+    public long FraudStagedInline => _stagedInline;
+    private long _stagedInline;
+
+    private void TakeStaged(in Command command, in StagedFraud fraud)
+    {
+        if (fraud.State == StagedFraudState.None && _stage.Active)
+        {
+            _stage.Process(command, out _staged);
+            _stagedInline++;
+        }
+        else
+        {
+            _staged = fraud;
+        }
+    }
+
+    /// <summary>Whether the payment being made (a transfer or authorization whose checks passed) is scored.</summary>
+    private bool WillScore()
+    {
+        if (!_stage.Active) return _fraud.Enabled;
+        // The stage scored every attempt that could get this far (two accounts it keeps, a positive amount) while scoring was
+        // on: the settings it used are the ones in force here, since a configuration is a sync point.
+        bool scored = _staged.State == StagedFraudState.Scored;
+        Invariant.Check(scored == _fraud.Enabled, "under rules version 4 a payment reached the ledger's decision without the stage's verdict, or with one while scoring is off");
+        return scored;
+    }
+
+    private FraudVerdict Verdict(in Command c, long now) => _stage.Active ? _staged.Verdict : ScorePayment(c, now);
+
+    /// <summary>
+    /// The upgrade to rules version 4 (<paramref name="c"/>: UpgradeRules; its FromAccount = the highest account id the stage
+    /// keeps, 0 = this ledger's MaxAccounts). A bound above what this ledger can hold cannot be replayed as written: it stops.
+    /// </summary>
+    private void StartFraudStage(in Command c) => _stage.Start(_clockMs, _accounts.AsSpan(0, _accountCount), (int)FraudStageBound(c));
+
+    /// <summary>Checked before the upgrade changes anything: a journal whose bound this ledger cannot hold stops the writer.</summary>
+    private long FraudStageBound(in Command c)
+    {
+        long bound = c.FromAccount == 0 ? Options.MaxAccounts : c.FromAccount;
+        if (bound < _accountCount || bound > Options.MaxAccounts)
+            throw new InvalidOperationException($"the upgrade to rules version 4 has the fraud stage keep accounts up to {bound}; this ledger holds {_accountCount} and may hold {Options.MaxAccounts} (MaxAccounts): replay with the MaxAccounts the journal was written with");
+        return bound;
+    }
+
     private CommandResult ConfigureFraud(ReadOnlySpan<byte> attachment) =>
         _fraud.TryConfigure(attachment, _accountCount) ? new CommandResult { Code = ResultCode.Ok } : Fail(ResultCode.InvalidCommand);
 

@@ -96,6 +96,7 @@ public sealed partial class Ledger
         }
 
         _fraud.Write(w);
+        if (_stage.Active) _stage.Write(w, _clockMs); // rules version 4: the fraud stage's accounts (FraudStage.cs), logical state
         if (!v1 && physical) _keyLog!.WriteHot(w, buffer);
         if (v3 && physical)
         {
@@ -226,6 +227,7 @@ public sealed partial class Ledger
         {
             ledger._fraud = RamPay.Fraud.FraudState.Read(r, ledger._accounts.Length, ledger.Options.FraudModels);
             ledger._fraud.ReserveOpenAccounts(accounts);
+            if (ledger._rulesVersion >= FraudStageRulesVersion) ledger._stage.Read(r, ledger._clockMs);
         }
         if (version >= FirstVersionWithRules) ledger._keyLog!.ReadHot(r, buffer);
         if (digest)

@@ -24,6 +24,8 @@ public struct CommandSlot
     public KeyLookup Prefetched;
     /// <summary>What the prefetch stage found in the payments' cold tier for the payment the command acts on (rules version 3 with that tier only).</summary>
     public PaymentLookup PaymentPrefetched;
+    /// <summary>What the fraud stage decided for the command (rules version 4, with the engine's fraud step only; FraudStageStep.cs).</summary>
+    public StagedFraud Fraud;
 }
 
 /// <summary>

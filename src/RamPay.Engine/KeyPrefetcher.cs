@@ -42,17 +42,20 @@ public sealed class KeyPrefetcher(IColdKeyStore store)
 /// The ring stage before the business logic: prefetches each command's key, and the payment it acts on (with the payments'
 /// cold tier), into its slot. Queries pass untouched.
 /// </summary>
-internal sealed class PrefetchStage(KeyPrefetcher prefetcher, PaymentPrefetcher? payments) : IBatchHandler<CommandSlot>
+internal sealed class PrefetchStage(KeyPrefetcher? prefetcher, PaymentPrefetcher? payments, FraudStageStep? fraud = null) : IBatchHandler<CommandSlot>
 {
+    // prefetcher null: no cold tier, the stage is there for the fraud step only (rules version 4, FraudStageStep.cs).
+
     public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
     {
         for (long seq = first; seq <= last; seq++)
         {
             ref var slot = ref ring[seq];
             if (slot.Query is not null) continue;
-            prefetcher.Prefetch(slot.Command, out slot.Prefetched);
+            prefetcher?.Prefetch(slot.Command, out slot.Prefetched);
             if (payments is null) slot.PaymentPrefetched = default;
             else payments.Prefetch(slot.Command, out slot.PaymentPrefetched);
+            fraud?.OnSlot(ref slot, seq); // after the lookups: the fraud step may wait for the writer at a sync point
         }
     }
 }

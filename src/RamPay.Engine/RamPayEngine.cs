@@ -65,9 +65,13 @@ public sealed class RamPayEngine : IDisposable
         _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, _horizon, Counters, periodic: !options.TakesSnapshotsOffWriter);
         // With a cold tier, the writer sees a slot only after the prefetch stage has looked its key up (in parallel with
         // the journaler): Ledger.Apply then reads only memory and the slot.
-        var logic = prefetcher is null
-            ? _pipeline.HandleWith(_logic, "rampay-logic")
-            : _pipeline.After(_pipeline.HandleWith(new PrefetchStage(prefetcher, payments is null ? null : new PaymentPrefetcher(payments)), "rampay-prefetch")).HandleWith(_logic, "rampay-logic");
+        // Rules version 4 (now or from this run's upgrade point): the prefetch stage also runs the fraud step (FraudStageStep.cs).
+        var fraudStep = Math.Max(options.RulesVersion, ledger.RulesVersion) >= Ledger.FraudStageRulesVersion ? new FraudStageStep(ledger.FraudStage) : null;
+        _logic.FraudStep = fraudStep;
+        var prefetch = prefetcher is null && fraudStep is null ? null
+            : _pipeline.HandleWith(new PrefetchStage(prefetcher, payments is null ? null : new PaymentPrefetcher(payments), fraudStep), "rampay-prefetch");
+        var logic = prefetch is null ? _pipeline.HandleWith(_logic, "rampay-logic") : _pipeline.After(prefetch).HandleWith(_logic, "rampay-logic");
+        if (prefetch is not null) fraudStep?.Connect(prefetch, logic);
         _output = new OutputStage(completion, baseSequence, Counters);
         _outputProcessor = _pipeline.After(journaler, logic).HandleWith(_output, "rampay-output");
         _pipeline.Start();
@@ -197,7 +201,12 @@ public sealed class RamPayEngine : IDisposable
     /// Replay of the journal before this record keeps the old rules and reaches the old state hash.
     /// </summary>
     private void UpgradeRules(int version, long keyBudget) =>
-        SubmitSystemCommand(new Command { Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget }, null, $"the upgrade to rules version {version}");
+        SubmitSystemCommand(new Command
+        {
+            Type = CommandType.UpgradeRules, Argument = version, Amount = keyBudget,
+            // Rules 4: the highest account id the fraud stage keeps, journaled (FraudStage.cs); 0 (as before) for older rules.
+            FromAccount = version >= Ledger.FraudStageRulesVersion ? _options.Ledger.MaxAccounts : 0,
+        }, null, $"the upgrade to rules version {version}");
 
     private void SubmitSystemCommand(in Command command, byte[]? attachment, string what)
     {
@@ -507,6 +516,8 @@ public sealed class RamPayEngine : IDisposable
     {
         private long _sinceSnapshot;
         public Ledger Ledger => ledger;
+        /// <summary>The prefetch stage's fraud step (rules version 4), or null: periodic snapshots are then taken where it waits.</summary>
+        public FraudStageStep? FraudStep;
         public Action<long>? Written;
 
         public void OnBatch(RingBuffer<CommandSlot> ring, long first, long last)
@@ -522,14 +533,21 @@ public sealed class RamPayEngine : IDisposable
                     slot.Query.Execute(ledger);
                     continue;
                 }
-                ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, slot.PaymentPrefetched, out slot.Result);
+                ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, slot.PaymentPrefetched, slot.Fraud, out slot.Result);
                 slot.ReadBack?.Execute(ledger, slot.Result);
                 // The journaler numbers commands the same way: every non-query slot, in ring order.
                 lastSequence++;
                 _sinceSnapshot++;
             }
             counters.OnApplied(Stopwatch.GetTimestamp() - started, lastSequence - firstCommand);
-            if (periodic && options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands)
+            bool due = periodic && options.SnapshotEveryCommands > 0 && _sinceSnapshot >= options.SnapshotEveryCommands;
+            // With the fraud stage running ahead, its state matches the ledger's only where it waits for the writer: ask it to.
+            if (due && FraudStep is { } step && !step.SnapshotPointIs(last))
+            {
+                step.RequestSnapshot();
+                due = false;
+            }
+            if (due)
             {
                 // A snapshot must never hold a command the journal could still lose: wait for the journaler to make
                 // this batch durable first. It is at most one batch behind, so the wait is short and bounded, unless the
@@ -542,6 +560,7 @@ public sealed class RamPayEngine : IDisposable
                     spin.SpinOnce();
                 }
                 WriteSnapshot(lastSequence, pause: true);
+                FraudStep?.SnapshotTaken();
                 _sinceSnapshot = 0;
                 Written?.Invoke(lastSequence);
             }
