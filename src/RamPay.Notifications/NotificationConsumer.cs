@@ -9,7 +9,7 @@ namespace RamPay.Notifications;
 /// <see cref="NotificationDispatcher"/>'s job, apart, so a slow SMTP server never holds the feed back. A channel that is
 /// not configured queues nothing. Events older than <see cref="NotificationOptions.MaxEventAge"/> notify nobody.
 /// </summary>
-public sealed class NotificationConsumer(NotificationStore store, IRecipientDirectory directory, NotificationOptions options, TimeProvider? clock = null) : IEventConsumer
+public sealed class NotificationConsumer(INotificationOutbox store, IRecipientDirectory directory, NotificationOptions options, TimeProvider? clock = null) : IEventConsumer
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 

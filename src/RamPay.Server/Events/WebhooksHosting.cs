@@ -7,20 +7,23 @@ namespace RamPay.Server.Events;
 /// <summary>The webhooks' store, consumer and dispatcher on the embedded default (<c>&lt;data&gt;/webhooks</c>); all null when off.</summary>
 public sealed class WebhooksHolder : IDisposable
 {
-    public WebhooksHolder(ServerOptions options, DataFolder data, ILogger<WebhooksHolder> logger)
+    public WebhooksHolder(ServerOptions options, DataFolder data, ILogger<WebhookDispatcher> logger)
     {
         Options = options.Webhooks.ToOptions();
         Guard = new UrlGuard(options.Webhooks.AllowPrivateNetworks);
         if (!options.Webhooks.Enabled || !options.Events.Enabled) return;
-        Store = new WebhookStore(Path.Combine(data.Root, "webhooks"));
+        // The shared PostgreSQL store when configured (rampay-worker webhooks processes use the same one), else SQLite.
+        Store = options.Webhooks.SharedStore.Length > 0
+            ? new PostgresWebhookStore(options.Webhooks.SharedStore, options.Webhooks.SharedStoreSchema)
+            : new WebhookStore(Path.Combine(data.Root, "webhooks"));
         Consumer = new WebhookConsumer(Store);
-        Dispatcher = new WebhookDispatcher(Store, Options, Guard, log: m => logger.LogWarning("{WebhookEvent}", m));
+        Dispatcher = new WebhookDispatcher(Store, Options, Guard, logger);
         Consumer.Enqueued += Dispatcher.Wake;
     }
 
     public WebhookOptions Options { get; }
     public UrlGuard Guard { get; }
-    public WebhookStore? Store { get; }
+    public IWebhookStore? Store { get; }
     public WebhookConsumer? Consumer { get; }
     public WebhookDispatcher? Dispatcher { get; }
 
