@@ -92,7 +92,8 @@ public sealed class LedgerRecipientDirectory(Platform platform, NotificationsHol
 /// Runs the notification dispatcher from start to stop (the consumer is fed by <see cref="EventConsumersService"/>),
 /// and hourly deletes audit rows (email, SMS, webhook deliveries) older than RamPay:Notifications:AuditRetentionDays.
 /// </summary>
-public sealed class NotificationDispatcherService(NotificationsHolder notifications, WebhooksHolder webhooks, ILogger<NotificationDispatcherService> logger) : LifecycleService
+public sealed class NotificationDispatcherService(NotificationsHolder notifications, WebhooksHolder webhooks, ILogger<NotificationDispatcherService> logger,
+    ILogger<EndpointDisabledNotifier> notifierLogger) : LifecycleService
 {
     private readonly CancellationTokenSource _stop = new();
     private Task? _run, _prune;
@@ -102,6 +103,13 @@ public sealed class NotificationDispatcherService(NotificationsHolder notificati
         if (notifications.Dispatcher is { } d)
         {
             _run = Task.Run(() => d.RunAsync(_stop.Token));
+            if (webhooks.Dispatcher is { } hooks)
+            {
+                // An endpoint disabled for failing: its owner is told through the outbox (template, retries, audit log).
+                var notifier = new EndpointDisabledNotifier(notifications.Outbox, notifications.Directory, notifications.Options, notifierLogger);
+                notifier.Enqueued += d.Wake;
+                hooks.Disabled += notifier.Handler(webhooks.Options.DisableAfter);
+            }
             logger.LogInformation("notifications: email {Email}, sms {Sms}", notifications.Options.Smtp.Enabled ? "on" : "off", notifications.Options.Sms.Enabled ? "on" : "off");
         }
         _prune = Task.Run(() => PruneAsync(_stop.Token));
