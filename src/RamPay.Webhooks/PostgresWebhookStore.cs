@@ -262,7 +262,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
         using var ins = new NpgsqlCommand($"""
             INSERT INTO {_s}.webhook_attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status)
             SELECT * FROM unnest(@id, @a, @at, @c, @l, @e, @s)
-            ON CONFLICT (delivery_id, attempt) DO UPDATE SET at_ms=EXCLUDED.at_ms, status_code=EXCLUDED.status_code, latency_ms=EXCLUDED.latency_ms, error=EXCLUDED.error, status=EXCLUDED.status
+            ON CONFLICT (delivery_id, attempt) DO NOTHING
             """, c, tx);
         ins.Parameters.AddWithValue("id", outcomes.Select(o => o.DeliveryId).ToArray());
         ins.Parameters.AddWithValue("a", outcomes.Select(o => o.Attempt).ToArray());

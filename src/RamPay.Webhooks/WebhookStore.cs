@@ -278,7 +278,10 @@ public sealed class WebhookStore : IWebhookStore
     /// <summary>An attempt's outcome: the delivery's new state and the attempt's row, written together.</summary>
     public readonly record struct Outcome(long DeliveryId, int Attempt, long AtMs, int StatusCode, long LatencyMs, string? Error, string Status, long NextMs);
 
-    /// <summary>Records attempts in one transaction (one fsync for many: the dispatcher batches them).</summary>
+    /// <summary>
+    /// Records attempts in one transaction (one fsync for many: the dispatcher batches them). An outcome never moves a
+    /// delivery back, and an attempt's row is written once: a late duplicate (a lease that ran out mid-attempt) is ignored.
+    /// </summary>
     public void Record(IReadOnlyList<Outcome> outcomes)
     {
         if (outcomes.Count == 0) return;
@@ -286,10 +289,10 @@ public sealed class WebhookStore : IWebhookStore
         using var tx = c.BeginTransaction();
         using var up = c.CreateCommand();
         up.Transaction = tx;
-        up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n, claimed_until_ms=0 WHERE id=$id";
+        up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n, claimed_until_ms=0 WHERE id=$id AND attempts < $a";
         using var ins = c.CreateCommand();
         ins.Transaction = tx;
-        ins.CommandText = "INSERT OR REPLACE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
+        ins.CommandText = "INSERT OR IGNORE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
         foreach (var o in outcomes)
         {
             up.Parameters.Clear();
