@@ -16,6 +16,7 @@ public sealed class WebhooksHolder : IDisposable
         Store = options.Webhooks.SharedStore.Length > 0
             ? new PostgresWebhookStore(options.Webhooks.SharedStore, options.Webhooks.SharedStoreSchema)
             : new WebhookStore(Path.Combine(data.Root, "webhooks"));
+        if (!options.Webhooks.InServer) return; // rampay-worker webhooks processes consume and deliver (docs/webhooks.md, "Workers")
         Consumer = new WebhookConsumer(Store);
         Dispatcher = new WebhookDispatcher(Store, Options, Guard, logger);
         Consumer.Enqueued += Dispatcher.Wake;
@@ -59,7 +60,7 @@ public static class WebhooksComposition
     public static IServiceCollection AddRamPayWebhooks(this IServiceCollection services, ServerOptions options)
     {
         services.AddSingleton<WebhooksHolder>();
-        if (options.Webhooks.Enabled && options.Events.Enabled)
+        if (options.Webhooks.Enabled && options.Events.Enabled && options.Webhooks.InServer)
             services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<WebhooksHolder>().Consumer!);
         return services;
     }

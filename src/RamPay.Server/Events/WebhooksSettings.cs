@@ -29,6 +29,8 @@ public sealed partial class ServerOptions
         public int BreakerFailures { get; set; } = 5;
         [Setting("How long an endpoint's open circuit holds its deliveries back.")]
         public int BreakerOpenMs { get; set; } = 30_000;
+        [Setting("Run the webhooks event consumer and dispatcher in the server (the embedded default). Set false when rampay-worker webhooks processes deliver from the Kafka topic (needs RamPay:Webhooks:SharedStore); the server keeps the API and the admin lists.")]
+        public bool InServer { get; set; } = true;
         [Setting("PostgreSQL connection string of the store the server and rampay-worker webhooks processes share (endpoints, deliveries, attempts); empty: the server's own SQLite (<data>/webhooks). Set it from a secret.")]
         public string SharedStore { get; set; } = "";
         [Setting("The PostgreSQL schema of that shared store (created and migrated at start).")]
@@ -46,6 +48,7 @@ public sealed partial class ServerOptions
             if (BreakerFailures < 1 || BreakerOpenMs < 0) throw new OptionsException("RamPay:Webhooks:BreakerFailures must be positive and BreakerOpenMs not negative");
             if (LeaseMs <= TimeoutMs || LeaseMs > 3_600_000) throw new OptionsException("RamPay:Webhooks:LeaseMs must exceed TimeoutMs (and be at most 3600000)");
             SharedStoreCheck.Validate("RamPay:Webhooks", SharedStore, SharedStoreSchema);
+            if (!InServer && SharedStore.Length == 0) throw new OptionsException("RamPay:Webhooks:InServer=false needs RamPay:Webhooks:SharedStore (the workers deliver from it)");
         }
 
         public RamPay.Webhooks.WebhookOptions ToOptions() => new()
