@@ -53,15 +53,7 @@ public sealed class NotificationStore : INotificationOutbox
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """;
         cmd.ExecuteNonQuery();
-        // Migration: claims came with issue 12's shared store; a file from before gets the column. One process owns
-        // this file, so a claim found at open is a dead process's: cleared.
-        using var cols = c.CreateCommand();
-        cols.CommandText = "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='claimed_until_ms'";
-        using var migrate = c.CreateCommand();
-        migrate.CommandText = (long)cols.ExecuteScalar()! == 0
-            ? "ALTER TABLE messages ADD COLUMN claimed_until_ms INTEGER NOT NULL DEFAULT 0"
-            : "UPDATE messages SET claimed_until_ms=0 WHERE claimed_until_ms<>0";
-        migrate.ExecuteNonQuery();
+        LocalStoreSql.PrepareClaims(c, "messages");
     }
 
     private SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
@@ -120,18 +112,7 @@ public sealed class NotificationStore : INotificationOutbox
         return list;
     }
 
-    public void Release(IReadOnlyCollection<long> ids)
-    {
-        if (ids.Count == 0) return;
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE messages SET claimed_until_ms=0 WHERE id=$id";
-        var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
-        foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
-        tx.Commit();
-    }
+    public void Release(IReadOnlyCollection<long> ids) => LocalStoreSql.ReleaseClaims(_connectionString, "messages", ids);
 
     public int DeadLetterSms(string phone, string reason, long nowMs)
     {

@@ -62,23 +62,12 @@ public sealed class PostgresNotificationOutbox : INotificationOutbox
             cmd.Parameters.AddWithValue("n", nowMs);
             added = cmd.ExecuteNonQuery();
         }
-        if (through is { } pos)
-        {
-            using var cp = new NpgsqlCommand($"INSERT INTO {_s}.notification_checkpoint(name, sequence, idx, ordinal) VALUES(@n,@s,@i,@o) ON CONFLICT (name) DO UPDATE SET sequence=@s, idx=@i, ordinal=@o", c, tx);
-            cp.Parameters.AddWithValue("n", name); cp.Parameters.AddWithValue("s", pos.Sequence); cp.Parameters.AddWithValue("i", pos.Index); cp.Parameters.AddWithValue("o", pos.Ordinal);
-            cp.ExecuteNonQuery();
-        }
+        if (through is { } pos) PostgresSchema.WriteCheckpoint(c, tx, $"{_s}.notification_checkpoint", name, pos);
         tx.Commit();
         return added;
     }
 
-    public EventPosition ReadCheckpoint(string name)
-    {
-        using var cmd = _source.CreateCommand($"SELECT sequence, idx, ordinal FROM {_s}.notification_checkpoint WHERE name=@n");
-        cmd.Parameters.AddWithValue("n", name);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : EventPosition.None;
-    }
+    public EventPosition ReadCheckpoint(string name) => PostgresSchema.ReadCheckpoint(_source, $"{_s}.notification_checkpoint", name);
 
     public List<NotificationMessage> Claim(long nowMs, int max, bool email, bool sms, long leaseMs)
     {

@@ -47,6 +47,23 @@ public static partial class PostgresSchema
         tx.Commit();
     }
 
+    /// <summary>Records consumer <paramref name="name"/>'s position in <paramref name="table"/> (schema-qualified) inside <paramref name="tx"/>, with the effects.</summary>
+    public static void WriteCheckpoint(NpgsqlConnection c, NpgsqlTransaction tx, string table, string name, RamPay.Events.EventPosition pos)
+    {
+        using var cp = new NpgsqlCommand($"INSERT INTO {table}(name, sequence, idx, ordinal) VALUES(@n,@s,@i,@o) ON CONFLICT (name) DO UPDATE SET sequence=@s, idx=@i, ordinal=@o", c, tx);
+        cp.Parameters.AddWithValue("n", name); cp.Parameters.AddWithValue("s", pos.Sequence); cp.Parameters.AddWithValue("i", pos.Index); cp.Parameters.AddWithValue("o", pos.Ordinal);
+        cp.ExecuteNonQuery();
+    }
+
+    /// <summary>Consumer <paramref name="name"/>'s position in <paramref name="table"/>, or <see cref="RamPay.Events.EventPosition.None"/>.</summary>
+    public static RamPay.Events.EventPosition ReadCheckpoint(NpgsqlDataSource source, string table, string name)
+    {
+        using var cmd = source.CreateCommand($"SELECT sequence, idx, ordinal FROM {table} WHERE name=@n");
+        cmd.Parameters.AddWithValue("n", name);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? new RamPay.Events.EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : RamPay.Events.EventPosition.None;
+    }
+
     private static void Exec(NpgsqlConnection c, NpgsqlTransaction tx, string sql)
     {
         using var cmd = new NpgsqlCommand(sql, c, tx);

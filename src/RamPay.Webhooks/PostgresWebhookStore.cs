@@ -157,13 +157,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
 
     // ---- the consumer's side ----
 
-    public EventPosition ReadCheckpoint(string name)
-    {
-        using var cmd = _source.CreateCommand($"SELECT sequence, idx, ordinal FROM {_s}.webhook_checkpoint WHERE name=@n");
-        cmd.Parameters.AddWithValue("n", name);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : EventPosition.None;
-    }
+    public EventPosition ReadCheckpoint(string name) => PostgresSchema.ReadCheckpoint(_source, $"{_s}.webhook_checkpoint", name);
 
     public int Enqueue(IReadOnlyList<WebhookStore.NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver = false,
         IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls = null)
@@ -199,12 +193,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
             cmd.Parameters.AddWithValue("n", nowMs);
             added = cmd.ExecuteNonQuery();
         }
-        if (through is { } pos)
-        {
-            using var cp = new NpgsqlCommand($"INSERT INTO {_s}.webhook_checkpoint(name, sequence, idx, ordinal) VALUES(@n,@s,@i,@o) ON CONFLICT (name) DO UPDATE SET sequence=@s, idx=@i, ordinal=@o", c, tx);
-            cp.Parameters.AddWithValue("n", name); cp.Parameters.AddWithValue("s", pos.Sequence); cp.Parameters.AddWithValue("i", pos.Index); cp.Parameters.AddWithValue("o", pos.Ordinal);
-            cp.ExecuteNonQuery();
-        }
+        if (through is { } pos) PostgresSchema.WriteCheckpoint(c, tx, $"{_s}.webhook_checkpoint", name, pos);
         tx.Commit();
         return added;
     }

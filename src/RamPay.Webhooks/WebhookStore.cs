@@ -63,15 +63,7 @@ public sealed class WebhookStore : IWebhookStore
             CREATE TABLE IF NOT EXISTS checkpoint(name TEXT PRIMARY KEY, sequence INTEGER NOT NULL, idx INTEGER NOT NULL, ordinal INTEGER NOT NULL);
             """;
         cmd.ExecuteNonQuery();
-        // Migration: claims (issue 12's shared store) came after the first release; a file from before gets the column.
-        // One process owns this file, so a claim found at open is a dead process's: cleared.
-        using var cols = c.CreateCommand();
-        cols.CommandText = "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name='claimed_until_ms'";
-        using var migrate = c.CreateCommand();
-        migrate.CommandText = (long)cols.ExecuteScalar()! == 0
-            ? "ALTER TABLE deliveries ADD COLUMN claimed_until_ms INTEGER NOT NULL DEFAULT 0"
-            : "UPDATE deliveries SET claimed_until_ms=0 WHERE claimed_until_ms<>0";
-        migrate.ExecuteNonQuery();
+        LocalStoreSql.PrepareClaims(c, "deliveries");
     }
 
     internal SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
@@ -254,18 +246,7 @@ public sealed class WebhookStore : IWebhookStore
         return list;
     }
 
-    public void Release(IReadOnlyCollection<long> ids)
-    {
-        if (ids.Count == 0) return;
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE deliveries SET claimed_until_ms=0 WHERE id=$id";
-        var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
-        foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
-        tx.Commit();
-    }
+    public void Release(IReadOnlyCollection<long> ids) => LocalStoreSql.ReleaseClaims(_connectionString, "deliveries", ids);
 
     public long PendingCount()
     {

@@ -68,7 +68,7 @@ public abstract class WebhookStoreContract : IDisposable
     [Fact]
     public void Outcomes_show_in_the_attempts_the_admin_list_and_the_audit_log()
     {
-        var e = Store.Create(9, false, "https://example.test/hook", ["*"], null, 1_000);
+        var e = Store.Create(7, false, "https://example.test/hook", ["*"], null, 1_000);
         Store.Enqueue([D(e.Id, 1), D(e.Id, 2), D(e.Id, 3)], "webhooks", null, 1_000);
         var c = Store.Claim(2_000, 3, 10_000);
         Store.Record([
@@ -87,7 +87,7 @@ public abstract class WebhookStoreContract : IDisposable
         Assert.Equal("refused", all[0].LastError);
         Assert.Equal(503, all.Single(d => d.Id == c[1].Id).LastStatusCode);
         Assert.Single(Other.AllDeliveries("dead", 0, 10));
-        var audit = Other.AuditPage(9, null, long.MaxValue, long.MaxValue, 10);
+        var audit = Other.AuditPage(7, null, long.MaxValue, long.MaxValue, 10);
         Assert.Equal(["dead", "failed", "sent"], audit.Select(a => a.Status));
         Assert.Empty(Other.AuditPage(10, null, long.MaxValue, long.MaxValue, 10));
         Assert.Single(Other.AuditPage(null, "sent", long.MaxValue, long.MaxValue, 10));
@@ -118,6 +118,7 @@ public abstract class WebhookStoreContract : IDisposable
         Store.Update(e.Id, null, null, null, "enabled");
         Assert.Single(Store.Claim(10_000, 10, 1_000));
         Store.Delete(e.Id);
+        Thread.Sleep(PostgresWebhookStore.EndpointCacheTtl + TimeSpan.FromMilliseconds(100)); // another process sees a change within the cache's lifetime
         Assert.Null(Other.Endpoint(e.Id));
         Assert.Single(Other.AllDeliveries("dead", 0, 10));
         var (s1, _, _) = Store.UserSecret(3);
