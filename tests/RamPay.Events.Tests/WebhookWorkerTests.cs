@@ -80,7 +80,7 @@ public sealed class WebhookWorkerTests
         await WaitUntil(async () => (await Deliveries("succeeded")).Count == payments, "every delivery succeeded through worker b", Outputs, seconds: 120);
         var delivered = await Deliveries("succeeded");
         Assert.All(delivered, d => Assert.True(d.Long("attempts") >= 2, $"{d.Str("event_id")} succeeded after {d.Long("attempts")} attempts: its first (slow receiver) should have failed"));
-        var received = receiver.Requests.Where(r => r.EventType == "PaymentApproved" && r.Path == "/hook").Select(r => r.EventId).Distinct().ToHashSet();
+        var received = receiver.Requests.Where(r => r.EventType == "PaymentApproved" && r.Path == "/hook").Select(r => r.EventId!).Distinct().ToHashSet();
         Assert.Superset(delivered.Select(d => d.Str("event_id")).ToHashSet(), received);
         Assert.Equal(payments, received.Count);
         // 6. The audit log shows the workers' deliveries too.
