@@ -133,8 +133,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
             """);
         cmd.Parameters.AddWithValue("u", user);
         cmd.Parameters.AddWithValue("s", WebhookStore.NewSecret());
-        using var r = cmd.ExecuteReader();
-        r.NextResult();
+        using var r = cmd.ExecuteReader(); // the INSERT gives no result set: the reader starts on the SELECT's
         r.Read();
         return (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetInt64(2));
     }
