@@ -37,6 +37,35 @@ public static class LocalStoreSql
         cp.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// Adds the claim column (<c>claimed_until_ms</c>, issue 12's leases) to <paramref name="table"/> of a file made before
+    /// it, or clears the claims found there: one process owns a local store, so a claim found at open is a dead process's.
+    /// </summary>
+    public static void PrepareClaims(SqliteConnection c, string table)
+    {
+        using var cols = c.CreateCommand();
+        cols.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name='claimed_until_ms'";
+        using var migrate = c.CreateCommand();
+        migrate.CommandText = (long)cols.ExecuteScalar()! == 0
+            ? $"ALTER TABLE {table} ADD COLUMN claimed_until_ms INTEGER NOT NULL DEFAULT 0"
+            : $"UPDATE {table} SET claimed_until_ms=0 WHERE claimed_until_ms<>0";
+        migrate.ExecuteNonQuery();
+    }
+
+    /// <summary>Ends the claims on rows <paramref name="ids"/> of <paramref name="table"/> (given back unattempted), in one transaction.</summary>
+    public static void ReleaseClaims(string connectionString, string table, IReadOnlyCollection<long> ids)
+    {
+        if (ids.Count == 0) return;
+        using var c = Open(connectionString);
+        using var tx = c.BeginTransaction();
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = $"UPDATE {table} SET claimed_until_ms=0 WHERE id=$id";
+        var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
+        foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
+        tx.Commit();
+    }
+
     /// <summary>The position consumer <paramref name="name"/> reached, or <see cref="EventPosition.None"/> before its first batch.</summary>
     public static EventPosition ReadCheckpoint(string connectionString, string name)
     {

@@ -9,7 +9,7 @@ namespace RamPay.Notifications;
 /// <see cref="NotificationDispatcher"/>'s job, apart, so a slow SMTP server never holds the feed back. A channel that is
 /// not configured queues nothing. Events older than <see cref="NotificationOptions.MaxEventAge"/> notify nobody.
 /// </summary>
-public sealed class NotificationConsumer(NotificationStore store, IRecipientDirectory directory, NotificationOptions options, TimeProvider? clock = null) : IEventConsumer
+public sealed class NotificationConsumer(INotificationOutbox store, IRecipientDirectory directory, NotificationOptions options, TimeProvider? clock = null) : IEventConsumer
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
@@ -34,16 +34,22 @@ public sealed class NotificationConsumer(NotificationStore store, IRecipientDire
             if (!recipients.TryGetValue(p.UserId, out var recipient))
                 recipients[p.UserId] = recipient = await directory.FindAsync(p.UserId, cancellationToken).ConfigureAwait(false);
             if (recipient is null) continue;
-            var values = new Dictionary<string, string>(p.Values) { ["name"] = recipient.Name, ["unsubscribe_url"] = recipient.UnsubscribeUrl };
-            if (options.Smtp.Enabled && recipient.Email is { } email)
-            {
-                var (subject, text, html) = NotificationTemplates.Email(p.Kind, values);
-                messages.Add(new(p.UserId, "email", email, p.Kind, p.EventId, subject, text, html));
-            }
-            if (options.Sms.Enabled && recipient.Phone is { } phone)
-                messages.Add(new(p.UserId, "sms", phone, p.Kind, p.EventId, "", NotificationTemplates.Sms(p.Kind, values), null));
+            Render(p, recipient, options, messages);
         }
         int added = store.Enqueue(messages, Name, batch.FromLog ? batch.Through : null, now);
         if (added > 0) Enqueued?.Invoke();
+    }
+
+    /// <summary>A planned notification's messages for the recipient's channels (configured, and on for them).</summary>
+    public static void Render(PlannedNotification p, Recipient recipient, NotificationOptions options, List<NotificationStore.NewMessage> into)
+    {
+        var values = new Dictionary<string, string>(p.Values) { ["name"] = recipient.Name, ["unsubscribe_url"] = recipient.UnsubscribeUrl };
+        if (options.Smtp.Enabled && recipient.Email is { } email)
+        {
+            var (subject, text, html) = NotificationTemplates.Email(p.Kind, values);
+            into.Add(new(p.UserId, "email", email, p.Kind, p.EventId, subject, text, html));
+        }
+        if (options.Sms.Enabled && recipient.Phone is { } phone)
+            into.Add(new(p.UserId, "sms", phone, p.Kind, p.EventId, "", NotificationTemplates.Sms(p.Kind, values), null));
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Events;
 using RamPay.Webhooks;
 
@@ -18,25 +19,30 @@ public sealed class NotificationDispatcher : IDisposable
     private static readonly Counter<long> Sent = EventsTelemetry.Meter.CreateCounter<long>("rampay_notifications_total",
         description: "Notification send attempts by channel (email, sms) and outcome: sent, failed (will be retried), dead (dead-lettered).");
 
-    private readonly NotificationStore _store;
+    private readonly INotificationOutbox _store;
     private readonly NotificationOptions _options;
     private readonly TimeProvider _clock;
-    private readonly Action<string>? _log;
+    private readonly ILogger _logger;
     private readonly EmailSender? _email;
     private readonly SmsSender? _sms;
     private readonly SemaphoreSlim? _emailSlots, _smsSlots;
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
     private readonly ConcurrentQueue<long> _finished = new();
-    private readonly Channel<NotificationStore.Outcome> _outcomes = Channel.CreateBounded<NotificationStore.Outcome>(new BoundedChannelOptions(65_536) { SingleReader = true });
+    private readonly BatchedOutcomeWriter<NotificationStore.Outcome> _outcomes;
     private readonly SemaphoreSlim _wake = new(0, 1);
 
-    public NotificationDispatcher(NotificationStore store, NotificationOptions options, TimeProvider? clock = null, Action<string>? log = null)
+    public NotificationDispatcher(INotificationOutbox store, NotificationOptions options, ILogger<NotificationDispatcher>? logger = null, TimeProvider? clock = null)
     {
         options.Validate();
         _store = store;
         _options = options;
         _clock = clock ?? TimeProvider.System;
-        _log = log;
+        _logger = logger ?? NullLogger<NotificationDispatcher>.Instance;
+        _outcomes = new BatchedOutcomeWriter<NotificationStore.Outcome>(store.Record, written =>
+        {
+            foreach (var o in written) _finished.Enqueue(o.MessageId);
+            Wake();
+        }, _logger, "notification");
         if (options.Smtp.Enabled)
         {
             _email = new EmailSender(options.Smtp);
@@ -62,22 +68,26 @@ public sealed class NotificationDispatcher : IDisposable
     public async Task RunAsync(CancellationToken stop)
     {
         if (!Enabled) return;
-        var writer = Task.Run(() => WriteOutcomesAsync(), CancellationToken.None);
+        var writer = Task.Run(_outcomes.RunAsync, CancellationToken.None);
         var running = new ConcurrentDictionary<Task, byte>();
+        var skipped = new List<long>();
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 while (_finished.TryDequeue(out long finished)) _inFlight.TryRemove(finished, out _);
-                var due = _store.Due(Now, 1024, _email is not null, _sms is not null);
+                // Claimed for Lease: another dispatcher sharing the outbox (a worker of the same group) skips these, and
+                // takes them over if this process dies before recording their outcome.
+                var due = _store.Claim(Now, 1024, _email is not null, _sms is not null, (long)_options.Lease.TotalMilliseconds);
                 int started = 0;
+                skipped.Clear();
                 foreach (var m in due)
                 {
                     if (_inFlight.ContainsKey(m.Id)) continue;
                     var slots = m.Channel == "email" ? _emailSlots! : _smsSlots!;
                     if (!await slots.WaitAsync(0, stop).ConfigureAwait(false))
                     {
-                        if (started > 0) continue; // this channel is full; others may still go
+                        if (started > 0) { skipped.Add(m.Id); continue; } // this channel is full; others may still go; given back
                         await slots.WaitAsync(stop).ConfigureAwait(false);
                     }
                     _inFlight[m.Id] = 0;
@@ -90,6 +100,7 @@ public sealed class NotificationDispatcher : IDisposable
                     running[task] = 0;
                     _ = task.ContinueWith(t => running.TryRemove(t, out _), TaskScheduler.Default);
                 }
+                if (skipped.Count > 0) _store.Release(skipped);
                 if (started == 0) await _wake.WaitAsync(_options.Poll, stop).ConfigureAwait(false);
             }
         }
@@ -100,7 +111,7 @@ public sealed class NotificationDispatcher : IDisposable
         {
             // Attempts in flight finish (bounded by the timeout) and their outcomes are written.
             await Task.WhenAll(running.Keys).WaitAsync(_options.Timeout + TimeSpan.FromSeconds(1)).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
-            _outcomes.Writer.TryComplete();
+            _outcomes.Complete();
             await writer.ConfigureAwait(false);
         }
     }
@@ -153,7 +164,8 @@ public sealed class NotificationDispatcher : IDisposable
             {
                 status = "dead";
                 Sent.Add(1, channel, new("outcome", "dead"));
-                _log?.Invoke($"notification {m.Id} ({m.Channel} to user {m.UserId}, {m.Template}) dead-lettered after {attempt} attempt(s): {error}");
+                _logger.LogWarning("notification {Id} ({Channel} to user {UserId}, {Template}) dead-lettered after {Attempts} attempt(s): {Error}",
+                    m.Id, m.Channel, m.UserId, m.Template, attempt, error);
             }
             else
             {
@@ -162,28 +174,7 @@ public sealed class NotificationDispatcher : IDisposable
                 Sent.Add(1, channel, new("outcome", "failed"));
             }
         }
-        await _outcomes.Writer.WriteAsync(new NotificationStore.Outcome(m.Id, attempt, done, status, next, error), CancellationToken.None).ConfigureAwait(false);
-    }
-
-    private async Task WriteOutcomesAsync()
-    {
-        var batch = new List<NotificationStore.Outcome>(512);
-        var reader = _outcomes.Reader;
-        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
-        {
-            while (batch.Count < 512 && reader.TryRead(out var o)) batch.Add(o);
-            try
-            {
-                _store.Record(batch);
-            }
-            catch (Exception e)
-            {
-                _log?.Invoke($"notification outcomes could not be written ({e.Message}); those messages will be attempted again");
-            }
-            foreach (var o in batch) _finished.Enqueue(o.MessageId);
-            Wake();
-            batch.Clear();
-        }
+        await _outcomes.WriteAsync(new NotificationStore.Outcome(m.Id, attempt, done, status, next, error)).ConfigureAwait(false);
     }
 
     private static string Trim(string s) => s.Length > 300 ? s[..300] : s;

@@ -47,9 +47,12 @@ public sealed record NotificationOptions
     public TimeSpan MaxEventAge { get; init; } = TimeSpan.FromHours(1);
     /// <summary>How often the dispatcher looks for due messages when idle (it is also woken when messages are queued).</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>How long a dispatcher holds the messages it claimed (longer than an attempt): when a worker dies mid-send, another of its group sends them once this has passed.</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(90);
 
     public void Validate()
     {
+        if (Lease <= Timeout) throw new ArgumentException("the notification claim lease must be longer than an attempt's timeout");
         if (Timeout <= TimeSpan.Zero || MaxAge <= TimeSpan.Zero || RetryBase <= TimeSpan.Zero || RetryMax < RetryBase || MaxEventAge <= TimeSpan.Zero)
             throw new ArgumentException("notification timeouts must be positive, RetryMax >= RetryBase");
         if (Smtp.Connections is < 1 or > 256 || Sms.MaxConcurrency is < 1 or > 1024) throw new ArgumentException("notification concurrency limits out of range");

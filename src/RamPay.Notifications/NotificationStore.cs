@@ -23,9 +23,11 @@ public sealed record ContactPreferences(long UserId, string? Phone, bool PhoneVe
 /// consumer's checkpoint (written in the same transaction as the messages a batch adds), users' phone numbers and
 /// channel choices, pending phone verifications, numbers that sent STOP, and the secret that signs unsubscribe links.
 /// </summary>
-public sealed class NotificationStore : IDisposable
+public sealed class NotificationStore : INotificationOutbox
 {
     public const string FileName = "notifications.db";
+    /// <summary>The audit log's reason for SMS not sent because the number sent STOP.</summary>
+    public const string StopReason = "the recipient sent STOP";
     private readonly string _connectionString;
 
     public NotificationStore(string directory)
@@ -39,7 +41,7 @@ public sealed class NotificationStore : IDisposable
             CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, channel TEXT NOT NULL, destination TEXT NOT NULL,
               template TEXT NOT NULL, event_id TEXT NOT NULL, subject TEXT NOT NULL, body_text TEXT NOT NULL, body_html TEXT,
               status TEXT NOT NULL, attempts INTEGER NOT NULL, next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
-              last_error TEXT, UNIQUE(channel, user_id, event_id, template));
+              last_error TEXT, claimed_until_ms INTEGER NOT NULL DEFAULT 0, UNIQUE(channel, user_id, event_id, template));
             CREATE INDEX IF NOT EXISTS messages_due ON messages(status, next_ms);
             CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
             CREATE TABLE IF NOT EXISTS prefs(user_id INTEGER PRIMARY KEY, phone TEXT, phone_verified INTEGER NOT NULL DEFAULT 0,
@@ -51,6 +53,7 @@ public sealed class NotificationStore : IDisposable
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """;
         cmd.ExecuteNonQuery();
+        LocalStoreSql.PrepareClaims(c, "messages");
     }
 
     private SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
@@ -93,17 +96,33 @@ public sealed class NotificationStore : IDisposable
 
     private const string Columns = "id, user_id, channel, destination, template, event_id, subject, body_text, body_html, status, attempts, next_ms, created_ms, updated_ms, last_error";
 
-    /// <summary>Pending messages due by <paramref name="nowMs"/> on the given channels, oldest due first.</summary>
-    public List<NotificationMessage> Due(long nowMs, int max, bool email, bool sms)
+    public List<NotificationMessage> Claim(long nowMs, int max, bool email, bool sms, long leaseMs)
     {
         using var c = Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {Columns} FROM messages WHERE status='pending' AND next_ms <= $now AND ((channel='email' AND $e) OR (channel='sms' AND $s)) ORDER BY next_ms, id LIMIT $max";
+        cmd.CommandText = "UPDATE messages SET claimed_until_ms=$until WHERE id IN (SELECT id FROM messages WHERE status='pending' AND next_ms <= $now AND claimed_until_ms <= $now " +
+            $"AND ((channel='email' AND $e) OR (channel='sms' AND $s)) ORDER BY next_ms, id LIMIT $max) RETURNING {Columns}";
         cmd.Parameters.AddWithValue("$now", nowMs);
+        cmd.Parameters.AddWithValue("$until", nowMs + leaseMs);
         cmd.Parameters.AddWithValue("$max", max);
         cmd.Parameters.AddWithValue("$e", email ? 1 : 0);
         cmd.Parameters.AddWithValue("$s", sms ? 1 : 0);
-        return Read(cmd);
+        var list = Read(cmd);
+        list.Sort((a, b) => a.NextMs != b.NextMs ? a.NextMs.CompareTo(b.NextMs) : a.Id.CompareTo(b.Id));
+        return list;
+    }
+
+    public void Release(IReadOnlyCollection<long> ids) => LocalStoreSql.ReleaseClaims(_connectionString, "messages", ids);
+
+    public int DeadLetterSms(string phone, string reason, long nowMs)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "UPDATE messages SET status='dead', last_error=$r, updated_ms=$t WHERE channel='sms' AND destination=$p AND status='pending'";
+        cmd.Parameters.AddWithValue("$p", phone);
+        cmd.Parameters.AddWithValue("$r", reason);
+        cmd.Parameters.AddWithValue("$t", nowMs);
+        return cmd.ExecuteNonQuery();
     }
 
     public long PendingCount()
@@ -126,7 +145,7 @@ public sealed class NotificationStore : IDisposable
         using var up = c.CreateCommand();
         up.Transaction = tx;
         // attempts < $a: an outcome never moves a message back (a late duplicate of an older attempt is ignored).
-        up.CommandText = "UPDATE messages SET status=$s, attempts=$a, next_ms=$n, updated_ms=$at, last_error=$e WHERE id=$id AND attempts < $a";
+        up.CommandText = "UPDATE messages SET status=$s, attempts=$a, next_ms=$n, updated_ms=$at, last_error=$e, claimed_until_ms=0 WHERE id=$id AND attempts < $a";
         foreach (var p in new[] { "$s", "$a", "$n", "$at", "$e", "$id" }) up.Parameters.Add(new SqliteParameter { ParameterName = p });
         foreach (var o in outcomes)
         {
@@ -300,7 +319,7 @@ public sealed class NotificationStore : IDisposable
         var users = UsersOf(phone);
         Exec("UPDATE prefs SET sms_on=0 WHERE phone=$p", ("$p", phone));
         // Pending messages to that number are not sent (dead, with the reason in the audit log).
-        Exec("UPDATE messages SET status='dead', last_error='the recipient sent STOP', updated_ms=$t WHERE channel='sms' AND destination=$p AND status='pending'", ("$p", phone), ("$t", nowMs));
+        DeadLetterSms(phone, StopReason, nowMs);
         return users;
     }
 

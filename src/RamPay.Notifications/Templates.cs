@@ -19,6 +19,8 @@ public static partial class NotificationTemplates
     public static readonly IReadOnlyList<string> Kinds = ["money_received", "payment_sent", "refund_received", "payment_held", "payment_declined", "account_frozen", "account_unfrozen"];
 
     public const string PhoneVerification = "phone_verification";
+    /// <summary>Not from an event: a webhook endpoint was disabled for failing (<see cref="EndpointDisabledNotifier"/>).</summary>
+    public const string WebhookEndpointDisabled = "webhook_endpoint_disabled";
 
     private static readonly ConcurrentDictionary<string, string> Cache = new(StringComparer.Ordinal);
 

@@ -9,7 +9,7 @@ namespace RamPay.Webhooks;
 /// with its checkpoint in the same transaction. Sending is the <see cref="WebhookDispatcher"/>'s job, apart, so a slow
 /// receiver never holds the feed back.
 /// </summary>
-public sealed class WebhookConsumer(WebhookStore store, TimeProvider? clock = null) : IEventConsumer
+public sealed class WebhookConsumer(IWebhookStore store, TimeProvider? clock = null) : IEventConsumer
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
@@ -35,7 +35,7 @@ public sealed class WebhookConsumer(WebhookStore store, TimeProvider? clock = nu
 
     /// <summary>The deliveries one event gives. Also used by redelivery (POST /v1/events/{id}/redeliver).</summary>
     public static void Plan(EventRecord e, IReadOnlyList<WebhookEndpoint> endpoints, List<WebhookStore.NewDelivery> deliveries,
-        List<(long, long, string)> urls, Dictionary<long, (long Owner, string Url)?> known, WebhookStore? store = null, string? onlyEndpoint = null)
+        List<(long, long, string)> urls, Dictionary<long, (long Owner, string Url)?> known, IWebhookStore? store = null, string? onlyEndpoint = null)
     {
         using var doc = e.Parse();
         var viewers = Viewers(e.Type, doc.RootElement);

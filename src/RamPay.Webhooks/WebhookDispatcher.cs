@@ -2,7 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net.Http.Headers;
-using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Client;
 using RamPay.Events;
 
@@ -22,10 +23,10 @@ public sealed class WebhookDispatcher : IDisposable
         description: "Webhook delivery attempts by outcome: succeeded, failed (will be retried), dead (dead-lettered).");
     private static readonly KeyValuePair<string, object?> Succeeded = new("outcome", "succeeded"), Failed = new("outcome", "failed"), Dead = new("outcome", "dead");
 
-    private readonly WebhookStore _store;
+    private readonly IWebhookStore _store;
     private readonly WebhookOptions _options;
     private readonly TimeProvider _clock;
-    private readonly Action<string>? _log;
+    private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _overall;
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
@@ -33,7 +34,7 @@ public sealed class WebhookDispatcher : IDisposable
     // (read before the commit) can never send one again with an old attempt number.
     private readonly ConcurrentQueue<long> _finished = new();
     private readonly ConcurrentDictionary<string, EndpointState> _endpoints = new();
-    private readonly Channel<WebhookStore.Outcome> _outcomes = Channel.CreateBounded<WebhookStore.Outcome>(new BoundedChannelOptions(65_536) { SingleReader = true });
+    private readonly BatchedOutcomeWriter<WebhookStore.Outcome> _outcomes;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly object _pendingGaugeLock = new();
 
@@ -44,13 +45,18 @@ public sealed class WebhookDispatcher : IDisposable
         public long OpenUntilMs;
     }
 
-    public WebhookDispatcher(WebhookStore store, WebhookOptions options, UrlGuard guard, TimeProvider? clock = null, Action<string>? log = null)
+    public WebhookDispatcher(IWebhookStore store, WebhookOptions options, UrlGuard guard, ILogger<WebhookDispatcher>? logger = null, TimeProvider? clock = null)
     {
         options.Validate();
         _store = store;
         _options = options;
         _clock = clock ?? TimeProvider.System;
-        _log = log;
+        _logger = logger ?? NullLogger<WebhookDispatcher>.Instance;
+        _outcomes = new BatchedOutcomeWriter<WebhookStore.Outcome>(store.Record, written =>
+        {
+            foreach (var o in written) _finished.Enqueue(o.DeliveryId);
+            Wake();
+        }, _logger, "webhook");
         _overall = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
         _http = new HttpClient(new SocketsHttpHandler
         {
@@ -92,26 +98,34 @@ public sealed class WebhookDispatcher : IDisposable
 
     public async Task RunAsync(CancellationToken stop)
     {
-        var writer = Task.Run(() => WriteOutcomesAsync(stop), CancellationToken.None);
+        var writer = Task.Run(_outcomes.RunAsync, CancellationToken.None);
+        var skipped = new List<long>();
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 while (_finished.TryDequeue(out long finished)) _inFlight.TryRemove(finished, out _);
                 long now = Now;
-                var due = _store.Due(now, 1024);
+                // Claimed for Lease: another dispatcher sharing the store (a worker of the same group) skips these, and takes
+                // them over if this process dies before recording their outcome.
+                var due = _store.Claim(now, Math.Min(1024, _options.MaxConcurrency * 4), (long)_options.Lease.TotalMilliseconds);
                 int started = 0;
+                skipped.Clear();
                 foreach (var d in due)
                 {
                     if (_inFlight.ContainsKey(d.Id)) continue;
                     var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
-                    if (state.OpenUntilMs > now) continue; // its circuit is open (its deliveries were deferred)
-                    if (Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint) continue;
+                    // Its circuit is open (its deliveries were deferred), or it has its share in flight: given back.
+                    if (state.OpenUntilMs > now || Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint)
+                    {
+                        skipped.Add(d.Id);
+                        continue;
+                    }
                     WebhookEndpoint? endpoint = null;
                     if (!d.EndpointId.StartsWith(WebhookStore.PaymentUrlPrefix, StringComparison.Ordinal))
                     {
                         endpoint = _store.Endpoint(d.EndpointId);
-                        if (endpoint is null || !endpoint.Enabled) continue; // deleted or disabled: its deliveries wait (or are dead)
+                        if (endpoint is null || !endpoint.Enabled) { skipped.Add(d.Id); continue; } // deleted or disabled: its deliveries wait (or are dead)
                     }
                     await _overall.WaitAsync(stop).ConfigureAwait(false);
                     _inFlight[d.Id] = 0;
@@ -127,6 +141,7 @@ public sealed class WebhookDispatcher : IDisposable
                         }
                     }, CancellationToken.None);
                 }
+                if (skipped.Count > 0) _store.Release(skipped);
                 if (started == 0) await _wake.WaitAsync(_options.Poll, stop).ConfigureAwait(false);
             }
         }
@@ -137,7 +152,7 @@ public sealed class WebhookDispatcher : IDisposable
         {
             // Let attempts in flight finish (bounded by the timeout) and their outcomes be written.
             for (int i = 0; i < _options.MaxConcurrency; i++) await _overall.WaitAsync(_options.Timeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            _outcomes.Writer.TryComplete();
+            _outcomes.Complete();
             await writer.ConfigureAwait(false);
         }
     }
@@ -219,7 +234,7 @@ public sealed class WebhookDispatcher : IDisposable
             }
             OnFailure(d, endpoint, state, done);
         }
-        await _outcomes.Writer.WriteAsync(new WebhookStore.Outcome(d.Id, attempt, done, code, latency, error, status, next), CancellationToken.None).ConfigureAwait(false);
+        await _outcomes.WriteAsync(new WebhookStore.Outcome(d.Id, attempt, done, code, latency, error, status, next)).ConfigureAwait(false);
     }
 
     private void OnFailure(WebhookDelivery d, WebhookEndpoint? endpoint, EndpointState state, long now)
@@ -228,15 +243,17 @@ public sealed class WebhookDispatcher : IDisposable
         {
             state.OpenUntilMs = now + (long)_options.BreakerOpen.TotalMilliseconds;
             _store.Defer(d.EndpointId, state.OpenUntilMs);
-            _log?.Invoke($"webhook endpoint {d.EndpointId}: {state.ConsecutiveFailures} failures in a row, circuit open for {_options.BreakerOpen.TotalSeconds:0} s");
+            _logger.LogWarning("webhook endpoint {EndpointId}: {Failures} failures in a row, circuit open for {OpenSeconds:0} s", d.EndpointId, state.ConsecutiveFailures, _options.BreakerOpen.TotalSeconds);
         }
         if (endpoint is null) return;
         if (endpoint.FailingSinceMs == 0) _store.SetFailing(endpoint.Id, now);
-        else if (now - endpoint.FailingSinceMs > (long)_options.DisableAfter.TotalMilliseconds)
+        else if (now - endpoint.FailingSinceMs > (long)_options.DisableAfter.TotalMilliseconds && _store.DisableFailing(endpoint.Id))
         {
-            _store.Update(endpoint.Id, null, null, null, "disabled");
-            _log?.Invoke($"webhook endpoint {endpoint.Id} of user {endpoint.Owner} disabled: every attempt failed for {_options.DisableAfter.TotalHours:0.#} h ({endpoint.Url})");
-            Disabled?.Invoke(endpoint);
+            // DisableFailing is true for one caller only (of every process sharing the store): the owner is told once.
+            _logger.LogWarning("webhook endpoint {EndpointId} of user {Owner} disabled: every attempt failed for {Hours:0.#} h ({Url})",
+                endpoint.Id, endpoint.Owner, _options.DisableAfter.TotalHours, endpoint.Url);
+            try { Disabled?.Invoke(endpoint); }
+            catch (Exception e) { _logger.LogError(e, "webhook endpoint {EndpointId}: telling its owner it was disabled failed", endpoint.Id); }
         }
     }
 
@@ -251,27 +268,6 @@ public sealed class WebhookDispatcher : IDisposable
 
     /// <summary>The delay before attempt n+1: RetryBase × 2^(n−1), capped, times a jitter in [0.5, 1.5).</summary>
     public long Backoff(int attempt) => Retry.BackoffMs(attempt, _options.RetryBase, _options.RetryMax);
-
-    private async Task WriteOutcomesAsync(CancellationToken stop)
-    {
-        var batch = new List<WebhookStore.Outcome>(512);
-        var reader = _outcomes.Reader;
-        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
-        {
-            while (batch.Count < 512 && reader.TryRead(out var o)) batch.Add(o);
-            try
-            {
-                _store.Record(batch);
-            }
-            catch (Exception e)
-            {
-                _log?.Invoke($"webhook outcomes could not be written ({e.Message}); those deliveries will be attempted again");
-            }
-            foreach (var o in batch) _finished.Enqueue(o.DeliveryId);
-            Wake();
-            batch.Clear();
-        }
-    }
 
     private static string Innermost(Exception e)
     {

@@ -27,10 +27,16 @@ public sealed record WebhookOptions
     public TimeSpan BreakerOpen { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>How often the dispatcher looks for due deliveries when idle.</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(20);
+    /// <summary>
+    /// How long a dispatcher holds the deliveries it claimed (longer than an attempt and its outcome's write): when a
+    /// worker dies mid-attempt, another of its group attempts them again once this has passed.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(60);
 
     public void Validate()
     {
         if (Timeout <= TimeSpan.Zero || MaxAge <= TimeSpan.Zero || RetryBase <= TimeSpan.Zero || RetryMax < RetryBase) throw new ArgumentException("webhook timeouts must be positive, RetryMax >= RetryBase");
         if (MaxConcurrency < 1 || MaxPerEndpoint < 1 || MaxResponseBytes < 0 || BreakerFailures < 1) throw new ArgumentException("webhook limits must be positive");
+        if (Lease <= Timeout) throw new ArgumentException("the webhook claim lease must be longer than an attempt's timeout");
     }
 }

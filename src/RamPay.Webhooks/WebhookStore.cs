@@ -32,7 +32,7 @@ public sealed record WebhookAttempt(long DeliveryId, string EventId, int Attempt
 /// deliveries survive SIGKILL), every attempt (the audit log), and the consumer's checkpoint, written in the same
 /// transaction as the deliveries an event batch adds.
 /// </summary>
-public sealed class WebhookStore : IDisposable
+public sealed class WebhookStore : IWebhookStore
 {
     public const string FileName = "webhooks.db";
     /// <summary>The endpoint id of deliveries to a payment's own <c>webhook_url</c>: <c>payment_url:{user}</c>.</summary>
@@ -55,7 +55,7 @@ public sealed class WebhookStore : IDisposable
             CREATE TABLE IF NOT EXISTS user_secrets(user_id INTEGER PRIMARY KEY, secret TEXT NOT NULL, old_secret TEXT, old_secret_until_ms INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE IF NOT EXISTS deliveries(id INTEGER PRIMARY KEY, endpoint_id TEXT NOT NULL, owner INTEGER NOT NULL, url TEXT NOT NULL,
               event_id TEXT NOT NULL, event_type TEXT NOT NULL, payload BLOB NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-              next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, UNIQUE(endpoint_id, event_id, url));
+              next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, claimed_until_ms INTEGER NOT NULL DEFAULT 0, UNIQUE(endpoint_id, event_id, url));
             CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_ms);
             CREATE TABLE IF NOT EXISTS attempts(delivery_id INTEGER NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, status_code INTEGER NOT NULL,
               latency_ms INTEGER NOT NULL, error TEXT, status TEXT NOT NULL, PRIMARY KEY(delivery_id, attempt));
@@ -63,12 +63,14 @@ public sealed class WebhookStore : IDisposable
             CREATE TABLE IF NOT EXISTS checkpoint(name TEXT PRIMARY KEY, sequence INTEGER NOT NULL, idx INTEGER NOT NULL, ordinal INTEGER NOT NULL);
             """;
         cmd.ExecuteNonQuery();
+        LocalStoreSql.PrepareClaims(c, "deliveries");
     }
 
     internal SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
 
     public static string NewSecret() => "whsec_" + Base64Url(RandomNumberGenerator.GetBytes(32));
     private static string NewId(string prefix) => prefix + Base64Url(RandomNumberGenerator.GetBytes(12));
+    public static string NewEndpointId() => NewId("we_");
     private static string Base64Url(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     // ---- endpoints ----
@@ -123,6 +125,21 @@ public sealed class WebhookStore : IDisposable
         string secret = NewSecret();
         Exec("UPDATE endpoints SET old_secret=secret, old_secret_until_ms=$until, secret=$s WHERE id=$id", ("$id", id), ("$s", secret), ("$until", overlapUntilMs));
         return secret;
+    }
+
+    public bool DisableFailing(string id)
+    {
+        int n;
+        using (var c = Open())
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "UPDATE endpoints SET status='disabled', failing_since_ms=0 WHERE id=$id AND status='enabled'";
+            cmd.Parameters.AddWithValue("$id", id);
+            n = cmd.ExecuteNonQuery();
+        }
+        if (n > 0) Exec("UPDATE deliveries SET next_ms=$n WHERE endpoint_id=$id AND status='pending'", ("$id", id), ("$n", long.MaxValue / 2));
+        lock (_endpointsLock) _endpoints = null;
+        return n > 0;
     }
 
     /// <summary>Notes that an endpoint failed (from when, if not already failing) or recovered.</summary>
@@ -215,15 +232,21 @@ public sealed class WebhookStore : IDisposable
 
     // ---- the dispatcher's side ----
 
-    public List<WebhookDelivery> Due(long nowMs, int max)
+    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs)
     {
         using var c = Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {DeliveryColumns} FROM deliveries WHERE status='pending' AND next_ms <= $now ORDER BY next_ms, id LIMIT $max";
+        cmd.CommandText = $"UPDATE deliveries SET claimed_until_ms = $until WHERE id IN " +
+            $"(SELECT id FROM deliveries WHERE status='pending' AND next_ms <= $now AND claimed_until_ms <= $now ORDER BY next_ms, id LIMIT $max) RETURNING {DeliveryColumns}";
         cmd.Parameters.AddWithValue("$now", nowMs);
+        cmd.Parameters.AddWithValue("$until", nowMs + leaseMs);
         cmd.Parameters.AddWithValue("$max", max);
-        return ReadDeliveries(cmd);
+        var list = ReadDeliveries(cmd);
+        list.Sort((a, b) => a.NextAttemptMs != b.NextAttemptMs ? a.NextAttemptMs.CompareTo(b.NextAttemptMs) : a.Id.CompareTo(b.Id));
+        return list;
     }
+
+    public void Release(IReadOnlyCollection<long> ids) => LocalStoreSql.ReleaseClaims(_connectionString, "deliveries", ids);
 
     public long PendingCount()
     {
@@ -236,7 +259,10 @@ public sealed class WebhookStore : IDisposable
     /// <summary>An attempt's outcome: the delivery's new state and the attempt's row, written together.</summary>
     public readonly record struct Outcome(long DeliveryId, int Attempt, long AtMs, int StatusCode, long LatencyMs, string? Error, string Status, long NextMs);
 
-    /// <summary>Records attempts in one transaction (one fsync for many: the dispatcher batches them).</summary>
+    /// <summary>
+    /// Records attempts in one transaction (one fsync for many: the dispatcher batches them). An outcome never moves a
+    /// delivery back, and an attempt's row is written once: a late duplicate (a lease that ran out mid-attempt) is ignored.
+    /// </summary>
     public void Record(IReadOnlyList<Outcome> outcomes)
     {
         if (outcomes.Count == 0) return;
@@ -244,10 +270,10 @@ public sealed class WebhookStore : IDisposable
         using var tx = c.BeginTransaction();
         using var up = c.CreateCommand();
         up.Transaction = tx;
-        up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n WHERE id=$id";
+        up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n, claimed_until_ms=0 WHERE id=$id AND attempts < $a";
         using var ins = c.CreateCommand();
         ins.Transaction = tx;
-        ins.CommandText = "INSERT OR REPLACE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
+        ins.CommandText = "INSERT OR IGNORE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
         foreach (var o in outcomes)
         {
             up.Parameters.Clear();

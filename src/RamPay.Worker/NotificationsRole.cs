@@ -8,36 +8,51 @@ namespace RamPay.Worker;
 
 /// <summary>
 /// The worker's <c>notifications</c> role (docs/notifications.md, "Running as a worker"): the same consumer and
-/// dispatcher as in the server, with the outbox and audit log in <c>--out DIR</c>, and recipients (address, choices,
+/// dispatcher as in the server, with the outbox and audit log in the PostgreSQL outbox the server and every worker of
+/// the group share (<c>RAMPAY_NOTIFICATIONS__SHAREDSTORE</c>; a dead worker's retries are continued by another once their
+/// lease has passed, and the server's audit endpoint lists them), or else in a SQLite file of its own (<c>--out DIR</c>), and recipients (address, choices,
 /// unsubscribe link) asked of the server (<c>GET /v1/service/notifications/recipients/{id}</c>, with a service token),
 /// which keeps the preferences and the signing secret. SMTP and SMS are configured with the server's own environment
 /// variable names (<c>RAMPAY_NOTIFICATIONS__SMTP__HOST</c>, ...), so one env file serves both.
 /// </summary>
 public sealed class NotificationsRole : IDisposable
 {
+    private readonly ILoggerFactory _logs;
+
     public NotificationsRole(Func<string, string?> flag, Func<string, string?> env)
     {
         string server = flag("--server") ?? throw new ArgumentException("the notifications consumer needs --server URL (and RAMPAY_SERVICE_TOKEN)");
         string token = env("RAMPAY_SERVICE_TOKEN") ?? throw new ArgumentException("the notifications consumer needs RAMPAY_SERVICE_TOKEN (a service token: POST /v1/admin/service_tokens)");
-        string dir = flag("--out") ?? throw new ArgumentException("the notifications consumer needs --out DIR (its outbox and audit log)");
-        Options = FromEnvironment(env);
-        if (!Options.Smtp.Enabled && !Options.Sms.Enabled)
-            throw new ArgumentException("the notifications consumer needs RAMPAY_NOTIFICATIONS__SMTP__HOST or RAMPAY_NOTIFICATIONS__SMS__URL (both off: nothing to send)");
-        Store = new NotificationStore(dir);
-        var http = new HttpClient { BaseAddress = new Uri(server), Timeout = TimeSpan.FromSeconds(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        Consumer = new NotificationConsumer(Store, new HttpRecipientDirectory(http), Options);
-        Dispatcher = new NotificationDispatcher(Store, Options, log: m => Console.Error.WriteLine("rampay-worker: " + m));
+        string? shared = env("RAMPAY_NOTIFICATIONS__SHAREDSTORE") is { Length: > 0 } c ? c : null;
+        string? dir = flag("--out");
+        if (shared is null && dir is null)
+            throw new ArgumentException("the notifications consumer needs RAMPAY_NOTIFICATIONS__SHAREDSTORE (the PostgreSQL outbox it shares with the server and the other workers) or --out DIR (a SQLite outbox of its own)");
+        Options = FromEnvironment(env, requireChannel: true);
+        _logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = false; }));
+        Store = shared is not null
+            ? new PostgresNotificationOutbox(shared, env("RAMPAY_NOTIFICATIONS__SHAREDSTORESCHEMA") is { Length: > 0 } s ? s : RamPay.Webhooks.PostgresSchema.DefaultSchema)
+            : new NotificationStore(dir!);
+        Consumer = new NotificationConsumer(Store, new HttpRecipientDirectory(ServerClient(server, token)), Options);
+        Dispatcher = new NotificationDispatcher(Store, Options, _logs.CreateLogger<NotificationDispatcher>());
         Consumer.Enqueued += Dispatcher.Wake;
     }
 
+    /// <summary>The server's API with the worker's service token.</summary>
+    public static HttpClient ServerClient(string server, string token)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(server), Timeout = TimeSpan.FromSeconds(10) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return http;
+    }
+
     public NotificationOptions Options { get; }
-    public NotificationStore Store { get; }
+    /// <summary>The outbox and audit log: the shared PostgreSQL one, or the worker's own SQLite file.</summary>
+    public INotificationOutbox Store { get; }
     public NotificationConsumer Consumer { get; }
     public NotificationDispatcher Dispatcher { get; }
 
     /// <summary>The settings from the server's variable names (RAMPAY_NOTIFICATIONS__SMTP__HOST...), validated as the server does.</summary>
-    public static NotificationOptions FromEnvironment(Func<string, string?> env)
+    public static NotificationOptions FromEnvironment(Func<string, string?> env, bool requireChannel)
     {
         string V(string name, string fallback = "") => env("RAMPAY_NOTIFICATIONS__" + name) ?? fallback;
         int I(string name, int fallback) => env("RAMPAY_NOTIFICATIONS__" + name) is { } s ? int.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture) : fallback;
@@ -57,8 +72,12 @@ public sealed class NotificationsRole : IDisposable
             RetryBase = TimeSpan.FromMilliseconds(I("RETRYBASEMS", 2_000)),
             MaxAge = TimeSpan.FromMinutes(I("MAXAGEMINUTES", 24 * 60)),
             MaxEventAge = TimeSpan.FromMinutes(I("MAXEVENTAGEMINUTES", 60)),
+            Timeout = TimeSpan.FromMilliseconds(I("TIMEOUTMS", 30_000)),
+            Lease = TimeSpan.FromMilliseconds(I("LEASEMS", 90_000)),
         };
         options.Validate();
+        if (requireChannel && !options.Smtp.Enabled && !options.Sms.Enabled)
+            throw new ArgumentException("the notifications consumer needs RAMPAY_NOTIFICATIONS__SMTP__HOST or RAMPAY_NOTIFICATIONS__SMS__URL (both off: nothing to send)");
         return options;
     }
 
@@ -66,6 +85,7 @@ public sealed class NotificationsRole : IDisposable
     {
         Dispatcher.Dispose();
         Store.Dispose();
+        _logs.Dispose();
     }
 }
 

@@ -60,6 +60,12 @@ if (WorkerConsumers.Notifications is { } notifications)
     builder.Services.AddSingleton(notifications);
     builder.Services.AddHostedService<NotificationDispatchService>();
 }
+if (WorkerConsumers.Webhooks is { } webhooks)
+{
+    // The webhooks role sends from the shared store beside consuming (docs/webhooks.md, "Workers").
+    builder.Services.AddSingleton(webhooks);
+    builder.Services.AddHostedService<WebhookDispatchService>();
+}
 builder.Services.AddSingleton<KafkaEventSource>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<KafkaEventSource>());
 builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(EventsTelemetry.MeterName, WorkerMetrics.MeterName).AddPrometheusExporter(o => { o.ScrapeResponseCacheDurationMilliseconds = 0; o.ScopeInfoEnabled = false; }));
@@ -86,10 +92,12 @@ namespace RamPay.Worker
     /// <summary>The consumers a worker can run, by name. A consumer project adds its line here.</summary>
     public static class WorkerConsumers
     {
-        public static IReadOnlyList<string> Names => ["archive", "rewards", "analytics", "notifications"];
+        public static IReadOnlyList<string> Names => ["archive", "rewards", "analytics", "notifications", "webhooks"];
 
         /// <summary>The notifications role's parts when that role was created (its dispatcher runs as a hosted service).</summary>
         public static NotificationsRole? Notifications { get; private set; }
+        /// <summary>The webhooks role's parts when that role was created (its dispatcher runs as a hosted service).</summary>
+        public static WebhooksRole? Webhooks { get; private set; }
 
         public static IEventConsumer Create(string name, Func<string, string?> flag) => name switch
         {
@@ -99,6 +107,8 @@ namespace RamPay.Worker
             "analytics" => AnalyticsRole.Create(flag),
             // Issue 12 (docs/notifications.md): email and SMS; recipients from the server with a service token.
             "notifications" => (Notifications = new NotificationsRole(flag, Environment.GetEnvironmentVariable)).Consumer,
+            // Issue 12 (docs/webhooks.md): signed webhooks from the PostgreSQL store shared with the server.
+            "webhooks" => (Webhooks = new WebhooksRole(flag, Environment.GetEnvironmentVariable)).Consumer,
             _ => throw new ArgumentException($"no consumer named '{name}' (known: {string.Join(", ", Names)})"),
         };
     }

@@ -53,14 +53,14 @@ public static class WebhookRoutes
             .WithTags("webhooks").WithSummary("Rotate that secret (the old one keeps signing for the overlap)").Produces(200);
     }
 
-    private static WebhookStore StoreOf(WebhooksHolder h) =>
+    private static IWebhookStore StoreOf(WebhooksHolder h) =>
         h.Store ?? throw new ApiError(404, "webhooks_disabled", "Webhooks are off on this server (RamPay:Webhooks:Enabled, RamPay:Events:Enabled).");
 
     private static Caller CallerOf(HttpContext c) => c.VerifiedCaller().Caller;
     private static long NowMs => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     /// <summary>The caller's endpoint, or 404 (another's is not found, not forbidden: its existence is not told).</summary>
-    private static WebhookEndpoint Own(WebhookStore store, Caller caller, string id) =>
+    private static WebhookEndpoint Own(IWebhookStore store, Caller caller, string id) =>
         store.Endpoint(id) is { } e && (e.Owner == caller.UserId || caller.IsAdmin)
             ? e
             : throw new ApiError(404, "webhook_endpoint_not_found", "No such webhook endpoint among yours.");

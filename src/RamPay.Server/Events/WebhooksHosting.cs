@@ -7,20 +7,24 @@ namespace RamPay.Server.Events;
 /// <summary>The webhooks' store, consumer and dispatcher on the embedded default (<c>&lt;data&gt;/webhooks</c>); all null when off.</summary>
 public sealed class WebhooksHolder : IDisposable
 {
-    public WebhooksHolder(ServerOptions options, DataFolder data, ILogger<WebhooksHolder> logger)
+    public WebhooksHolder(ServerOptions options, DataFolder data, ILogger<WebhookDispatcher> logger)
     {
         Options = options.Webhooks.ToOptions();
         Guard = new UrlGuard(options.Webhooks.AllowPrivateNetworks);
         if (!options.Webhooks.Enabled || !options.Events.Enabled) return;
-        Store = new WebhookStore(data.Webhooks);
+        // The shared PostgreSQL store when configured (rampay-worker webhooks processes use the same one), else SQLite.
+        Store = options.Webhooks.SharedStore.Length > 0
+            ? new PostgresWebhookStore(options.Webhooks.SharedStore, options.Webhooks.SharedStoreSchema)
+            : new WebhookStore(data.Webhooks);
+        if (!options.Webhooks.InServer) return; // rampay-worker webhooks processes consume and deliver (docs/webhooks.md, "Workers")
         Consumer = new WebhookConsumer(Store);
-        Dispatcher = new WebhookDispatcher(Store, Options, Guard, log: m => logger.LogWarning("{WebhookEvent}", m));
+        Dispatcher = new WebhookDispatcher(Store, Options, Guard, logger);
         Consumer.Enqueued += Dispatcher.Wake;
     }
 
     public WebhookOptions Options { get; }
     public UrlGuard Guard { get; }
-    public WebhookStore? Store { get; }
+    public IWebhookStore? Store { get; }
     public WebhookConsumer? Consumer { get; }
     public WebhookDispatcher? Dispatcher { get; }
 
@@ -56,7 +60,7 @@ public static class WebhooksComposition
     public static IServiceCollection AddRamPayWebhooks(this IServiceCollection services, ServerOptions options)
     {
         services.AddSingleton<WebhooksHolder>();
-        if (options.Webhooks.Enabled && options.Events.Enabled)
+        if (options.Webhooks.Enabled && options.Events.Enabled && options.Webhooks.InServer)
             services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<WebhooksHolder>().Consumer!);
         return services;
     }

@@ -29,6 +29,14 @@ public sealed partial class ServerOptions
         public int BreakerFailures { get; set; } = 5;
         [Setting("How long an endpoint's open circuit holds its deliveries back.")]
         public int BreakerOpenMs { get; set; } = 30_000;
+        [Setting("Run the webhooks event consumer and dispatcher in the server (the embedded default). Set false when rampay-worker webhooks processes deliver from the Kafka topic (needs RamPay:Webhooks:SharedStore); the server keeps the API and the admin lists.")]
+        public bool InServer { get; set; } = true;
+        [Setting("PostgreSQL connection string of the store the server and rampay-worker webhooks processes share (endpoints, deliveries, attempts); empty: the server's own SQLite (<data>/webhooks). Set it from a secret.")]
+        public string SharedStore { get; set; } = "";
+        [Setting("The PostgreSQL schema of that shared store (created and migrated at start).")]
+        public string SharedStoreSchema { get; set; } = RamPay.Webhooks.PostgresSchema.DefaultSchema;
+        [Setting("How long a dispatcher holds the deliveries it claimed: when a worker dies mid-attempt, another continues them after this. Must exceed TimeoutMs.")]
+        public int LeaseMs { get; set; } = 60_000;
 
         public void Validate()
         {
@@ -38,6 +46,9 @@ public sealed partial class ServerOptions
             if (MaxConcurrency is < 1 or > 10_000 || MaxPerEndpoint is < 1 or > 1_000) throw new OptionsException("RamPay:Webhooks:MaxConcurrency (1..10000) and MaxPerEndpoint (1..1000)");
             if (SecretOverlapMinutes is < 0 or > 30 * 24 * 60 || DisableAfterMinutes < 1) throw new OptionsException("RamPay:Webhooks:SecretOverlapMinutes must be 0..43200 and DisableAfterMinutes positive");
             if (BreakerFailures < 1 || BreakerOpenMs < 0) throw new OptionsException("RamPay:Webhooks:BreakerFailures must be positive and BreakerOpenMs not negative");
+            if (LeaseMs <= TimeoutMs || LeaseMs > 3_600_000) throw new OptionsException("RamPay:Webhooks:LeaseMs must exceed TimeoutMs (and be at most 3600000)");
+            SharedStoreCheck.Validate("RamPay:Webhooks", SharedStore, SharedStoreSchema);
+            if (!InServer && SharedStore.Length == 0) throw new OptionsException("RamPay:Webhooks:InServer=false needs RamPay:Webhooks:SharedStore (the workers deliver from it)");
         }
 
         public RamPay.Webhooks.WebhookOptions ToOptions() => new()
@@ -53,6 +64,20 @@ public sealed partial class ServerOptions
             DisableAfter = TimeSpan.FromMinutes(DisableAfterMinutes),
             BreakerFailures = BreakerFailures,
             BreakerOpen = TimeSpan.FromMilliseconds(BreakerOpenMs),
+            Lease = TimeSpan.FromMilliseconds(LeaseMs),
         };
+    }
+
+    /// <summary>Checks a shared-store setting pair (a connection string, when set, and a schema name).</summary>
+    public static class SharedStoreCheck
+    {
+        public static void Validate(string prefix, string connection, string schema)
+        {
+            try { RamPay.Webhooks.PostgresSchema.Check(schema); }
+            catch (ArgumentException e) { throw new OptionsException($"{prefix}:SharedStoreSchema: {e.Message}"); }
+            if (connection.Length == 0) return;
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(connection); }
+            catch (ArgumentException e) { throw new OptionsException($"{prefix}:SharedStore is not an Npgsql connection string: {e.Message}"); }
+        }
     }
 }

@@ -114,7 +114,7 @@ public static class NotificationRoutes
                 {
                     ["code"] = code, ["minutes"] = n.Settings.CodeValidityMinutes.ToString(CultureInfo.InvariantCulture),
                 });
-                n.Store.Enqueue([new(caller.UserId, "sms", phone!, NotificationTemplates.PhoneVerification, "verify:" + Guid.NewGuid().ToString("N"), "", text, null)], "verify", null, NowMs);
+                n.Outbox.Enqueue([new(caller.UserId, "sms", phone!, NotificationTemplates.PhoneVerification, "verify:" + Guid.NewGuid().ToString("N"), "", text, null)], "verify", null, NowMs);
                 n.Dispatcher?.Wake();
             }
         }
@@ -189,7 +189,11 @@ public static class NotificationRoutes
             throw ApiError.Forbidden("X-Twilio-Signature does not match this request (RamPay:Notifications:Sms:AuthToken, InboundUrl).");
         string from = form["From"].ToString(), text = form["Body"].ToString();
         if (!PhoneNumber.IsE164(from)) throw ApiError.BadRequest("invalid_phone", "'From' must be an E.164 number.");
-        if (PhoneNumber.IsStop(text)) n.Store.OptOut(from, NowMs);
+        if (PhoneNumber.IsStop(text))
+        {
+            n.Store.OptOut(from, NowMs);
+            n.Outbox.DeadLetterSms(from, NotificationStore.StopReason, NowMs); // the shared outbox's queued SMS too
+        }
         else if (PhoneNumber.IsStart(text)) n.Store.OptIn(from);
         // An empty TwiML answer: the gateway sends its own STOP/START confirmation (Twilio does), we add nothing.
         ctx.Response.StatusCode = 200;
@@ -246,7 +250,7 @@ public static class NotificationRoutes
         if (channel is null or "email" or "sms")
         {
             long bi = cursorSource == 1 ? cursorId : cursorSource == 0 ? 0 : long.MaxValue;
-            foreach (var m in n.Store.Page(user, channel, status, beforeMs, bi, limit + 1))
+            foreach (var m in n.Outbox.Page(user, channel, status, beforeMs, bi, limit + 1))
                 rows.Add(new(NotificationPrefix + m.Id, 1, m.Id, m.UserId, m.Channel, m.Destination, m.Template, m.EventId, m.AuditStatus, m.Attempts, m.CreatedMs, m.LastError));
         }
         if (channel is null or "webhook" && hooks.Store is { } ws)
@@ -288,7 +292,7 @@ public static class NotificationRoutes
         if (after.Length > 40) return null;
         bool ntf = after.StartsWith(NotificationPrefix, StringComparison.Ordinal), whd = after.StartsWith(WebhookPrefix, StringComparison.Ordinal);
         if (!(ntf || whd) || !long.TryParse(after.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out long id) || id <= 0) return null;
-        if (ntf) return n.Store.Message(id) is { } m ? (1, id, m.CreatedMs) : null;
+        if (ntf) return n.Outbox.Message(id) is { } m ? (1, id, m.CreatedMs) : null;
         return hooks.Store?.DeliveryCreatedMs(id) is { } created ? (0, id, created) : null;
     }
 }

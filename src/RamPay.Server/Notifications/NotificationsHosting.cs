@@ -17,25 +17,30 @@ public sealed class NotificationsHolder : IDisposable
 {
     private readonly IServer _server;
 
-    public NotificationsHolder(ServerOptions options, DataFolder data, Platform platform, IServer server, ILogger<NotificationsHolder> logger)
+    public NotificationsHolder(ServerOptions options, DataFolder data, Platform platform, IServer server, ILogger<NotificationDispatcher> logger)
     {
         _server = server;
         Settings = options.Notifications;
         Options = Settings.ToOptions();
         Store = new NotificationStore(data.Notifications);
+        // The outbox and audit log: the shared PostgreSQL one when configured (rampay-worker notifications use it too).
+        Outbox = Settings.SharedStore.Length > 0 ? new PostgresNotificationOutbox(Settings.SharedStore, Settings.SharedStoreSchema) : Store;
         Directory = new LedgerRecipientDirectory(platform, this);
         if (!(Options.Smtp.Enabled || Options.Sms.Enabled)) return;
         // The dispatcher runs whenever a channel is configured (phone verification codes go through it); the consumer
         // needs the event log too.
-        Dispatcher = new NotificationDispatcher(Store, Options, log: m => logger.LogWarning("{NotificationEvent}", m));
+        Dispatcher = new NotificationDispatcher(Outbox, Options, logger);
         if (!options.Events.Enabled || !Settings.InServerConsumer) return;
-        Consumer = new NotificationConsumer(Store, Directory, Options);
+        Consumer = new NotificationConsumer(Outbox, Directory, Options);
         Consumer.Enqueued += Dispatcher.Wake;
     }
 
     public ServerOptions.NotificationsSettings Settings { get; }
     public NotificationOptions Options { get; }
+    /// <summary>Preferences, phone verification, STOP, the unsubscribe secret (and, on the embedded default, the outbox).</summary>
     public NotificationStore Store { get; }
+    /// <summary>The outbox and audit log: <see cref="Store"/>, or the shared PostgreSQL outbox (RamPay:Notifications:SharedStore).</summary>
+    public INotificationOutbox Outbox { get; }
     public IRecipientDirectory Directory { get; }
     public NotificationConsumer? Consumer { get; }
     public NotificationDispatcher? Dispatcher { get; }
@@ -68,6 +73,7 @@ public sealed class NotificationsHolder : IDisposable
     public void Dispose()
     {
         Dispatcher?.Dispose();
+        if (!ReferenceEquals(Outbox, Store)) Outbox.Dispose();
         Store.Dispose();
     }
 }
@@ -86,7 +92,8 @@ public sealed class LedgerRecipientDirectory(Platform platform, NotificationsHol
 /// Runs the notification dispatcher from start to stop (the consumer is fed by <see cref="EventConsumersService"/>),
 /// and hourly deletes audit rows (email, SMS, webhook deliveries) older than RamPay:Notifications:AuditRetentionDays.
 /// </summary>
-public sealed class NotificationDispatcherService(NotificationsHolder notifications, WebhooksHolder webhooks, ILogger<NotificationDispatcherService> logger) : LifecycleService
+public sealed class NotificationDispatcherService(NotificationsHolder notifications, WebhooksHolder webhooks, ILogger<NotificationDispatcherService> logger,
+    ILogger<EndpointDisabledNotifier> notifierLogger) : LifecycleService
 {
     private readonly CancellationTokenSource _stop = new();
     private Task? _run, _prune;
@@ -96,6 +103,13 @@ public sealed class NotificationDispatcherService(NotificationsHolder notificati
         if (notifications.Dispatcher is { } d)
         {
             _run = Task.Run(() => d.RunAsync(_stop.Token));
+            if (webhooks.Dispatcher is { } hooks)
+            {
+                // An endpoint disabled for failing: its owner is told through the outbox (template, retries, audit log).
+                var notifier = new EndpointDisabledNotifier(notifications.Outbox, notifications.Directory, notifications.Options, notifierLogger);
+                notifier.Enqueued += d.Wake;
+                hooks.Disabled += notifier.Handler(webhooks.Options.DisableAfter);
+            }
             logger.LogInformation("notifications: email {Email}, sms {Sms}", notifications.Options.Smtp.Enabled ? "on" : "off", notifications.Options.Sms.Enabled ? "on" : "off");
         }
         _prune = Task.Run(() => PruneAsync(_stop.Token));
@@ -109,7 +123,7 @@ public sealed class NotificationDispatcherService(NotificationsHolder notificati
             try
             {
                 long before = DateTimeOffset.UtcNow.AddDays(-notifications.Settings.AuditRetentionDays).ToUnixTimeMilliseconds();
-                int n = notifications.Store.Prune(before) + (webhooks.Store?.PruneFinished(before) ?? 0);
+                int n = notifications.Outbox.Prune(before) + (webhooks.Store?.PruneFinished(before) ?? 0);
                 if (n > 0) logger.LogInformation("notifications audit: {Count} rows past retention deleted", n);
                 await Task.Delay(TimeSpan.FromHours(1), stop);
             }
@@ -117,7 +131,7 @@ public sealed class NotificationDispatcherService(NotificationsHolder notificati
             {
                 return;
             }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException)
+            catch (Exception e) when (e is System.Data.Common.DbException or IOException)
             {
                 logger.LogWarning(e, "notifications audit retention failed; trying again in an hour");
                 await Task.Delay(TimeSpan.FromHours(1), stop).ContinueWith(_ => { }, TaskScheduler.Default);

@@ -30,6 +30,10 @@ public sealed partial class ServerOptions
         public int CodeValidityMinutes { get; set; } = 10;
         [Setting("Wrong codes allowed per verification code before it is spent (a new PATCH of the phone sends another).")]
         public int CodeMaxAttempts { get; set; } = 5;
+        [Setting("PostgreSQL connection string of the outbox and audit log the server and rampay-worker notifications processes share; empty: the server's own SQLite (<data>/notifications). Preferences stay in the server's store. Set it from a secret.")]
+        public string SharedStore { get; set; } = "";
+        [Setting("The PostgreSQL schema of that shared outbox (created and migrated at start).")]
+        public string SharedStoreSchema { get; set; } = RamPay.Webhooks.PostgresSchema.DefaultSchema;
 
         public void Validate()
         {
@@ -43,6 +47,7 @@ public sealed partial class ServerOptions
             if (MaxEventAgeMinutes is < 1 or > 30 * 24 * 60) throw new OptionsException("RamPay:Notifications:MaxEventAgeMinutes must be 1..43200");
             if (AuditRetentionDays is < 1 or > 3650) throw new OptionsException("RamPay:Notifications:AuditRetentionDays must be 1..3650");
             if (CodeValidityMinutes is < 1 or > 24 * 60 || CodeMaxAttempts is < 1 or > 100) throw new OptionsException("RamPay:Notifications:CodeValidityMinutes must be 1..1440 and CodeMaxAttempts 1..100");
+            SharedStoreCheck.Validate("RamPay:Notifications", SharedStore, SharedStoreSchema);
         }
 
         public NotificationOptions ToOptions() => new()
