@@ -26,16 +26,22 @@ public sealed class WebhookConsumer(IWebhookStore store, TimeProvider? clock = n
         var deliveries = new List<WebhookStore.NewDelivery>();
         var urls = new List<(long, long, string)>();
         var known = new Dictionary<long, (long Owner, string Url)?>();
-        foreach (var e in batch.Events) Plan(e, endpoints, deliveries, urls, known);
+        foreach (var e in batch.Events) Plan(e, endpoints, deliveries, urls, known, fromFeed: true);
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         int added = store.Enqueue(deliveries, Name, batch.FromLog ? batch.Through : null, now, paymentUrls: urls);
         if (added > 0) Enqueued?.Invoke();
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>The deliveries one event gives. Also used by redelivery (POST /v1/events/{id}/redeliver).</summary>
+    /// <summary>
+    /// The deliveries one event gives. Also used by redelivery (POST /v1/events/{id}/redeliver). <paramref name="fromFeed"/>:
+    /// the event comes from the feed, so an endpoint gets it only if it occurred once the endpoint existed (as Stripe's
+    /// endpoints do). The feed may reach an older event after a new endpoint was registered (it runs behind the writer),
+    /// and that event was never the new endpoint's to receive; a redelivery is asked for, so it is exempt.
+    /// </summary>
     public static void Plan(EventRecord e, IReadOnlyList<WebhookEndpoint> endpoints, List<WebhookStore.NewDelivery> deliveries,
-        List<(long, long, string)> urls, Dictionary<long, (long Owner, string Url)?> known, IWebhookStore? store = null, string? onlyEndpoint = null)
+        List<(long, long, string)> urls, Dictionary<long, (long Owner, string Url)?> known, IWebhookStore? store = null, string? onlyEndpoint = null,
+        bool fromFeed = false)
     {
         using var doc = e.Parse();
         var viewers = Viewers(e.Type, doc.RootElement);
@@ -43,6 +49,7 @@ public sealed class WebhookConsumer(IWebhookStore store, TimeProvider? clock = n
         {
             if (onlyEndpoint is not null && endpoint.Id != onlyEndpoint) continue;
             if (!endpoint.Wants(e.Type)) continue;
+            if (fromFeed && e.OccurredAtMs < endpoint.CreatedMs) continue;
             EventParty? party = endpoint.AllEvents ? EventParty.Full : viewers.FirstOrDefault(v => v.UserId == endpoint.Owner) is { UserId: > 0 } v ? v.Party : null;
             if (party is not { } p) continue;
             deliveries.Add(new(endpoint.Id, endpoint.Owner, endpoint.Url, e.EventId, e.Type, EventAudience.Cut(e.Json, p).ToArray()));

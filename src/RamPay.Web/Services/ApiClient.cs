@@ -11,8 +11,8 @@ namespace RamPay.Web.Services;
 
 /// <summary>An answer of the API: the value, or the error in words (code and message), and whether it was a replay.</summary>
 /// <see cref="ErrorField"/>: the field the server names in <c>error.field</c> (the notifications API's
-/// <c>notifications.sms</c>), read from the body as sent: RamPay.Contracts' ApiError has no such field yet (the gateway
-/// work of issue 11 adds it); once it has, this can read it from there.
+/// <c>notifications.sms</c>), from <see cref="ApiError.Field"/>: kept beside the error so that a page can put the words
+/// next to the input they are about.
 public sealed record ApiResult<T>(T? Value, int Status, ApiError? Error, bool Replayed = false, string? ErrorField = null)
 {
     public bool Ok => Error is null;
@@ -126,7 +126,7 @@ public sealed class ApiClient(HttpClient http, Session session, NavigationManage
         try
         {
             error = JsonSerializer.Deserialize(text, RamPayJsonContext.Default.ErrorEnvelope)?.Error;
-            if (error is not null && JsonNode.Parse(text)?["error"]?["field"] is JsonValue named && named.TryGetValue(out string? f)) field = f;
+            field = error?.Field;
         }
         catch (JsonException) { }
         error ??= new ApiError("http_" + status, $"The server answered {status} {response.ReasonPhrase}.", null, null);
