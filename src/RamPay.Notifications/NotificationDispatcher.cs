@@ -83,7 +83,9 @@ public sealed class NotificationDispatcher : IDisposable
                 skipped.Clear();
                 foreach (var m in due)
                 {
-                    if (_inFlight.ContainsKey(m.Id)) continue;
+                    // Its outcome is written (that cleared the claim) but the writer has not yet said so (_finished): this claim
+                    // is given back at once, or the row would wait out a whole lease before its retry.
+                    if (_inFlight.ContainsKey(m.Id)) { skipped.Add(m.Id); continue; }
                     var slots = m.Channel == "email" ? _emailSlots! : _smsSlots!;
                     if (!await slots.WaitAsync(0, stop).ConfigureAwait(false))
                     {

@@ -113,7 +113,9 @@ public sealed class WebhookDispatcher : IDisposable
                 skipped.Clear();
                 foreach (var d in due)
                 {
-                    if (_inFlight.ContainsKey(d.Id)) continue;
+                    // Its outcome is written (that cleared the claim) but the writer has not yet said so (_finished): this claim
+                    // is given back at once, or the row would wait out a whole lease before its retry.
+                    if (_inFlight.ContainsKey(d.Id)) { skipped.Add(d.Id); continue; }
                     var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
                     // Its circuit is open (its deliveries were deferred), or it has its share in flight: given back.
                     if (state.OpenUntilMs > now || Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint)
