@@ -130,6 +130,9 @@ public sealed class KeyLog
     private readonly long[] _closedEnd;    // end index of each closed, not yet retired generation, by generation % length
     private long _closedFirst = 1;         // the oldest closed, not retired generation
     private readonly bool _follower;       // a follower retires by the store's durable index instead (ColdKeyTier.Follower)
+    // The most entries held in memory before MakeRoom: HotMaxKeys with a cold tier (the array is rounded up to a power of
+    // two, and the budget is the setting, not the array), the array's length without one (it grows).
+    private long _hotLimit;
 
     public KeyLog(long budget, long windowMs, ColdKeyTier? cold)
     {
@@ -141,6 +144,7 @@ public sealed class KeyLog
         _follower = cold is { Follower: true };
         int hot = cold is null ? 1 << 12 : (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)cold.HotMaxKeys);
         _hot = new KeyEntry[hot];
+        _hotLimit = cold is null ? hot : cold.HotMaxKeys;
         _hotIndex = new Dictionary<IdempotencyTable.ScopedKey, long>(cold is null ? 1 << 12 : cold.HotMaxKeys + 1);
         _closedEnd = cold is null ? [] : new long[cold.HotMaxKeys / cold.GenerationCommands + 2];
     }
@@ -226,7 +230,7 @@ public sealed class KeyLog
     internal void Insert(in Command command, long now, in CommandResult result)
     {
         long index = _inserted;
-        if (index - _hotFirst == _hot.Length) MakeRoom(now);
+        if (index - _hotFirst >= _hotLimit) MakeRoom(now);
         ref var e = ref _hot[index & (_hot.Length - 1)];
         e.Command = command;
         e.Command.TimestampMs = now;
@@ -234,6 +238,7 @@ public sealed class KeyLog
         e.Index = index;
         _hotIndex[new IdempotencyTable.ScopedKey(command.ClientId, command.Key)] = index;
         _inserted = index + 1;
+        Invariant.Check(_inserted - _hotFirst <= _hotLimit, "the hot tier holds more keys than its limit");
         Mix(e);
         _marks[(index >> MarkBlockShift) % _marks.Length] = now;
         if (index >= _budget)
@@ -399,10 +404,11 @@ public sealed class KeyLog
                 e = default;
                 _hotFirst++;
             }
-            if (_inserted - _hotFirst < _hot.Length) return;
+            if (_inserted - _hotFirst < _hotLimit) return;
             var grown = new KeyEntry[_hot.Length * 2];
             for (long i = _hotFirst; i < _inserted; i++) grown[i & (grown.Length - 1)] = _hot[i & (_hot.Length - 1)];
             _hot = grown;
+            _hotLimit = grown.Length;
             return;
         }
         // The background writer is behind: wait for the oldest closed generation, retire it, and from now on a command
@@ -476,10 +482,13 @@ public sealed class KeyLog
         if (needsCold == 1 && _cold is null) throw new SnapshotNeedsColdTierException();
         long count = r.ReadInt64();
         if (count < 0 || count > _inserted) throw new InvalidDataException($"state holds {count} hot keys of {_inserted}");
+        // Against the array, not the limit: a snapshot may hold up to the array's length (earlier versions filled it); the
+        // loaded full generations are closed below, so the next Insert above the limit retires them (MakeRoom).
         if (_cold is not null && count >= _hot.Length)
             throw new InvalidDataException($"state holds {count} hot keys; this engine's hot tier holds {_hot.Length} (raise HotMaxKeys)");
         long first = _inserted - count;
         while (_cold is null && count > _hot.Length) _hot = new KeyEntry[_hot.Length * 2];
+        if (_cold is null) _hotLimit = _hot.Length;
         for (long i = first; i < _inserted; i++)
         {
             ref var e = ref _hot[i & (_hot.Length - 1)];
