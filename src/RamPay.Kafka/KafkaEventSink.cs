@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Events;
 using RamPay.Sinks;
 
@@ -22,14 +24,14 @@ namespace RamPay.Kafka;
 /// </para>
 /// One thread (the runner's) calls it; delivery reports arrive on librdkafka's thread.
 /// </summary>
-public sealed class KafkaEventSink : IChangeSink
+public sealed partial class KafkaEventSink : IChangeSink
 {
     private readonly KafkaSinkOptions _options;
     private readonly KafkaCheckpointFile _checkpointFile;
     private readonly EventEncoder _encoder = new();
     private readonly MappedEvent[] _events = new MappedEvent[EventMapper.MaxEventsPerChange];
     private readonly Headers[] _headers;
-    private readonly Action<string> _log;
+    private readonly ILogger _logger;
     private IProducer<byte[], byte[]>? _producer;
     private volatile string? _lastClientError;
     private long _eventsWritten;
@@ -41,14 +43,15 @@ public sealed class KafkaEventSink : IChangeSink
     /// </summary>
     internal int FailAfterEventsForTests { get; set; } = -1;
 
-    public KafkaEventSink(KafkaSinkOptions options)
+    /// <param name="logger">librdkafka's warnings and errors (its info and debug lines are dropped); none when null.</param>
+    public KafkaEventSink(KafkaSinkOptions options, ILogger<KafkaEventSink>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         KafkaNativeLibrary.EnsureLoaded(); // the bundled librdkafka, before this process's first Kafka call
         _options = options;
         _checkpointFile = new KafkaCheckpointFile(options.CheckpointDirectory, options.Topic);
-        _log = options.Log ?? (line => Console.Error.WriteLine(line));
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
         // One header per message, the same for every message of a type: shared, since Produce copies it into
         // librdkafka. One, not two: in a probe on this project's machine each header added about 1.4 µs of CPU per
         // message (Confluent.Kafka marshals every header of every message into native memory), a fifth of the whole.
@@ -202,11 +205,14 @@ public sealed class KafkaEventSink : IChangeSink
                 if (m.Level > SyslogLevel.Warning) return;
                 // librdkafka warns at every start that enable.gapless.guarantee is experimental: chosen knowingly (class summary).
                 if (m.Facility == "CONFWARN" && m.Message.Contains("enable.gapless.guarantee", StringComparison.Ordinal)) return;
-                _log($"rampay-kafka: librdkafka {m.Level.ToString().ToLowerInvariant()} {m.Facility}: {m.Message}");
+                LogClient(_logger, m.Level <= SyslogLevel.Error ? LogLevel.Error : LogLevel.Warning, m.Level.ToString().ToLowerInvariant(), m.Facility, m.Message);
             })
             .SetErrorHandler((_, e) => _lastClientError = e.IsFatal ? "fatal: " + e.Reason : e.Reason)
             .Build();
     }
+
+    [LoggerMessage(EventId = 1, Message = "kafka: librdkafka {KafkaLevel} {KafkaFacility}: {KafkaMessage}")]
+    private static partial void LogClient(ILogger logger, LogLevel level, string kafkaLevel, string kafkaFacility, string kafkaMessage);
 
     /// <summary>Asks for the topic's metadata until it has partitions with leaders, or the open timeout passes.</summary>
     private void WaitForTopic(IProducer<byte[], byte[]> producer)

@@ -43,9 +43,6 @@ public sealed record KafkaSinkOptions
     /// </summary>
     public IReadOnlyDictionary<string, string> ProducerProperties { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>Where librdkafka's warnings and errors go (its info and debug lines are dropped). Default: standard error.</summary>
-    public Action<string>? Log { get; init; }
-
     internal static readonly string[] ReservedProperties = ["enable.idempotence", "acks", "request.required.acks", "message.timeout.ms", "delivery.timeout.ms", "enable.gapless.guarantee", "max.in.flight.requests.per.connection", "max.in.flight"];
 
     public void Validate()

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
 namespace RamPay.Redis;
@@ -23,7 +25,7 @@ namespace RamPay.Redis;
 /// After a failure Redis is not asked again for <c>retryRedisAfter</c> (a circuit breaker), so an outage does not
 /// add a timeout to every request.</para>
 /// </remarks>
-public sealed class RedisRateLimiter : IRateLimiter
+public sealed partial class RedisRateLimiter : IRateLimiter
 {
     private static readonly Meter Meter = new("RamPay.Redis");
     private static readonly Counter<long> Fallbacks = Meter.CreateCounter<long>(
@@ -64,7 +66,7 @@ public sealed class RedisRateLimiter : IRateLimiter
     private readonly IRateLimiter _fallback;
     private readonly TimeSpan _timeout;
     private readonly long _retryRedisAfterTicks;
-    private readonly Action<string> _log;
+    private readonly ILogger _logger;
     private readonly string _name;
     private readonly RedisValue _rate, _burst;
     private long _redisAgainAt; // Stopwatch timestamp: until then decisions go to the fallback
@@ -76,8 +78,9 @@ public sealed class RedisRateLimiter : IRateLimiter
     /// <param name="fallback">Decides while Redis cannot; same rate and burst, in-process.</param>
     /// <param name="timeout">Longest wait for Redis before the fallback decides.</param>
     /// <param name="retryRedisAfter">After a failure, how long decisions go to the fallback before Redis is tried again.</param>
-    /// <param name="log">Told once when the limiter falls back and once when Redis is back.</param>
-    public RedisRateLimiter(IConnectionMultiplexer redis, string keyPrefix, IRateLimiter fallback, TimeSpan timeout, TimeSpan retryRedisAfter, Action<string>? log = null, string name = "rate limit")
+    /// <param name="logger">Told once when the limiter falls back (a warning) and once when Redis is back.</param>
+    /// <param name="name">The limiter's name in log events (<c>Limiter</c>) and in the fallback counter's tag.</param>
+    public RedisRateLimiter(IConnectionMultiplexer redis, string keyPrefix, IRateLimiter fallback, TimeSpan timeout, TimeSpan retryRedisAfter, ILogger? logger = null, string name = "rate limit")
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
         _redis = redis;
@@ -85,7 +88,7 @@ public sealed class RedisRateLimiter : IRateLimiter
         _fallback = fallback;
         _timeout = timeout;
         _retryRedisAfterTicks = (long)(retryRedisAfter.TotalSeconds * Stopwatch.Frequency);
-        _log = log ?? (_ => { });
+        _logger = logger ?? NullLogger.Instance;
         _name = name;
         _rate = fallback.RatePerSecond;
         _burst = fallback.Burst;
@@ -119,15 +122,21 @@ public sealed class RedisRateLimiter : IRateLimiter
         {
             Volatile.Write(ref _redisAgainAt, Stopwatch.GetTimestamp() + _retryRedisAfterTicks);
             if (Interlocked.Exchange(ref _usingFallback, 1) == 0)
-                _log($"{_name}: Redis is unreachable ({e.Message}); limiting in-process until it answers again");
+                LogFellBack(_logger, _name, e.Message);
             return await Fallback(key, cost).ConfigureAwait(false);
         }
         if (Volatile.Read(ref _usingFallback) == 1 && Interlocked.Exchange(ref _usingFallback, 0) == 1)
-            _log($"{_name}: Redis answers again; the limit is shared again");
+            LogRedisBack(_logger, _name);
         var values = (RedisResult[])result!;
         bool allowed = (long)values[0] == 1;
         return allowed ? RateLimitDecision.Allow : new RateLimitDecision(false, TimeSpan.FromTicks((long)values[1] * 10));
     }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "{Limiter}: Redis is unreachable ({Reason}); limiting in-process until it answers again")]
+    private static partial void LogFellBack(ILogger logger, string limiter, string reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Limiter}: Redis answers again; the limit is shared again")]
+    private static partial void LogRedisBack(ILogger logger, string limiter);
 
     private ValueTask<RateLimitDecision> Fallback(string key, int cost)
     {

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Engine;
 using StackExchange.Redis;
 
@@ -59,7 +61,7 @@ public sealed record WriterLeaseOptions
 /// </list>
 /// A lost lease is final: this process stops writing and should exit; a restart waits for the lease again.
 /// </summary>
-public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
+public sealed partial class RedisWriterLease : IWriteFence, IAsyncDisposable
 {
     // KEYS[1] = lease, KEYS[2] = token counter; ARGV[1] = value without the token, ARGV[2] = TTL in ms.
     // Returns {1, token, value} when acquired, else {0, current value, its remaining ms}.
@@ -91,7 +93,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
 
     private readonly IConnectionMultiplexer _redis;
     private readonly WriterLeaseOptions _options;
-    private readonly Action<string> _log;
+    private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly long _ttlTicks;
     private readonly long _marginTicks;
@@ -104,11 +106,11 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
     /// <summary>Tests only: stops renewing without releasing, as a process stalled in a long pause would.</summary>
     internal volatile bool RenewalPaused;
 
-    private RedisWriterLease(IConnectionMultiplexer redis, WriterLeaseOptions options, Action<string> log, string value, long token, long sentAt)
+    private RedisWriterLease(IConnectionMultiplexer redis, WriterLeaseOptions options, ILogger logger, string value, long token, long sentAt)
     {
         _redis = redis;
         _options = options;
-        _log = log;
+        _logger = logger;
         Value = value;
         Token = token;
         _ttlTicks = ToTicks(options.Ttl);
@@ -137,10 +139,11 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
     /// </summary>
     /// <exception cref="StaleFencingTokenException">The fence file holds a higher token (the lease is released again).</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting.</exception>
-    public static async Task<RedisWriterLease> AcquireAsync(IConnectionMultiplexer redis, WriterLeaseOptions options, Action<string>? log = null, CancellationToken cancel = default)
+    /// <param name="logger">The lease's events, with the lease key (<c>LeaseKey</c>) and token as fields; the server passes its <c>ILogger&lt;WriterLeaseService&gt;</c>.</param>
+    public static async Task<RedisWriterLease> AcquireAsync(IConnectionMultiplexer redis, WriterLeaseOptions options, ILogger? logger = null, CancellationToken cancel = default)
     {
         options.Validate();
-        log ??= _ => { };
+        logger ??= NullLogger.Instance;
         string value = $"{options.Holder} run {Guid.NewGuid():N}";
         bool toldWaiting = false;
         long toldErrorAt = 0; // Stopwatch timestamp of the last "cannot reach Redis" line: one every 30 s at most
@@ -159,7 +162,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
             {
                 if (toldErrorAt == 0 || Stopwatch.GetElapsedTime(toldErrorAt) > TimeSpan.FromSeconds(30))
                 {
-                    log($"cannot reach Redis for the writer lease {options.Key} ({e.Message}); retrying");
+                    LogUnreachable(logger, options.Key, e.Message);
                     toldErrorAt = Stopwatch.GetTimestamp();
                 }
                 await Task.Delay(options.EffectivePollInterval, cancel).ConfigureAwait(false);
@@ -167,14 +170,14 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
             }
             if ((long)answer[0] == 1)
             {
-                var lease = new RedisWriterLease(redis, options, log, (string)answer[2]!, (long)answer[1], sentAt);
+                var lease = new RedisWriterLease(redis, options, logger, (string)answer[2]!, (long)answer[1], sentAt);
                 await lease.RecordTokenAsync().ConfigureAwait(false);
                 lease._renewal = Task.Run(lease.RenewLoop);
                 return lease;
             }
             if (!toldWaiting)
             {
-                log($"waiting for the writer lease {options.Key}: held by {(string?)answer[1]} (expires in {(long)answer[2]} ms unless renewed)");
+                LogWaiting(logger, options.Key, (string?)answer[1], (long)answer[2]);
                 toldWaiting = true;
             }
             await Task.Delay(options.EffectivePollInterval, cancel).ConfigureAwait(false);
@@ -221,7 +224,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
         _lostReason ??= reason;
         if (Interlocked.Exchange(ref _lostSignalled, 1) != 0) return;
         var lost = Lost;
-        _log("LOST " + _lostReason);
+        LogLost(_logger, Key, Token, _lostReason!);
         if (lost is not null) ThreadPool.QueueUserWorkItem(static s => s.lost(s.reason), (lost, reason: _lostReason!), preferLocal: false);
     }
 
@@ -255,7 +258,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
                     MarkLost($"the writer lease {Key} (token {Token}) could not be renewed before its deadline: {e.Message}");
                     return;
                 }
-                _log($"renewing the writer lease {Key} failed ({e.Message}); retrying");
+                LogRenewalFailed(_logger, Key, Token, e.Message);
                 interval = TimeSpan.FromMilliseconds(Math.Min(100, interval.TotalMilliseconds));
                 continue;
             }
@@ -281,7 +284,7 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            _log($"cannot read {path}: {e.Message}");
+            LogFenceUnreadable(_logger, path, e.Message);
         }
     }
 
@@ -315,13 +318,36 @@ public sealed class RedisWriterLease : IWriteFence, IAsyncDisposable
         {
             long deleted = (long)(await ReleaseScript.EvaluateAsync(_redis.GetDatabase(), [Key], [Value])
                 .WithTimeout(_options.RedisTimeout, "releasing the writer lease").ConfigureAwait(false));
-            if (deleted != 1) _log($"the writer lease {Key} was no longer ours at release");
+            if (deleted != 1) LogNotOursAtRelease(_logger, Key, Token);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            _log($"releasing the writer lease {Key} failed ({e.Message}); it expires within {_options.Ttl.TotalMilliseconds:0} ms");
+            LogReleaseFailed(_logger, Key, e.Message, (long)_options.Ttl.TotalMilliseconds);
         }
     }
+
+    // The lease's log events. Messages read as before (scripts and tests wait for "waiting for the writer lease");
+    // the key, token and reason are fields of their own in the JSON log format.
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "waiting for the writer lease {LeaseKey}: held by {LeaseHolder} (expires in {LeaseExpiresInMs} ms unless renewed)")]
+    private static partial void LogWaiting(ILogger logger, string leaseKey, string? leaseHolder, long leaseExpiresInMs);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "cannot reach Redis for the writer lease {LeaseKey} ({Reason}); retrying")]
+    private static partial void LogUnreachable(ILogger logger, string leaseKey, string reason);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "LOST the writer lease {LeaseKey} (token {FencingToken}): {Reason}")]
+    private static partial void LogLost(ILogger logger, string leaseKey, long fencingToken, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "renewing the writer lease {LeaseKey} (token {FencingToken}) failed ({Reason}); retrying")]
+    private static partial void LogRenewalFailed(ILogger logger, string leaseKey, long fencingToken, string reason);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "cannot read the fence file {FenceFile}: {Reason}")]
+    private static partial void LogFenceUnreadable(ILogger logger, string fenceFile, string reason);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "the writer lease {LeaseKey} (token {FencingToken}) was no longer ours at release")]
+    private static partial void LogNotOursAtRelease(ILogger logger, string leaseKey, long fencingToken);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "releasing the writer lease {LeaseKey} failed ({Reason}); it expires within {LeaseTtlMs} ms")]
+    private static partial void LogReleaseFailed(ILogger logger, string leaseKey, string reason, long leaseTtlMs);
 
     public async ValueTask DisposeAsync()
     {

@@ -113,14 +113,13 @@ public sealed partial class ServerOptions
         public int MaxLagSeconds { get; set; } = -1;
 
         /// <summary>The Kafka sink's options from these settings (one place for <see cref="Validate"/> and the server's start).</summary>
-        public RamPay.Kafka.KafkaSinkOptions ToSinkOptions(string checkpointDirectory, Action<string>? log = null) => new()
+        public RamPay.Kafka.KafkaSinkOptions ToSinkOptions(string checkpointDirectory) => new()
         {
             BootstrapServers = BootstrapServers,
             Topic = Topic,
             CheckpointDirectory = checkpointDirectory,
             OpenTimeout = TimeSpan.FromMilliseconds(OpenTimeoutMs),
             WriteTimeout = TimeSpan.FromMilliseconds(WriteTimeoutMs),
-            Log = log,
         };
     }
 

@@ -30,7 +30,7 @@ public class ConsumerGroupTests
         var allIds = Ids(changes);
         Assert.True(firstIds.Count > 500 && allIds.Count > firstIds.Count + 500, $"{firstIds.Count} of {allIds.Count} events in the first half");
 
-        using var sink = new KafkaEventSink(new KafkaSinkOptions { BootstrapServers = broker.Bootstrap, Topic = Topic, CheckpointDirectory = dir.Path, Log = _ => { } });
+        using var sink = new KafkaEventSink(new KafkaSinkOptions { BootstrapServers = broker.Bootstrap, Topic = Topic, CheckpointDirectory = dir.Path });
         sink.Open();
 
         var received = new ConcurrentQueue<(string Member, string Id, int Partition, long Offset)>();

@@ -28,7 +28,6 @@ public class KafkaEventSinkTests
         CheckpointDirectory = directory,
         OpenTimeout = TimeSpan.FromSeconds(10),
         WriteTimeout = TimeSpan.FromSeconds(30),
-        Log = _ => { },
     };
 
     /// <summary>What a consumer reads back of one message.</summary>

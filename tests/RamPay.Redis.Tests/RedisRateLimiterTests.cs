@@ -1,3 +1,4 @@
+using RamPay.TestSupport;
 using StackExchange.Redis;
 
 namespace RamPay.Redis.Tests;
@@ -7,8 +8,8 @@ public class RedisRateLimiterTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
 
-    private static RedisRateLimiter Limiter(IConnectionMultiplexer redis, string prefix, int rate, int burst, List<string>? log = null) =>
-        new(redis, prefix, new InProcessRateLimiter(rate, burst), Timeout, TimeSpan.FromSeconds(1), log is null ? null : m => { lock (log) log.Add(m); });
+    private static RedisRateLimiter Limiter(IConnectionMultiplexer redis, string prefix, int rate, int burst, RecordingLogger? log = null) =>
+        new(redis, prefix, new InProcessRateLimiter(rate, burst), Timeout, TimeSpan.FromSeconds(1), log, "test rate limit");
 
     [Fact]
     public async Task It_allows_the_burst_then_refuses_with_the_time_until_a_token_is_back()
@@ -86,7 +87,7 @@ public class RedisRateLimiterTests
     {
         // Nothing listens on port 1: the connection is never up.
         using var nowhere = await RedisConnection.ConnectAsync("127.0.0.1:1", TimeSpan.FromMilliseconds(200));
-        var log = new List<string>();
+        var log = new RecordingLogger();
         var limiter = Limiter(nowhere, TestRedis.NewPrefix(), rate: 1, burst: 3, log);
         for (int i = 0; i < 3; i++) Assert.True((await limiter.AcquireAsync("u:1")).Allowed);
         // The in-process fallback still limits: the burst is spent.
@@ -94,7 +95,10 @@ public class RedisRateLimiterTests
         Assert.False(refused.Allowed);
         Assert.True(refused.RetryAfter > TimeSpan.Zero);
         Assert.Equal(4, limiter.FallbackDecisions);
-        Assert.Single(log, m => m.Contains("unreachable", StringComparison.Ordinal));
+        var said = Assert.Single(log.Entries, e => e.Message.Contains("unreachable", StringComparison.Ordinal));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, said.Level);
+        Assert.Equal("test rate limit", said.Fields["Limiter"]); // a field of its own in the JSON log, not only text
+        Assert.False(string.IsNullOrEmpty(said.Fields["Reason"] as string));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using RamPay.TestSupport;
 using System.Diagnostics;
 using StackExchange.Redis;
 
@@ -45,11 +46,13 @@ public class RedisWriterLeaseTests
         var first = await RedisWriterLease.AcquireAsync(redis, Options(scope.Prefix, holder: "first"));
         first.CheckCanWrite();
 
-        var said = new List<string>();
-        var second = RedisWriterLease.AcquireAsync(otherNode, Options(scope.Prefix, holder: "second"), m => { lock (said) said.Add(m); });
+        var log = new RecordingLogger();
+        var second = RedisWriterLease.AcquireAsync(otherNode, Options(scope.Prefix, holder: "second"), log);
         await Task.Delay(1_000);
         Assert.False(second.IsCompleted, "the second acquirer got the lease while the first held it");
-        lock (said) Assert.Single(said, m => m.StartsWith("waiting for the writer lease", StringComparison.Ordinal) && m.Contains("held by first", StringComparison.Ordinal));
+        var waiting = Assert.Single(log.Entries, e => e.Message.StartsWith("waiting for the writer lease", StringComparison.Ordinal) && e.Message.Contains("held by first", StringComparison.Ordinal));
+        Assert.Equal(first.Key, waiting.Fields["LeaseKey"]);
+        Assert.StartsWith("first", (string)waiting.Fields["LeaseHolder"]!, StringComparison.Ordinal);
 
         await first.ReleaseAsync();
         Assert.Throws<WriterLeaseLostException>(first.CheckCanWrite); // released: it must not write either
@@ -222,11 +225,12 @@ public class RedisWriterLeaseTests
     public async Task Without_Redis_it_waits_rather_than_write_and_says_so_once()
     {
         using var nowhere = await RedisConnection.ConnectAsync("127.0.0.1:1", TimeSpan.FromMilliseconds(200));
-        var said = new List<string>();
+        var log = new RecordingLogger();
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
-            RedisWriterLease.AcquireAsync(nowhere, Options(TestRedis.NewPrefix()), m => { lock (said) said.Add(m); }, cancel.Token));
-        lock (said) Assert.Single(said, m => m.StartsWith("cannot reach Redis for the writer lease", StringComparison.Ordinal));
+            RedisWriterLease.AcquireAsync(nowhere, Options(TestRedis.NewPrefix()), log, cancel.Token));
+        var said = Assert.Single(log.Entries, e => e.Message.StartsWith("cannot reach Redis for the writer lease", StringComparison.Ordinal));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, said.Level);
     }
 
     [Fact]

@@ -186,12 +186,12 @@ public static class ServerComposition
     private static IRateLimiter Limiter(IServiceProvider services, ServerOptions options, string name, int ratePerSecond, int burst)
     {
         var redis = services.GetRequiredService<RedisClient>().Connection;
-        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("RamPay.Server.RateLimit");
+        var logger = services.GetRequiredService<ILogger<RedisRateLimiter>>();
         var local = new InProcessRateLimiter(ratePerSecond, burst);
         if (redis is null || !local.Enabled) return local;
         return new RedisRateLimiter(redis, $"{options.Redis.KeyPrefix}rl:{name}:", local,
             TimeSpan.FromMilliseconds(options.Redis.TimeoutMs), TimeSpan.FromMilliseconds(options.Redis.RetryAfterFailureMs),
-            message => log.LogWarning("{RateLimitEvent}", message), name + " rate limit");
+            logger, name + " rate limit");
     }
 
     public static EngineOptions EngineOptionsFrom(ServerOptions o, DataFolder data) => new()

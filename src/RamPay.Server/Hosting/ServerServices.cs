@@ -82,7 +82,7 @@ public sealed class WriterLeaseService(ServerOptions options, DataFolder data, R
         };
         try
         {
-            Lease = await RedisWriterLease.AcquireAsync(connection, leaseOptions, message => logger.LogInformation("{LeaseEvent}", message), cancel.Token);
+            Lease = await RedisWriterLease.AcquireAsync(connection, leaseOptions, logger, cancel.Token);
         }
         catch (StaleFencingTokenException e)
         {
@@ -157,7 +157,7 @@ public sealed class BootstrapService(Platform platform, ILogger<BootstrapService
 /// ingress back-pressure on their lag. At a clean stop they catch up with the engine's last durable record, bounded
 /// by <c>RamPay:Sinks:DrainTimeoutMs</c>: in StoppedAsync, so after the engine has stopped.
 /// </summary>
-public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, RamPay.Server.Events.EventLogHolder events, ILogger<SinksService> logger) : LifecycleService
+public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, RamPay.Server.Events.EventLogHolder events, ILogger<SinksService> logger, ILoggerFactory loggers) : LifecycleService
 {
     /// <summary>Null without sinks, and until the engine has recovered.</summary>
     public SinkHub? Hub { get; private set; }
@@ -167,7 +167,7 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
         var list = new List<IChangeSink>();
         if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
         if (options.Kafka.BootstrapServers.Length > 0)
-            list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks, message => logger.LogWarning("kafka: {KafkaEvent}", message))));
+            list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks), loggers.CreateLogger<KafkaEventSink>()));
         list.AddRange(events.Sinks()); // the local event log (on by default: the hub then runs with no outside server)
         if (list.Count == 0) return Task.CompletedTask;
         var engineOptions = ServerComposition.EngineOptionsFrom(options, data);
