@@ -50,9 +50,10 @@ public static class DbCommands
             output.WriteLine("error: --postgres (or RAMPAY_POSTGRES__CONNECTION) is required");
             return false;
         }
-        if (!Directory.Exists(Path.Combine(data.FullName, "journal")))
+        string journal = RampayCli.Folder(data).Journal;
+        if (!Directory.Exists(journal))
         {
-            output.WriteLine($"error: no journal at {Path.Combine(data.FullName, "journal")}");
+            output.WriteLine($"error: no journal at {journal}");
             return false;
         }
         return true;
@@ -62,7 +63,7 @@ public static class DbCommands
     {
         if (!Check(data, postgres, output)) return RampayCli.ExitUsage;
         var started = System.Diagnostics.Stopwatch.StartNew();
-        var stats = DatabaseTools.Rebuild(postgres, data.FullName, Ledger(idempotencyKeys), batch);
+        var stats = DatabaseTools.Rebuild(postgres, RampayCli.Folder(data), Ledger(idempotencyKeys), batch);
         double seconds = started.Elapsed.TotalSeconds;
         output.WriteLine($"last_sequence     {stats.LastSequence}");
         output.WriteLine($"transactions      {stats.Transactions}");
@@ -98,7 +99,7 @@ public static class DbCommands
     public static int Verify(DirectoryInfo data, string postgres, int idempotencyKeys, TextWriter output)
     {
         if (!Check(data, postgres, output)) return RampayCli.ExitUsage;
-        var report = DatabaseTools.Verify(postgres, data.FullName, Ledger(idempotencyKeys));
+        var report = DatabaseTools.Verify(postgres, RampayCli.Folder(data), Ledger(idempotencyKeys));
         output.WriteLine($"checkpoint        {report.Checkpoint}");
         output.WriteLine($"users             {report.Users}");
         output.WriteLine($"accounts          {report.Accounts}");

@@ -34,8 +34,9 @@ public static class EventsCommands
 
     public static int List(DirectoryInfo data, int limit, string? type, string? startingAfter, TextWriter output)
     {
-        string dir = Path.Combine(data.FullName, "events");
-        if (!File.Exists(Path.Combine(dir, EventLog.FileName)))
+        var folder = RampayCli.Folder(data);
+        string dir = folder.Events;
+        if (!File.Exists(folder.EventLog))
         {
             output.WriteLine($"error: no event log at {dir}");
             return RampayCli.ExitUsage;
@@ -75,14 +76,15 @@ public static class EventsCommands
             output.WriteLine("error: --from is at least 1 and --to at least --from");
             return RampayCli.ExitUsage;
         }
-        string journal = Path.Combine(data.FullName, "journal");
+        var folder = RampayCli.Folder(data);
+        string journal = folder.Journal;
         if (!Directory.Exists(journal))
         {
             output.WriteLine($"error: no journal at {journal}");
             return RampayCli.ExitUsage;
         }
         // The replica starts at the newest snapshot at or before from - 1, and replays the journal (or its archive) to it.
-        using var follower = new LedgerFollower(Path.Combine(data.FullName, "snapshots"), journal, new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys }, afterSequence: from - 1);
+        using var follower = new LedgerFollower(folder.Snapshots, journal, new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys }, afterSequence: from - 1);
         var encoder = new EventEncoder();
         var mapped = new MappedEvent[EventMapper.MaxEventsPerChange];
         var batch = new ChangeBatch(4096);

@@ -244,9 +244,10 @@ public static class FraudCommands
         c.SetAction(r =>
         {
             var dir = r.GetValue(data)!;
-            if (!Directory.Exists(Path.Combine(dir.FullName, "journal")))
+            string journal = RampayCli.Folder(dir).Journal;
+            if (!Directory.Exists(journal))
             {
-                output.WriteLine($"error: no journal at {Path.Combine(dir.FullName, "journal")}");
+                output.WriteLine($"error: no journal at {journal}");
                 return RampayCli.ExitUsage;
             }
             FraudModel? shadowModel = null;

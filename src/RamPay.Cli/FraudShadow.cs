@@ -194,7 +194,7 @@ public static class FraudShadow
         var catalog = new TappedCatalog(FraudModelStore.Load(dataDirectory), tap);
         var ledger = new Ledger(new LedgerOptions { FraudModels = catalog, IdempotencyMaxKeys = idempotencyKeys });
         var visitor = new Visitor(ledger, tap, report, examples);
-        var summary = JournalReader.Read(Path.Combine(dataDirectory, "journal"), 0, visitor);
+        var summary = JournalReader.Read(new DataFolder(dataDirectory).Journal, 0, visitor);
         if (summary.TornTail is not null) throw new InvalidDataException($"the journal ends in a torn record ({summary.TornTail}); start the engine once to cut it, or verify it with 'rampay verify'");
         ledger.VerifyInvariants();
         report.RecordsReplayed = visitor.Replayed;

@@ -105,8 +105,23 @@ public static class RampayCli
         return new RootCommand("rampay: tools for a RamPay data directory (journal and snapshots), its PostgreSQL copy, and the fraud model tools") { simulate, replay, verify, inspect, DbCommands.Build(data, idempotencyKeys, output), EventsCommands.Build(data, idempotencyKeys, output), FraudCommands.Build(output) };
     }
 
-    private static string JournalDir(DirectoryInfo data) => Path.Combine(data.FullName, "journal");
-    private static string SnapshotDir(DirectoryInfo data) => Path.Combine(data.FullName, "snapshots");
+    // Every path under --data comes from DataFolder, the server's own rules, so the tools and the server agree on each one.
+    public static DataFolder Folder(DirectoryInfo data) => new(data.FullName);
+    private static string JournalDir(DirectoryInfo data) => Folder(data).Journal;
+    private static string SnapshotDir(DirectoryInfo data) => Folder(data).Snapshots;
+
+    /// <summary>
+    /// The engine options of a tool that runs an engine on <paramref name="data"/> (simulate): the data folder's journal,
+    /// snapshot and cold-tier paths, as the server passes them (ServerComposition.EngineOptionsFrom).
+    /// </summary>
+    public static EngineOptions EngineOptionsFor(DataFolder data, int idempotencyKeys = EngineOptions.ServerIdempotencyMaxKeys) => new()
+    {
+        DataDirectory = data.Root,
+        JournalDirectory = data.Journal,
+        SnapshotDirectory = data.Snapshots,
+        ColdDirectory = data.Cold,
+        Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys },
+    };
 
     private static bool CheckData(DirectoryInfo data, TextWriter output)
     {
@@ -133,7 +148,7 @@ public static class RampayCli
         var warnings = new List<string>();
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (ledger, snapshotSequence, replayed, last) =
-            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions { FraudModels = FraudModelStore.Load(data.FullName), IdempotencyMaxKeys = idempotencyKeys }, useSnapshot: !noSnapshot, warnings);
+            EngineRecovery.Load(SnapshotDir(data), JournalDir(data), new LedgerOptions { FraudModels = FraudModelStore.Load(Folder(data).Root), IdempotencyMaxKeys = idempotencyKeys }, useSnapshot: !noSnapshot, warnings);
         ledger.VerifyInvariants();
         var elapsed = started.Elapsed;
         foreach (var w in warnings) output.WriteLine("warning: " + w);
@@ -168,7 +183,7 @@ public static class RampayCli
             return ExitUsage;
         }
         var completion = new CountingCompletion(reportEvery, output);
-        var options = new EngineOptions { DataDirectory = data.FullName, Ledger = new LedgerOptions { IdempotencyMaxKeys = idempotencyKeys } };
+        var options = EngineOptionsFor(Folder(data), idempotencyKeys);
         if (snapshots is not null)
             options = options with { SnapshotEveryCommands = snapshots.EveryCommands, SnapshotOffWriter = snapshots.OffWriter, SnapshotOnStop = snapshots.OnStop };
         // As the server runs by default: rules version 2, older keys on disk, a prefetch stage before the writer.

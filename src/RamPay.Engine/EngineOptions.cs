@@ -102,15 +102,15 @@ public sealed record EngineOptions
     /// </summary>
     public ColdTierOptions? ColdTier { get; init; }
 
-    // The paths under DataDirectory: a server passes its DataFolder's (RamPay.Server.Hosting.DataFolder names every path
-    // of a data folder); unset, each defaults to its usual place under DataDirectory, for tools and tests.
+    // The paths under DataDirectory: a server and the rampay tools pass their DataFolder's (DataFolder names every path
+    // of a data folder); unset, each defaults to the same place under DataDirectory by DataFolder's names, for tests.
     private readonly string? _journalDirectory, _snapshotDirectory, _coldDirectory;
     /// <summary>The journal's segments (default <c>&lt;data&gt;/journal</c>).</summary>
-    public string JournalDirectory { get => _journalDirectory ?? Path.Combine(DataDirectory, "journal"); init => _journalDirectory = value; }
+    public string JournalDirectory { get => _journalDirectory ?? Path.Combine(DataDirectory, DataFolder.JournalName); init => _journalDirectory = value; }
     /// <summary>The cold tiers (default <c>&lt;data&gt;/cold</c>; <see cref="ColdTierOptions.Directory"/> wins when set).</summary>
-    public string ColdDirectory { get => ColdTier?.Directory ?? _coldDirectory ?? Path.Combine(DataDirectory, "cold"); init => _coldDirectory = value; }
+    public string ColdDirectory { get => ColdTier?.Directory ?? _coldDirectory ?? Path.Combine(DataDirectory, DataFolder.ColdName); init => _coldDirectory = value; }
     /// <summary>The snapshots (default <c>&lt;data&gt;/snapshots</c>).</summary>
-    public string SnapshotDirectory { get => _snapshotDirectory ?? Path.Combine(DataDirectory, "snapshots"); init => _snapshotDirectory = value; }
+    public string SnapshotDirectory { get => _snapshotDirectory ?? Path.Combine(DataDirectory, DataFolder.SnapshotsName); init => _snapshotDirectory = value; }
 
     public void Validate()
     {

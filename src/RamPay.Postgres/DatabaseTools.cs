@@ -30,7 +30,11 @@ public static class DatabaseTools
     /// <see cref="PostgresSink"/> the server uses. Run it on a stopped server's data (or a copy). Returns the last
     /// sequence written.
     /// </summary>
-    public static RebuildStats Rebuild(string connectionString, string dataDirectory, LedgerOptions ledger, int batchChanges, Action<long>? progress = null)
+    public static RebuildStats Rebuild(string connectionString, string dataDirectory, LedgerOptions ledger, int batchChanges, Action<long>? progress = null) =>
+        Rebuild(connectionString, new DataFolder(dataDirectory), ledger, batchChanges, progress);
+
+    /// <summary>As <see cref="Rebuild(string, string, LedgerOptions, int, Action{long}?)"/>, with the data folder's journal and snapshots.</summary>
+    public static RebuildStats Rebuild(string connectionString, DataFolder data, LedgerOptions ledger, int batchChanges, Action<long>? progress = null)
     {
         using (var connection = new NpgsqlConnection(connectionString))
         {
@@ -52,7 +56,7 @@ public static class DatabaseTools
         {
             try
             {
-                using var follower = new LedgerFollower(Path.Combine(dataDirectory, "snapshots"), Path.Combine(dataDirectory, "journal"), ledger, afterSequence: 0);
+                using var follower = new LedgerFollower(data.Snapshots, data.Journal, ledger, afterSequence: 0);
                 while (true)
                 {
                     var batch = free.Take();
@@ -124,7 +128,11 @@ public static class DatabaseTools
     /// that lags is compared with the state it has reached): every account's balances, every payment's status and
     /// amounts, the users, the entries' sums per account, counts and totals. Changes nothing.
     /// </summary>
-    public static DatabaseCheckReport Verify(string connectionString, string dataDirectory, LedgerOptions ledgerOptions)
+    public static DatabaseCheckReport Verify(string connectionString, string dataDirectory, LedgerOptions ledgerOptions) =>
+        Verify(connectionString, new DataFolder(dataDirectory), ledgerOptions);
+
+    /// <summary>As <see cref="Verify(string, string, LedgerOptions)"/>, with the data folder's journal and snapshots.</summary>
+    public static DatabaseCheckReport Verify(string connectionString, DataFolder data, LedgerOptions ledgerOptions)
     {
         using var connection = new NpgsqlConnection(connectionString);
         connection.Open();
@@ -132,7 +140,7 @@ public static class DatabaseTools
             return new DatabaseCheckReport(0, 0, 0, 0, 0, ["the database has no RamPay tables: start the server with RamPay:Postgres:Connection, or run `rampay db rebuild`"]);
         long checkpoint = Scalar(connection, "SELECT coalesce((SELECT journal_sequence FROM sink_checkpoint WHERE sink = 'postgres'), 0)");
         var warnings = new List<string>();
-        var (ledger, _, _, last) = EngineRecovery.Load(Path.Combine(dataDirectory, "snapshots"), Path.Combine(dataDirectory, "journal"), ledgerOptions, useSnapshot: true, checkpoint, warnings);
+        var (ledger, _, _, last) = EngineRecovery.Load(data.Snapshots, data.Journal, ledgerOptions, useSnapshot: true, checkpoint, warnings);
         var problems = new List<string>();
         void Problem(string message)
         {

@@ -44,6 +44,23 @@ public sealed class DataFolderTests
     }
 
     [Fact]
+    public void Every_file_name_the_data_folder_holds_is_the_writing_library_s_own()
+    {
+        // DataFolder lives in RamPay.Engine, below the libraries that write these files and keep their names as
+        // constants; the two must never drift apart.
+        var data = new DataFolder("/data");
+        Assert.Equal(Path.Combine(data.Root, RamPay.Server.Auth.SigningKeyRing.FileName), data.JwtKeys);
+        Assert.Equal(Path.Combine(data.Root, RamPay.Server.Auth.SigningKeyRing.LegacyFileName), data.LegacyJwtKey);
+        Assert.Equal(Path.Combine(data.Root, RamPay.Server.Auth.SessionStore.FileName), data.AuthSessions);
+        Assert.Equal(Path.Combine(data.Root, RamPay.Redis.FencingTokenFile.FileName), data.WriterFence);
+        Assert.Equal(Path.Combine(data.Sinks, RamPay.Kafka.KafkaCheckpointFile.FileName), data.KafkaCheckpoint);
+        Assert.Equal(Path.Combine(data.Events, RamPay.Events.EventLog.FileName), data.EventLog);
+        Assert.Equal(Path.Combine(data.Webhooks, RamPay.Webhooks.WebhookStore.FileName), data.WebhookStore);
+        Assert.Equal(Path.Combine(data.Notifications, RamPay.Notifications.NotificationStore.FileName), data.NotificationStore);
+        Assert.Equal(FraudModelStore.Folder(data.Root), data.FraudModels);
+    }
+
+    [Fact]
     public async Task Everything_a_running_server_writes_at_the_top_of_its_data_folder_is_named_by_the_data_folder()
     {
         await using var server = await ServerProcess.StartInProcessAsync([.. ServerFixture.TestSettings]);

@@ -22,12 +22,12 @@ public sealed partial class SnapshotServerTests
         Assert.True(defaults.Journal.RetireEveryMs > 0);
         defaults.Validate();
         // With the cold key tier (the default under rules version 2) and without it, the snapshotter takes them (docs/snapshots.md).
-        var engine = RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(defaults, new RamPay.Server.Hosting.DataFolder("unused"));
+        var engine = RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(defaults, new RamPay.Engine.DataFolder("unused"));
         Assert.NotNull(engine.ColdTier);
         Assert.True(engine.TakesSnapshotsOffWriter);
         var noColdTier = new ServerOptions();
         noColdTier.Engine.ColdTier.Enabled = false;
-        Assert.True(RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(noColdTier, new RamPay.Server.Hosting.DataFolder("unused")).TakesSnapshotsOffWriter);
+        Assert.True(RamPay.Server.Hosting.ServerComposition.EngineOptionsFrom(noColdTier, new RamPay.Engine.DataFolder("unused")).TakesSnapshotsOffWriter);
         Assert.Equal(defaults.Engine.SnapshotEveryMs, engine.SnapshotEveryMs);
 
         var timeWithoutReplica = new ServerOptions();
