@@ -147,6 +147,22 @@ public class AckLatencyTests
     }
 
     [Fact]
+    public void Recording_allocates_nothing()
+    {
+        using var latency = new AckLatency(new Clock(Noon), drainEverySecond: false);
+        for (int i = 0; i < 10_000; i++) latency.Record(i); // warm: the JIT's tiers, HdrHistogram's first calls
+        latency.Drain();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100_000; i++)
+        {
+            latency.Record(i % 50_000);
+            latency.RecordSince(Stopwatch.GetTimestamp());
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(210_000, Assert.Single(latency.Since(0)).Count);
+    }
+
+    [Fact]
     public async Task Records_from_many_threads_while_draining_are_all_counted()
     {
         var clock = new Clock(Noon);
