@@ -92,7 +92,8 @@ if (phase === "baseline") {
   await Promise.all(Array.from({ length: 64 }, async () => {
     while (now() < end) { await request("POST", url, body); done++; }
   }));
-  console.log(JSON.stringify({ phase, posts: done, posts_per_s: Math.round(done / ((now() - start) / 1000)) }));
+  const cpu = process.cpuUsage();
+  console.log(JSON.stringify({ phase, posts: done, posts_per_s: Math.round(done / ((now() - start) / 1000)), node_cpu_s: round((cpu.user + cpu.system) / 1e6) }));
   process.exit(0);
 }
 
@@ -118,6 +119,19 @@ await new Promise((r) => setTimeout(r, 3000));
 const receivedBefore = received;
 receiptLatency.length = 0;
 
+// Where the backlog sits, sampled from the server's /metrics every second: events the webhooks consumer has not yet
+// turned into deliveries (rampay_consumer_lag_events{consumer="webhooks"}) and deliveries stored but not yet sent
+// (rampay_webhook_pending).
+let maxConsumerLag = 0, maxPending = 0;
+const sampler = setInterval(async () => {
+  try {
+    const m = (await request("GET", apiUrl("/metrics"))).text;
+    const lag = /^rampay_consumer_lag_events\{[^}]*consumer="webhooks"[^}]*\} (\S+)/m.exec(m);
+    const pending = /^rampay_webhook_pending(?:\{[^}]*\})? (\S+)/m.exec(m);
+    if (lag) maxConsumerLag = Math.max(maxConsumerLag, Number(lag[1]));
+    if (pending) maxPending = Math.max(maxPending, Number(pending[1]));
+  } catch { /* a missed sample */ }
+}, 1000);
 let sent = 0, acked = 0, failed = 0, inFlight = 0, skipped = 0;
 const ackLatency = [];
 const start = now();
@@ -164,6 +178,7 @@ while (received - receivedBefore < expected && now() - quietSince < 15000) {
   if (received !== last) { last = received; quietSince = now(); }
 }
 const drainedMs = now() - start;
+clearInterval(sampler);
 // Deliveries a second: the busiest 10 s window of receipts during the run, and the whole run's average.
 const firstSecond = Math.floor((start - t0) / 1000), lastSecond = Math.floor((now() - t0) / 1000);
 let best = 0;
@@ -180,7 +195,8 @@ console.log(JSON.stringify({
   payments_per_s: Math.round(acked / (driveMs / 1000)),
   deliveries_expected: expected, deliveries_received: got, signed_share: received ? round(signed / received) : null,
   deliveries_per_s_avg: Math.round(got / (drainedMs / 1000)), deliveries_per_s_best10s: Math.round(best),
-  drain_s_after_drive: round((drainedMs - driveMs) / 1000),
+  drain_s_after_drive: round((drainedMs - driveMs) / 1000), max_consumer_lag_events: maxConsumerLag, max_webhook_pending: maxPending,
+  node_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),
   ack_ms: { p50: round(quantile(ackLatency, 0.5)), p99: round(quantile(ackLatency, 0.99)) },
   ack_to_receipt_ms: { samples: receiptLatency.length, p50: round(quantile(receiptLatency, 0.5)), p90: round(quantile(receiptLatency, 0.9)),
     p99: round(quantile(receiptLatency, 0.99)), max: round(receiptLatency.at(-1) ?? null) },

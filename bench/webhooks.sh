@@ -49,13 +49,20 @@ start_server() { # -> $http_url
   http_url=$(sed -n 's/^rampay-server: http listening on \(http:[^ ]*\).*/\1/p' "$work/server.log" | head -1)
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# CPU seconds the server process has used (user + system, from /proc; 0 without a server).
+server_cpu() {
+  if [ -n "$server_pid" ] && [ -r "/proc/$server_pid/stat" ]; then
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$server_pid/stat"
+  else echo 0; fi
+}
 run() { # label, node args...
   local label=$1; shift
-  local before after
-  before=$(load)
+  local before after cpu0 cpu1
+  before=$(load); cpu0=$(server_cpu)
   out=$(node bench/webhooks.mjs --admin-email admin@rampay.test --admin-password "$admin_password" "$@")
-  after=$(load)
-  echo "{\"part\":\"$label\",\"load_before\":\"$before\",\"load_after\":\"$after\",\"result\":$out}"
+  after=$(load); cpu1=$(server_cpu)
+  # server_cpu_s: what the server spent during the part (sign-ups, payments and deliveries; node's own is in the result).
+  echo "{\"part\":\"$label\",\"load_before\":\"$before\",\"load_after\":\"$after\",\"server_cpu_s\":$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.1f", b - a }'),\"result\":$out}"
 }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
