@@ -144,7 +144,7 @@ services=(postgres redis kafka kafka-init server prometheus)
 known_roles=""
 if [ "$have_worker" = 1 ]; then
   known_roles=$(podman run --rm localhost/rampay-worker:latest 2>&1 | sed -n 's/^consumers: //p' | tr -d ',') || true
-  for role in notifications analytics rewards; do
+  for role in notifications analytics rewards webhooks; do
     if [ "$role" = rewards ] || [ "$role" = notifications ]; then
       # Each needs a service token made by an admin after the server's first start (docs/rewards.md,
       # docs/notifications.md; notifications also an SMTP server or SMS gateway); this test makes none.
@@ -200,7 +200,7 @@ if [ "$have_worker" = 1 ]; then
   done
   say "compose: the worker image consumed the topic (archive consumer: PaymentApproved of payment $payment_id on disk, $(worker_events 8090) events handled)"
   podman rm -f -t 10 "$name-archive" >/dev/null 2>&1
-  for w in notifications:8081 analytics:8082 rewards:8083; do
+  for w in notifications:8081 analytics:8082 rewards:8083 webhooks:8084; do
     [[ " ${services[*]} " == *" worker-${w%%:*} "* ]] || continue
     deadline=$((SECONDS + 90))
     until [ "$(worker_events "${w#*:}")" -gt 0 ] 2>/dev/null; do

@@ -25,9 +25,11 @@ for overlay in deploy/k8s/overlays/*/; do
   kubectl kustomize "$overlay" >"$rendered/$(basename "$overlay").yaml"
 done
 node deploy/k8s/validate/validate.mjs README.md "$rendered"/*.yaml
-# The validator must refuse what it exists to refuse: a misspelt field, a wrong type, two server replicas.
+# The validator must refuse what it exists to refuse: a misspelt field, a wrong type, two server replicas, a token-holding
+# worker rolled over (two pods on one token) or whose token file is gone with the pod.
 base="$rendered/production.yaml"
-for breakage in 's/^  serviceName: /  servicename: /' 's/^  replicas: 1$/  replicas: "1"/' '/^kind: StatefulSet$/,/^---$/s/^  replicas: 1$/  replicas: 2/'; do
+for breakage in 's/^  serviceName: /  servicename: /' 's/^  replicas: 1$/  replicas: "1"/' '/^kind: StatefulSet$/,/^---$/s/^  replicas: 1$/  replicas: 2/' \
+                '0,/^    type: Recreate$/s//    type: RollingUpdate/' '/persistentVolumeClaim:$/{N;s/persistentVolumeClaim:\n *claimName: .*/emptyDir: {}/}'; do
   sed "$breakage" "$base" >"$rendered/broken.yaml.txt"
   cmp -s "$base" "$rendered/broken.yaml.txt" && { echo "deploy-test: '$breakage' changed nothing" >&2; exit 1; }
   if node deploy/k8s/validate/validate.mjs README.md "$rendered/broken.yaml.txt" >/dev/null 2>&1; then

@@ -49,6 +49,7 @@ class ComposeTests(unittest.TestCase):
         "worker-notifications": "rampay-worker:latest",
         "worker-analytics": "rampay-worker:latest",
         "worker-rewards": "rampay-worker:latest",
+        "worker-webhooks": "rampay-worker:latest",
         "postgres": "postgres:17",
         "redis": "redis:7.4",
         "kafka": "apache/kafka:3.9.1",
@@ -68,7 +69,7 @@ class ComposeTests(unittest.TestCase):
         self.assertEqual(self.services["server"]["build"], {"context": ".", "dockerfile": "Dockerfile", "target": "server"})
         with open(os.path.join(ROOT, "Dockerfile")) as f:
             dockerfile = f.read()
-        for name in ("worker-notifications", "worker-analytics", "worker-rewards"):
+        for name in ("worker-notifications", "worker-analytics", "worker-rewards", "worker-webhooks"):
             role = name.split("-", 1)[1]
             self.assertEqual(self.services[name]["build"]["target"], "worker")
             self.assertEqual(self.services[name]["command"][0], role, f"{name} runs its role")
@@ -77,13 +78,24 @@ class ComposeTests(unittest.TestCase):
             self.assertEqual((flags["--http-host"], flags["--http-port"]), ("0.0.0.0", "8080"), f"{name}: /metrics where Prometheus scrapes")
             # Role flags: analytics keeps its rollups under --out (which must be a volume), rewards calls the server.
             # Notifications keeps its outbox and audit log under --out and asks the server for recipients.
-            extra = {"notifications": {"--out", "--server"}, "analytics": {"--out"}, "rewards": {"--server"}}[role]
+            # Webhooks keeps its state in the PostgreSQL store it shares with the server. A role that calls the server does
+            # so with a service token it renews itself, keeping the newest pair in --token-file (on a volume: refresh
+            # tokens rotate, so a restart must not start again from the env file's first pair).
+            extra = {"notifications": {"--out", "--server", "--token-file"}, "analytics": {"--out"}, "rewards": {"--server", "--token-file"},
+                     "webhooks": set()}[role]
             self.assertEqual(set(flags), {"--kafka", "--topic", "--group", "--http-host", "--http-port"} | extra, name)
             if "--out" in flags:
                 mounts = [v.split(":")[1] for v in self.services[name].get("volumes", [])]
                 self.assertIn(flags["--out"], mounts, f"{name}: --out is on a volume")
             if "--server" in flags:
                 self.assertEqual(flags["--server"], "http://server:8080", name)
+                self.assertIn("--token-file", flags, f"{name}: a service token needs its token file")
+            if "--token-file" in flags:
+                mounts = [v.split(":")[1] for v in self.services[name].get("volumes", [])]
+                self.assertTrue(any(flags["--token-file"].startswith(m + "/") for m in mounts), f"{name}: --token-file is on a volume")
+                env = self.example(self.services[name]["env_file"][0])
+                self.assertIn("RAMPAY_SERVICE_TOKEN", env, name)
+                self.assertIn("RAMPAY_SERVICE_REFRESH_TOKEN", env, f"{name}: the refresh token, so the worker can renew")
         for target in ("server", "worker"):
             self.assertRegex(dockerfile, rf"(?m)^FROM .* AS {target}$")
         # The worker target's HEALTHCHECK uses only what the image holds: the worker's own --health-check mode, on the
@@ -98,6 +110,18 @@ class ComposeTests(unittest.TestCase):
         self.assertEqual(n["env_file"], ["deploy/compose/secrets/worker-notifications.env"])
         self.assertTrue(os.path.exists(os.path.join(ROOT, "deploy/compose/secrets/worker-notifications.env.example")))
         self.assertIn("notifications-data", self.compose["volumes"])
+
+    def test_webhooks_run_in_the_worker_on_the_store_it_shares_with_the_server(self):
+        env = self.services["server"]["environment"]
+        self.assertEqual(str(env["RAMPAY_WEBHOOKS__INSERVER"]).lower(), "false")
+        server = self.example("deploy/compose/secrets/server.env")
+        w = self.services["worker-webhooks"]
+        self.assertEqual(w["env_file"], ["deploy/compose/secrets/worker-webhooks.env"])
+        worker = self.example("deploy/compose/secrets/worker-webhooks.env")
+        self.assertEqual(worker["RAMPAY_WEBHOOKS__SHAREDSTORE"], server["RAMPAY_WEBHOOKS__SHAREDSTORE"], "one store for the server and the workers")
+        self.assertEqual(worker.get("RAMPAY_WEBHOOKS__SHAREDSTORESCHEMA", "rampay_workers"), "rampay_workers")
+        self.assertIn("Host=postgres;", worker["RAMPAY_WEBHOOKS__SHAREDSTORE"])
+        self.assertGreater(int(worker["RAMPAY_WEBHOOKS__LEASEMS"]), int(worker["RAMPAY_WEBHOOKS__TIMEOUTMS"]), "a lease outlasts an attempt")
 
     def test_ports(self):
         published = {name: container_ports(s) for name, s in self.services.items() if s.get("ports")}
@@ -175,7 +199,7 @@ class ComposeTests(unittest.TestCase):
         env = self.services["server"]["environment"]
         self.assertEqual(env["RAMPAY_KAFKA__BOOTSTRAPSERVERS"], "kafka:9092")
         self.assertEqual(env["RAMPAY_KAFKA__TOPIC"], "rampay.events")
-        for name in ("worker-notifications", "worker-analytics", "worker-rewards"):
+        for name in ("worker-notifications", "worker-analytics", "worker-rewards", "worker-webhooks"):
             flags = self.worker_flags(name)
             self.assertEqual(flags["--kafka"], "kafka:9092", name)
             self.assertEqual(flags["--topic"], "rampay.events", name)
@@ -189,6 +213,7 @@ class ComposeTests(unittest.TestCase):
             "worker-notifications": {"server": "service_healthy", "kafka-init": "service_completed_successfully"},
             "worker-analytics": {"server": "service_healthy", "kafka-init": "service_completed_successfully"},
             "worker-rewards": {"server": "service_healthy", "kafka-init": "service_completed_successfully"},
+            "worker-webhooks": {"server": "service_healthy", "postgres": "service_healthy", "kafka-init": "service_completed_successfully"},
             "kafka-init": {"kafka": "service_healthy"},
             "prometheus": {"server": "service_started"},
             "grafana": {"prometheus": "service_started"},
@@ -215,7 +240,7 @@ class ComposeTests(unittest.TestCase):
             self.assertIn(host, self.services, f"scrape target {t} is a compose service")
             self.assertEqual(port, "8080", t)
         self.assertEqual({t.split(":")[0] for t in targets} - {"localhost"},
-                         {"server", "worker-notifications", "worker-analytics", "worker-rewards"})
+                         {"server", "worker-notifications", "worker-analytics", "worker-rewards", "worker-webhooks"})
         ds = load("deploy/grafana/provisioning/datasources/prometheus.yml")["datasources"][0]
         self.assertEqual(ds["url"], "http://prometheus:9090")
 

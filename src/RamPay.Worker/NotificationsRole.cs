@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using RamPay.Notifications;
 
@@ -22,27 +21,21 @@ public sealed class NotificationsRole : IDisposable
     public NotificationsRole(Func<string, string?> flag, Func<string, string?> env)
     {
         string server = flag("--server") ?? throw new ArgumentException("the notifications consumer needs --server URL (and RAMPAY_SERVICE_TOKEN)");
-        string token = env("RAMPAY_SERVICE_TOKEN") ?? throw new ArgumentException("the notifications consumer needs RAMPAY_SERVICE_TOKEN (a service token: POST /v1/admin/service_tokens)");
         string? shared = env("RAMPAY_NOTIFICATIONS__SHAREDSTORE") is { Length: > 0 } c ? c : null;
         string? dir = flag("--out");
         if (shared is null && dir is null)
             throw new ArgumentException("the notifications consumer needs RAMPAY_NOTIFICATIONS__SHAREDSTORE (the PostgreSQL outbox it shares with the server and the other workers) or --out DIR (a SQLite outbox of its own)");
         Options = FromEnvironment(env, requireChannel: true);
         _logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = false; }));
+        // The service token (RAMPAY_SERVICE_TOKEN, or --token-file), renewed with RAMPAY_SERVICE_REFRESH_TOKEN like the
+        // rewards role's: without it the worker stops finding recipients once the access token expires.
+        var tokens = ServiceTokenHandler.Create("notifications", flag, env, _logs.CreateLogger<ServiceTokenHandler>());
         Store = shared is not null
             ? new PostgresNotificationOutbox(shared, env("RAMPAY_NOTIFICATIONS__SHAREDSTORESCHEMA") is { Length: > 0 } s ? s : RamPay.Webhooks.PostgresSchema.DefaultSchema)
             : new NotificationStore(dir!);
-        Consumer = new NotificationConsumer(Store, new HttpRecipientDirectory(ServerClient(server, token)), Options);
+        Consumer = new NotificationConsumer(Store, new HttpRecipientDirectory(new HttpClient(tokens) { BaseAddress = new Uri(server), Timeout = TimeSpan.FromSeconds(10) }), Options);
         Dispatcher = new NotificationDispatcher(Store, Options, _logs.CreateLogger<NotificationDispatcher>());
         Consumer.Enqueued += Dispatcher.Wake;
-    }
-
-    /// <summary>The server's API with the worker's service token.</summary>
-    public static HttpClient ServerClient(string server, string token)
-    {
-        var http = new HttpClient { BaseAddress = new Uri(server), Timeout = TimeSpan.FromSeconds(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return http;
     }
 
     public NotificationOptions Options { get; }

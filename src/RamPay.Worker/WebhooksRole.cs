@@ -28,11 +28,14 @@ public sealed class WebhooksRole : IDisposable
         Consumer = new WebhookConsumer(Store);
         Dispatcher = new WebhookDispatcher(Store, Options, new UrlGuard(Options.AllowPrivateNetworks), _logs.CreateLogger<WebhookDispatcher>());
         Consumer.Enqueued += Dispatcher.Wake;
-        if (env("RAMPAY_NOTIFICATIONS__SHAREDSTORE") is { Length: > 0 } outboxConnection && flag("--server") is { } server && env("RAMPAY_SERVICE_TOKEN") is { } token)
+        if (env("RAMPAY_NOTIFICATIONS__SHAREDSTORE") is { Length: > 0 } outboxConnection && flag("--server") is { } server
+            && (env("RAMPAY_SERVICE_TOKEN") is { Length: > 0 } || flag("--token-file") is { } tokenFile && File.Exists(tokenFile)))
         {
+            // The service token renewed with RAMPAY_SERVICE_REFRESH_TOKEN and kept in --token-file, as the other roles do.
+            var tokens = ServiceTokenHandler.Create("webhooks", flag, env, _logs.CreateLogger<ServiceTokenHandler>());
             var notificationOptions = NotificationsRole.FromEnvironment(env, requireChannel: false);
             Outbox = new PostgresNotificationOutbox(outboxConnection, env("RAMPAY_NOTIFICATIONS__SHAREDSTORESCHEMA") is { Length: > 0 } os ? os : PostgresSchema.DefaultSchema);
-            var notifier = new EndpointDisabledNotifier(Outbox, new HttpRecipientDirectory(NotificationsRole.ServerClient(server, token)), notificationOptions,
+            var notifier = new EndpointDisabledNotifier(Outbox, new HttpRecipientDirectory(new HttpClient(tokens) { BaseAddress = new Uri(server), Timeout = TimeSpan.FromSeconds(10) }), notificationOptions,
                 _logs.CreateLogger<EndpointDisabledNotifier>());
             Dispatcher.Disabled += notifier.Handler(Options.DisableAfter);
         }

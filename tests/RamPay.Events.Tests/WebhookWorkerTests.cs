@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Text;
 using RamPay.Server.Tests;
 
 namespace RamPay.Events.Tests;
@@ -14,28 +12,6 @@ namespace RamPay.Events.Tests;
 [Trait("Category", "Integration")]
 public sealed class WebhookWorkerTests
 {
-    private sealed class Worker : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        public Worker(IReadOnlyDictionary<string, string> env, params string[] args)
-        {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
-            foreach (var a in args) start.ArgumentList.Add(a);
-            foreach (var (k, v) in env) start.Environment[k] = v;
-            _process = Process.Start(start)!;
-            _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-        public string Output { get { lock (_output) return _output.ToString(); } }
-        /// <summary>SIGKILL (Process.Kill on Unix): no drain, claims left as they are.</summary>
-        public void Kill() { if (!_process.HasExited) { _process.Kill(); _process.WaitForExit(10_000); } }
-        public void Dispose() { Kill(); _process.Dispose(); }
-    }
-
     [Fact]
     public async Task A_surviving_worker_finishes_the_retries_of_a_SIGKILLed_one_and_the_server_lists_them()
     {
@@ -57,10 +33,10 @@ public sealed class WebhookWorkerTests
             ["RAMPAY_WEBHOOKS__RETRYBASEMS"] = "300", ["RAMPAY_WEBHOOKS__BREAKERFAILURES"] = "1000",
         };
         string[] args = ["webhooks", "--kafka", broker.Bootstrap, "--group", "hooks", "--topic", topic];
-        using var a = new Worker(env, args);
-        using var b = new Worker(env, args);
+        using var a = new WorkerProcess(args, env);
+        using var b = new WorkerProcess(args, env);
         string Outputs() => $"worker a:\n{a.Output}\nworker b:\n{b.Output}\nserver:\n{server.Describe()}";
-        await WaitUntil(() => Task.FromResult(a.Output.Contains("assigned", StringComparison.Ordinal) && b.Output.Contains("assigned", StringComparison.Ordinal)), "both workers in the group", Outputs);
+        if (!await WorkerProcess.AllJoinedAsync(TimeSpan.FromSeconds(90), a, b)) Assert.Fail($"timed out waiting for both workers in the group. {Outputs()}");
         // 2. Payments: their PaymentApproved events go through the topic to both workers and into the shared store.
         var users = new List<TestUser>();
         for (int i = 0; i < 4; i++) users.Add(await api.SignUpAsync(deposit: 100_000));

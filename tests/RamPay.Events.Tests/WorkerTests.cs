@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Text;
 using RamPay.Server.Tests;
 
 namespace RamPay.Events.Tests;
@@ -13,26 +11,6 @@ namespace RamPay.Events.Tests;
 [Trait("Category", "Integration")]
 public sealed class WorkerTests
 {
-    private sealed class WorkerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        public WorkerProcess(params string[] args)
-        {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
-            foreach (var a in args) start.ArgumentList.Add(a);
-            _process = Process.Start(start)!;
-            _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-        public string Output { get { lock (_output) return _output.ToString(); } }
-        public void Kill() { if (!_process.HasExited) { _process.Kill(); _process.WaitForExit(10_000); } }
-        public void Dispose() { Kill(); _process.Dispose(); }
-    }
-
     [Fact]
     public async Task Two_workers_in_a_group_archive_every_event_and_one_survives_the_others_SIGKILL()
     {
@@ -47,8 +25,7 @@ public sealed class WorkerTests
             using var a = new WorkerProcess(args);
             using var b = new WorkerProcess(args);
             // Both in the group before anything is paid (a late join during the kill below would be a rebalance in flight).
-            var joined = DateTime.UtcNow.AddSeconds(90);
-            while (!(a.Output.Contains("assigned", StringComparison.Ordinal) && b.Output.Contains("assigned", StringComparison.Ordinal)) && DateTime.UtcNow < joined) await Task.Delay(100);
+            await WorkerProcess.AllJoinedAsync(TimeSpan.FromSeconds(90), a, b);
             var users = new List<TestUser>();
             for (int i = 0; i < 6; i++) users.Add(await api.SignUpAsync(deposit: 100_000));
             async Task Pay(int n)

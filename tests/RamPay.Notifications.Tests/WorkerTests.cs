@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
 using RamPay.Kafka.Tests;
 using RamPay.Server.Tests;
@@ -26,26 +24,21 @@ public sealed class WorkerTests
         var api = new Api(server);
         string token = (await api.PostAsync("/v1/admin/service_tokens", await api.AdminTokenAsync(), new { name = "notifications" }, key: "")).Expect(HttpStatusCode.OK).Str("access_token");
         string outbox = Directory.CreateTempSubdirectory("rampay-notify-worker-").FullName;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
-        foreach (var a in new[] { "notifications", "--kafka", broker.Bootstrap, "--group", "notifiers", "--topic", topic, "--server", server.HttpBaseAddress.ToString(), "--out", outbox })
-            start.ArgumentList.Add(a);
-        start.Environment["RAMPAY_SERVICE_TOKEN"] = token;
-        start.Environment["RAMPAY_NOTIFICATIONS__SMTP__HOST"] = exim.Host;
-        start.Environment["RAMPAY_NOTIFICATIONS__SMTP__PORT"] = exim.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["RAMPAY_NOTIFICATIONS__SMTP__FROM"] = "RamPay <noreply@rampay.test>";
-        start.Environment["RAMPAY_NOTIFICATIONS__SMTP__SECURITY"] = "none";
-        var output = new StringBuilder();
-        using var worker = Process.Start(start)!;
-        worker.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        worker.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        worker.BeginOutputReadLine();
-        worker.BeginErrorReadLine();
+        using var worker = new WorkerProcess(
+            ["notifications", "--kafka", broker.Bootstrap, "--group", "notifiers", "--topic", topic, "--server", server.HttpBaseAddress.ToString(), "--out", outbox],
+            new Dictionary<string, string>
+            {
+                ["RAMPAY_SERVICE_TOKEN"] = token,
+                ["RAMPAY_NOTIFICATIONS__SMTP__HOST"] = exim.Host,
+                ["RAMPAY_NOTIFICATIONS__SMTP__PORT"] = exim.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["RAMPAY_NOTIFICATIONS__SMTP__FROM"] = "RamPay <noreply@rampay.test>",
+                ["RAMPAY_NOTIFICATIONS__SMTP__SECURITY"] = "none",
+            });
         try
         {
             var (alice, bob) = await api.PairAsync(100_000);
             long p1 = (await api.PayAsync(alice, bob.WalletId, 321)).Long("id");
-            await WaitUntil(() => exim.To(bob.Email).Any(m => m.TextBody?.Contains($"payment {p1}", StringComparison.Ordinal) == true), "bob's email from the worker", () => Out(output));
+            await WaitUntil(() => exim.To(bob.Email).Any(m => m.TextBody?.Contains($"payment {p1}", StringComparison.Ordinal) == true), "bob's email from the worker", () => worker.Output);
             var mail = exim.To(bob.Email).Single();
             Assert.Equal("You received 3.21 USD", mail.Subject);
             // The link is the server's (the worker has no secret of its own): it turns Bob's email off there.
@@ -53,26 +46,18 @@ public sealed class WorkerTests
             Assert.StartsWith(server.HttpBaseAddress.ToString().TrimEnd('/') + "/v1/notifications/unsubscribe?token=", link, StringComparison.Ordinal);
             using (var r = await server.Http.GetAsync(new Uri(link))) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
             long p2 = (await api.PayAsync(alice, bob.WalletId, 654)).Long("id");
-            await WaitUntil(() => exim.To(alice.Email).Any(m => m.TextBody?.Contains($"payment {p2}", StringComparison.Ordinal) == true), "alice's email for the second payment", () => Out(output));
+            await WaitUntil(() => exim.To(alice.Email).Any(m => m.TextBody?.Contains($"payment {p2}", StringComparison.Ordinal) == true), "alice's email for the second payment", () => worker.Output);
             await Task.Delay(500);
             Assert.Single(exim.To(bob.Email));
             // The worker's health-check mode (the image's HEALTHCHECK) fails on a port nobody answers.
-            var hc = new ProcessStartInfo("dotnet") { RedirectStandardError = true };
-            hc.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
-            hc.ArgumentList.Add("--health-check");
-            hc.ArgumentList.Add("http://127.0.0.1:1/health/live");
-            using var check = Process.Start(hc)!;
-            await check.WaitForExitAsync();
-            Assert.Equal(1, check.ExitCode);
+            Assert.Equal(1, await WorkerProcess.RunToExitAsync("--health-check", "http://127.0.0.1:1/health/live"));
         }
         finally
         {
-            if (!worker.HasExited) { worker.Kill(); worker.WaitForExit(10_000); }
+            worker.Kill();
             try { Directory.Delete(outbox, recursive: true); } catch (IOException) { }
         }
     }
-
-    private static string Out(StringBuilder sb) { lock (sb) return sb.ToString(); }
 
     private static async Task WaitUntil(Func<bool> done, string what, Func<string> context, int seconds = 90)
     {

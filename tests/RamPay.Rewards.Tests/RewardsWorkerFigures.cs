@@ -46,13 +46,13 @@ public sealed class RewardsWorkerFigures(ITestOutputHelper output)
         var payers = new List<TestUser>();
         for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
         var payee = await api.SignUpAsync();
-        RewardsWorkerTests.WorkerProcess? process = null;
+        WorkerProcess? process = null;
         try
         {
             if (worker)
             {
                 var token = (await api.PostAsync("/v1/admin/service_tokens", admin, new { name = "bench" }, key: "")).Expect(HttpStatusCode.OK);
-                process = new RewardsWorkerTests.WorkerProcess(["rewards", "--kafka", broker!.Bootstrap, "--group", "bench", "--topic", topic, "--server", $"http://127.0.0.1:{port}"],
+                process = new WorkerProcess(["rewards", "--kafka", broker!.Bootstrap, "--group", "bench", "--topic", topic, "--server", $"http://127.0.0.1:{port}"],
                     new Dictionary<string, string> { ["RAMPAY_SERVICE_TOKEN"] = token.Str("access_token") });
                 var joined = DateTime.UtcNow.AddSeconds(90);
                 while (!process.Output.Contains("assigned", StringComparison.Ordinal))

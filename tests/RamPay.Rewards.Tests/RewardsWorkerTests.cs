@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.Json.Nodes;
 using RamPay.Core;
 using RamPay.Server.Tests;
@@ -55,7 +53,7 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
             Assert.False(string.IsNullOrEmpty(tokenA.Str("refresh_token")));
             using var a = Start("a", tokenA);
             using var b = Start("b", tokenB);
-            await WaitUntil(() => Task.FromResult(a.Output.Contains("assigned", StringComparison.Ordinal) && b.Output.Contains("assigned", StringComparison.Ordinal)), "both workers in the group", a, b);
+            await WaitUntil(() => Task.FromResult(a.Joined && b.Joined), "both workers in the group", a, b);
 
             var rng = new Random(13);
             int round = 0;
@@ -103,7 +101,7 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
             // 7. Worker a again, with its first (long used) tokens in the environment: it starts from its token file, whose
             //    access token expired while it was down, renews on the server's 401 and takes partitions back.
             using var a2 = Start("a", tokenA);
-            await WaitUntil(() => Task.FromResult(a2.Output.Contains("assigned", StringComparison.Ordinal)), "worker a back in the group", a2, b);
+            await WaitUntil(() => Task.FromResult(a2.Joined), "worker a back in the group", a2, b);
             foreach (var t in await Pay()) (await t).Expect(HttpStatusCode.OK);
             await AllRewarded(api, a2, b, atLeast: 360);
             Assert.DoesNotContain("cannot be renewed", a2.Output + b.Output, StringComparison.Ordinal);
@@ -124,7 +122,7 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
             }
             Assert.Equal(eligible, ledger.RewardCount);
             Assert.True(eligible >= 360, $"{eligible} eligible payments");
-            output.WriteLine($"{ledger.PaymentCount} payments, {eligible} eligible, each rewarded once; worker b:\n{Tail(b.Output)}");
+            output.WriteLine($"{ledger.PaymentCount} payments, {eligible} eligible, each rewarded once; worker b:\n{b.Tail()}");
         }
         finally
         {
@@ -155,12 +153,10 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (!await done())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what()} never happened.\nworker a:\n{Tail(a.Output)}\nworker b:\n{Tail(b.Output)}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what()} never happened.\nworker a:\n{a.Tail()}\nworker b:\n{b.Tail()}");
             await Task.Delay(200);
         }
     }
-
-    private static string Tail(string s) => s.Length <= 6_000 ? s : s[^6_000..];
 
     private static int FreePort()
     {
@@ -169,29 +165,5 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
         int port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return port;
-    }
-
-    /// <summary>A <c>rampay-worker</c> child process; killed (SIGKILL) by its own id only.</summary>
-    internal sealed class WorkerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-
-        public WorkerProcess(string[] args, IReadOnlyDictionary<string, string> environment)
-        {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
-            foreach (var arg in args) start.ArgumentList.Add(arg);
-            foreach (var (name, value) in environment) start.Environment[name] = value;
-            _process = Process.Start(start)!;
-            _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public string Output { get { lock (_output) return _output.ToString(); } }
-        public void Kill() { if (!_process.HasExited) { _process.Kill(); _process.WaitForExit(10_000); } }
-        public void Dispose() { Kill(); _process.Dispose(); }
     }
 }

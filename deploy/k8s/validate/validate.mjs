@@ -29,8 +29,9 @@ async function modelFor(apiVersion, kind) {
 const modules = join(dirname(fileURLToPath(import.meta.url)), "node_modules");
 // The Secrets the manifests may name: they are made by the operator (never rendered), and each is documented by an
 // example in base/secret.example.yaml.
-const knownSecrets = new Set(parseAllDocuments(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "base", "secret.example.yaml"), "utf8"))
-  .map((d) => d.toJS()?.metadata?.name).filter(Boolean));
+const secretExamples = parseAllDocuments(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "base", "secret.example.yaml"), "utf8"))
+  .map((d) => d.toJS()).filter((o) => o?.metadata?.name);
+const knownSecrets = new Set(secretExamples.map((o) => o.metadata.name));
 if (!knownSecrets.has("rampay-secrets")) fail("base/secret.example.yaml", "the example of Secret rampay-secrets was not found");
 const declarations = new Map();
 function declaration(file) {
@@ -139,6 +140,25 @@ else {
 for (const s of byKind("Service")) if (!workloads.some((w) => matches(s.spec.selector, w.spec.template.metadata.labels))) fail(`Service/${s.metadata.name}`, "selects no pod");
 for (const p of byKind("PodDisruptionBudget")) if (!workloads.some((w) => matches(p.spec.selector.matchLabels, w.spec.template.metadata.labels))) fail(`PodDisruptionBudget/${p.metadata.name}`, "selects no pod");
 for (const n of byKind("NetworkPolicy")) if (!workloads.some((w) => matches(n.spec.podSelector.matchLabels, w.spec.template.metadata.labels))) fail(`NetworkPolicy/${n.metadata.name}`, "selects no pod");
+// A worker that calls the server holds a service token whose refresh token rotates (src/RamPay.Worker/ServiceTokens.cs):
+// it must keep the newest pair in --token-file on a claim (an emptyDir dies with the pod and the Secret's refresh token
+// works once), get the refresh token from a Secret, and be one process: one replica, Recreate, no autoscaling.
+for (const d of byKind("Deployment")) {
+  const pod = d.spec.template.spec, c = pod.containers[0], args = c.args ?? [];
+  if (!args.includes("--server")) continue;
+  const where = `Deployment/${d.metadata.name}`;
+  const file = args[args.indexOf("--token-file") + 1];
+  if (!args.includes("--token-file")) { fail(where, "calls the server (--server) without --token-file: its renewed token would be lost on restart"); continue; }
+  const mount = (c.volumeMounts ?? []).find((m) => file.startsWith(m.mountPath.replace(/\/?$/, "/")));
+  const volume = pod.volumes?.find((v) => v.name === mount?.name);
+  if (!volume?.persistentVolumeClaim || !byKind("PersistentVolumeClaim").some((p) => p.metadata.name === volume.persistentVolumeClaim.claimName))
+    fail(where, `--token-file ${file} is not on a PersistentVolumeClaim of these manifests`);
+  const secrets = (c.envFrom ?? []).map((r) => secretExamples.find((o) => o.metadata.name === r.secretRef?.name)).filter(Boolean);
+  for (const key of ["RAMPAY_SERVICE_TOKEN", "RAMPAY_SERVICE_REFRESH_TOKEN"])
+    if (!secrets.some((o) => key in (o.stringData ?? o.data ?? {}))) fail(where, `no ${key} from a Secret (envFrom)`);
+  if (d.spec.replicas !== 1 || d.spec.strategy?.type !== "Recreate") fail(where, "one service token is one process: replicas 1 and strategy Recreate");
+  if (byKind("ScaledObject").some((so) => so.spec.scaleTargetRef.name === d.metadata.name)) fail(where, "one service token is one process: no ScaledObject");
+}
 for (const so of byKind("ScaledObject")) if (!byKind("Deployment").some((d) => d.metadata.name === so.spec.scaleTargetRef.name)) fail(`ScaledObject/${so.metadata.name}`, "scales no Deployment");
 for (const file of files) {
   const namespaces = new Set(objects.filter((x) => x.file === file).map((x) => x.o.metadata?.namespace).filter(Boolean));
