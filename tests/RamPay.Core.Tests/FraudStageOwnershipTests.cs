@@ -15,24 +15,13 @@ public class FraudStageOwnershipTests
     private const long Ada = 1, Mallory = 3;
     private const long Funding = 1, AdaWallet = 2, Merchant = 3, MalloryWallet = 4;
 
-    /// <summary>Logit 2 · (sender_count_1h − 4): from the sender's 5th payment (or counted attempt) within the hour, held.</summary>
-    private static FraudModel CountModel()
-    {
-        var mean = new double[Features.Count];
-        var scale = Enumerable.Repeat(1.0, Features.Count).ToArray();
-        var weights = new double[Features.Count];
-        mean[Features.SenderCount1h] = 4.5;
-        weights[Features.SenderCount1h] = 4;
-        return FraudModel.CreateLogistic("count-1h", Features.SchemaId, 0, mean, scale, weights);
-    }
-
     private static Command Upgrade(long at) => new() { Type = CommandType.UpgradeRules, Argument = 4, Amount = 1 << 16, TimestampMs = at };
     private static Command Owned(Command c) => c with { Flags = CommandFlags.OwnerOnly };
 
     /// <summary>Ada's wallet (2) funded, a merchant (3), Mallory's wallet (4); scoring with the count model, daily limit 5.</summary>
     private static TestLedger Setup()
     {
-        var model = CountModel();
+        var model = FraudStageTests.CountModel(); // logit 2 · (sender_count_1h − 4): held from the 5th counted attempt in the hour
         var t = new TestLedger(new Ledger(TestLedger.SmallOptions with { FraudModels = FraudModelCatalog.WithDefault().With(model), MaxOpenHolds = 1_000 }));
         Assert.True(t.RunExact(Upgrade(t.Now)).IsOk);
         Assert.Equal(Funding, t.Ok(Cmd.Open(AccountFlags.Funding, Usd)));

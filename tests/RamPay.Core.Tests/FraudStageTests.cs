@@ -15,7 +15,7 @@ public class FraudStageTests
         new() { Type = CommandType.UpgradeRules, Argument = version, Amount = 1 << 16, TimestampMs = at };
 
     /// <summary>Logit 2 · (sender_count_1h − 4): from the sender's 5th payment (or attempt) within the hour, held.</summary>
-    private static FraudModel CountModel()
+    internal static FraudModel CountModel()
     {
         var mean = new double[Features.Count];
         var scale = Enumerable.Repeat(1.0, Features.Count).ToArray();

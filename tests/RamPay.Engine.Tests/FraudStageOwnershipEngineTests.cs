@@ -65,14 +65,7 @@ public class FraudStageOwnershipEngineTests
     private static (List<PaymentFraud?> Scores, List<PaymentStatus> Statuses, long OwnerWaits, string Hash) Run(TempDataDir dir, List<Command> workload)
     {
         using var engine = RamPayEngine.Start(Options(dir));
-        long last = 0;
-        for (int i = 0; i < workload.Count;)
-        {
-            int n = Math.Min(1 + i % 89, workload.Count - i);
-            last = engine.SubmitBatch(workload.GetRange(i, n).ToArray());
-            i += n;
-        }
-        Assert.True(engine.WaitForCompletion(last, TimeSpan.FromMinutes(2)));
+        FraudStageEngineTests.Run(engine, workload); // in chunks of varying size, so that the stage's run-ahead varies
         engine.Stop();
         var l = engine.LedgerAfterStop;
         Assert.Equal(0, l.FraudStagedInline); // the stage thread staged every command
