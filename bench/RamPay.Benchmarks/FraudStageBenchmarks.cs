@@ -20,7 +20,7 @@ namespace RamPay.Benchmarks;
 [InvocationCount(1)]
 public class EngineFraudStageBenchmarks : EngineRunBenchmarks
 {
-    [Params(2, 4)]
+    [Params(2, 3, 4)]
     public int Rules { get; set; } = 2;
 
     [Params("off", "default")]
@@ -34,6 +34,55 @@ public class EngineFraudStageBenchmarks : EngineRunBenchmarks
 
     // No cold tier: every key and payment stays in memory under both rules, so only where scoring runs differs.
     protected override EngineOptions Configure(EngineOptions options) => options with { RulesVersion = Rules, IdempotencyKeyBudget = 1 << 22 };
+
+    /// <summary>
+    /// The same four cases as BenchmarkDotNet would run them (one invocation of 400,000 transfers each, a fresh engine), but
+    /// <em>interleaved</em>: each round runs every case once, in an order rotated by one each round, so that a shared machine's
+    /// changing load falls on every case alike; then the median per case. Rules 3 (the server's default: the writer scores)
+    /// against rules 4 (the stage scores), scoring off and at the server's default settings.
+    /// <c>dotnet run -c Release --project bench/RamPay.Benchmarks -- --fraud-stage-interleaved [ROUNDS]</c> (default 7, plus a
+    /// warm-up round that is not counted).
+    /// </summary>
+    public static void RunInterleaved(int rounds, TextWriter output)
+    {
+        var cases = new (int Rules, string Fraud)[] { (3, "off"), (3, "default"), (4, "off"), (4, "default") };
+        var benches = cases.Select(c => new EngineFraudStageBenchmarks { Rules = c.Rules, Fraud = c.Fraud }).ToArray();
+        foreach (var b in benches) b.GlobalSetup();
+        var perTransferUs = cases.Select(_ => new List<double>()).ToArray();
+        static string Load() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+        output.WriteLine($"start {DateTime.UtcNow:u}, {Environment.ProcessorCount} cores, load average {Load()}");
+        for (int round = -1; round < rounds; round++)
+        {
+            var line = new List<string>();
+            for (int k = 0; k < cases.Length; k++)
+            {
+                int i = (k + Math.Max(round, 0)) % cases.Length;
+                var b = benches[i];
+                b.StartEngine();
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                b.SubmitUntilDurableAndApplied();
+                watch.Stop();
+                b.StopEngine();
+                double us = watch.Elapsed.TotalMicroseconds / Commands;
+                if (round >= 0) perTransferUs[i].Add(us);
+                line.Add($"rules {cases[i].Rules} {cases[i].Fraud} {us:F3}");
+            }
+            output.WriteLine($"{(round < 0 ? "warm-up" : "round " + (round + 1))}: {string.Join(" | ", line)} µs/transfer; load {Load()}");
+        }
+        double Median(int i)
+        {
+            var sorted = perTransferUs[i].Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+        output.WriteLine($"end {DateTime.UtcNow:u}, load average {Load()}");
+        for (int i = 0; i < cases.Length; i++)
+            output.WriteLine($"rules {cases[i].Rules} scoring {cases[i].Fraud,-7}: median {Median(i):F3} µs/transfer ({1 / Median(i):F3} M transfers/s), min {perTransferUs[i].Min():F3}, max {perTransferUs[i].Max():F3}");
+        // Throughput with scoring on as a share of without: on/off = t_off / t_on.
+        output.WriteLine($"rules 3, on vs off (same rules):        {Median(0) / Median(1):P0}");
+        output.WriteLine($"rules 4, on vs off (same rules):        {Median(2) / Median(3):P0}");
+        output.WriteLine($"rules 4 on vs rules 3 off (the engine without scoring today): {Median(0) / Median(3):P0}");
+        output.WriteLine($"rules 4 on vs rules 3 on (throughput, stage against writer scoring): {Median(1) / Median(3):P0}");
+    }
 }
 
 /// <summary>

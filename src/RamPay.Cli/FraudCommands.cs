@@ -24,6 +24,10 @@ public static class FraudCommands
         public readonly Option<int> Users = new("--users") { Description = "Users in the generated population", DefaultValueFactory = _ => ScenarioOptions.Default.Users };
         public readonly Option<int> Days = new("--days") { Description = "Days simulated after a 14-day warm-up", DefaultValueFactory = _ => ScenarioOptions.Default.Days };
         public readonly Option<int> TrainDays = new("--train-days") { Description = "The first this many days train; the days after are held out for evaluation", DefaultValueFactory = _ => ScenarioOptions.Default.TrainDays };
+        // train and evaluate only: which rules' feature meanings the rows have (docs/fraud.md, "What each feature means under version 4").
+        public readonly Option<int> Rules = new("--rules") { Description = "Features as rules version 3 computes them in the writer (default), or 4 as the fraud stage does", DefaultValueFactory = _ => 3 };
+
+        public LabelledSet Rows(ParseResult r, Scenario scenario) => LabelledSet.FromScenario(scenario, r.GetValue(Rules) >= 4 ? 4 : 3);
 
         public void AddTo(Command c, bool withData = true)
         {
@@ -160,12 +164,13 @@ public static class FraudCommands
         var version = new Option<string?>("--version") { Description = "The model's version string, recorded with every score it gives (default: <kind>-s<seed>-u<users>-d<train days>of<days>)" };
         var c = new Command("train", $"Train a model on the training period of a scenario (features replayed through the writer's feature code) with ML.NET or our own trainer, and write a versioned model file that the writer scores with its own code. Default --kind {DefaultKind}: our oblivious trees, the one tree shape within the writer's scoring budget; lightgbm has the best held-out figures but scores 3-7x slower (docs/fraud.md). Prints the held-out figures as well.");
         args.AddTo(c);
+        c.Add(args.Rules);
         c.Add(kind); c.Add(outFile); c.Add(version);
         trainer.AddTo(c);
         c.SetAction(r =>
         {
             var scenario = args.Load(r, output);
-            var data = LabelledSet.FromScenario(scenario);
+            var data = args.Rows(r, scenario);
             var (train, heldOut) = data.SplitAt(scenario.Options.SplitMs);
             PrintSplit(output, data, train, heldOut);
             string k = r.GetValue(kind)!;
@@ -199,6 +204,7 @@ public static class FraudCommands
             new("trained_on", $"days 1..{o.TrainDays} ({train.Length} payments, {data.Positives(train)} fraud)"),
             new("trained_by", $"rampay fraud train --kind {kind}"),
         };
+        if (data.RulesVersion >= 4) meta.Add(new("feature_rules", "4 (the fraud stage's: attempts, first seen, estimated balance)"));
         var watch = Stopwatch.StartNew();
         FraudModel model;
         switch (kind)
@@ -353,6 +359,7 @@ public static class FraudCommands
         var saveDir = new Option<DirectoryInfo?>("--save-dir") { Description = "When training here: also write both versioned model files into this folder" };
         var c = new Command("evaluate", "Evaluate models on the held-out period (after --train-days) of a scenario beside a rules-only baseline: ROC-AUC, PR-AUC, recall at 1 % false positive rate, precision and recall at the review and decline thresholds, recall by fraud pattern, and scoring time per payment (the model alone and the writer's whole scoring path).");
         args.AddTo(c);
+        c.Add(args.Rules);
         c.Add(models); c.Add(kinds); c.Add(review); c.Add(decline); c.Add(maxPerDay); c.Add(saveDir); c.Add(timingRounds);
         trainer.AddTo(c);
         c.SetAction(r =>
@@ -364,7 +371,7 @@ public static class FraudCommands
                 return RampayCli.ExitUsage;
             }
             var scenario = args.Load(r, output);
-            var data = LabelledSet.FromScenario(scenario);
+            var data = args.Rows(r, scenario);
             var (train, heldOut) = data.SplitAt(scenario.Options.SplitMs);
             PrintSplit(output, data, train, heldOut);
             var rules = Evaluation.BaselineRules(data, train, r.GetValue(maxPerDay));

@@ -54,7 +54,14 @@ public sealed partial class Ledger
         {
             _staged = fraud;
         }
+        // The stage's ownership rule checked where it is applied: it counted the attempt exactly when the ledger's own state
+        // says both accounts exist and the sender may pay from the account (docs/fraud.md, "Who is counted").
+        if (_stage.Active && command.Type is CommandType.Transfer or CommandType.Authorize)
+            Invariant.Check(_staged.Counted == _stage.WouldCount(command), "the fraud stage counted an attempt the ledger's ownership rule does not (or the reverse)");
     }
+
+    /// <summary>An existing account's owner (never changes once opened), for the fraud stage: on its thread only for ids it knows the writer has opened.</summary>
+    internal long OwnerOf(long accountId) => _accounts[accountId - 1].Owner;
 
     /// <summary>Whether the payment being made (a transfer or authorization whose checks passed) is scored.</summary>
     private bool WillScore()

@@ -17,13 +17,14 @@ namespace RamPay.Engine;
 /// the stage there costs the ring's run-ahead, not correctness.
 /// </para>
 /// </summary>
-internal sealed class FraudStageStep(FraudStage stage)
+internal sealed class FraudStageStep(FraudStage stage) : IFraudStageWriterWait
 {
     private BatchEventProcessor<CommandSlot>? _own;
     private BatchEventProcessor<CommandSlot>? _writer;
     private volatile bool _snapshotWanted;
     private long _snapshotAt = -1;
     private long _syncs;
+    private long _current = -1; // the slot being staged (read by WaitForWriterBeforeCurrent)
 
     /// <summary>Sync points taken (the stage waited for the writer); racy read, for tests and metrics.</summary>
     public long Syncs => Volatile.Read(ref _syncs);
@@ -38,7 +39,8 @@ internal sealed class FraudStageStep(FraudStage stage)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void OnSlot(ref CommandSlot slot, long sequence)
     {
-        stage.Process(slot.Command, out slot.Fraud);
+        _current = sequence;
+        stage.Process(slot.Command, this, out slot.Fraud);
         if (_snapshotWanted || FraudStage.NeedsSync(slot.Command)) Sync(sequence);
     }
 
@@ -46,10 +48,27 @@ internal sealed class FraudStageStep(FraudStage stage)
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void Sync(long sequence)
     {
-        var own = _own ?? throw new InvalidOperationException("the fraud stage step is not connected");
-        var writer = _writer!;
         if (_snapshotWanted) Volatile.Write(ref _snapshotAt, sequence);
         Volatile.Write(ref _syncs, _syncs + 1);
+        WaitForWriter(sequence);
+    }
+
+    /// <summary>
+    /// The ownership rule's rare wait (FraudStage.OwnerAccepted): an attempt names an account id the stage has not seen the
+    /// ledger open and one may have been opened since; the writer applies everything before this slot, then the stage reads
+    /// the ledger's accounts as the writer will see them for this slot. Not a snapshot point.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    void IFraudStageWriterWait.WaitForWriterBeforeCurrent()
+    {
+        Invariant.Check(_current >= 0, "the fraud stage waited for the writer outside a slot");
+        WaitForWriter(_current - 1);
+    }
+
+    private void WaitForWriter(long sequence)
+    {
+        var own = _own ?? throw new InvalidOperationException("the fraud stage step is not connected");
+        var writer = _writer!;
         own.Sequence.SetValue(sequence);
         own.Barrier.WaitStrategy.SignalAllWhenBlocking();
         var spin = new SpinWait();

@@ -28,6 +28,8 @@ public sealed class LabelledSet
     public PaymentFacts[] AllFacts { get; private set; } = [];
     /// <summary>Accounts the scenario opens (ids 1..Accounts).</summary>
     public int Accounts { get; private set; }
+    /// <summary>The rules version whose feature meanings the rows have (4: the fraud stage's; 1–3: the writer's).</summary>
+    public int RulesVersion { get; private set; } = 3;
 
     public ReadOnlySpan<double> Row(int i) => X.AsSpan(i * FeatureCount, FeatureCount);
 
@@ -35,18 +37,30 @@ public sealed class LabelledSet
     /// The rows of every payment at or after the scenario's first evaluated day (warm-up payments shape the features
     /// but are not rows). Account ids and the balance a payment sees are exactly what a ledger fed the same events
     /// would have (tests check that the ledger scores them identically).
+    /// <para>
+    /// <paramref name="rulesVersion"/> 4 gives the features as the fraud stage computes them (docs/fraud.md, "What each
+    /// feature means under version 4"), for a ledger upgraded to 4 before the scenario's first event: an account's age runs
+    /// from when the stage first saw it (its first deposit or payment, not its opening) and the balance is the stage's
+    /// estimate, kept by the stage's own <see cref="AttemptAccounts"/>. The scenario's payments are all made by their
+    /// owners and all affordable, so the counts are the same as under 1–3 (tests check the ledger under rules 4 too).
+    /// </para>
     /// </summary>
-    public static LabelledSet FromScenario(Scenario scenario)
+    public static LabelledSet FromScenario(Scenario scenario, int rulesVersion = 3)
     {
+        if (rulesVersion is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rulesVersion), rulesVersion, "rules versions are 1..4");
         var events = scenario.Events;
         var set = new LabelledSet(Features.Count, events.Count(e => e.Kind == ScenarioEventKind.Payment && e.TimeMs >= scenario.Options.StartMs));
         var store = new FeatureStore(scenario.Accounts);
         var created = new long[scenario.Accounts + 1];
         var balance = new long[scenario.Accounts + 1];
+        var stage = rulesVersion >= 4 ? new AttemptAccounts(scenario.Accounts) : null;
+        long clockMs = long.MinValue;
         Span<double> f = stackalloc double[Features.Count];
         var all = new List<PaymentFacts>();
         foreach (var e in events)
         {
+            // The stage's clock, like the ledger's, never moves backwards (the scenario's events are in time order anyway).
+            clockMs = Math.Max(clockMs, e.TimeMs);
             switch (e.Kind)
             {
                 case ScenarioEventKind.OpenAccount:
@@ -54,9 +68,27 @@ public sealed class LabelledSet
                     break;
                 case ScenarioEventKind.Deposit:
                     balance[e.To] += e.Amount;
+                    if (stage is not null)
+                    {
+                        ref var to = ref stage.See(e.To, clockMs);
+                        to.Balance = AttemptAccounts.AddSaturating(to.Balance, e.Amount);
+                    }
                     break;
                 case ScenarioEventKind.Payment:
-                    var facts = new PaymentFacts(e.From, e.To, e.Amount, e.TimeMs, created[e.From], created[e.To], balance[e.From]);
+                    PaymentFacts facts;
+                    if (stage is null)
+                    {
+                        facts = new PaymentFacts(e.From, e.To, e.Amount, e.TimeMs, created[e.From], created[e.To], balance[e.From]);
+                    }
+                    else
+                    {
+                        // As FraudStage.Attempt: both accounts seen, the facts, then the attempt counted as if it succeeded.
+                        ref var from = ref stage.See(e.From, clockMs);
+                        ref var to = ref stage.See(e.To, clockMs);
+                        facts = new PaymentFacts(e.From, e.To, e.Amount, clockMs, from.FirstSeenMs, to.FirstSeenMs, from.Balance);
+                        from.Balance = AttemptAccounts.AddSaturating(from.Balance, -e.Amount);
+                        to.Balance = AttemptAccounts.AddSaturating(to.Balance, e.Amount);
+                    }
                     store.ComputeAndRecord(facts, f);
                     all.Add(facts);
                     balance[e.From] -= e.Amount;
@@ -67,6 +99,7 @@ public sealed class LabelledSet
         }
         set.AllFacts = [.. all];
         set.Accounts = scenario.Accounts;
+        set.RulesVersion = rulesVersion;
         return set;
     }
 

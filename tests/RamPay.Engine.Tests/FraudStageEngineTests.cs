@@ -31,7 +31,7 @@ public class FraudStageEngineTests
     private static List<PaymentFraud?> Scores(Ledger l) => [.. Enumerable.Range(1, (int)l.PaymentCount).Select(id => l.GetFraudScore(id))];
 
     /// <summary>Submits the workload in chunks of varying size, so that batches (and the stage's run-ahead) vary.</summary>
-    private static void Run(RamPayEngine engine, List<Command> workload)
+    internal static void Run(RamPayEngine engine, List<Command> workload)
     {
         long last = 0;
         for (int i = 0; i < workload.Count;)

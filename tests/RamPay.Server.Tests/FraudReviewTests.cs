@@ -7,23 +7,54 @@ namespace RamPay.Server.Tests;
 /// Fraud scoring with rules the tests can trip for certain: payments of 5,000 or more are held for review, a sender's
 /// sixth payment in 24 hours is declined, the model scores but its thresholds are out of reach.
 /// </summary>
-public sealed class FraudServerFixture : ServerFixture
+public class FraudServerFixture : ServerFixture
 {
     public const long AmountThreshold = 5_000;
     public const int MaxPerDay = 5;
+
+    /// <summary>The server's rules version (<c>RamPay:Engine:RulesVersion</c>); 0 = the server's default.</summary>
+    public virtual int RulesVersion => 0;
+
+    /// <summary>The rules setting of this fixture, for a server a test starts itself.</summary>
+    public IEnumerable<string> RulesSettings => RulesVersion == 0 ? [] : [$"Engine:RulesVersion={RulesVersion}"];
 
     protected override IEnumerable<string> Settings =>
     [
         .. TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal)),
         "Fraud:Enabled=true", "Fraud:ReviewThreshold=2", "Fraud:DeclineThreshold=2",
         $"Fraud:AmountThreshold={AmountThreshold}", $"Fraud:MaxPaymentsPerDay={MaxPerDay}",
+        .. RulesSettings,
     ];
 }
 
+/// <summary>
+/// <see cref="FraudServerFixture"/> under rules version 4 (opt-in): the fraud stage scores every attempt ahead of the writer
+/// (docs/fraud.md, "Scoring as a stage"); the same tests hold.
+/// </summary>
+public sealed class FraudServerRules4Fixture : FraudServerFixture
+{
+    public override int RulesVersion => 4;
+}
+
+/// <summary>The review workflow over HTTP under the server's default rules version.</summary>
+public class FraudReviewTests(FraudServerFixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerFixture>;
+
+/// <summary>The same workflow under rules version 4, where the fraud stage scores ahead of the writer.</summary>
+public class FraudReviewRules4Tests(FraudServerRules4Fixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerRules4Fixture>
+{
+    [Fact]
+    public async Task The_server_runs_rules_version_4()
+    {
+        var ready = (await ServerApi.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
+        Assert.Equal(4, ready["idempotency"]!.Long("rules_version"));
+    }
+}
+
 /// <summary>The review workflow over HTTP: held payments, approve and decline exactly once, admins only, and what a payment shows.</summary>
-public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudServerFixture>
+public abstract class FraudReviewTestsBase(FraudServerFixture fixture)
 {
     private readonly Api _api = fixture.Api;
+    protected Api ServerApi => _api;
 
     private Task<ApiResponse> ReviewAsync(long paymentId, string? token, string decision, string? key = null) =>
         _api.PostAsync($"/v1/payments/{paymentId}/review", token, new { decision }, key);
@@ -142,7 +173,7 @@ public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudS
     [Fact]
     public async Task By_default_the_embedded_model_scores_a_new_user_s_first_payments_and_lets_them_through()
     {
-        await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal))]);
+        await using var server = await ServerProcess.StartAsync([.. ServerFixture.TestSettings.Where(s => !s.StartsWith("Fraud:", StringComparison.Ordinal)), .. fixture.RulesSettings]);
         Assert.Contains("fraud scoring on: model gbt-default-s2", server.Output, StringComparison.Ordinal);
         var api = new Api(server);
         var (payer, payee) = await api.PairAsync(aliceDeposit: 100_000);
@@ -154,5 +185,33 @@ public class FraudReviewTests(FraudServerFixture fixture) : IClassFixture<FraudS
             Assert.Equal("gbt-default-s2", payment["fraud"]!.Str("model_version"));
             Assert.InRange(payment["fraud"]!["score"]!.GetValue<double>(), 0, 0.5);
         }
+    }
+
+    /// <summary>
+    /// A user who does not own a wallet cannot spend its owner's daily allowance: their attempts to pay from it are refused
+    /// (403 not_account_owner) and, under every rules version, leave no trace in its fraud features, so the owner's own
+    /// payments are scored as before (docs/fraud.md, "Who is counted").
+    /// </summary>
+    [Fact]
+    public async Task Another_user_s_refused_attempts_from_a_wallet_do_not_count_against_its_owner()
+    {
+        var (victim, payee) = await _api.PairAsync(aliceDeposit: 100_000);
+        var (attacker, _) = await _api.PairAsync(aliceDeposit: 100);
+        for (int i = 0; i < 3 * FraudServerFixture.MaxPerDay; i++)
+        {
+            await _api.ExpectRejectedAsync(
+                () => _api.PostAsync("/v1/payments", attacker.Token, new { from_account = victim.WalletId, to_account = attacker.WalletId, amount = 10, currency = "USD" }, Api.NewKey()),
+                HttpStatusCode.Forbidden, "not_account_owner", victim.WalletId);
+        }
+        // The owner's own payments, up to the daily limit, all go through: none of the attacker's attempts counted.
+        for (int i = 0; i < FraudServerFixture.MaxPerDay; i++)
+        {
+            var paid = await _api.PayAsync(victim, payee.WalletId, 10);
+            Assert.Equal("posted", paid.Str("status"));
+            Assert.Empty(paid["fraud"]!["reasons"]!.AsArray());
+        }
+        // And the limit still applies to the owner's own.
+        (await _api.PostAsync("/v1/payments", victim.Token, new { from_account = victim.WalletId, to_account = payee.WalletId, amount = 10, currency = "USD" }, Api.NewKey()))
+            .ExpectError((HttpStatusCode)422, "fraud_suspected");
     }
 }
