@@ -105,15 +105,16 @@ public sealed class AnalyticsScoreTests(ITestOutputHelper output)
         try
         {
             string path = Path.Combine(dir, "analytics.rollups");
+            long from = new DateTimeOffset(2026, 10, 31, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds(), to = from + 3 * 86_400_000L;
             var store = new AnalyticsStore(path);
             string json = "{\"type\":\"PaymentCreated\",\"payment\":{\"id\":7,\"kind\":\"transfer\",\"amount\":100,\"currency\":\"USD\",\"from_account\":2,\"to_account\":3,\"created_at\":\"2026-11-01T00:00:01.000Z\"}}";
             var events = new[] { new EventRecord(new EventPosition(1, 0, 0), "PaymentCreated", 1, 0, 2, Encoding.UTF8.GetBytes(json)) };
             var batch = new EventBatch(events, EventBatch.LogSource);
             store.Apply(batch, AnalyticsRollups.Parse(events), new Dictionary<long, PaymentScore> { [7] = new("model-x", 0.93f) }, saveNow: true);
             var loaded = AnalyticsStore.Load(path);
-            var cell = Assert.Single(loaded.QueryScores(Interval.Minute, 0, long.MaxValue / 2, 0));
+            var cell = Assert.Single(loaded.QueryScores(Interval.Minute, from, to, 0));
             Assert.Equal(("model-x", 9, 1L), (cell.Model, cell.Bin, cell.Payments));
-            Assert.Equal(1, loaded.Query(Interval.Day, 0, long.MaxValue / 2, 0).Single().Values[(int)Measure.TransfersCreated]);
+            Assert.Equal(1, loaded.Query(Interval.Day, from, to, 0).Single().Values[(int)Measure.TransfersCreated]);
 
             // A version 1 file: the same bytes up to the open distinct sets, version 1, nothing after.
             var v1 = new AnalyticsRollups();
@@ -128,8 +129,8 @@ public sealed class AnalyticsScoreTests(ITestOutputHelper output)
                 File.WriteAllBytes(path, bytes);
             }
             var old = AnalyticsStore.Load(path);
-            Assert.Empty(old.QueryScores(Interval.Minute, 0, long.MaxValue / 2, 0));
-            Assert.Equal(1, old.Query(Interval.Day, 0, long.MaxValue / 2, 0).Single().Values[(int)Measure.TransfersCreated]);
+            Assert.Empty(old.QueryScores(Interval.Minute, from, to, 0));
+            Assert.Equal(1, old.Query(Interval.Day, from, to, 0).Single().Values[(int)Measure.TransfersCreated]);
         }
         finally
         {
