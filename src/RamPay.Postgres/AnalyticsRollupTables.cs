@@ -126,13 +126,37 @@ public static class AnalyticsRollupTables
     /// </summary>
     public static bool Apply(NpgsqlConnection connection, NpgsqlTransaction tx)
     {
-        bool exists;
-        using (var probe = new NpgsqlCommand("SELECT to_regclass('rampay_analytics_rollup') IS NOT NULL", connection, tx)) exists = (bool)probe.ExecuteScalar()!;
+        bool exists = Exist(connection, tx);
         using (var lockPayments = new NpgsqlCommand("LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE", connection, tx)) lockPayments.ExecuteNonQuery();
         using (var create = new NpgsqlCommand(Sql, connection, tx)) create.ExecuteNonQuery();
         if (exists) return false;
         using var fill = new NpgsqlCommand(BackfillSql, connection, tx) { CommandTimeout = 0 }; // a large table takes minutes, once
         fill.ExecuteNonQuery();
         return true;
+    }
+
+    /// <summary>Whether this database has the rollup tables (they exist exactly when their triggers do).</summary>
+    public static bool Exist(NpgsqlConnection connection, NpgsqlTransaction tx)
+    {
+        using var probe = new NpgsqlCommand("SELECT to_regclass('rampay_analytics_rollup') IS NOT NULL", connection, tx);
+        return (bool)probe.ExecuteScalar()!;
+    }
+
+    /// <summary>
+    /// Turns the rollup tables off: the triggers first (the sink's statements stop paying for them), then the tables and
+    /// the functions. Turned on again later, the tables are new and filled from the rows again (<see cref="Apply"/>).
+    /// </summary>
+    public static void Remove(NpgsqlConnection connection, NpgsqlTransaction tx)
+    {
+        using var drop = new NpgsqlCommand("""
+            DROP TRIGGER IF EXISTS rampay_rollup_insert ON payments;
+            DROP TRIGGER IF EXISTS rampay_rollup_update ON payments;
+            DROP TRIGGER IF EXISTS rampay_rollup_delete ON payments;
+            DROP TRIGGER IF EXISTS rampay_rollup_truncate ON payments;
+            DROP TABLE IF EXISTS rampay_analytics_rollup, rampay_fraud_scores_rollup;
+            DROP FUNCTION IF EXISTS rampay_rollup_payments();
+            DROP FUNCTION IF EXISTS rampay_rollup_statements(text);
+            """, connection, tx);
+        drop.ExecuteNonQuery();
     }
 }

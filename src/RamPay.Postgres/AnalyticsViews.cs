@@ -61,6 +61,10 @@ public static class AnalyticsViews
         GROUP BY 1, 2, 3, 4, 5;
         COMMENT ON VIEW rampay_fraud_scores_scan IS 'rampay_fraud_scores computed by a scan of payments (slow on large tables: for checking the rollup tables).';
 
+        """;
+
+    /// <summary>What dashboards read with the rollup tables on: the tables the triggers keep, same names and columns.</summary>
+    public const string OverTablesSql = """
         -- What dashboards read: the rollup tables the triggers keep (AnalyticsRollupTables), same names and columns as before.
         CREATE OR REPLACE VIEW rampay_analytics AS
         SELECT bucket_interval, bucket_start, currency, transfers_created, transfers_created_amount, deposits_created, deposits_created_amount,
@@ -75,13 +79,39 @@ public static class AnalyticsViews
         COMMENT ON VIEW rampay_fraud_scores IS 'RamPay fraud score distribution per bucket, currency and model version: ten bins of 0.1 (docs/analytics.md).';
         """;
 
-    /// <summary>Creates or replaces the views (after <see cref="Schema.Migrate"/>).</summary>
-    public static void Apply(NpgsqlConnection connection)
+    /// <summary>What dashboards read with the rollup tables off: the scans, same names and columns.</summary>
+    public const string OverScansSql = """
+        CREATE OR REPLACE VIEW rampay_analytics AS SELECT * FROM rampay_analytics_scan;
+        COMMENT ON VIEW rampay_analytics IS 'RamPay analytics rollups per minute/hour/day (UTC) and currency, over payments: the buckets of GET /v1/admin/analytics (docs/analytics.md).';
+        CREATE OR REPLACE VIEW rampay_fraud_scores AS SELECT * FROM rampay_fraud_scores_scan;
+        COMMENT ON VIEW rampay_fraud_scores IS 'RamPay fraud score distribution per bucket, currency and model version: ten bins of 0.1 (docs/analytics.md).';
+        """;
+
+    /// <summary>
+    /// Creates or replaces the views (after <see cref="Schema.Migrate"/>). <paramref name="rollupTables"/>: true = the
+    /// views read rollup tables kept by triggers (fast queries; each sink statement on <c>payments</c> pays for the
+    /// triggers), false = the views scan <c>payments</c> and the tables and triggers are removed (the sink's full pace),
+    /// null = whatever this database has now (<c>rampay db rebuild</c>, which must not change the operator's choice).
+    /// Returns whether the rollup tables are on.
+    /// </summary>
+    public static bool Apply(NpgsqlConnection connection, bool? rollupTables)
     {
         using var tx = connection.BeginTransaction();
         using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({LockId})", connection, tx)) lockCmd.ExecuteNonQuery();
-        AnalyticsRollupTables.Apply(connection, tx); // the tables the views read, before the views
-        using (var create = new NpgsqlCommand(Sql, connection, tx)) create.ExecuteNonQuery();
+        bool on = rollupTables ?? AnalyticsRollupTables.Exist(connection, tx);
+        using (var scans = new NpgsqlCommand(Sql, connection, tx)) scans.ExecuteNonQuery();
+        if (on)
+        {
+            AnalyticsRollupTables.Apply(connection, tx); // the tables the views read, before the views
+            using var create = new NpgsqlCommand(OverTablesSql, connection, tx);
+            create.ExecuteNonQuery();
+        }
+        else
+        {
+            using (var create = new NpgsqlCommand(OverScansSql, connection, tx)) create.ExecuteNonQuery();
+            AnalyticsRollupTables.Remove(connection, tx); // after the views stopped reading them
+        }
         tx.Commit();
+        return on;
     }
 }

@@ -34,7 +34,7 @@ public sealed class PostgresRollupTableTests(ITestOutputHelper output)
 
             // 1. Rows before the rollup tables exist: the first Apply fills them.
             await Insert(db, 1, 3_000);
-            AnalyticsViews.Apply(db);
+            AnalyticsViews.Apply(db, rollupTables: true);
             await AssertEqual(db, "after the backfill");
 
             // 2. The triggers: an INSERT, a COPY (the sink's way), UPDATEs of status and amounts, DELETEs.
@@ -61,10 +61,25 @@ public sealed class PostgresRollupTableTests(ITestOutputHelper output)
             await AssertEqual(db, "after inserts, a copy, updates and deletes");
 
             // 3. A second start: Apply again does not fill twice.
-            AnalyticsViews.Apply(db);
+            AnalyticsViews.Apply(db, rollupTables: true);
             await AssertEqual(db, "after a second Apply");
 
-            // 4. TRUNCATE (rampay db rebuild) empties them.
+            // 4. Turned off (the setting's default): the views scan payments, the tables and the triggers are gone; null (what
+            //    `rampay db rebuild` passes) keeps off; turned on again, the tables are refilled from the rows; null keeps on.
+            Assert.False(AnalyticsViews.Apply(db, rollupTables: false));
+            Assert.Equal(0L, await Scalar(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'rampay_rollup_%'"));
+            Assert.Equal(0L, await Scalar(db, "SELECT count(*) FROM pg_class WHERE relname IN ('rampay_analytics_rollup', 'rampay_fraud_scores_rollup')"));
+            await Execute(db, "UPDATE payments SET status = 'declined' WHERE id % 19 = 0 AND kind = 'transfer'"); // changed while off
+            await AssertEqual(db, "off");
+            Assert.False(AnalyticsViews.Apply(db, rollupTables: null));
+            Assert.True(AnalyticsViews.Apply(db, rollupTables: true));
+            Assert.Equal(4L, await Scalar(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'rampay_rollup_%'"));
+            await AssertEqual(db, "on again (refilled)");
+            Assert.True(AnalyticsViews.Apply(db, rollupTables: null));
+            await Insert(db, 10_000, 500);
+            await AssertEqual(db, "on, kept by a null Apply");
+
+            // 5. TRUNCATE (rampay db rebuild) empties them.
             await Execute(db, "TRUNCATE payments");
             Assert.Equal(0L, await Scalar(db, "SELECT count(*) FROM rampay_analytics"));
             Assert.Equal(0L, await Scalar(db, "SELECT count(*) FROM rampay_analytics_rollup"));
