@@ -1,8 +1,10 @@
-using System.Text.Json;
 using RamPay.Core;
 using RamPay.Events;
 
 namespace RamPay.Analytics;
+
+/// <summary>A payment's fraud score and the version of the model that gave it, as the ledger holds them.</summary>
+public readonly record struct PaymentScore(string Model, float Score);
 
 /// <summary>The bucket sizes. Persisted: values frozen.</summary>
 public enum Interval : byte
@@ -48,6 +50,11 @@ public sealed class AnalyticsRollups
     internal readonly Dictionary<(long User, Interval Interval, long StartMs, ushort Currency), long[]> UserBuckets = [];
     internal readonly Dictionary<(Interval Interval, long StartMs, ushort Currency), (HashSet<long> Senders, HashSet<long> Receivers)> ActiveSets = [];
     internal readonly Dictionary<string, EventPosition> Positions = new(StringComparer.Ordinal);
+    /// <summary>The fraud score distribution: scored payments per (interval, bucket, currency, model, bin of 0.1).</summary>
+    internal readonly Dictionary<(Interval Interval, long StartMs, ushort Currency, ushort Model, byte Bin), long> Scores = [];
+    /// <summary>The model versions <see cref="Scores"/> names, by index (persisted in this order; only appended to).</summary>
+    internal readonly List<string> Models = [];
+    private readonly Dictionary<string, ushort> _modelIndex = new(StringComparer.Ordinal);
     internal readonly object Gate = new();
 
     public long EventsApplied { get; internal set; }
@@ -59,15 +66,54 @@ public sealed class AnalyticsRollups
     public EventPosition PositionOf(string source) => Positions.GetValueOrDefault(source);
 
     /// <summary>Adds a batch's events not yet in the rollups (an event at or before the source's position is skipped: redelivery).</summary>
-    public void Apply(EventBatch batch)
+    public void Apply(EventBatch batch) => Apply(batch, Parse(batch.Events), null);
+
+    /// <summary>Each event's fields (<see cref="EventFields.Valid"/> false for bytes that are no JSON object: such an event counts nowhere).</summary>
+    public static EventFields[] Parse(IReadOnlyList<EventRecord> events)
     {
+        var fields = new EventFields[events.Count];
+        for (int i = 0; i < fields.Length; i++) EventFields.TryRead(events[i].Json.Span, out fields[i]);
+        return fields;
+    }
+
+    /// <summary>
+    /// The payments whose scores the batch's events would count (<see cref="Apply(EventBatch, EventFields[], IReadOnlyDictionary{long, PaymentScore}?)"/>):
+    /// each payment's first event, <c>PaymentCreated</c>, or <c>PaymentFailed</c> with <c>fraud_suspected</c> for one declined
+    /// (which has no PaymentCreated). Every scored payment has exactly one of them.
+    /// </summary>
+    public static List<long> ScoreCandidates(IReadOnlyList<EventRecord> events, EventFields[] fields)
+    {
+        var ids = new List<long>();
+        for (int i = 0; i < fields.Length; i++)
+            if (IsFirstEvent(events[i], in fields[i])) ids.Add(fields[i].PaymentId);
+        return ids;
+    }
+
+    private static bool IsFirstEvent(EventRecord e, in EventFields f) =>
+        f.Valid && f.HasPayment && f.PaymentId > 0
+        && (e.Type == "PaymentCreated" || (e.Type == "PaymentFailed" && f.Reason == EventReason.FraudSuspected));
+
+    /// <summary>
+    /// Adds a batch's events not yet in the rollups, with the fraud scores of the payments they create
+    /// (<paramref name="scores"/>: a payment's score and model version as the ledger holds them; null = not known here,
+    /// as in a Kafka worker, which then counts no scores).
+    /// </summary>
+    public void Apply(EventBatch batch, EventFields[] fields, IReadOnlyDictionary<long, PaymentScore>? scores)
+    {
+        Invariant.Check(fields.Length == batch.Events.Count, "one EventFields per event");
         lock (Gate)
         {
             var position = Positions.GetValueOrDefault(batch.Source);
-            foreach (var e in batch.Events)
+            for (int i = 0; i < fields.Length; i++)
             {
+                var e = batch.Events[i];
                 if (e.Position <= position) continue;
-                Apply(e);
+                if (fields[i].Valid)
+                {
+                    Apply(e, in fields[i]);
+                    if (scores is not null && IsFirstEvent(e, in fields[i]) && scores.TryGetValue(fields[i].PaymentId, out var score))
+                        AddScore(Time(fields[i].CreatedAtMs, e.OccurredAtMs), fields[i].Currency, score);
+                }
                 position = e.Position;
                 EventsApplied++;
             }
@@ -75,79 +121,103 @@ public sealed class AnalyticsRollups
         }
     }
 
-    private void Apply(EventRecord e)
+    /// <summary>The bin of a score: 0 = [0, 0.1), ..., 9 = [0.9, 1]; float arithmetic, as PostgreSQL's <c>floor(real * 10)</c> in rampay_fraud_scores.</summary>
+    public static byte ScoreBin(float score) => (byte)Math.Clamp((int)MathF.Floor(score * 10f), 0, 9);
+
+    private void AddScore(long at, ushort currency, PaymentScore score)
     {
-        using var doc = e.Parse();
-        var root = doc.RootElement;
-        bool hasPayment = root.TryGetProperty("payment", out var payment) && payment.ValueKind == JsonValueKind.Object;
-        long amount = hasPayment ? Long(payment, "amount") : 0;
-        string? kind = hasPayment ? payment.GetProperty("kind").GetString() : null;
-        string? reason = root.TryGetProperty("reason", out var r) ? r.GetString() : null;
+        if (!_modelIndex.TryGetValue(score.Model, out ushort model))
+        {
+            Invariant.Check(Models.Count < ushort.MaxValue, "too many fraud model versions");
+            model = (ushort)Models.Count;
+            Models.Add(score.Model);
+            _modelIndex[score.Model] = model;
+        }
+        byte bin = ScoreBin(score.Score);
+        foreach (var i in Intervals)
+        {
+            var key = (i, StartOf(at, i), currency, model, bin);
+            Scores[key] = Scores.GetValueOrDefault(key) + 1;
+            Bucket(i, key.Item2, currency); // so the endpoint lists the bucket the cell belongs to
+        }
+    }
+
+    /// <summary>Registers a model version read from the file (in its index order).</summary>
+    internal void AddModel(string model)
+    {
+        _modelIndex.Add(model, (ushort)Models.Count);
+        Models.Add(model);
+    }
+
+    /// <summary>The score distribution of [fromMs, toMs) at <paramref name="interval"/>: (bucket start, currency, model version, bin, payments), oldest first.</summary>
+    public List<(long StartMs, Currency Currency, string Model, int Bin, long Payments)> QueryScores(Interval interval, long fromMs, long toMs, ushort currency)
+    {
+        lock (Gate)
+        {
+            return [.. Scores.Where(kv => kv.Key.Interval == interval && kv.Key.StartMs >= StartOf(fromMs, interval) && kv.Key.StartMs < toMs && (currency == 0 || kv.Key.Currency == currency))
+                .OrderBy(kv => kv.Key.StartMs).ThenBy(kv => kv.Key.Currency).ThenBy(kv => Models[kv.Key.Model], StringComparer.Ordinal).ThenBy(kv => kv.Key.Bin)
+                .Select(kv => (kv.Key.StartMs, new Currency(kv.Key.Currency), Models[kv.Key.Model], (int)kv.Key.Bin, kv.Value))];
+        }
+    }
+
+    private void Apply(EventRecord e, in EventFields f)
+    {
+        long amount = f.Amount;
+        var kind = f.Kind;
         long at = e.OccurredAtMs;
-        var currency = Cur(hasPayment ? payment : default);
+        ushort currency = f.HasPayment ? f.Currency : (ushort)0;
         switch (e.Type)
         {
             case "PaymentCreated":
-                at = Time(payment, "created_at", at);
+                at = Time(f.CreatedAtMs, at);
                 Add(at, currency, Measure.PaymentsCreated, Measure.PaymentsCreatedAmount, amount);
-                if (kind == "transfer") Add(at, currency, Measure.TransfersCreated, Measure.TransfersCreatedAmount, amount);
-                else if (kind == "deposit") Add(at, currency, Measure.DepositsCreated, Measure.DepositsCreatedAmount, amount);
-                else if (kind == "authorization") Add(at, currency, Measure.AuthorizationsCreated, Measure.AuthorizationsCreatedAmount, amount);
-                if (kind != "deposit") Active(at, currency, Long(payment, "from_account"), Long(payment, "to_account"));
+                if (kind == EventPaymentKind.Transfer) Add(at, currency, Measure.TransfersCreated, Measure.TransfersCreatedAmount, amount);
+                else if (kind == EventPaymentKind.Deposit) Add(at, currency, Measure.DepositsCreated, Measure.DepositsCreatedAmount, amount);
+                else if (kind == EventPaymentKind.Authorization) Add(at, currency, Measure.AuthorizationsCreated, Measure.AuthorizationsCreatedAmount, amount);
+                if (kind != EventPaymentKind.Deposit) Active(at, currency, f.FromAccount, f.ToAccount);
                 break;
             case "PaymentApproved":
                 // Ordinal 0: a review's approval (a creation's approval is its second event).
                 if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
-                if (kind == "deposit") Add(at, currency, Measure.DepositsPosted, Measure.DepositsPostedAmount, amount);
+                if (kind == EventPaymentKind.Deposit) Add(at, currency, Measure.DepositsPosted, Measure.DepositsPostedAmount, amount);
                 else Add(at, currency, Measure.TransfersPosted, Measure.TransfersPostedAmount, amount);
-                Users(root, at, currency, amount);
+                Users(in f, at, currency, amount);
                 break;
             case "PaymentAuthorized":
                 if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
                 break;
             case "PaymentCaptured":
-                long captured = Long(payment, "captured");
-                Add(at, currency, Measure.Captures, Measure.CapturesAmount, captured);
-                Users(root, at, currency, captured);
+                Add(at, currency, Measure.Captures, Measure.CapturesAmount, f.Captured);
+                Users(in f, at, currency, f.Captured);
                 break;
             case "PaymentVoided":
-                if (reason == "expired") Add(at, currency, Measure.Expired, Measure.ExpiredAmount, amount);
+                if (f.Reason == EventReason.Expired) Add(at, currency, Measure.Expired, Measure.ExpiredAmount, amount);
                 else Add(at, currency, Measure.Voids, Measure.VoidsAmount, amount);
                 break;
             case "PaymentRefunded":
-                var refund = root.GetProperty("refund");
-                long refunded = Long(refund, "amount");
-                at = Time(refund, "created_at", at);
-                Add(at, currency, Measure.Refunds, Measure.RefundsAmount, refunded);
-                Users(root, at, currency, refunded);
+                if (!f.HasRefund) throw new InvalidDataException($"event {e.Position} (PaymentRefunded) has no refund");
+                at = Time(f.RefundCreatedAtMs, at);
+                Add(at, currency, Measure.Refunds, Measure.RefundsAmount, f.RefundAmount);
+                Users(in f, at, currency, f.RefundAmount);
                 break;
             case "PaymentFailed":
-                if (reason == "review_rejected") Add(at, currency, Measure.ReviewDeclined, null, 0);
+                if (f.Reason == EventReason.ReviewRejected) Add(at, currency, Measure.ReviewDeclined, null, 0);
                 else Add(at, currency, Measure.Failed, Measure.FailedAmount, amount);
                 break;
             case "AnomalyDetected":
-                Add(at, currency, reason == "held_for_review" ? Measure.FraudHeld : Measure.FraudDeclined, null, 0);
+                Add(at, currency, f.Reason == EventReason.HeldForReview ? Measure.FraudHeld : Measure.FraudDeclined, null, 0);
                 break;
             case "RewardIssued":
             case "RewardReversed":
-                at = Time(payment, "created_at", at);
+                at = Time(f.CreatedAtMs, at);
                 bool issued = e.Type == "RewardIssued";
                 Add(at, currency, issued ? Measure.Rewards : Measure.RewardReversals, issued ? Measure.RewardsAmount : Measure.RewardReversalsAmount, amount);
-                Users(root, at, currency, amount);
+                Users(in f, at, currency, amount);
                 break;
         }
     }
 
-    private static long Long(JsonElement o, string name) =>
-        o.ValueKind == JsonValueKind.Object && o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
-
-    private static long Time(JsonElement o, string name, long fallback) =>
-        o.ValueKind == JsonValueKind.Object && o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.TryGetDateTimeOffset(out var t)
-            ? t.ToUnixTimeMilliseconds() : fallback;
-
-    private static ushort Cur(JsonElement payment) =>
-        payment.ValueKind == JsonValueKind.Object && payment.TryGetProperty("currency", out var c) && c.ValueKind == JsonValueKind.String
-        && Currency.TryParse(c.GetString(), out var currency) ? currency.Code : (ushort)0;
+    private static long Time(long timeMs, long fallback) => timeMs == long.MinValue ? fallback : timeMs;
 
     private void Add(long at, ushort currency, Measure count, Measure? sum, long amount)
     {
@@ -186,11 +256,11 @@ public sealed class AnalyticsRollups
     }
 
     /// <summary>Money a user sent or received (the owners of balances.from and balances.to; platform accounts, owner 0, are not users).</summary>
-    private void Users(JsonElement root, long at, ushort currency, long amount)
+    private void Users(in EventFields f, long at, ushort currency, long amount)
     {
-        if (!root.TryGetProperty("balances", out var balances) || balances.ValueKind != JsonValueKind.Object) return;
-        long sender = balances.TryGetProperty("from", out var f) ? Long(f, "owner") : 0;
-        long receiver = balances.TryGetProperty("to", out var t) ? Long(t, "owner") : 0;
+        long sender = f.HasFromOwner ? f.FromOwner : 0;
+        long receiver = f.HasToOwner ? f.ToOwner : 0;
+        if (sender <= 0 && receiver <= 0) return;
         foreach (var i in Intervals)
         {
             long start = StartOf(at, i);

@@ -14,12 +14,15 @@ namespace RamPay.Analytics;
 /// interval, i64 start ms, u16 currency, M × i64; i32 user-bucket count, each: i64 user, u8 interval, i64 start, u16
 /// currency, 4 × i64; i32 open distinct-set count, each: u8 interval, i64 start, u16 currency, i32 n + n × i64 senders,
 /// i32 m + m × i64 receivers.
+/// Version 2 appends the fraud score distribution: i32 model count, each a string (the version, index order); i32 cell
+/// count, each: u8 interval, i64 start, u16 currency, u16 model index, u8 bin, i64 payments. A version 1 file loads
+/// with no scores (those of the events it already holds are not counted: docs/analytics.md).
 /// </para>
 /// </summary>
 public sealed class AnalyticsStore
 {
     private const uint Magic = 0x4E415052; // "RPAN"
-    private const int Version = 1;
+    private const int Version = 2;
     private readonly string _path;
     private readonly Stopwatch _sinceSave = Stopwatch.StartNew();
     private bool _dirty;
@@ -37,11 +40,13 @@ public sealed class AnalyticsStore
     public int SaveEveryMs { get; init; } = 1_000;
     public long Saves { get; private set; }
 
-    public void Apply(EventBatch batch, bool saveNow)
+    public void Apply(EventBatch batch, bool saveNow) => Apply(batch, AnalyticsRollups.Parse(batch.Events), null, saveNow);
+
+    public void Apply(EventBatch batch, EventFields[] fields, IReadOnlyDictionary<long, PaymentScore>? scores, bool saveNow)
     {
         lock (_saving)
         {
-            Rollups.Apply(batch);
+            Rollups.Apply(batch, fields, scores);
             _dirty = true;
             if (saveNow || _sinceSave.ElapsedMilliseconds >= SaveEveryMs) SaveLocked();
         }
@@ -83,6 +88,10 @@ public sealed class AnalyticsStore
             w.Write(v.Senders.Count); foreach (long x in v.Senders) w.Write(x);
             w.Write(v.Receivers.Count); foreach (long x in v.Receivers) w.Write(x);
         }
+        w.Write(r.Models.Count);
+        foreach (string model in r.Models) w.Write(model);
+        w.Write(r.Scores.Count);
+        foreach (var (k, v) in r.Scores) { w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); w.Write(k.Model); w.Write(k.Bin); w.Write(v); }
     }
 
     internal static AnalyticsRollups Load(string path)
@@ -91,7 +100,7 @@ public sealed class AnalyticsStore
         using var r = new BinaryReader(stream);
         if (r.ReadUInt32() != Magic) throw new InvalidDataException($"{path} is not a RamPay analytics file");
         int version = r.ReadInt32();
-        if (version != Version) throw new InvalidDataException($"{path}: analytics file version {version} is not known to this RamPay");
+        if (version is not (1 or Version)) throw new InvalidDataException($"{path}: analytics file version {version} is not known to this RamPay");
         var rollups = new AnalyticsRollups { EventsApplied = r.ReadInt64() };
         int positions = r.ReadInt32();
         for (int i = 0; i < positions; i++) rollups.Positions[r.ReadString()] = new EventPosition(r.ReadInt64(), r.ReadInt32(), r.ReadInt32());
@@ -123,6 +132,18 @@ public sealed class AnalyticsStore
             for (int n = r.ReadInt32(); n > 0; n--) receivers.Add(r.ReadInt64());
             rollups.ActiveSets.Add(key, (senders, receivers));
         }
+        if (version >= 2)
+        {
+            int models = r.ReadInt32();
+            for (int i = 0; i < models; i++) rollups.AddModel(r.ReadString());
+            int cells = r.ReadInt32();
+            for (int i = 0; i < cells; i++)
+            {
+                var key = ((Interval)r.ReadByte(), r.ReadInt64(), r.ReadUInt16(), r.ReadUInt16(), r.ReadByte());
+                if (key.Item4 >= models || key.Item5 > 9) throw new InvalidDataException($"{path}: a score cell names model {key.Item4} of {models}, bin {key.Item5}");
+                rollups.Scores.Add(key, r.ReadInt64());
+            }
+        }
         if (stream.Position != stream.Length) throw new InvalidDataException($"{path}: trailing bytes");
         return rollups;
     }
@@ -133,8 +154,11 @@ public sealed class AnalyticsStore
 /// second (what a crash loses since is fed again: its checkpoint is the position saved with the rollups); fed from
 /// Kafka (a worker) it saves every batch before the offsets are committed.
 /// </summary>
-public sealed class AnalyticsConsumer(AnalyticsStore store) : IEventConsumer
+public sealed class AnalyticsConsumer(AnalyticsStore store, AnalyticsConsumer.ScoreLookup? scores = null) : IEventConsumer
 {
+    /// <summary>The fraud scores of these payments (those scored; the others are left out), read where the ledger is: in the server, through the ring.</summary>
+    public delegate Task<IReadOnlyDictionary<long, PaymentScore>> ScoreLookup(IReadOnlyList<long> paymentIds, CancellationToken cancellationToken);
+
     public string Name => "analytics";
     public AnalyticsStore Store => store;
 
@@ -142,9 +166,18 @@ public sealed class AnalyticsConsumer(AnalyticsStore store) : IEventConsumer
     public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult(store.Rollups.PositionOf(EventBatch.LogSource));
 
-    public ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
+    public async ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
     {
-        store.Apply(batch, saveNow: !batch.FromLog);
-        return ValueTask.CompletedTask;
+        // One parse per event; the scores of the payments the batch creates in one lookup (one query through the ring).
+        var fields = AnalyticsRollups.Parse(batch.Events);
+        IReadOnlyDictionary<long, PaymentScore>? known = null;
+        if (scores is not null)
+        {
+            var ids = AnalyticsRollups.ScoreCandidates(batch.Events, fields);
+            if (ids.Count > 0) known = await scores(ids, cancellationToken).ConfigureAwait(false);
+        }
+        store.Apply(batch, fields, known ?? (scores is null ? null : Empty), saveNow: !batch.FromLog);
     }
+
+    private static readonly IReadOnlyDictionary<long, PaymentScore> Empty = new Dictionary<long, PaymentScore>();
 }

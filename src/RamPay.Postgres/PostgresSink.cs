@@ -36,10 +36,15 @@ public sealed class PostgresSink : IChangeSink
     private readonly List<(Payment Refund, long Sequence)> _refunds = [];
     private readonly Dictionary<ushort, string> _currencyText = [];
 
-    public PostgresSink(string connectionString)
+    private readonly bool? _analyticsRollupTables;
+
+    /// <param name="analyticsRollupTables">The analytics rollup tables (<see cref="AnalyticsViews.Apply"/>): true = on,
+    /// false = off (removed), null = as the database has them.</param>
+    public PostgresSink(string connectionString, bool? analyticsRollupTables = false)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         _connectionString = connectionString;
+        _analyticsRollupTables = analyticsRollupTables;
     }
 
     public string Name => SinkName;
@@ -61,7 +66,7 @@ public sealed class PostgresSink : IChangeSink
         {
             connection.Open();
             Schema.Migrate(connection);
-            AnalyticsViews.Apply(connection); // issue 13: the analytics rollups as views over these tables
+            AnalyticsViews.Apply(connection, _analyticsRollupTables); // issue 13: the analytics rollups as views (over rollup tables when on)
             Execute(connection, null, "INSERT INTO sink_checkpoint (sink, journal_sequence, updated_at) VALUES ('postgres', 0, now()) ON CONFLICT (sink) DO NOTHING");
             Execute(connection, null, """
                 CREATE TEMP TABLE IF NOT EXISTS stage_accounts (

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
+using RamPay.Analytics;
 using RamPay.Events;
 using RamPay.Journal;
 
@@ -49,11 +49,16 @@ public interface IRewardCommands
 /// review's approval) it asks for the rewards of the rules in force; for each PaymentRefunded it asks for the reversal.
 /// Exactly once in effect without a de-duplication store: the ledger refuses a second reward of a (payment, rule) for
 /// ever, and a reversal converges on floor(reward × refunded / captured) however often it runs. Its checkpoint (for the
-/// server's event log) is a small file written after the batch's commands are durable; a crash between the two only
-/// re-sends commands the ledger answers with <c>reward_exists</c> or a replayed result.
+/// server's event log) is a small file written after the batch's commands are durable, at most once a second
+/// (<see cref="CheckpointEveryMs"/>); a crash before it is written only re-sends commands the ledger answers with
+/// <c>reward_exists</c> or a replayed result.
 /// </summary>
 public sealed class RewardsConsumer(IRewardCommands commands, string? checkpointFile) : IEventConsumer
 {
+    private readonly object _checkpointGate = new();
+    private readonly System.Diagnostics.Stopwatch _sinceCheckpoint = System.Diagnostics.Stopwatch.StartNew();
+    private EventPosition _unsaved;
+    private bool _hasUnsaved;
     private long _issued, _skipped, _duplicates, _notEligible, _reversals, _refused, _events, _retried;
 
     public string Name => "rewards";
@@ -85,7 +90,36 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
             Interlocked.Add(ref _retried, outcomes.Count);
             Count(outcomes);
         }
-        if (batch.FromLog && checkpointFile is not null) WriteCheckpoint(checkpointFile, batch.Through);
+        if (batch.FromLog && checkpointFile is not null)
+        {
+            lock (_checkpointGate)
+            {
+                _unsaved = batch.Through;
+                _hasUnsaved = true;
+            }
+            if (_sinceCheckpoint.ElapsedMilliseconds >= CheckpointEveryMs) FlushCheckpoint();
+        }
+    }
+
+    /// <summary>
+    /// How often the checkpoint file is rewritten while events keep coming (and at <see cref="FlushCheckpoint"/>). Not
+    /// every batch: a file replaced atomically costs two fsyncs, as much as the batch's own journal write, and a
+    /// checkpoint that lags only makes a restart re-send commands the ledger answers from what it already holds (a
+    /// paid pair is never paid again; a reversal converges), so the lag costs work at a restart, never correctness.
+    /// </summary>
+    public int CheckpointEveryMs { get; init; } = 1_000;
+
+    /// <summary>Writes the position of the last batch whose commands are durable, if it is not in the file yet (the server calls it once a second and at stop).</summary>
+    public void FlushCheckpoint()
+    {
+        if (checkpointFile is null) return;
+        lock (_checkpointGate)
+        {
+            if (!_hasUnsaved) return;
+            WriteCheckpoint(checkpointFile, _unsaved);
+            _hasUnsaved = false;
+            _sinceCheckpoint.Restart();
+        }
     }
 
     /// <summary>The settled payments, the refunds and the deposits into platform accounts (maybe top-ups) of a batch, in order, each once.</summary>
@@ -98,34 +132,24 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
         foreach (var e in events)
         {
             bool candidate = e.Type is "PaymentApproved" or "PaymentCaptured" or "PaymentRefunded";
-            if (!candidate) continue;
-            using var doc = e.Parse();
-            var root = doc.RootElement;
-            if (!root.TryGetProperty("payment", out var payment) || payment.ValueKind != JsonValueKind.Object) continue;
-            long id = payment.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.Number ? idElement.GetInt64() : 0;
+            if (!candidate || !EventFields.TryRead(e.Json.Span, out var f) || !f.HasPayment) continue;
+            long id = f.PaymentId;
             if (id <= 0) continue;
-            string? kind = payment.TryGetProperty("kind", out var k) ? k.GetString() : null;
             if (e.Type == "PaymentRefunded")
             {
-                long refund = root.TryGetProperty("refund", out var r) && r.TryGetProperty("id", out var rid) && rid.ValueKind == JsonValueKind.Number ? rid.GetInt64() : 0;
-                if (refund > 0) refunds.Add((id, refund));
+                if (f.RefundId > 0) refunds.Add((id, f.RefundId));
             }
-            else if (kind is "transfer" or "authorization" && seen.Add(id))
+            else if (f.Kind is EventPaymentKind.Transfer or EventPaymentKind.Authorization && seen.Add(id))
             {
                 settled.Add(id); // deposits are top-ups, not purchases: they earn nothing (the ledger would say so too)
             }
-            else if (kind == "deposit" && e.Type == "PaymentApproved" && IsPlatformAccount(root, "to") && seen.Add(id))
+            else if (f.Kind == EventPaymentKind.Deposit && e.Type == "PaymentApproved" && f.HasToOwner && f.ToOwner == 0 && seen.Add(id))
             {
                 topUps.Add(id); // a deposit into a platform account (owner 0): the server checks it is a rewards account's top-up
             }
         }
         return (settled, refunds, topUps);
     }
-
-    private static bool IsPlatformAccount(JsonElement root, string side) =>
-        root.TryGetProperty("balances", out var b) && b.ValueKind == JsonValueKind.Object
-        && b.TryGetProperty(side, out var a) && a.ValueKind == JsonValueKind.Object
-        && a.TryGetProperty("owner", out var owner) && owner.ValueKind == JsonValueKind.Number && owner.GetInt64() == 0;
 
     private void Count(IReadOnlyList<RewardOutcome> outcomes)
     {

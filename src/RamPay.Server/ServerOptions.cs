@@ -95,6 +95,8 @@ public sealed partial class ServerOptions
         public long MaxLagRecords { get; set; } = -1;
         [Setting("Back-pressure limit of the PostgreSQL sink alone, in seconds behind (journaled time); -1 = RamPay:Sinks:MaxLagSeconds, 0 = no limit.")]
         public int MaxLagSeconds { get; set; } = -1;
+        [Setting("Analytics rollup tables in PostgreSQL kept by triggers on payments (docs/analytics.md): the views rampay_analytics and rampay_fraud_scores answer in milliseconds, and each sink statement pays for the triggers; false = the views scan payments (seconds at 1M rows) and the sink keeps its full pace.")]
+        public bool AnalyticsRollupTables { get; set; }
     }
 
     public sealed class KafkaSettings

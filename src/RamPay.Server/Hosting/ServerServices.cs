@@ -165,7 +165,7 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
     public override Task StartedAsync(CancellationToken cancellationToken)
     {
         var list = new List<IChangeSink>();
-        if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection));
+        if (options.Postgres.Connection.Length > 0) list.Add(new PostgresSink(options.Postgres.Connection, options.Postgres.AnalyticsRollupTables));
         if (options.Kafka.BootstrapServers.Length > 0)
             list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks), loggers.CreateLogger<KafkaEventSink>()));
         list.AddRange(events.Sinks()); // the local event log (on by default: the hub then runs with no outside server)

@@ -454,6 +454,8 @@ public static class RewardRoutes
             if (ctx.Request.Query["currency"].ToString() is { Length: > 0 } c)
                 currency = Currency.TryParse(c, out var cur) ? cur.Code : throw ApiError.BadRequest("invalid_currency", "currency is a three-letter ISO 4217 code such as USD.");
             var buckets = analytics.Rollups.Query(interval, from, to, currency);
+            // The score distribution of each bucket: (start, currency) -> its cells, oldest first like the buckets.
+            var scores = analytics.Rollups.QueryScores(interval, from, to, currency).ToLookup(s => (s.StartMs, s.Currency));
             await JsonOut.Write(ctx, 200, w =>
             {
                 WriteHeader(w, interval, from, to);
@@ -463,6 +465,18 @@ public static class RewardRoutes
                     w.WriteString("start", JsonOut.Time(start));
                     w.WriteString("currency", cur.ToString());
                     for (int m = 0; m < values.Length; m++) w.WriteNumber(AnalyticsRollups.MeasureName((Measure)m), values[m]);
+                    var cells = scores[(start, cur)];
+                    w.WriteNumber("fraud_scored", cells.Sum(s => s.Payments));
+                    w.WriteStartArray("fraud_scores");
+                    foreach (var cell in cells)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("model", cell.Model);
+                        w.WriteNumber("bin", cell.Bin);
+                        w.WriteNumber("payments", cell.Payments);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();

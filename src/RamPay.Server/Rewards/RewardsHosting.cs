@@ -173,10 +173,15 @@ public sealed class RewardsService(Platform platform, RewardsConsumer consumer, 
             {
                 _figures = await platform.Engine.QueryAsync(ReadFigures);
                 analytics.Save(); // the rollups' tail, when no more events come to trigger a save
+                consumer.FlushCheckpoint(); // likewise the rewards consumer's checkpoint
             }
             catch (Exception e) when (e is EngineUnavailableException or OperationCanceledException or InvalidOperationException)
             {
                 // The engine is stopping; the figures keep their last values.
+            }
+            catch (IOException e)
+            {
+                logger.LogWarning(e, "could not save the analytics rollups or the rewards checkpoint; trying again in a second");
             }
             try { await Task.Delay(1_000, stop); } catch (OperationCanceledException) { return; }
         }
@@ -198,6 +203,7 @@ public sealed class RewardsService(Platform platform, RewardsConsumer consumer, 
         _stop.Cancel();
         if (_refresh is { } t) await t.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         analytics.Save(); // after the consumers stopped (they stop first: registered later)
+        consumer.FlushCheckpoint();
     }
 }
 
@@ -243,9 +249,19 @@ public static class RewardsComposition
         // Off when rampay-worker rewards consumes Kafka instead (RamPay:Rewards:InServerConsumer=false): one shape at a time.
         if (options.Rewards.InServerConsumer) services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<RewardsConsumer>());
         services.AddSingleton(_ => new AnalyticsStore(Path.Combine(consumers, "analytics.rollups")));
-        services.AddSingleton(sp => new AnalyticsConsumer(sp.GetRequiredService<AnalyticsStore>()));
+        services.AddSingleton(sp => new AnalyticsConsumer(sp.GetRequiredService<AnalyticsStore>(), ScoresThroughTheRing(sp.GetRequiredService<EngineHost>())));
         services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<AnalyticsConsumer>());
         services.AddLifecycle<RewardsService>();
         return services;
     }
+
+    /// <summary>The analytics consumer's score lookup in the server: one query through the ring per batch, the ledger's own scores.</summary>
+    private static AnalyticsConsumer.ScoreLookup ScoresThroughTheRing(EngineHost engine) => async (ids, _) =>
+        await engine.QueryAsync<IReadOnlyDictionary<long, PaymentScore>>(l =>
+        {
+            var scores = new Dictionary<long, PaymentScore>(ids.Count);
+            foreach (long id in ids)
+                if (l.PaymentExists(id) && l.GetFraudScore(id) is { } f) scores[id] = new PaymentScore(f.ModelVersion, f.Score);
+            return scores;
+        });
 }

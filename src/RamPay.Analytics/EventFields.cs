@@ -1,0 +1,155 @@
+using System.Text.Json;
+using RamPay.Core;
+
+namespace RamPay.Analytics;
+
+/// <summary>The payment kinds an event's <c>payment.kind</c> names (docs/events.md), as the consumers tell them apart.</summary>
+public enum EventPaymentKind : byte
+{
+    None = 0,
+    Transfer, Deposit, Authorization, Refund, Reward, RewardReversal,
+    Other,
+}
+
+/// <summary>The <c>reason</c> of an event, as the consumers tell them apart.</summary>
+public enum EventReason : byte
+{
+    None = 0,
+    Expired, ReviewRejected, HeldForReview, FraudSuspected,
+    Other,
+}
+
+/// <summary>
+/// The few fields of an event's JSON that the analytics and rewards consumers read, in one forward pass of a
+/// <see cref="Utf8JsonReader"/> over the bytes: no <see cref="JsonDocument"/>, no strings, nothing allocated. (A
+/// JsonDocument per event was most of both consumers' cost.) Fields an event does not have keep their defaults and their
+/// <c>Has...</c> flag false; fields and types this reader does not know are skipped (docs/events.md, "Versioning").
+/// </summary>
+public struct EventFields
+{
+    /// <summary>True when <see cref="TryRead"/> read the bytes as a JSON object.</summary>
+    public bool Valid;
+    public bool HasPayment;
+    public long PaymentId, Amount, Captured, FromAccount, ToAccount;
+    public ushort Currency;
+    public EventPaymentKind Kind;
+    /// <summary><c>payment.created_at</c> in unix ms, or <see cref="long.MinValue"/> when absent or not a time.</summary>
+    public long CreatedAtMs;
+    public bool HasRefund;
+    public long RefundId, RefundAmount;
+    public long RefundCreatedAtMs;
+    public EventReason Reason;
+    public bool HasFromOwner, HasToOwner;
+    public long FromOwner, ToOwner;
+
+    /// <summary>Reads the fields; false when the bytes are not a JSON object (then nothing is known).</summary>
+    public static bool TryRead(ReadOnlySpan<byte> json, out EventFields fields)
+    {
+        fields = new EventFields { CreatedAtMs = long.MinValue, RefundCreatedAtMs = long.MinValue };
+        try
+        {
+            var r = new Utf8JsonReader(json);
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return false;
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                if (r.ValueTextEquals("payment"u8)) { r.Read(); if (r.TokenType == JsonTokenType.StartObject) ReadPayment(ref r, ref fields); else r.Skip(); }
+                else if (r.ValueTextEquals("refund"u8)) { r.Read(); if (r.TokenType == JsonTokenType.StartObject) ReadRefund(ref r, ref fields); else r.Skip(); }
+                else if (r.ValueTextEquals("balances"u8)) { r.Read(); if (r.TokenType == JsonTokenType.StartObject) ReadBalances(ref r, ref fields); else r.Skip(); }
+                else if (r.ValueTextEquals("reason"u8)) { r.Read(); fields.Reason = r.TokenType == JsonTokenType.String ? ReasonOf(ref r) : EventReason.None; r.Skip(); }
+                else { r.Read(); r.Skip(); }
+            }
+            fields.Valid = true;
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static void ReadPayment(ref Utf8JsonReader r, ref EventFields f)
+    {
+        f.HasPayment = true;
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            if (r.ValueTextEquals("id"u8)) f.PaymentId = NextLong(ref r);
+            else if (r.ValueTextEquals("kind"u8)) { r.Read(); f.Kind = r.TokenType == JsonTokenType.String ? KindOf(ref r) : EventPaymentKind.None; }
+            else if (r.ValueTextEquals("amount"u8)) f.Amount = NextLong(ref r);
+            else if (r.ValueTextEquals("captured"u8)) f.Captured = NextLong(ref r);
+            else if (r.ValueTextEquals("from_account"u8)) f.FromAccount = NextLong(ref r);
+            else if (r.ValueTextEquals("to_account"u8)) f.ToAccount = NextLong(ref r);
+            else if (r.ValueTextEquals("currency"u8)) { r.Read(); f.Currency = r.TokenType == JsonTokenType.String ? CurrencyOf(ref r) : (ushort)0; }
+            else if (r.ValueTextEquals("created_at"u8)) f.CreatedAtMs = NextTime(ref r);
+            else { r.Read(); r.Skip(); }
+        }
+    }
+
+    private static void ReadRefund(ref Utf8JsonReader r, ref EventFields f)
+    {
+        f.HasRefund = true;
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            if (r.ValueTextEquals("id"u8)) f.RefundId = NextLong(ref r);
+            else if (r.ValueTextEquals("amount"u8)) f.RefundAmount = NextLong(ref r);
+            else if (r.ValueTextEquals("created_at"u8)) f.RefundCreatedAtMs = NextTime(ref r);
+            else { r.Read(); r.Skip(); }
+        }
+    }
+
+    private static void ReadBalances(ref Utf8JsonReader r, ref EventFields f)
+    {
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            bool from = r.ValueTextEquals("from"u8), to = !from && r.ValueTextEquals("to"u8);
+            r.Read();
+            if (!(from || to) || r.TokenType != JsonTokenType.StartObject) { r.Skip(); continue; }
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                if (!r.ValueTextEquals("owner"u8)) { r.Read(); r.Skip(); continue; }
+                r.Read();
+                if (r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out long owner)) continue;
+                if (from) { f.HasFromOwner = true; f.FromOwner = owner; }
+                else { f.HasToOwner = true; f.ToOwner = owner; }
+            }
+        }
+    }
+
+    /// <summary>The next value as a long: 0 when it is not an integer (a null, a string...).</summary>
+    private static long NextLong(ref Utf8JsonReader r)
+    {
+        r.Read();
+        if (r.TokenType == JsonTokenType.Number && r.TryGetInt64(out long v)) return v;
+        r.Skip();
+        return 0;
+    }
+
+    private static long NextTime(ref Utf8JsonReader r)
+    {
+        r.Read();
+        return r.TokenType == JsonTokenType.String && r.TryGetDateTimeOffset(out var t) ? t.ToUnixTimeMilliseconds() : long.MinValue;
+    }
+
+    private static ushort CurrencyOf(ref Utf8JsonReader r)
+    {
+        Span<char> chars = stackalloc char[3];
+        if (r.ValueIsEscaped || r.ValueSpan.Length != 3) return 0;
+        for (int i = 0; i < 3; i++) chars[i] = (char)r.ValueSpan[i];
+        return Core.Currency.TryParse(chars, out var c) ? c.Code : (ushort)0;
+    }
+
+    private static EventPaymentKind KindOf(ref Utf8JsonReader r) =>
+        r.ValueTextEquals("transfer"u8) ? EventPaymentKind.Transfer
+        : r.ValueTextEquals("deposit"u8) ? EventPaymentKind.Deposit
+        : r.ValueTextEquals("authorization"u8) ? EventPaymentKind.Authorization
+        : r.ValueTextEquals("refund"u8) ? EventPaymentKind.Refund
+        : r.ValueTextEquals("reward"u8) ? EventPaymentKind.Reward
+        : r.ValueTextEquals("reward_reversal"u8) ? EventPaymentKind.RewardReversal
+        : EventPaymentKind.Other;
+
+    private static EventReason ReasonOf(ref Utf8JsonReader r) =>
+        r.ValueTextEquals("expired"u8) ? EventReason.Expired
+        : r.ValueTextEquals("review_rejected"u8) ? EventReason.ReviewRejected
+        : r.ValueTextEquals("held_for_review"u8) ? EventReason.HeldForReview
+        : r.ValueTextEquals("fraud_suspected"u8) ? EventReason.FraudSuspected
+        : EventReason.Other;
+}
