@@ -81,8 +81,18 @@ public interface IColdPaymentStore
     /// <summary>Whether the payment's note is durable in the store (notes never change). No I/O.</summary>
     bool HasNote(long id) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
 
+    /// <summary>
+    /// Registers a follower whose state is at <paramref name="stamp"/> (<see cref="long.MinValue"/>: not yet known; every older
+    /// version is kept until it says) and returns its handle. Older versions are forgotten only once every follower has passed
+    /// them, so several followers (the snapshotter's replica, the sinks' replica) may read one store.
+    /// </summary>
+    int AddFollower(long stamp) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
+
     /// <summary>The follower's state is at <paramref name="stamp"/> and never goes back: older versions only it could need may be forgotten.</summary>
-    void FollowerAt(long stamp) { }
+    void FollowerAt(int follower, long stamp) { }
+
+    /// <summary>The follower is gone (its versions need not be kept for it any more).</summary>
+    void RemoveFollower(int follower) { }
 
     /// <summary>
     /// Waits (at most <paramref name="timeoutMs"/>) until no generation stamped at or before <paramref name="stamp"/> is queued
@@ -143,6 +153,12 @@ public sealed record ColdPaymentTier
     /// versions up to its position then hold every payment of its state, so its snapshot is the writer's (docs/snapshots.md).
     /// </summary>
     public bool Follower { get; init; }
+
+    /// <summary>
+    /// A follower's handle in the store (<see cref="IColdPaymentStore.AddFollower"/>), registered by the host when it opened the
+    /// store, before anything could be forgotten; -1 = the follower's ledger registers itself at its start (tests, tools).
+    /// </summary>
+    public int FollowerHandle { get; init; } = -1;
 
     public void Validate()
     {

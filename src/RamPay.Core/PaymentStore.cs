@@ -44,6 +44,7 @@ internal sealed class PaymentStore
     // The applied-command count after the last command: a follower reads the versions stamped at or before it.
     private long _applied;
     private long _nextFollowerCheck;
+    private int _followerHandle = -1;
     // Payments changed (not made) by a command while in a follower's memory, with the command's count: a version stamped
     // before that is not the follower's. An entry leaves with its payment. Empty on the writer.
     private readonly Dictionary<long, long> _changedAt = [];
@@ -93,6 +94,13 @@ internal sealed class PaymentStore
     {
         _applied = commandsApplied;
         if (_tier is { Follower: false }) _tier.Store.Recover(commandsApplied);
+        else if (_tier is { } tier)
+        {
+            // A handle the host registered when it opened the store, or one of its own. Its position is first reported by
+            // FollowerRetire, once commands are applied: a ledger read from a snapshot and then abandoned (a tool replaying
+            // from the journal's start instead) must not have moved it past what the replay from the start will read.
+            _followerHandle = tier.FollowerHandle >= 0 ? tier.FollowerHandle : tier.Store.AddFollower(commandsApplied);
+        }
     }
 
     /// <summary>A payment that existed before this command was changed by it (a follower keeps the command's count). Rules version 3.</summary>
@@ -443,7 +451,7 @@ internal sealed class PaymentStore
         var store = tier.Store;
         long f = _applied;
         _nextFollowerCheck = f + FollowerCheckCommands;
-        store.FollowerAt(f);
+        store.FollowerAt(_followerHandle, f);
         long eligible = _count >= tier.HotPayments ? (_count - tier.HotPayments) >> _shift : 0;
         long writtenThrough = store.WrittenThroughId(f);
         while (_firstResidentChunk < eligible)

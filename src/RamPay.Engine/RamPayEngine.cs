@@ -115,6 +115,7 @@ public sealed class RamPayEngine : IDisposable
         });
         RamPay.Storage.KeySegmentStore? cold = null;
         RamPay.Storage.PaymentLogStore? coldPayments = null;
+        int sinksFollower = -1;
         try
         {
             DurableWatermark? durable = null;
@@ -146,8 +147,12 @@ public sealed class RamPayEngine : IDisposable
                         Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
                         DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
                         // The snapshotter's replica follows the store behind the writer and reads the versions of its own state.
-                        KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0),
+                        KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0)
+                            || options.SinksFollowPaymentLog,
                     });
+                    // Registered before the log is read: the sinks may start from a checkpoint older than anything this run
+                    // writes, so no older version may be forgotten until their replica says where it stands.
+                    if (options.SinksFollowPaymentLog) sinksFollower = coldPayments.AddFollower(long.MinValue);
                     options = options with
                     {
                         Ledger = options.Ledger with
@@ -167,6 +172,7 @@ public sealed class RamPayEngine : IDisposable
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
             bool upgrade = ledger.RulesVersion < options.RulesVersion;
             var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments);
+            engine._sinksFollower = sinksFollower;
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
@@ -313,6 +319,22 @@ public sealed class RamPayEngine : IDisposable
     /// <summary>The payments' tiers (rules version 3): where payments are kept and how the cold ones were served. Racy reads of the writer's counters: fine for gauges.</summary>
     /// <summary>The snapshotter's replica's resident payments now and at most in this run (0 without a snapshotter): racy, for metrics and tests.</summary>
     public (long Resident, long MaxResident) SnapshotterPayments => _snapshotter is { } s ? (s.ResidentPayments, s.MaxResidentPayments) : (0, 0);
+
+    private int _sinksFollower = -1;
+
+    /// <summary>
+    /// The payments' cold tier as the sinks' replica should follow it (<see cref="EngineOptions.SinksFollowPaymentLog"/>): the
+    /// writer's payment log, read-only, at the replica's own position, with the handle reserved when the log was opened. Null
+    /// when there is no such tier (rules before 3, no payments' tier, or not reserved): the replica then keeps every payment.
+    /// </summary>
+    public ColdPaymentTier? SinksPaymentTier =>
+        _sinksFollower >= 0 && _options.Ledger.ColdPayments is { } tier ? tier with { Follower = true, FollowerHandle = _sinksFollower } : null;
+
+    /// <summary>No sinks' replica will follow the payment log (the host runs no sinks): stop keeping versions for it.</summary>
+    public void ReleaseSinksPaymentFollower()
+    {
+        if (_sinksFollower >= 0) _coldPayments?.RemoveFollower(_sinksFollower);
+    }
 
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
