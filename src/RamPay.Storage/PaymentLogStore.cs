@@ -303,6 +303,18 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         return true;
     }
 
+    public bool TryRead(long id, out Payment payment, out long version)
+    {
+        payment = default;
+        version = PositionOf(id);
+        if (version == 0) return false;
+        payment = ReadPaymentAt(id, version - 1);
+        return true;
+    }
+
+    /// <summary>The newest version's position + 1 (positions only grow: a later version is a later record), 0 = none. No I/O.</summary>
+    public long NewestVersion(long id) => PositionOf(id);
+
     private Payment ReadPaymentAt(long id, long position)
     {
         Span<byte> record = stackalloc byte[PaymentRecordBytes];
