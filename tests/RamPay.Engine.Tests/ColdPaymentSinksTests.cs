@@ -15,23 +15,8 @@ namespace RamPay.Engine.Tests;
 /// </summary>
 public class ColdPaymentSinksTests
 {
-    private const int Ring = 256;
-    private const int HotPayments = 256;
-    private const int ChunkShift = 6;
-
-    private static EngineOptions Options(string dir, long startMs) => new()
-    {
-        DataDirectory = dir, Clock = new SteppingClock(startMs, stepMs: 1).Now, RingSize = Ring, MaxBatchSize = Ring, TickIntervalMs = 0,
-        SnapshotEveryCommands = 20_000, SnapshotOffWriter = true, SnapshotsToKeep = 2, SnapshotOnStop = false, Fsync = false,
-        SinksFollowPaymentLog = true,
-        Ledger = AllInMemory,
-        RulesVersion = 3, IdempotencyKeyBudget = 1_000_000,
-        ColdTier = new ColdTierOptions
-        {
-            HotMaxKeys = 8 * Ring, GenerationCommands = 2 * Ring, SegmentKeys = 4096,
-            Payments = new ColdPaymentOptions { HotPayments = HotPayments, ChunkShift = ChunkShift, MaxInFlight = 4, SegmentBytes = 1 << 20 },
-        },
-    };
+    /// <summary>The snapshot test's world (256 payments hot in chunks of 64, a snapshot every 20,000 off the writer), with the sinks' follower reserved.</summary>
+    private static EngineOptions Options(string dir, long startMs) => ColdPaymentSnapshotTests.Options(dir, startMs) with { SinksFollowPaymentLog = true };
 
     /// <summary>The sinks' ledger options without a tier: every payment in memory (the baseline, and what the sinks did before).</summary>
     private static LedgerOptions AllInMemory => new() { MaxAccounts = 64, MaxPayments = 10_000, InitialPaymentCapacity = 0, IdempotencyMaxKeys = 16 };
@@ -83,33 +68,6 @@ public class ColdPaymentSinksTests
         }
     }
 
-    private static Dictionary<long, CommandResult> Run(RamPayEngine engine, RecordingCompletion completion, List<(Command Command, byte[]? Note)> commands, long firstCorrelation)
-    {
-        long ticket = 0;
-        for (int i = 0; i < commands.Count; i++) ticket = engine.Submit(commands[i].Command, firstCorrelation + i, commands[i].Note);
-        Assert.True(engine.WaitForCompletion(ticket, TimeSpan.FromMinutes(3)));
-        var results = new Dictionary<long, CommandResult>();
-        foreach (var c in completion.Completed) if (c.Correlation >= firstCorrelation && c.Correlation < firstCorrelation + commands.Count) results[c.Correlation] = c.Result;
-        Assert.Equal(commands.Count, results.Count);
-        return results;
-    }
-
-    private static List<(Command, byte[]?)> OldPaymentTraffic(Commands k, Random rng, List<long> transfers, List<long> auths, int count)
-    {
-        var list = new List<(Command, byte[]?)>();
-        int a = 0;
-        while (list.Count < count)
-        {
-            int r = rng.Next(10);
-            long transfer = transfers[rng.Next(transfers.Count)];
-            if (r <= 1) list.Add((k.OnPayment(CommandType.Refund, transfer, 1 + rng.Next(50)), null));
-            else if (r == 2) list.Add((k.OnPayment(CommandType.Refund, transfer, 1_000_000), null)); // above: refused, changes nothing
-            else if (r == 3 && a < auths.Count) list.Add((k.OnPayment(a % 2 == 0 ? CommandType.Capture : CommandType.Void, auths[a++], 50), null));
-            else list.Add((k.Move(CommandType.Transfer, 2 + rng.Next(4), 6 + rng.Next(4), 1 + rng.Next(100)), null));
-        }
-        return list;
-    }
-
     private static void AssertSame(in Change want, in Change got)
     {
         string at = $"change ({want.Sequence}, {want.Index})";
@@ -153,10 +111,10 @@ public class ColdPaymentSinksTests
                 if (phase1.Count % 100 == 7) phase1.Add((k.Move(CommandType.Authorize, from, to, rng.Next(100, 10_000)) with { Argument = 30L * 24 * 3600 * 1000 }, null));
                 else phase1.Add((k.Move(CommandType.Transfer, from, to, rng.Next(100, 10_000)), phase1.Count % 100 == 1 ? note : null));
             }
-            var r1 = Run(engine, completion, phase1, 0);
+            var r1 = ColdPaymentSnapshotTests.Run(engine, completion, phase1, 0);
             transfers = [.. Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Transfer).Select(i => r1[i].Id)];
             auths = [.. Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Authorize).Select(i => r1[i].Id)];
-            Run(engine, completion, OldPaymentTraffic(k, rng, transfers, auths, 40_000), 100_000);
+            ColdPaymentSnapshotTests.Run(engine, completion, ColdPaymentSnapshotTests.OldPaymentTraffic(k, rng, transfers, auths, 40_000), 100_000);
             first.Join();
             Assert.Null(engine.Fault);
             Assert.Equal(end1, first.Last);
@@ -179,7 +137,7 @@ public class ColdPaymentSinksTests
         {
             end2 = end1 + 25_000;
             behind = new SinkThread(engine, 70_000, end2);
-            Run(engine, after, OldPaymentTraffic(k, rng, transfers, auths.Skip(auths.Count / 2).ToList(), 25_000), 200_000);
+            ColdPaymentSnapshotTests.Run(engine, after, ColdPaymentSnapshotTests.OldPaymentTraffic(k, rng, transfers, auths.Skip(auths.Count / 2).ToList(), 25_000), 200_000);
             behind.Join();
             Assert.Null(engine.Fault);
             Assert.Equal(end2, behind.Last);
