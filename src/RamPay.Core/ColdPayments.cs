@@ -41,6 +41,22 @@ public interface IColdPaymentStore
     /// <summary>The newest version of the payment written, or false. Any thread; does I/O (one read).</summary>
     bool TryRead(long id, out Payment payment);
 
+    /// <summary>
+    /// As <see cref="TryRead(long, out Payment)"/>, and which version it read (<see cref="NewestVersion"/>'s number; -1 when the
+    /// store cannot tell). Any thread; does I/O.
+    /// </summary>
+    bool TryRead(long id, out Payment payment, out long version)
+    {
+        version = -1;
+        return TryRead(id, out payment);
+    }
+
+    /// <summary>
+    /// The number of the payment's newest version written (grows with every version; 0 = none), or -1 when the store cannot
+    /// tell. No I/O: the writer checks a query's prefetched copy with it.
+    /// </summary>
+    long NewestVersion(long id) => -1;
+
     /// <summary>The payment's note encoding (<see cref="PaymentNote.Encode"/>) as written, or null. Any thread; does I/O.</summary>
     byte[]? ReadNote(long id);
 
@@ -81,8 +97,18 @@ public interface IColdPaymentStore
     /// <summary>Whether the payment's note is durable in the store (notes never change). No I/O.</summary>
     bool HasNote(long id) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
 
+    /// <summary>
+    /// Registers a follower whose state is at <paramref name="stamp"/> (<see cref="long.MinValue"/>: not yet known; every older
+    /// version is kept until it says) and returns its handle. Older versions are forgotten only once every follower has passed
+    /// them, so several followers (the snapshotter's replica, the sinks' replica) may read one store.
+    /// </summary>
+    int AddFollower(long stamp) => throw new NotSupportedException($"{GetType().Name} cannot serve a follower");
+
     /// <summary>The follower's state is at <paramref name="stamp"/> and never goes back: older versions only it could need may be forgotten.</summary>
-    void FollowerAt(long stamp) { }
+    void FollowerAt(int follower, long stamp) { }
+
+    /// <summary>The follower is gone (its versions need not be kept for it any more).</summary>
+    void RemoveFollower(int follower) { }
 
     /// <summary>
     /// Waits (at most <paramref name="timeoutMs"/>) until no generation stamped at or before <paramref name="stamp"/> is queued
@@ -144,6 +170,12 @@ public sealed record ColdPaymentTier
     /// </summary>
     public bool Follower { get; init; }
 
+    /// <summary>
+    /// A follower's handle in the store (<see cref="IColdPaymentStore.AddFollower"/>), registered by the host when it opened the
+    /// store, before anything could be forgotten; -1 = the follower's ledger registers itself at its start (tests, tools).
+    /// </summary>
+    public int FollowerHandle { get; init; } = -1;
+
     public void Validate()
     {
         if (HotPayments < 1) throw new ArgumentException("ColdPayments.HotPayments must be at least 1");
@@ -157,3 +189,53 @@ public sealed record ColdPaymentTier
 public readonly record struct PaymentTierCounters(
     long Payments, long ResidentPayments, long PoolPayments, long ColdLoads, long PrefetchHits, long WriterColdReads, long ReadColdReads,
     long HotFullWaits, long Generations, long RetiredThrough);
+
+/// <summary>
+/// Thrown on the writer by a query's read (<see cref="Ledger.GetPayment"/>, <see cref="Ledger.GetPaymentNote"/>,
+/// <see cref="Ledger.History"/>) that needs a payment only the cold tier holds and that the prefetch stage did not bring in,
+/// while the query may be retried (<see cref="Ledger.BeginQuery"/>): the engine then sends the query through the ring again
+/// and the prefetch stage reads what it names, so the writer never waits on the disk for a read. Queries only: a command's
+/// payment is prefetched from the command itself.
+/// </summary>
+public sealed class ColdPaymentNeededException(long paymentId, long accountId, int chain)
+    : Exception($"payment {paymentId} is in the cold tier: the query is retried with it prefetched")
+{
+    public long PaymentId { get; } = paymentId;
+    /// <summary>The account whose history chain is walked from <see cref="PaymentId"/> (0: the payment alone).</summary>
+    public long AccountId { get; } = accountId;
+    /// <summary>How many payments of that chain, from <see cref="PaymentId"/>, the query may still read.</summary>
+    public int Chain { get; } = chain;
+}
+
+/// <summary>
+/// What the prefetch stage read from the payments' cold tier for a query, on the query's behalf: each payment's version with
+/// its number (the writer uses the copy only while it is still the newest version, which for a payment not in memory is its
+/// current state), and its note. Filled by the prefetch stage, read by the writer after the ring hands the slot on.
+/// </summary>
+public sealed class QueryPrefetch
+{
+    private readonly Dictionary<long, (Payment Payment, long Version)> _payments = [];
+    private readonly Dictionary<long, byte[]?> _notes = [];
+
+    public int Count => _payments.Count;
+
+    public void Add(long id, in Payment payment, long version, byte[]? note)
+    {
+        _payments[id] = (payment, version);
+        _notes[id] = note;
+    }
+
+    internal bool TryGet(long id, out Payment payment, out long version)
+    {
+        if (_payments.TryGetValue(id, out var found))
+        {
+            (payment, version) = found;
+            return true;
+        }
+        payment = default;
+        version = 0;
+        return false;
+    }
+
+    internal bool TryGetNote(long id, out byte[]? note) => _notes.TryGetValue(id, out note);
+}

@@ -130,23 +130,31 @@ public sealed partial class Ledger : IReadOnlyLedger
     {
         if (!AccountExists(accountId)) throw new ArgumentOutOfRangeException(nameof(accountId), accountId, "no such account");
         long id = _accounts[accountId - 1].LastPaymentId;
-        if (beforeId != 0 && _payments.Contains(beforeId))
+        int n = 0;
+        try
         {
-            // A cursor that is one of the account's payments: the page starts at its predecessor in the chain, so a deep
-            // page costs what the first one does (one read for the cursor, one per payment listed).
-            var cursor = _payments.ReadAny(beforeId);
-            if (cursor.FromAccount == accountId || cursor.ToAccount == accountId)
+            if (beforeId != 0 && _payments.Contains(beforeId))
             {
-                id = cursor.FromAccount == accountId ? cursor.PrevForFrom : cursor.PrevForTo;
-                beforeId = 0;
+                // A cursor that is one of the account's payments: the page starts at its predecessor in the chain, so a deep
+                // page costs what the first one does (one read for the cursor, one per payment listed).
+                var cursor = _payments.ReadAny(beforeId);
+                if (cursor.FromAccount == accountId || cursor.ToAccount == accountId)
+                {
+                    id = cursor.FromAccount == accountId ? cursor.PrevForFrom : cursor.PrevForTo;
+                    beforeId = 0;
+                }
+            }
+            while (id != 0 && n < into.Length)
+            {
+                var p = _payments.ReadAny(id);
+                if (beforeId == 0 || id < beforeId) into[n++] = id;
+                id = p.FromAccount == accountId ? p.PrevForFrom : p.PrevForTo;
             }
         }
-        int n = 0;
-        while (id != 0 && n < into.Length)
+        catch (ColdPaymentNeededException e) when (e.AccountId == 0)
         {
-            var p = _payments.ReadAny(id);
-            if (beforeId == 0 || id < beforeId) into[n++] = id;
-            id = p.FromAccount == accountId ? p.PrevForFrom : p.PrevForTo;
+            // A query's read of a cold payment not prefetched: the prefetch stage walks the rest of the chain from it (PaymentPrefetcher).
+            throw new ColdPaymentNeededException(e.PaymentId, accountId, into.Length - n + 1);
         }
         return n;
     }

@@ -40,6 +40,18 @@ public sealed partial class Ledger
     /// </summary>
     public void TrimPaymentsForSnapshot() => _payments.TrimForSnapshot();
 
+    /// <summary>
+    /// A query is about to read the ledger on the writer: payments only the cold tier holds come from
+    /// <paramref name="prefetched"/> (read by the prefetch stage); one not there throws <see cref="ColdPaymentNeededException"/>
+    /// when <paramref name="noIo"/>, else is read from the store on this thread (counted). <see cref="EndQuery"/> after it.
+    /// </summary>
+    public void BeginQuery(QueryPrefetch? prefetched, bool noIo) => _payments.BeginQuery(prefetched, noIo);
+
+    public void EndQuery() => _payments.EndQuery();
+
+    /// <summary>Query reads of cold payments served by the prefetch stage's copies, and queries sent round again for one.</summary>
+    public (long PrefetchHits, long Retries) QueryColdReads => (Volatile.Read(ref _payments.QueryPrefetchHits), Volatile.Read(ref _payments.QueryColdRetries));
+
     private void MixPayment(in Payment p)
     {
         ulong a = _paymentDigestA, b = _paymentDigestB;

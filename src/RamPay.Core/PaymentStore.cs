@@ -44,6 +44,7 @@ internal sealed class PaymentStore
     // The applied-command count after the last command: a follower reads the versions stamped at or before it.
     private long _applied;
     private long _nextFollowerCheck;
+    private int _followerHandle = -1;
     // Payments changed (not made) by a command while in a follower's memory, with the command's count: a version stamped
     // before that is not the follower's. An entry leaves with its payment. Empty on the writer.
     private readonly Dictionary<long, long> _changedAt = [];
@@ -93,6 +94,13 @@ internal sealed class PaymentStore
     {
         _applied = commandsApplied;
         if (_tier is { Follower: false }) _tier.Store.Recover(commandsApplied);
+        else if (_tier is { } tier)
+        {
+            // A handle the host registered when it opened the store, or one of its own. Its position is first reported by
+            // FollowerRetire, once commands are applied: a ledger read from a snapshot and then abandoned (a tool replaying
+            // from the journal's start instead) must not have moved it past what the replay from the start will read.
+            _followerHandle = tier.FollowerHandle >= 0 ? tier.FollowerHandle : tier.Store.AddFollower(commandsApplied);
+        }
     }
 
     /// <summary>A payment that existed before this command was changed by it (a follower keeps the command's count). Rules version 3.</summary>
@@ -237,12 +245,56 @@ internal sealed class PaymentStore
         ColdLoads++;
     }
 
-    /// <summary>A copy of any payment, resident or not (a read: the store is read on this thread when it is not resident).</summary>
+    // --- reads by queries (on the writer) ---
+    private QueryPrefetch? _query;
+    private bool _queryNoIo;
+    /// <summary>Query reads of non-resident payments served from the prefetch stage's copy (no I/O on the writer).</summary>
+    public long QueryPrefetchHits;
+    /// <summary>Query reads that found a payment only on disk and not prefetched: the query went round the ring again.</summary>
+    public long QueryColdRetries;
+
+    /// <summary>
+    /// A query runs on the writer: non-resident payments are read from <paramref name="prefetched"/>; one that is not there
+    /// throws <see cref="ColdPaymentNeededException"/> when <paramref name="noIo"/> (the engine retries the query through the
+    /// prefetch stage), else is read from the store here (the last resort, counted in <see cref="ReadColdReads"/>).
+    /// </summary>
+    public void BeginQuery(QueryPrefetch? prefetched, bool noIo)
+    {
+        _query = prefetched;
+        _queryNoIo = noIo && _tier is not null && !_follower;
+    }
+
+    public void EndQuery()
+    {
+        _query = null;
+        _queryNoIo = false;
+    }
+
+    /// <summary>A copy of any payment, resident or not (a read: without a prefetched copy, the store is read on this thread).</summary>
     public Payment ReadAny(long id)
     {
         if (IsResident(id)) return this[id];
-        Interlocked.Increment(ref ReadColdReads);
+        return ReadCold(id);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Payment ReadCold(long id)
+    {
         Payment p;
+        // Not resident: its newest written version is its state (a payment leaves memory only once that version is visible,
+        // and the store holds nothing the writer has not made). A prefetched copy that is still the newest version is it.
+        if (_query is { } q && q.TryGet(id, out p, out long version) && version > 0 && _tier!.Store.NewestVersion(id) == version)
+        {
+            QueryPrefetchHits++;
+            p.HoldIndex = -1;
+            return p;
+        }
+        if (_queryNoIo)
+        {
+            QueryColdRetries++;
+            throw new ColdPaymentNeededException(id, 0, 1);
+        }
+        Interlocked.Increment(ref ReadColdReads);
         if (!(_follower ? _tier!.Store.TryReadAtOrBefore(id, _applied, out p) : _tier!.Store.TryRead(id, out p)))
             Invariant.Fail($"payment {id} is neither in memory nor in the cold tier");
         p.HoldIndex = -1;
@@ -253,7 +305,23 @@ internal sealed class PaymentStore
     {
         if (_notes.TryGetValue(id, out var note)) return note;
         if (_tier is null || !Contains(id) || IsResident(id) && !SomeCold) return null;
-        var bytes = _tier.Store.ReadNote(id);
+        byte[]? bytes;
+        if (_query is not null || _queryNoIo)
+        {
+            // Notes never change: one the store holds is the note (no I/O to ask); none there and none in memory: no note.
+            if (!_tier.Store.HasNote(id)) return null;
+            if (_query is { } q && q.TryGetNote(id, out bytes) && bytes is not null)
+            {
+                QueryPrefetchHits++;
+                return PaymentNote.TryDecode(bytes);
+            }
+            if (_queryNoIo)
+            {
+                QueryColdRetries++;
+                throw new ColdPaymentNeededException(id, 0, 1);
+            }
+        }
+        bytes = _tier.Store.ReadNote(id);
         return bytes is null ? null : PaymentNote.TryDecode(bytes);
     }
 
@@ -443,7 +511,7 @@ internal sealed class PaymentStore
         var store = tier.Store;
         long f = _applied;
         _nextFollowerCheck = f + FollowerCheckCommands;
-        store.FollowerAt(f);
+        store.FollowerAt(_followerHandle, f);
         long eligible = _count >= tier.HotPayments ? (_count - tier.HotPayments) >> _shift : 0;
         long writtenThrough = store.WrittenThroughId(f);
         while (_firstResidentChunk < eligible)

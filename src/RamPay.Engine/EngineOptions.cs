@@ -53,6 +53,12 @@ public sealed record EngineOptions
     /// <summary>Whether the snapshotter takes the periodic snapshots (cold key tier or not).</summary>
     public bool TakesSnapshotsOffWriter => SnapshotOffWriter;
     public int SnapshotsToKeep { get; init; } = 3;
+    /// <summary>
+    /// Reserve a follower of the payments' cold tier for the sinks' replica (rules version 3): the payment log keeps the older
+    /// versions it may read from the moment it is opened, until the replica has passed them (<see cref="RamPayEngine.SinksPaymentTier"/>;
+    /// docs/storage.md, "The sinks' replica"). A host that runs no sinks releases it (<see cref="RamPayEngine.ReleaseSinksPaymentFollower"/>).
+    /// </summary>
+    public bool SinksFollowPaymentLog { get; init; }
     public bool SnapshotOnStop { get; init; } = true;
     /// <summary>
     /// Every this many ms the engine submits a <see cref="Core.CommandType.Tick"/>, so holds and idempotency keys

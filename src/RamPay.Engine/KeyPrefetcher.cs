@@ -40,7 +40,7 @@ public sealed class KeyPrefetcher(IColdKeyStore store)
 
 /// <summary>
 /// The ring stage before the business logic: prefetches each command's key, and the payment it acts on (with the payments'
-/// cold tier), into its slot. Queries pass untouched.
+/// cold tier), into its slot. Queries pass, except one sent round again for a cold payment: it is read for it here.
 /// </summary>
 internal sealed class PrefetchStage(KeyPrefetcher? prefetcher, PaymentPrefetcher? payments, FraudStageStep? fraud = null) : IBatchHandler<CommandSlot>
 {
@@ -51,7 +51,13 @@ internal sealed class PrefetchStage(KeyPrefetcher? prefetcher, PaymentPrefetcher
         for (long seq = first; seq <= last; seq++)
         {
             ref var slot = ref ring[seq];
-            if (slot.Query is not null) continue;
+            if (slot.Query is not null)
+            {
+                // A query sent round again for a cold payment (RamPayEngine.DelegateQuery): read it here, not on the writer.
+                if (payments is not null && slot.Query is IColdRetryQuery { Needed: { } needed } retry)
+                    payments.PrefetchQuery(needed, retry.Prefetched ??= new QueryPrefetch());
+                continue;
+            }
             prefetcher?.Prefetch(slot.Command, out slot.Prefetched);
             if (payments is null) slot.PaymentPrefetched = default;
             else payments.Prefetch(slot.Command, out slot.PaymentPrefetched);

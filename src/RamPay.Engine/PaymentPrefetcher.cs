@@ -32,9 +32,33 @@ public sealed class PaymentPrefetcher(IColdPaymentStore store)
             Volatile.Write(ref _found, _found + 1);
         }
     }
+
+    /// <summary>Cold payments read for queries (<see cref="ColdPaymentNeededException"/>), off the writer.</summary>
+    public long QueryReads => Volatile.Read(ref _queryReads);
+    private long _queryReads;
+
+    /// <summary>
+    /// A query the writer sent round again (<see cref="ColdPaymentNeededException"/>): reads the payment it named, with its note,
+    /// and, for a history page, the account's chain from it (each version's links to the account's previous payment are fixed at
+    /// its creation, so any version of it gives them), until a payment the store does not hold (a recent one: the writer has it).
+    /// On the prefetch stage's thread: the disk is read here, not on the writer.
+    /// </summary>
+    public void PrefetchQuery(ColdPaymentNeededException needed, QueryPrefetch into)
+    {
+        long id = needed.PaymentId;
+        int left = Math.Max(1, needed.Chain);
+        while (id > 0 && left-- > 0)
+        {
+            if (!store.TryRead(id, out var payment, out long version)) return;
+            into.Add(id, payment, version, store.ReadNote(id));
+            Volatile.Write(ref _queryReads, _queryReads + 1);
+            if (needed.AccountId == 0) return;
+            id = payment.FromAccount == needed.AccountId ? payment.PrevForFrom : payment.ToAccount == needed.AccountId ? payment.PrevForTo : 0;
+        }
+    }
 }
 
 /// <summary>What the host shows of the payments' tiers (<c>/metrics</c>): the ledger's counters and the store's.</summary>
 public readonly record struct PaymentTierStats(
     PaymentTierCounters Ledger, long ColdDiskBytes, long ColdRecordsWritten, long ColdPayments, long ColdIndexBytes, long ColdGarbageRecords,
-    long ColdVisibleGeneration, string? ColdFault);
+    long ColdVisibleGeneration, string? ColdFault, long QueryPrefetchHits = 0, long QueryRetries = 0, long QueryPrefetchReads = 0);

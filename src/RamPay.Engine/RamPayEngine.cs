@@ -29,6 +29,7 @@ public sealed class RamPayEngine : IDisposable
     private readonly long[] _fraudDecisionsAtStart = new long[3];
     private readonly RamPay.Storage.KeySegmentStore? _cold;
     private readonly RamPay.Storage.PaymentLogStore? _coldPayments;
+    private readonly PaymentPrefetcher? _paymentPrefetcher;
     private readonly KeyPrefetcher? _prefetcher;
     private readonly SnapshotHorizon _horizon;
     private readonly SnapshotFollower? _snapshotter;
@@ -68,8 +69,9 @@ public sealed class RamPayEngine : IDisposable
         // Rules version 4 (now or from this run's upgrade point): the prefetch stage also runs the fraud step (FraudStageStep.cs).
         var fraudStep = Math.Max(options.RulesVersion, ledger.RulesVersion) >= Ledger.FraudStageRulesVersion ? new FraudStageStep(ledger.FraudStage) : null;
         _logic.FraudStep = fraudStep;
+        _paymentPrefetcher = payments is null ? null : new PaymentPrefetcher(payments);
         var prefetch = prefetcher is null && fraudStep is null ? null
-            : _pipeline.HandleWith(new PrefetchStage(prefetcher, payments is null ? null : new PaymentPrefetcher(payments), fraudStep), "rampay-prefetch");
+            : _pipeline.HandleWith(new PrefetchStage(prefetcher, _paymentPrefetcher, fraudStep), "rampay-prefetch");
         var logic = prefetch is null ? _pipeline.HandleWith(_logic, "rampay-logic") : _pipeline.After(prefetch).HandleWith(_logic, "rampay-logic");
         if (prefetch is not null) fraudStep?.Connect(prefetch, logic);
         _output = new OutputStage(completion, baseSequence, Counters);
@@ -115,6 +117,7 @@ public sealed class RamPayEngine : IDisposable
         });
         RamPay.Storage.KeySegmentStore? cold = null;
         RamPay.Storage.PaymentLogStore? coldPayments = null;
+        int sinksFollower = -1;
         try
         {
             DurableWatermark? durable = null;
@@ -146,8 +149,12 @@ public sealed class RamPayEngine : IDisposable
                         Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
                         DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
                         // The snapshotter's replica follows the store behind the writer and reads the versions of its own state.
-                        KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0),
+                        KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0)
+                            || options.SinksFollowPaymentLog,
                     });
+                    // Registered before the log is read: the sinks may start from a checkpoint older than anything this run
+                    // writes, so no older version may be forgotten until their replica says where it stands.
+                    if (options.SinksFollowPaymentLog) sinksFollower = coldPayments.AddFollower(long.MinValue);
                     options = options with
                     {
                         Ledger = options.Ledger with
@@ -167,6 +174,7 @@ public sealed class RamPayEngine : IDisposable
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
             bool upgrade = ledger.RulesVersion < options.RulesVersion;
             var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments);
+            engine._sinksFollower = sinksFollower;
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
@@ -314,9 +322,25 @@ public sealed class RamPayEngine : IDisposable
     /// <summary>The snapshotter's replica's resident payments now and at most in this run (0 without a snapshotter): racy, for metrics and tests.</summary>
     public (long Resident, long MaxResident) SnapshotterPayments => _snapshotter is { } s ? (s.ResidentPayments, s.MaxResidentPayments) : (0, 0);
 
+    private int _sinksFollower = -1;
+
+    /// <summary>
+    /// The payments' cold tier as the sinks' replica should follow it (<see cref="EngineOptions.SinksFollowPaymentLog"/>): the
+    /// writer's payment log, read-only, at the replica's own position, with the handle reserved when the log was opened. Null
+    /// when there is no such tier (rules before 3, no payments' tier, or not reserved): the replica then keeps every payment.
+    /// </summary>
+    public ColdPaymentTier? SinksPaymentTier =>
+        _sinksFollower >= 0 && _options.Ledger.ColdPayments is { } tier ? tier with { Follower = true, FollowerHandle = _sinksFollower } : null;
+
+    /// <summary>No sinks' replica will follow the payment log (the host runs no sinks): stop keeping versions for it.</summary>
+    public void ReleaseSinksPaymentFollower()
+    {
+        if (_sinksFollower >= 0) _coldPayments?.RemoveFollower(_sinksFollower);
+    }
+
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
-        _coldPayments?.Fault?.Message);
+        _coldPayments?.Fault?.Message, _logic.Ledger.QueryColdReads.PrefetchHits, _logic.Ledger.QueryColdReads.Retries, _paymentPrefetcher?.QueryReads ?? 0);
 
     public Ledger LedgerAfterStop
     {
@@ -398,7 +422,7 @@ public sealed class RamPayEngine : IDisposable
     /// </summary>
     public Task<T> QueryAsync<T>(Func<IReadOnlyLedger, T> read)
     {
-        var query = new DelegateQuery<T>(read);
+        var query = new DelegateQuery<T>(this, read);
         Query(query);
         return query.Answer;
     }
@@ -530,7 +554,11 @@ public sealed class RamPayEngine : IDisposable
                 ref var slot = ref ring[seq];
                 if (slot.Query is not null)
                 {
+                    // A query that can go round the ring again never reads the disk here: a cold payment the prefetch stage
+                    // did not bring in throws, and the query is sent again with it named (DelegateQuery, docs/storage.md).
+                    if (slot.Query is IColdRetryQuery retry) ledger.BeginQuery(retry.Prefetched, noIo: retry.MayRetry);
                     slot.Query.Execute(ledger);
+                    ledger.EndQuery();
                     continue;
                 }
                 ledger.Apply(slot.Command, slot.Attachment, slot.Prefetched, slot.PaymentPrefetched, slot.Fraud, out slot.Result);
@@ -643,26 +671,63 @@ public sealed class RamPayEngine : IDisposable
         }
     }
 
-    /// <summary>A query that runs a delegate and completes a task: convenient, allocates; see <see cref="QueryAsync{T}"/>.</summary>
-    private sealed class DelegateQuery<T>(Func<IReadOnlyLedger, T> read) : ILedgerQuery
+    /// <summary>
+    /// A query that runs a delegate and completes a task: convenient, allocates; see <see cref="QueryAsync{T}"/>. Under rules
+    /// version 3 a read of a payment only the cold tier holds is not done on the writer: the delegate's read throws
+    /// <see cref="ColdPaymentNeededException"/>, and once the answer would be handed out the query is sent through the ring
+    /// again (from the thread pool: never from a pipeline thread, which could wait on a full ring it must empty) with the
+    /// payment named, which the prefetch stage reads (and, for a history page, the account's chain from it). After
+    /// <see cref="MaxRounds"/> rounds (the payment keeps changing: rare) the writer reads the store itself (counted).
+    /// </summary>
+    private sealed class DelegateQuery<T>(RamPayEngine engine, Func<IReadOnlyLedger, T> read) : ILedgerQuery, IColdRetryQuery
     {
+        public const int MaxRounds = 4;
         private readonly TaskCompletionSource<T> _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _value;
         private Exception? _error;
+        private int _round;
 
         public Task<T> Answer => _answer.Task;
+        public ColdPaymentNeededException? Needed { get; private set; }
+        public QueryPrefetch? Prefetched { get; set; }
+        public bool MayRetry => _round < MaxRounds;
 
         public void Execute(IReadOnlyLedger ledger)
         {
             // A read that throws (a bad id, say) is the caller's problem, not the writer's: keep it for the caller.
+            Needed = null;
             try { _value = read(ledger); }
+            catch (ColdPaymentNeededException cold) when (MayRetry) { Needed = cold; }
             catch (Exception e) { _error = e; }
         }
 
         public void Complete()
         {
+            if (Needed is not null)
+            {
+                _round++;
+                ThreadPool.UnsafeQueueUserWorkItem(static q => q.Resubmit(), this, preferLocal: false);
+                return;
+            }
             if (_error is not null) _answer.SetException(_error);
             else _answer.SetResult(_value!);
         }
+
+        private void Resubmit()
+        {
+            try { engine.Query(this); }
+            catch (Exception e) { _answer.TrySetException(e); }
+        }
     }
+}
+
+/// <summary>A query the engine may send round the ring again for a cold payment it needs (the prefetch stage reads it).</summary>
+internal interface IColdRetryQuery
+{
+    /// <summary>What the last round's read needed and did not find (null: nothing, or the first round).</summary>
+    ColdPaymentNeededException? Needed { get; }
+    /// <summary>What the prefetch stage read for it, over every round (set by the prefetch stage).</summary>
+    QueryPrefetch? Prefetched { get; set; }
+    /// <summary>False on the last round: the writer then reads the store itself.</summary>
+    bool MayRetry { get; }
 }

@@ -41,6 +41,12 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
     public long SnapshotSequence { get; }
     public IReadOnlyList<string> Warnings { get; }
 
+    /// <summary>
+    /// The replica's payments in memory (rules version 3: with the payments' cold tier, the hot window, open holds and a little
+    /// more, docs/storage.md "The sinks' replica"; without it, every payment). On the follower's thread.
+    /// </summary>
+    public long ResidentPayments => _ledger.PaymentTier.ResidentPayments;
+
     /// <summary>The replica, for checks (<c>rampay db verify</c>). Belongs to the follower's thread.</summary>
     public IReadOnlyLedger Ledger => _ledger;
 

@@ -179,6 +179,10 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         _stop.Dispose();
     }
 
+    private long _replicaResidentPayments;
+    /// <summary>The follower's replica's payments in memory after its last poll (for <c>/metrics</c>): bounded under rules 3 with the payments' tier.</summary>
+    public long ReplicaResidentPayments => Interlocked.Read(ref _replicaResidentPayments);
+
     private void FollowerLoop()
     {
         try
@@ -199,6 +203,7 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
                 batch ??= Rent();
                 int read = batch.Count < batch.Capacity ? follower.Poll(durable, batch.Capacity - batch.Count, batch) : 0;
                 Interlocked.Exchange(ref _followerSequence, follower.LastSequence);
+                if (read > 0) Interlocked.Exchange(ref _replicaResidentPayments, follower.ResidentPayments);
                 // Hand a batch on when it is full, or when the journal has nothing more for now (low latency when idle).
                 if (batch.Count > 0 && (batch.IsFull || read == 0))
                 {

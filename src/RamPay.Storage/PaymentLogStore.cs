@@ -93,6 +93,10 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     private readonly List<WrittenSpan> _spans = [];
     private readonly Dictionary<long, long> _prior = [];
     private readonly Queue<long> _priorOrder = new();
+    // Followers (the snapshotter's replica, the sinks' replica): each one's position; the floor is the lowest, and a link is
+    // forgotten only once every follower has passed its newer version. Never lowered: a follower that would need a link
+    // already forgotten cannot join (AddFollower refuses it).
+    private readonly List<long> _followers = [];   // by handle; long.MaxValue = removed
     private long _followerFloor = long.MinValue;
     private long _coveredId;
 
@@ -299,6 +303,18 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         return true;
     }
 
+    public bool TryRead(long id, out Payment payment, out long version)
+    {
+        payment = default;
+        version = PositionOf(id);
+        if (version == 0) return false;
+        payment = ReadPaymentAt(id, version - 1);
+        return true;
+    }
+
+    /// <summary>The newest version's position + 1 (positions only grow: a later version is a later record), 0 = none. No I/O.</summary>
+    public long NewestVersion(long id) => PositionOf(id);
+
     private Payment ReadPaymentAt(long id, long position)
     {
         Span<byte> record = stackalloc byte[PaymentRecordBytes];
@@ -428,14 +444,54 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         lock (_notes) return _notes.ContainsKey(id);
     }
 
-    public void FollowerAt(long stamp)
+    /// <summary>
+    /// Registers a follower whose state is at <paramref name="stamp"/> (<see cref="long.MinValue"/>: not known yet, keep every
+    /// older version until it says where it is). Refused when a version it may need was already forgotten.
+    /// </summary>
+    public int AddFollower(long stamp)
     {
         lock (_spanGate)
         {
-            if (stamp <= _followerFloor) return;
-            _followerFloor = stamp;
-            PrunePriorLocked();
+            if (stamp < _followerFloor && stamp != long.MinValue || stamp == long.MinValue && _followerFloor != long.MinValue)
+                throw new InvalidOperationException($"a follower at {stamp} cannot join the payments' cold tier: versions up to {_followerFloor} were forgotten " +
+                    "(register it when the store is opened: KeepPriorVersions)");
+            _followers.Add(stamp);
+            return _followers.Count - 1;
         }
+    }
+
+    public void FollowerAt(int follower, long stamp)
+    {
+        lock (_spanGate)
+        {
+            Invariant.Check(follower >= 0 && follower < _followers.Count && _followers[follower] != long.MaxValue, "an unknown follower of the payments' cold tier");
+            if (stamp <= _followers[follower]) return;
+            _followers[follower] = stamp;
+            RaiseFloorLocked();
+        }
+    }
+
+    public void RemoveFollower(int follower)
+    {
+        lock (_spanGate)
+        {
+            if (follower < 0 || follower >= _followers.Count || _followers[follower] == long.MaxValue) return;
+            _followers[follower] = long.MaxValue;
+            RaiseFloorLocked();
+        }
+    }
+
+    /// <summary>Followers registered and not removed (for tests and metrics).</summary>
+    public int Followers { get { lock (_spanGate) return _followers.Count(f => f != long.MaxValue); } }
+
+    private void RaiseFloorLocked()
+    {
+        long floor = long.MaxValue;
+        foreach (long f in _followers) floor = Math.Min(floor, f);
+        // No follower left: links are no longer needed by anyone, but a later one could need them; keep the floor where it was.
+        if (floor == long.MaxValue || floor <= _followerFloor) return;
+        _followerFloor = floor;
+        PrunePriorLocked();
     }
 
     /// <summary>Links whose newer version is stamped at or before the follower's position: it never reads behind those.</summary>

@@ -19,7 +19,7 @@ public class ColdPaymentSnapshotTests
     private const int ChunkShift = 6;
     private const int SnapshotEvery = 20_000;
 
-    private static EngineOptions Options(string dir, long startMs) => new()
+    internal static EngineOptions Options(string dir, long startMs) => new()
     {
         DataDirectory = dir, Clock = new SteppingClock(startMs, stepMs: 1).Now, RingSize = Ring, MaxBatchSize = Ring, TickIntervalMs = 0,
         SnapshotEveryCommands = SnapshotEvery, SnapshotOffWriter = true, SnapshotsToKeep = 2, SnapshotOnStop = false, Fsync = false,
@@ -45,7 +45,7 @@ public class ColdPaymentSnapshotTests
         }
     }
 
-    private static Dictionary<long, CommandResult> Run(RamPayEngine engine, RecordingCompletion completion, List<(Command Command, byte[]? Note)> commands, long firstCorrelation)
+    internal static Dictionary<long, CommandResult> Run(RamPayEngine engine, RecordingCompletion completion, List<(Command Command, byte[]? Note)> commands, long firstCorrelation)
     {
         long ticket = 0;
         for (int i = 0; i < commands.Count; i++) ticket = engine.Submit(commands[i].Command, firstCorrelation + i, commands[i].Note);
@@ -68,7 +68,7 @@ public class ColdPaymentSnapshotTests
     }
 
     /// <summary>Old-payment traffic: refunds (partial, whole, above), captures and voids of old authorizations, refused ones, and new transfers between.</summary>
-    private static List<(Command, byte[]?)> OldPaymentTraffic(Commands k, Random rng, List<long> transfers, List<long> auths, int count)
+    internal static List<(Command, byte[]?)> OldPaymentTraffic(Commands k, Random rng, List<long> transfers, List<long> auths, int count)
     {
         var list = new List<(Command, byte[]?)>();
         int a = 0;

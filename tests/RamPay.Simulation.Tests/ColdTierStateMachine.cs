@@ -27,11 +27,30 @@ public sealed class ColdTierWorld : IDisposable
     public const int SegmentKeys = 64;
     public const long KeyBudget = 1_000;
 
+    // Rules version 3: the payments' cold tier too, with a tiny budget (16 payments hot in chunks of 16, at most 4 generations in
+    // flight): a run's few hundred payments leave memory, and captures, voids and refunds of old ones come back from the log.
+    public const int HotPayments = 16;
+    public const int PaymentChunkShift = 4;
+    public const int PaymentMaxInFlight = 4;
+
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "rampay-sim-cold-" + Guid.NewGuid().ToString("N"));
     private long _released;
     private readonly Dictionary<long, (long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _facts = [];
+    private readonly bool _payments;
 
-    public ColdTierWorld() => Open();
+    /// <param name="payments">Rules version 3: the payments' cold tier (<see cref="PaymentLogStore"/>) beside the keys'.</param>
+    public ColdTierWorld(bool payments = false)
+    {
+        _payments = payments;
+        Open();
+    }
+
+    public PaymentLogStore? Payments { get; private set; }
+    public PaymentPrefetcher? PaymentPrefetcher { get; private set; }
+    /// <summary>Old payments the ledger brought back from the payment log for a command, over every run of the seed.</summary>
+    public long PaymentColdLoads { get; set; }
+    public long PaymentRecordsWritten { get; private set; }
+    public int PaymentTornTails { get; private set; }
 
     public KeySegmentStore Store { get; private set; } = null!;
     public KeyPrefetcher Prefetcher { get; private set; } = null!;
@@ -51,7 +70,22 @@ public sealed class ColdTierWorld : IDisposable
             DurableSequence = () => Volatile.Read(ref _released), MaxQueuedGenerations = HotMaxKeys / GenerationCommands + 4,
         });
         Prefetcher = new KeyPrefetcher(Store);
+        if (!_payments) return;
+        Payments = new PaymentLogStore(new PaymentLogStoreOptions
+        {
+            Directory = Path.Combine(_directory, "payments"), SegmentBytes = 4096, Fsync = false,
+            DurableSequence = () => Volatile.Read(ref _released), MaxQueuedGenerations = PaymentMaxInFlight + 4,
+        });
+        PaymentPrefetcher = new PaymentPrefetcher(Payments);
     }
+
+    public ColdPaymentTier? PaymentTier => Payments is null ? null : new ColdPaymentTier
+    {
+        Store = Payments, HotPayments = HotPayments, ChunkShift = PaymentChunkShift, MaxInFlight = PaymentMaxInFlight, PoolFlushCommands = GenerationCommands,
+    };
+
+    /// <summary>Lets the payment log write what is durable through <see cref="Released"/>, and waits for it (the seed alone decides what is on disk).</summary>
+    private void SettlePayments() => Payments?.WaitWrittenThrough(Released, timeoutMs: 60_000);
 
     public ColdKeyTier Tier => new() { Store = Store, HotMaxKeys = HotMaxKeys, GenerationCommands = GenerationCommands };
 
@@ -60,6 +94,7 @@ public sealed class ColdTierWorld : IDisposable
     {
         Volatile.Write(ref _released, durable);
         Store.WaitIdle();
+        SettlePayments();
     }
 
     /// <summary>
@@ -68,10 +103,19 @@ public sealed class ColdTierWorld : IDisposable
     /// </summary>
     public bool ReleaseIfFull(ISimulatedStateMachine state, long durable)
     {
-        if (state is not ColdTierStateMachine { Ledger.KeyLog: { } keys } || keys.HotCount < HotMaxKeys - 3 * GenerationCommands) return false;
+        if (!NearFull(state)) return false;
         Release(durable);
         return true;
     }
+
+    /// <summary>
+    /// The key tier's hot part is near full, or the payment tier has nearly as many generations in flight as it may (its writer
+    /// would wait for the log, which here writes only when released: a wait that would never end).
+    /// </summary>
+    public static bool NearFull(ISimulatedStateMachine state) =>
+        state is ColdTierStateMachine { Ledger: var ledger }
+        && (ledger.KeyLog is { } keys && keys.HotCount >= HotMaxKeys - 3 * GenerationCommands
+            || ledger.PaymentTier.Generations - ledger.PaymentTier.RetiredThrough >= PaymentMaxInFlight - 2);
 
     /// <summary>After a snapshot is durable: its horizon facts, and the horizon of the oldest snapshot still kept (as SnapshotHorizon does).</summary>
     public void OnSnapshot(long sequence, Ledger ledger, long[] kept)
@@ -93,6 +137,13 @@ public sealed class ColdTierWorld : IDisposable
         EntriesWritten += Store.EntriesWritten;
         Store.Dispose();
         if (random.Next(3) == 0) TearNewestSegment(random);
+        if (Payments is { } payments)
+        {
+            SettlePayments();
+            PaymentRecordsWritten += payments.RecordsWritten;
+            payments.Dispose();
+            if (random.Next(3) == 0) TearNewestPaymentSegment(random);
+        }
         // Nothing is written while recovery replays, not even the snapshot's hot entries (handed over as generations "durable
         // at 0"): the replay releases at seeded-deterministic points (ReleaseIfFull), so that the prefetch stamps, and so which
         // entries stay in memory, do not depend on the writer thread's timing.
@@ -114,30 +165,54 @@ public sealed class ColdTierWorld : IDisposable
         TornTails++;
     }
 
+    /// <summary>Garbage or a partial record after the payment log's last published record: a write the crash cut before its fsync.</summary>
+    private void TearNewestPaymentSegment(Random random)
+    {
+        string? newest = Directory.GetFiles(Path.Combine(_directory, "payments"), "payments-*.log").OrderBy(f => f, StringComparer.Ordinal).LastOrDefault();
+        if (newest is null) return;
+        var garbage = new byte[1 + random.Next(2 * PaymentLogStore.PaymentRecordBytes)];
+        random.NextBytes(garbage);
+        using var file = File.OpenHandle(newest, FileMode.Open, FileAccess.Write);
+        RandomAccess.Write(file, garbage, RandomAccess.GetLength(file));
+        PaymentTornTails++;
+    }
+
     public void Dispose()
     {
+        Payments?.Dispose();
         Store.Dispose();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }
 }
 
-/// <summary>The ledger under rules version 2 over the cold key tier: the prefetch step before each apply, as the engine's ring and recovery run it.</summary>
+/// <summary>
+/// The ledger under rules version 2 over the cold key tier (and under version 3 over the payments' tier too): the prefetch step
+/// before each apply, as the engine's ring and recovery run it.
+/// </summary>
 public sealed class ColdTierStateMachine(ColdTierWorld world, LedgerOptions options, Ledger? ledger = null) : ISimulatedStateMachine
 {
-    private readonly Ledger _ledger = ledger ?? new Ledger(options with { ColdKeys = world.Tier });
+    private readonly Ledger _ledger = ledger ?? new Ledger(options with { ColdKeys = world.Tier, ColdPayments = world.PaymentTier });
     private KeyLookup _lookup;
+    private PaymentLookup _payment;
 
     public Ledger Ledger => _ledger;
     public long ClockMs => _ledger.ClockMs;
 
-    public void Prefetch(in Command command) => world.Prefetcher.Prefetch(command, out _lookup);
+    public void Prefetch(in Command command)
+    {
+        world.Prefetcher.Prefetch(command, out _lookup);
+        if (world.PaymentPrefetcher is { } payments) payments.Prefetch(command, out _payment);
+    }
 
     public void Apply(in Command command, ReadOnlySpan<byte> attachment)
     {
         long before = _ledger.KeyLog?.ColdHits ?? 0;
-        _ledger.Apply(command, attachment, _lookup, out _);
+        long loads = _ledger.PaymentTier.ColdLoads;
+        _ledger.Apply(command, attachment, _lookup, _payment, out _);
         world.ColdHits += (_ledger.KeyLog?.ColdHits ?? 0) - before;
+        world.PaymentColdLoads += _ledger.PaymentTier.ColdLoads - loads;
         _lookup = default;
+        _payment = default;
     }
 
     public byte[] WriteSnapshot()
@@ -151,7 +226,7 @@ public sealed class ColdTierStateMachine(ColdTierWorld world, LedgerOptions opti
     /// <summary>A ledger over the (reopened) cold tier: from the snapshot, hot section and all, or empty.</summary>
     public ISimulatedStateMachine Restore(byte[]? snapshot)
     {
-        var cold = options with { ColdKeys = world.Tier };
+        var cold = options with { ColdKeys = world.Tier, ColdPayments = world.PaymentTier };
         if (snapshot is null) return new ColdTierStateMachine(world, options, new Ledger(cold));
         using var stream = new MemoryStream(snapshot, writable: false);
         return new ColdTierStateMachine(world, options, Ledger.ReadState(stream, cold));

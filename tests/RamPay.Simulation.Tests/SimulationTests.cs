@@ -8,6 +8,7 @@ namespace RamPay.Simulation.Tests;
 /// RAMPAY_SIM_SEED=123 dotnet test tests/RamPay.Simulation.Tests -c Release --filter Seed_from_the_environment
 /// RAMPAY_SIM_SEED=1 RAMPAY_SIM_SEEDS=500 RAMPAY_SIM_STEPS=4000 dotnet test ... --filter Seed_from_the_environment
 /// RAMPAY_SIM_COLD=1 RAMPAY_SIM_SEED=1 RAMPAY_SIM_SEEDS=200 dotnet test ... --filter Seed_from_the_environment   (the cold key tier)
+/// RAMPAY_SIM_RULES3=1 RAMPAY_SIM_SEED=1 RAMPAY_SIM_SEEDS=200 dotnet test ... --filter Seed_from_the_environment (rules 3: payments' tier too)
 /// </code>
 /// A failure names its seed and step; the same seed replays the same run exactly.
 /// </summary>
@@ -57,7 +58,31 @@ public class SimulationTests(ITestOutputHelper output)
         Assert.Equal(Simulator.Run(9, 600, coldTier: true), Simulator.Run(9, 600, coldTier: true));
     }
 
-    /// <summary>RAMPAY_SIM_SEED (default 1000), RAMPAY_SIM_SEEDS (how many seeds from there, default 1), RAMPAY_SIM_STEPS (default 1,500), RAMPAY_SIM_COLD=1 (the cold key tier).</summary>
+    /// <summary>
+    /// Seeds 1..4 under rules version 3 (the server's default): the cold key tier and the payments' cold tier (16 payments hot in
+    /// chunks of 16, the real payment log, written only at seeded points): crashes at any journal or snapshot file operation,
+    /// the log behind (generations not let write are lost) and ahead (written after the snapshot recovery starts from), torn
+    /// log tails; after every recovery the state hash equals the all-in-memory ledger's (which under rules 3 keeps every payment).
+    /// </summary>
+    [Fact]
+    public void Ci_seeds_with_the_payments_cold_tier()
+    {
+        var results = new List<SimulationResult>();
+        for (int seed = 1; seed <= 4; seed++)
+        {
+            results.Add(Simulator.Run(seed, CiSteps, rules3: true));
+            output.WriteLine(results[^1].ToString());
+        }
+        Assert.All(results, r => Assert.True(r.ColdPayments && r.Recoveries > 10 && r.Snapshots > 10 && r.LastSequence > 1000, r.ToString()));
+        // The cold path, not a bigger hot one: most payments left memory, and commands on old ones came back from the log.
+        Assert.All(results, r => Assert.True(r.Payments > 20 * ColdTierWorld.HotPayments, r.ToString()));
+        Assert.True(results.Sum(r => r.PaymentColdLoads) > 100, $"{results.Sum(r => r.PaymentColdLoads)} old payments brought back from the log");
+        Assert.Contains(results, r => r.PaymentTornTails > 0);
+        Assert.True(results.Sum(r => r.Crashes) >= 60, $"{results.Sum(r => r.Crashes)} crashes");
+        Assert.Equal(Simulator.Run(9, 600, rules3: true), Simulator.Run(9, 600, rules3: true));
+    }
+
+    /// <summary>RAMPAY_SIM_SEED (default 1000), RAMPAY_SIM_SEEDS (how many seeds from there, default 1), RAMPAY_SIM_STEPS (default 1,500), RAMPAY_SIM_COLD=1 (the cold key tier), RAMPAY_SIM_RULES3=1 (and the payments').</summary>
     [Fact]
     public void Seed_from_the_environment()
     {
@@ -67,7 +92,8 @@ public class SimulationTests(ITestOutputHelper output)
         var totals = new long[4];
         for (int seed = first; seed < first + count; seed++)
         {
-            SimulationResult result = Simulator.Run(seed, steps, coldTier: Environment.GetEnvironmentVariable("RAMPAY_SIM_COLD") == "1");
+            SimulationResult result = Simulator.Run(seed, steps, coldTier: Environment.GetEnvironmentVariable("RAMPAY_SIM_COLD") == "1",
+                rules3: Environment.GetEnvironmentVariable("RAMPAY_SIM_RULES3") == "1");
             totals[0] += result.Crashes;
             totals[1] += result.FailedFlushes;
             totals[2] += result.TornWrites;

@@ -64,19 +64,22 @@ public sealed class LedgerStateMachine(LedgerOptions options, Ledger? ledger = n
 /// <summary>Counts of what one seeded run did, and its seed, for the failure message and the CI log.</summary>
 public sealed record SimulationResult(int Seed, bool Archive, int Steps, long Appended, long LostUnacknowledged, long LastSequence, int Commits,
     int Snapshots, int Crashes, int Recoveries, int FailedFlushes, int TornWrites, int SegmentsRetired, int ArchiveChecks, int Checks,
-    bool ColdTier = false, long ColdHits = 0, long ColdEntriesWritten = 0, long ColdSegmentsDropped = 0, int ColdTornTails = 0, int ColdConsumerChecksSkipped = 0)
+    bool ColdTier = false, long ColdHits = 0, long ColdEntriesWritten = 0, long ColdSegmentsDropped = 0, int ColdTornTails = 0, int ColdConsumerChecksSkipped = 0,
+    bool ColdPayments = false, long PaymentColdLoads = 0, long PaymentRecordsWritten = 0, int PaymentTornTails = 0, long Payments = 0)
 {
     public override string ToString() =>
         $"seed {Seed} (archive {(Archive ? "on" : "off")}): {Steps} steps, {Appended} appended, {LostUnacknowledged} unacknowledged lost at crashes, {Commits} commits, last sequence {LastSequence}, " +
         $"{Snapshots} snapshots, {Crashes} crashes, {Recoveries} recoveries, {FailedFlushes} failed flushes, {TornWrites} torn writes, " +
         $"{SegmentsRetired} segments retired, {Checks} recovery checks, {ArchiveChecks} full-journal reads" +
         (ColdTier ? $"; cold key tier: {ColdHits} keys answered from it, {ColdEntriesWritten} entries written, {ColdSegmentsDropped} segments collected, " +
-            $"{ColdTornTails} torn segment tails, {ColdConsumerChecksSkipped} consumer checks without the archive they need" : "");
+            $"{ColdTornTails} torn segment tails, {ColdConsumerChecksSkipped} consumer checks without the archive they need" : "") +
+        (ColdPayments ? $"; payments' cold tier (rules 3): {Payments} payments, {PaymentColdLoads} old payments brought back for a command, " +
+            $"{PaymentRecordsWritten} records written, {PaymentTornTails} torn log tails" : "");
 }
 
 /// <summary>A check failed: the message says which, and the seed replays it exactly.</summary>
-public sealed class SimulationFailure(int seed, int step, string message, Exception? inner = null, bool coldTier = false)
-    : Exception($"simulation seed {seed} failed at step {step}: {message}\n  replay: {(coldTier ? "RAMPAY_SIM_COLD=1 " : "")}RAMPAY_SIM_SEED={seed} dotnet test tests/RamPay.Simulation.Tests --filter Seed_from_the_environment", inner);
+public sealed class SimulationFailure(int seed, int step, string message, Exception? inner = null, bool coldTier = false, bool rules3 = false)
+    : Exception($"simulation seed {seed} failed at step {step}: {message}\n  replay: {(rules3 ? "RAMPAY_SIM_RULES3=1 " : coldTier ? "RAMPAY_SIM_COLD=1 " : "")}RAMPAY_SIM_SEED={seed} dotnet test tests/RamPay.Simulation.Tests --filter Seed_from_the_environment", inner);
 
 /// <summary>
 /// Drives the engine's building blocks on ONE thread in an order drawn from one seeded <see cref="Random"/>: journal
@@ -135,8 +138,13 @@ public sealed class Simulator
     private int _step;
     private int _commits, _snapshots, _recoveries, _retired, _checks, _archiveChecks;
 
-    public Simulator(int seed, bool lyingDisk = false, bool coldTier = false)
+    private readonly bool _rules3;
+
+    /// <param name="rules3">Rules version 3: the cold key tier and the payments' cold tier (implies <paramref name="coldTier"/>).</param>
+    public Simulator(int seed, bool lyingDisk = false, bool coldTier = false, bool rules3 = false)
     {
+        _rules3 = rules3;
+        coldTier |= rules3;
         _seed = seed;
         _random = new Random(seed);
         _files = new SimulatedFileSystem(_random);
@@ -153,7 +161,7 @@ public sealed class Simulator
             // so retries reach the cold tier, and beyond the key budget of 1,000, so keys also die by the budget and segments go.
             _ledgerOptions = _ledgerOptions with { IdempotencyWindowMs = 86_400_000 };
             _referenceEmpty = new LedgerStateMachine(_ledgerOptions);
-            _cold = new ColdTierWorld();
+            _cold = new ColdTierWorld(payments: rules3);
             _empty = new ColdTierStateMachine(_cold, _ledgerOptions);
         }
         else _empty = _referenceEmpty;
@@ -165,7 +173,7 @@ public sealed class Simulator
         _files.LieAboutFlushes = lyingDisk;
     }
 
-    public static SimulationResult Run(int seed, int steps, bool coldTier = false) => new Simulator(seed, coldTier: coldTier).Run(steps);
+    public static SimulationResult Run(int seed, int steps, bool coldTier = false, bool rules3 = false) => new Simulator(seed, coldTier: coldTier, rules3: rules3).Run(steps);
 
     /// <summary>Runs the seed; any failure (a check, or anything a component throws that the run did not expect) names the seed and step.</summary>
     public SimulationResult Run(int steps)
@@ -177,6 +185,8 @@ public sealed class Simulator
             {
                 ColdTier = true, ColdHits = _cold.ColdHits, ColdEntriesWritten = _cold.EntriesWritten + _cold.Store.EntriesWritten,
                 ColdSegmentsDropped = _cold.SegmentsDropped + _cold.Store.SegmentsDropped, ColdTornTails = _cold.TornTails, ColdConsumerChecksSkipped = _consumerChecksSkipped,
+                ColdPayments = _rules3, PaymentColdLoads = _cold.PaymentColdLoads, PaymentRecordsWritten = _cold.PaymentRecordsWritten + (_cold.Payments?.RecordsWritten ?? 0),
+                PaymentTornTails = _cold.PaymentTornTails, Payments = (_state as ColdTierStateMachine)?.Ledger.PaymentCount ?? 0,
             };
         }
         catch (Exception e) when (e is not SimulationFailure)
@@ -276,7 +286,7 @@ public sealed class Simulator
     {
         // The engine's journal is never far ahead of the cold tier's writer (its hot tier would fill and the writer wait): here
         // the journal is made durable and the tier catches up before the hot tier could fill.
-        if (_state is ColdTierStateMachine { Ledger.KeyLog: { } keys } && keys.HotCount >= ColdTierWorld.HotMaxKeys - 3 * ColdTierWorld.GenerationCommands)
+        if (ColdTierWorld.NearFull(_state))
         {
             Commit();
             _cold!.ReleaseIfFull(_state, _writer!.DurableSequence);
@@ -511,7 +521,7 @@ public sealed class Simulator
         }
     }
 
-    private SimulationFailure Fail(string message, Exception? inner = null) => new(_seed, _step, message, inner, _cold is not null);
+    private SimulationFailure Fail(string message, Exception? inner = null) => new(_seed, _step, message, inner, _cold is not null, _rules3);
 
     /// <summary>A seeded mix: accounts, deposits, transfers, two-phase payments with captures, voids and refunds, freezes, retried keys, ticks.</summary>
     private Command NextCommand()
@@ -523,7 +533,7 @@ public sealed class Simulator
         IdempotencyKey Key() => IdempotencyKey.FromString("sim-" + _seed + "-" + ++_keys);
         // With the cold tier the journal starts with the upgrade to rules version 2 (as a server's first start journals it).
         if (_cold is not null && _history.Count == 0)
-            return new Command { Type = CommandType.UpgradeRules, Argument = 2, Amount = ColdTierWorld.KeyBudget, TimestampMs = _clockMs };
+            return new Command { Type = CommandType.UpgradeRules, Argument = _rules3 ? 3 : 2, Amount = ColdTierWorld.KeyBudget, TimestampMs = _clockMs };
         int first = _cold is null ? 0 : 1;
         Command command = _history.Count == first || roll < 4
             ? new Command { Type = CommandType.OpenAccount, Flags = (byte)(_history.Count == first ? AccountFlags.Funding : AccountFlags.DebitsMustNotExceedCredits), Argument = 100 + _keys }

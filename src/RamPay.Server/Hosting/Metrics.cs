@@ -70,6 +70,7 @@ public sealed class Metrics : IDisposable
         _meter.CreateObservableCounter("rampay_idempotency_evicted_early_total", () => engine.RunningEngine?.IdempotencyEvictedEarly ?? 0,
             description: "Keys forgotten before their window ended because the table was full, over the ledger's life (kept in snapshots).");
         PaymentTierSeries(engine);
+        PaymentReadSeries(engine, sinks);
         // Rules version 2's key tiers (docs/storage.md, docs/operations.md). An alert on any increase of the first: a key
         // forgotten before its window means a retried payment could be paid twice.
         _meter.CreateObservableCounter("rampay_idempotency_keys_evicted_early_total", () => KeyTier(engine)?.EvictedEarly ?? 0,
@@ -113,6 +114,30 @@ public sealed class Metrics : IDisposable
             description: "Bytes of disk the payment log takes (120 a payment version).");
         _meter.CreateObservableCounter("rampay_payments_cold_faults_total", () => PaymentTier(engine)?.ColdFault is null ? 0 : 1,
             description: "Failures of the payment log's writer since start (0 or 1: the engine stops when it next needs the tier).");
+    }
+
+    /// <summary>Rules version 3: who reads the payment log for what, and the replicas' payments in memory (docs/storage.md, "Payments").</summary>
+    private void PaymentReadSeries(EngineHost engine, Func<SinkHub?> sinks)
+    {
+        _meter.CreateObservableCounter("rampay_payments_prefetch_hits_total", () => PaymentTier(engine)?.Ledger.PrefetchHits ?? 0,
+            description: "Old payments a command acted on that the writer took from the prefetch stage's copy (no I/O on the writer).");
+        _meter.CreateObservableCounter("rampay_payments_query_prefetch_reads_total", () => PaymentTier(engine)?.QueryPrefetchReads ?? 0,
+            description: "Old payments the prefetch stage read from the payment log for queries (GET /v1/payments/{id}, history pages), off the writer.");
+        _meter.CreateObservableCounter("rampay_payments_query_retries_total", () => PaymentTier(engine)?.QueryRetries ?? 0,
+            description: "Queries sent round the ring again because they needed an old payment not yet prefetched.");
+        _meter.CreateObservableCounter("rampay_payments_query_writer_reads_total", () => PaymentTier(engine)?.Ledger.ReadColdReads ?? 0,
+            description: "Old payments a query read from the payment log on the writer thread (the last resort after 4 rounds; should stay 0).");
+        _meter.CreateObservableGauge("rampay_payments_replica_resident", () => ReplicaResident(engine, sinks),
+            description: "Payments in memory in each replica ledger (replica=snapshotter, sinks): bounded like the writer's under rules 3.");
+        _meter.CreateObservableGauge("rampay_payments_cold_index_bytes", () => PaymentTier(engine)?.ColdIndexBytes ?? 0,
+            description: "Memory the payment log's index takes (8 bytes a payment on disk).");
+    }
+
+    private static IEnumerable<Measurement<long>> ReplicaResident(EngineHost engine, Func<SinkHub?> sinks)
+    {
+        if (engine.RunningEngine is { SnapshotsOffWriter: true } running)
+            yield return new Measurement<long>(running.SnapshotterPayments.Resident, new KeyValuePair<string, object?>("replica", "snapshotter"));
+        if (sinks() is { } hub) yield return new Measurement<long>(hub.ReplicaResidentPayments, new KeyValuePair<string, object?>("replica", "sinks"));
     }
 
     /// <summary>Prometheus has no "unknown": -1 stands for a lag in seconds not known yet (the sink has never written).</summary>

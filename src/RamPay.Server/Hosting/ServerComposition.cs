@@ -206,6 +206,8 @@ public static class ServerComposition
         SnapshotEveryCommands = o.Engine.SnapshotEveryCommands,
         SnapshotEveryMs = o.Engine.SnapshotEveryMs,
         SnapshotOffWriter = o.Engine.SnapshotOffWriter,
+        // The sinks' replica follows the payment log (rules 3) instead of keeping every payment; SinksService releases it without sinks.
+        SinksFollowPaymentLog = true,
         WaitStrategy = o.Engine.WaitStrategy,
         // Rules version 3 by default: a data folder under older rules journals the upgrade point at its first start.
         RulesVersion = o.Engine.RulesVersion,

@@ -169,14 +169,20 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
         if (options.Kafka.BootstrapServers.Length > 0)
             list.Add(new KafkaEventSink(options.Kafka.ToSinkOptions(data.Sinks), loggers.CreateLogger<KafkaEventSink>()));
         list.AddRange(events.Sinks()); // the local event log (on by default: the hub then runs with no outside server)
-        if (list.Count == 0) return Task.CompletedTask;
+        if (list.Count == 0)
+        {
+            engine.RunningEngine?.ReleaseSinksPaymentFollower();
+            return Task.CompletedTask;
+        }
         var engineOptions = ServerComposition.EngineOptionsFrom(options, data);
+        // Rules 3: the replica reads the writer's payment log at its own position (bounded memory), as the snapshotter's does.
+        var ledgerOptions = engine.RunningEngine?.SinksPaymentTier is { } payments ? engineOptions.Ledger with { ColdPayments = payments } : engineOptions.Ledger;
         var hub = new SinkHub(new SinkHubOptions
         {
             SnapshotDirectory = data.Snapshots,
             JournalDirectory = data.Journal,
             StateDirectory = data.Sinks,
-            Ledger = engineOptions.Ledger,
+            Ledger = ledgerOptions,
             BatchChanges = options.Sinks.BatchChanges,
             QueueBatches = options.Sinks.QueueBatches,
             MaxLagRecords = options.Sinks.MaxLagRecords,
