@@ -188,11 +188,11 @@ public sealed class EventLog : IDisposable
         long bytes = 0;
         long pos = _lastPos;
         _pending.Clear();
+        _viewerRows.Clear();
+        _accountRows.Clear();
         using (var tx = c.BeginTransaction())
         {
             _insertEvent!.Transaction = tx;
-            _insertViewer!.Transaction = tx;
-            _insertAccount!.Transaction = tx;
             _setMeta!.Transaction = tx;
             foreach (ref readonly Change change in changes)
             {
@@ -220,22 +220,15 @@ public sealed class EventLog : IDisposable
                             EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json)));
                     bytes += json.Length;
                     int viewers = EventAudience.Viewers(change, e, _viewers);
-                    for (int v = 0; v < viewers; v++)
-                    {
-                        _insertViewer.Parameters[0].Value = _viewers[v].UserId;
-                        _insertViewer.Parameters[1].Value = pos;
-                        _insertViewer.Parameters[2].Value = (int)_viewers[v].Party;
-                        _insertViewer.ExecuteNonQuery();
-                    }
+                    for (int v = 0; v < viewers; v++) _viewerRows.Add((_viewers[v].UserId, pos, (int)_viewers[v].Party));
                     int accounts = EventAudience.Accounts(change, e, _accounts);
-                    for (int a = 0; a < accounts; a++)
-                    {
-                        _insertAccount.Parameters[0].Value = _accounts[a];
-                        _insertAccount.Parameters[1].Value = pos;
-                        _insertAccount.ExecuteNonQuery();
-                    }
+                    for (int a = 0; a < accounts; a++) _accountRows.Add((_accounts[a], pos, 0));
                 }
             }
+            // The index rows of the whole batch, many to a statement: a statement's fixed cost (bind, step, reset) was
+            // most of the writer's time with one statement per row.
+            InsertIndexRows(c, tx, Viewers, _viewerRows, ref _insertViewer);
+            InsertIndexRows(c, tx, Accounts, _accountRows, ref _insertAccount);
             SetMeta("checkpoint_sequence", through.Sequence);
             SetMeta("checkpoint_ms", through.TimestampMs);
             SetMeta("bytes", _bytes + bytes);
@@ -257,6 +250,63 @@ public sealed class EventLog : IDisposable
         return appended;
     }
 
+    /// <summary>An index table's insert: its name, columns (two or three) and the rows one full statement carries.</summary>
+    private sealed record IndexTable(string Name, string[] Columns, int RowsPerStatement);
+    private static readonly IndexTable Viewers = new("viewers", ["user_id", "pos", "party"], 100);
+    private static readonly IndexTable Accounts = new("accounts", ["account_id", "pos"], 150);
+    private readonly List<(long Key, long Pos, int Party)> _viewerRows = [];
+    private readonly List<(long Key, long Pos, int Party)> _accountRows = [];
+
+    /// <summary>Inserts <paramref name="rows"/> into an index table, a full statement (kept prepared) per chunk and one sized to the rest.</summary>
+    private static void InsertIndexRows(SqliteConnection c, SqliteTransaction tx, IndexTable table, List<(long Key, long Pos, int Party)> rows, ref SqliteCommand? full)
+    {
+        int done = 0;
+        while (done < rows.Count)
+        {
+            int n = Math.Min(table.RowsPerStatement, rows.Count - done);
+            SqliteCommand cmd;
+            if (n == table.RowsPerStatement) cmd = full ??= IndexInsert(c, table, n);
+            else cmd = IndexInsert(c, table, n);
+            try
+            {
+                cmd.Transaction = tx;
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    var (key, pos, party) = rows[done + i];
+                    cmd.Parameters[k++].Value = key;
+                    cmd.Parameters[k++].Value = pos;
+                    if (table.Columns.Length == 3) cmd.Parameters[k++].Value = party;
+                }
+                cmd.ExecuteNonQuery();
+            }
+            finally
+            {
+                if (!ReferenceEquals(cmd, full)) cmd.Dispose();
+            }
+            done += n;
+        }
+    }
+
+    private static SqliteCommand IndexInsert(SqliteConnection c, IndexTable table, int rows)
+    {
+        var cmd = c.CreateCommand();
+        var sql = new System.Text.StringBuilder($"INSERT OR IGNORE INTO {table.Name}({string.Join(", ", table.Columns)}) VALUES");
+        for (int i = 0; i < rows; i++)
+        {
+            sql.Append(i == 0 ? "(" : ",(");
+            for (int col = 0; col < table.Columns.Length; col++)
+            {
+                string name = string.Create(CultureInfo.InvariantCulture, $"$c{col}r{i}");
+                sql.Append(col == 0 ? "" : ",").Append(name);
+                cmd.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+            sql.Append(')');
+        }
+        cmd.CommandText = sql.ToString();
+        return cmd;
+    }
+
     private void SetMeta(string name, long value)
     {
         _setMeta!.Parameters[0].Value = name;
@@ -270,12 +320,6 @@ public sealed class EventLog : IDisposable
         _insertEvent = c.CreateCommand();
         _insertEvent.CommandText = "INSERT INTO events(sequence, idx, ordinal, type, version, occurred_at_ms, key_account, json) VALUES($s,$i,$o,$t,$v,$at,$k,$j) ON CONFLICT DO NOTHING RETURNING pos";
         foreach (var n in new[] { "$s", "$i", "$o", "$t", "$v", "$at", "$k", "$j" }) _insertEvent.Parameters.Add(new SqliteParameter { ParameterName = n });
-        _insertViewer = c.CreateCommand();
-        _insertViewer.CommandText = "INSERT OR IGNORE INTO viewers(user_id, pos, party) VALUES($u,$p,$r)";
-        foreach (var n in new[] { "$u", "$p", "$r" }) _insertViewer.Parameters.Add(new SqliteParameter { ParameterName = n });
-        _insertAccount = c.CreateCommand();
-        _insertAccount.CommandText = "INSERT OR IGNORE INTO accounts(account_id, pos) VALUES($a,$p)";
-        foreach (var n in new[] { "$a", "$p" }) _insertAccount.Parameters.Add(new SqliteParameter { ParameterName = n });
         _setMeta = c.CreateCommand();
         _setMeta.CommandText = "UPDATE meta SET value=$v WHERE name=$n";
         _setMeta.Parameters.Add(new SqliteParameter { ParameterName = "$n" });
