@@ -16,12 +16,20 @@ public sealed record EventLogOptions
     public long MaxBytes { get; init; } = 1L << 30;
     /// <summary>The clock retention is measured against (tests move it).</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
+    /// <summary>
+    /// How many of the newest events the log also keeps in memory (a power of two; 0 = none), so that the consumers'
+    /// feeders take them from there instead of each reading them back from SQLite (<see cref="EventLog.ReadTail"/>).
+    /// The bound of that memory: about this many events' JSON.
+    /// </summary>
+    public int TailEvents { get; init; } = 16_384;
 
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Directory);
         if (Retention <= TimeSpan.Zero) throw new ArgumentException("the event log's retention must be positive");
         if (MaxBytes < 1 << 20) throw new ArgumentException("the event log's byte cap must be at least 1 MiB");
+        if (TailEvents < 0 || (TailEvents & (TailEvents - 1)) != 0 || TailEvents > 1 << 20)
+            throw new ArgumentException("the event log's in-memory tail must be 0 or a power of two up to 1048576 events");
     }
 }
 
@@ -67,6 +75,7 @@ public sealed class EventLog : IDisposable
         System.IO.Directory.CreateDirectory(options.Directory);
         Path = System.IO.Path.Combine(options.Directory, FileName);
         _connectionString = new SqliteConnectionStringBuilder { DataSource = Path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _tail = new TailEntry?[options.TailEvents];
         using var c = Open();
         Migrate(c);
         _bytes = Scalar(c, "SELECT value FROM meta WHERE name='bytes'");
@@ -131,6 +140,40 @@ public sealed class EventLog : IDisposable
     private readonly long[] _accounts = new long[EventAudience.Max];
     private SqliteCommand? _insertEvent, _insertViewer, _insertAccount, _setMeta;
 
+    /// <summary>An event of the in-memory tail and its row.</summary>
+    private sealed record TailEntry(long Row, EventRecord Record);
+    private readonly TailEntry?[] _tail;
+    private readonly List<TailEntry> _pending = [];
+    private TaskCompletionSource _appended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes when a batch with new events has been committed after this call (a feeder takes it before it looks
+    /// for events, so that no append between its look and its wait is missed).
+    /// </summary>
+    public Task Appended => Volatile.Read(ref _appended).Task;
+
+    /// <summary>
+    /// The events in rows <paramref name="afterRow"/>+1.. (at most <paramref name="max"/>, all after
+    /// <paramref name="after"/>) that the in-memory tail still holds, in order, into <paramref name="into"/>; returns
+    /// the last row taken, or <paramref name="afterRow"/> when the tail does not hold the next row (read SQLite then).
+    /// </summary>
+    public long ReadTail(long afterRow, EventPosition after, int max, List<EventRecord> into)
+    {
+        if (_tail.Length == 0 || afterRow < 0) return afterRow;
+        long last = LastRow;
+        long row = afterRow;
+        while (row < last && into.Count < max)
+        {
+            var entry = Volatile.Read(ref _tail[(row + 1) & (_tail.Length - 1)]);
+            // Overwritten by a newer row (the reader fell more than the tail behind), or rows restarted: SQLite has it.
+            if (entry is null || entry.Row != row + 1 || entry.Record.Position <= after) break;
+            into.Add(entry.Record);
+            after = entry.Record.Position;
+            row++;
+        }
+        return row;
+    }
+
     /// <summary>
     /// Appends the events of <paramref name="changes"/> and moves the checkpoint to <paramref name="through"/>, in one
     /// transaction; an event already stored (a re-sent batch) is skipped by its id. Then applies retention, at most
@@ -144,11 +187,12 @@ public sealed class EventLog : IDisposable
         int appended = 0;
         long bytes = 0;
         long pos = _lastPos;
+        _pending.Clear();
+        _viewerRows.Clear();
+        _accountRows.Clear();
         using (var tx = c.BeginTransaction())
         {
             _insertEvent!.Transaction = tx;
-            _insertViewer!.Transaction = tx;
-            _insertAccount!.Transaction = tx;
             _setMeta!.Transaction = tx;
             foreach (ref readonly Change change in changes)
             {
@@ -156,7 +200,8 @@ public sealed class EventLog : IDisposable
                 for (int i = 0; i < count; i++)
                 {
                     ref readonly MappedEvent e = ref _mapped[i];
-                    ReadOnlySpan<byte> json = _encoder.Encode(change, e);
+                    // One copy of the encoded JSON: the row's blob and, once committed, the in-memory tail's record.
+                    byte[] json = _encoder.Encode(change, e).ToArray();
                     var p = _insertEvent.Parameters;
                     p[0].Value = change.Sequence;
                     p[1].Value = change.Index;
@@ -165,36 +210,37 @@ public sealed class EventLog : IDisposable
                     p[4].Value = EventTypes.SchemaVersion(e.Type);
                     p[5].Value = change.TimestampMs;
                     p[6].Value = e.KeyAccount;
-                    p[7].Value = json.ToArray();
+                    p[7].Value = json;
                     object? row = _insertEvent.ExecuteScalar();
                     if (row is null or DBNull) continue; // stored by an earlier attempt at this batch
                     pos = (long)row;
                     appended++;
+                    if (_tail.Length > 0)
+                        _pending.Add(new TailEntry(pos, new EventRecord(new EventPosition(change.Sequence, change.Index, e.Ordinal), EventTypes.Name(e.Type),
+                            EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json)));
                     bytes += json.Length;
                     int viewers = EventAudience.Viewers(change, e, _viewers);
-                    for (int v = 0; v < viewers; v++)
-                    {
-                        _insertViewer.Parameters[0].Value = _viewers[v].UserId;
-                        _insertViewer.Parameters[1].Value = pos;
-                        _insertViewer.Parameters[2].Value = (int)_viewers[v].Party;
-                        _insertViewer.ExecuteNonQuery();
-                    }
+                    for (int v = 0; v < viewers; v++) _viewerRows.Add((_viewers[v].UserId, pos, (int)_viewers[v].Party));
                     int accounts = EventAudience.Accounts(change, e, _accounts);
-                    for (int a = 0; a < accounts; a++)
-                    {
-                        _insertAccount.Parameters[0].Value = _accounts[a];
-                        _insertAccount.Parameters[1].Value = pos;
-                        _insertAccount.ExecuteNonQuery();
-                    }
+                    for (int a = 0; a < accounts; a++) _accountRows.Add((_accounts[a], pos, 0));
                 }
             }
+            // The index rows of the whole batch, many to a statement: a statement's fixed cost (bind, step, reset) was
+            // most of the writer's time with one statement per row.
+            InsertIndexRows(c, tx, Viewers, _viewerRows, ref _insertViewer);
+            InsertIndexRows(c, tx, Accounts, _accountRows, ref _insertAccount);
             SetMeta("checkpoint_sequence", through.Sequence);
             SetMeta("checkpoint_ms", through.TimestampMs);
             SetMeta("bytes", _bytes + bytes);
             tx.Commit();
         }
         Interlocked.Add(ref _bytes, bytes);
+        // The tail first, then the row count: a reader that sees a row as stored finds it in the tail (or, once the
+        // tail has moved past it, in SQLite). Then one wake-up for every waiting feeder, per batch, not per event.
+        foreach (var entry in _pending) Volatile.Write(ref _tail[entry.Row & (_tail.Length - 1)], entry);
+        _pending.Clear();
         Interlocked.Exchange(ref _lastPos, pos);
+        if (appended > 0) Interlocked.Exchange(ref _appended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         long now = Environment.TickCount64;
         if (now - _lastRetentionMs >= 5_000 || _bytes > _options.MaxBytes)
         {
@@ -202,6 +248,63 @@ public sealed class EventLog : IDisposable
             ApplyRetention();
         }
         return appended;
+    }
+
+    /// <summary>An index table's insert: its name, columns (two or three) and the rows one full statement carries.</summary>
+    private sealed record IndexTable(string Name, string[] Columns, int RowsPerStatement);
+    private static readonly IndexTable Viewers = new("viewers", ["user_id", "pos", "party"], 100);
+    private static readonly IndexTable Accounts = new("accounts", ["account_id", "pos"], 150);
+    private readonly List<(long Key, long Pos, int Party)> _viewerRows = [];
+    private readonly List<(long Key, long Pos, int Party)> _accountRows = [];
+
+    /// <summary>Inserts <paramref name="rows"/> into an index table, a full statement (kept prepared) per chunk and one sized to the rest.</summary>
+    private static void InsertIndexRows(SqliteConnection c, SqliteTransaction tx, IndexTable table, List<(long Key, long Pos, int Party)> rows, ref SqliteCommand? full)
+    {
+        int done = 0;
+        while (done < rows.Count)
+        {
+            int n = Math.Min(table.RowsPerStatement, rows.Count - done);
+            SqliteCommand cmd;
+            if (n == table.RowsPerStatement) cmd = full ??= IndexInsert(c, table, n);
+            else cmd = IndexInsert(c, table, n);
+            try
+            {
+                cmd.Transaction = tx;
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    var (key, pos, party) = rows[done + i];
+                    cmd.Parameters[k++].Value = key;
+                    cmd.Parameters[k++].Value = pos;
+                    if (table.Columns.Length == 3) cmd.Parameters[k++].Value = party;
+                }
+                cmd.ExecuteNonQuery();
+            }
+            finally
+            {
+                if (!ReferenceEquals(cmd, full)) cmd.Dispose();
+            }
+            done += n;
+        }
+    }
+
+    private static SqliteCommand IndexInsert(SqliteConnection c, IndexTable table, int rows)
+    {
+        var cmd = c.CreateCommand();
+        var sql = new System.Text.StringBuilder($"INSERT OR IGNORE INTO {table.Name}({string.Join(", ", table.Columns)}) VALUES");
+        for (int i = 0; i < rows; i++)
+        {
+            sql.Append(i == 0 ? "(" : ",(");
+            for (int col = 0; col < table.Columns.Length; col++)
+            {
+                string name = string.Create(CultureInfo.InvariantCulture, $"$c{col}r{i}");
+                sql.Append(col == 0 ? "" : ",").Append(name);
+                cmd.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+            sql.Append(')');
+        }
+        cmd.CommandText = sql.ToString();
+        return cmd;
     }
 
     private void SetMeta(string name, long value)
@@ -217,12 +320,6 @@ public sealed class EventLog : IDisposable
         _insertEvent = c.CreateCommand();
         _insertEvent.CommandText = "INSERT INTO events(sequence, idx, ordinal, type, version, occurred_at_ms, key_account, json) VALUES($s,$i,$o,$t,$v,$at,$k,$j) ON CONFLICT DO NOTHING RETURNING pos";
         foreach (var n in new[] { "$s", "$i", "$o", "$t", "$v", "$at", "$k", "$j" }) _insertEvent.Parameters.Add(new SqliteParameter { ParameterName = n });
-        _insertViewer = c.CreateCommand();
-        _insertViewer.CommandText = "INSERT OR IGNORE INTO viewers(user_id, pos, party) VALUES($u,$p,$r)";
-        foreach (var n in new[] { "$u", "$p", "$r" }) _insertViewer.Parameters.Add(new SqliteParameter { ParameterName = n });
-        _insertAccount = c.CreateCommand();
-        _insertAccount.CommandText = "INSERT OR IGNORE INTO accounts(account_id, pos) VALUES($a,$p)";
-        foreach (var n in new[] { "$a", "$p" }) _insertAccount.Parameters.Add(new SqliteParameter { ParameterName = n });
         _setMeta = c.CreateCommand();
         _setMeta.CommandText = "UPDATE meta SET value=$v WHERE name=$n";
         _setMeta.Parameters.Add(new SqliteParameter { ParameterName = "$n" });
@@ -361,15 +458,30 @@ public sealed class EventLog : IDisposable
     /// </summary>
     public IReadOnlyList<EventRecord> ReadAfter(EventPosition after, int max)
     {
+        var list = new List<EventRecord>();
+        ReadAfter(after, max, list);
+        return list;
+    }
+
+    /// <summary>
+    /// As <see cref="ReadAfter(EventPosition, int)"/>, into <paramref name="into"/>; returns the row of the last event
+    /// read (for <see cref="ReadTail"/>), or -1 when none was.
+    /// </summary>
+    public long ReadAfter(EventPosition after, int max, List<EventRecord> into)
+    {
         using var c = Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {Columns}, 1 FROM events e WHERE e.pos > $cursor ORDER BY e.pos LIMIT $n";
+        cmd.CommandText = $"SELECT {Columns}, 1, e.pos FROM events e WHERE e.pos > $cursor ORDER BY e.pos LIMIT $n";
         cmd.Parameters.AddWithValue("$cursor", CursorRow(c, after, atOrAfter: false));
         cmd.Parameters.AddWithValue("$n", max);
-        var list = new List<EventRecord>();
+        long row = -1;
         using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add(ReadRow(r).Record);
-        return list;
+        while (r.Read())
+        {
+            into.Add(ReadRow(r).Record);
+            row = r.GetInt64(9);
+        }
+        return row;
     }
 
     /// <summary>The oldest event held (null when none): what the log can no longer serve lies before it.</summary>

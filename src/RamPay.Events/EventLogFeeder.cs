@@ -7,23 +7,38 @@ namespace RamPay.Events;
 /// checkpoint, hands it the events after it in batches, in stream order, and after a failure backs off and reads the
 /// checkpoint again, so what the consumer did not make durable comes again. Runs on its own task, never on the
 /// writer's or the sinks' threads.
+/// <para>
+/// Cheap per event: it takes new events from the log's in-memory tail (the records the log's writer made, JSON
+/// included, shared by every feeder) and reads SQLite only when it is further behind than the tail holds or after a
+/// failure; it sleeps until the log commits a batch (<see cref="EventLog.Appended"/>) instead of polling; and after a
+/// batch that was not full it waits <see cref="BatchInterval"/>, so that a consumer's fixed cost per batch (its
+/// transaction and fsync, its checkpoint) is paid a few times a second, not once per journal batch.
+/// </para>
 /// </summary>
 public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action<string, Exception?>? report = null)
 {
-    /// <summary>Events per batch handed to the consumer.</summary>
-    public int BatchEvents { get; init; } = 500;
-    /// <summary>How often the feeder looks for new events when it has caught up.</summary>
-    public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(10);
+    /// <summary>Events per batch handed to the consumer (the bound of what the feeder holds).</summary>
+    public int BatchEvents { get; init; } = 1000;
+    /// <summary>The longest the feeder sleeps when it has caught up without a wake-up from the log (a safety net only).</summary>
+    public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>The pause after a batch that was not full: what lets events gather into fewer, larger batches (adds at most this to delivery latency).</summary>
+    public TimeSpan BatchInterval { get; init; } = TimeSpan.FromMilliseconds(50);
     public TimeSpan RetryMin { get; init; } = TimeSpan.FromMilliseconds(100);
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(10);
 
     private EventPosition _position;
     private long _positionRow = -1;
+    /// <summary>The log's row of <see cref="_position"/> when known (-1: find it by position in SQLite).</summary>
+    private long _row = -1;
+    private long _tailBatches, _sqliteBatches;
 
     public IEventConsumer Consumer => consumer;
     /// <summary>The last position the consumer reported durable (through its checkpoint or a batch it returned from).</summary>
     public EventPosition Position => _position;
     public long Failures { get; private set; }
+    /// <summary>Batches taken from the log's in-memory tail, and read from SQLite (tests and diagnostics).</summary>
+    public long TailBatches => Interlocked.Read(ref _tailBatches);
+    public long SqliteBatches => Interlocked.Read(ref _sqliteBatches);
 
     /// <summary>Events in the log after the consumer's position (its lag); -1 before the first read of its checkpoint.</summary>
     public long Lag() => _positionRow < 0 ? -1 : log.CountAfter(_position);
@@ -40,19 +55,27 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
                 {
                     _position = await consumer.ReadCheckpointAsync(stop).ConfigureAwait(false);
                     _positionRow = 0;
+                    _row = -1;
                     needCheckpoint = false;
                     if (log.DroppedThrough() is { } dropped && _position < dropped)
                         report?.Invoke($"consumer {consumer.Name} is at {_position}, but retention dropped the events through {dropped}: those it had not seen are gone from the log (rampay events derive re-creates them from the journal)", null);
                 }
-                var events = log.ReadAfter(_position, BatchEvents);
+                // Taken before looking, so that a batch committed between the look and the wait still wakes us.
+                var appended = log.Appended;
+                var events = new List<EventRecord>();
+                long row = _row >= 0 && log.LastRow == _row ? _row : Read(events);
                 if (events.Count == 0)
                 {
-                    await Task.Delay(IdlePoll, stop).ConfigureAwait(false);
+                    await Task.WhenAny(appended, Task.Delay(IdlePoll, stop)).ConfigureAwait(false);
+                    stop.ThrowIfCancellationRequested();
                     continue;
                 }
                 await consumer.HandleAsync(new EventBatch(events, EventBatch.LogSource), stop).ConfigureAwait(false);
                 _position = events[^1].Position;
+                _row = row;
                 backoff = RetryMin;
+                if (events.Count < BatchEvents && BatchInterval > TimeSpan.Zero)
+                    await Task.Delay(BatchInterval, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -63,6 +86,7 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
                 Failures++;
                 report?.Invoke($"consumer {consumer.Name} failed; retrying from its checkpoint in {backoff.TotalMilliseconds:0} ms", e);
                 needCheckpoint = true;
+                _row = -1;
                 try
                 {
                     await Task.Delay(backoff, stop).ConfigureAwait(false);
@@ -76,6 +100,19 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
         }
     }
 
+    /// <summary>The events after the position: from the log's tail when it holds the next row, else from SQLite. Returns the last event's row (-1 when unknown).</summary>
+    private long Read(List<EventRecord> events)
+    {
+        long row = log.ReadTail(_row, _position, BatchEvents, events);
+        if (events.Count > 0)
+        {
+            Interlocked.Increment(ref _tailBatches);
+            return row;
+        }
+        row = log.ReadAfter(_position, BatchEvents, events);
+        if (events.Count > 0) Interlocked.Increment(ref _sqliteBatches);
+        return row;
+    }
 }
 
 /// <summary>The meter of the event log, its consumers, webhooks and notifications (exported on /metrics).</summary>

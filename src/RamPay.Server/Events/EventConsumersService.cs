@@ -30,7 +30,10 @@ public sealed class EventConsumersService(EventLogHolder holder, IEnumerable<IEv
         foreach (var consumer in list)
         {
             if (!names.Add(consumer.Name)) throw new InvalidOperationException($"two event consumers are named '{consumer.Name}'");
-            var feeder = new EventLogFeeder(log, consumer, (message, error) => logger.LogWarning(error, "{ConsumerEvent}", message));
+            var feeder = new EventLogFeeder(log, consumer, (message, error) => logger.LogWarning(error, "{ConsumerEvent}", message))
+            {
+                BatchInterval = holder.ConsumerBatchInterval,
+            };
             _running.Add((feeder, Task.Run(() => feeder.RunAsync(_stop.Token))));
         }
         _lag = EventsTelemetry.Meter.CreateObservableGauge("rampay_consumer_lag_events", () =>

@@ -12,6 +12,7 @@ public sealed class EventLogHolder : IDisposable
 {
     public EventLogHolder(ServerOptions options, DataFolder data)
     {
+        ConsumerBatchInterval = TimeSpan.FromMilliseconds(options.Events.ConsumerBatchIntervalMs);
         if (!options.Events.Enabled) return;
         Log = new EventLog(new EventLogOptions
         {
@@ -22,6 +23,9 @@ public sealed class EventLogHolder : IDisposable
     }
 
     public EventLog? Log { get; }
+
+    /// <summary>RamPay:Events:ConsumerBatchIntervalMs (the consumers' feeders' <see cref="EventLogFeeder.BatchInterval"/>).</summary>
+    public TimeSpan ConsumerBatchInterval { get; }
 
     /// <summary>The sink that feeds the log from the change feed, or none.</summary>
     public IEnumerable<RamPay.Sinks.IChangeSink> Sinks() => Log is { } log ? [new EventLogSink(log)] : [];
