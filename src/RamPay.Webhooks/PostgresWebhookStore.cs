@@ -175,7 +175,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
         if (deliveries.Count > 0)
         {
             string conflict = redeliver
-                ? "ON CONFLICT (endpoint_id, event_id, url) DO UPDATE SET status='pending', next_ms=EXCLUDED.next_ms, created_ms=EXCLUDED.created_ms, claimed_until_ms=0"
+                ? "ON CONFLICT (endpoint_id, event_id, url) DO UPDATE SET status='pending', attempts=webhook_deliveries.attempts+1, next_ms=EXCLUDED.next_ms, created_ms=EXCLUDED.created_ms, claimed_until_ms=0"
                 : "ON CONFLICT (endpoint_id, event_id, url) DO NOTHING";
             // One statement for the whole batch (arrays), in the batch's order so ids follow the events.
             using var cmd = new NpgsqlCommand($"""

@@ -214,8 +214,10 @@ public sealed class WebhookStore : IWebhookStore
         foreach (var (paymentId, owner, url) in paymentUrls ?? []) RememberPaymentUrl(c, tx, paymentId, owner, url);
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
+        // A redelivery moves the attempt number on by one: the outcome of an attempt still in flight (its outcome writer
+        // batches) then counts as a late duplicate (Record: attempts < $a) and cannot mark the redelivery delivered unsent.
         cmd.CommandText = redeliver
-            ? "INSERT INTO deliveries(endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms) VALUES($e,$o,$u,$i,$t,$p,'pending',0,$n,$n) ON CONFLICT(endpoint_id, event_id, url) DO UPDATE SET status='pending', next_ms=$n, created_ms=$n"
+            ? "INSERT INTO deliveries(endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms) VALUES($e,$o,$u,$i,$t,$p,'pending',0,$n,$n) ON CONFLICT(endpoint_id, event_id, url) DO UPDATE SET status='pending', attempts=deliveries.attempts+1, next_ms=$n, created_ms=$n, claimed_until_ms=0"
             : "INSERT OR IGNORE INTO deliveries(endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms) VALUES($e,$o,$u,$i,$t,$p,'pending',0,$n,$n)";
         foreach (var n in new[] { "$e", "$o", "$u", "$i", "$t", "$p", "$n" }) cmd.Parameters.Add(new SqliteParameter { ParameterName = n });
         int added = 0;

@@ -55,6 +55,26 @@ public abstract class WebhookStoreContract : IDisposable
     }
 
     [Fact]
+    public void A_redelivery_asked_for_while_an_attempt_is_in_flight_is_not_marked_sent_by_that_attempts_late_outcome()
+    {
+        // 1. A delivery is claimed and sent (attempt 1); its outcome is still in the dispatcher's batched writer.
+        var e = Store.Create(7, false, "https://example.test/hook", ["*"], null, 1_000);
+        Store.Enqueue([D(e.Id, 1)], "webhooks", null, 1_000);
+        var sent = Store.Claim(2_000, 10, 60_000).Single();
+        Assert.Equal(0, sent.Attempts);
+        // 2. The receiver asks for it again (POST /v1/events/{id}/redeliver): pending, claimable at once (no lease to wait out).
+        Assert.Equal(1, Other.Enqueue([D(e.Id, 1)], "redeliver", null, 2_500, redeliver: true));
+        // 3. The first attempt's outcome arrives late: it must not mark the redelivery sent.
+        Store.Record([new WebhookStore.Outcome(sent.Id, 1, 2_600, 200, 5, null, "succeeded", 0)]);
+        var again = Other.Claim(2_700, 10, 60_000).Single();
+        Assert.Equal(sent.Id, again.Id);
+        // 4. The redelivery's own outcome is recorded and ends it.
+        Other.Record([new WebhookStore.Outcome(again.Id, again.Attempts + 1, 2_800, 200, 5, null, "succeeded", 0)]);
+        Assert.Equal(0, Store.PendingCount());
+        Assert.Empty(Store.Claim(90_000, 10, 60_000));
+    }
+
+    [Fact]
     public void Concurrent_claimers_never_get_the_same_delivery()
     {
         var e = Store.Create(7, false, "https://example.test/hook", ["*"], null, 1_000);
