@@ -102,15 +102,7 @@ public class ColdPaymentSinksTests
             Assert.NotNull(engine.SinksPaymentTier);
             end1 = 100_001; // + the upgrade to rules version 3, the journal's first record
             first = new SinkThread(engine, 0, end1);
-            var phase1 = new List<(Command, byte[]?)> { (k.Open(AccountFlags.Funding), null) };
-            for (int w = 0; w < 8; w++) phase1.Add((k.Open(AccountFlags.DebitsMustNotExceedCredits), null));
-            for (int w = 0; w < 8; w++) phase1.Add((k.Move(CommandType.Deposit, 1, 2 + w, 1_000_000_000_000), null));
-            while (phase1.Count < 60_000)
-            {
-                long from = 2 + rng.Next(8), to = 2 + (from - 2 + 1 + rng.Next(7)) % 8;
-                if (phase1.Count % 100 == 7) phase1.Add((k.Move(CommandType.Authorize, from, to, rng.Next(100, 10_000)) with { Argument = 30L * 24 * 3600 * 1000 }, null));
-                else phase1.Add((k.Move(CommandType.Transfer, from, to, rng.Next(100, 10_000)), phase1.Count % 100 == 1 ? note : null));
-            }
+            var phase1 = ColdPaymentSnapshotTests.NewPayments(k, rng, note);
             var r1 = ColdPaymentSnapshotTests.Run(engine, completion, phase1, 0);
             transfers = [.. Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Transfer).Select(i => r1[i].Id)];
             auths = [.. Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Authorize).Select(i => r1[i].Id)];

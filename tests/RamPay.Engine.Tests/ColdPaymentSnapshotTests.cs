@@ -45,6 +45,23 @@ public class ColdPaymentSnapshotTests
         }
     }
 
+    /// <summary>
+    /// A funding account, eight wallets each given 10^12, then new payments between them up to 60,000 commands: every 100th
+    /// an authorization with a 30-day hold, every 100th transfer (another offset) with <paramref name="note"/>.
+    /// </summary>
+    internal static List<(Command, byte[]?)> NewPayments(Commands k, Random rng, byte[] note)
+    {
+        var list = new List<(Command, byte[]?)> { (k.Open(AccountFlags.Funding), null) };
+        for (int w = 0; w < 8; w++) list.Add((k.Open(AccountFlags.DebitsMustNotExceedCredits), null));
+        for (int w = 0; w < 8; w++) list.Add((k.Move(CommandType.Deposit, 1, 2 + w, 1_000_000_000_000), null));
+        while (list.Count < 60_000)
+        {
+            long from = 2 + rng.Next(8), to = 2 + (from - 2 + 1 + rng.Next(7)) % 8;
+            if (list.Count % 100 == 7) list.Add((k.Move(CommandType.Authorize, from, to, rng.Next(100, 10_000)) with { Argument = 30L * 24 * 3600 * 1000 }, null));
+            else list.Add((k.Move(CommandType.Transfer, from, to, rng.Next(100, 10_000)), list.Count % 100 == 1 ? note : null));
+        }
+        return list;
+    }
     internal static Dictionary<long, CommandResult> Run(RamPayEngine engine, RecordingCompletion completion, List<(Command Command, byte[]? Note)> commands, long firstCorrelation)
     {
         long ticket = 0;
@@ -103,15 +120,7 @@ public class ColdPaymentSnapshotTests
         using (var engine = RamPayEngine.Start(Options(dir.Path, 1_700_000_000_000), completion))
         {
             Assert.True(engine.SnapshotsOffWriter);
-            var phase1 = new List<(Command, byte[]?)> { (k.Open(AccountFlags.Funding), null) };
-            for (int w = 0; w < 8; w++) phase1.Add((k.Open(AccountFlags.DebitsMustNotExceedCredits), null));
-            for (int w = 0; w < 8; w++) phase1.Add((k.Move(CommandType.Deposit, 1, 2 + w, 1_000_000_000_000), null));
-            while (phase1.Count < 60_000)
-            {
-                long from = 2 + rng.Next(8), to = 2 + (from - 2 + 1 + rng.Next(7)) % 8;
-                if (phase1.Count % 100 == 7) phase1.Add((k.Move(CommandType.Authorize, from, to, rng.Next(100, 10_000)) with { Argument = 30L * 24 * 3600 * 1000 }, null));
-                else phase1.Add((k.Move(CommandType.Transfer, from, to, rng.Next(100, 10_000)), phase1.Count % 100 == 1 ? note : null));
-            }
+            var phase1 = NewPayments(k, rng, note);
             var r1 = Run(engine, completion, phase1, 0);
             Assert.All(r1.Values, r => Assert.True(r.IsOk, r.ToString()));
             transfers = [.. Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Transfer).Select(i => r1[i].Id)];
