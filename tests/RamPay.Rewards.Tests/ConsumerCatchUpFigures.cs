@@ -85,7 +85,7 @@ public sealed class ConsumerCatchUpFigures(ITestOutputHelper output)
     }
 
     /// <summary>rampay_consumer_lag_events of one consumer in Prometheus text (whatever other labels the exporter adds), or null.</summary>
-    private static double? Lag(string metrics, string consumer)
+    internal static double? Lag(string metrics, string consumer)
     {
         foreach (string line in metrics.Split('\n'))
             if (line.StartsWith("rampay_consumer_lag_events{", StringComparison.Ordinal) && line.Contains($"consumer=\"{consumer}\"", StringComparison.Ordinal))

@@ -75,13 +75,13 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
 
             // 3. A round, all rewarded.
             foreach (var t in await Pay()) (await t).Expect(HttpStatusCode.OK);
-            await AllRewarded(api, a, b, atLeast: 120);
+            await AllRewarded(server, api, a, b, atLeast: 120);
 
             // 4. SIGKILL worker a while a round is in flight; b takes its partitions over after the session timeout.
             var inFlight = await Pay();
             a.Kill();
             foreach (var t in inFlight) (await t).Expect(HttpStatusCode.OK);
-            await AllRewarded(api, a, b, atLeast: 240);
+            await AllRewarded(server, api, a, b, atLeast: 240);
 
             // 5. b has renewed its token by now (more than 2/3 of 20 s have passed) and keeps its file current.
             await WaitUntil(() => Task.FromResult(b.Output.Contains("service token renewed", StringComparison.Ordinal)), "a renewal", a, b);
@@ -103,7 +103,7 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
             using var a2 = Start("a", tokenA);
             await WaitUntil(() => Task.FromResult(a2.Joined), "worker a back in the group", a2, b);
             foreach (var t in await Pay()) (await t).Expect(HttpStatusCode.OK);
-            await AllRewarded(api, a2, b, atLeast: 360);
+            await AllRewarded(server, api, a2, b, atLeast: 360);
             Assert.DoesNotContain("cannot be renewed", a2.Output + b.Output, StringComparison.Ordinal);
 
             // 8. The ledger rebuilt offline balances, and every eligible payment has exactly one reward of the right amount.
@@ -130,10 +130,16 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Waits until the server's analytics count as many rewards as posted transfers (at least <paramref name="atLeast"/>).</summary>
-    private static async Task AllRewarded(Api api, WorkerProcess a, WorkerProcess b, int atLeast)
+    /// <summary>
+    /// Waits until the server's analytics count as many rewards as posted transfers (at least <paramref name="atLeast"/>),
+    /// with the analytics consumer caught up with the event log, on two polls a second apart with the same counts. Equal
+    /// counts alone are not enough: analytics behind the log can pass through a point where every transfer it has seen is
+    /// rewarded while a later one (a payment of the round lost to the server's SIGKILL, journaled all the same) is not yet.
+    /// </summary>
+    private static async Task AllRewarded(ServerProcess server, Api api, WorkerProcess a, WorkerProcess b, int atLeast)
     {
-        long transfers = 0, rewards = 0;
+        long transfers = 0, rewards = 0, settled = -1;
+        double? lag = null;
         await WaitUntil(async () =>
         {
             api.ForgetAdminToken();
@@ -142,8 +148,14 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
             var data = r.Body!["data"]!.AsArray();
             transfers = data.Sum(x => x!.Long("transfers_posted"));
             rewards = data.Sum(x => x!.Long("rewards"));
-            return transfers >= atLeast && rewards == transfers;
-        }, () => $"every transfer rewarded ({rewards} rewards, {transfers} transfers)", a, b);
+            lag = ConsumerCatchUpFigures.Lag(await server.Http.GetStringAsync("/metrics"), "analytics");
+            bool equal = transfers >= atLeast && rewards == transfers && lag == 0;
+            if (!equal) { settled = -1; return false; }
+            if (settled == transfers) return true;
+            settled = transfers;
+            await Task.Delay(1_000);
+            return false;
+        }, () => $"every transfer rewarded ({rewards} rewards, {transfers} transfers, analytics lag {lag})", a, b);
     }
 
     private static Task WaitUntil(Func<Task<bool>> done, string what, WorkerProcess a, WorkerProcess b) => WaitUntil(done, () => what, a, b);
