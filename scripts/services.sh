@@ -4,7 +4,10 @@
 #
 #   bash scripts/services.sh start   install what is missing (Debian packages), start the servers, wait until each
 #                                    answers, write .services.env (exported RAMPAY_TEST_* variables)
-#   bash scripts/services.sh stop    stop what this script started from this work tree (others' servers stay up)
+#   bash scripts/services.sh stop    stop what this script started from this work tree: its own Kafka mock broker and
+#                                    exim4 always; PostgreSQL and Redis only if this work tree started them AND no
+#                                    other checkout's .services.env points at them (shared servers stay up)
+#   RAMPAY_SERVICES_DRY_RUN=1 bash scripts/services.sh stop   say what stop would stop, and stop nothing
 #   bash scripts/services.sh env     print .services.env
 #
 # The variables it writes (and the tests read):
@@ -22,6 +25,10 @@ root="$(pwd)"
 state="$root/.services"            # pid files and what this work tree started (gitignored)
 env_file="$root/.services.env"     # gitignored
 lock_file="/tmp/rampay-services.lock"
+# Every checkout that ran "start" notes its root here, so that "stop" can find the other users of the shared
+# PostgreSQL and Redis even when they are separate clones rather than worktrees of this repository.
+users_dir="${RAMPAY_SERVICES_USERS_DIR:-/tmp/rampay-services.users}"
+dry_run="${RAMPAY_SERVICES_DRY_RUN:-0}"
 
 PG_VERSION=15
 PG_HOST=127.0.0.1
@@ -175,8 +182,35 @@ ENV
   mv "$tmp" "$env_file"
 }
 
+user_file() { echo "$users_dir/$(printf '%s' "$root" | md5sum | cut -c1-16)"; }
+
+register_user() { mkdir -p "$users_dir" && printf '%s\n' "$root" >"$(user_file)"; }
+
+# The roots of the other checkouts that may use the shared servers: this repository's worktrees, and every checkout
+# that registered at start.
+other_checkouts() {
+  { git -C "$root" worktree list --porcelain 2>/dev/null | sed -n 's/^worktree //p'
+    cat "$users_dir"/* 2>/dev/null || true; } | sort -u | grep -vxF "$root" || true
+}
+
+# Prints the first other checkout whose .services.env holds the line prefix $1 (a server it uses), and succeeds; or fails.
+used_by_other() {
+  local line=$1 other
+  while IFS= read -r other; do
+    [ -n "$other" ] && [ -f "$other/.services.env" ] || continue
+    if grep -qF -- "$line" "$other/.services.env"; then echo "$other"; return 0; fi
+  done < <(other_checkouts)
+  return 1
+}
+
+# Runs "$@", or only says it under RAMPAY_SERVICES_DRY_RUN=1.
+act() {
+  if [ "$dry_run" = 1 ]; then say "dry run: would run: $*"; else "$@"; fi
+}
+
 start() {
   mkdir -p "$state"
+  register_user
   # Servers started below get "9>&-" so that none of them keeps the lock open after this script ends.
   exec 9>"$lock_file"
   flock -w 600 9 || die "another services.sh start holds $lock_file"
@@ -191,27 +225,54 @@ start() {
 }
 
 stop() {
-  local pid
+  local pid other
+  # Stopping is serialised with starts: a checkout that starts now either sees the server stopped and starts its own,
+  # or has written its .services.env before this looks.
+  exec 9>"$lock_file"
+  flock -w 600 9 || die "another services.sh start holds $lock_file"
   if kafka_pid_alive; then
     pid="$(cat "$state/kafka-mock.pid")"
-    say "stopping the Kafka mock broker (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    say "stopping this work tree's Kafka mock broker (pid $pid)"
+    act kill -TERM "$pid" 2>/dev/null || true
+    [ "$dry_run" = 1 ] || for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
-  rm -f "$state/kafka-mock.pid" "$state/kafka-bootstrap"
-  if [ -s "$smtp_dir/exim.pid" ]; then say "stopping exim4"; bash tools/exim/exim.sh stop "$smtp_dir"; fi
-  rm -f "$state/smtp-port"
+  act rm -f "$state/kafka-mock.pid" "$state/kafka-bootstrap"
+  if [ -s "$smtp_dir/exim.pid" ]; then say "stopping this work tree's exim4"; act bash tools/exim/exim.sh stop "$smtp_dir"; fi
+  act rm -f "$state/smtp-port"
+  # Our own entries go first, so that the checks below see only the other checkouts.
+  act rm -f "$env_file" "$(user_file)"
+  # PostgreSQL and Redis are shared by every checkout on the machine: stopped only when this work tree started them
+  # (its marker) and no other checkout's .services.env points at them. Otherwise the marker is handed on: it stays,
+  # and the server with it.
   if [ -e "$state/redis.started" ]; then
-    say "stopping Redis"
-    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-    rm -f "$state/redis.started"
+    if other="$(used_by_other "export RAMPAY_TEST_REDIS=\"$REDIS_HOST:$REDIS_PORT\"")"; then
+      say "leaving Redis on $REDIS_HOST:$REDIS_PORT up: $other uses it"
+    elif ! redis_is_ours; then
+      say "leaving Redis on $REDIS_HOST:$REDIS_PORT up: the one answering is not the one this work tree started"
+      act rm -f "$state/redis.started"
+    else
+      say "stopping Redis (started by this work tree, used by no other checkout)"
+      act redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+      act rm -f "$state/redis.started"
+    fi
   fi
   if [ -e "$state/postgres.started" ]; then
-    say "stopping PostgreSQL"
-    pg_ctlcluster "$PG_VERSION" main stop || true
-    rm -f "$state/postgres.started"
+    if other="$(used_by_other "export RAMPAY_TEST_POSTGRES=\"Host=$PG_HOST;Port=$PG_PORT;")"; then
+      say "leaving PostgreSQL on $PG_HOST:$PG_PORT up: $other uses it"
+    else
+      say "stopping PostgreSQL (started by this work tree, used by no other checkout)"
+      act pg_ctlcluster "$PG_VERSION" main stop || true
+      act rm -f "$state/postgres.started"
+    fi
   fi
-  rm -f "$env_file"
+  flock -u 9
+}
+
+# True when the Redis this work tree started (its pid file) is alive and is a redis-server.
+redis_is_ours() {
+  local pid
+  pid="$(cat "$state/redis.pid" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q redis-server
 }
 
 case "${1:-}" in
