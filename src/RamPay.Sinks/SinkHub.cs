@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Core;
 using RamPay.Journal;
 
@@ -36,6 +38,8 @@ public sealed record SinkHubOptions
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>How long the follower sleeps when it has caught up with the journal.</summary>
     public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(2);
+    /// <summary>Where the follower and the sinks' threads report a sink's first failure and a stop for good (the host's logger).</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
 }
 
 /// <summary>
@@ -217,7 +221,7 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
         catch (Exception e)
         {
             _followerError = $"{e.GetType().Name}: {e.Message}";
-            Console.Error.WriteLine($"rampay-sinks: the follower stopped: {e}");
+            _options.Logger.LogError(e, "sinks: the follower stopped for good at journal sequence {Sequence}", FollowerSequence);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 
 namespace RamPay.Sinks;
 
@@ -148,7 +149,7 @@ public sealed class SinkRunner
         catch (Exception e)
         {
             _error = new SinkError($"{e.GetType().Name}: {e.Message}", DateTimeOffset.UtcNow, Fatal: true);
-            Console.Error.WriteLine($"rampay-sinks: the {Name} sink stopped: {e}");
+            _hub.Options.Logger.LogError(e, "sink {Sink} stopped for good at checkpoint {SinkSequence}", Name, Checkpoint.Sequence);
         }
         finally
         {
@@ -226,7 +227,8 @@ public sealed class SinkRunner
         Interlocked.Increment(ref _failures);
         bool first = _error is null;
         _error = new SinkError($"{e.GetType().Name}: {e.Message}", DateTimeOffset.UtcNow, Fatal: false);
-        if (first) Console.Error.WriteLine($"rampay-sinks: the {Name} sink failed, retrying with backoff: {e.Message}");
+        // Once per outage, not once per retry: the error itself stays readable in Error (and /health, metrics).
+        if (first) _hub.Options.Logger.LogWarning("sink {Sink} failed, retrying with backoff: {Reason}", Name, e.Message);
     }
 
     private TimeSpan Next(TimeSpan backoff)

@@ -188,6 +188,7 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
             MaxLagRecords = options.Sinks.MaxLagRecords,
             MaxLagSeconds = options.Sinks.MaxLagSeconds,
             SpoolMaxBytes = (long)options.Sinks.SpoolMaxMb << 20,
+            Logger = loggers.CreateLogger<SinkHub>(),
             Limits = new Dictionary<string, SinkLimits>
             {
                 [PostgresSink.SinkName] = new(options.Postgres.MaxLagRecords < 0 ? options.Sinks.MaxLagRecords : options.Postgres.MaxLagRecords,
