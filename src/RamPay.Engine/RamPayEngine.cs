@@ -126,7 +126,7 @@ public sealed class RamPayEngine : IDisposable
                 // Opened before recovery: replay goes through the same prefetch step, and the key log it rebuilds hands
                 // its generations to the same store (their entries are written only once durable: replayed ones are).
                 durable = new DurableWatermark();
-                // The log-structured store (chosen over the hashed tables of ColdKeyStore and over RocksDB: docs/storage.md,
+                // The log-structured store (chosen over the first cold tier's hashed tables, since removed, and over RocksDB: docs/storage.md,
                 // "The store"): appends in log order, a miss is answered from memory, dead segments are deleted whole.
                 cold = new RamPay.Storage.KeySegmentStore(new RamPay.Storage.KeySegmentStoreOptions
                 {

@@ -45,7 +45,7 @@ public sealed record KeySegmentStoreOptions
 /// records (the record at log index i sits at a computable offset: no per-key disk index) and a whole segment is deleted
 /// once every key in it is dead under the collection horizon. A write is sequential (128 bytes per key, plus 8 for the
 /// key's hash in a side file used to rebuild the index at start), not a random page per key as in
-/// <see cref="ColdKeyStore"/>, which this replaces: that store inserted about 9,400 keys/s at 10 M keys (docs/storage.md).
+/// the hashed tables of the first cold tier (removed; its figures stay in docs/storage.md), which inserted about 9,400 keys/s at 10 M keys.
 /// <para>
 /// Lookups go through an in-memory hash index of 8-byte slots (a 24-bit tag of the key's hash and the 40-bit log index),
 /// seven per 64-byte bucket plus an overflow word, so a miss (every new payment's key) costs one or two cache lines and
@@ -776,3 +776,6 @@ public static class KeyRecords
         return true;
     }
 }
+
+/// <summary>The cold tier cannot take more keys without destroying keys still live: a configuration problem, never silent.</summary>
+public sealed class ColdTierFullException(string message) : IOException(message);
