@@ -8,7 +8,7 @@ namespace RamPay.Server.Tests;
 /// Tokens end to end on the real server: refresh tokens (rotation, reuse), logout (HTTP and TCP refuse the token),
 /// role policies, signing-key rotation, the request id in error bodies and headers, and bad tokens at the TCP Hello.
 /// </summary>
-public class AuthFlowTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class AuthFlowTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 
@@ -230,7 +230,7 @@ public class AuthFlowTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 }
 
 /// <summary>A server that lets one web app's origin call it from a browser.</summary>
-public sealed class CorsServerFixture : ServerFixture
+public sealed class CorsServerFixture : InProcessServerFixture
 {
     public const string Origin = "https://app.example.com";
     protected override IEnumerable<string> Settings => TestSettings.Append($"Http:Cors:Origins={Origin}, https://admin.example.com:8443");

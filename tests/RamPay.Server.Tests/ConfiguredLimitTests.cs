@@ -3,7 +3,7 @@ using System.Net;
 namespace RamPay.Server.Tests;
 
 /// <summary>A server whose rate limit is 5 requests a second with a burst of 5.</summary>
-public sealed class RateLimitedServerFixture : ServerFixture
+public sealed class RateLimitedServerFixture : InProcessServerFixture
 {
     protected override IEnumerable<string> Settings =>
         TestSettings.Where(s => !s.StartsWith("RateLimit:", StringComparison.Ordinal)).Concat(["RateLimit:RequestsPerSecond=5", "RateLimit:Burst=5"]);
@@ -43,7 +43,7 @@ public class RateLimitTests(RateLimitedServerFixture fixture) : IClassFixture<Ra
 }
 
 /// <summary>A server whose tokens live 2 seconds.</summary>
-public sealed class ShortTokenServerFixture : ServerFixture
+public sealed class ShortTokenServerFixture : InProcessServerFixture
 {
     public const int LifetimeSeconds = 2;
     protected override IEnumerable<string> Settings => TestSettings.Append($"Jwt:TokenLifetimeSeconds={LifetimeSeconds}");

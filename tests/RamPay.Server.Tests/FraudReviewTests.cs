@@ -7,7 +7,7 @@ namespace RamPay.Server.Tests;
 /// Fraud scoring with rules the tests can trip for certain: payments of 5,000 or more are held for review, a sender's
 /// sixth payment in 24 hours is declined, the model scores but its thresholds are out of reach.
 /// </summary>
-public class FraudServerFixture : ServerFixture
+public class FraudServerFixture : InProcessServerFixture
 {
     public const long AmountThreshold = 5_000;
     public const int MaxPerDay = 5;

@@ -3,7 +3,7 @@ using System.Net;
 namespace RamPay.Server.Tests;
 
 /// <summary>The Idempotency-Key contract of docs/api.md, over raw HTTP.</summary>
-public class IdempotencyTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class IdempotencyTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

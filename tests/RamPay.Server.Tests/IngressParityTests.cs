@@ -12,7 +12,7 @@ namespace RamPay.Server.Tests;
 /// HTTP error code (or ok for a 2xx) and that the HTTP status is the gateway's status of that code. A few cases are
 /// divergences that existed before the gateway (noted on the case).
 /// </summary>
-public class IngressParityTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class IngressParityTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

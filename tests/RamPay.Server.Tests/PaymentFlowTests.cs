@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace RamPay.Server.Tests;
 
 /// <summary>Deposits, transfers, two-phase payments, refunds, history, batches and freezing, over raw HTTP.</summary>
-public class PaymentFlowTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class PaymentFlowTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

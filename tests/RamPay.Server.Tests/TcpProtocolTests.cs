@@ -5,7 +5,7 @@ using RamPay.Protocol;
 namespace RamPay.Server.Tests;
 
 /// <summary>The binary protocol of docs/protocol.md against the real server, through RamPay.Protocol's codec over a raw socket.</summary>
-public class TcpProtocolTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class TcpProtocolTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

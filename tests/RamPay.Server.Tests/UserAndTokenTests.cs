@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace RamPay.Server.Tests;
 
 /// <summary>Sign-up, log-in, tokens and the health and OpenAPI endpoints, over raw HTTP.</summary>
-public class UserAndTokenTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class UserAndTokenTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

@@ -18,6 +18,13 @@ namespace RamPay.Server.Tests;
 /// JIT), no signals (the host's lifetime is the test's), and a fatal fault throws instead of exiting.
 /// For tests that need no process boundary; kill (SIGKILL), stop (SIGTERM), restart and two-server tests keep the
 /// child process (<see cref="StartAsync(string[])"/>).
+/// <para>
+/// Why real Kestrel on a port rather than WebApplicationFactory's TestServer: the same fixtures serve the TCP binary
+/// protocol (TestServer has no sockets), <c>RawHttp</c> sends request lines and headers that are not valid UTF-8, which
+/// only Kestrel's parser and its header-encoding selector see, and Kestrel's own limits (body size) are part of what
+/// the API tests check. The composition is the one WebApplicationFactory would use (<c>Program.Compose</c>), and what
+/// TestServer would save (a loopback socket per request) is small next to starting a second runtime, which both avoid.
+/// </para>
 /// </summary>
 public sealed partial class ServerProcess
 {
