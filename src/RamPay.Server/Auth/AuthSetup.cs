@@ -27,7 +27,10 @@ public static class AuthSetup
     public const string UserPolicy = "user";
     /// <summary>Administration (admins only).</summary>
     public const string AdminPolicy = "admin";
-    /// <summary>For the worker accounts of later issues (role <c>service</c>); no endpoint uses it yet.</summary>
+    /// <summary>
+    /// The worker accounts' role alone (<c>service</c>, tokens from <c>POST /v1/admin/service_tokens</c>). The
+    /// <c>/v1/service/*</c> routes take service or admin with a policy of their own (Rewards/RewardsApi.cs).
+    /// </summary>
     public const string ServicePolicy = "service";
     /// <summary>The /v1 rate limit: per user, per client address before log-in.</summary>
     public const string RateLimitPolicy = "per-client";
@@ -107,14 +110,16 @@ public static class AuthSetup
     /// CORS (when configured), then authentication, authorization and the rate limiter. Call after the error
     /// middleware (which sets the request id) and before the endpoints are mapped. Authorization runs before the rate
     /// limiter so that a request is limited by its user's bucket, and a request without a valid token is refused
-    /// (401) without costing anyone a token, as before.
+    /// (401) without costing anyone a token, as before. No rate-limiter middleware when the HTTP limit is off.
     /// </summary>
     public static WebApplication UseRamPayAuth(this WebApplication app)
     {
         if (app.Services.GetService<CorsConfigured>() is not null) app.UseCors(CorsPolicy);
         app.UseAuthentication();
         app.UseAuthorization();
-        app.UseRateLimiter();
+        // With the HTTP limit off (RateLimit:RequestsPerSecond=0) the middleware would only hand every request a
+        // no-op lease, as one more async layer: it is left out, and the routes' limiter metadata has no effect.
+        if (app.Services.GetRequiredService<ServerOptions>().RateLimit.RequestsPerSecond > 0) app.UseRateLimiter();
         return app;
     }
 
