@@ -9,7 +9,7 @@ namespace RamPay.Web.Tests;
 /// <summary>
 /// The web app end to end (issue 15): a real server process, a real headless chromium, the user's clicks. Every page
 /// visited is checked with axe-core (WCAG 2.1 A and AA rules: no violation) and screenshotted into
-/// tests/RamPay.Web.Tests/out/screenshots; a page error, a console error, or a file of the app that does not load
+/// artifacts/screenshots (<see cref="WebServer.Screenshots"/>); a page error, a console error, or a file of the app that does not load
 /// (HTTP 4xx/5xx outside /v1) fails the test. Chromium's own "Failed to load resource" console lines are left out: they
 /// are its log of the API's 4xx answers, which the app shows in words (an overdraft, an unknown payee), and of the
 /// response the test drops on purpose; the app's files are checked by their responses instead.
