@@ -9,6 +9,17 @@ namespace RamPay.Web.Tests;
 // security policy and security headers on the app's responses (and the API's own answers left without them).
 public sealed partial class EndToEndTests
 {
+    /// <summary>A payer (signed up with a deposit, logged in in a browser of their own) and a payee to pay.</summary>
+    private sealed record PayerAndPayee(string Payer, string Payee, long Wallet, string Token, long PayeeWallet, string PayeeToken, IPage Page);
+
+    private async Task<PayerAndPayee> PayerAndPayeeAsync(string who, string name, long depositMinor)
+    {
+        string payer = WebServer.NewEmail(who), payee = WebServer.NewEmail("payee");
+        var (wallet, token) = await server.SignUpAsync(payer, name, depositMinor);
+        var (payeeWallet, payeeToken) = await server.SignUpAsync(payee, "Pat");
+        return new PayerAndPayee(payer, payee, wallet, token, payeeWallet, payeeToken, await LogInAsync(payer, WebServer.Password));
+    }
+
     /// <summary>An authorization to the payee by email, or (given <paramref name="payeeAccount"/>) by account number.</summary>
     private static async Task AuthorizeAsync(IPage page, string payeeEmail, string amount, long? payeeAccount = null)
     {
@@ -28,10 +39,7 @@ public sealed partial class EndToEndTests
     [Fact]
     public async Task An_authorization_is_captured_in_part_another_is_voided_and_the_payments_events_are_shown()
     {
-        string payer = WebServer.NewEmail("auth"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Ann", depositMinor: 10_000);
-        var (payeeWallet, payeeToken) = await server.SignUpAsync(payee, "Pat");
-        var page = await LogInAsync(payer, WebServer.Password);
+        var (_, payee, wallet, token, payeeWallet, payeeToken, page) = await PayerAndPayeeAsync("auth", "Ann", 10_000);
 
         // 30.00 held: available drops, posted does not.
         await AuthorizeAsync(page, payee, "30.00");
@@ -84,10 +92,7 @@ public sealed partial class EndToEndTests
     [Fact]
     public async Task A_held_payment_declined_by_an_operator_releases_the_payers_money()
     {
-        string payer = WebServer.NewEmail("decl"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Dan", depositMinor: 20_000);
-        await server.SignUpAsync(payee, "Pat");
-        var user = await LogInAsync(payer, WebServer.Password);
+        var (_, payee, wallet, token, _, _, user) = await PayerAndPayeeAsync("decl", "Dan", 20_000);
         await FillPayAsync(user, payee, "75.00");
         await user.GetByTestId("pay-button").ClickAsync();
         await Expect(user.Locator("main").GetByRole(AriaRole.Status)).ToContainTextAsync("held for review");
