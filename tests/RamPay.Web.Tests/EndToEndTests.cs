@@ -291,6 +291,10 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
         await CheckPageAsync(admin, "admin-payments");
         await NavigateAsync(admin, "admin/health");
         await Expect(admin.GetByTestId("health-status")).ToHaveTextAsync("ready");
+        // The sinks' lag: on the embedded default the event log is the one sink, with its checkpoint and lag.
+        var eventsSink = admin.Locator("table:has(caption:has-text('Sinks and their lag')) tbody tr").Filter(new() { HasText = "events" });
+        await Expect(eventsSink).ToHaveCountAsync(1);
+        await Expect(eventsSink.Locator("td").Nth(1)).ToHaveTextAsync("ok");
         await CheckPageAsync(admin, "admin-health");
         NoConsoleErrors();
     }
