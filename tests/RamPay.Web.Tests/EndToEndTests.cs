@@ -9,7 +9,7 @@ namespace RamPay.Web.Tests;
 /// <summary>
 /// The web app end to end (issue 15): a real server process, a real headless chromium, the user's clicks. Every page
 /// visited is checked with axe-core (WCAG 2.1 A and AA rules: no violation) and screenshotted into
-/// tests/RamPay.Web.Tests/out/screenshots; a page error, a console error, or a file of the app that does not load
+/// artifacts/screenshots (<see cref="WebServer.Screenshots"/>); a page error, a console error, or a file of the app that does not load
 /// (HTTP 4xx/5xx outside /v1) fails the test. Chromium's own "Failed to load resource" console lines are left out: they
 /// are its log of the API's 4xx answers, which the app shows in words (an overdraft, an unknown payee), and of the
 /// response the test drops on purpose; the app's files are checked by their responses instead.
@@ -198,10 +198,7 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
     [Fact]
     public async Task An_overdraft_is_shown_in_words_next_to_the_amount_and_moves_nothing()
     {
-        string payer = WebServer.NewEmail("over"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Olga", depositMinor: 1_000);
-        await server.SignUpAsync(payee, "Pat");
-        var page = await LogInAsync(payer, WebServer.Password);
+        var (_, payee, wallet, token, _, _, page) = await PayerAndPayeeAsync("over", "Olga", 1_000);
         await FillPayAsync(page, payee, "20.00");
         await page.GetByTestId("pay-button").ClickAsync();
         var amountField = page.Locator(".mud-input-control").Filter(new() { Has = page.GetByLabel("Amount (USD)") });
@@ -215,10 +212,7 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
     [Fact]
     public async Task A_double_clicked_Pay_makes_one_payment()
     {
-        string payer = WebServer.NewEmail("dbl"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Dora", depositMinor: 10_000);
-        await server.SignUpAsync(payee, "Pat");
-        var page = await LogInAsync(payer, WebServer.Password);
+        var (_, payee, wallet, token, _, _, page) = await PayerAndPayeeAsync("dbl", "Dora", 10_000);
         await FillPayAsync(page, payee, "3.00");
         await page.GetByTestId("pay-button").DblClickAsync();
         await Expect(page.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
@@ -231,10 +225,7 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
     [Fact]
     public async Task A_Pay_whose_response_is_lost_is_retried_by_the_app_and_shows_the_same_payment()
     {
-        string payer = WebServer.NewEmail("lost"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Lou", depositMinor: 10_000);
-        await server.SignUpAsync(payee, "Pat");
-        var page = await LogInAsync(payer, WebServer.Password);
+        var (_, payee, wallet, token, _, _, page) = await PayerAndPayeeAsync("lost", "Lou", 10_000);
         await FillPayAsync(page, payee, "4.00");
 
         // The first POST reaches the server (the payment is made) but its response is dropped on the way back.
@@ -264,10 +255,7 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
     [Fact]
     public async Task A_payment_held_by_fraud_screening_is_approved_by_an_admin_in_the_review_queue()
     {
-        string payer = WebServer.NewEmail("held"), payee = WebServer.NewEmail("payee");
-        var (wallet, token) = await server.SignUpAsync(payer, "Hal", depositMinor: 20_000);
-        var (payeeWallet, payeeToken) = await server.SignUpAsync(payee, "Pat");
-        var user = await LogInAsync(payer, WebServer.Password);
+        var (payer, payee, wallet, token, payeeWallet, payeeToken, user) = await PayerAndPayeeAsync("held", "Hal", 20_000);
         await FillPayAsync(user, payee, "60.00");
         await user.GetByTestId("pay-button").ClickAsync();
         await Expect(user.GetByTestId("paid-id")).ToContainTextAsync("Payment #");
@@ -303,6 +291,10 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
         await CheckPageAsync(admin, "admin-payments");
         await NavigateAsync(admin, "admin/health");
         await Expect(admin.GetByTestId("health-status")).ToHaveTextAsync("ready");
+        // The sinks' lag: on the embedded default the event log is the one sink, with its checkpoint and lag.
+        var eventsSink = admin.Locator("table:has(caption:has-text('Sinks and their lag')) tbody tr").Filter(new() { HasText = "events" });
+        await Expect(eventsSink).ToHaveCountAsync(1);
+        await Expect(eventsSink.Locator("td").Nth(1)).ToHaveTextAsync("ok");
         await CheckPageAsync(admin, "admin-health");
         NoConsoleErrors();
     }

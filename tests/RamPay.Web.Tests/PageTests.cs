@@ -13,8 +13,8 @@ namespace RamPay.Web.Tests;
 /// <summary>
 /// The pages added for webhooks, rewards, analytics, dead letters and notifications (docs/web.md), with bunit and the API
 /// faked at the HTTP level: what each sends (paths, queries, bodies in minor units) and what it shows (errors next to
-/// their fields). The notification pages are checked against COMMON.md's shape of the notifications API, which is
-/// built on another branch: no end-to-end test covers them yet.
+/// their fields). The notification pages are also tested end to end against the real notifications API
+/// (NotificationPagesEndToEndTests.cs).
 /// </summary>
 public sealed partial class PageTests : BunitContext, IAsyncLifetime
 {
