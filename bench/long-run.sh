@@ -37,7 +37,8 @@
 #   MEM_BUDGET_MB   the resident-memory budget the summary checks VmRSS against (default 3072)
 #   DATA_PARENT     where the data folder is made (default: TMPDIR or /tmp); KEEP_DATA=1 keeps it afterwards
 #   EVENTS          on (default) | off: the server's local event log
-#   SERVER_ARGS     more server options
+#   SERVER_ARGS     more server options (e.g. --RamPay:Engine:SnapshotEveryCommands=2000000); DOTNET_GC* variables (e.g.
+#                   DOTNET_GCConserveMemory=5) reach the server too and are written to OUT/run.txt
 #   SERVER_DLL, LOAD_DLL  builds to run instead of this tree's Release builds (SKIP_BUILD=1: do not build)
 #   LOAD_ARGS       more rampay-load options (default: --connections 4 --batch 100 --pipeline 8)
 #
@@ -174,6 +175,7 @@ checkpoint() { # checkpoint PAYMENTS_SENT
 echo "payments_sent,journal_sequence,snapshot_sequence,tail_records,snapshot_pause,snapshot_duration,restart_after_kill_s,sigterm_stop_s,restart_after_term_s,data_kb,load" >"$out/checkpoints.csv"
 {
   echo "bench/long-run.sh $payments $interval $sinks; CHECKPOINTS='$checkpoints' KEY_BUDGET=$key_budget EVENTS=$events SERVER_ARGS='${SERVER_ARGS:-}' LOAD_ARGS='${LOAD_ARGS:-}'"
+  echo "runtime settings: $(env | grep -E '^DOTNET_GC' | tr '\n' ' ')"
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB RAM, data on $(df -h --output=source,avail "$data_root" | tail -1)"
 } >"$out/run.txt"
 cat "$out/run.txt"
