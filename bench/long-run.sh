@@ -168,7 +168,7 @@ checkpoint() { # checkpoint PAYMENTS_SENT
   t0=$(now); kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; t1=$(now)
   term_stop_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   start_server; term_s=$ready_s
-  echo "$at,$seq,$snap,$((seq - ${snap:-0})),$pause,$dur,$kill_s,$term_stop_s,$term_s,$(du -sk "$data" | cut -f1),$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')" >>"$out/checkpoints.csv"
+  echo "$at,$seq,$snap,$((${seq:-0} - ${snap:-0})),$pause,$dur,$kill_s,$term_stop_s,$term_s,$(du -sk "$data" | cut -f1),$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')" >>"$out/checkpoints.csv"
   echo "checkpoint $at payments: journal $seq, snapshot $snap, pause [$pause], snapshot duration [$dur], restart after SIGKILL ${kill_s}s, SIGTERM stop ${term_stop_s}s then restart ${term_s}s"
 }
 
@@ -199,7 +199,14 @@ for point in $checkpoints $payments; do
     # shellcheck disable=SC2086 # LOAD_ARGS is a list of words on purpose
     dotnet "$load_dll" tcp --http "$(cat "$out/server.http")" --tcp "$(cat "$out/server.tcp")" --count "$n" --warmup 0 \
       --deposit 1000000000 --sample 100 ${LOAD_ARGS:---connections 4 --batch 100 --pipeline 8} >"$out/load-$chunk.txt" 2>&1 || status=$?
-    grep -E 'throughput|payments  |outcomes|PASS|FAIL' "$out/load-$chunk.txt" | sed 's/^/  /' || true
+    grep -E 'throughput|payments  |outcomes|PASS|FAIL|^error' "$out/load-$chunk.txt" | sed 's/^/  /' || true
+    if [ "$status" -ne 0 ]; then
+      # A failed run (a timeout, or a server not ready: /health/ready says degraded once keys are forgotten early) stops
+      # the whole run: later chunks would not run either. The last checkpoint is taken where the journal stands.
+      echo "rampay-load failed (status $status): the run stops here; restart figures at journal $(tail -1 "$out/samples.csv" | cut -d, -f14)"
+      checkpoint "stopped-$chunk"
+      break 2
+    fi
     sent=$((sent + n))
   done
   checkpoint "$sent"
@@ -210,6 +217,8 @@ kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true
 
 # Rate per tenth of the payments sent: journal records per second between consecutive samples taken under load,
 # put in the tenth where the pair's midpoint falls (the journal sequence counts the setup commands too: a few).
+reached=$(awk -F, 'NR > 1 && $14 != "" { s = $14 } END { print s + 0 }' "$out/samples.csv")
+if [ "$status" -ne 0 ] && [ "$reached" -gt 0 ]; then payments=$reached; fi # the tenths of what the run reached
 awk -F, -v total="$payments" -v budget="$mem_budget_mb" '
   NR == 1 { next }
   { if ($5 > maxrss) maxrss = $5 }
