@@ -145,7 +145,10 @@ public sealed record ColdTierOptions
     public int HotMaxKeys { get; init; } = 1 << 20;
     /// <summary>Applied commands per generation (0 = twice the ring). A generation is what the cold tier writes at once.</summary>
     public int GenerationCommands { get; init; }
-    /// <summary>Keys the disk must hold (0 = <see cref="EngineOptions.IdempotencyKeyBudget"/>); the ledger's journaled budget must fit.</summary>
+    /// <summary>
+    /// Keys the disk must hold (0 = <see cref="KeyCapacityFor"/>: the budget plus the keys the kept snapshots still hold); the
+    /// ledger's journaled budget must fit.
+    /// </summary>
     public long KeyCapacity { get; init; }
     /// <summary>Keys per segment file (a power of two): the unit written in order and deleted once all its keys are dead (136 bytes a key).</summary>
     public int SegmentKeys { get; init; } = 1 << 20;
@@ -153,7 +156,16 @@ public sealed record ColdTierOptions
     public ColdPaymentOptions? Payments { get; init; }
 
     public int GenerationCommandsFor(EngineOptions engine) => GenerationCommands > 0 ? GenerationCommands : 2 * engine.RingSize;
-    public long KeyCapacityFor(EngineOptions engine) => KeyCapacity > 0 ? KeyCapacity : engine.IdempotencyKeyBudget;
+    /// <summary>
+    /// <see cref="KeyCapacity"/>, or by default the key budget plus the keys made over the kept snapshots' span
+    /// (<see cref="EngineOptions.SnapshotsToKeep"/> × <see cref="EngineOptions.SnapshotEveryCommands"/>, one key a command at
+    /// most): every key made since the oldest kept snapshot stays on disk, because that state's collection horizon still
+    /// holds it. With the budget alone, a budget below about four snapshot intervals filled the store and stopped the engine
+    /// (ColdTierFullException, FATAL) mid-run: the long run of issue 10 hit it at 44 M payments with a budget of 33.5 M and a
+    /// snapshot every 10 M commands. The store keeps a quarter more than this on top (KeySegmentStoreOptions.MaxRetainedKeys).
+    /// </summary>
+    public long KeyCapacityFor(EngineOptions engine) =>
+        KeyCapacity > 0 ? KeyCapacity : engine.IdempotencyKeyBudget + engine.SnapshotsToKeep * Math.Max(0, engine.SnapshotEveryCommands);
 
     public void Validate(EngineOptions engine)
     {

@@ -289,7 +289,7 @@ public sealed partial class ServerOptions
         public int HotMaxKeys { get; set; } = 1 << 20;
         [Setting("Commands per generation, the unit the cold tier writes at once; 0 = twice Engine:RingSize.")]
         public int GenerationCommands { get; set; }
-        [Setting("Keys the cold tier must hold; 0 = Engine:IdempotencyKeyBudget. Past 1.25 x this plus two segments (keys still needed by the oldest kept snapshot) the engine stops with an error: take snapshots (Engine:SnapshotEveryCommands) so that dead segments can be deleted.")]
+        [Setting("Keys the cold tier must hold; 0 = Engine:IdempotencyKeyBudget + 3 x Engine:SnapshotEveryCommands (the keys the kept snapshots still hold). Past 1.25 x this plus two segments (keys still needed by the oldest kept snapshot) the engine stops with an error: take snapshots (Engine:SnapshotEveryCommands) so that dead segments can be deleted.")]
         public long KeyCapacity { get; set; }
         [Setting("Keys per segment file (a power of two); a segment is deleted whole once every key in it is dead. Keep it as it was for an existing cold tier.")]
         public int SegmentKeys { get; set; } = 1 << 20;

@@ -55,14 +55,22 @@ public class PaymentLogStoreTests
         return list;
     }
 
-    private static PaymentLogStore Open(string dir, long recoverAt = long.MaxValue, Func<long>? durable = null)
+    // The start's read block (PaymentLogStoreOptions.RecoveryReadBytes): the crash steps run with the default and with blocks
+    // that split records (a header in one block, its body in the next) or hold less than one record (the buffer grows).
+    private int _recoveryReadBytes = new PaymentLogStoreOptions { Directory = "x" }.RecoveryReadBytes;
+
+    private PaymentLogStore Open(string dir, long recoverAt = long.MaxValue, Func<long>? durable = null)
     {
-        var store = new PaymentLogStore(new PaymentLogStoreOptions { Directory = dir, SegmentBytes = SegmentBytes, Fsync = false, DurableSequence = durable ?? (() => long.MaxValue) });
+        var store = new PaymentLogStore(new PaymentLogStoreOptions
+        {
+            Directory = dir, SegmentBytes = SegmentBytes, Fsync = false, DurableSequence = durable ?? (() => long.MaxValue),
+            RecoveryReadBytes = _recoveryReadBytes,
+        });
         store.Recover(recoverAt);
         return store;
     }
 
-    private static void WriteAll(string dir)
+    private void WriteAll(string dir)
     {
         using var store = Open(dir);
         foreach (var b in Batches()) store.Flush(b);
@@ -105,12 +113,17 @@ public class PaymentLogStoreTests
         using var store = Open(copy.Path);
         AssertAll(store);
         Assert.Equal(50, store.RecordsWritten); // 49 payment records and the note
+        Assert.Equal(2, store.RecoveryReads); // one block a segment, not two reads a record (the start at 100 M payments took minutes)
         Assert.Equal(1, store.GarbageRecords); // 2's first version is superseded; 3 had none before it closed
     }
 
-    [Fact]
-    public void Crash_steps_recover_or_refuse_with_a_message()
+    [Theory]
+    [InlineData(0)]    // the default block (1 MiB: a whole test segment at once)
+    [InlineData(200)]  // a block of 200 bytes: most records straddle two blocks
+    [InlineData(7)]    // less than a record header: the buffer grows to each record
+    public void Crash_steps_recover_or_refuse_with_a_message(int readBytes)
     {
+        if (readBytes > 0) _recoveryReadBytes = readBytes;
         using var dir = new TempDataDir();
         WriteAll(dir.Path);
         string seg1 = Path.Combine(dir.Path, "payments-000001.log"), seg2 = Path.Combine(dir.Path, "payments-000002.log");
@@ -185,7 +198,7 @@ public class PaymentLogStoreTests
         Assert.True(store.TryRead(1, out _));
     }
 
-    private static void WriteFresh(string dir)
+    private void WriteFresh(string dir)
     {
         foreach (var f in Directory.GetFiles(dir)) File.Delete(f);
         WriteAll(dir);
