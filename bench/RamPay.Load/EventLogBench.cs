@@ -60,22 +60,25 @@ internal static class EventLogBench
                 }
             }
             using var log = new EventLog(new EventLogOptions { Directory = Path.Combine(root, "events") });
-            int events = 0;
+            // The first fifth warms up (the JIT compiles the writer's path, SQLite fills its page cache): not counted.
+            int warm = batches.Count / 5, events = 0, total = 0;
+            for (int i = 0; i < warm; i++) total += log.Append(batches[i].Changes, new SinkCheckpoint(batches[i].LastSequence, batches[i].LastTimestampMs));
             var wall = Stopwatch.StartNew();
             double cpu0 = ThreadCpuSeconds();
-            foreach (var batch in batches)
+            foreach (var batch in batches.Skip(warm))
                 events += log.Append(batch.Changes, new SinkCheckpoint(batch.LastSequence, batch.LastTimestampMs));
             double cpu = ThreadCpuSeconds() - cpu0;
             wall.Stop();
+            total += events;
             long transfers = o.Payments;
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"rampay-load event-log: {records:N0} records, {events:N0} events in {batches.Count:N0} appends of up to {o.BatchChanges} changes; {wall.Elapsed.TotalSeconds:0.00} s"));
+                $"rampay-load event-log: {records:N0} records, {total:N0} events in {batches.Count:N0} appends of up to {o.BatchChanges} changes; measured after the first {warm:N0}: {events:N0} events in {wall.Elapsed.TotalSeconds:0.00} s"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"writer thread CPU {cpu:0.00} s: {cpu * 1e6 / events:0.0} µs/event, {cpu * 1e6 / batches.Count:0} µs/append, ~{cpu * 1e6 * 2 / events:0.0} µs per payment of two events (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
+                $"writer thread CPU {cpu:0.00} s: {cpu * 1e6 / events:0.0} µs/event, {cpu * 1e6 / (batches.Count - warm):0} µs/append, ~{cpu * 1e6 * 2 / events:0.0} µs per payment of two events (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
             long held = log.List(null, 1, null, null, null).Data.Count == 0 ? 0 : log.LastRow;
-            if (held != events || log.ReadCheckpoint().Sequence != batches[^1].LastSequence)
+            if (held != total || log.ReadCheckpoint().Sequence != batches[^1].LastSequence)
             {
-                error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"error: the log holds {held:N0} rows for {events:N0} events appended, or its checkpoint is not the last batch's"));
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"error: the log holds {held:N0} rows for {total:N0} events appended, or its checkpoint is not the last batch's"));
                 return LoadCli.ExitFail;
             }
             output.WriteLine("PASS");
