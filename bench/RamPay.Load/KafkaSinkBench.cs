@@ -131,8 +131,9 @@ internal static class KafkaSinkBench
     /// <summary>
     /// Registrations (1 event each), one deposit per wallet and then transfers between random wallets (2 events each),
     /// until the journal holds about <see cref="KafkaSinkBenchOptions.Events"/> events' worth. Returns the records written.
+    /// Also the workload of <c>rampay-load event-log</c> (EventLogBench.cs).
     /// </summary>
-    private static long Journal(KafkaSinkBenchOptions o, EngineOptions options)
+    internal static long Journal(KafkaSinkBenchOptions o, EngineOptions options)
     {
         var rng = new Random(o.Seed);
         long key = 0;

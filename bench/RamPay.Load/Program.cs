@@ -105,8 +105,26 @@ namespace RamPay.Load
             });
 
             var kafkaCommand = KafkaSinkCommand(output, error);
+            var eventLogCommand = EventLogCommand(output, error);
 
-            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand, conventionalCommand, kafkaCommand };
+            return new RootCommand("rampay-load: a load generator for a RamPay server, with a self-check of the ledger afterwards") { tcpCommand, httpCommand, setupCommand, conventionalCommand, kafkaCommand, eventLogCommand };
+        }
+
+        /// <summary><c>rampay-load event-log</c>: the embedded event log's writer CPU per event, without a server (EventLogBench.cs).</summary>
+        private static Command EventLogCommand(TextWriter output, TextWriter error)
+        {
+            var d = new EventLogBenchOptions();
+            var payments = new Option<long>("--payments", "-n") { Description = "Transfers to journal (two events each)", DefaultValueFactory = _ => d.Payments };
+            var batch = new Option<int>("--batch") { Description = "Changes per EventLog.Append (the sinks' follower's batch)", DefaultValueFactory = _ => d.BatchChanges };
+            var wallets = new Option<int>("--wallets") { Description = "Wallets the transfers go between", DefaultValueFactory = _ => d.Wallets };
+            var seed = new Option<int>("--seed") { Description = "Seed for the transfers' wallets and amounts", DefaultValueFactory = _ => d.Seed };
+            var command = new Command("event-log", "Measure the embedded event log's writer alone: journal a payment workload with a real engine in a temporary folder, turn it into changes with the sinks' follower, append them to a fresh event log in batches, and print the writer thread's CPU per event.");
+            foreach (Option o in new Option[] { payments, batch, wallets, seed }) command.Options.Add(o);
+            command.SetAction(r => EventLogBench.Run(new EventLogBenchOptions
+            {
+                Payments = r.GetValue(payments), BatchChanges = r.GetValue(batch), Wallets = r.GetValue(wallets), Seed = r.GetValue(seed),
+            }, output, error));
+            return command;
         }
 
         /// <summary><c>rampay-load kafka-sink</c>: the Kafka events sink's throughput, without a server (KafkaSinkBench.cs).</summary>

@@ -47,6 +47,7 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
     {
         var backoff = RetryMin;
         bool needCheckpoint = true;
+        List<EventRecord>? spare = null;
         while (!stop.IsCancellationRequested)
         {
             try
@@ -62,11 +63,16 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
                 }
                 // Taken before looking, so that a batch committed between the look and the wait still wakes us.
                 var appended = log.Appended;
-                var events = new List<EventRecord>();
+                // A new list only once the last one went to the consumer (which may keep it): an idle wake allocates nothing.
+                var events = spare ?? new List<EventRecord>();
+                spare = null;
                 long row = _row >= 0 && log.LastRow == _row ? _row : Read(events);
                 if (events.Count == 0)
                 {
-                    await Task.WhenAny(appended, Task.Delay(IdlePoll, stop)).ConfigureAwait(false);
+                    spare = events;
+                    // WaitAsync, not WhenAny(appended, Task.Delay(...)): a wake-up from the log then ends the wait's timer
+                    // at once, where the Delay it replaced stayed queued for its whole IdlePoll after every wake.
+                    await appended.WaitAsync(IdlePoll, stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                     stop.ThrowIfCancellationRequested();
                     continue;
                 }

@@ -33,3 +33,15 @@ public readonly record struct SinkCheckpoint(long Sequence, long TimestampMs)
 {
     public static readonly SinkCheckpoint None = default;
 }
+
+/// <summary>
+/// A sink whose <see cref="IChangeSink.Write"/> survives a process crash when it returns, but a power loss only from a
+/// later fsync on (the event log between its periodic fsynced commits, docs/events.md). After a power loss it reopens
+/// at an older checkpoint and is sent the records again from there; so journal retirement (the hub's
+/// <see cref="SinkHub.FinishedThroughSequence"/>) must count only what is on the disk for good.
+/// </summary>
+public interface IPowerLossCheckpointSink : IChangeSink
+{
+    /// <summary>The last journal sequence whose writes (and checkpoint) are fsynced: at or before the runner's checkpoint.</summary>
+    long FsyncedThroughSequence { get; }
+}

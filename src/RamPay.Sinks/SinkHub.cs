@@ -118,6 +118,8 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
             {
                 if (!runner.Opened) return 0;
                 lowest = Math.Min(lowest, runner.Checkpoint.Sequence);
+                // A sink that fsyncs only now and then may lose its last writes to a power loss and then need them again.
+                if (runner.Sink is IPowerLossCheckpointSink sink) lowest = Math.Min(lowest, sink.FsyncedThroughSequence);
             }
             return lowest;
         }

@@ -19,6 +19,7 @@ public sealed class EventLogHolder : IDisposable
             Directory = data.Events,
             Retention = TimeSpan.FromDays(options.Events.RetentionDays),
             MaxBytes = options.Events.MaxBytes,
+            FsyncInterval = TimeSpan.FromMilliseconds(options.Events.FsyncIntervalMs),
         });
     }
 

@@ -13,12 +13,15 @@ public sealed partial class ServerOptions
         public long MaxBytes { get; set; } = 1L << 30;
         [Setting("The pause an in-server event consumer makes after a batch that was not full, so that events gather into fewer, larger batches (each costs the consumer a transaction and an fsync); 0 = none.")]
         public int ConsumerBatchIntervalMs { get; set; } = 50;
+        [Setting("The longest the event log goes without an fsynced commit; between fsyncs it commits with SQLite's synchronous=NORMAL (a SIGKILL loses nothing; after a power loss the log re-derives its last commits from the journal). 0 = fsync every commit.")]
+        public int FsyncIntervalMs { get; set; } = 1_000;
 
         public void Validate()
         {
             if (RetentionDays is < 1 or > 3650) throw new OptionsException("RamPay:Events:RetentionDays must be 1..3650");
             if (MaxBytes < 1 << 20) throw new OptionsException("RamPay:Events:MaxBytes must be at least 1048576 (1 MiB)");
             if (ConsumerBatchIntervalMs is < 0 or > 5_000) throw new OptionsException("RamPay:Events:ConsumerBatchIntervalMs must be 0..5000");
+            if (FsyncIntervalMs is < 0 or > 60_000) throw new OptionsException("RamPay:Events:FsyncIntervalMs must be 0..60000");
         }
     }
 }
