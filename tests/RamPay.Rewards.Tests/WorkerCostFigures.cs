@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using RamPay.Server.Tests;
 using Xunit.Abstractions;
@@ -33,7 +32,7 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
         int count = (int.TryParse(Environment.GetEnvironmentVariable("RAMPAY_REWARDS_BENCH_PAYMENTS"), out int n) ? n : 20_000) / 100 * 100;
         string topic = "rampay.rewards.cost";
         await using var broker = await PrivateKafkaBroker.StartAsync($"{topic}:4");
-        int port = FreePort();
+        int port = RewardsWorkerTests.FreePort();
         await using var server = await ServerProcess.StartAsync(["Fraud:Enabled=false", "Engine:IdempotencyMaxKeys=1048576", $"Http:Port={port}",
             $"Kafka:BootstrapServers={broker.Bootstrap}", $"Kafka:Topic={topic}", "Rewards:InServerConsumer=false"]);
         var api = new Api(server);
@@ -45,12 +44,12 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
         var payee = await api.SignUpAsync();
         var token = (await api.PostAsync("/v1/admin/service_tokens", admin, new { name = "bench" }, key: "")).Expect(HttpStatusCode.OK);
         string outDir = Path.Combine(Path.GetTempPath(), "rampay-analytics-bench-" + Guid.NewGuid().ToString("N"));
-        int metricsPort = FreePort();
+        int metricsPort = RewardsWorkerTests.FreePort();
         using var rewards = new WorkerProcess(["rewards", "--kafka", broker.Bootstrap, "--group", "bench-rewards", "--topic", topic, "--server", $"http://127.0.0.1:{port}"],
             new Dictionary<string, string> { ["RAMPAY_SERVICE_TOKEN"] = token.Str("access_token") });
         using var analytics = new WorkerProcess(["analytics", "--kafka", broker.Bootstrap, "--group", "bench-analytics", "--topic", topic, "--out", outDir,
             "--http-port", metricsPort.ToString(CultureInfo.InvariantCulture)]);
-        using var analyticsHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}"), Timeout = TimeSpan.FromSeconds(5) };
+        using var analyticsHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}"), Timeout = TimeSpan.FromSeconds(30) };
         try
         {
             if (!await WorkerProcess.AllJoinedAsync(TimeSpan.FromSeconds(90), rewards, analytics)) throw new TimeoutException("the workers never joined:\n" + rewards.Tail() + analytics.Tail());
@@ -116,7 +115,8 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
     private double _lastChange, _firstChange;
     private Dictionary<string, long> _ticksAtLastChange = [];
 
-    private static async Task Pay(Api api, List<TestUser> payers, TestUser payee, int count)
+    /// <summary>Transfers of 1,000 from the payers in turn to the payee, in batches of 100, 50 batches in flight.</summary>
+    internal static async Task Pay(Api api, List<TestUser> payers, TestUser payee, int count)
     {
         using var gate = new SemaphoreSlim(50);
         await Task.WhenAll(Enumerable.Range(0, count / 100).Select(async b =>
@@ -257,20 +257,11 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
                 if (line.StartsWith("rampay_worker_events_total", StringComparison.Ordinal))
                     return (long)double.Parse(line[(line.LastIndexOf('}') + 2)..].Split(' ')[0], CultureInfo.InvariantCulture);
         }
-        catch (HttpRequestException) { } // not listening yet
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { } // not listening yet, or too slow to answer on a crowded machine: read again
         return 0;
     }
 
     private static string Load() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     [GeneratedRegex("[0-9]+")]
     private static partial Regex Digits();
