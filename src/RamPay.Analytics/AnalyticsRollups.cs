@@ -35,7 +35,7 @@ public enum Measure
 
 /// <summary>
 /// Rollups of RamPay's events by minute, hour and day (UTC), per currency, and per user (sent and received), in memory.
-/// Single-threaded (the consumer's calls are never concurrent); queries copy out under a lock. docs/analytics.md.
+/// Applied one batch at a time (under <c>Gate</c>; the analytics worker parses its partitions' batches side by side and applies them in turn); queries copy out under the same lock. docs/analytics.md.
 /// </summary>
 public sealed class AnalyticsRollups
 {

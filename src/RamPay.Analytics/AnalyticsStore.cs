@@ -36,7 +36,7 @@ public sealed class AnalyticsStore
 
     public AnalyticsRollups Rollups { get; }
     public string Path => _path;
-    /// <summary>How often the rollups are saved while events keep coming (a Kafka-fed batch is saved at once).</summary>
+    /// <summary>How often the rollups are saved while events keep coming (a batch applied with saveNow is saved at once; the analytics worker sets this to never and saves at its flush).</summary>
     public int SaveEveryMs { get; init; } = 1_000;
     public long Saves { get; private set; }
 
@@ -152,7 +152,8 @@ public sealed class AnalyticsStore
 /// <summary>
 /// The analytics consumer: every event into the rollups. Fed from the server's event log it saves at most once a
 /// second (what a crash loses since is fed again: its checkpoint is the position saved with the rollups); fed from
-/// Kafka (a worker) it saves every batch before the offsets are committed.
+/// Kafka it saves every batch before the offsets are committed (<c>rampay-worker analytics</c> does not use it: its
+/// <c>AnalyticsRole.Worker</c> applies batches to the same store and saves when the worker flushes, before a commit).
 /// </summary>
 public sealed class AnalyticsConsumer(AnalyticsStore store, AnalyticsConsumer.ScoreLookup? scores = null) : IEventConsumer
 {

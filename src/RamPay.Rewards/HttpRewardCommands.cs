@@ -12,17 +12,30 @@ namespace RamPay.Rewards;
 /// </summary>
 public sealed class HttpRewardCommands(HttpClient http) : IRewardCommands
 {
+    /// <summary>The most ids one call may carry (the server's <c>MaxIdsPerCall</c>): a larger batch goes in calls of this many, one after the other.</summary>
+    public const int MaxIdsPerCall = 4_096;
+
     public async Task<IReadOnlyList<RewardOutcome>> IssueAsync(IReadOnlyList<long> paymentIds, CancellationToken cancellationToken)
     {
-        using var response = await http.PostAsJsonAsync("/v1/service/rewards/issue", new { payment_ids = paymentIds }, cancellationToken);
-        return await Outcomes(response, cancellationToken);
+        var outcomes = new List<RewardOutcome>(paymentIds.Count);
+        foreach (var chunk in paymentIds.Chunk(MaxIdsPerCall))
+        {
+            using var response = await http.PostAsJsonAsync("/v1/service/rewards/issue", new { payment_ids = chunk }, cancellationToken);
+            outcomes.AddRange(await Outcomes(response, cancellationToken));
+        }
+        return outcomes;
     }
 
     public async Task<IReadOnlyList<RewardOutcome>> ReverseAsync(IReadOnlyList<(long PaymentId, long RefundId)> refunds, CancellationToken cancellationToken)
     {
-        var body = new { refunds = refunds.Select(r => new { payment_id = r.PaymentId, refund_id = r.RefundId }) };
-        using var response = await http.PostAsJsonAsync("/v1/service/rewards/reverse", body, cancellationToken);
-        return await Outcomes(response, cancellationToken);
+        var outcomes = new List<RewardOutcome>(refunds.Count);
+        foreach (var chunk in refunds.Chunk(MaxIdsPerCall))
+        {
+            var body = new { refunds = chunk.Select(r => new { payment_id = r.PaymentId, refund_id = r.RefundId }) };
+            using var response = await http.PostAsJsonAsync("/v1/service/rewards/reverse", body, cancellationToken);
+            outcomes.AddRange(await Outcomes(response, cancellationToken));
+        }
+        return outcomes;
     }
 
     public async Task<IReadOnlyList<RewardOutcome>> RetrySkippedAsync(IReadOnlyList<long> topUpIds, CancellationToken cancellationToken)

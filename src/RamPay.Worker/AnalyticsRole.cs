@@ -4,12 +4,37 @@ using RamPay.Events;
 namespace RamPay.Worker;
 
 /// <summary>
-/// The worker's <c>analytics</c> role (docs/analytics.md): the same <see cref="AnalyticsConsumer"/> as in the server,
-/// its rollups and per-partition positions in <c>--out DIR/analytics.rollups</c>, saved before each batch's offsets
-/// are committed.
+/// The worker's <c>analytics</c> role (docs/analytics.md): the same rollups as in the server, with the per-partition
+/// positions in <c>--out DIR/analytics.rollups</c>. The file is saved at <see cref="IFlushingConsumer.Flush"/>, which
+/// <see cref="KafkaEventSource"/> calls before it commits the offsets of the batches applied since (at most every
+/// <see cref="WorkerOptions.FlushEveryMs"/> while events keep coming, at once when they stop), not after every batch:
+/// a save rewrites the whole file. A crash between two saves re-reads what the file does not hold (its positions say
+/// where each partition's events stand, and an event at or before them is skipped).
 /// </summary>
 public static class AnalyticsRole
 {
     public static IEventConsumer Create(Func<string, string?> flag) =>
-        new AnalyticsConsumer(new AnalyticsStore(Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups")));
+        new Worker(new AnalyticsStore(Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"))
+        {
+            SaveEveryMs = int.MaxValue, // saved by Flush only
+        });
+
+    public sealed class Worker(AnalyticsStore store) : IFlushingConsumer
+    {
+        public AnalyticsStore Store => store;
+        public string Name => "analytics";
+        /// <summary>Partitions side by side: each batch is parsed on its own thread; applying to the rollups takes their lock.</summary>
+        public bool ConcurrentPartitions => true;
+
+        public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) =>
+            ValueTask.FromResult(store.Rollups.PositionOf(EventBatch.LogSource));
+
+        public ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
+        {
+            store.Apply(batch, saveNow: false);
+            return ValueTask.CompletedTask;
+        }
+
+        public void Flush() => store.Save();
+    }
 }

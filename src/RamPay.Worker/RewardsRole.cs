@@ -18,7 +18,23 @@ public static class RewardsRole
         var logger = WorkerLogging.Factory.CreateLogger("RamPay.Worker.Rewards");
         var handler = ServiceTokenHandler.Create("rewards", flag, env, logger);
         var http = new HttpClient(handler) { BaseAddress = new Uri(flag("--server")!), Timeout = TimeSpan.FromSeconds(15) };
-        return new RewardsConsumer(new HttpRewardCommands(http), checkpointFile: null);
+        return new Concurrent(new RewardsConsumer(new HttpRewardCommands(http), checkpointFile: null));
+    }
+
+    /// <summary>
+    /// The rewards consumer as the worker runs it: each partition's batch is one call into the server, and the calls of a
+    /// round go side by side (the server answers each once its commands are durable, and the ledger decides what a
+    /// reward is, so two calls in flight cannot pay twice; a refund's reversal that overtakes its issue is cancelled by
+    /// the issue itself, docs/rewards.md). Nothing to flush: an answered call is durable.
+    /// </summary>
+    public sealed class Concurrent(RewardsConsumer inner) : IFlushingConsumer
+    {
+        public RewardsConsumer Inner => inner;
+        public string Name => inner.Name;
+        public bool ConcurrentPartitions => true;
+        public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) => inner.ReadCheckpointAsync(cancellationToken);
+        public ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken) => inner.HandleAsync(batch, cancellationToken);
+        public void Flush() { }
     }
 }
 

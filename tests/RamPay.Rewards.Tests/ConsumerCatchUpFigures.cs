@@ -34,23 +34,7 @@ public sealed class ConsumerCatchUpFigures(ITestOutputHelper output)
         for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
         var payee = await api.SignUpAsync();
         var clock = Stopwatch.StartNew();
-        using (var gate = new SemaphoreSlim(50))
-        {
-            await Task.WhenAll(Enumerable.Range(0, count / 100).Select(async b =>
-            {
-                await gate.WaitAsync();
-                try
-                {
-                    var payer = payers[b % payers.Count];
-                    var batch = Enumerable.Range(0, 100).Select(_ => (object)new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 1_000, currency = "USD" }).ToArray();
-                    (await api.PostAsync("/v1/payments/batch", payer.Token, new { payments = batch })).Expect(HttpStatusCode.OK);
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            }));
-        }
+        await WorkerCostFigures.Pay(api, payers, payee, count);
         output.WriteLine($"{count} payments acknowledged in {clock.Elapsed.TotalSeconds:0.00} s ({count / clock.Elapsed.TotalSeconds:0}/s), the rewards consumer off");
         await first.StopAsync();
         File.Delete(Path.Combine(first.DataDirectory, "consumers", "analytics.rollups"));

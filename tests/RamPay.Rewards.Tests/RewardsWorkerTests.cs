@@ -170,7 +170,7 @@ public sealed class RewardsWorkerTests(ITestOutputHelper output)
         }
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -29,7 +29,7 @@ public static class RewardRoutes
 {
     /// <summary>The subject of service tokens: no user has it (user ids are counted from 1 and stay far below).</summary>
     public const long ServiceUserId = 1_000_000_000_000;
-    public const int MaxIdsPerCall = 4_096;
+    public const int MaxIdsPerCall = HttpRewardCommands.MaxIdsPerCall; // one figure for the endpoint and its client
     private static Delegate H(Func<HttpContext, Task> handler) => handler;
 
     public static void Map(WebApplication app, RouteGroupBuilder v1, RouteGroupBuilder user, RouteGroupBuilder admin)
