@@ -36,7 +36,7 @@ public static class EventsCommands
     {
         var folder = RampayCli.Folder(data);
         string dir = folder.Events;
-        if (!File.Exists(folder.EventLog))
+        if (!Directory.Exists(dir))
         {
             output.WriteLine($"error: no event log at {dir}");
             return RampayCli.ExitUsage;

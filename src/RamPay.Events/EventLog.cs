@@ -1,14 +1,14 @@
-using System.Globalization;
-using Microsoft.Data.Sqlite;
 using RamPay.Core;
+using RamPay.Journal;
 using RamPay.Sinks;
+using static RamPay.Events.EventSegmentFormat;
 
 namespace RamPay.Events;
 
 /// <summary>Settings of the <see cref="EventLog"/>.</summary>
 public sealed record EventLogOptions
 {
-    /// <summary>The folder of the log's database (<c>&lt;data&gt;/events</c> in the server).</summary>
+    /// <summary>The folder of the log's segment files (<c>&lt;data&gt;/events</c> in the server).</summary>
     public required string Directory { get; init; }
     /// <summary>Events older than this (their journaled time against the clock) are dropped.</summary>
     public TimeSpan Retention { get; init; } = TimeSpan.FromDays(30);
@@ -18,17 +18,25 @@ public sealed record EventLogOptions
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>
     /// How many of the newest events the log also keeps in memory (a power of two; 0 = none), so that the consumers'
-    /// feeders take them from there instead of each reading them back from SQLite (<see cref="EventLog.ReadTail"/>).
+    /// feeders take them from there instead of each reading them back from the segment files (<see cref="EventLog.ReadTail"/>).
     /// The bound of that memory: about this many events' JSON.
     /// </summary>
     public int TailEvents { get; init; } = 16_384;
     /// <summary>
-    /// The longest the log's commits go without an fsync (0 = every commit fsynced, <c>synchronous=FULL</c>). Between
-    /// fsynced commits it commits with <c>synchronous=NORMAL</c>: a SIGKILL loses nothing, a power loss may roll the
-    /// last commits back (events and checkpoint together) and the log re-derives them from the journal
+    /// The longest the log's batches go without an fsync (0 = every batch fsynced). Between fsyncs a batch is one
+    /// write into the operating system's page cache: a SIGKILL loses nothing, a power loss may roll the last batches
+    /// back (events and checkpoint together) and the log re-derives them from the journal
     /// (<see cref="EventLog.FsyncedCheckpoint"/>).
     /// </summary>
     public TimeSpan FsyncInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The size at which the log starts a new segment file (0 = a sixteenth of <see cref="MaxBytes"/>, at most 64 MiB):
+    /// retention deletes whole segments, so this is the granularity of the byte cap.
+    /// </summary>
+    public long SegmentBytes { get; init; }
+
+    /// <summary>The segment size in force.</summary>
+    public long EffectiveSegmentBytes => SegmentBytes > 0 ? SegmentBytes : Math.Clamp(MaxBytes / 16, 64 << 10, 64L << 20);
 
     public void Validate()
     {
@@ -38,6 +46,7 @@ public sealed record EventLogOptions
         if (TailEvents < 0 || (TailEvents & (TailEvents - 1)) != 0 || TailEvents > 1 << 20)
             throw new ArgumentException("the event log's in-memory tail must be 0 or a power of two up to 1048576 events");
         if (FsyncInterval < TimeSpan.Zero || FsyncInterval > TimeSpan.FromMinutes(1)) throw new ArgumentException("the event log's fsync interval must be 0..60 s");
+        if (SegmentBytes != 0 && (SegmentBytes < 4096 || SegmentBytes > 1L << 30)) throw new ArgumentException("the event log's segment size must be 0 (derived) or 4 KiB..1 GiB");
     }
 }
 
@@ -54,48 +63,122 @@ public sealed record StoredEvent(EventRecord Record, EventParty Party)
 /// <summary>
 /// The server's local, durable, append-only event store (docs/events.md, "The event log"): every event the Kafka sink
 /// would publish, byte for byte (the same <see cref="EventMapper"/> and <see cref="EventEncoder"/>), in stream order,
-/// indexed by event id, by the users each concerns (with the part of it they may see) and by account, kept for a
-/// retention and a byte cap. SQLite in WAL mode with <c>synchronous=FULL</c>: a batch and the log's checkpoint commit
-/// in one transaction, fsynced, so a SIGKILL (or a power loss) leaves both or neither.
+/// with the users each concerns (and the part of it they may see), kept for a retention and a byte cap.
+/// <para>
+/// Laid out for what it does (<see cref="EventSegmentFormat"/>): append-only segment files of CRC-framed records, one
+/// write per batch (its events, then a commit record with the log's checkpoint), an fsync at most every
+/// <see cref="EventLogOptions.FsyncInterval"/>; retention deletes whole old segments. In memory, per event, its
+/// position, type and file offset (rows are dense, so row to place is arithmetic and an event id is found by a
+/// binary search, no hash index), and per user the rows they may see: both rebuilt from the segments at open.
+/// It replaced SQLite B-trees that cost 29–45 µs of CPU per event (docs/benchmarks.md).
+/// </para>
 /// <para>
 /// One writer (<see cref="EventLogSink"/>, on the sink runner's thread) and any number of readers (the events API,
-/// the consumers' feeder), each read on its own pooled connection: WAL lets readers run beside the writer.
+/// the consumers' feeders): readers take what they need from the index under a short lock and read the files outside it.
 /// </para>
 /// </summary>
 public sealed class EventLog : IDisposable
 {
+    /// <summary>The SQLite file of the layout before segments (a start migrates it into segments and deletes it).</summary>
     public const string FileName = "events.db";
-    private const int SchemaVersion = 1;
 
     private readonly EventLogOptions _options;
-    private readonly string _connectionString;
-    private SqliteConnection? _writer;
-    private long _lastRetentionMs;
-    private long _bytes;
-    private long _lastPos;
+    private readonly long _segmentBytes;
     private bool _disposed;
+
+    // ---- the index (guarded by _lock; the writer changes it once per batch) -----------------------------------
+
+    /// <summary>An event's place: its position (its id), type and where its record starts in its segment.</summary>
+    private struct RowEntry
+    {
+        public long Sequence;
+        public int Index;
+        public int Offset;
+        public byte Ordinal;
+        public EventType Type;
+        public readonly EventPosition Position => new(Sequence, Index, Ordinal);
+    }
+
+    /// <summary>One segment file: rows FirstRow.. FirstRow + Count - 1, committed up to Length bytes.</summary>
+    private sealed class Segment(string path, long firstRow, EventPosition previous)
+    {
+        public readonly string Path = path;
+        public readonly long FirstRow = firstRow;
+        /// <summary>The last event before this segment (None for the first segment ever): what dropping the segments before it dropped.</summary>
+        public readonly EventPosition Previous = previous;
+        public RowEntry[] Rows = new RowEntry[256];
+        public int Count;
+        public long Length;
+        public long JsonBytes;
+        public long OldestMs = long.MaxValue, NewestMs = long.MinValue;
+        public long EndRow => FirstRow + Count; // one past the last
+
+        public void Add(in RowEntry entry)
+        {
+            if (Count == Rows.Length) Array.Resize(ref Rows, Rows.Length * 2);
+            Rows[Count++] = entry;
+        }
+    }
+
+    /// <summary>The rows a user may see, rising, each as <c>row &lt;&lt; 2 | party</c>; dropped rows are cut from the front.</summary>
+    private sealed class ViewerRows
+    {
+        public long[] Items = new long[4];
+        public int Start, End;
+
+        public void Add(long item)
+        {
+            if (End == Items.Length)
+            {
+                int live = End - Start;
+                if (Start > 0 && live <= Items.Length / 2) Array.Copy(Items, Start, Items, 0, live); // room enough once compacted
+                else
+                {
+                    var grown = new long[Items.Length * 2];
+                    Array.Copy(Items, Start, grown, 0, live);
+                    Items = grown;
+                }
+                Start = 0;
+                End = live;
+            }
+            Items[End++] = item;
+        }
+    }
+
+    private readonly Lock _lock = new();
+    private readonly List<Segment> _segments = [];
+    private readonly Dictionary<long, ViewerRows> _viewerRows = [];
+    private SinkCheckpoint _checkpoint;
+    private long _lastRow;
+    private long _bytes;
+    /// <summary>The last event ever appended (what a re-sent batch is compared with); writer only.</summary>
+    private EventPosition _lastPosition;
 
     public EventLog(EventLogOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
-        System.IO.Directory.CreateDirectory(options.Directory);
-        Path = System.IO.Path.Combine(options.Directory, FileName);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _segmentBytes = options.EffectiveSegmentBytes;
         _tail = new TailEntry?[options.TailEvents];
-        using var c = Open();
-        Migrate(c);
-        _bytes = Scalar(c, "SELECT value FROM meta WHERE name='bytes'");
-        _lastPos = Scalar(c, "SELECT COALESCE(MAX(pos),0) FROM events");
-        // A run before this one (same boot) may have left commits made with synchronous=NORMAL in the page cache: one
-        // fsynced commit here puts them on the disk, so what the file holds now is the fsynced checkpoint.
-        Scalar(c, "UPDATE meta SET value=value WHERE name='schema' RETURNING value");
-        _fsynced = new SinkCheckpoint(Scalar(c, "SELECT value FROM meta WHERE name='checkpoint_sequence'"), Scalar(c, "SELECT value FROM meta WHERE name='checkpoint_ms'"));
+        System.IO.Directory.CreateDirectory(options.Directory);
+        Path = options.Directory;
+        string legacy = System.IO.Path.Combine(options.Directory, FileName);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        if (File.Exists(legacy)) MigrateFromSqlite(legacy);
+        else
+        {
+            foreach (string stray in new[] { legacy + "-wal", legacy + "-shm" }) File.Delete(stray); // a migration that ended between its deletes
+            Load();
+        }
+        OpenDuration = started.Elapsed;
     }
 
+    /// <summary>The log's folder.</summary>
     public string Path { get; }
     public EventLogOptions Options => _options;
+    /// <summary>How long the open took (scan of the segments, rebuild of the index, or a migration).</summary>
+    public TimeSpan OpenDuration { get; }
 
     /// <summary>The bytes of event JSON held now (what the cap counts).</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
@@ -103,53 +186,169 @@ public sealed class EventLog : IDisposable
     /// <summary>The log's position: the last journal sequence whose events are all in it (and that record's time).</summary>
     public SinkCheckpoint ReadCheckpoint()
     {
-        using var c = Open();
-        return new SinkCheckpoint(Scalar(c, "SELECT value FROM meta WHERE name='checkpoint_sequence'"), Scalar(c, "SELECT value FROM meta WHERE name='checkpoint_ms'"));
+        lock (_lock) return _checkpoint;
     }
 
     /// <summary>The highest stored row number (rises by one per event appended): the consumers' feeder's wake-up signal.</summary>
-    public long LastRow => Interlocked.Read(ref _lastPos);
+    public long LastRow => Interlocked.Read(ref _lastRow);
 
-    private SqliteConnection Open() => LocalStoreSql.Open(_connectionString);
-
-    private static void Migrate(SqliteConnection c)
+    /// <summary>The segment files held now, oldest first (tests and diagnostics).</summary>
+    internal IReadOnlyList<string> SegmentPaths()
     {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-            INSERT OR IGNORE INTO meta VALUES('schema', 1), ('checkpoint_sequence', 0), ('checkpoint_ms', 0), ('bytes', 0);
-            CREATE TABLE IF NOT EXISTS events(
-              pos INTEGER PRIMARY KEY,
-              sequence INTEGER NOT NULL, idx INTEGER NOT NULL, ordinal INTEGER NOT NULL,
-              type TEXT NOT NULL, version INTEGER NOT NULL, occurred_at_ms INTEGER NOT NULL, key_account INTEGER NOT NULL,
-              json BLOB NOT NULL);
-            CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events(sequence, idx, ordinal);
-            CREATE TABLE IF NOT EXISTS viewers(user_id INTEGER NOT NULL, pos INTEGER NOT NULL, party INTEGER NOT NULL, PRIMARY KEY(user_id, pos)) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS viewers_by_pos ON viewers(pos);
-            CREATE TABLE IF NOT EXISTS accounts(account_id INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY(account_id, pos)) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS accounts_by_pos ON accounts(pos);
-            """;
-        cmd.ExecuteNonQuery();
-        long schema = Scalar(c, "SELECT value FROM meta WHERE name='schema'");
-        if (schema != SchemaVersion) throw new InvalidDataException($"the event log {c.DataSource} has schema {schema}; this build reads {SchemaVersion}");
+        lock (_lock) return [.. _segments.Select(s => s.Path)];
     }
 
-    private static long Scalar(SqliteConnection c, string sql, params (string, object)[] args)
+    // ---- opening -----------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Reads every segment, oldest first, into the index. Sealed segments were fsynced whole before the next one was
+    /// created, so anything wrong in them is damage and stops the start; in the newest, the records after its last
+    /// commit (a batch torn by a crash, or the garbage a power loss leaves past the fsynced end) are cut off.
+    /// </summary>
+    private void Load()
     {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        foreach (var (n, v) in args) cmd.Parameters.AddWithValue(n, v);
-        object? r = cmd.ExecuteScalar();
-        return r is null or DBNull ? 0 : Convert.ToInt64(r, CultureInfo.InvariantCulture);
+        var files = System.IO.Directory.GetFiles(_options.Directory, FilePrefix + "*" + FileSuffix).Order(StringComparer.Ordinal).ToList();
+        var buffer = new byte[1 << 20];
+        var pending = new List<PendingRow>();
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        for (int f = 0; f < files.Count; f++)
+        {
+            bool last = f == files.Count - 1;
+            using var handle = File.OpenHandle(files[f], FileMode.Open, FileAccess.Read);
+            long fileLength = RandomAccess.GetLength(handle);
+            if (RandomAccess.Read(handle, header, 0) < HeaderBytes) throw new InvalidDataException($"{files[f]}: the segment header is cut short");
+            var (firstRow, previous) = ReadHeader(header, files[f]);
+            long expectedRow = _segments.Count == 0 ? firstRow : _segments[^1].EndRow;
+            if (firstRow != expectedRow || System.IO.Path.GetFileName(files[f]) != SegmentFileName(firstRow))
+                throw new InvalidDataException($"{files[f]} starts at row {firstRow} where row {expectedRow} was next: the event log's segments are not contiguous (move the folder {_options.Directory} aside to re-derive the log from the journal)");
+            var segment = new Segment(files[f], firstRow, previous) { Length = HeaderBytes };
+            lock (_lock) _segments.Add(segment);
+            pending.Clear();
+            long committedRows = firstRow - 1;
+            long at = HeaderBytes;
+            int have = 0;
+            bool ended = false;
+            while (!ended)
+            {
+                int read = RandomAccess.Read(handle, buffer.AsSpan(have), at + have);
+                have += read;
+                int used = 0;
+                while (true)
+                {
+                    var status = TryRead(buffer.AsSpan(used, have - used), out var body, out int frameBytes);
+                    if (status == FrameStatus.Ok)
+                    {
+                        int offset = checked((int)(at + used));
+                        if (body[0] == KindEvent)
+                        {
+                            var e = new EventView(body);
+                            Invariant.Check(e.Row == committedRows + pending.Count + 1, "the event log's rows rise by one");
+                            var row = new PendingRow { Entry = new RowEntry { Sequence = e.Position.Sequence, Index = e.Position.Index, Ordinal = checked((byte)e.Position.Ordinal), Type = e.Type, Offset = offset }, OccurredMs = e.OccurredAtMs, JsonBytes = body.Length - e.JsonOffset, ViewerCount = e.ViewerCount };
+                            if (e.ViewerCount > 0) row.Viewer0 = e.Viewer(0);
+                            if (e.ViewerCount > 1) row.Viewer1 = e.Viewer(1);
+                            pending.Add(row);
+                        }
+                        else
+                        {
+                            var (lastRow, sequence, ms) = ReadCommit(body);
+                            Invariant.Check(lastRow == committedRows + pending.Count, "a commit record counts the rows before it");
+                            Publish(segment, pending, at + used + frameBytes, new SinkCheckpoint(sequence, ms));
+                            committedRows = lastRow;
+                            pending.Clear();
+                        }
+                        used += frameBytes;
+                        continue;
+                    }
+                    if (status == FrameStatus.Incomplete && read > 0)
+                    {
+                        if (frameBytes > buffer.Length) Array.Resize(ref buffer, frameBytes);
+                        break; // read on
+                    }
+                    // The end of the file, inside a record or at a bad one.
+                    ended = true;
+                    break;
+                }
+                if (ended) break;
+                Array.Copy(buffer, used, buffer, 0, have - used);
+                have -= used;
+                at += used;
+            }
+            if (segment.Length != fileLength)
+            {
+                if (!last) throw new InvalidDataException($"{files[f]}: a sealed segment of the event log is damaged at byte {segment.Length} of {fileLength} (move the folder {_options.Directory} aside to re-derive the log from the journal)");
+                Invariant.Check(segment.Length > HeaderBytes, "a segment starts with a commit record, fsynced before its first batch");
+                // What follows the last commit is a batch a crash tore, or bytes a power loss left: never acknowledged.
+                using var w = File.OpenHandle(files[f], FileMode.Open, FileAccess.ReadWrite);
+                RandomAccess.SetLength(w, segment.Length);
+                Durability.FlushAll(w);
+            }
+        }
+        if (_segments.Count == 0)
+        {
+            NewSegment(1, EventPosition.None);
+            return;
+        }
+        var newest = _segments[^1];
+        _lastPosition = LastPositionOf(newest);
+        // A run before this one (same boot) may have left batches in the page cache only: fsynced here, what the files
+        // hold now is what a power loss cannot take back.
+        using (var h = File.OpenHandle(newest.Path, FileMode.Open, FileAccess.ReadWrite)) Durability.FlushData(h);
+        Durability.FlushDirectory(_options.Directory);
+        _fsynced = _checkpoint;
+    }
+
+    private EventPosition LastPositionOf(Segment newest)
+    {
+        lock (_lock)
+        {
+            for (int i = _segments.Count - 1; i >= 0; i--)
+                if (_segments[i].Count > 0) return _segments[i].Rows[_segments[i].Count - 1].Position;
+            return _segments[0].Previous;
+        }
+    }
+
+    /// <summary>
+    /// Starts a segment: its header and a commit record with the current checkpoint, fsynced with its directory entry
+    /// before any batch goes into it (so a power loss never leaves a segment without its start).
+    /// </summary>
+    private void NewSegment(long firstRow, EventPosition previous)
+    {
+        string path = System.IO.Path.Combine(_options.Directory, SegmentFileName(firstRow));
+        Span<byte> start = stackalloc byte[HeaderBytes + CommitFrameBytes];
+        WriteHeader(start, firstRow, previous);
+        WriteCommit(start[HeaderBytes..], firstRow - 1, _checkpoint.Sequence, _checkpoint.TimestampMs);
+        var file = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        RandomAccess.Write(file, start, 0);
+        Durability.FlushData(file);
+        Durability.FlushDirectory(_options.Directory);
+        var segment = new Segment(path, firstRow, previous) { Length = start.Length };
+        lock (_lock) _segments.Add(segment);
+        _file?.Dispose();
+        _file = file;
+        _fsynced = _checkpoint;
     }
 
     // ---- writing (one thread) ---------------------------------------------------------------------------------
 
+    /// <summary>An event of a batch being written: its index entry and viewers, published once the batch is written.</summary>
+    private struct PendingRow
+    {
+        public RowEntry Entry;
+        public long OccurredMs;
+        public int JsonBytes;
+        public int ViewerCount;
+        public EventViewer Viewer0, Viewer1;
+    }
+
     private readonly EventEncoder _encoder = new();
     private readonly MappedEvent[] _mapped = new MappedEvent[EventMapper.MaxEventsPerChange];
     private readonly EventViewer[] _viewers = new EventViewer[EventAudience.Max];
-    private WriterStatements? _statements;
+    private readonly List<PendingRow> _pendingRows = [];
+    private byte[] _batch = new byte[1 << 16];
+    private int _batchUsed;
+    /// <summary>The newest segment, open for writing (the writer's only).</summary>
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _file;
+    private bool _unsynced;
 
     /// <summary>An event of the in-memory tail and its row.</summary>
     private sealed record TailEntry(long Row, EventRecord Record);
@@ -166,7 +365,7 @@ public sealed class EventLog : IDisposable
     /// <summary>
     /// The events in rows <paramref name="afterRow"/>+1.. (at most <paramref name="max"/>, all after
     /// <paramref name="after"/>) that the in-memory tail still holds, in order, into <paramref name="into"/>; returns
-    /// the last row taken, or <paramref name="afterRow"/> when the tail does not hold the next row (read SQLite then).
+    /// the last row taken, or <paramref name="afterRow"/> when the tail does not hold the next row (read the files then).
     /// </summary>
     public long ReadTail(long afterRow, EventPosition after, int max, List<EventRecord> into)
     {
@@ -176,7 +375,7 @@ public sealed class EventLog : IDisposable
         while (row < last && into.Count < max)
         {
             var entry = Volatile.Read(ref _tail[(row + 1) & (_tail.Length - 1)]);
-            // Overwritten by a newer row (the reader fell more than the tail behind), or rows restarted: SQLite has it.
+            // Overwritten by a newer row (the reader fell more than the tail behind), or rows restarted: the files have it.
             if (entry is null || entry.Row != row + 1 || entry.Record.Position <= after) break;
             into.Add(entry.Record);
             after = entry.Record.Position;
@@ -186,25 +385,24 @@ public sealed class EventLog : IDisposable
     }
 
     private long _lastFsyncMs = long.MinValue / 2;
-    /// <summary>Whether the writer's connection is at synchronous=FULL now (it opens so).</summary>
-    private bool _writerFull = true;
     private SinkCheckpoint _fsynced;
     private readonly Lock _fsyncedLock = new();
 
     /// <summary>
-    /// The checkpoint as of the last fsynced commit: what a power loss cannot take back (at or before
-    /// <see cref="ReadCheckpoint"/>; read from the file when the writer opens). Journal retirement counts only this
-    /// (<see cref="EventLogSink"/> is an <see cref="IPowerLossCheckpointSink"/>).
+    /// The checkpoint as of the last fsync: what a power loss cannot take back (at or before
+    /// <see cref="ReadCheckpoint"/>; everything the files hold is fsynced when the log opens). Journal retirement counts
+    /// only this (<see cref="EventLogSink"/> is an <see cref="IPowerLossCheckpointSink"/>).
     /// <para>
-    /// Why commits between fsyncs may be <c>synchronous=NORMAL</c>: the log is derived from the journal, and its
-    /// checkpoint commits in the same SQLite transaction as the events it covers. In WAL mode a power loss can only
-    /// drop whole transactions from the end of the WAL (each frame is checksummed, and recovery stops at the first
-    /// frame that is missing or bad), so the log wakes up at an older checkpoint holding exactly the events up to it;
-    /// the sink is then re-sent the journal from there (the follower rebuilds from the journal, which retirement has
-    /// kept because it counted only this fsynced checkpoint) and writes the same events, same ids, same bytes, same
-    /// rows. A consumer whose own checkpoint had run ahead of the rolled-back log reads by position, so it sees the
-    /// re-derived events after its checkpoint once and no others. A process crash (SIGKILL) loses nothing at all: a
-    /// NORMAL commit is in the operating system's hands when it returns. Proven by EventLogPowerLossTests.
+    /// Why batches between fsyncs may stay in the page cache: the log is derived from the journal, and its checkpoint
+    /// is written in the same write as the events it covers (the batch's commit record). A power loss can leave any
+    /// prefix of what was not fsynced, and garbage past it; the log opens at the last intact commit record (every
+    /// record carries a CRC, and only events before a commit count), holding exactly the events up to that
+    /// checkpoint; the sink is then re-sent the journal from there (the follower rebuilds from the journal, which
+    /// retirement has kept because it counted only this fsynced checkpoint) and writes the same events, same ids, same
+    /// bytes, same rows. A consumer whose own checkpoint had run ahead of the rolled-back log reads by position, so it
+    /// sees the re-derived events after its checkpoint once and no others. A process crash (SIGKILL) loses nothing
+    /// that was acknowledged: a batch is published to readers only after its write returned, and a written batch is in
+    /// the operating system's hands. Proven by EventLogPowerLossTests and EventLogCrashTests.
     /// </para>
     /// </summary>
     public SinkCheckpoint FsyncedCheckpoint { get { lock (_fsyncedLock) return _fsynced; } }
@@ -215,56 +413,53 @@ public sealed class EventLog : IDisposable
 
     /// <summary>
     /// Appends the events of <paramref name="changes"/> and moves the checkpoint to <paramref name="through"/>, in one
-    /// transaction; an event already stored (a re-sent batch) is skipped by its id. Then applies retention, at most
-    /// every few seconds. One thread only.
-    /// <para>
-    /// Cheap per event (docs/benchmarks.md, "The event log's writer"): three statements prepared once on the writer's
-    /// connection and bound by parameter number through SQLite's own API (<see cref="WriterStatements"/>), one row per
-    /// step. Microsoft.Data.Sqlite binds every parameter by name on every execution, and SQLite finds a name by a linear
-    /// scan of the statement's names: the multi-row inserts this replaced (100 rows, 300 names, re-prepared for every
-    /// batch's remainder) spent most of the writer's CPU there.
-    /// </para>
+    /// write (the events' records, then a commit record); an event at or before the last one stored (a re-sent batch)
+    /// is skipped. Fsyncs when <see cref="EventLogOptions.FsyncInterval"/> has passed since the last fsync. Then applies
+    /// retention when it may be due (two comparisons per batch; no scan). One thread only.
     /// </summary>
     public int Append(ReadOnlySpan<Change> changes, SinkCheckpoint through)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var c = _writer ??= Open();
-        var st = _statements ??= new WriterStatements(c);
-        // Every FsyncInterval one commit is fsynced (synchronous=FULL), which makes every commit before it durable
-        // too; the others are synchronous=NORMAL (see FsyncedCheckpoint for why that is safe).
         long nowMs = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         bool fsync = _options.FsyncInterval == TimeSpan.Zero || nowMs - _lastFsyncMs >= (long)_options.FsyncInterval.TotalMilliseconds || nowMs < _lastFsyncMs;
-        if (fsync != _writerFull) st.SetSynchronous(_writerFull = fsync);
-        int appended = 0;
-        long bytes = 0;
-        long pos = _lastPos;
+        Segment segment = OpenWriter(nowMs);
+        _batchUsed = 0;
+        _pendingRows.Clear();
         _pending.Clear();
-        using (var tx = c.BeginTransaction())
+        long row = LastRow;
+        var lastPosition = _lastPosition;
+        foreach (ref readonly Change change in changes)
         {
-            foreach (ref readonly Change change in changes)
+            int count = EventMapper.Map(change, _mapped);
+            for (int i = 0; i < count; i++)
             {
-                int count = EventMapper.Map(change, _mapped);
-                for (int i = 0; i < count; i++)
-                {
-                    ref readonly MappedEvent e = ref _mapped[i];
-                    // One copy of the encoded JSON: the row's blob and, once committed, the in-memory tail's record.
-                    byte[] json = _encoder.Encode(change, e).ToArray();
-                    long row = st.InsertEvent(change.Sequence, change.Index, e.Ordinal, e.Type, change.TimestampMs, e.KeyAccount, json);
-                    if (row == 0) continue; // stored by an earlier attempt at this batch
-                    pos = row;
-                    appended++;
-                    if (_tail.Length > 0)
-                        _pending.Add(new TailEntry(pos, new EventRecord(new EventPosition(change.Sequence, change.Index, e.Ordinal), EventTypes.Name(e.Type),
-                            EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json)));
-                    bytes += json.Length;
-                    int viewers = EventAudience.Viewers(change, e, _viewers);
-                    for (int v = 0; v < viewers; v++) st.InsertViewer(_viewers[v].UserId, pos, (int)_viewers[v].Party);
-                }
+                ref readonly MappedEvent e = ref _mapped[i];
+                var position = new EventPosition(change.Sequence, change.Index, e.Ordinal);
+                if (position <= lastPosition) continue; // stored by an earlier attempt at this batch
+                lastPosition = position;
+                // One copy of the encoded JSON: the in-memory tail's record (the record's bytes are framed from it too).
+                byte[] json = _encoder.Encode(change, e).ToArray();
+                int viewers = EventAudience.Viewers(change, e, _viewers);
+                AddEvent(segment, ++row, position, e.Type, change.TimestampMs, e.KeyAccount, _viewers.AsSpan(0, viewers), json);
+                if (_tail.Length > 0)
+                    _pending.Add(new TailEntry(row, new EventRecord(position, EventTypes.Name(e.Type), EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json)));
             }
-            st.SetMeta(WriterStatements.CheckpointSequence, through.Sequence);
-            st.SetMeta(WriterStatements.CheckpointMs, through.TimestampMs);
-            st.SetMeta(WriterStatements.Bytes, _bytes + bytes);
-            tx.Commit();
+        }
+        int appended = _pendingRows.Count;
+        bool write = appended > 0 || through != _checkpoint;
+        // The tail first, then the index and the row count (Publish): a reader that sees a row as stored finds it in
+        // the tail (or, once the tail has moved past it, in the files).
+        foreach (var entry in _pending) Volatile.Write(ref _tail[entry.Row & (_tail.Length - 1)], entry);
+        _pending.Clear();
+        if (write)
+        {
+            WriteBatch(segment, row, through, fsync);
+            _lastPosition = lastPosition;
+        }
+        else if (fsync && _unsynced)
+        {
+            Durability.FlushData(_file!);
+            _unsynced = false;
         }
         if (fsync)
         {
@@ -272,227 +467,275 @@ public sealed class EventLog : IDisposable
             lock (_fsyncedLock) _fsynced = through;
         }
         Interlocked.Increment(ref _batchesCommitted);
-        Interlocked.Add(ref _bytes, bytes);
-        // The tail first, then the row count: a reader that sees a row as stored finds it in the tail (or, once the
-        // tail has moved past it, in SQLite). Then one wake-up for every waiting feeder, per batch, not per event.
-        foreach (var entry in _pending) Volatile.Write(ref _tail[entry.Row & (_tail.Length - 1)], entry);
-        _pending.Clear();
-        Interlocked.Exchange(ref _lastPos, pos);
+        // One wake-up for every waiting feeder, per batch, not per event.
         if (appended > 0) Interlocked.Exchange(ref _appended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-        long now = Environment.TickCount64;
-        if (now - _lastRetentionMs >= 5_000 || _bytes > _options.MaxBytes)
-        {
-            _lastRetentionMs = now;
-            ApplyRetention();
-        }
+        if (RetentionMayBeDue(nowMs)) ApplyRetention();
         return appended;
     }
 
-    /// <summary>
-    /// The writer's statements, prepared once per writer connection with SQLite's own API (SQLitePCL.raw, the layer
-    /// under Microsoft.Data.Sqlite) and bound by parameter number: no name lookups, no boxed values, no statement
-    /// re-prepared per batch. They run inside the transaction the connection has open. Finalized before the connection closes.
-    /// <para>
-    /// The <c>accounts</c> index table (events by account) is no longer written: nothing reads it (the events API and
-    /// the consumers go by viewer and by row), and its two B-tree inserts per account per event were a third of the
-    /// rows the writer made. The table stays in the schema, so a log from an earlier build opens unchanged, and
-    /// retention still empties it.
-    /// </para>
-    /// </summary>
-    private sealed class WriterStatements : IDisposable
+    /// <summary>Frames one event into the batch buffer and notes its index entry.</summary>
+    private void AddEvent(Segment segment, long row, EventPosition position, EventType type, long occurredMs, long keyAccount, ReadOnlySpan<EventViewer> viewers, byte[] json)
     {
-        /// <summary>The writer connection's page cache (KiB): the memory bound this adds.</summary>
-        public const int WriterCacheKiB = 32 * 1024;
-        public static readonly byte[] CheckpointSequence = "checkpoint_sequence"u8.ToArray();
-        public static readonly byte[] CheckpointMs = "checkpoint_ms"u8.ToArray();
-        public static readonly byte[] Bytes = "bytes"u8.ToArray();
-        /// <summary>The UTF-8 of each event type's name, by its number.</summary>
-        private static readonly byte[][] TypeNames = BuildTypeNames();
-
-        private readonly SQLitePCL.sqlite3 _db;
-        private readonly SQLitePCL.sqlite3_stmt _insertEvent, _insertViewer, _setMeta;
-
-        public WriterStatements(SqliteConnection c)
+        int frame = EventFrameBytes(viewers.Length, json.Length);
+        EnsureBatchRoom(frame);
+        var entry = new RowEntry { Sequence = position.Sequence, Index = position.Index, Ordinal = checked((byte)position.Ordinal), Type = type, Offset = checked((int)(segment.Length + _batchUsed)) };
+        WriteEvent(_batch.AsSpan(_batchUsed), row, position, type, occurredMs, keyAccount, viewers, json);
+        _batchUsed += frame;
+        _pendingRows.Add(new PendingRow
         {
-            _db = c.Handle ?? throw new InvalidOperationException("the event log's writer connection is not open");
-            // A larger page cache for the writer (SQLite's default is 2 MiB): the viewers index is keyed by user, so its
-            // inserts land all over it, and every page that is not cached is a read from the file or the WAL.
-            Check(SQLitePCL.raw.sqlite3_exec(_db, $"PRAGMA cache_size=-{WriterCacheKiB}"));
-            _insertEvent = Prepare("INSERT INTO events(sequence, idx, ordinal, type, version, occurred_at_ms, key_account, json) VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT DO NOTHING RETURNING pos");
-            _insertViewer = Prepare("INSERT OR IGNORE INTO viewers(user_id, pos, party) VALUES(?1,?2,?3)");
-            _setMeta = Prepare("UPDATE meta SET value=?2 WHERE name=?1");
-        }
-
-        private static byte[][] BuildTypeNames()
-        {
-            var names = new byte[(int)EventTypes.All.Max() + 1][];
-            foreach (var t in EventTypes.All) names[(int)t] = System.Text.Encoding.UTF8.GetBytes(EventTypes.Name(t));
-            return names;
-        }
-
-        private SQLitePCL.sqlite3_stmt Prepare(string sql)
-        {
-            Check(SQLitePCL.raw.sqlite3_prepare_v2(_db, sql, out var stmt));
-            return stmt;
-        }
-
-        /// <summary>Inserts an event; returns its row, or 0 when an event of that id is stored already.</summary>
-        public long InsertEvent(long sequence, int index, int ordinal, EventType type, long occurredAtMs, long keyAccount, byte[] json)
-        {
-            var s = _insertEvent;
-            try
-            {
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 1, sequence));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 2, index));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 3, ordinal));
-                Check(SQLitePCL.raw.sqlite3_bind_text(s, 4, TypeNames[(int)type]));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 5, EventTypes.SchemaVersion(type)));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 6, occurredAtMs));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 7, keyAccount));
-                Check(SQLitePCL.raw.sqlite3_bind_blob(s, 8, json));
-                int rc = SQLitePCL.raw.sqlite3_step(s);
-                if (rc == SQLitePCL.raw.SQLITE_DONE) return 0; // the conflict: nothing inserted, nothing returned
-                if (rc != SQLitePCL.raw.SQLITE_ROW) Check(rc);
-                long row = SQLitePCL.raw.sqlite3_column_int64(s, 0);
-                Invariant.Check(row > 0, "an inserted event has a positive row");
-                return row;
-            }
-            finally
-            {
-                SQLitePCL.raw.sqlite3_reset(s);
-            }
-        }
-
-        public void InsertViewer(long userId, long pos, int party)
-        {
-            var s = _insertViewer;
-            try
-            {
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 1, userId));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 2, pos));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 3, party));
-                Done(SQLitePCL.raw.sqlite3_step(s));
-            }
-            finally
-            {
-                SQLitePCL.raw.sqlite3_reset(s);
-            }
-        }
-
-        /// <summary>synchronous=FULL (fsync at commit) or NORMAL, for the next transactions of the writer's connection.</summary>
-        public void SetSynchronous(bool full) =>
-            Check(SQLitePCL.raw.sqlite3_exec(_db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
-
-        public void SetMeta(byte[] name, long value)
-        {
-            var s = _setMeta;
-            try
-            {
-                Check(SQLitePCL.raw.sqlite3_bind_text(s, 1, name));
-                Check(SQLitePCL.raw.sqlite3_bind_int64(s, 2, value));
-                Done(SQLitePCL.raw.sqlite3_step(s));
-                Invariant.Check(SQLitePCL.raw.sqlite3_changes(_db) == 1, "the event log's meta row exists");
-            }
-            finally
-            {
-                SQLitePCL.raw.sqlite3_reset(s);
-            }
-        }
-
-        private void Done(int rc)
-        {
-            if (rc != SQLitePCL.raw.SQLITE_DONE) Check(rc);
-        }
-
-        private void Check(int rc)
-        {
-            if (rc is SQLitePCL.raw.SQLITE_OK or SQLitePCL.raw.SQLITE_ROW or SQLitePCL.raw.SQLITE_DONE) return;
-            throw new SqliteException($"SQLite Error {rc}: '{SQLitePCL.raw.sqlite3_errmsg(_db).utf8_to_string()}' (the event log's writer)", rc);
-        }
-
-        public void Dispose()
-        {
-            _insertEvent.Dispose();
-            _insertViewer.Dispose();
-            _setMeta.Dispose();
-        }
+            Entry = entry, OccurredMs = occurredMs, JsonBytes = json.Length, ViewerCount = viewers.Length,
+            Viewer0 = viewers.Length > 0 ? viewers[0] : default, Viewer1 = viewers.Length > 1 ? viewers[1] : default,
+        });
     }
 
-    /// <summary>A bounded number of rows per statement, so one pass never holds the writer long.</summary>
-    private const int RetentionChunk = 20_000;
+    /// <summary>
+    /// Ends the batch with its commit record, writes it with one call at the segment's committed end (bytes a failed
+    /// earlier attempt left past it are overwritten), fsyncs when asked, then publishes it to readers.
+    /// </summary>
+    private void WriteBatch(Segment segment, long lastRow, SinkCheckpoint through, bool fsync)
+    {
+        EnsureBatchRoom(CommitFrameBytes);
+        WriteCommit(_batch.AsSpan(_batchUsed), lastRow, through.Sequence, through.TimestampMs);
+        _batchUsed += CommitFrameBytes;
+        RandomAccess.Write(_file!, _batch.AsSpan(0, _batchUsed), segment.Length);
+        _unsynced = true;
+        if (fsync)
+        {
+            Durability.FlushData(_file!);
+            _unsynced = false;
+        }
+        Publish(segment, _pendingRows, segment.Length + _batchUsed, through);
+        _pendingRows.Clear();
+        _batchUsed = 0;
+    }
+
+    /// <summary>Adds a written batch's rows to the index and moves the checkpoint (under the lock, all at once).</summary>
+    private void Publish(Segment segment, List<PendingRow> rows, long length, SinkCheckpoint through)
+    {
+        long bytes = 0;
+        lock (_lock)
+        {
+            foreach (var r in rows)
+            {
+                long row = segment.EndRow;
+                segment.Add(r.Entry);
+                segment.OldestMs = Math.Min(segment.OldestMs, r.OccurredMs);
+                segment.NewestMs = Math.Max(segment.NewestMs, r.OccurredMs);
+                bytes += r.JsonBytes;
+                if (r.ViewerCount > 0) AddViewer(r.Viewer0, row);
+                if (r.ViewerCount > 1) AddViewer(r.Viewer1, row);
+            }
+            segment.JsonBytes += bytes;
+            segment.Length = length;
+            _checkpoint = through;
+            Interlocked.Exchange(ref _lastRow, segment.EndRow - 1);
+        }
+        Interlocked.Add(ref _bytes, bytes);
+    }
+
+    private void AddViewer(EventViewer v, long row)
+    {
+        if (!_viewerRows.TryGetValue(v.UserId, out var list)) _viewerRows[v.UserId] = list = new ViewerRows();
+        list.Add(row << 2 | (long)v.Party);
+    }
+
+    private void EnsureBatchRoom(int bytes)
+    {
+        if (_batchUsed + bytes > _batch.Length) Array.Resize(ref _batch, Math.Max(_batch.Length * 2, _batchUsed + bytes));
+    }
+
+    /// <summary>The newest segment, open for writing; a new one first when it is full or its oldest event is older than a 32nd of the retention.</summary>
+    private Segment OpenWriter(long nowMs)
+    {
+        Segment newest = OpenFile();
+        if (newest.Length >= _segmentBytes || (newest.Count > 0 && nowMs - newest.OldestMs > (long)(_options.Retention.TotalMilliseconds / 32)))
+        {
+            Roll();
+            lock (_lock) newest = _segments[^1];
+        }
+        return newest;
+    }
+
+    /// <summary>The newest segment, its file open for writing.</summary>
+    private Segment OpenFile()
+    {
+        Segment newest;
+        lock (_lock) newest = _segments[^1];
+        if (_file is null)
+        {
+            _file = File.OpenHandle(newest.Path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+            // Bytes a failed write left past the committed end are not part of the log.
+            if (RandomAccess.GetLength(_file) != newest.Length) RandomAccess.SetLength(_file, newest.Length);
+        }
+        return newest;
+    }
+
+    /// <summary>Seals the newest segment (fsynced whole: no later power loss reaches into it) and starts the next.</summary>
+    private void Roll()
+    {
+        Durability.FlushData(_file!);
+        _unsynced = false;
+        Segment newest;
+        lock (_lock) newest = _segments[^1];
+        NewSegment(newest.EndRow, _lastPosition);
+    }
+
+    private long _lastRetentionMs = long.MinValue / 2;
+
+    private bool RetentionMayBeDue(long nowMs)
+    {
+        if (Interlocked.Read(ref _bytes) > _options.MaxBytes) return true;
+        if (nowMs - _lastRetentionMs < 5_000 && nowMs >= _lastRetentionMs) return false;
+        _lastRetentionMs = nowMs;
+        long cutoffMs = nowMs - (long)_options.Retention.TotalMilliseconds;
+        lock (_lock) return _segments[0].Count > 0 && _segments[0].NewestMs < cutoffMs;
+    }
 
     /// <summary>
-    /// Drops events past the retention, then the oldest until the JSON is under 90 % of the byte cap. Returns how many
-    /// went. Called by the writer thread after a batch (and by tests).
+    /// Drops the oldest segments whose newest event is past the retention, then, when the JSON is over the byte cap, the
+    /// oldest until it is under 90 % of it (whole segments: the cap's granularity is
+    /// <see cref="EventLogOptions.EffectiveSegmentBytes"/>, retention's a segment's span). The newest segment is sealed
+    /// first when it must go too. Returns how many events went. Called by the writer thread after a batch (and by tests).
     /// </summary>
     public long ApplyRetention()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var c = _writer ??= Open();
-        long cutoffMs = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds() - (long)_options.Retention.TotalMilliseconds;
+        long nowMs = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        long cutoffMs = nowMs - (long)_options.Retention.TotalMilliseconds;
+        bool capping = Bytes > _options.MaxBytes;
         long removed = 0;
         while (true)
         {
-            // The last row to drop in this chunk: old by time, or old by place while over the cap.
-            long upTo = Scalar(c, "SELECT COALESCE(MAX(pos),0) FROM (SELECT pos FROM events WHERE occurred_at_ms < $cut ORDER BY pos LIMIT $n)", ("$cut", cutoffMs), ("$n", RetentionChunk));
-            if (upTo == 0 && _bytes > _options.MaxBytes)
+            Segment oldest;
+            int count;
+            lock (_lock)
             {
-                // Over the cap: drop the oldest rows holding the excess down to 90 % of the cap.
-                long target = _bytes - _options.MaxBytes * 9 / 10;
-                upTo = Scalar(c, """
-                    SELECT COALESCE(MAX(pos),0) FROM (
-                      SELECT pos, length(json) AS len, SUM(length(json)) OVER (ORDER BY pos) AS run FROM (SELECT pos, json FROM events ORDER BY pos LIMIT $n))
-                    WHERE run - len < $target
-                    """, ("$n", RetentionChunk), ("$target", target));
+                oldest = _segments[0];
+                count = _segments.Count;
             }
-            if (upTo == 0) return removed;
-            var last = PositionOfRow(c, upTo);
-            using var tx = c.BeginTransaction();
-            long freed = Scalar(c, "SELECT COALESCE(SUM(length(json)),0) FROM events WHERE pos <= $p", ("$p", upTo));
-            long rows = Exec(c, tx, "DELETE FROM events WHERE pos <= $p", upTo);
-            Exec(c, tx, "DELETE FROM viewers WHERE pos <= $p", upTo);
-            Exec(c, tx, "DELETE FROM accounts WHERE pos <= $p", upTo);
-            long bytes = Math.Max(0, _bytes - freed);
-            foreach (var (name, value) in new[] { ("bytes", bytes), ("dropped_sequence", last.Sequence), ("dropped_index", (long)last.Index), ("dropped_ordinal", (long)last.Ordinal) })
+            bool drop = oldest.Count == 0
+                ? count > 1 // an empty sealed segment (rolled before any event) holds nothing worth keeping
+                : oldest.NewestMs < cutoffMs || (capping && Bytes > _options.MaxBytes / 10 * 9);
+            if (!drop) return removed;
+            if (count == 1)
             {
-                using var m = c.CreateCommand();
-                m.Transaction = tx;
-                m.CommandText = "INSERT INTO meta(name, value) VALUES($n, $v) ON CONFLICT(name) DO UPDATE SET value=excluded.value";
-                m.Parameters.AddWithValue("$n", name);
-                m.Parameters.AddWithValue("$v", value);
-                m.ExecuteNonQuery();
+                OpenFile();
+                Roll();
             }
-            tx.Commit();
-            Interlocked.Exchange(ref _bytes, bytes);
-            removed += rows;
+            removed += oldest.Count;
+            lock (_lock)
+            {
+                Invariant.Check(ReferenceEquals(_segments[0], oldest), "retention drops the oldest segment");
+                _segments.RemoveAt(0);
+                long firstRow = _segments[0].FirstRow;
+                List<long>? empty = null;
+                foreach (var (user, list) in _viewerRows)
+                {
+                    while (list.Start < list.End && list.Items[list.Start] >> 2 < firstRow) list.Start++;
+                    if (list.Start == list.End) (empty ??= []).Add(user);
+                }
+                if (empty is not null) foreach (long user in empty) _viewerRows.Remove(user);
+            }
+            Interlocked.Add(ref _bytes, -oldest.JsonBytes);
+            // Readers that opened it finish from their open handle; a reader that comes after finds it gone and looks again.
+            File.Delete(oldest.Path);
         }
-    }
-
-    private static long Exec(SqliteConnection c, SqliteTransaction tx, string sql, long pos)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        cmd.Parameters.AddWithValue("$p", pos);
-        return cmd.ExecuteNonQuery();
     }
 
     // ---- reading (any thread) ---------------------------------------------------------------------------------
 
+    /// <summary>Where to read an event: its segment, row, record start and a bound past its end, and the party of the reader.</summary>
+    private readonly record struct Fetch(string Path, long Row, long Offset, long End, EventParty Party);
+
+    /// <summary>The fetch of <paramref name="row"/> (held; under the lock).</summary>
+    private Fetch FetchOf(long row, EventParty party)
+    {
+        var s = SegmentOf(row);
+        int i = (int)(row - s.FirstRow);
+        long end = i + 1 < s.Count ? s.Rows[i + 1].Offset : s.Length;
+        return new Fetch(s.Path, row, s.Rows[i].Offset, end, party);
+    }
+
+    private Segment SegmentOf(long row)
+    {
+        int lo = 0, hi = _segments.Count - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (_segments[mid].FirstRow <= row) lo = mid; else hi = mid - 1;
+        }
+        var s = _segments[lo];
+        Invariant.Check(row >= s.FirstRow && row < s.EndRow, "a row looked up is held");
+        return s;
+    }
+
+    private long FirstRowHeld => _segments[0].FirstRow;
+
+    private EventPosition PositionOf(long row)
+    {
+        var s = SegmentOf(row);
+        return s.Rows[row - s.FirstRow].Position;
+    }
+
+    /// <summary>The first held row at or after <paramref name="p"/> (one past the last when none); under the lock.</summary>
+    private long RowAtOrAfter(EventPosition p)
+    {
+        long lo = FirstRowHeld, hi = _lastRow + 1;
+        while (lo < hi)
+        {
+            long mid = lo + (hi - lo) / 2;
+            if (PositionOf(mid) < p) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+
+    /// <summary>The last held row at or before <paramref name="p"/> (one before the first held when none); under the lock.</summary>
+    private long RowAtOrBefore(EventPosition p)
+    {
+        long lo = FirstRowHeld, hi = _lastRow + 1;
+        while (lo < hi)
+        {
+            long mid = lo + (hi - lo) / 2;
+            if (PositionOf(mid) <= p) lo = mid + 1; else hi = mid;
+        }
+        return lo - 1;
+    }
+
     /// <summary>One event by id, as <paramref name="viewer"/> may see it (null viewer = an admin: all of it); null when it is not held or not theirs.</summary>
     public StoredEvent? Get(EventPosition id, long? viewer)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = viewer is null
-            ? $"SELECT {Columns}, 1 FROM events e WHERE sequence=$s AND idx=$i AND ordinal=$o"
-            : $"SELECT {Columns}, v.party FROM events e JOIN viewers v ON v.pos = e.pos AND v.user_id = $u WHERE sequence=$s AND idx=$i AND ordinal=$o";
-        cmd.Parameters.AddWithValue("$s", id.Sequence);
-        cmd.Parameters.AddWithValue("$i", id.Index);
-        cmd.Parameters.AddWithValue("$o", id.Ordinal);
-        if (viewer is { } u) cmd.Parameters.AddWithValue("$u", u);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? ReadRow(r) : null;
+        for (int attempt = 0; ; attempt++)
+        {
+            Fetch fetch;
+            lock (_lock)
+            {
+                long row = RowAtOrAfter(id);
+                if (row > _lastRow || PositionOf(row) != id) return null;
+                var party = EventParty.Full;
+                if (viewer is { } u)
+                {
+                    if (!_viewerRows.TryGetValue(u, out var list)) return null;
+                    int at = FindViewerRow(list, row);
+                    if (at < list.End && list.Items[at] >> 2 == row) party = (EventParty)(list.Items[at] & 3);
+                    else return null;
+                }
+                fetch = FetchOf(row, party);
+            }
+            var got = ReadFetches([fetch], attempt);
+            if (got is not null) return got[0];
+        }
+    }
+
+    /// <summary>The index in <paramref name="list"/> of the first item whose row is at or after <paramref name="row"/>.</summary>
+    private static int FindViewerRow(ViewerRows list, long row)
+    {
+        int lo = list.Start, hi = list.End;
+        while (lo < hi)
+        {
+            int mid = lo + (hi - lo) / 2;
+            if (list.Items[mid] >> 2 < row) lo = mid + 1; else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>
@@ -504,45 +747,115 @@ public sealed class EventLog : IDisposable
     {
         if (limit is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(limit));
         if (startingAfter is not null && endingBefore is not null) throw new ArgumentException("starting_after and ending_before exclude each other");
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        var where = new List<string>();
-        bool ascending = false;
-        if (startingAfter is { } after)
+        if (type is not null && !IsTypeFilter(type)) throw new ArgumentException("a type filter is letters, optionally ending with *", nameof(type));
+        var types = TypeMask(type);
+        for (int attempt = 0; ; attempt++)
         {
-            where.Add("e.pos < $cursor");
-            // Rows before the cursor's place, whether or not the cursor's event is still held.
-            cmd.Parameters.AddWithValue("$cursor", CursorRow(c, after, atOrAfter: true));
+            var fetches = new List<Fetch>(limit + 1);
+            bool ascending = endingBefore is not null;
+            lock (_lock)
+            {
+                // Rows strictly inside (low, high): before the cursor's place, whether or not the cursor's event is still held.
+                long low = FirstRowHeld - 1, high = _lastRow + 1;
+                if (startingAfter is { } after) high = RowAtOrAfter(after);
+                if (endingBefore is { } before) low = RowAtOrBefore(before);
+                if (viewer is { } u)
+                {
+                    if (_viewerRows.TryGetValue(u, out var list))
+                    {
+                        if (ascending)
+                            for (int i = FindViewerRow(list, low + 1); i < list.End && fetches.Count <= limit; i++)
+                                Take(list.Items[i], high);
+                        else
+                            for (int i = FindViewerRow(list, high) - 1; i >= list.Start && fetches.Count <= limit; i--)
+                                Take(list.Items[i], high);
+                    }
+                }
+                else if (ascending)
+                {
+                    for (long row = low + 1; row < high && fetches.Count <= limit; row++) Take(row << 2 | (long)EventParty.Full, high);
+                }
+                else
+                {
+                    for (long row = high - 1; row > low && fetches.Count <= limit; row--) Take(row << 2 | (long)EventParty.Full, high);
+                }
+
+                void Take(long item, long below)
+                {
+                    long row = item >> 2;
+                    if (row <= low || row >= below) return;
+                    var s = SegmentOf(row);
+                    if (types is not null && !types[(int)s.Rows[row - s.FirstRow].Type]) return;
+                    fetches.Add(FetchOf(row, (EventParty)(item & 3)));
+                }
+            }
+            var rows = ReadFetches(fetches, attempt);
+            if (rows is null) continue;
+            bool more = rows.Count > limit;
+            if (more) rows.RemoveAt(rows.Count - 1);
+            if (ascending) rows.Reverse();
+            return new EventPage(rows, more);
         }
-        else if (endingBefore is { } before)
+    }
+
+    /// <summary>Which event types a filter lets through (null = all).</summary>
+    private static bool[]? TypeMask(string? type)
+    {
+        if (type is null) return null;
+        var mask = new bool[256];
+        bool prefix = type.EndsWith('*');
+        string stem = prefix ? type[..^1] : type;
+        foreach (var t in EventTypes.All)
         {
-            where.Add("e.pos > $cursor");
-            cmd.Parameters.AddWithValue("$cursor", CursorRow(c, before, atOrAfter: false));
-            ascending = true;
+            string name = EventTypes.Name(t);
+            mask[(int)t] = prefix ? name.StartsWith(stem, StringComparison.Ordinal) : name == stem;
         }
-        if (type is not null)
+        return mask;
+    }
+
+    /// <summary>
+    /// Reads the events of <paramref name="fetches"/> (each read checked against its CRC and its row); null when a
+    /// segment was deleted by retention since the index was read (the caller looks again: those rows are gone now).
+    /// </summary>
+    private static List<StoredEvent>? ReadFetches(List<Fetch> fetches, int attempt)
+    {
+        var result = new List<StoredEvent>(fetches.Count);
+        Microsoft.Win32.SafeHandles.SafeFileHandle? handle = null;
+        string? open = null;
+        try
         {
-            if (!IsTypeFilter(type)) throw new ArgumentException("a type filter is letters, optionally ending with *", nameof(type));
-            where.Add(type.EndsWith('*') ? "e.type GLOB $type" : "e.type = $type");
-            cmd.Parameters.AddWithValue("$type", type);
+            foreach (var f in fetches)
+            {
+                if (f.Path != open)
+                {
+                    handle?.Dispose();
+                    open = f.Path;
+                    handle = File.OpenHandle(f.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                }
+                var bytes = new byte[f.End - f.Offset];
+                int read = RandomAccess.Read(handle!, bytes, f.Offset);
+                var status = EventSegmentFormat.TryRead(bytes.AsSpan(0, read), out var body, out int frameBytes);
+                Invariant.Check(status == FrameStatus.Ok && body[0] == KindEvent, "an indexed event record reads back intact");
+                result.Add(new StoredEvent(ToRecord(bytes.AsMemory(FrameHeaderBytes, frameBytes - FrameHeaderBytes), f.Row), f.Party));
+            }
+            return result;
         }
-        if (viewer is { } u)
+        catch (FileNotFoundException) when (attempt < 100)
         {
-            where.Add("v.user_id = $u");
-            cmd.Parameters.AddWithValue("$u", u);
+            return null;
         }
-        string from = viewer is null ? "events e" : "viewers v JOIN events e ON e.pos = v.pos";
-        string party = viewer is null ? "1" : "v.party";
-        string order = viewer is null ? "e.pos" : "v.pos";
-        cmd.CommandText = $"SELECT {Columns}, {party} FROM {from} {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")} ORDER BY {order} {(ascending ? "ASC" : "DESC")} LIMIT $limit";
-        cmd.Parameters.AddWithValue("$limit", limit + 1);
-        var rows = new List<StoredEvent>(limit + 1);
-        using (var r = cmd.ExecuteReader())
-            while (r.Read()) rows.Add(ReadRow(r));
-        bool more = rows.Count > limit;
-        if (more) rows.RemoveAt(rows.Count - 1);
-        if (ascending) rows.Reverse();
-        return new EventPage(rows, more);
+        finally
+        {
+            handle?.Dispose();
+        }
+    }
+
+    /// <summary>The record of an event body (the JSON is a slice of <paramref name="body"/>, not a copy).</summary>
+    private static EventRecord ToRecord(ReadOnlyMemory<byte> body, long row)
+    {
+        var e = new EventView(body.Span);
+        Invariant.Check(e.Row == row, "an event record read back is the row the index says");
+        return new EventRecord(e.Position, EventTypes.Name(e.Type), e.SchemaVersion, e.OccurredAtMs, e.KeyAccount, body[e.JsonOffset..]);
     }
 
     /// <summary>
@@ -557,73 +870,75 @@ public sealed class EventLog : IDisposable
 
     /// <summary>
     /// As <see cref="ReadAfter(EventPosition, int)"/>, into <paramref name="into"/>; returns the row of the last event
-    /// read (for <see cref="ReadTail"/>), or -1 when none was.
+    /// read (for <see cref="ReadTail"/>), or -1 when none was. One read per segment touched.
     /// </summary>
     public long ReadAfter(EventPosition after, int max, List<EventRecord> into)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {Columns}, 1, e.pos FROM events e WHERE e.pos > $cursor ORDER BY e.pos LIMIT $n";
-        cmd.Parameters.AddWithValue("$cursor", CursorRow(c, after, atOrAfter: false));
-        cmd.Parameters.AddWithValue("$n", max);
-        long row = -1;
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        for (int attempt = 0; ; attempt++)
         {
-            into.Add(ReadRow(r).Record);
-            row = r.GetInt64(9);
+            var ranges = new List<(Fetch First, long Count)>();
+            lock (_lock)
+            {
+                long row = RowAtOrBefore(after) + 1;
+                long left = max;
+                while (row <= _lastRow && left > 0)
+                {
+                    var s = SegmentOf(row);
+                    long n = Math.Min(left, s.EndRow - row);
+                    var first = FetchOf(row, EventParty.Full);
+                    var last = FetchOf(row + n - 1, EventParty.Full);
+                    ranges.Add((first with { End = last.End }, n));
+                    row += n;
+                    left -= n;
+                }
+            }
+            int start = into.Count;
+            long lastRow = -1;
+            try
+            {
+                foreach (var (range, count) in ranges)
+                {
+                    using var handle = File.OpenHandle(range.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    var bytes = new byte[range.End - range.Offset];
+                    int read = RandomAccess.Read(handle, bytes, range.Offset);
+                    Invariant.Check(read == bytes.Length, "a committed range of a segment reads whole");
+                    int at = 0;
+                    long row = range.Row;
+                    while (row < range.Row + count)
+                    {
+                        var status = EventSegmentFormat.TryRead(bytes.AsSpan(at), out var body, out int frameBytes);
+                        Invariant.Check(status == FrameStatus.Ok, "a committed record reads back intact");
+                        if (body[0] == KindEvent) into.Add(ToRecord(bytes.AsMemory(at + FrameHeaderBytes, frameBytes - FrameHeaderBytes), row++));
+                        at += frameBytes;
+                    }
+                    lastRow = row - 1;
+                }
+                return lastRow;
+            }
+            catch (FileNotFoundException) when (attempt < 100)
+            {
+                into.RemoveRange(start, into.Count - start); // retention took a segment meanwhile: look again
+            }
         }
-        return row;
     }
 
     /// <summary>The oldest event held (null when none): what the log can no longer serve lies before it.</summary>
     public EventPosition? Oldest()
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT sequence, idx, ordinal FROM events ORDER BY pos LIMIT 1";
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)) : null;
+        lock (_lock) return _lastRow >= FirstRowHeld ? PositionOf(FirstRowHeld) : null;
     }
 
     /// <summary>The last event retention has dropped (null when none has been): a reader behind it has missed events.</summary>
     public EventPosition? DroppedThrough()
     {
-        using var c = Open();
-        long s = Scalar(c, "SELECT value FROM meta WHERE name='dropped_sequence'");
-        return s == 0 ? null : new EventPosition(s, (int)Scalar(c, "SELECT value FROM meta WHERE name='dropped_index'"), (int)Scalar(c, "SELECT value FROM meta WHERE name='dropped_ordinal'"));
-    }
-
-    private static EventPosition PositionOfRow(SqliteConnection c, long row)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT sequence, idx, ordinal FROM events WHERE pos = $p";
-        cmd.Parameters.AddWithValue("$p", row);
-        using var r = cmd.ExecuteReader();
-        Invariant.Check(r.Read(), "the row retention drops through exists");
-        return new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2));
+        lock (_lock) return _segments[0].Previous == EventPosition.None ? null : _segments[0].Previous;
     }
 
     /// <summary>How many events lie after <paramref name="after"/> (a consumer's lag).</summary>
     public long CountAfter(EventPosition after)
     {
-        using var c = Open();
-        long row = CursorRow(c, after, atOrAfter: false);
-        return Math.Max(0, LastRow - row);
-    }
-
-    /// <summary>
-    /// The row of a position: with <paramref name="atOrAfter"/>, the first row at or after it (one past the end when
-    /// none); otherwise the last row at or before it (0 when none). Rows rise with positions, so this works for a
-    /// position whose event was dropped by retention, or that never gave an event.
-    /// </summary>
-    private static long CursorRow(SqliteConnection c, EventPosition p, bool atOrAfter)
-    {
-        string sql = atOrAfter
-            ? "SELECT pos FROM events WHERE (sequence, idx, ordinal) >= ($s, $i, $o) ORDER BY sequence, idx, ordinal LIMIT 1"
-            : "SELECT pos FROM events WHERE (sequence, idx, ordinal) <= ($s, $i, $o) ORDER BY sequence DESC, idx DESC, ordinal DESC LIMIT 1";
-        long row = Scalar(c, sql, ("$s", p.Sequence), ("$i", p.Index), ("$o", p.Ordinal));
-        return row != 0 || !atOrAfter ? row : long.MaxValue;
+        lock (_lock) return Math.Max(0, _lastRow - RowAtOrBefore(after));
     }
 
     public static bool IsTypeFilter(string type)
@@ -639,24 +954,108 @@ public sealed class EventLog : IDisposable
         return true;
     }
 
-    private const string Columns = "e.sequence, e.idx, e.ordinal, e.type, e.version, e.occurred_at_ms, e.key_account, e.json";
+    // ---- the layout before segments ---------------------------------------------------------------------------
 
-    private static StoredEvent ReadRow(SqliteDataReader r)
+    /// <summary>
+    /// Moves a log written by the SQLite layout (<see cref="FileName"/>) into segments, in its order, with its viewers,
+    /// checkpoint and the last event its retention dropped; rows are numbered afresh from 1 (nothing outside the
+    /// process keeps rows). Crash-safe by order: segments left by an interrupted migration are deleted first, and the
+    /// SQLite file goes only after the segments are fsynced.
+    /// </summary>
+    private void MigrateFromSqlite(string legacy)
     {
-        var record = new EventRecord(new EventPosition(r.GetInt64(0), r.GetInt32(1), r.GetInt32(2)), r.GetString(3), r.GetInt32(4), r.GetInt64(5), r.GetInt64(6), (byte[])r.GetValue(7));
-        var party = (EventParty)r.GetInt32(8);
-        Invariant.Check(party is EventParty.Full or EventParty.Payer or EventParty.Payee, "a stored party is known");
-        return new StoredEvent(record, party);
+        foreach (string f in System.IO.Directory.GetFiles(_options.Directory, FilePrefix + "*" + FileSuffix)) File.Delete(f);
+        var cs = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = legacy, Pooling = false }.ToString();
+        using (var events = new Microsoft.Data.Sqlite.SqliteConnection(cs))
+        using (var viewers = new Microsoft.Data.Sqlite.SqliteConnection(cs))
+        {
+            events.Open();
+            viewers.Open();
+            long Meta(string name)
+            {
+                using var m = events.CreateCommand();
+                m.CommandText = "SELECT value FROM meta WHERE name=$n";
+                m.Parameters.AddWithValue("$n", name);
+                return m.ExecuteScalar() is long v ? v : 0;
+            }
+            long schema = Meta("schema");
+            if (schema != 1) throw new InvalidDataException($"the event log {legacy} has schema {schema}; this build migrates schema 1");
+            var checkpoint = new SinkCheckpoint(Meta("checkpoint_sequence"), Meta("checkpoint_ms"));
+            long dropped = Meta("dropped_sequence");
+            var previous = dropped == 0 ? EventPosition.None : new EventPosition(dropped, (int)Meta("dropped_index"), (int)Meta("dropped_ordinal"));
+            NewSegment(1, previous);
+            _lastPosition = previous;
+            var byName = EventTypes.All.ToDictionary(EventTypes.Name);
+            using var ev = events.CreateCommand();
+            ev.CommandText = "SELECT pos, sequence, idx, ordinal, type, occurred_at_ms, key_account, json FROM events ORDER BY pos";
+            using var vw = viewers.CreateCommand();
+            vw.CommandText = "SELECT pos, user_id, party FROM viewers ORDER BY pos, user_id";
+            using var e = ev.ExecuteReader();
+            using var v = vw.ExecuteReader();
+            bool moreViewers = v.Read();
+            var batch = new List<(EventPosition Position, EventType Type, long OccurredMs, long Key, byte[] Json, EventViewer[] Viewers)>();
+            var seen = new List<EventViewer>(2);
+            while (true)
+            {
+                bool more = e.Read();
+                if (more)
+                {
+                    long pos = e.GetInt64(0);
+                    seen.Clear();
+                    while (moreViewers && v.GetInt64(0) < pos) moreViewers = v.Read();
+                    while (moreViewers && v.GetInt64(0) == pos)
+                    {
+                        seen.Add(new EventViewer(v.GetInt64(1), (EventParty)v.GetInt32(2)));
+                        moreViewers = v.Read();
+                    }
+                    Invariant.Check(seen.Count <= EventAudience.Max, "an event has at most two viewers");
+                    var type = byName.TryGetValue(e.GetString(4), out var t) ? t : throw new InvalidDataException($"{legacy}: unknown event type {e.GetString(4)}");
+                    batch.Add((new EventPosition(e.GetInt64(1), e.GetInt32(2), e.GetInt32(3)), type, e.GetInt64(5), e.GetInt64(6), (byte[])e.GetValue(7), [.. seen]));
+                }
+                if (batch.Count >= 4096 || (!more && (batch.Count > 0 || checkpoint != _checkpoint)))
+                {
+                    AppendRecords(batch, checkpoint);
+                    batch.Clear();
+                }
+                if (!more) break;
+            }
+        }
+        Durability.FlushData(_file!);
+        Durability.FlushDirectory(_options.Directory);
+        _fsynced = _checkpoint;
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (string f in new[] { legacy, legacy + "-wal", legacy + "-shm" }) File.Delete(f);
+        Durability.FlushDirectory(_options.Directory);
     }
 
-    /// <summary>Closes the writer's connection (readers open their own); the log may be appended to again.</summary>
+    /// <summary>Appends events already encoded (the migration's path; the same records as <see cref="Append"/> writes).</summary>
+    private void AppendRecords(List<(EventPosition Position, EventType Type, long OccurredMs, long Key, byte[] Json, EventViewer[] Viewers)> events, SinkCheckpoint through)
+    {
+        var segment = OpenWriter(long.MinValue / 4);
+        _batchUsed = 0;
+        _pendingRows.Clear();
+        long row = LastRow;
+        foreach (var e in events)
+        {
+            Invariant.Check(e.Position > _lastPosition, "the migrated events rise");
+            _lastPosition = e.Position;
+            AddEvent(segment, ++row, e.Position, e.Type, e.OccurredMs, e.Key, e.Viewers, e.Json);
+        }
+        WriteBatch(segment, row, through, fsync: false);
+    }
+
+    /// <summary>Closes the writer's file (fsynced first); the log may be appended to again (it reopens the newest segment).</summary>
     public void CloseWriter()
     {
-        _statements?.Dispose();
-        _statements = null;
-        _writerFull = true; // a new connection opens with synchronous=FULL (LocalStoreSql.Open)
-        _writer?.Dispose();
-        _writer = null;
+        if (_file is null) return;
+        if (_unsynced)
+        {
+            Durability.FlushData(_file);
+            _unsynced = false;
+            lock (_fsyncedLock) _fsynced = ReadCheckpoint();
+        }
+        _file.Dispose();
+        _file = null;
     }
 
     public void Dispose()
@@ -664,7 +1063,6 @@ public sealed class EventLog : IDisposable
         if (_disposed) return;
         _disposed = true;
         CloseWriter();
-        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
     }
 }
 

@@ -9,7 +9,7 @@ namespace RamPay.Events;
 /// writer's or the sinks' threads.
 /// <para>
 /// Cheap per event: it takes new events from the log's in-memory tail (the records the log's writer made, JSON
-/// included, shared by every feeder) and reads SQLite only when it is further behind than the tail holds or after a
+/// included, shared by every feeder) and reads the log's segment files only when it is further behind than the tail holds or after a
 /// failure; it sleeps until the log commits a batch (<see cref="EventLog.Appended"/>) instead of polling; and after a
 /// batch that was not full it waits <see cref="BatchInterval"/>, so that a consumer's fixed cost per batch (its
 /// transaction and fsync, its checkpoint) is paid a few times a second, not once per journal batch.
@@ -28,17 +28,17 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
 
     private EventPosition _position;
     private long _positionRow = -1;
-    /// <summary>The log's row of <see cref="_position"/> when known (-1: find it by position in SQLite).</summary>
+    /// <summary>The log's row of <see cref="_position"/> when known (-1: find it by position in the log's index).</summary>
     private long _row = -1;
-    private long _tailBatches, _sqliteBatches;
+    private long _tailBatches, _fileBatches;
 
     public IEventConsumer Consumer => consumer;
     /// <summary>The last position the consumer reported durable (through its checkpoint or a batch it returned from).</summary>
     public EventPosition Position => _position;
     public long Failures { get; private set; }
-    /// <summary>Batches taken from the log's in-memory tail, and read from SQLite (tests and diagnostics).</summary>
+    /// <summary>Batches taken from the log's in-memory tail, and read from its segment files (tests and diagnostics).</summary>
     public long TailBatches => Interlocked.Read(ref _tailBatches);
-    public long SqliteBatches => Interlocked.Read(ref _sqliteBatches);
+    public long FileBatches => Interlocked.Read(ref _fileBatches);
 
     /// <summary>Events in the log after the consumer's position (its lag); -1 before the first read of its checkpoint.</summary>
     public long Lag() => _positionRow < 0 ? -1 : log.CountAfter(_position);
@@ -106,7 +106,7 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
         }
     }
 
-    /// <summary>The events after the position: from the log's tail when it holds the next row, else from SQLite. Returns the last event's row (-1 when unknown).</summary>
+    /// <summary>The events after the position: from the log's tail when it holds the next row, else from its files. Returns the last event's row (-1 when unknown).</summary>
     private long Read(List<EventRecord> events)
     {
         long row = log.ReadTail(_row, _position, BatchEvents, events);
@@ -116,7 +116,7 @@ public sealed class EventLogFeeder(EventLog log, IEventConsumer consumer, Action
             return row;
         }
         row = log.ReadAfter(_position, BatchEvents, events);
-        if (events.Count > 0) Interlocked.Increment(ref _sqliteBatches);
+        if (events.Count > 0) Interlocked.Increment(ref _fileBatches);
         return row;
     }
 }

@@ -49,7 +49,7 @@ public sealed class EventLogFeederTests : IDisposable
     public async Task Every_event_reaches_the_consumer_in_order_and_failures_resume_from_its_checkpoint()
     {
         var changes = LedgerChanges.Run(new CommandBuilder().Workload(seed: 3, wallets: 20, count: 1_500));
-        using var log = new EventLog(new EventLogOptions { Directory = Path.Combine(_dir.Path, "events"), Clock = new FixedClock() });
+        using var log = new EventLog(new EventLogOptions { Directory = Path.Combine(_dir.Path, "events"), Clock = new FakeClock() });
         var batches = LedgerChanges.Batches(changes, 200);
         // Half the log is written before the consumer starts, half while it runs.
         foreach (var (c, t) in batches.Take(batches.Count / 2)) log.Append(c, t);
@@ -76,10 +76,5 @@ public sealed class EventLogFeederTests : IDisposable
         using var stop2 = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
         await again.RunAsync(stop2.Token);
         Assert.Equal(calls, consumer.Calls);
-    }
-
-    private sealed class FixedClock : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(LedgerChanges.StartMs);
     }
 }

@@ -3,9 +3,9 @@ using RamPay.Sinks;
 namespace RamPay.Events.Tests;
 
 /// <summary>
-/// The event log commits with synchronous=NORMAL between fsynced commits (EventLogOptions.FsyncInterval): a power loss
-/// may roll its last transactions back. These tests show that it then re-derives exactly what it lost from its own
-/// checkpoint, and that journal retirement is only ever told the fsynced checkpoint.
+/// The event log writes its batches into the page cache and fsyncs at most every EventLogOptions.FsyncInterval: a
+/// power loss may roll its last batches back. These tests show that it then re-derives exactly what it lost from its
+/// own checkpoint, and that journal retirement is only ever told the fsynced checkpoint.
 /// </summary>
 public sealed class EventLogPowerLossTests : IDisposable
 {
@@ -13,12 +13,6 @@ public sealed class EventLogPowerLossTests : IDisposable
     private readonly TempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
-
-    private sealed class FakeClock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now = now;
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
 
     private EventLog NewLog(string name, TimeProvider clock, TimeSpan fsyncInterval) => new(new EventLogOptions
     {
@@ -28,7 +22,7 @@ public sealed class EventLogPowerLossTests : IDisposable
         Retention = TimeSpan.FromDays(100_000),
     });
 
-    private static FakeClock Clock() => new(DateTimeOffset.FromUnixTimeMilliseconds(LedgerChanges.StartMs));
+    private static FakeClock Clock() => new();
 
     private static List<(string Id, byte[] Json)> All(EventLog log) =>
         [.. log.ReadAfter(EventPosition.None, 100_000).Select(e => (e.EventId, e.Json.ToArray()))];
@@ -45,47 +39,57 @@ public sealed class EventLogPowerLossTests : IDisposable
         foreach (var (c, through) in batches) reference.Append(c, through);
         var expected = All(reference);
 
-        // 2. The live log fsyncs its first commit only (the interval is a minute on a clock that stands still): every later
-        //    batch is committed with synchronous=NORMAL. After each batch, note the WAL's length: where a power loss
-        //    that kept the disk's writes up to that batch would cut it.
+        // 2. The live log fsyncs its first batch only (the interval is a minute on a clock that stands still): every later
+        //    batch is a write into the page cache. After each batch, note the segment's length: where a power loss that
+        //    kept the disk's writes up to that batch would cut it.
         var clock = Clock();
         using var live = NewLog("live", clock, TimeSpan.FromMinutes(1));
-        string db = live.Path, wal = live.Path + "-wal";
-        var walAfter = new List<long>();
-        byte[]? dbFile = null;
+        string segment = Assert.Single(live.SegmentPaths());
+        var lengthAfter = new List<long>();
+        var bytesAfter = new List<byte[]>();
         foreach (var (c, through) in batches)
         {
             live.Append(c, through);
-            walAfter.Add(new FileInfo(wal).Length);
-            dbFile ??= File.ReadAllBytes(db);
+            lengthAfter.Add(new FileInfo(segment).Length);
+            bytesAfter.Add(File.ReadAllBytes(segment));
         }
         // 3. Only the first batch is known to be on the disk for good, and that is all retirement may count.
         Assert.Equal(batches[0].Through, live.FsyncedCheckpoint);
         Assert.Equal(batches[0].Through.Sequence, new EventLogSink(live).FsyncedThroughSequence);
         Assert.Equal(batches[^1].Through, live.ReadCheckpoint());
-        // No WAL checkpoint copied pages into the database file meanwhile: the file as it was after batch 1 plus a
-        // prefix of the WAL is what a power loss can leave.
-        Assert.Equal(dbFile, File.ReadAllBytes(db));
-        byte[] walBytes = File.ReadAllBytes(wal);
+        // The segment only grows: what a batch wrote is never rewritten by a later one, so what a power loss can leave is
+        // a prefix of the final file (and, past it, whatever the disk's unwritten blocks hold: zeros here).
+        byte[] file = File.ReadAllBytes(segment);
+        for (int b = 0; b < batches.Count; b++) Assert.True(file.AsSpan(0, bytesAfter[b].Length).SequenceEqual(bytesAfter[b]));
 
-        // 4. Power losses at every batch boundary after the fsynced one, and in the middle of a frame (a torn write).
-        var cuts = new List<(long Length, int LastKeptBatch)>();
+        // 4. Power losses at every batch boundary after the fsynced one, in the middle of a batch (a torn write), and in
+        //    the middle of a batch with the rest of the disk block zeroed (a grown file whose data never reached the disk).
+        var cuts = new List<(long Length, bool Zeros, int LastKeptBatch)>();
         for (int b = 0; b < batches.Count; b++)
         {
-            cuts.Add((walAfter[b], b));
-            if (b + 1 < batches.Count) cuts.Add((walAfter[b] + (walAfter[b + 1] - walAfter[b]) / 2, b));
+            cuts.Add((lengthAfter[b], false, b));
+            if (b + 1 < batches.Count)
+            {
+                cuts.Add((lengthAfter[b] + (lengthAfter[b + 1] - lengthAfter[b]) / 2, false, b));
+                cuts.Add((lengthAfter[b] + (lengthAfter[b + 1] - lengthAfter[b]) / 2, true, b));
+            }
         }
-        foreach (var (length, kept) in cuts)
+        foreach (var (length, zeros, kept) in cuts)
         {
-            string folder = Path.Combine(_dir.Path, $"lost-{length}");
+            string name = $"lost-{length}-{zeros}";
+            string folder = Path.Combine(_dir.Path, name);
             Directory.CreateDirectory(folder);
-            File.WriteAllBytes(Path.Combine(folder, EventLog.FileName), dbFile!);
-            File.WriteAllBytes(Path.Combine(folder, EventLog.FileName + "-wal"), walBytes.AsSpan(0, (int)length).ToArray());
+            var content = file.AsSpan(0, (int)length).ToArray();
+            if (zeros) content = [.. content, .. new byte[4096 - (int)(length % 4096)]];
+            File.WriteAllBytes(Path.Combine(folder, Path.GetFileName(segment)), content);
 
-            // 5. The log reopens at the checkpoint of the last whole batch the disk kept, holding exactly its events.
-            using var rebooted = NewLog($"lost-{length}", Clock(), TimeSpan.FromMinutes(1));
+            // 5. The log reopens at the checkpoint of the last whole batch the disk kept, holding exactly its events, and has
+            //    cut the file back to that batch's end.
+            using var rebooted = NewLog(name, Clock(), TimeSpan.FromMinutes(1));
             var checkpoint = rebooted.ReadCheckpoint();
             Assert.Equal(batches[kept].Through, checkpoint);
+            Assert.Equal(lengthAfter[kept], new FileInfo(Path.Combine(folder, Path.GetFileName(segment))).Length);
+            Assert.Equal(checkpoint, rebooted.FsyncedCheckpoint); // what the file holds at open is fsynced then
             var held = All(rebooted);
             var upTo = expected.Where(e => EventPosition.TryParse(e.Id, out var p) && p.Sequence <= checkpoint.Sequence).ToList();
             Assert.Equal(upTo.Select(e => e.Id), held.Select(e => e.Id));
@@ -97,12 +101,15 @@ public sealed class EventLogPowerLossTests : IDisposable
             if (checkpoint.Sequence < consumerAt.Sequence) Assert.Empty(rebooted.ReadAfter(consumerAt, 1000));
 
             // 7. The sink's runner re-sends from the checkpoint (the follower rebuilds from the journal, which
-            //    retirement kept: it counted only the fsynced checkpoint). The same events come back: same ids, bytes, rows.
+            //    retirement kept: it counted only the fsynced checkpoint). The same events come back: same ids, bytes, rows,
+            //    and the same file, byte for byte.
             foreach (var (c, through) in batches.Where(b => b.Through.Sequence > checkpoint.Sequence)) rebooted.Append(c, through);
             Assert.Equal(expected.Select(e => e.Id), All(rebooted).Select(e => e.Id));
             Assert.Equal(expected.Select(e => e.Json), All(rebooted).Select(e => e.Json));
             Assert.Equal(reference.LastRow, rebooted.LastRow);
             Assert.Equal(reference.Bytes, rebooted.Bytes);
+            rebooted.CloseWriter();
+            Assert.Equal(file, File.ReadAllBytes(Path.Combine(folder, Path.GetFileName(segment))));
             foreach (long user in new long[] { 1, 2 })
                 Assert.Equal(reference.List(user, 100, null, null, null).Data.Select(e => (e.Record.EventId, e.Party)), rebooted.List(user, 100, null, null, null).Data.Select(e => (e.Record.EventId, e.Party)));
 
@@ -130,7 +137,7 @@ public sealed class EventLogPowerLossTests : IDisposable
             log.Append(batches[3].Changes, batches[3].Through);
             Assert.Equal(batches[3].Through, log.FsyncedCheckpoint); // a second since the last fsync
         }
-        // Reopened (a restart): what the file holds is fsynced at open, so retirement may count all of it at once.
+        // Reopened (a restart): what the files hold is fsynced at open, so retirement may count all of it at once.
         using (var reopened = NewLog("interval", clock, TimeSpan.FromSeconds(1)))
             Assert.Equal(batches[3].Through, reopened.FsyncedCheckpoint);
 

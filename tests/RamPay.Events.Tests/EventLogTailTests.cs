@@ -5,7 +5,7 @@ using RamPay.Server.Tests;
 
 namespace RamPay.Events.Tests;
 
-/// <summary>The feeder's cheap path (the log's in-memory tail, one wake-up per committed batch) gives the same events as SQLite.</summary>
+/// <summary>The feeder's cheap path (the log's in-memory tail, one wake-up per committed batch) gives the same events as the segment files.</summary>
 public sealed class EventLogTailTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -33,9 +33,9 @@ public sealed class EventLogTailTests : IDisposable
     }
 
     [Theory]
-    [InlineData(16_384)] // the tail holds everything: SQLite is read only for what was there before the feeder started
-    [InlineData(64)]     // the tail is smaller than one journal batch's events: the feeder falls back to SQLite often
-    [InlineData(0)]      // no tail: SQLite only
+    [InlineData(16_384)] // the tail holds everything: the files are read only for what was there before the feeder started
+    [InlineData(64)]     // the tail is smaller than one journal batch's events: the feeder falls back to the files often
+    [InlineData(0)]      // no tail: the files only
     public async Task A_feeder_gets_every_event_once_in_order_whatever_the_tail_holds(int tailEvents)
     {
         var changes = LedgerChanges.Run(new CommandBuilder().Workload(seed: 5, wallets: 20, count: 1_200));
@@ -58,7 +58,7 @@ public sealed class EventLogTailTests : IDisposable
         await run;
         Assert.Equal(all, consumer.Seen);
         Assert.All(consumer.BatchSizes, n => Assert.InRange(n, 1, 150));
-        Assert.True(feeder.SqliteBatches >= 1, "the events before the feeder started come from SQLite");
+        Assert.True(feeder.FileBatches >= 1, "the events before the feeder started come from the segment files");
         if (tailEvents == 0) Assert.Equal(0, feeder.TailBatches);
         if (tailEvents == 16_384) Assert.True(feeder.TailBatches > 0, "new events come from the tail");
     }

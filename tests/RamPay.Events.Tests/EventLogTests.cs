@@ -12,12 +12,6 @@ public sealed class EventLogTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private sealed class FakeClock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now = now;
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     private EventLog NewLog(TimeProvider? clock = null, long maxBytes = 1L << 30) => new(new EventLogOptions
     {
         Directory = Path.Combine(_dir.Path, "events"),
