@@ -214,6 +214,13 @@ public sealed class EventLog : IDisposable
         for (int f = 0; f < files.Count; f++)
         {
             bool last = f == files.Count - 1;
+            if (last && InterruptedCreation(files[f]))
+            {
+                // A crash inside NewSegment: the file never took a batch (batches go in only once its start is fsynced).
+                File.Delete(files[f]);
+                Durability.FlushDirectory(_options.Directory);
+                break;
+            }
             using var handle = File.OpenHandle(files[f], FileMode.Open, FileAccess.Read);
             long fileLength = RandomAccess.GetLength(handle);
             if (RandomAccess.Read(handle, header, 0) < HeaderBytes) throw new InvalidDataException($"{files[f]}: the segment header is cut short");
@@ -295,6 +302,23 @@ public sealed class EventLog : IDisposable
         using (var h = File.OpenHandle(newest.Path, FileMode.Open, FileAccess.ReadWrite)) Durability.FlushData(h);
         Durability.FlushDirectory(_options.Directory);
         _fsynced = _checkpoint;
+    }
+
+    /// <summary>Whether <paramref name="path"/> is a segment whose creation a crash cut: no longer than a header and a commit record, and not both intact.</summary>
+    private static bool InterruptedCreation(string path)
+    {
+        byte[] start = File.ReadAllBytes(path);
+        if (start.Length > HeaderBytes + CommitFrameBytes) return false;
+        if (start.Length < HeaderBytes + CommitFrameBytes) return true;
+        try
+        {
+            ReadHeader(start, path);
+        }
+        catch (InvalidDataException)
+        {
+            return true;
+        }
+        return EventSegmentFormat.TryRead(start.AsSpan(HeaderBytes), out var body, out _) != FrameStatus.Ok || body[0] != KindCommit;
     }
 
     private EventPosition LastPositionOf(Segment newest)

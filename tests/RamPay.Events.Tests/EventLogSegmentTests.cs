@@ -125,7 +125,20 @@ public sealed class EventLogSegmentTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(after, File.ReadAllBytes(Path.Combine(folder, Path.GetFileName(segment))));
             Directory.Delete(folder, recursive: true);
         }
-        // 6. A flipped byte inside a committed record of a sealed segment is damage, not a crash: the start refuses, naming the file.
+        // 6. A crash while a new segment was being created (its header and first commit not yet written whole): the file
+        //    never took a batch; the start deletes it and goes on from the segment before.
+        foreach (int cut in new[] { 0, 20, 60, 83 })
+        {
+            string folder = Path.Combine(_dir.Path, $"create-{cut}");
+            Directory.CreateDirectory(folder);
+            File.WriteAllBytes(Path.Combine(folder, Path.GetFileName(segment)), after);
+            string next = Path.Combine(folder, "events-" + (beforeRows + 100).ToString("D20", System.Globalization.CultureInfo.InvariantCulture) + ".seg");
+            File.WriteAllBytes(next, new byte[cut]);
+            using var reopened = Open($"create-{cut}");
+            Assert.False(File.Exists(next));
+            Assert.Equal(batches[^1].Through, reopened.ReadCheckpoint());
+        }
+        // 7. A flipped byte inside a committed record of a sealed segment is damage, not a crash: the start refuses, naming the file.
         using (var log = Open("sealed", segmentBytes: 4096))
             foreach (var (c, t) in batches) log.Append(c, t);
         string sealedFile = Directory.GetFiles(Path.Combine(_dir.Path, "sealed")).Order(StringComparer.Ordinal).First();

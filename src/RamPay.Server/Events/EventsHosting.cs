@@ -4,7 +4,7 @@ using RamPay.Server.Hosting;
 namespace RamPay.Server.Events;
 
 /// <summary>
-/// The server's event log (<c>&lt;data&gt;/events/events.db</c>), opened once; null when
+/// The server's event log (segment files in <c>&lt;data&gt;/events</c>), opened once; null when
 /// <c>RamPay:Events:Enabled</c> is false. The sinks' hub writes it (<see cref="EventLogSink"/>); the events API and the
 /// consumers' feeder read it.
 /// </summary>

@@ -13,7 +13,7 @@ public sealed partial class ServerOptions
         public long MaxBytes { get; set; } = 1L << 30;
         [Setting("The pause an in-server event consumer makes after a batch that was not full, so that events gather into fewer, larger batches (each costs the consumer a transaction and an fsync); 0 = none.")]
         public int ConsumerBatchIntervalMs { get; set; } = 50;
-        [Setting("The longest the event log goes without an fsynced commit; between fsyncs it commits with SQLite's synchronous=NORMAL (a SIGKILL loses nothing; after a power loss the log re-derives its last commits from the journal). 0 = fsync every commit.")]
+        [Setting("The longest the event log goes without an fsync; between fsyncs its batches are written to the page cache only (a SIGKILL loses nothing; after a power loss the log re-derives its last batches from the journal). 0 = fsync every batch.")]
         public int FsyncIntervalMs { get; set; } = 1_000;
 
         public void Validate()
