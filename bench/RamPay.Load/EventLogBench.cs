@@ -28,7 +28,7 @@ public sealed record EventLogBenchOptions
 /// Measures the embedded event log's writer alone (the server's <c>rampay-sink-events</c> thread): a real engine
 /// journals a payment workload, a real <see cref="LedgerFollower"/> turns it into changes, cut into batches of
 /// <see cref="EventLogBenchOptions.BatchChanges"/>, and <see cref="EventLog.Append"/> writes them to a fresh log in a
-/// temporary folder (SQLite, WAL, one transaction per batch, as the server's sink does). Only the calling thread's CPU
+/// temporary folder (segment files, one write per batch, as the server's sink does). Only the calling thread's CPU
 /// time inside Append is counted (from /proc/thread-self/stat): a figure a machine shared with other work bends far
 /// less than a rate. Checks that the log holds every event afterwards.
 /// </summary>
@@ -60,7 +60,7 @@ internal static class EventLogBench
                 }
             }
             using var log = new EventLog(new EventLogOptions { Directory = Path.Combine(root, "events") });
-            // The first fifth warms up (the JIT compiles the writer's path, SQLite fills its page cache): not counted.
+            // The first fifth warms up (the JIT compiles the writer's path, the index's arrays grow): not counted.
             int warm = batches.Count / 5, events = 0, total = 0;
             for (int i = 0; i < warm; i++) total += log.Append(batches[i].Changes, new SinkCheckpoint(batches[i].LastSequence, batches[i].LastTimestampMs));
             var wall = Stopwatch.StartNew();
