@@ -950,7 +950,11 @@ internal sealed class KeyIndexChunks
     /// <summary>Allocates one chunk ahead of the growth that will need it (the allocation and its page faults spread out).</summary>
     public void Reserve()
     {
-        _fresh.Push(new ulong[ChunkWords]);
+        var chunk = new ulong[ChunkWords];
+        // A new large array is fresh memory the kernel maps on its first write: touch each 4 KiB page now, so the growth's
+        // inserts do not take those page faults (~130,000 of them at 500 MiB) all in one generation.
+        for (int i = 0; i < ChunkWords; i += 512) Volatile.Write(ref chunk[i], 0UL);
+        _fresh.Push(chunk);
         Volatile.Write(ref _pooledBytes, _pooledBytes + ChunkWords * 8L);
     }
 
