@@ -478,15 +478,15 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     }
 
     /// <summary>
-    /// Past half its capacity, the table's successor (twice as many buckets) is allocated ahead, a few chunks a generation, so
+    /// Past three quarters of its capacity, the table's successor (twice as many buckets) is allocated ahead, a few chunks a generation, so
     /// that by the growth every chunk it needs is in the pool (measured: allocating ~500 MiB at once at a growth took 7.7 s of
     /// the store's thread on the shared machine; fault 6). What the retired table will give back at the growth counts.
     /// </summary>
     private void ReserveAhead(long inserted)
     {
         var current = _index.Current;
-        long keys = _flushedEnd - _floor, half = current.Capacity / 2;
-        if (keys < half) return;
+        long keys = _flushedEnd - _floor;
+        if (keys < current.Capacity / 4 * 3) return; // memory held ahead only over the last quarter before the growth
         long needed = KeyIndexChunks.ChunksFor(current.Buckets * 2) - _chunks.Count - (_retired?.FullChunks ?? 0);
         if (needed <= 0) return;
         // Enough each generation to have them all when the keys reach the capacity, with one to spare.

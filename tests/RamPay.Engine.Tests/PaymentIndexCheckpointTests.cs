@@ -127,7 +127,7 @@ public class PaymentIndexCheckpointTests
         Fresh();
         using (var f = File.OpenHandle(Checkpoint(dir.Path, 400), FileMode.Open, FileAccess.ReadWrite))
             RandomAccess.SetLength(f, 64);
-        Flip(Checkpoint(dir.Path, 200), 128 + 8);
+        KeySegmentStoreTests.FlipByte(Checkpoint(dir.Path, 200), 128 + 8);
         using (var store = Open(dir.Path))
         {
             Assert.StartsWith("the whole log", store.RecoveredFrom);
@@ -165,14 +165,5 @@ public class PaymentIndexCheckpointTests
             Assert.Throws<InvalidOperationException>(() => store.AddFollower(300));
             store.AddFollower(400);
         }
-    }
-
-    private static void Flip(string path, long offset)
-    {
-        using var f = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
-        Span<byte> b = stackalloc byte[1];
-        RandomAccess.Read(f, b, offset);
-        b[0] ^= 0x5A;
-        RandomAccess.Write(f, b, offset);
     }
 }
