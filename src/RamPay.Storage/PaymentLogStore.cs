@@ -948,6 +948,15 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         string temp = Path.Combine(_options.Directory, CheckpointTemp);
         if (File.Exists(temp)) File.Delete(temp); // a checkpoint the last run did not finish
         var all = Checkpoints();
+        // A checkpoint after the recovered state names records the start is about to cut, whose positions the replay then
+        // fills with other records: it can never be right again (the simulation found one used after such a cut).
+        int after = all.TakeWhile(c => c.Stamp > commandsApplied).Count();
+        if (after > 0)
+        {
+            foreach (var (_, path) in all.Take(after)) File.Delete(path);
+            if (after == all.Count) Warn($"every index checkpoint was after the recovered state ({commandsApplied:N0}; newest {all[0].Stamp:N0}), deleted: the start reads the whole log");
+            all = all.Skip(after).ToList();
+        }
         if (all.Count == 0) return null;
         lock (_spanGate)
             if (_followers.Count > 0)
@@ -960,7 +969,6 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         var problems = new List<string>();
         foreach (var (stamp, path) in all)
         {
-            if (stamp > commandsApplied) continue; // written after the snapshot recovered (normal): an older one serves
             string? problem = TryReadCheckpoint(path, stamp, segments, out var loaded);
             if (problem is null)
             {
@@ -970,9 +978,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             problems.Add($"{Path.GetFileName(path)}: {problem}");
             ResetIndex();
         }
-        Warn(problems.Count > 0
-            ? $"no usable index checkpoint ({string.Join("; ", problems)}): the start reads the whole log"
-            : $"every index checkpoint is after the recovered state ({commandsApplied:N0}; newest {all[0].Stamp:N0}): the start reads the whole log");
+        Warn($"no usable index checkpoint ({string.Join("; ", problems)}): the start reads the whole log");
         return null;
     }
 

@@ -89,9 +89,11 @@ public class PaymentIndexCheckpointTests
         }
 
         // 1. The checkpoint landed, then the engine crashed before its next snapshot: recovery is at stamp 300, before the
-        //    newest checkpoint (400). The one at 200 serves (no warning: normal), and generation 4 is cut as before.
+        //    newest checkpoint (400). The one at 200 serves (no warning: normal), generation 4 is cut as before, and the
+        //    checkpoint at 400 is deleted (the replay writes other records where it points).
         using (var store = Open(dir.Path, recoverAt: 300))
         {
+            Assert.False(File.Exists(Checkpoint(dir.Path, 400)));
             Assert.Contains(PaymentLogStore.CheckpointName(200), store.RecoveredFrom);
             Assert.Null(store.RecoveryWarning);
             AssertAll(store, withPool: false);
@@ -105,7 +107,8 @@ public class PaymentIndexCheckpointTests
         using (var store = Open(dir.Path, recoverAt: 150))
         {
             Assert.StartsWith("the whole log", store.RecoveredFrom);
-            Assert.Contains("every index checkpoint is after the recovered state", store.RecoveryWarning);
+            Assert.Contains("every index checkpoint was after the recovered state", store.RecoveryWarning);
+            Assert.Empty(Directory.GetFiles(dir.Path, "*.ckpt"));
             Assert.True(store.TryRead(16, out _) && !store.TryRead(17, out _));
         }
 
