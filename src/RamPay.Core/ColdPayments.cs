@@ -196,6 +196,11 @@ public readonly record struct PaymentTierCounters(
 /// while the query may be retried (<see cref="Ledger.BeginQuery"/>): the engine then sends the query through the ring again
 /// and the prefetch stage reads what it names, so the writer never waits on the disk for a read. Queries only: a command's
 /// payment is prefetched from the command itself.
+/// Why an exception and not a result (issue 10 asked; not changed this round): it is not a broken invariant but a rare,
+/// out-of-line control path of queries only (never of <see cref="Ledger.Apply"/>, whose payments the prefetch stage brings
+/// in from the command), thrown at most once per query round before the engine retries it with the payment prefetched;
+/// the reads that throw it sit deep in <see cref="Ledger.History"/>'s chain walk and <see cref="Ledger.GetPayment"/>, whose
+/// callers would all need a "needs a cold payment" result threaded through. That change is open (docs/storage.md).
 /// </summary>
 public sealed class ColdPaymentNeededException(long paymentId, long accountId, int chain)
     : Exception($"payment {paymentId} is in the cold tier: the query is retried with it prefetched")

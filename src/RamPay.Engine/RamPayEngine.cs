@@ -169,6 +169,8 @@ public sealed class RamPayEngine : IDisposable
                 }
             }
             var (ledger, report) = EngineRecovery.Recover(options, journal.Recovery);
+            // The payment log's index checkpoint could not be used (damaged, or after the recovered state): said with the rest.
+            if (coldPayments?.RecoveryWarning is { } paymentsWarning) report = report with { Warnings = [.. report.Warnings, "payments' cold tier: " + paymentsWarning] };
             if (cold is not null) CheckColdTierFits(options, cold, ledger, report);
             // Read on this thread, before the writer thread owns the ledger.
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using RamPay.Core;
 using RamPay.Journal;
@@ -64,6 +65,9 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     private const uint HashTrailerMagic = 0x4853414B;       // "KASH"
     private const int FormatVersion = 1;
     private const string ManifestName = "keys.manifest";
+    /// <summary>Hashes copied into a growing index per key inserted: the copy ends after half the old table's keys are inserted.</summary>
+    internal const int RebuildPerInsert = 2;
+    private const int RebuildBlockKeys = 8192;
 
     private readonly KeySegmentStoreOptions _options;
     private readonly int _shift;
@@ -76,7 +80,14 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     private long _floor;        // the first index still kept on disk: index slots below it are free
     private long _flushedEnd;   // the first index not yet written
     private long _recycledUnder;
-    private KeyIndex _index;
+    // The index readers use: one table, or, while a larger table replaces it, both (IndexTables). The store's thread
+    // fills the new table from the hash files a bounded amount per generation (RebuildStep), so growth never stops it.
+    private IndexTables _index;
+    private readonly KeyIndexChunks _chunks = new();
+    private KeyIndex? _retired;          // the table replaced last: its chunks go back to the pool at the next growth
+    private long _rebuildNext, _rebuildEnd; // log indices [next, end) not yet copied into the new table
+    private readonly byte[] _rebuildBuffer = new byte[RebuildBlockKeys * 8];
+    private long _longestIndexStepTicks, _growths;
 
     private long _visible;
     private Exception? _fault;
@@ -101,7 +112,7 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         _ring = new Segment?[options.MaxRetainedKeys / options.SegmentKeys + 4];
         _queue = new (KeyLog, long, long, long, long)[options.MaxQueuedGenerations];
         Open();
-        _index = BuildIndex(Math.Max(options.InitialIndexKeys, _flushedEnd - _floor));
+        _index = new IndexTables(BuildIndex(Math.Max(options.InitialIndexKeys, _flushedEnd - _floor)), null);
         _thread = new Thread(Run) { IsBackground = true, Name = "rampay-cold-keys" };
         _thread.Start();
     }
@@ -121,8 +132,27 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     public long SegmentsDropped => Volatile.Read(ref _dropped);
     /// <summary>Bytes on disk: the kept segments and their hash files.</summary>
     public long DiskBytes => Keys * (RecordBytes + 8) + SegmentCount * (HeaderBytes + HashTrailerBytes);
-    /// <summary>Bytes of memory the index takes (64 per bucket).</summary>
-    public long IndexBytes => Volatile.Read(ref _index).Buckets * 64L;
+    /// <summary>
+    /// Bytes of memory the index holds: its table's chunks, the table it is replacing (while it grows), the table it last
+    /// replaced (kept until the next growth) and the chunks pooled for the next table.
+    /// </summary>
+    public long IndexBytes
+    {
+        get
+        {
+            var tables = Volatile.Read(ref _index);
+            long bytes = tables.Current.AllocatedBytes + (tables.Previous?.AllocatedBytes ?? 0) + _chunks.PooledBytes;
+            return Volatile.Read(ref _retired) is { } retired ? bytes + retired.AllocatedBytes : bytes;
+        }
+    }
+    /// <summary>The index's growths since the store opened (each one incremental: <see cref="LongestIndexStep"/>).</summary>
+    public long IndexGrowths => Volatile.Read(ref _growths);
+    /// <summary>The longest time one generation spent on the index (its inserts, and its share of a growth's copy).</summary>
+    public TimeSpan LongestIndexStep => TimeSpan.FromTicks(Volatile.Read(ref _longestIndexStepTicks) * TimeSpan.TicksPerSecond / Stopwatch.Frequency);
+    /// <summary>Where the longest index step's time went (for the benchmark).</summary>
+    public string LongestIndexStepParts { get; private set; } = "";
+    /// <summary>True while a larger table is being filled beside the current one.</summary>
+    public bool IndexGrowing => Volatile.Read(ref _index).Previous is not null;
     public int SegmentCount { get { lock (_segments) return _segments.Count; } }
     public long VisibleGeneration => Volatile.Read(ref _visible);
     public Exception? Fault => Volatile.Read(ref _fault);
@@ -212,7 +242,7 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     }
 
     /// <summary>More than 16 candidates (many versions of one key, or a long overflow run): out of line, allocates.</summary>
-    private bool SlowLookup(KeyIndex index, ulong hash, long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry)
+    private bool SlowLookup(IndexTables index, ulong hash, long clientId, IdempotencyKey key, long limitIndex, out KeyEntry entry)
     {
         var all = new long[1 << 16];
         int n = index.Candidates(hash, Volatile.Read(ref _floor), Math.Min(limitIndex, FlushedThroughIndex), all, out _);
@@ -341,9 +371,21 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
                 RandomAccess.FlushToDisk(s.Hashes);
             }
         // Durable: now indexed (a reader that finds an entry can read it), then counted, then made visible by the caller.
-        var index = _index;
-        if (end - _floor > index.Capacity) index = Grow(end - _floor);
+        long started = Stopwatch.GetTimestamp();
+        var index = _index.Current;
+        if (end - _floor > index.Capacity) index = Grow(end - _floor, from);
+        long grown = Stopwatch.GetTimestamp();
         for (long k = from; k < end; k++) index.Insert(_generationHashes[k - from], k, _floor);
+        long inserted = Stopwatch.GetTimestamp();
+        if (_index.Previous is not null) RebuildStep(RebuildPerInsert * (end - from));
+        else ReserveAhead(end - from);
+        long took = Stopwatch.GetTimestamp() - started;
+        if (took > _longestIndexStepTicks)
+        {
+            Volatile.Write(ref _longestIndexStepTicks, took);
+            LongestIndexStepParts = $"grow {(grown - started) * 1000.0 / Stopwatch.Frequency:F1} ms, inserts {(inserted - grown) * 1000.0 / Stopwatch.Frequency:F1} ms, " +
+                $"copy or reserve {(Stopwatch.GetTimestamp() - inserted) * 1000.0 / Stopwatch.Frequency:F1} ms at {end:N0} keys";
+        }
         Volatile.Write(ref _flushedEnd, end);
         Volatile.Write(ref _written, _written + (end - from));
     }
@@ -411,18 +453,75 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         lock (_segments) _segments.RemoveRange(0, drop);
     }
 
-    private KeyIndex Grow(long keys)
+    /// <summary>
+    /// Starts a table twice as large beside the current one, which stops taking inserts: readers search both (the new
+    /// first) until <see cref="RebuildStep"/> has copied into the new table every entry below <paramref name="from"/>
+    /// (the old table's content), <see cref="RebuildPerInsert"/> hashes per key inserted, read from the hash files in
+    /// blocks. Nothing here costs more than allocating the small array of chunk references.
+    /// </summary>
+    private KeyIndex Grow(long keys, long from)
     {
-        // Built beside the old one (readers keep using that), from the hash files, then published in one write.
-        var index = new KeyIndex(Math.Max(keys * 2, _index.Capacity * 2));
-        Fill(index, _flushedEnd);
-        Volatile.Write(ref _index, index);
+        // Unreachable at the store's sizes (the copy ends after half the old table's keys are inserted, a growth needs
+        // all of them again); a tiny table and a large generation end it here, in one step the size of that tiny table.
+        var retired = _retired;
+        if (_index.Previous is not null) RebuildStep(long.MaxValue); // its old table is left to the collector (a reader may hold it)
+        // The table replaced at the growth before: a lookup that began before that growth's copy ended is long done.
+        retired?.Release();
+        Volatile.Write(ref _retired, null);
+        var current = _index.Current;
+        var index = new KeyIndex(Math.Max(keys * 2, current.Capacity * 2), _chunks);
+        _rebuildNext = _floor;
+        _rebuildEnd = from;
+        Volatile.Write(ref _index, new IndexTables(index, current));
+        Volatile.Write(ref _growths, _growths + 1);
         return index;
+    }
+
+    /// <summary>
+    /// Past three quarters of its capacity, the table's successor (twice as many buckets) is allocated ahead, a few chunks a generation, so
+    /// that by the growth every chunk it needs is in the pool (measured: allocating ~500 MiB at once at a growth took 7.7 s of
+    /// the store's thread on the shared machine; fault 6). What the retired table will give back at the growth counts.
+    /// </summary>
+    private void ReserveAhead(long inserted)
+    {
+        var current = _index.Current;
+        long keys = _flushedEnd - _floor;
+        if (keys < current.Capacity / 4 * 3) return; // memory held ahead only over the last quarter before the growth
+        long needed = KeyIndexChunks.ChunksFor(current.Buckets * 2) - _chunks.Count - (_retired?.FullChunks ?? 0);
+        if (needed <= 0) return;
+        // Enough each generation to have them all when the keys reach the capacity, with one to spare.
+        long remaining = Math.Max(1, current.Capacity - keys);
+        long now = Math.Min(needed, needed * inserted / remaining + 1);
+        for (long i = 0; i < now; i++) _chunks.Reserve();
+    }
+
+    /// <summary>Copies up to <paramref name="budget"/> entries of the replaced table's range into the new one, from the hash files.</summary>
+    private void RebuildStep(long budget)
+    {
+        var index = _index.Current;
+        _rebuildNext = Math.Max(_rebuildNext, _floor); // segments dropped meanwhile held dead keys only
+        budget = Math.Min(budget, _rebuildEnd - _rebuildNext);
+        while (budget > 0)
+        {
+            var segment = Volatile.Read(ref _ring[(_rebuildNext >> _shift) % _ring.Length])!;
+            Invariant.Check(segment.Base == (_rebuildNext & ~_mask), "the key index's copy reached a segment not kept");
+            int n = (int)Math.Min(Math.Min(budget, RebuildBlockKeys), segment.End - _rebuildNext);
+            int read = RandomAccess.Read(segment.Hashes, _rebuildBuffer.AsSpan(0, n * 8), (_rebuildNext - segment.Base) * 8);
+            if (read != n * 8) throw new InvalidDataException($"cold tier: {segment.HashPath} ends before key-log index {_rebuildNext + n}");
+            for (int k = 0; k < n; k++) index.Insert(BinaryPrimitives.ReadUInt64LittleEndian(_rebuildBuffer.AsSpan(k * 8)), _rebuildNext + k, _floor);
+            _rebuildNext += n;
+            budget -= n;
+        }
+        if (_rebuildNext < _rebuildEnd) return;
+        // Complete: the new table alone holds every entry. Readers that still hold both tables find nothing more in the old.
+        var replaced = _index.Previous!;
+        Volatile.Write(ref _index, new IndexTables(index, null));
+        Volatile.Write(ref _retired, replaced);
     }
 
     private KeyIndex BuildIndex(long keys)
     {
-        var index = new KeyIndex(keys);
+        var index = new KeyIndex(keys, _chunks);
         Fill(index, _flushedEnd);
         return index;
     }
@@ -544,6 +643,21 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     /// One segment: <c>keys-&lt;base&gt;.seg</c> (a 4 KiB header, then the records of log indices base .. base + SegmentKeys
     /// at fixed offsets) and <c>.hash</c> beside it (the 8-byte hash of each record's key, then, once full, a trailer).
     /// </summary>
+    /// <summary>The table lookups search and, while it replaces it, the one before (whose entries it is still copying).</summary>
+    private sealed class IndexTables(KeyIndex current, KeyIndex? previous)
+    {
+        public KeyIndex Current { get; } = current;
+        public KeyIndex? Previous { get; } = previous;
+
+        /// <summary>The new table first, then the old one: an entry copied meanwhile is found in one or both, counted once.</summary>
+        public int Candidates(ulong hash, long floor, long limit, Span<long> into, out bool more)
+        {
+            int n = Current.Candidates(hash, floor, limit, into, 0, out more);
+            if (more || Previous is null) return n;
+            return Previous.Candidates(hash, floor, limit, into, n, out more);
+        }
+    }
+
     private sealed class Segment : IDisposable
     {
         //  0 u64 magic   8 i32 format version   12 i32 record bytes   16 i64 base index   24 i64 start index (first record
@@ -675,24 +789,50 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
 /// The in-memory index of the segmented cold tier: buckets of one cache line, seven 8-byte slots (24-bit tag, 40-bit log
 /// index + 1) and an overflow word (the newest index + 1 that went on to the next bucket because this one was full).
 /// A slot whose index is below the floor is free. One writer; readers at any time (8-byte slots are written whole).
+/// The buckets live in fixed-size chunks (<see cref="KeyIndexChunks"/>, 1 MiB), allocated when first written: no array
+/// grows with the table, so growing it never allocates (nor later frees into the large-object heap) one giant array,
+/// and no single insert allocates more than one chunk.
 /// </summary>
 internal sealed class KeyIndex
 {
     private const int Slots = 7;
     private const ulong IndexMask = (1UL << 40) - 1;
-    private readonly ulong[] _words;
+    private readonly ulong[]?[] _chunks;
+    private readonly KeyIndexChunks _pool;
+    private long _allocatedBytes;
     public long Buckets { get; }
-    /// <summary>Keys it holds at an average of five per bucket of seven, past which it is rebuilt twice as large.</summary>
+    /// <summary>Keys it holds at an average of five per bucket of seven, past which a larger one replaces it.</summary>
     public long Capacity => Buckets * 5;
+    /// <summary>Bytes of the chunks written so far (a chunk is allocated on its first insert).</summary>
+    public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
 
-    public KeyIndex(long keys)
+    public KeyIndex(long keys, KeyIndexChunks pool)
     {
         Buckets = Math.Max(64, (keys + 4) / 5);
-        _words = new ulong[checked(Buckets * 8)];
+        _pool = pool;
+        _chunks = new ulong[]?[(Buckets + KeyIndexChunks.ChunkBuckets - 1) >> KeyIndexChunks.ChunkShift];
     }
 
     private long BucketOf(ulong hash) => (long)Math.BigMul(hash, (ulong)Buckets, out _);
     private static ulong Tag(ulong hash) => (hash & 0xFFFFFF) << 40;
+
+    private ulong[] ChunkForWrite(long bucket)
+    {
+        long c = bucket >> KeyIndexChunks.ChunkShift;
+        var chunk = _chunks[c];
+        if (chunk is not null) return chunk;
+        return NewChunk(c);
+    }
+
+    private ulong[] NewChunk(long c)
+    {
+        // The last chunk holds only the buckets left; every other one is full size (and so can come from the pool).
+        long buckets = Math.Min(KeyIndexChunks.ChunkBuckets, Buckets - (c << KeyIndexChunks.ChunkShift));
+        var chunk = _pool.Rent((int)buckets * 8);
+        Volatile.Write(ref _chunks[c], chunk); // zeroed before it is published: a reader sees empty buckets
+        Volatile.Write(ref _allocatedBytes, _allocatedBytes + chunk.Length * 8L);
+        return chunk;
+    }
 
     public void Insert(ulong hash, long index, long floor)
     {
@@ -700,50 +840,129 @@ internal sealed class KeyIndex
         ulong tag = Tag(hash);
         for (long probed = 0; probed < Buckets; probed++)
         {
-            long at = b * 8;
+            var chunk = ChunkForWrite(b);
+            int at = (int)(b & KeyIndexChunks.ChunkBucketMask) * 8;
             for (int s = 0; s < Slots; s++)
             {
-                ulong w = _words[at + s];
+                ulong w = chunk[at + s];
                 if (w == 0 || (long)(w & IndexMask) - 1 < floor)
                 {
-                    Volatile.Write(ref _words[at + s], tag | (ulong)(index + 1));
+                    Volatile.Write(ref chunk[at + s], tag | (ulong)(index + 1));
                     return;
                 }
             }
             // Full of live entries: go on to the next bucket, and say so here for the lookups.
-            Volatile.Write(ref _words[at + Slots], Math.Max(_words[at + Slots], (ulong)(index + 1)));
+            Volatile.Write(ref chunk[at + Slots], Math.Max(chunk[at + Slots], (ulong)(index + 1)));
             b = b + 1 == Buckets ? 0 : b + 1;
         }
         Invariant.Fail("the cold tier's index is full");
     }
 
     /// <summary>
-    /// The indices in [<paramref name="floor"/>, <paramref name="limit"/>) whose tag matches, along the bucket and any
-    /// buckets its entries overflowed into. <paramref name="more"/>: more than fit in <paramref name="into"/>.
+    /// Adds to <paramref name="into"/>[<paramref name="count"/>..] the indices in [<paramref name="floor"/>,
+    /// <paramref name="limit"/>) whose tag matches, along the bucket and any buckets its entries overflowed into, leaving
+    /// out any already in <paramref name="into"/>[..<paramref name="count"/>] (an entry found in two tables while one
+    /// replaces the other). <paramref name="more"/>: more than fit in <paramref name="into"/>. Returns the new count.
     /// </summary>
-    public int Candidates(ulong hash, long floor, long limit, Span<long> into, out bool more)
+    public int Candidates(ulong hash, long floor, long limit, Span<long> into, int count, out bool more)
     {
         long b = BucketOf(hash);
         ulong tag = Tag(hash);
-        int n = 0;
+        int n = count;
         more = false;
         for (long probed = 0; probed < Buckets; probed++)
         {
-            long at = b * 8;
+            var chunk = Volatile.Read(ref _chunks[b >> KeyIndexChunks.ChunkShift]);
+            if (chunk is null) return n; // never written: no entry, no overflow
+            int at = (int)(b & KeyIndexChunks.ChunkBucketMask) * 8;
             for (int s = 0; s < Slots; s++)
             {
-                ulong w = Volatile.Read(ref _words[at + s]);
+                ulong w = Volatile.Read(ref chunk[at + s]);
                 if ((w & ~IndexMask) != tag || w == 0) continue;
                 long index = (long)(w & IndexMask) - 1;
-                if (index < floor || index >= limit) continue;
+                if (index < floor || index >= limit || into[..count].Contains(index)) continue;
                 if (n == into.Length) { more = true; return n; }
                 into[n++] = index;
             }
-            long overflow = (long)Volatile.Read(ref _words[at + Slots]) - 1;
+            long overflow = (long)Volatile.Read(ref chunk[at + Slots]) - 1;
             if (overflow < floor) return n; // nothing live went past this bucket
             b = b + 1 == Buckets ? 0 : b + 1;
         }
         return n;
+    }
+
+    /// <summary>Gives the chunks back to the pool: only once no reader can hold this table (see the store's drain).</summary>
+    /// <summary>Full-size chunks this table holds now (they go back to the pool on <see cref="Release"/>).</summary>
+    public long FullChunks
+    {
+        get
+        {
+            long n = 0;
+            foreach (var c in _chunks) if (c is not null && c.Length == KeyIndexChunks.ChunkBuckets * 8) n++;
+            return n;
+        }
+    }
+
+    public void Release()
+    {
+        for (int c = 0; c < _chunks.Length; c++)
+        {
+            if (_chunks[c] is { } chunk) _pool.Return(chunk);
+            _chunks[c] = null;
+        }
+        _allocatedBytes = 0;
+    }
+}
+
+/// <summary>
+/// The key index's chunks: 16,384 buckets of 64 bytes (1 MiB) each, rented zeroed and returned when a replaced table is
+/// dropped, so a table's growth re-uses the chunks of the one before instead of leaving 1 MiB holes (or, before chunks, a
+/// hole the size of the whole old table) in the large-object heap. One thread (the store's) rents and returns.
+/// </summary>
+internal sealed class KeyIndexChunks
+{
+    public const int ChunkShift = 14;
+    public const long ChunkBuckets = 1L << ChunkShift;
+    public const long ChunkBucketMask = ChunkBuckets - 1;
+    private const int ChunkWords = (int)ChunkBuckets * 8;
+    private readonly Stack<ulong[]> _free = new();  // returned by a released table: cleared when rented
+    private readonly Stack<ulong[]> _fresh = new(); // allocated ahead of a growth: zero already
+    private long _pooledBytes;
+
+    /// <summary>Bytes held in the pool for the next table (memory the index keeps, not in use).</summary>
+    public long PooledBytes => Volatile.Read(ref _pooledBytes);
+    /// <summary>Full-size chunks in the pool.</summary>
+    public int Count => _free.Count + _fresh.Count;
+
+    /// <summary>The number of chunks a table of <paramref name="buckets"/> buckets takes.</summary>
+    public static long ChunksFor(long buckets) => (buckets + ChunkBuckets - 1) >> ChunkShift;
+
+    public ulong[] Rent(int words)
+    {
+        if (words != ChunkWords || Count == 0) return new ulong[words];
+        bool fresh = _fresh.Count > 0;
+        var chunk = fresh ? _fresh.Pop() : _free.Pop();
+        Volatile.Write(ref _pooledBytes, _pooledBytes - chunk.Length * 8L);
+        if (!fresh) Array.Clear(chunk);
+        return chunk;
+    }
+
+    /// <summary>Allocates one chunk ahead of the growth that will need it (the allocation and its page faults spread out).</summary>
+    public void Reserve()
+    {
+        var chunk = new ulong[ChunkWords];
+        // A new large array is fresh memory the kernel maps on its first write: touch each 4 KiB page now, so the growth's
+        // inserts do not take those page faults (~130,000 of them at 500 MiB) all in one generation.
+        for (int i = 0; i < ChunkWords; i += 512) Volatile.Write(ref chunk[i], 0UL);
+        _fresh.Push(chunk);
+        Volatile.Write(ref _pooledBytes, _pooledBytes + ChunkWords * 8L);
+    }
+
+    public void Return(ulong[] chunk)
+    {
+        if (chunk.Length != ChunkWords) return; // a table's short last chunk: left to the collector
+        _free.Push(chunk);
+        Volatile.Write(ref _pooledBytes, _pooledBytes + chunk.Length * 8L);
     }
 }
 

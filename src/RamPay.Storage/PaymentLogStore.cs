@@ -1,4 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using RamPay.Core;
 using RamPay.Journal;
@@ -28,9 +31,22 @@ public sealed record PaymentLogStoreOptions
     /// two per record: at 120 bytes a record the start otherwise made ~17 M reads a GB of log (minutes at 100 M payments).
     /// </summary>
     public int RecoveryReadBytes { get; init; } = 1 << 20;
+    /// <summary>
+    /// Log bytes written between two index checkpoints (<c>payments-index-*.ckpt</c>: the id index, notes and written spans
+    /// as of a point in the log), so a start reads a checkpoint and the log after it instead of the whole log. The interval
+    /// is at least twice the index's size (checkpoints then cost at most half the log's write bandwidth). 0: none.
+    /// </summary>
+    public long CheckpointEveryBytes { get; init; } = 1L << 30;
+    /// <summary>Checkpoints kept, newest first: a start uses the newest one not after the state it recovers (the snapshot).</summary>
+    public int CheckpointsToKeep { get; init; } = 3;
+    /// <summary>The interval is at least this many times the index's size (tests set 0 to checkpoint tiny logs).</summary>
+    public int CheckpointIndexMultiple { get; init; } = 2;
+    public ILogger Logger { get; init; } = NullLogger.Instance;
 
     public void Validate()
     {
+        if (CheckpointEveryBytes < 0) throw new ArgumentException("CheckpointEveryBytes must not be negative");
+        if (CheckpointsToKeep < 1) throw new ArgumentException("CheckpointsToKeep must be at least 1");
         if (RecoveryReadBytes < 1) throw new ArgumentException("RecoveryReadBytes must be positive");
         if (string.IsNullOrWhiteSpace(Directory)) throw new ArgumentException("the payments' cold tier needs a directory");
         if (SegmentBytes < 4096 || SegmentBytes > (1L << 40)) throw new ArgumentException("SegmentBytes must be within 4 KiB..1 TiB");
@@ -89,7 +105,11 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     private long _segmentLength;      // its length in bytes
     private byte[] _buffer = new byte[1 << 16];
 
-    private long _recordsWritten, _garbage, _diskBytes, _reads, _payments;
+    private long _recordsWritten, _garbage, _diskBytes, _reads, _payments, _paymentRecords;
+    private long _lastCheckpointAt;                     // _diskBytes when the last checkpoint began
+    private byte[]? _zeroChunk;
+    private CheckpointWork? _checkpoint;                // the one being written, a chunk per generation
+    private long _checkpointsWritten;
 
     // For a follower (the snapshotter's replica), under _spanGate: the written generations in log order, each with its stamp,
     // its first and end positions and the highest chunk id written through it, so that a position maps to its stamp with no
@@ -130,6 +150,16 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     public long IndexBytes { get { long n = 0; foreach (var c in Volatile.Read(ref _index)) if (c is not null) n += c.Length * 8L; return n; } }
 
     public static string SegmentName(long number) => $"payments-{number:D6}.log";
+    public static string CheckpointName(long stamp) => $"payments-index-{stamp:D20}.ckpt";
+    private const string CheckpointTemp = "payments-index.ckpt.tmp";
+
+    /// <summary>How the last start rebuilt the index: from which checkpoint and how much log after it, or the whole log and why.</summary>
+    public string RecoveredFrom { get; private set; } = "";
+    /// <summary>Set when a start had to read the whole log although checkpoints were there (damaged, or after the state recovered).</summary>
+    public string? RecoveryWarning { get; private set; }
+    /// <summary>Log bytes the last start read (the tail after its checkpoint, or the whole log).</summary>
+    public long RecoveryLogBytes { get; private set; }
+    public long CheckpointsWritten => Volatile.Read(ref _checkpointsWritten);
 
     // --- recovery ---
 
@@ -158,6 +188,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         bool cut = false;
         var scan = new SegmentScan(_options.RecoveryReadBytes);
         long spanStamp = -1, spanStart = 0, spanEnd = 0, spanCovered = 0;
+        var checkpoint = LoadCheckpoint(commandsApplied, numbers.Count);
+        long tailBytes = 0;
         for (int i = 0; i < numbers.Count; i++)
         {
             long number = numbers[i];
@@ -173,6 +205,14 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             long length = RandomAccess.GetLength(handle);
             CheckHeader(handle, number, path, length);
             long offset = HeaderBytes;
+            if (checkpoint is not null && number < checkpoint.Start >> OffsetBits)
+            {
+                // Before the checkpoint: indexed by it, and whole (it was written after these were).
+                _diskBytes += length;
+                continue;
+            }
+            if (checkpoint is not null && number == checkpoint.Start >> OffsetBits) offset = checkpoint.Start & ((1L << OffsetBits) - 1);
+            long scanFrom = offset;
             scan.Start(handle, length);
             while (offset < length)
             {
@@ -199,6 +239,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
                 if (type == PaymentRecord)
                 {
                     long id = PaymentCodec.Decode(body).Id;
+                    _paymentRecords++;
                     IndexPayment(id, position);
                     spanCovered = Math.Max(spanCovered, id); // first versions come a chunk at a time, in id order
                 }
@@ -215,8 +256,26 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             _segmentNumber = number;
             _segmentLength = offset;
             _diskBytes += offset;
+            tailBytes += offset - scanFrom;
         }
         if (spanStamp >= 0) AddSpan(spanStamp, spanStart, spanEnd, spanCovered);
+        if (checkpoint is not null)
+        {
+            // The checkpoint's chunks were copied over several generations: a record in the tail may already be in them
+            // (IndexPayment skips it), so the counts are taken from the index as it now stands.
+            long payments = 0;
+            foreach (var chunk in _index)
+                if (chunk is not null)
+                    foreach (long slot in chunk)
+                        if (slot != 0) payments++;
+            _payments = payments;
+            _garbage = _paymentRecords - payments;
+            RecoveredFrom = $"checkpoint {CheckpointName(checkpoint.Stamp)} (stamp {checkpoint.Stamp:N0}) and {tailBytes:N0} bytes of log after it";
+        }
+        else if (RecoveredFrom.Length == 0) RecoveredFrom = $"the whole log ({tailBytes:N0} bytes)";
+        RecoveryLogBytes = tailBytes;
+        // After reading a whole log of an interval or more, the next generation begins a checkpoint (the next start is short).
+        _lastCheckpointAt = checkpoint is not null ? _diskBytes - tailBytes : tailBytes >= _options.CheckpointEveryBytes ? long.MinValue / 2 : 0;
         RecoveryReads = scan.Reads;
         if (cut) SyncDirectory();
         if (_segmentNumber == 0) NewSegment();
@@ -323,6 +382,9 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             Volatile.Write(ref table[c], chunk);
         }
         ref long slot = ref chunk[index & ((1 << IndexShift) - 1)];
+        // Positions grow in log order, so only a start from a checkpoint meets a slot at or past this record (the
+        // checkpoint's chunk was copied after the record was written): already indexed, and its newer version kept.
+        if (slot >= position + 1) return;
         if (slot == 0) _payments++;
         else
         {
@@ -676,11 +738,16 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         foreach (var (id, position, type) in _pending)
         {
             if (type == NoteRecord) lock (_notes) _notes[id] = position;
-            else IndexPayment(id, position);
+            else
+            {
+                _paymentRecords++;
+                IndexPayment(id, position);
+            }
         }
         Volatile.Write(ref _recordsWritten, _recordsWritten + _pending.Count);
         long covered = batch.ChunkLength > 0 ? batch.ChunkFirstId + batch.ChunkLength - 1 : 0;
         AddSpan(batch.Stamp, start, _segmentNumber << OffsetBits | _segmentLength, covered);
+        CheckpointStep(batch.Stamp);
     }
 
     private readonly List<(long Id, long Position, ushort Type)> _pending = [];
@@ -743,6 +810,249 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     }
 
     private void SyncDirectory() => OsJournalFileSystem.Instance.FlushDirectory(_options.Directory);
+
+    // --- index checkpoints (bounded restarts) ---
+
+    //   0 u64 magic "RPPAYIDX"   8 i32 format 1   12 i32 index chunk shift (20)   16 i64 stamp (every record up to the
+    //   end position is stamped at or before it)   24 i64 start position (segment << 40 | offset: the log is read from here)
+    //  32 i64 chunks   40 i64 notes   48 i64 spans   56 i64 records written before start   64 i64 payment records before
+    //  start   72..120 zero   120 u32 CRC32C of the body   124 u32 CRC32C of bytes 0..124
+    // Body: chunks x 2^20 i64 (id -> position + 1, 0 = none; a chunk copied later than start may hold positions after it,
+    // never after the stamp), then notes x (i64 id, i64 position), then spans x (i64 stamp, start, end, covered id).
+    private const ulong CheckpointMagic = 0x5844495941505052; // "RPPAYIDX"
+    private const int CheckpointHeaderBytes = 128;
+
+    private sealed class CheckpointWork
+    {
+        public required SafeFileHandle File;
+        public required long Start, StartDiskBytes, RecordsWritten, PaymentRecords;
+        public required int Chunks;
+        public required (long Id, long Position)[] Notes;
+        public required WrittenSpan[] Spans;
+        public int Next;
+        public long Offset = CheckpointHeaderBytes;
+        public uint Crc;
+    }
+
+    private sealed record LoadedCheckpoint(long Stamp, long Start);
+
+    /// <summary>
+    /// After each generation (the store's thread): begins a checkpoint once the log has grown by the interval, or writes the
+    /// next 8 MiB chunk of the one under way, or finishes it. One chunk per generation: no step costs more than that.
+    /// </summary>
+    private void CheckpointStep(long stamp)
+    {
+        if (_options.CheckpointEveryBytes == 0) return;
+        if (_checkpoint is null)
+        {
+            if (_diskBytes - _lastCheckpointAt < Math.Max(_options.CheckpointEveryBytes, _options.CheckpointIndexMultiple * IndexBytes)) return;
+            BeginCheckpoint();
+            return;
+        }
+        var ck = _checkpoint;
+        if (ck.Next < ck.Chunks)
+        {
+            var chunk = _index[ck.Next];
+            ReadOnlySpan<byte> bytes = chunk is null ? _zeroChunk ??= new byte[8 << IndexShift] : MemoryMarshal.AsBytes(chunk.AsSpan());
+            RandomAccess.Write(ck.File, bytes, ck.Offset);
+            ck.Crc = Crc32C.Append(ck.Crc, bytes);
+            ck.Offset += bytes.Length;
+            ck.Next++;
+            if (ck.Next < ck.Chunks) return;
+        }
+        FinishCheckpoint(ck, stamp);
+    }
+
+    private void BeginCheckpoint()
+    {
+        Invariant.Check(BitConverter.IsLittleEndian, "index checkpoints are written little-endian as in memory");
+        int chunks = 0;
+        for (int c = _index.Length - 1; c >= 0; c--)
+            if (_index[c] is not null) { chunks = c + 1; break; }
+        (long, long)[] notes;
+        lock (_notes) notes = _notes.Select(n => (n.Key, n.Value)).ToArray();
+        WrittenSpan[] spans;
+        lock (_spanGate) spans = _spans.ToArray();
+        string temp = Path.Combine(_options.Directory, CheckpointTemp);
+        _checkpoint = new CheckpointWork
+        {
+            File = File.OpenHandle(temp, FileMode.Create, FileAccess.ReadWrite),
+            Start = _segmentNumber << OffsetBits | _segmentLength, StartDiskBytes = _diskBytes,
+            RecordsWritten = _recordsWritten, PaymentRecords = _paymentRecords, Chunks = chunks, Notes = notes, Spans = spans,
+        };
+        _lastCheckpointAt = _diskBytes;
+    }
+
+    private void FinishCheckpoint(CheckpointWork ck, long stamp)
+    {
+        var tail = new byte[ck.Notes.Length * 16 + ck.Spans.Length * 32];
+        int at = 0;
+        foreach (var (id, position) in ck.Notes)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at), id);
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at + 8), position);
+            at += 16;
+        }
+        foreach (var span in ck.Spans)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at), span.Stamp);
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at + 8), span.Start);
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at + 16), span.End);
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at + 24), span.CoveredId);
+            at += 32;
+        }
+        RandomAccess.Write(ck.File, tail, ck.Offset);
+        ck.Crc = Crc32C.Append(ck.Crc, tail);
+        var h = new byte[CheckpointHeaderBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(h, CheckpointMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(8), 1);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(12), IndexShift);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(16), stamp);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(24), ck.Start);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(32), ck.Chunks);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(40), ck.Notes.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(48), ck.Spans.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(56), ck.RecordsWritten);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(64), ck.PaymentRecords);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(120), ck.Crc);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(124), Crc32C.Compute(h.AsSpan(0, 124)));
+        RandomAccess.Write(ck.File, h, 0);
+        // Durable before its name says it is a checkpoint; the name before older ones go.
+        if (_options.Fsync) RandomAccess.FlushToDisk(ck.File);
+        ck.File.Dispose();
+        _checkpoint = null;
+        File.Move(Path.Combine(_options.Directory, CheckpointTemp), Path.Combine(_options.Directory, CheckpointName(stamp)), overwrite: true);
+        if (_options.Fsync) SyncDirectory();
+        foreach (var old in Checkpoints().Skip(_options.CheckpointsToKeep)) File.Delete(old.Path);
+        Volatile.Write(ref _checkpointsWritten, _checkpointsWritten + 1);
+        _options.Logger.LogInformation("payments' cold tier: index checkpoint {Name} written ({Bytes:N0} bytes; a start reads the log from segment {Segment} offset {Offset})",
+            CheckpointName(stamp), ck.Offset + tail.Length, ck.Start >> OffsetBits, ck.Start & ((1L << OffsetBits) - 1));
+    }
+
+    /// <summary>The checkpoint files, newest (highest stamp) first.</summary>
+    private List<(long Stamp, string Path)> Checkpoints()
+    {
+        var found = new List<(long, string)>();
+        foreach (var path in System.IO.Directory.EnumerateFiles(_options.Directory, "payments-index-*.ckpt"))
+            if (long.TryParse(Path.GetFileNameWithoutExtension(path).AsSpan("payments-index-".Length), out long stamp) && CheckpointName(stamp) == Path.GetFileName(path))
+                found.Add((stamp, path));
+        return found.OrderByDescending(c => c.Item1).ToList();
+    }
+
+    /// <summary>
+    /// Loads the newest checkpoint stamped at or before the recovered state into the index, notes and spans; null (the whole
+    /// log is then read) when there is none, none early enough, or each one tried is damaged (said loudly: a warning).
+    /// </summary>
+    private LoadedCheckpoint? LoadCheckpoint(long commandsApplied, int segments)
+    {
+        string temp = Path.Combine(_options.Directory, CheckpointTemp);
+        if (File.Exists(temp)) File.Delete(temp); // a checkpoint the last run did not finish
+        var all = Checkpoints();
+        // A checkpoint after the recovered state names records the start is about to cut, whose positions the replay then
+        // fills with other records: it can never be right again (the simulation found one used after such a cut).
+        int after = all.TakeWhile(c => c.Stamp > commandsApplied).Count();
+        if (after > 0)
+        {
+            foreach (var (_, path) in all.Take(after)) File.Delete(path);
+            if (after == all.Count) Warn($"every index checkpoint was after the recovered state ({commandsApplied:N0}; newest {all[0].Stamp:N0}), deleted: the start reads the whole log");
+            all = all.Skip(after).ToList();
+        }
+        if (all.Count == 0) return null;
+        lock (_spanGate)
+            if (_followers.Count > 0)
+            {
+                // A follower registered before the start (the sinks' replica) may stand before any checkpoint and need the
+                // links to older versions that only the whole log gives.
+                Warn($"a follower of the log (the sinks) may need versions before any checkpoint: the start reads the whole log");
+                return null;
+            }
+        var problems = new List<string>();
+        foreach (var (stamp, path) in all)
+        {
+            string? problem = TryReadCheckpoint(path, stamp, segments, out var loaded);
+            if (problem is null)
+            {
+                if (problems.Count > 0) Warn($"index checkpoint(s) not used: {string.Join("; ", problems)}");
+                return loaded;
+            }
+            problems.Add($"{Path.GetFileName(path)}: {problem}");
+            ResetIndex();
+        }
+        Warn($"no usable index checkpoint ({string.Join("; ", problems)}): the start reads the whole log");
+        return null;
+    }
+
+    private void Warn(string message)
+    {
+        RecoveryWarning = RecoveryWarning is null ? message : RecoveryWarning + "; " + message;
+        _options.Logger.LogWarning("payments' cold tier: {Message}", message);
+    }
+
+    private void ResetIndex()
+    {
+        _index = new long[1024][];
+        lock (_notes) _notes.Clear();
+        lock (_spanGate)
+        {
+            _spans.Clear();
+            _coveredId = 0;
+        }
+    }
+
+    private string? TryReadCheckpoint(string path, long stamp, int segments, out LoadedCheckpoint? loaded)
+    {
+        loaded = null;
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        long length = RandomAccess.GetLength(file);
+        var h = new byte[CheckpointHeaderBytes];
+        if (length < CheckpointHeaderBytes || RandomAccess.Read(file, h, 0) != CheckpointHeaderBytes) return "shorter than its header";
+        if (BinaryPrimitives.ReadUInt64LittleEndian(h) != CheckpointMagic || BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(124)) != Crc32C.Compute(h.AsSpan(0, 124)))
+            return "its header is damaged";
+        if (BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(8)) != 1 || BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(12)) != IndexShift) return "an unknown format";
+        long start = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(24));
+        long chunks = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(32)), notes = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(40));
+        long spans = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(48));
+        if (BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(16)) != stamp) return "its stamp is not its name's";
+        if (chunks < 0 || notes < 0 || spans < 0 || length != CheckpointHeaderBytes + (chunks << (IndexShift + 3)) + notes * 16 + spans * 32)
+            return $"{length:N0} bytes, not the size its header gives (torn?)";
+        if (start >> OffsetBits < 1 || start >> OffsetBits > segments) return $"it starts in segment {start >> OffsetBits}, which is not there";
+        uint crc = 0;
+        long offset = CheckpointHeaderBytes;
+        var table = new long[]?[Math.Max(1024, chunks)];
+        for (int c = 0; c < chunks; c++)
+        {
+            var chunk = new long[1 << IndexShift];
+            var bytes = MemoryMarshal.AsBytes(chunk.AsSpan());
+            if (RandomAccess.Read(file, bytes, offset) != bytes.Length) return "torn in its index";
+            crc = Crc32C.Append(crc, bytes);
+            offset += bytes.Length;
+            table[c] = chunk;
+        }
+        var rest = new byte[notes * 16 + spans * 32];
+        if (RandomAccess.Read(file, rest, offset) != rest.Length) return "torn in its notes or spans";
+        crc = Crc32C.Append(crc, rest);
+        if (crc != BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(120))) return "its body's CRC does not match";
+        _index = table;
+        lock (_notes)
+            for (int i = 0; i < notes; i++)
+                _notes[BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16))] = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16 + 8));
+        lock (_spanGate)
+        {
+            for (long i = 0; i < spans; i++)
+            {
+                var at = rest.AsSpan((int)(notes * 16 + i * 32));
+                _spans.Add(new WrittenSpan(BinaryPrimitives.ReadInt64LittleEndian(at), BinaryPrimitives.ReadInt64LittleEndian(at[8..]),
+                    BinaryPrimitives.ReadInt64LittleEndian(at[16..]), BinaryPrimitives.ReadInt64LittleEndian(at[24..])));
+            }
+            _coveredId = _spans.Count > 0 ? _spans[^1].CoveredId : 0;
+            // Versions before the checkpoint are indexed without links to older ones: a follower behind it cannot join.
+            _followerFloor = stamp;
+        }
+        _recordsWritten = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(56));
+        _paymentRecords = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(64));
+        loaded = new LoadedCheckpoint(stamp, start);
+        return null;
+    }
 
     /// <summary>Drains every queued generation (a clean stop), then stops the writer.</summary>
     public void DrainAndStop(TimeSpan timeout)

@@ -248,7 +248,7 @@ public class KeySegmentStoreTests
         for (long i = n; i < n + 3_000; i++) Assert.False(store.TryLookup(1 + i % 3, Key(i), long.MaxValue, out _));
     }
 
-    private static void FlipByte(string path, long offset)
+    internal static void FlipByte(string path, long offset)
     {
         using var f = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
         Span<byte> b = stackalloc byte[1];

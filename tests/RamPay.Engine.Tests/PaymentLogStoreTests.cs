@@ -16,7 +16,7 @@ public class PaymentLogStoreTests
 
     private static string GoldenFolder([CallerFilePath] string here = "") => Path.Combine(Path.GetDirectoryName(here)!, "Golden", "coldpayments-v1");
 
-    private static Payment P(long id, PaymentStatus status = PaymentStatus.Posted, long refunded = 0) => new()
+    internal static Payment P(long id, PaymentStatus status = PaymentStatus.Posted, long refunded = 0) => new()
     {
         Id = id, FromAccount = 2 + id % 3, ToAccount = 5, Amount = 1000 + id, Captured = status == PaymentStatus.Authorized ? 0 : 1000 + id,
         Refunded = refunded, CreatedAtMs = 1_700_000_000_000 + id, ExpiresAtMs = status == PaymentStatus.Authorized ? 1_700_100_000_000 : 0,
@@ -25,13 +25,13 @@ public class PaymentLogStoreTests
         FraudScore = id % 4 == 0 ? 0.25f : 0, FraudModel = (ushort)(id % 4 == 0 ? 1 : 0),
     };
 
-    private static readonly PaymentNote Note = new("golden note", "https://example.com/hook");
+    internal static readonly PaymentNote Note = new("golden note", "https://example.com/hook");
 
     /// <summary>
     /// Four generations: chunks 1-16, 17-32, 33-48 (payment 3 open in the first: not written; payment 2 with a note), then
     /// the pool's changed ones (3 captured, 2 refunded) stamped later; 50 payment records and a note: two segments.
     /// </summary>
-    private static List<PaymentBatch> Batches()
+    internal static List<PaymentBatch> Batches()
     {
         var list = new List<PaymentBatch>();
         for (int g = 0; g < 4; g++)
@@ -77,7 +77,7 @@ public class PaymentLogStoreTests
         store.WaitVisible(4);
     }
 
-    private static void AssertAll(PaymentLogStore store, bool withPool = true)
+    internal static void AssertAll(PaymentLogStore store, bool withPool = true)
     {
         for (long id = 1; id <= 48; id++)
         {

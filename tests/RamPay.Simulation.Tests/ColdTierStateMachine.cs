@@ -75,6 +75,9 @@ public sealed class ColdTierWorld : IDisposable
         {
             Directory = Path.Combine(_directory, "payments"), SegmentBytes = 4096, Fsync = false,
             DurableSequence = () => Volatile.Read(ref _released), MaxQueuedGenerations = PaymentMaxInFlight + 4,
+            // Index checkpoints every two segments of log: recoveries start from one (or from the whole log when each is
+            // after the recovered state), and crashes land while one is half written.
+            CheckpointEveryBytes = 8192, CheckpointIndexMultiple = 0,
         });
         PaymentPrefetcher = new PaymentPrefetcher(Payments);
     }
