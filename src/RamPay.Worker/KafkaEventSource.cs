@@ -120,7 +120,9 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
         var pending = new Dictionary<int, PartitionBatch>();
         var handled = new List<PartitionBatch>();
         int roundEvents = consumer is IFlushingConsumer f ? f.RoundEvents : options.BatchEvents;
-        uint fieldTypes = consumer is IFlushingConsumer ff ? ff.FieldTypes : EventFields.AllTypes;
+        // The payload fields are read only for a consumer that takes them (an IFlushingConsumer, for the types it names); for
+        // the others (webhooks, notifications) the decode stops after the envelope.
+        uint fieldTypes = consumer is IFlushingConsumer ff ? ff.FieldTypes : 0;
         try
         {
             while (!stop.IsCancellationRequested)

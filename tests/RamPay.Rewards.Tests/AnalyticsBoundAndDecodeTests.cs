@@ -107,6 +107,9 @@ public sealed class AnalyticsBoundAndDecodeTests
         Assert.Equal(record, skipped with { Json = record.Json });
         Assert.True(g.Valid && !g.PayloadRead && !g.HasPayment);
         Assert.Equal((6L, 2, 1, 2L), (g.Sequence, g.Index, g.Ordinal, g.Key));
+        // No types (what the source asks for a consumer that takes no fields: webhooks, notifications): the envelope only.
+        Assert.Equal(record, KafkaEventSource.Decode(value, 1_700_000_000_042, 5, out var none, 0) with { Json = record.Json });
+        Assert.True(none.Valid && !none.PayloadRead && !none.HasPayment);
         // In the mask: everything.
         KafkaEventSource.Decode(value, 0, 5, out var h, RewardsConsumer.FieldTypes);
         Assert.Equal(again, h);
