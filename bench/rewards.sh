@@ -7,6 +7,7 @@
 #
 # usage: bench/rewards.sh [BASE_COMMIT] [ROUNDS]      (env: RAMPAY_REWARDS_BENCH_PAYMENTS, default 20000)
 #   e.g. bench/rewards.sh 494e59d 3
+# Round 4's figures (docs/benchmarks.md, "Rewards and analytics workers, round 4"): base 1228f5c, sets of 10,000 and 20,000.
 # Prebuilt test folders instead of building (each a copy of tests/RamPay.Rewards.Tests/bin/Release/net10.0 of a tree
 # holding WorkerCostFigures.cs): BASE_BIN=/tmp/base-bin NEW_BIN=/tmp/new-bin bench/rewards.sh "" 3
 # Needs nothing running: each run starts its own Kafka mock broker (tools/kafka-mock), server and workers on free ports.

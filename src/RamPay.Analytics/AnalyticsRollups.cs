@@ -62,6 +62,30 @@ public sealed class AnalyticsRollups
     public static long Size(Interval i) => i switch { Interval.Minute => 60_000, Interval.Hour => 3_600_000, _ => 86_400_000 };
     public static long StartOf(long timeMs, Interval i) => timeMs - (((timeMs % Size(i)) + Size(i)) % Size(i));
 
+    /// <summary>The default of the most buckets one query may span (31 days of minutes): the server's <c>Rewards:AnalyticsMaxBuckets</c>.</summary>
+    public const long DefaultMaxBuckets = 31L * 24 * 60;
+
+    /// <summary>
+    /// How many buckets of <paramref name="interval"/> a query of [fromMs, toMs) walks (the one holding fromMs up to the
+    /// last starting before toMs); 0 for an empty range. In 128-bit arithmetic, so no pair of longs overflows it.
+    /// </summary>
+    public static long BucketCount(Interval interval, long fromMs, long toMs)
+    {
+        if (toMs <= fromMs) return 0;
+        Int128 size = Size(interval), from = fromMs;
+        Int128 start = from - (((from % size) + size) % size);
+        return (long)Int128.Min((toMs - start + size - 1) / size, long.MaxValue);
+    }
+
+    /// <summary>A query's range checked against its bound (a query walks every bucket of its range, under the rollups' lock).</summary>
+    private static void CheckRange(Interval interval, long fromMs, long toMs, long maxBuckets)
+    {
+        if (maxBuckets < 1) throw new ArgumentOutOfRangeException(nameof(maxBuckets), maxBuckets, "the bound must be positive");
+        long count = BucketCount(interval, fromMs, toMs);
+        if (count > maxBuckets)
+            throw new ArgumentOutOfRangeException(nameof(toMs), count, $"the range spans {count} buckets of a {interval.ToString().ToLowerInvariant()}; at most {maxBuckets} per query");
+    }
+
     /// <summary>The position through which <paramref name="source"/>'s events are in the rollups.</summary>
     public EventPosition PositionOf(string source) => Positions.GetValueOrDefault(source);
 
@@ -150,8 +174,9 @@ public sealed class AnalyticsRollups
     }
 
     /// <summary>The score distribution of [fromMs, toMs) at <paramref name="interval"/>: (bucket start, currency, model version, bin, payments), oldest first.</summary>
-    public List<(long StartMs, Currency Currency, string Model, int Bin, long Payments)> QueryScores(Interval interval, long fromMs, long toMs, ushort currency)
+    public List<(long StartMs, Currency Currency, string Model, int Bin, long Payments)> QueryScores(Interval interval, long fromMs, long toMs, ushort currency, long maxBuckets = DefaultMaxBuckets)
     {
+        CheckRange(interval, fromMs, toMs, maxBuckets);
         lock (Gate)
         {
             return [.. Scores.Where(kv => kv.Key.Interval == interval && kv.Key.StartMs >= StartOf(fromMs, interval) && kv.Key.StartMs < toMs && (currency == 0 || kv.Key.Currency == currency))
@@ -166,9 +191,11 @@ public sealed class AnalyticsRollups
         var kind = f.Kind;
         long at = e.OccurredAtMs;
         ushort currency = f.HasPayment ? f.Currency : (ushort)0;
-        switch (e.Type)
+        // The type as the fields read it from the JSON (the same as the record's); a record whose JSON names none by its type.
+        var type = f.Type != 0 ? f.Type : TypeOf(e.Type);
+        switch (type)
         {
-            case "PaymentCreated":
+            case EventType.PaymentCreated:
                 at = Time(f.CreatedAtMs, at);
                 Add(at, currency, Measure.PaymentsCreated, Measure.PaymentsCreatedAmount, amount);
                 if (kind == EventPaymentKind.Transfer) Add(at, currency, Measure.TransfersCreated, Measure.TransfersCreatedAmount, amount);
@@ -176,46 +203,49 @@ public sealed class AnalyticsRollups
                 else if (kind == EventPaymentKind.Authorization) Add(at, currency, Measure.AuthorizationsCreated, Measure.AuthorizationsCreatedAmount, amount);
                 if (kind != EventPaymentKind.Deposit) Active(at, currency, f.FromAccount, f.ToAccount);
                 break;
-            case "PaymentApproved":
+            case EventType.PaymentApproved:
                 // Ordinal 0: a review's approval (a creation's approval is its second event).
                 if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
                 if (kind == EventPaymentKind.Deposit) Add(at, currency, Measure.DepositsPosted, Measure.DepositsPostedAmount, amount);
                 else Add(at, currency, Measure.TransfersPosted, Measure.TransfersPostedAmount, amount);
                 Users(in f, at, currency, amount);
                 break;
-            case "PaymentAuthorized":
+            case EventType.PaymentAuthorized:
                 if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
                 break;
-            case "PaymentCaptured":
+            case EventType.PaymentCaptured:
                 Add(at, currency, Measure.Captures, Measure.CapturesAmount, f.Captured);
                 Users(in f, at, currency, f.Captured);
                 break;
-            case "PaymentVoided":
+            case EventType.PaymentVoided:
                 if (f.Reason == EventReason.Expired) Add(at, currency, Measure.Expired, Measure.ExpiredAmount, amount);
                 else Add(at, currency, Measure.Voids, Measure.VoidsAmount, amount);
                 break;
-            case "PaymentRefunded":
+            case EventType.PaymentRefunded:
                 if (!f.HasRefund) throw new InvalidDataException($"event {e.Position} (PaymentRefunded) has no refund");
                 at = Time(f.RefundCreatedAtMs, at);
                 Add(at, currency, Measure.Refunds, Measure.RefundsAmount, f.RefundAmount);
                 Users(in f, at, currency, f.RefundAmount);
                 break;
-            case "PaymentFailed":
+            case EventType.PaymentFailed:
                 if (f.Reason == EventReason.ReviewRejected) Add(at, currency, Measure.ReviewDeclined, null, 0);
                 else Add(at, currency, Measure.Failed, Measure.FailedAmount, amount);
                 break;
-            case "AnomalyDetected":
+            case EventType.AnomalyDetected:
                 Add(at, currency, f.Reason == EventReason.HeldForReview ? Measure.FraudHeld : Measure.FraudDeclined, null, 0);
                 break;
-            case "RewardIssued":
-            case "RewardReversed":
+            case EventType.RewardIssued:
+            case EventType.RewardReversed:
                 at = Time(f.CreatedAtMs, at);
-                bool issued = e.Type == "RewardIssued";
+                bool issued = type == EventType.RewardIssued;
                 Add(at, currency, issued ? Measure.Rewards : Measure.RewardReversals, issued ? Measure.RewardsAmount : Measure.RewardReversalsAmount, amount);
                 Users(in f, at, currency, amount);
                 break;
         }
     }
+
+    private static readonly Dictionary<string, EventType> TypesByName = EventTypes.All.ToDictionary(EventTypes.Name, StringComparer.Ordinal);
+    private static EventType TypeOf(string name) => TypesByName.GetValueOrDefault(name);
 
     private static long Time(long timeMs, long fallback) => timeMs == long.MinValue ? fallback : timeMs;
 
@@ -231,10 +261,18 @@ public sealed class AnalyticsRollups
 
     private long[] Bucket(Interval i, long start, ushort currency)
     {
+        // Events come in time order, so nearly every one lands in the bucket the previous one did: that bucket is kept at
+        // hand per interval (buckets are never removed, so the reference stays the dictionary's).
+        ref var hot = ref _hot[(int)i];
+        if (hot.Values is not null && hot.StartMs == start && hot.Currency == currency) return hot.Values;
         var key = (i, start, currency);
         if (!Buckets.TryGetValue(key, out var b)) Buckets[key] = b = new long[MeasureCount];
+        hot = (start, currency, b);
         return b;
     }
+
+    /// <summary>The bucket each interval's last event went to (index: <see cref="Interval"/>).</summary>
+    private readonly (long StartMs, ushort Currency, long[]? Values)[] _hot = new (long, ushort, long[]?)[4];
 
     private void Active(long at, ushort currency, long from, long to)
     {
@@ -242,18 +280,27 @@ public sealed class AnalyticsRollups
         {
             long start = StartOf(at, i);
             var key = (i, start, currency);
-            if (!ActiveSets.TryGetValue(key, out var sets))
+            ref var hot = ref _hotSets[(int)i];
+            var sets = hot.Sets;
+            if (sets.Senders is null || hot.StartMs != start || hot.Currency != currency)
             {
-                ActiveSets[key] = sets = ([], []);
-                // Forget the distinct sets of buckets well behind this one: their counts stay.
-                long horizon = start - OpenBucketsKept * Size(i);
-                foreach (var old in ActiveSets.Keys.Where(k => k.Interval == i && k.StartMs < horizon).ToList()) ActiveSets.Remove(old);
+                if (!ActiveSets.TryGetValue(key, out sets))
+                {
+                    ActiveSets[key] = sets = ([], []);
+                    // Forget the distinct sets of buckets well behind this one: their counts stay.
+                    long horizon = start - OpenBucketsKept * Size(i);
+                    foreach (var old in ActiveSets.Keys.Where(k => k.Interval == i && k.StartMs < horizon).ToList()) ActiveSets.Remove(old);
+                }
+                hot = (start, currency, sets);
             }
             var b = Bucket(i, start, currency);
             if (sets.Senders.Add(from)) b[(int)Measure.ActiveSenders]++;
             if (sets.Receivers.Add(to)) b[(int)Measure.ActiveReceivers]++;
         }
     }
+
+    /// <summary>The distinct sets each interval's last transfer went to (like <see cref="_hot"/>; a set forgotten above is never the one at hand, which is always the newest).</summary>
+    private readonly (long StartMs, ushort Currency, (HashSet<long> Senders, HashSet<long> Receivers) Sets)[] _hotSets = new (long, ushort, (HashSet<long>, HashSet<long>))[4];
 
     /// <summary>Money a user sent or received (the owners of balances.from and balances.to; platform accounts, owner 0, are not users).</summary>
     private void Users(in EventFields f, long at, ushort currency, long amount)
@@ -276,9 +323,14 @@ public sealed class AnalyticsRollups
         return u;
     }
 
-    /// <summary>The non-empty buckets of [fromMs, toMs) at <paramref name="interval"/>, oldest first; currency 0 = every currency.</summary>
-    public List<(long StartMs, Currency Currency, long[] Values)> Query(Interval interval, long fromMs, long toMs, ushort currency)
+    /// <summary>
+    /// The non-empty buckets of [fromMs, toMs) at <paramref name="interval"/>, oldest first; currency 0 = every currency.
+    /// A range of more than <paramref name="maxBuckets"/> buckets (<see cref="BucketCount"/>) throws
+    /// <see cref="ArgumentOutOfRangeException"/> (the endpoint answers 400 before it asks): the walk holds the lock.
+    /// </summary>
+    public List<(long StartMs, Currency Currency, long[] Values)> Query(Interval interval, long fromMs, long toMs, ushort currency, long maxBuckets = DefaultMaxBuckets)
     {
+        CheckRange(interval, fromMs, toMs, maxBuckets);
         var list = new List<(long, Currency, long[])>();
         var currencies = new List<ushort>();
         lock (Gate)
@@ -293,8 +345,9 @@ public sealed class AnalyticsRollups
     }
 
     /// <summary>A user's sent and received totals per bucket: [sent count, sent amount, received count, received amount].</summary>
-    public List<(long StartMs, Currency Currency, long[] Values)> QueryUser(long user, Interval interval, long fromMs, long toMs)
+    public List<(long StartMs, Currency Currency, long[] Values)> QueryUser(long user, Interval interval, long fromMs, long toMs, long maxBuckets = DefaultMaxBuckets)
     {
+        CheckRange(interval, fromMs, toMs, maxBuckets);
         var list = new List<(long, Currency, long[])>();
         lock (Gate)
         {

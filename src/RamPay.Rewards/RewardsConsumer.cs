@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using RamPay.Analytics;
+using RamPay.Core;
 using RamPay.Events;
 using RamPay.Journal;
 
@@ -75,9 +76,12 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
     public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult(ReadCheckpoint(checkpointFile));
 
-    public async ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken)
+    public ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken) => HandleAsync(batch, null, cancellationToken);
+
+    /// <summary>A batch whose events' fields are already read (<paramref name="fields"/>, one per event; null: read them here).</summary>
+    public async ValueTask HandleAsync(EventBatch batch, EventFields[]? fields, CancellationToken cancellationToken)
     {
-        var (settled, refunds, topUps) = Select(batch.Events);
+        var (settled, refunds, topUps) = Select(batch.Events, fields);
         Interlocked.Add(ref _events, batch.Events.Count);
         // Issues before reversals: a refund in the same batch as its payment then finds the reward to reverse (and a
         // reward issued after a refund cancels that share itself, so the order is never wrong, only cheaper).
@@ -122,17 +126,26 @@ public sealed class RewardsConsumer(IRewardCommands commands, string? checkpoint
         }
     }
 
+    /// <summary>The event types whose fields <see cref="Select"/> reads (<see cref="EventFields.Bit"/>).</summary>
+    public static readonly uint FieldTypes = EventFields.Bit(EventType.PaymentApproved) | EventFields.Bit(EventType.PaymentCaptured) | EventFields.Bit(EventType.PaymentRefunded);
+
     /// <summary>The settled payments, the refunds and the deposits into platform accounts (maybe top-ups) of a batch, in order, each once.</summary>
-    internal static (List<long> Settled, List<(long, long)> Refunds, List<long> TopUps) Select(IReadOnlyList<EventRecord> events)
+    internal static (List<long> Settled, List<(long, long)> Refunds, List<long> TopUps) Select(IReadOnlyList<EventRecord> events, EventFields[]? fields = null)
     {
+        Invariant.Check(fields is null || fields.Length == events.Count, "one EventFields per event");
         var settled = new List<long>();
         var topUps = new List<long>();
         var refunds = new List<(long, long)>();
         var seen = new HashSet<long>();
-        foreach (var e in events)
+        for (int i = 0; i < events.Count; i++)
         {
+            var e = events[i];
             bool candidate = e.Type is "PaymentApproved" or "PaymentCaptured" or "PaymentRefunded";
-            if (!candidate || !EventFields.TryRead(e.Json.Span, out var f) || !f.HasPayment) continue;
+            if (!candidate) continue;
+            EventFields f;
+            if (fields is not null) f = fields[i];
+            else if (!EventFields.TryRead(e.Json.Span, out f)) continue;
+            if (!f.Valid || !f.PayloadRead || !f.HasPayment) continue;
             long id = f.PaymentId;
             if (id <= 0) continue;
             if (e.Type == "PaymentRefunded")

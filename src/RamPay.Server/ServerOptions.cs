@@ -435,6 +435,7 @@ public sealed partial class ServerOptions
         Events.Validate();
         Webhooks.Validate();
         Notifications.Validate(); // docs/notifications.md (src/RamPay.Server/Notifications)
+        Rewards.Validate(); // docs/rewards.md, docs/analytics.md (src/RamPay.Server/Rewards)
         if (Jwt.RefreshTokenLifetimeSeconds < 1) throw new OptionsException("RamPay:Jwt:RefreshTokenLifetimeSeconds must be positive");
         if (Jwt.MaxRefreshTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRefreshTokens must be at least 1");
         if (Jwt.MaxRevokedTokens < 1) throw new OptionsException("RamPay:Jwt:MaxRevokedTokens must be at least 1");

@@ -35,6 +35,13 @@ public static class AnalyticsRole
             return ValueTask.CompletedTask;
         }
 
+        /// <summary>The fields the source read while decoding: nothing parsed twice.</summary>
+        public ValueTask HandleAsync(EventBatch batch, EventFields[] fields, CancellationToken cancellationToken)
+        {
+            store.Apply(batch, fields, null, saveNow: false);
+            return ValueTask.CompletedTask;
+        }
+
         public void Flush() => store.Save();
     }
 }

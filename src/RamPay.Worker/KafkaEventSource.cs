@@ -1,6 +1,5 @@
-using System.Text;
-using System.Text.Json;
 using Confluent.Kafka;
+using RamPay.Analytics;
 using RamPay.Events;
 using RamPay.Kafka;
 
@@ -50,6 +49,16 @@ public interface IFlushingConsumer : IEventConsumer
 
     /// <summary>Makes every batch handled so far durable (a no-op for a consumer whose HandleAsync already did).</summary>
     void Flush();
+
+    /// <summary>
+    /// <see cref="IEventConsumer.HandleAsync"/> with each event's fields already read (<see cref="KafkaEventSource"/> reads
+    /// them while it decodes the message, one pass over the JSON); a consumer that reads fields uses them rather than
+    /// parsing again.
+    /// </summary>
+    ValueTask HandleAsync(EventBatch batch, EventFields[] fields, CancellationToken cancellationToken) => HandleAsync(batch, cancellationToken);
+
+    /// <summary>The types whose payload fields the consumer reads (<see cref="EventFields.Bit"/>); of the others only the envelope is read.</summary>
+    uint FieldTypes => EventFields.AllTypes;
 }
 
 /// <summary>
@@ -89,8 +98,12 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             // 5 minutes. A batch's HandleAsync must finish well within it.
             MaxPollIntervalMs = 20_000,
             ClientId = $"rampay-worker-{options.Consumer}",
+            // Only the timestamp of each message is read (the topic is ours, the headers repeat the JSON's type): the
+            // client then builds no topic string and no Headers object per message.
+            ConsumeResultFields = "timestamp",
         };
-        using var kafka = new ConsumerBuilder<byte[], byte[]>(config)
+        using var kafka = new ConsumerBuilder<Ignore, byte[]>(config)
+            .SetKeyDeserializer(Deserializers.Ignore) // the key (the account) is in the JSON too: no byte[] per message for it
             .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) logger.LogWarning("librdkafka {Facility}: {Message}", m.Facility, m.Message); })
             .SetErrorHandler((_, e) => logger.LogWarning("kafka: {KafkaError}", e.Reason))
             .SetPartitionsAssignedHandler((_, parts) => { _assigned = true; logger.LogInformation("assigned {Partitions}", string.Join(",", parts.Select(p => p.Partition.Value))); })
@@ -104,9 +117,12 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             })
             .Build();
         kafka.Subscribe(options.Topic);
-        var pending = new Dictionary<int, List<(EventRecord Event, TopicPartitionOffset Offset)>>();
-        var handled = new List<(int Partition, List<(EventRecord Event, TopicPartitionOffset Offset)> List)>();
+        var pending = new Dictionary<int, PartitionBatch>();
+        var handled = new List<PartitionBatch>();
         int roundEvents = consumer is IFlushingConsumer f ? f.RoundEvents : options.BatchEvents;
+        // The payload fields are read only for a consumer that takes them (an IFlushingConsumer, for the types it names); for
+        // the others (webhooks, notifications) the decode stops after the envelope.
+        uint fieldTypes = consumer is IFlushingConsumer ff ? ff.FieldTypes : 0;
         try
         {
             while (!stop.IsCancellationRequested)
@@ -118,15 +134,17 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
                 {
                     var result = kafka.Consume(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)));
                     if (result is null || result.IsPartitionEOF) break;
-                    var record = Decode(result.Message);
-                    if (!pending.TryGetValue(result.Partition.Value, out var list)) pending[result.Partition.Value] = list = [];
-                    list.Add((record, result.TopicPartitionOffset));
+                    int partition = result.Partition.Value;
+                    if (!pending.TryGetValue(partition, out var batch)) pending[partition] = batch = new PartitionBatch(partition);
+                    // One pass over the message's JSON: the envelope for the record and the fields the consumers read.
+                    var record = Decode(result.Message.Value, result.Message.Timestamp.UnixTimestampMs, result.Offset.Value, out var fields, fieldTypes);
+                    batch.Add(record, in fields, result.Offset.Value);
                     gathered++;
                     if (Environment.TickCount64 >= deadline) break;
                 }
                 handled.Clear();
-                foreach (var (partition, list) in pending)
-                    if (list.Count > 0) handled.Add((partition, list));
+                foreach (var batch in pending.Values)
+                    if (batch.Events.Count > 0) handled.Add(batch);
                 if (handled.Count == 0)
                 {
                     FlushAndCommit(kafka, force: true); // idle: what is handled becomes durable and committed now
@@ -138,37 +156,36 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
                 if (consumer is IFlushingConsumer { ConcurrentPartitions: true } && handled.Count > 1)
                 {
                     var tasks = new Task[handled.Count];
-                    for (int i = 0; i < handled.Count; i++) tasks[i] = Handle(handled[i].Partition, handled[i].List, results, i, stop);
+                    for (int i = 0; i < handled.Count; i++) tasks[i] = Handle(handled[i], results, i, stop);
                     await Task.WhenAll(tasks).ConfigureAwait(false);
                 }
                 else
                 {
-                    for (int i = 0; i < handled.Count; i++) await Handle(handled[i].Partition, handled[i].List, results, i, stop).ConfigureAwait(false);
+                    for (int i = 0; i < handled.Count; i++) await Handle(handled[i], results, i, stop).ConfigureAwait(false);
                 }
                 if (stop.IsCancellationRequested) return;
                 bool failed = false;
                 for (int i = 0; i < handled.Count; i++)
                 {
-                    var (partition, list) = handled[i];
+                    var batch = handled[i];
                     if (results[i] is { } e)
                     {
                         failed = true;
                         Interlocked.Increment(ref _failures);
-                        logger.LogWarning(e, "consumer {Consumer} failed on {Count} events of partition {Partition}; re-reading from the batch's first offset", consumer.Name, list.Count, partition);
-                        kafka.Seek(list[0].Offset); // back to the first offset of the batch: it is read again
+                        logger.LogWarning(e, "consumer {Consumer} failed on {Count} events of partition {Partition}; re-reading from the batch's first offset", consumer.Name, batch.Events.Count, batch.Partition);
+                        kafka.Seek(new TopicPartitionOffset(options.Topic, batch.Partition, batch.FirstOffset)); // back to the first offset of the batch: it is read again
                     }
                     else
                     {
                         // The committed offset is the next one to read; committed once the effects are durable.
-                        var last = list[^1].Offset;
-                        _uncommitted[partition] = new TopicPartitionOffset(last.TopicPartition, last.Offset + 1);
-                        _uncommittedEvents += list.Count;
+                        _uncommitted[batch.Partition] = new TopicPartitionOffset(options.Topic, batch.Partition, batch.LastOffset + 1);
+                        _uncommittedEvents += batch.Events.Count;
                     }
-                    list.Clear();
+                    batch.Clear();
                 }
                 if (!FlushAndCommit(kafka, force: consumer is not IFlushingConsumer))
                 {
-                    foreach (var l in pending.Values) l.Clear();
+                    foreach (var b in pending.Values) b.Clear();
                 }
                 if (failed) await Task.Delay(200, stop).ConfigureAwait(false);
             }
@@ -186,11 +203,36 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
     private long _uncommittedEvents;
     private readonly System.Diagnostics.Stopwatch _sinceFlush = System.Diagnostics.Stopwatch.StartNew();
 
-    private async Task Handle(int partition, List<(EventRecord Event, TopicPartitionOffset Offset)> list, Exception?[] results, int slot, CancellationToken stop)
+    /// <summary>One partition's events of a round, with the fields read from each (handed on to an <see cref="IFlushingConsumer"/>, which need not parse again).</summary>
+    private sealed class PartitionBatch(int partition)
+    {
+        public readonly int Partition = partition;
+        public readonly List<EventRecord> Events = [];
+        public readonly List<EventFields> Fields = [];
+        public long FirstOffset, LastOffset;
+
+        public void Add(EventRecord record, in EventFields fields, long offset)
+        {
+            if (Events.Count == 0) FirstOffset = offset;
+            LastOffset = offset;
+            Events.Add(record);
+            Fields.Add(fields);
+        }
+
+        public void Clear()
+        {
+            Events.Clear();
+            Fields.Clear();
+        }
+    }
+
+    private async Task Handle(PartitionBatch batch, Exception?[] results, int slot, CancellationToken stop)
     {
         try
         {
-            await consumer.HandleAsync(new EventBatch([.. list.Select(x => x.Event)], $"kafka:{options.Topic}/{partition}"), stop).ConfigureAwait(false);
+            var events = new EventBatch([.. batch.Events], $"kafka:{options.Topic}/{batch.Partition}");
+            if (consumer is IFlushingConsumer flushing) await flushing.HandleAsync(events, [.. batch.Fields], stop).ConfigureAwait(false);
+            else await consumer.HandleAsync(events, stop).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -208,7 +250,7 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
     /// revoked and re-assigned from its committed offset, so these events come again (it used to stop the worker: found by
     /// RewardsWorkerTests); the next Consume takes part in the rebalance.
     /// </summary>
-    private bool FlushAndCommit(IConsumer<byte[], byte[]> kafka, bool force)
+    private bool FlushAndCommit(IConsumer<Ignore, byte[]> kafka, bool force)
     {
         if (_uncommitted.Count == 0) return true;
         if (!force && _sinceFlush.ElapsedMilliseconds < options.FlushEveryMs) return true;
@@ -233,35 +275,15 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
         }
     }
 
-    /// <summary>An event from a message: the value is the event JSON; the header names its type and version.</summary>
-    public static EventRecord Decode(Message<byte[], byte[]> message)
+    /// <summary>
+    /// An event from a message's value (the event JSON) and the fields the consumers read from it, in one pass
+    /// (<see cref="EventFields.TryRead"/>). <paramref name="timestampMs"/> is the message's timestamp (the event's
+    /// journaled time: the sink sets it so); <paramref name="offset"/> names the message in an error.
+    /// </summary>
+    public static EventRecord Decode(byte[] value, long timestampMs, long offset, out EventFields fields, uint fieldTypes = EventFields.AllTypes)
     {
-        var reader = new Utf8JsonReader(message.Value);
-        long sequence = 0, key = 0;
-        int index = -1, ordinal = -1, version = 0;
-        string? type = null;
-        long occurredMs = message.Timestamp.UnixTimestampMs;
-        reader.Read();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName && (type is null || sequence == 0 || index < 0 || ordinal < 0 || version == 0 || key == 0))
-        {
-            string name = reader.GetString()!;
-            reader.Read();
-            switch (name)
-            {
-                case "type": type = reader.GetString(); break;
-                case "version": version = reader.GetInt32(); break;
-                case "sequence": sequence = reader.GetInt64(); break;
-                case "index": index = reader.GetInt32(); break;
-                case "ordinal": ordinal = reader.GetInt32(); break;
-                case "key": key = reader.GetInt64(); break;
-                default: reader.TrySkip(); break;
-            }
-        }
-        if (type is null || sequence < 1 || index < 0 || ordinal < 0)
-            throw new InvalidDataException($"a message at offset is not a RamPay event (header {HeaderOf(message)})");
-        return new EventRecord(new EventPosition(sequence, index, ordinal), type, version, occurredMs, key, message.Value);
+        if (!EventFields.TryRead(value, out fields, fieldTypes) || fields.TypeName is null || fields.Sequence < 1 || fields.Index < 0 || fields.Ordinal < 0)
+            throw new InvalidDataException($"the message at offset {offset} is not a RamPay event");
+        return new EventRecord(new EventPosition(fields.Sequence, fields.Index, fields.Ordinal), fields.TypeName, fields.Version, timestampMs, fields.Key, value);
     }
-
-    private static string HeaderOf(Message<byte[], byte[]> m) =>
-        m.Headers?.TryGetLastBytes(KafkaEventSink.HeaderName, out var v) == true ? Encoding.ASCII.GetString(v) : "none";
 }

@@ -1,3 +1,4 @@
+using RamPay.Analytics;
 using RamPay.Events;
 using RamPay.Rewards;
 
@@ -34,6 +35,9 @@ public static class RewardsRole
         public bool ConcurrentPartitions => true;
         public ValueTask<EventPosition> ReadCheckpointAsync(CancellationToken cancellationToken) => inner.ReadCheckpointAsync(cancellationToken);
         public ValueTask HandleAsync(EventBatch batch, CancellationToken cancellationToken) => inner.HandleAsync(batch, cancellationToken);
+        public ValueTask HandleAsync(EventBatch batch, EventFields[] fields, CancellationToken cancellationToken) => inner.HandleAsync(batch, fields, cancellationToken);
+        /// <summary>Only the three types the consumer acts on (settled payments, refunds, top-ups): two events of three per reward are read no further than their envelope.</summary>
+        public uint FieldTypes => RewardsConsumer.FieldTypes;
         public void Flush() { }
     }
 }

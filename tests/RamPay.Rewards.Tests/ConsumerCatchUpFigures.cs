@@ -26,13 +26,7 @@ public sealed class ConsumerCatchUpFigures(ITestOutputHelper output)
         int count = (int.TryParse(Environment.GetEnvironmentVariable("RAMPAY_REWARDS_BENCH_PAYMENTS"), out int n) ? n : 20_000) / 100 * 100;
         string[] common = ["Fraud:Enabled=false", "Engine:IdempotencyMaxKeys=1048576"];
         await using var first = await ServerProcess.StartAsync([.. common, "Rewards:InServerConsumer=false"]);
-        var api = new Api(first);
-        string admin = await api.AdminTokenAsync();
-        (await api.PostAsync("/v1/admin/rewards/top_up", admin, new { amount = 1_000_000_000, currency = "USD" })).Expect(HttpStatusCode.Created);
-        (await api.PostAsync("/v1/admin/reward_rules", admin, new { name = "one percent", percent_bps = 100, currency = "USD" })).Expect(HttpStatusCode.Created);
-        var payers = new List<TestUser>();
-        for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
-        var payee = await api.SignUpAsync();
+        var (api, admin, payers, payee) = await FiguresSetup.StartAsync(first);
         var clock = Stopwatch.StartNew();
         await WorkerCostFigures.Pay(api, payers, payee, count);
         output.WriteLine($"{count} payments acknowledged in {clock.Elapsed.TotalSeconds:0.00} s ({count / clock.Elapsed.TotalSeconds:0}/s), the rewards consumer off");

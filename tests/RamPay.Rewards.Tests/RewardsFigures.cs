@@ -20,13 +20,7 @@ public sealed class RewardsFigures(ITestOutputHelper output)
     {
         const int Batches = 100, PerBatch = 100; // the server takes batches of at most 100
         await using var server = await ServerProcess.StartAsync("Engine:IdempotencyMaxKeys=1048576");
-        var api = new Api(server);
-        string admin = await api.AdminTokenAsync();
-        (await api.PostAsync("/v1/admin/rewards/top_up", admin, new { amount = 1_000_000_000, currency = "USD" })).Expect(HttpStatusCode.Created);
-        (await api.PostAsync("/v1/admin/reward_rules", admin, new { name = "one percent", percent_bps = 100, currency = "USD" })).Expect(HttpStatusCode.Created);
-        var payers = new List<TestUser>();
-        for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
-        var payee = await api.SignUpAsync();
+        var (api, admin, payers, payee) = await FiguresSetup.StartAsync(server);
 
         // Payments as fast as clients send batches of 100; every one is eligible (different users, 1 % of 1,000 = 10).
         var clock = Stopwatch.StartNew();

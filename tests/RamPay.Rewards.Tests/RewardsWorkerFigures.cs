@@ -39,13 +39,7 @@ public sealed class RewardsWorkerFigures(ITestOutputHelper output)
             ? ["Fraud:Enabled=false", "Engine:IdempotencyMaxKeys=1048576", $"Http:Port={port}", $"Kafka:BootstrapServers={broker!.Bootstrap}", $"Kafka:Topic={topic}", "Rewards:InServerConsumer=false"]
             : ["Fraud:Enabled=false", "Engine:IdempotencyMaxKeys=1048576", $"Http:Port={port}"];
         await using var server = await ServerProcess.StartAsync(settings);
-        var api = new Api(server);
-        string admin = await api.AdminTokenAsync();
-        (await api.PostAsync("/v1/admin/rewards/top_up", admin, new { amount = 1_000_000_000, currency = "USD" })).Expect(HttpStatusCode.Created);
-        (await api.PostAsync("/v1/admin/reward_rules", admin, new { name = "one percent", percent_bps = 100, currency = "USD" })).Expect(HttpStatusCode.Created);
-        var payers = new List<TestUser>();
-        for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
-        var payee = await api.SignUpAsync();
+        var (api, admin, payers, payee) = await FiguresSetup.StartAsync(server);
         WorkerProcess? process = null;
         try
         {

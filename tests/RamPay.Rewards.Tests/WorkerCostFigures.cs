@@ -35,13 +35,7 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
         int port = RewardsWorkerTests.FreePort();
         await using var server = await ServerProcess.StartAsync(["Fraud:Enabled=false", "Engine:IdempotencyMaxKeys=1048576", $"Http:Port={port}",
             $"Kafka:BootstrapServers={broker.Bootstrap}", $"Kafka:Topic={topic}", "Rewards:InServerConsumer=false"]);
-        var api = new Api(server);
-        string admin = await api.AdminTokenAsync();
-        (await api.PostAsync("/v1/admin/rewards/top_up", admin, new { amount = 1_000_000_000, currency = "USD" })).Expect(HttpStatusCode.Created);
-        (await api.PostAsync("/v1/admin/reward_rules", admin, new { name = "one percent", percent_bps = 100, currency = "USD" })).Expect(HttpStatusCode.Created);
-        var payers = new List<TestUser>();
-        for (int i = 0; i < 4; i++) payers.Add(await api.SignUpAsync(deposit: 100_000_000));
-        var payee = await api.SignUpAsync();
+        var (api, admin, payers, payee) = await FiguresSetup.StartAsync(server);
         var token = (await api.PostAsync("/v1/admin/service_tokens", admin, new { name = "bench" }, key: "")).Expect(HttpStatusCode.OK);
         string outDir = Path.Combine(Path.GetTempPath(), "rampay-analytics-bench-" + Guid.NewGuid().ToString("N"));
         int metricsPort = RewardsWorkerTests.FreePort();

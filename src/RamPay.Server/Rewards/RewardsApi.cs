@@ -37,7 +37,7 @@ public static class RewardRoutes
         var platform = app.Services.GetRequiredService<Platform>();
         var commands = app.Services.GetRequiredService<IRewardCommands>();
         var analytics = app.Services.GetRequiredService<AnalyticsStore>();
-        var api = new Handlers(platform, commands, analytics);
+        var api = new Handlers(platform, commands, analytics, app.Services.GetRequiredService<ServerOptions>().Rewards.AnalyticsMaxBuckets);
         var rules = new ForbiddenMessage("Only an admin may manage reward rules and the rewards account.");
 
         admin.MapPost("/admin/reward_rules", H(api.CreateRule)).WithMetadata(rules, new JsonRequestBody(typeof(RewardRuleRequest)))
@@ -105,7 +105,7 @@ public static class RewardRoutes
         });
     }
 
-    private sealed class Handlers(Platform platform, IRewardCommands commands, AnalyticsStore analytics)
+    private sealed class Handlers(Platform platform, IRewardCommands commands, AnalyticsStore analytics, long maxBuckets)
     {
         private Hosting.EngineHost Engine => platform.Engine;
         private int MaxBody => platform.Options.Http.MaxRequestBodyBytes;
@@ -453,9 +453,9 @@ public static class RewardRoutes
             ushort currency = 0;
             if (ctx.Request.Query["currency"].ToString() is { Length: > 0 } c)
                 currency = Currency.TryParse(c, out var cur) ? cur.Code : throw ApiError.BadRequest("invalid_currency", "currency is a three-letter ISO 4217 code such as USD.");
-            var buckets = analytics.Rollups.Query(interval, from, to, currency);
+            var buckets = analytics.Rollups.Query(interval, from, to, currency, maxBuckets);
             // The score distribution of each bucket: (start, currency) -> its cells, oldest first like the buckets.
-            var scores = analytics.Rollups.QueryScores(interval, from, to, currency).ToLookup(s => (s.StartMs, s.Currency));
+            var scores = analytics.Rollups.QueryScores(interval, from, to, currency, maxBuckets).ToLookup(s => (s.StartMs, s.Currency));
             await JsonOut.Write(ctx, 200, w =>
             {
                 WriteHeader(w, interval, from, to);
@@ -487,7 +487,7 @@ public static class RewardRoutes
         public async Task MyAnalytics(HttpContext ctx)
         {
             var (interval, from, to) = Range(ctx, ["from", "to", "interval"]);
-            var buckets = analytics.Rollups.QueryUser(ctx.VerifiedCaller().Caller.UserId, interval, from, to);
+            var buckets = analytics.Rollups.QueryUser(ctx.VerifiedCaller().Caller.UserId, interval, from, to, maxBuckets);
             await JsonOut.Write(ctx, 200, w =>
             {
                 WriteHeader(w, interval, from, to);
@@ -516,10 +516,8 @@ public static class RewardRoutes
             w.WriteStartArray("data");
         }
 
-        /// <summary>The most buckets one query may span (31 days of minutes).</summary>
-        private const long MaxBuckets = 31L * 24 * 60;
-
-        private static (Interval, long, long) Range(HttpContext ctx, string[] known)
+        /// <summary>The most buckets one query may span: <c>Rewards:AnalyticsMaxBuckets</c> (31 days of minutes by default).</summary>
+        private (Interval, long, long) Range(HttpContext ctx, string[] known)
         {
             foreach (var k in ctx.Request.Query.Keys)
                 if (!known.Contains(k)) throw ApiError.BadRequest("invalid_query", $"Unknown query parameter '{k}': use {string.Join(", ", known)}.");
@@ -534,8 +532,9 @@ public static class RewardRoutes
             long to = Time(ctx, "to") ?? now;
             long from = Time(ctx, "from") ?? to - 24L * 3600 * 1000;
             if (from >= to) throw ApiError.BadRequest("invalid_range", "from must be before to.");
-            if ((to - from) / AnalyticsRollups.Size(interval) > MaxBuckets)
-                throw ApiError.BadRequest("invalid_range", $"At most {MaxBuckets} buckets per query: narrow the range or take a longer interval.");
+            long buckets = AnalyticsRollups.BucketCount(interval, from, to);
+            if (buckets > maxBuckets)
+                throw ApiError.BadRequest("invalid_range", $"The range spans {buckets} buckets; at most {maxBuckets} per query (RamPay:Rewards:AnalyticsMaxBuckets): narrow the range or take a longer interval.");
             return (interval, from, to);
         }
 

@@ -9,5 +9,13 @@ public sealed partial class ServerOptions
     {
         [Setting("Run the rewards consumer inside the server, fed from the event log. Set false when rampay-worker rewards consumes the Kafka topic instead (the ledger refuses a second reward either way, but one shape at a time does each command once).")]
         public bool InServerConsumer { get; set; } = true;
+
+        [Setting("The most buckets one analytics query (GET /v1/admin/analytics, /v1/analytics/me) may span; a wider from/to/interval is 400 invalid_range. 44640 = 31 days of minutes; each bucket walked holds the rollups' lock.")]
+        public long AnalyticsMaxBuckets { get; set; } = RamPay.Analytics.AnalyticsRollups.DefaultMaxBuckets;
+
+        public void Validate()
+        {
+            if (AnalyticsMaxBuckets is < 1 or > 1_000_000) throw new OptionsException("RamPay:Rewards:AnalyticsMaxBuckets must be 1..1000000");
+        }
     }
 }
