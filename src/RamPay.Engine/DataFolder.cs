@@ -15,7 +15,7 @@ namespace RamPay.Engine;
 /// jwt-keys.json (+.lock)     the generated HS256 key ring (when RamPay:Jwt:SigningKey is empty)
 /// jwt-signing.key            an older single key, read once as the ring's first key
 /// auth-sessions.log          live log-in sessions (refresh-token families) and revocations
-/// events/                    the event log (events.db)
+/// events/                    the event log (events-*.seg segments; an events.db here is the old SQLite layout, migrated at open)
 /// webhooks/                  webhook endpoints and outbox (webhooks.db)
 /// notifications/             notification preferences, outbox and audit log (notifications.db)
 /// consumers/                 the in-server consumers' checkpoints (rewards, analytics)
