@@ -4,15 +4,15 @@
 #   bench/cpu-by-thread.sh http|tcp [server options...] [-- rampay-load options...]
 #   e.g. bench/cpu-by-thread.sh http --RamPay:Engine:RulesVersion=3 -- --connections 64 --duration 10 --warmup 30
 #
-# Starts rampay-server as bench/load.sh does (Release build, new temporary data folder, fsync on, HTTP rate limit off,
-# fraud scoring off, cheap password hashing, free ports; the server options given here come after those, so they win),
-# runs rampay-load http|tcp against it with the options after "--", and inside the load reads /proc/PID/task/*/stat
+# Runs bench/load.sh http|tcp (a Release server on a new temporary data folder, fsync on, HTTP rate limit off, fraud
+# scoring off, cheap password hashing, free ports; the server options given here go in its SERVER_ARGS, after those, so
+# they win; rampay-load with the options after "--"), and inside the load reads /proc/PID/task/*/stat
 # twice (one read each) and the server's rampay_commands_applied_total (GET /metrics) at the same moments. Prints, for
 # each thread alive at both reads, its CPU seconds (utime + stime) in the window and µs per command applied, then the
 # same summed by thread name, then the whole process (its own /proc/PID/stat, which also counts threads that exited
 # within the window).
 #
-# The window: it opens SAMPLE_DELAY seconds after rampay-load starts (default: its --warmup + 3, the warm-up and the
+# The window: it opens SAMPLE_DELAY seconds after rampay-load starts (load.sh's "server:" line) (default: its --warmup + 3, the warm-up and the
 # sign-ups before it) and lasts SAMPLE_SECONDS (default: its --duration - 2, at least 1). Commands applied in the window
 # are the tool's payments (the load sends nothing else once set up). Exit status: the load tool's (0 PASS, 1 FAIL,
 # 2 could not run), or 2 when the window did not fit inside the load.
@@ -40,39 +40,25 @@ done
 delay=${SAMPLE_DELAY:-$(awk -v w="$warmup" 'BEGIN { print w + 3 }')}
 window=${SAMPLE_SECONDS:-$(awk -v d="$duration" 'BEGIN { s = d - 2; print (s < 1 ? 1 : s) }')}
 
-dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
-dotnet build bench/RamPay.Load -c Release --nologo -v quiet >/dev/null
-server_dll=src/RamPay.Server/bin/Release/net10.0/rampay-server.dll
-load_dll=bench/RamPay.Load/bin/Release/net10.0/rampay-load.dll
-
-data=$(mktemp -d -t rampay-cpu-XXXXXX)
-log="$data/server.log"
-server_pid= load_pid=
+# bench/load.sh starts the server and runs the tool; its "server:" line (printed just before the tool starts) names the
+# server's URL and its new temporary data folder, by which the server's pid is found (that path is this run's alone).
+out=$(mktemp -t rampay-cpu-XXXXXX)
+load_pid=
 cleanup() {
-  if [ -n "$load_pid" ] && kill -0 "$load_pid" 2>/dev/null; then kill -TERM "$load_pid" 2>/dev/null || true; fi
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$data"
+  if [ -n "$load_pid" ] && kill -0 "$load_pid" 2>/dev/null; then kill -TERM "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; fi
+  rm -f "$out" "$out".before "$out".after
 }
 trap cleanup EXIT
-
-dotnet "$server_dll" --data "$data/data" --http-port 0 --tcp-port 0 \
-  --admin-email admin@rampay.test --admin-password "admin-$RANDOM$RANDOM" \
-  --RamPay:Fsync=true --RamPay:RateLimit:RequestsPerSecond=0 --RamPay:Auth:PasswordHashIterations=1000 --RamPay:Fraud:Enabled=false \
-  "${server_args[@]}" >"$log" 2>&1 &
-server_pid=$!
-
-for _ in $(seq 1 600); do
-  grep -q '^rampay-server: ready' "$log" && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then echo "error: the server exited during start-up:" >&2; cat "$log" >&2; exit 2; fi
-  sleep 0.1
-done
-if ! grep -q '^rampay-server: ready' "$log"; then echo "error: the server did not become ready within 60 s:" >&2; cat "$log" >&2; exit 2; fi
-http_url=$(sed -n 's/^rampay-server: http listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
-tcp_addr=$(sed -n 's/^rampay-server: tcp listening on \([^ ]*\).*/\1/p' "$log" | head -1)
-echo "server: pid $server_pid, $http_url, tcp $tcp_addr (fsync on); window: ${window} s from ${delay} s after the load starts"
+SERVER_ARGS="${server_args[*]}" bench/load.sh "$mode" "${load_args[@]}" >"$out" 2>&1 &
+load_pid=$!
+# load.sh builds first (minutes on a crowded machine) and waits up to 60 s for the server: wait while it runs.
+while ! grep -q '^server: ' "$out" && kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
+line=$(grep -m1 '^server: ' "$out" || true)
+http_url=$(sed -n 's/^server: \(http:[^,]*\),.*/\1/p' <<<"$line")
+data_dir=$(sed -n 's/^server: .*, data \([^ ]*\) .*/\1/p' <<<"$line")
+server_pid=$(pgrep -f -- "--data $data_dir " | head -1 || true)
+if [ -z "$http_url" ] || [ -z "$server_pid" ]; then echo "error: the server did not start:" >&2; cat "$out" >&2; exit 2; fi
+echo "server: pid $server_pid, $http_url (started by bench/load.sh); window: ${window} s from ${delay} s after the load starts"
 
 # One read of every thread's stat (a single cat, so the snapshot takes milliseconds even on a crowded machine), then
 # the commands applied so far. Lines: "tid<TAB>name<TAB>ticks"; the last line "commands<TAB>N".
@@ -86,24 +72,18 @@ snapshot() {
   printf 'commands\t-\t%s\n' "$(curl -fsS "$http_url/metrics" | awk '$1 ~ /^rampay_commands_applied_total/ { n += $2 } END { printf "%d", n }')"
 }
 
-load_out="$data/load.out"
-case "$mode" in
-  tcp)  dotnet "$load_dll" tcp --http "$http_url" --tcp "$tcp_addr" "${load_args[@]}" >"$load_out" 2>&1 & ;;
-  http) dotnet "$load_dll" http --http "$http_url" "${load_args[@]}" >"$load_out" 2>&1 & ;;
-esac
-load_pid=$!
 sleep "$delay"
-snapshot >"$data/before"
+snapshot >"$out.before"
 t0=$(date +%s.%N)
 sleep "$window"
-snapshot >"$data/after"
+snapshot >"$out.after"
 t1=$(date +%s.%N)
 fit=1
-kill -0 "$load_pid" 2>/dev/null || fit=0
+kill -0 "$server_pid" 2>/dev/null || fit=0
 status=0
 wait "$load_pid" || status=$?
 load_pid=
-cat "$load_out"
+cat "$out"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$fit" = 0 ]; then echo "error: the load ended before the window closed: lower SAMPLE_DELAY/SAMPLE_SECONDS or raise --duration" >&2; exit 2; fi
 
@@ -123,5 +103,5 @@ awk -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" -F'\t' '
     for (k in byname) printf "  %-26s %10.2f %12.1f\n", k, byname[k], byname[k] * per;
     printf "threads alive at both reads %8.2f %12.1f\n", sum, sum * per;
     printf "whole process               %8.2f %12.1f   (the difference: threads started or ended in the window)\n", process, process * per;
-  }' "$data/before" "$data/after"
+  }' "$out.before" "$out.after"
 exit "$status"
