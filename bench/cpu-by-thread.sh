@@ -14,7 +14,8 @@
 #
 # The window: it opens SAMPLE_DELAY seconds after rampay-load starts (load.sh's "server:" line) (default: its --warmup + 3, the warm-up and the
 # sign-ups before it) and lasts SAMPLE_SECONDS (default: its --duration - 2, at least 1). Commands applied in the window
-# are the tool's payments (the load sends nothing else once set up). Exit status: the load tool's (0 PASS, 1 FAIL,
+# are the tool's payments (the load sends nothing else once set up). LOAD_SH replaces bench/load.sh (e.g. a copy without
+# its two builds, when the tree is built already and the machine is too busy for even a no-op build). Exit status: the load tool's (0 PASS, 1 FAIL,
 # 2 could not run), or 2 when the window did not fit inside the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +50,7 @@ cleanup() {
   rm -f "$out" "$out".before "$out".after
 }
 trap cleanup EXIT
-SERVER_ARGS="${server_args[*]}" bench/load.sh "$mode" "${load_args[@]}" >"$out" 2>&1 &
+SERVER_ARGS="${server_args[*]}" "${LOAD_SH:-bench/load.sh}" "$mode" "${load_args[@]}" >"$out" 2>&1 &
 load_pid=$!
 # load.sh builds first (minutes on a crowded machine) and waits up to 60 s for the server: wait while it runs.
 while ! grep -q '^server: ' "$out" && kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
