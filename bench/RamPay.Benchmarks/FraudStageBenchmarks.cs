@@ -38,8 +38,8 @@ public class EngineFraudStageBenchmarks : EngineRunBenchmarks
     /// <summary>
     /// The same four cases as BenchmarkDotNet would run them (one invocation of 400,000 transfers each, a fresh engine), but
     /// <em>interleaved</em>: each round runs every case once, in an order rotated by one each round, so that a shared machine's
-    /// changing load falls on every case alike; then the median per case. Rules 3 (the server's default: the writer scores)
-    /// against rules 4 (the stage scores), scoring off and at the server's default settings.
+    /// changing load falls on every case alike; then the median per case. Rules 3 (the writer scores; the server default until issue 16)
+    /// against rules 4 (the stage scores; the server default since), scoring off and at the server's default settings.
     /// <c>dotnet run -c Release --project bench/RamPay.Benchmarks -- --fraud-stage-interleaved [ROUNDS]</c> (default 7, plus a
     /// warm-up round that is not counted).
     /// </summary>

@@ -89,7 +89,7 @@ public static class RampayCli
         };
         var offWriter = new Option<bool>("--snapshot-off-writer") { Description = "Take the periodic snapshots from the snapshotter's replica, off the writer thread" };
         var noStopSnapshot = new Option<bool>("--no-stop-snapshot") { Description = "No snapshot at the stop (as after a crash: the next start replays from the newest periodic one)" };
-        var coldTier = new Option<bool>("--cold-tier") { Description = "The server's default rules (version 3) with the cold tiers of idempotency keys and payments under <data>/cold, as the server runs by default (give a later run on the same data the same flags)" };
+        var coldTier = new Option<bool>("--cold-tier") { Description = "The server's default rules (version 4 since issue 16; 3 before) with the cold tiers of idempotency keys and payments under <data>/cold, as the server runs by default (give a later run on the same data the same flags)" };
         var hotMaxKeys = new Option<int>("--hot-max-keys")
         {
             Description = "With --cold-tier: the keys kept in memory (the hot budget)", DefaultValueFactory = _ => new ColdTierOptions().HotMaxKeys,
@@ -191,7 +191,7 @@ public static class RampayCli
             options = options with
             {
                 RulesVersion = EngineOptions.ServerRulesVersion,
-                // Rules version 3 (the server's default): the payments' cold tier too, as the server runs.
+                // Rules version 3 and later (4 is the server's default): the payments' cold tier too, as the server runs.
                 ColdTier = EngineOptions.ServerRulesVersion >= Ledger.PaymentsUnboundedRulesVersion && coldTier.Payments is null ? coldTier with { Payments = new ColdPaymentOptions() } : coldTier,
             };
         using var snapshotTimes = new SnapshotTimes();

@@ -86,12 +86,13 @@ public sealed record EngineOptions
     /// </summary>
     public int RulesVersion { get; init; } = 1;
     /// <summary>
-    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 3, payments without a
-    /// ceiling, settled older ones in the payments' cold tier (with version 2's keys for their whole window). A data folder
-    /// written under 1 or 2 is moved to it by the journaled upgrade point at its first start; its journal before that point
-    /// replays under its old rules, to its old state hash.
+    /// The rules a RamPay server puts in force unless configured (<c>RamPay:Engine:RulesVersion</c>): 4, version 3's rules
+    /// (payments without a ceiling, settled older ones in the payments' cold tier, version 2's keys for their whole window)
+    /// with the fraud features and scores computed by the fraud stage ahead of the writer, counting attempted payments
+    /// (docs/fraud.md). A data folder written under 1, 2 or 3 is moved to it by the journaled upgrade point at its first
+    /// start; its journal before that point replays under its old rules, to its old state hash (Golden/v1, Golden/v3).
     /// </summary>
-    public const int ServerRulesVersion = 3;
+    public const int ServerRulesVersion = 4;
     /// <summary>
     /// Rules version 2's key budget: the most idempotency keys remembered (on disk included) before the oldest is
     /// forgotten early (and counted). Journaled with the upgrade, so it is part of the state from then on; size it for

@@ -8,10 +8,10 @@ namespace RamPay.Server.Tests;
 
 /// <summary>
 /// GET /v1/admin/latency (issue 15's latency chart): the acknowledgement latency the server measures itself, per
-/// minute. The endpoint's numbers follow real traffic sent to a real server process; the histogram behind them is
-/// checked on known values.
+/// minute. The endpoint's numbers follow real traffic sent to a real server (composed in the test process, as the other
+/// API classes' servers, over real HTTP and a real journal); the histogram behind them is checked on known values.
 /// </summary>
-public class AdminLatencyTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public class AdminLatencyTests(InProcessServerFixture fixture) : IClassFixture<InProcessServerFixture>
 {
     private readonly Api _api = fixture.Api;
 

@@ -48,7 +48,7 @@ public class CapacityTests
     [Fact]
     public async Task A_payment_past_MaxPayments_is_too_many_payments_under_rules_version_2()
     {
-        // Rules version 3 (the default) has no payment ceiling (ColdPaymentServerTests); version 2 keeps it.
+        // Rules version 3 and later (4 is the default) have no payment ceiling (ColdPaymentServerTests); version 2 keeps it.
         var (server, api) = await StartAsync("Engine:MaxPayments=4", "Engine:RulesVersion=2");
         await using var _ = server;
         var (alice, bob) = await api.PairAsync();

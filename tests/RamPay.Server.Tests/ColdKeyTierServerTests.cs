@@ -5,7 +5,7 @@ using RamPay.Core;
 namespace RamPay.Server.Tests;
 
 /// <summary>
-/// The server under rules version 2 and later (3 is its default) keeps every idempotency key for its window, older ones on disk: proven
+/// The server under rules version 2 and later (4 is its default) keeps every idempotency key for its window, older ones on disk: proven
 /// on the cold path through the real server (TCP to drive the keys, HTTP for the retries), with a hot budget far below
 /// what the test drives, and a counter saying the answer came from the cold tier.
 /// </summary>
@@ -106,7 +106,7 @@ public class ColdKeyTierServerTests
         Assert.Equal(1, (await MetricsAsync(server))["rampay_rules_version"]);
         await server.StopAsync();
 
-        // The same data folder, started with the default rules (3): the upgrade point is journaled, the key carried over.
+        // The same data folder, started with the default rules (4): the upgrade point is journaled, the key carried over.
         await using var upgraded = ServerProcess.OnDirectory(server.DataDirectory, null, SmallHotTier);
         await upgraded.LaunchAsync();
         var api2 = new Api(upgraded);

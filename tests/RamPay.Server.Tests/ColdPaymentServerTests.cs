@@ -50,8 +50,9 @@ public class ColdPaymentServerTests
         long auth = (await api.PayAsync(alice, bob.WalletId, 300, capture: false)).Long("id");
         Assert.Equal(0, await server.StopAsync());
 
-        // 2. The same folder with the default rules (3): the upgrade point is journaled once; the key and both payments carry over.
-        await using var upgraded = ServerProcess.OnDirectory(server.DataDirectory, null, SmallHotTiers);
+        // 2. The same folder under rules 3 (pinned: the server's default is 4 since, which keeps 3's payments and adds the
+        //    fraud stage): the upgrade point is journaled once; the key and both payments carry over.
+        await using var upgraded = ServerProcess.OnDirectory(server.DataDirectory, null, [.. SmallHotTiers, "Engine:RulesVersion=3"]);
         await upgraded.LaunchAsync();
         api = new Api(upgraded);
         string metrics = await upgraded.Http.GetStringAsync("/metrics");

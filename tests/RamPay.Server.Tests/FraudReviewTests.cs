@@ -28,25 +28,34 @@ public class FraudServerFixture : InProcessServerFixture
 }
 
 /// <summary>
-/// <see cref="FraudServerFixture"/> under rules version 4 (opt-in): the fraud stage scores every attempt ahead of the writer
-/// (docs/fraud.md, "Scoring as a stage"); the same tests hold.
+/// <see cref="FraudServerFixture"/> pinned to rules version 3, where the writer scores inside <c>Ledger.Apply</c> (the
+/// server's default before version 4): data folders written then keep running under it until upgraded; the same tests hold.
 /// </summary>
-public sealed class FraudServerRules4Fixture : FraudServerFixture
+public sealed class FraudServerRules3Fixture : FraudServerFixture
 {
-    public override int RulesVersion => 4;
+    public override int RulesVersion => 3;
 }
 
-/// <summary>The review workflow over HTTP under the server's default rules version.</summary>
-public class FraudReviewTests(FraudServerFixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerFixture>;
-
-/// <summary>The same workflow under rules version 4, where the fraud stage scores ahead of the writer.</summary>
-public class FraudReviewRules4Tests(FraudServerRules4Fixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerRules4Fixture>
+/// <summary>The review workflow over HTTP under the server's default rules version (4: the fraud stage scores ahead of the writer).</summary>
+public class FraudReviewTests(FraudServerFixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerFixture>
 {
     [Fact]
-    public async Task The_server_runs_rules_version_4()
+    public async Task The_server_runs_rules_version_4_by_default()
     {
         var ready = (await ServerApi.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
+        Assert.Equal(4, RamPay.Engine.EngineOptions.ServerRulesVersion);
         Assert.Equal(4, ready["idempotency"]!.Long("rules_version"));
+    }
+}
+
+/// <summary>The same workflow pinned to rules version 3, where the writer scores.</summary>
+public class FraudReviewRules3Tests(FraudServerRules3Fixture fixture) : FraudReviewTestsBase(fixture), IClassFixture<FraudServerRules3Fixture>
+{
+    [Fact]
+    public async Task The_server_runs_rules_version_3()
+    {
+        var ready = (await ServerApi.GetAsync("/health/ready", null)).Expect(HttpStatusCode.OK);
+        Assert.Equal(3, ready["idempotency"]!.Long("rules_version"));
     }
 }
 

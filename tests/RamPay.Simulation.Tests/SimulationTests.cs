@@ -59,7 +59,7 @@ public class SimulationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Seeds 1..4 under rules version 3 (the server's default): the cold key tier and the payments' cold tier (16 payments hot in
+    /// Seeds 1..4 under rules version 3 (the server's default until version 4 added the fraud stage): the cold key tier and the payments' cold tier (16 payments hot in
     /// chunks of 16, the real payment log, written only at seeded points): crashes at any journal or snapshot file operation,
     /// the log behind (generations not let write are lost) and ahead (written after the snapshot recovery starts from), torn
     /// log tails; after every recovery the state hash equals the all-in-memory ledger's (which under rules 3 keeps every payment).
