@@ -183,7 +183,7 @@ public sealed class WebhookStore : IWebhookStore
     // ---- the consumer's side ----
 
     /// <summary>Remembers a payment's own webhook_url (from its creation events), so its later events go there too.</summary>
-    public void RememberPaymentUrl(SqliteConnection c, SqliteTransaction tx, long paymentId, long owner, string url)
+    public static void RememberPaymentUrl(SqliteConnection c, SqliteTransaction tx, long paymentId, long owner, string url)
     {
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -217,8 +217,11 @@ public sealed class WebhookStore : IWebhookStore
     /// </summary>
     public int Enqueue(IReadOnlyList<NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver = false,
         IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls = null)
+        => WithHot(durable: true, c => EnqueueOn(c, deliveries, name, through, nowMs, redeliver, paymentUrls));
+
+    private static int EnqueueOn(SqliteConnection c, IReadOnlyList<NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver,
+        IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls)
     {
-        using var c = Open();
         using var tx = c.BeginTransaction();
         foreach (var (paymentId, owner, url) in paymentUrls ?? []) RememberPaymentUrl(c, tx, paymentId, owner, url);
         using var cmd = c.CreateCommand();
@@ -243,9 +246,11 @@ public sealed class WebhookStore : IWebhookStore
 
     // ---- the dispatcher's side ----
 
-    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints = null)
+    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints = null) =>
+        WithHot(durable: false, c => ClaimOn(c, nowMs, max, leaseMs, skipEndpoints));
+
+    private static List<WebhookDelivery> ClaimOn(SqliteConnection c, long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints)
     {
-        using var c = OpenForClaims();
         using var cmd = c.CreateCommand();
         string skip = skipEndpoints is { Count: > 0 } ? " AND endpoint_id NOT IN (SELECT value FROM json_each($skip))" : "";
         cmd.CommandText = $"UPDATE deliveries SET claimed_until_ms = $until WHERE id IN " +
@@ -262,29 +267,64 @@ public sealed class WebhookStore : IWebhookStore
     public void Release(IReadOnlyCollection<long> ids)
     {
         if (ids.Count == 0) return;
-        using var c = OpenForClaims();
-        using var tx = c.BeginTransaction();
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE deliveries SET claimed_until_ms=0 WHERE id=$id";
-        var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
-        foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
-        tx.Commit();
+        WithHot(durable: false, c =>
+        {
+            using var tx = c.BeginTransaction();
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "UPDATE deliveries SET claimed_until_ms=0 WHERE id=$id";
+            var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
+            foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
+            tx.Commit();
+            return 0;
+        });
     }
 
+    private readonly object _hotLock = new();
+    private SqliteConnection? _hot;
+    private bool _hotDurable;
+
     /// <summary>
-    /// A connection whose commits are not fsynced (synchronous=NORMAL in WAL mode): for claims and their release only.
-    /// A claim lost with the machine is harmless (one process owns this file, and the claims found at open are cleared
-    /// anyway), and the next fsynced commit (an outcome, an enqueue) makes everything before it durable in order. This
-    /// took two of the three fsyncs out of every dispatcher cycle (docs/benchmarks.md, "Webhook delivery, round 4").
+    /// Runs the consumer's and the dispatcher's writes (enqueue, claim, release, record) on one connection kept open, one
+    /// at a time (SQLite takes one writer at a time anyway). In WAL mode a connection throws its whole page cache away
+    /// when another connection has written since its last transaction, so with every write on a pooled connection of its
+    /// own each one read its pages again (pread was the first thing in the server's profile under delivery load,
+    /// docs/benchmarks.md "Webhook delivery, round 4"); with them all on this one, its cache stays valid.
+    /// <paramref name="durable"/> false: the commit is not fsynced (synchronous=NORMAL), for claims and their release
+    /// only. A claim lost with the machine is harmless (one process owns this file, and the claims found at open are
+    /// cleared anyway), and the next fsynced commit (an outcome, an enqueue) makes everything before it durable, in order.
     /// </summary>
-    private SqliteConnection OpenForClaims()
+    private T WithHot<T>(bool durable, Func<SqliteConnection, T> work)
     {
-        var c = Open();
-        using var pragma = c.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL";
-        pragma.ExecuteNonQuery();
-        return c;
+        lock (_hotLock)
+        {
+            if (_hot is null)
+            {
+                _hot = Open();
+                using var size = _hot.CreateCommand();
+                size.CommandText = "PRAGMA cache_size=-32768"; // KiB: the outbox's hot pages (payloads included) stay in memory
+                size.ExecuteNonQuery();
+                _hotDurable = true;
+            }
+            if (_hotDurable != durable)
+            {
+                using var pragma = _hot.CreateCommand();
+                pragma.CommandText = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+                pragma.ExecuteNonQuery();
+                _hotDurable = durable;
+            }
+            try
+            {
+                return work(_hot);
+            }
+            catch
+            {
+                // A connection in an unknown state (a failed commit) is not used again: the next call opens a new one.
+                _hot.Dispose();
+                _hot = null;
+                throw;
+            }
+        }
     }
 
     public long PendingCount()
@@ -305,7 +345,11 @@ public sealed class WebhookStore : IWebhookStore
     public void Record(IReadOnlyList<Outcome> outcomes)
     {
         if (outcomes.Count == 0) return;
-        using var c = Open();
+        WithHot(durable: true, c => RecordOn(c, outcomes));
+    }
+
+    private static int RecordOn(SqliteConnection c, IReadOnlyList<Outcome> outcomes)
+    {
         using var tx = c.BeginTransaction();
         using var up = c.CreateCommand();
         up.Transaction = tx;
@@ -325,6 +369,7 @@ public sealed class WebhookStore : IWebhookStore
             ins.ExecuteNonQuery();
         }
         tx.Commit();
+        return outcomes.Count;
     }
 
     /// <summary>
@@ -490,7 +535,15 @@ public sealed class WebhookStore : IWebhookStore
         lock (_endpointsLock) _endpoints = null;
     }
 
-    public void Dispose() => SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+    public void Dispose()
+    {
+        lock (_hotLock)
+        {
+            _hot?.Dispose();
+            _hot = null;
+        }
+        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+    }
 
     internal static string Ms(long ms) => ms.ToString(CultureInfo.InvariantCulture);
 }
