@@ -277,13 +277,22 @@ public sealed class WebhookDispatcher : IDisposable
             // Read at most MaxResponseBytes of the body (then drop the rest with the connection).
             await using (var body = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false))
             {
-                var buffer = new byte[Math.Min(_options.MaxResponseBytes, 4096) + 1];
-                int total = 0;
-                while (total < _options.MaxResponseBytes)
+                // A pooled buffer: a new 4 KB array per attempt was 40 MB/s of garbage at 10,000 deliveries/s.
+                int size = Math.Min(_options.MaxResponseBytes, 4096) + 1;
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+                try
                 {
-                    int n = await body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, _options.MaxResponseBytes - total)), timeout.Token).ConfigureAwait(false);
-                    if (n == 0) break;
-                    total += n;
+                    int total = 0;
+                    while (total < _options.MaxResponseBytes)
+                    {
+                        int n = await body.ReadAsync(buffer.AsMemory(0, Math.Min(size, _options.MaxResponseBytes - total)), timeout.Token).ConfigureAwait(false);
+                        if (n == 0) break;
+                        total += n;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
             }
             if (code is < 200 or > 299) error = $"HTTP {code}";
