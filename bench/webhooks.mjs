@@ -2,7 +2,7 @@
 // figures, docs/benchmarks.md "Webhook delivery: deliveries/s and acknowledgement-to-receipt latency").
 //
 //   node bench/webhooks.mjs --api http://127.0.0.1:PORT --admin-email E --admin-password P \
-//        --phase baseline|drive [--endpoints 1] [--rate 2000] [--seconds 30] [--senders 32] [--in-flight 256]
+//        --phase baseline|drive [--endpoints 1] [--rate 2000] [--seconds 30] [--senders 32] [--in-flight 256] [--metrics URL]
 //
 // One process holds both ends, so one clock times them: a receiver (node:http, keep-alive, answers 200 at once) and
 // the payment driver. "baseline" POSTs 600-byte bodies from here to the receiver, 64 in flight, for --seconds: the
@@ -74,6 +74,8 @@ function request(method, url, body, headers = {}) {
   });
 }
 const apiUrl = (path) => new URL(path, api);
+// Where the backlog gauges are: the server's /metrics, or a rampay-worker webhooks process's (--metrics, the Kafka mode).
+const metricsUrl = arg("metrics") ? new URL(arg("metrics")) : apiUrl("/metrics");
 async function expect(status, promise, what) {
   const r = await promise;
   if (r.status !== status) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
@@ -125,7 +127,7 @@ receiptLatency.length = 0;
 let maxConsumerLag = 0, maxPending = 0;
 const sampler = setInterval(async () => {
   try {
-    const m = (await request("GET", apiUrl("/metrics"))).text;
+    const m = (await request("GET", metricsUrl)).text;
     const lag = /^rampay_consumer_lag_events\{[^}]*consumer="webhooks"[^}]*\} (\S+)/m.exec(m);
     const pending = /^rampay_webhook_pending(?:\{[^}]*\})? (\S+)/m.exec(m);
     if (lag) maxConsumerLag = Math.max(maxConsumerLag, Number(lag[1]));

@@ -3,9 +3,16 @@
 # acknowledgement to receipt under 1 s while the server takes 2,000 payments/s). docs/benchmarks.md, "Webhook delivery".
 #
 #   bench/webhooks.sh                       # all three parts, one run, machine load recorded before and after each
+#   PARTS=kK bench/webhooks.sh              # the Kafka mode: rampay-worker webhooks on the worktree's Kafka mock broker
 #   env: LAT_RATE (2000), LAT_SECONDS (30), TPUT_ENDPOINTS (10), TPUT_RATE (1500), TPUT_SECONDS (20), BASE_SECONDS (10),
 #        SKIP_BUILD (1: use the server build there is), SERVER_ARGS (more --RamPay:... flags), PARTS (blt: which of
-#        baseline, latency, throughput to run)
+#        baseline, latency, throughput to run; k, K: latency and throughput with the webhooks delivered by a
+#        rampay-worker webhooks process instead of the server), WORKER_ENV (more RAMPAY_WEBHOOKS__...=... for the worker)
+#
+# The Kafka mode (k, K) needs scripts/services.sh start (it sources .services.env: RAMPAY_TEST_KAFKA, the worktree's mock
+# broker, and RAMPAY_TEST_POSTGRES). Each part gets a topic of its own (auto-created, 4 partitions) and a PostgreSQL schema
+# of its own (dropped after); the server publishes to the topic with Webhooks:InServer=false and the shared store; one
+# rampay-worker webhooks process (group of one) consumes and delivers; node reads the worker's /metrics for the backlog.
 #
 # Builds rampay-server in Release and starts it for each part on a new temporary data folder (fsync on, fraud off, no
 # rate limit, webhooks in the server on the embedded default: SQLite store, Webhooks:AllowPrivateNetworks=true for the
@@ -17,17 +24,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server_dll=src/RamPay.Server/bin/Release/net10.0/rampay-server.dll
+worker_dll=src/RamPay.Worker/bin/Release/net10.0/rampay-worker.dll
 [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
+if [[ ${PARTS:-blt} == *[kK]* ]]; then
+  [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Worker -c Release --nologo -v quiet >/dev/null
+  [ -f .services.env ] || { echo "error: the Kafka mode needs scripts/services.sh start (.services.env)" >&2; exit 2; }
+  # shellcheck disable=SC1091
+  source .services.env
+fi
 command -v node >/dev/null || { echo "error: node is needed (bench/webhooks.mjs)" >&2; exit 2; }
 
 work=$(mktemp -d -t rampay-webhooks-XXXXXX)
 server_pid=
+worker_pid=
+schema=
 stop_server() {
+  if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+  fi
+  worker_pid=
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
   server_pid=
+  if [ -n "$schema" ]; then psql_test -q -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true; fi
+  schema=
+}
+# psql on RAMPAY_TEST_POSTGRES (an Npgsql connection string: Host=...;Port=...;Username=...;Password=...;Database=...).
+psql_test() {
+  local kv host port user pass db
+  IFS=';' read -ra kv <<<"$RAMPAY_TEST_POSTGRES"
+  for p in "${kv[@]}"; do
+    case "${p%%=*}" in Host) host=${p#*=} ;; Port) port=${p#*=} ;; Username) user=${p#*=} ;; Password) pass=${p#*=} ;; Database) db=${p#*=} ;; esac
+  done
+  PGPASSWORD=$pass psql -h "$host" -p "${port:-5432}" -U "$user" -d "$db" "$@"
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 admin_password="admin-$RANDOM$RANDOM"
@@ -47,6 +79,31 @@ start_server() { # -> $http_url
   done
   grep -q '^rampay-server: ready' "$work/server.log" || { echo "error: the server was not ready within 60 s" >&2; exit 2; }
   http_url=$(sed -n 's/^rampay-server: http listening on \(http:[^ ]*\).*/\1/p' "$work/server.log" | head -1)
+}
+# The Kafka mode: a topic and a schema of this part's own, the server publishing to the topic with the webhooks' store in
+# PostgreSQL and no in-server delivery, and one rampay-worker webhooks process. -> $http_url, $metrics_url
+start_kafka_mode() {
+  local topic="rampay.bench.webhooks.$RANDOM$RANDOM" port
+  schema="wh_bench_$RANDOM$RANDOM"
+  # A metadata request for the topic auto-creates it (4 partitions) before the worker subscribes.
+  timeout 10 kcat -b "$RAMPAY_TEST_KAFKA" -L -t "$topic" >/dev/null
+  local saved=${SERVER_ARGS:-}
+  SERVER_ARGS="$saved --RamPay:Kafka:BootstrapServers=$RAMPAY_TEST_KAFKA --RamPay:Kafka:Topic=$topic --RamPay:Webhooks:InServer=false --RamPay:Webhooks:SharedStore=$RAMPAY_TEST_POSTGRES --RamPay:Webhooks:SharedStoreSchema=$schema"
+  start_server
+  SERVER_ARGS=$saved
+  port=$((20000 + RANDOM % 20000))
+  : >"$work/worker.log"
+  # shellcheck disable=SC2086 # WORKER_ENV is a list of NAME=VALUE words on purpose
+  env RAMPAY_WEBHOOKS__SHAREDSTORE="$RAMPAY_TEST_POSTGRES" RAMPAY_WEBHOOKS__SHAREDSTORESCHEMA="$schema" RAMPAY_WEBHOOKS__ALLOWPRIVATENETWORKS=true ${WORKER_ENV:-} \
+    dotnet "$worker_dll" webhooks --kafka "$RAMPAY_TEST_KAFKA" --group "bench-$schema" --topic "$topic" --http-port "$port" >"$work/worker.log" 2>&1 &
+  worker_pid=$!
+  metrics_url="http://127.0.0.1:$port/metrics"
+  for _ in $(seq 1 900); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health/ready")" = 200 ] && break
+    kill -0 "$worker_pid" 2>/dev/null || { echo "error: the worker exited during start-up:" >&2; cat "$work/worker.log" >&2; exit 2; }
+    sleep 0.1
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health/ready")" = 200 ] || { echo "error: the worker did not join its group within 90 s:" >&2; cat "$work/worker.log" >&2; exit 2; }
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # CPU seconds the server process has used (user + system, from /proc; 0 without a server).
@@ -79,5 +136,15 @@ fi
 if [[ $parts == *t* ]]; then
   start_server
   run throughput --api "$http_url" --phase drive --endpoints "${TPUT_ENDPOINTS:-10}" --rate "${TPUT_RATE:-1500}" --seconds "${TPUT_SECONDS:-20}"
+  stop_server
+fi
+if [[ $parts == *k* ]]; then
+  start_kafka_mode
+  run kafka-latency --api "$http_url" --metrics "$metrics_url" --phase drive --endpoints 1 --rate "${LAT_RATE:-2000}" --seconds "${LAT_SECONDS:-30}"
+  stop_server
+fi
+if [[ $parts == *K* ]]; then
+  start_kafka_mode
+  run kafka-throughput --api "$http_url" --metrics "$metrics_url" --phase drive --endpoints "${TPUT_ENDPOINTS:-10}" --rate "${TPUT_RATE:-1500}" --seconds "${TPUT_SECONDS:-20}"
   stop_server
 fi

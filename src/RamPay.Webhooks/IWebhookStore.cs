@@ -36,8 +36,10 @@ public interface IWebhookStore : IDisposable
     /// Claims up to <paramref name="max"/> pending deliveries due by <paramref name="nowMs"/> and not claimed by anyone
     /// (in PostgreSQL: <c>FOR UPDATE SKIP LOCKED</c>), for <paramref name="leaseMs"/>: nobody else gets them until their
     /// outcome is recorded, they are released, or the lease runs out (the claimer died: another dispatcher continues).
+    /// Deliveries of <paramref name="skipEndpoints"/> are left alone (the dispatcher holds its share of them already):
+    /// one busy endpoint's backlog does not fill every claim and hold the other endpoints back.
     /// </summary>
-    List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs);
+    List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints = null);
     /// <summary>Gives claimed deliveries back unattempted (the dispatcher had no room for them).</summary>
     void Release(IReadOnlyCollection<long> ids);
     void Defer(string endpointId, long untilMs);

@@ -199,11 +199,12 @@ public sealed class PostgresWebhookStore : IWebhookStore
 
     // ---- the dispatcher's side ----
 
-    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs)
+    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints = null)
     {
         using var cmd = _source.CreateCommand($"""
             UPDATE {_s}.webhook_deliveries d SET claimed_until_ms = @until
             FROM (SELECT id FROM {_s}.webhook_deliveries WHERE status='pending' AND next_ms <= @now AND claimed_until_ms <= @now
+                  AND NOT (endpoint_id = ANY(@skip))
                   ORDER BY next_ms, id LIMIT @max FOR UPDATE SKIP LOCKED) c
             WHERE d.id = c.id
             RETURNING {Columns("d.")}
@@ -211,6 +212,7 @@ public sealed class PostgresWebhookStore : IWebhookStore
         cmd.Parameters.AddWithValue("now", nowMs);
         cmd.Parameters.AddWithValue("until", nowMs + leaseMs);
         cmd.Parameters.AddWithValue("max", max);
+        cmd.Parameters.AddWithValue("skip", skipEndpoints?.ToArray() ?? []);
         var list = ReadDeliveries(cmd);
         list.Sort((a, b) => a.NextAttemptMs != b.NextAttemptMs ? a.NextAttemptMs.CompareTo(b.NextAttemptMs) : a.Id.CompareTo(b.Id));
         return list;

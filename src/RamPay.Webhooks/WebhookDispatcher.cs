@@ -1,10 +1,15 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RamPay.Client;
+using RamPay.Core;
 using RamPay.Events;
 
 namespace RamPay.Webhooks;
@@ -36,11 +41,23 @@ public sealed class WebhookDispatcher : IDisposable
     private readonly ConcurrentDictionary<string, EndpointState> _endpoints = new();
     private readonly BatchedOutcomeWriter<WebhookStore.Outcome> _outcomes;
     private readonly SemaphoreSlim _wake = new(0, 1);
+    /// <summary>Claimed deliveries not yet started, in claim order, with the time of their claim (the loop's thread only).</summary>
+    private readonly List<(WebhookDelivery Delivery, long ClaimedMs)> _ready = [];
+    /// <summary>The most deliveries <see cref="_ready"/> holds: a bound, and a few passes' worth of attempts.</summary>
+    private readonly int _readyCapacity;
+    /// <summary>The most deliveries one endpoint has claimed and not started (twice its bound in flight).</summary>
+    private readonly int _endpointShare;
+    /// <summary>1 when new deliveries were added, or an endpoint has room for more: the loop claims on its next pass.</summary>
+    private int _claimNeeded = 1;
+    /// <summary>Signing keys (a secret's UTF-8 bytes) by secret, so an attempt does not encode its secret again; bounded.</summary>
+    private readonly ConcurrentDictionary<string, byte[]> _keys = new(StringComparer.Ordinal);
     private readonly object _pendingGaugeLock = new();
 
     private sealed class EndpointState
     {
         public int InFlight;
+        /// <summary>Claimed and waiting in <see cref="_ready"/> (the loop's thread only).</summary>
+        public int Held;
         public int ConsecutiveFailures;
         public long OpenUntilMs;
     }
@@ -58,6 +75,8 @@ public sealed class WebhookDispatcher : IDisposable
             Wake();
         }, _logger, "webhook");
         _overall = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
+        _endpointShare = 2 * Math.Min(options.MaxPerEndpoint, options.MaxConcurrency);
+        _readyCapacity = Math.Max(_endpointShare, Math.Min(4096, 2 * options.MaxConcurrency));
         _http = new HttpClient(new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
@@ -90,61 +109,51 @@ public sealed class WebhookDispatcher : IDisposable
         }
     }
 
-    /// <summary>Wakes the loop at once (new deliveries).</summary>
+    /// <summary>New deliveries were added: the loop claims and starts them at once.</summary>
     public void Wake()
+    {
+        Volatile.Write(ref _claimNeeded, 1);
+        WakeLoop();
+    }
+
+    private void WakeLoop()
     {
         if (_wake.CurrentCount == 0) try { _wake.Release(); } catch (SemaphoreFullException) { }
     }
 
+    /// <summary>
+    /// The loop: claims due deliveries into a bounded list of its own (<see cref="_ready"/>), starts from it every attempt
+    /// the bounds allow, and goes back to the store only when that list has room for an endpoint below its share, when new
+    /// deliveries were added, or every <see cref="WebhookOptions.Poll"/>. An endpoint at its bound keeps its claimed
+    /// deliveries here (at most <see cref="_endpointShare"/>; the next claims skip it) instead of giving them back and
+    /// claiming them again on every pass, which cost two SQLite transactions per <see cref="WebhookOptions.MaxPerEndpoint"/>
+    /// attempts (docs/benchmarks.md, "Webhook delivery, round 4"). A held delivery not started within half its lease is
+    /// given back, so a claim never runs out while this process still means to attempt it.
+    /// </summary>
     public async Task RunAsync(CancellationToken stop)
     {
         var writer = Task.Run(_outcomes.RunAsync, CancellationToken.None);
-        var skipped = new List<long>();
+        var release = new List<long>();
+        long lastClaimMs = long.MinValue;
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 while (_finished.TryDequeue(out long finished)) _inFlight.TryRemove(finished, out _);
                 long now = Now;
-                // Claimed for Lease: another dispatcher sharing the store (a worker of the same group) skips these, and takes
-                // them over if this process dies before recording their outcome.
-                var due = _store.Claim(now, Math.Min(1024, _options.MaxConcurrency * 4), (long)_options.Lease.TotalMilliseconds);
-                int started = 0;
-                skipped.Clear();
-                foreach (var d in due)
+                bool claimed = false;
+                if (Interlocked.Exchange(ref _claimNeeded, 0) != 0 || now - lastClaimMs >= (long)_options.Poll.TotalMilliseconds)
                 {
-                    // Its outcome is written (that cleared the claim) but the writer has not yet said so (_finished): this claim
-                    // is given back at once, or the row would wait out a whole lease before its retry.
-                    if (_inFlight.ContainsKey(d.Id)) { skipped.Add(d.Id); continue; }
-                    var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
-                    // Its circuit is open (its deliveries were deferred), or it has its share in flight: given back.
-                    if (state.OpenUntilMs > now || Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint)
-                    {
-                        skipped.Add(d.Id);
-                        continue;
-                    }
-                    WebhookEndpoint? endpoint = null;
-                    if (!d.EndpointId.StartsWith(WebhookStore.PaymentUrlPrefix, StringComparison.Ordinal))
-                    {
-                        endpoint = _store.Endpoint(d.EndpointId);
-                        if (endpoint is null || !endpoint.Enabled) { skipped.Add(d.Id); continue; } // deleted or disabled: its deliveries wait (or are dead)
-                    }
-                    await _overall.WaitAsync(stop).ConfigureAwait(false);
-                    _inFlight[d.Id] = 0;
-                    Interlocked.Increment(ref state.InFlight);
-                    started++;
-                    _ = Task.Run(async () =>
-                    {
-                        try { await AttemptAsync(d, endpoint, state, stop).ConfigureAwait(false); }
-                        finally
-                        {
-                            Interlocked.Decrement(ref state.InFlight);
-                            _overall.Release();
-                        }
-                    }, CancellationToken.None);
+                    lastClaimMs = now;
+                    claimed = ClaimMore(now, release);
                 }
-                if (skipped.Count > 0) _store.Release(skipped);
-                if (started == 0) await _wake.WaitAsync(_options.Poll, stop).ConfigureAwait(false);
+                int started = StartReady(now, release, stop);
+                if (release.Count > 0)
+                {
+                    _store.Release(release);
+                    release.Clear();
+                }
+                if (started == 0 && !claimed) await _wake.WaitAsync(_options.Poll, stop).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -152,11 +161,93 @@ public sealed class WebhookDispatcher : IDisposable
         }
         finally
         {
+            // What is held unstarted goes back at once (another worker of the group may take it; a local store clears its
+            // claims at open anyway).
+            try { _store.Release(_ready.Select(r => r.Delivery.Id).ToList()); }
+            catch (Exception e) { _logger.LogWarning(e, "webhook claims could not be given back; they are taken again when their lease runs out"); }
+            _ready.Clear();
             // Let attempts in flight finish (bounded by the timeout) and their outcomes be written.
             for (int i = 0; i < _options.MaxConcurrency; i++) await _overall.WaitAsync(_options.Timeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             _outcomes.Complete();
             await writer.ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Claims into <see cref="_ready"/> while it has room, skipping endpoints that hold their share or whose circuit is open. True when anything was claimed.</summary>
+    private bool ClaimMore(long now, List<long> release)
+    {
+        bool any = false;
+        var skip = new List<string>();
+        // A few claims a pass at most: each takes at most one endpoint's share, so that one endpoint's backlog (the oldest
+        // rows) cannot fill the list; the endpoint is then skipped and the next claim reaches the others.
+        for (int round = 0; round < 4 && _ready.Count < _readyCapacity; round++)
+        {
+            skip.Clear();
+            foreach (var (id, state) in _endpoints)
+                if (state.Held >= _endpointShare || state.OpenUntilMs > now) skip.Add(id);
+            int max = Math.Min(_readyCapacity - _ready.Count, _endpointShare);
+            var due = _store.Claim(now, max, (long)_options.Lease.TotalMilliseconds, skip);
+            foreach (var d in due)
+            {
+                // Its outcome is written (that cleared the claim) but the writer has not yet said so (_finished): this claim
+                // is given back at once, or the row would wait out a whole lease before its retry.
+                if (_inFlight.ContainsKey(d.Id)) { release.Add(d.Id); continue; }
+                var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
+                state.Held++;
+                _ready.Add((d, now));
+                any = true;
+            }
+            if (due.Count < max) break;
+        }
+        return any;
+    }
+
+    /// <summary>Starts the held deliveries the bounds allow (overall, per endpoint, circuit), oldest claim first; keeps the rest in order.</summary>
+    private int StartReady(long now, List<long> release, CancellationToken stop)
+    {
+        int started = 0, kept = 0;
+        long holdLimitMs = (long)_options.Lease.TotalMilliseconds / 2;
+        for (int i = 0; i < _ready.Count; i++)
+        {
+            var (d, claimedMs) = _ready[i];
+            var state = _endpoints.GetOrAdd(d.EndpointId, _ => new EndpointState());
+            WebhookEndpoint? endpoint = null;
+            bool giveBack = now - claimedMs > holdLimitMs || state.OpenUntilMs > now; // held too long, or its circuit opened (the store deferred them)
+            if (!giveBack && !d.EndpointId.StartsWith(WebhookStore.PaymentUrlPrefix, StringComparison.Ordinal))
+            {
+                endpoint = _store.Endpoint(d.EndpointId);
+                giveBack = endpoint is null || !endpoint.Enabled; // deleted or disabled: its deliveries wait (or are dead)
+            }
+            if (giveBack)
+            {
+                state.Held--;
+                release.Add(d.Id);
+                continue;
+            }
+            if (Volatile.Read(ref state.InFlight) >= _options.MaxPerEndpoint || stop.IsCancellationRequested || !_overall.Wait(0))
+            {
+                _ready[kept++] = _ready[i];
+                continue;
+            }
+            state.Held--;
+            // Half its share started since the last claim: claim more of it (once per crossing, not on every start).
+            if (state.Held == _endpointShare / 2 - 1) Volatile.Write(ref _claimNeeded, 1);
+            _inFlight[d.Id] = 0;
+            Interlocked.Increment(ref state.InFlight);
+            started++;
+            _ = Task.Run(async () =>
+            {
+                try { await AttemptAsync(d, endpoint, state, stop).ConfigureAwait(false); }
+                finally
+                {
+                    Interlocked.Decrement(ref state.InFlight);
+                    _overall.Release();
+                    WakeLoop(); // a slot is free: start the next held delivery without waiting for the poll
+                }
+            }, CancellationToken.None);
+        }
+        _ready.RemoveRange(kept, _ready.Count - kept);
+        return started;
     }
 
     private long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -165,7 +256,9 @@ public sealed class WebhookDispatcher : IDisposable
     {
         long now = Now;
         int attempt = d.Attempts + 1;
-        var secrets = endpoint is not null ? endpoint.SigningSecrets(now).ToList() : UserSecrets(d.Owner, now);
+        var (secret, oldSecret) = endpoint is not null
+            ? (endpoint.Secret, endpoint.OldSecret is { } o && now < endpoint.OldSecretUntilMs ? o : null)
+            : UserSecrets(d.Owner, now);
         int code = 0;
         string? error = null;
         var watch = Stopwatch.StartNew();
@@ -173,7 +266,7 @@ public sealed class WebhookDispatcher : IDisposable
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, d.Url) { Content = new ByteArrayContent(d.Payload) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, WebhookSignature.Header(d.Payload, now / 1000, secrets));
+            request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, Sign(d.Payload, now / 1000, secret, oldSecret));
             request.Headers.TryAddWithoutValidation("RamPay-Event-Id", d.EventId);
             request.Headers.TryAddWithoutValidation("RamPay-Event-Type", d.EventType);
             if (!_options.AllowPrivateNetworks && request.RequestUri!.Scheme != "https") throw new WebhookRefusedException("the URL must use https");
@@ -184,13 +277,22 @@ public sealed class WebhookDispatcher : IDisposable
             // Read at most MaxResponseBytes of the body (then drop the rest with the connection).
             await using (var body = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false))
             {
-                var buffer = new byte[Math.Min(_options.MaxResponseBytes, 4096) + 1];
-                int total = 0;
-                while (total < _options.MaxResponseBytes)
+                // A pooled buffer: a new 4 KB array per attempt was 40 MB/s of garbage at 10,000 deliveries/s.
+                int size = Math.Min(_options.MaxResponseBytes, 4096) + 1;
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+                try
                 {
-                    int n = await body.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, _options.MaxResponseBytes - total)), timeout.Token).ConfigureAwait(false);
-                    if (n == 0) break;
-                    total += n;
+                    int total = 0;
+                    while (total < _options.MaxResponseBytes)
+                    {
+                        int n = await body.ReadAsync(buffer.AsMemory(0, Math.Min(size, _options.MaxResponseBytes - total)), timeout.Token).ConfigureAwait(false);
+                        if (n == 0) break;
+                        total += n;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
             }
             if (code is < 200 or > 299) error = $"HTTP {code}";
@@ -201,8 +303,11 @@ public sealed class WebhookDispatcher : IDisposable
         }
         catch (OperationCanceledException)
         {
-            // Stopping: no outcome; the delivery stays pending and is attempted again after restart.
+            // Stopping: no outcome; the delivery stays pending and is attempted again after restart (or at once by
+            // another worker of the group: its claim is given back).
             _inFlight.TryRemove(d.Id, out _);
+            try { _store.Release([d.Id]); }
+            catch (Exception e) { _logger.LogDebug(e, "webhook delivery {DeliveryId}: its claim could not be given back; it is taken again when its lease runs out", d.Id); }
             return;
         }
         catch (Exception e) when (e is HttpRequestException or WebhookRefusedException or IOException or InvalidOperationException or UriFormatException)
@@ -262,10 +367,45 @@ public sealed class WebhookDispatcher : IDisposable
     /// <summary>An endpoint was disabled for failing (its owner is to be told).</summary>
     public event Action<WebhookEndpoint>? Disabled;
 
-    private List<string> UserSecrets(long user, long now)
+    private (string Secret, string? Old) UserSecrets(long user, long now)
     {
         var (secret, old, until) = _store.UserSecret(user);
-        return old is not null && now < until ? [secret, old] : [secret];
+        return (secret, old is not null && now < until ? old : null);
+    }
+
+    /// <summary>
+    /// The <c>RamPay-Signature</c> value (the same as <see cref="WebhookSignature.Header"/>; the tests verify it with
+    /// <see cref="WebhookSignature.Verify"/>): one HMAC-SHA256 over <c>"&lt;t&gt;.&lt;body&gt;"</c> per signing secret,
+    /// with the key's bytes cached by secret and the signed bytes in a pooled buffer.
+    /// </summary>
+    public string Sign(byte[] body, long timestamp, string secret, string? oldSecret)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(body.Length + 21);
+        try
+        {
+            bool formatted = timestamp.TryFormat(buffer, out int n, default, CultureInfo.InvariantCulture);
+            Invariant.Check(formatted, "a unix time fits 20 bytes");
+            buffer[n++] = (byte)'.';
+            body.CopyTo(buffer.AsSpan(n));
+            var signed = buffer.AsSpan(0, n + body.Length);
+            Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+            HMACSHA256.HashData(Key(secret), signed, mac);
+            string header = string.Concat("t=", timestamp.ToString(CultureInfo.InvariantCulture), ",v1=", Convert.ToHexStringLower(mac));
+            if (oldSecret is null) return header;
+            HMACSHA256.HashData(Key(oldSecret), signed, mac);
+            return string.Concat(header, ",v1=", Convert.ToHexStringLower(mac));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private byte[] Key(string secret)
+    {
+        if (_keys.TryGetValue(secret, out var key)) return key;
+        if (_keys.Count >= 100_000) _keys.Clear(); // rotated-out secrets would pile up: start over (a bound, rarely reached)
+        return _keys[secret] = Encoding.UTF8.GetBytes(secret);
     }
 
     /// <summary>The delay before attempt n+1: RetryBase × 2^(n−1), capped, times a jitter in [0.5, 1.5).</summary>

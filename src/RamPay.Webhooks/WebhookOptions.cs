@@ -13,9 +13,15 @@ public sealed record WebhookOptions
     public TimeSpan RetryBase { get; init; } = TimeSpan.FromSeconds(2);
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromHours(1);
     /// <summary>Attempts in flight at once, over all endpoints.</summary>
-    public int MaxConcurrency { get; init; } = 64;
-    /// <summary>Attempts in flight at once to one endpoint (or one payment URL owner).</summary>
-    public int MaxPerEndpoint { get; init; } = 8;
+    public int MaxConcurrency { get; init; } = DefaultMaxConcurrency;
+    /// <summary>
+    /// Attempts in flight at once to one endpoint (or one payment URL owner), and the most HTTP/1.1 connections the
+    /// dispatcher opens to one host and port. 8 capped one endpoint at a few hundred deliveries a second here (one round
+    /// trip per attempt per connection); 64 lets one busy endpoint take thousands, still a bound a receiver can plan for.
+    /// </summary>
+    public int MaxPerEndpoint { get; init; } = DefaultMaxPerEndpoint;
+    public const int DefaultMaxConcurrency = 256;
+    public const int DefaultMaxPerEndpoint = 64;
     /// <summary>The most bytes of a response body read (the rest is dropped with the connection).</summary>
     public int MaxResponseBytes { get; init; } = 4096;
     /// <summary>How long a rotated-out secret keeps signing beside the new one.</summary>

@@ -150,6 +150,15 @@ public sealed class WebhookStore : IWebhookStore
     public (string Secret, string? OldSecret, long OldUntilMs) UserSecret(long user)
     {
         using var c = Open();
+        // Read first: the dispatcher asks on every attempt to a payment's webhook_url, and the INSERT below is a write
+        // transaction (an fsync) even when it inserts nothing.
+        using (var read = c.CreateCommand())
+        {
+            read.CommandText = "SELECT secret, old_secret, old_secret_until_ms FROM user_secrets WHERE user_id=$u";
+            read.Parameters.AddWithValue("$u", user);
+            using var found = read.ExecuteReader();
+            if (found.Read()) return (found.GetString(0), found.IsDBNull(1) ? null : found.GetString(1), found.GetInt64(2));
+        }
         using var ins = c.CreateCommand();
         ins.CommandText = "INSERT OR IGNORE INTO user_secrets(user_id, secret) VALUES($u, $s)";
         ins.Parameters.AddWithValue("$u", user);
@@ -174,7 +183,7 @@ public sealed class WebhookStore : IWebhookStore
     // ---- the consumer's side ----
 
     /// <summary>Remembers a payment's own webhook_url (from its creation events), so its later events go there too.</summary>
-    public void RememberPaymentUrl(SqliteConnection c, SqliteTransaction tx, long paymentId, long owner, string url)
+    public static void RememberPaymentUrl(SqliteConnection c, SqliteTransaction tx, long paymentId, long owner, string url)
     {
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -208,8 +217,11 @@ public sealed class WebhookStore : IWebhookStore
     /// </summary>
     public int Enqueue(IReadOnlyList<NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver = false,
         IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls = null)
+        => WithHot(durable: true, c => EnqueueOn(c, deliveries, name, through, nowMs, redeliver, paymentUrls));
+
+    private static int EnqueueOn(SqliteConnection c, IReadOnlyList<NewDelivery> deliveries, string name, EventPosition? through, long nowMs, bool redeliver,
+        IReadOnlyList<(long PaymentId, long Owner, string Url)>? paymentUrls)
     {
-        using var c = Open();
         using var tx = c.BeginTransaction();
         foreach (var (paymentId, owner, url) in paymentUrls ?? []) RememberPaymentUrl(c, tx, paymentId, owner, url);
         using var cmd = c.CreateCommand();
@@ -234,12 +246,16 @@ public sealed class WebhookStore : IWebhookStore
 
     // ---- the dispatcher's side ----
 
-    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs)
+    public List<WebhookDelivery> Claim(long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints = null) =>
+        WithHot(durable: false, c => ClaimOn(c, nowMs, max, leaseMs, skipEndpoints));
+
+    private static List<WebhookDelivery> ClaimOn(SqliteConnection c, long nowMs, int max, long leaseMs, IReadOnlyCollection<string>? skipEndpoints)
     {
-        using var c = Open();
         using var cmd = c.CreateCommand();
+        string skip = skipEndpoints is { Count: > 0 } ? " AND endpoint_id NOT IN (SELECT value FROM json_each($skip))" : "";
         cmd.CommandText = $"UPDATE deliveries SET claimed_until_ms = $until WHERE id IN " +
-            $"(SELECT id FROM deliveries WHERE status='pending' AND next_ms <= $now AND claimed_until_ms <= $now ORDER BY next_ms, id LIMIT $max) RETURNING {DeliveryColumns}";
+            $"(SELECT id FROM deliveries WHERE status='pending' AND next_ms <= $now AND claimed_until_ms <= $now{skip} ORDER BY next_ms, id LIMIT $max) RETURNING {DeliveryColumns}";
+        if (skip.Length > 0) cmd.Parameters.AddWithValue("$skip", JsonSerializer.Serialize(skipEndpoints));
         cmd.Parameters.AddWithValue("$now", nowMs);
         cmd.Parameters.AddWithValue("$until", nowMs + leaseMs);
         cmd.Parameters.AddWithValue("$max", max);
@@ -248,7 +264,68 @@ public sealed class WebhookStore : IWebhookStore
         return list;
     }
 
-    public void Release(IReadOnlyCollection<long> ids) => LocalStoreSql.ReleaseClaims(_connectionString, "deliveries", ids);
+    public void Release(IReadOnlyCollection<long> ids)
+    {
+        if (ids.Count == 0) return;
+        WithHot(durable: false, c =>
+        {
+            using var tx = c.BeginTransaction();
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "UPDATE deliveries SET claimed_until_ms=0 WHERE id=$id";
+            var p = cmd.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
+            foreach (long id in ids) { p.Value = id; cmd.ExecuteNonQuery(); }
+            tx.Commit();
+            return 0;
+        });
+    }
+
+    private readonly object _hotLock = new();
+    private SqliteConnection? _hot;
+    private bool _hotDurable;
+
+    /// <summary>
+    /// Runs the consumer's and the dispatcher's writes (enqueue, claim, release, record) on one connection kept open, one
+    /// at a time (SQLite takes one writer at a time anyway). In WAL mode a connection throws its whole page cache away
+    /// when another connection has written since its last transaction, so with every write on a pooled connection of its
+    /// own each one read its pages again (pread was the first thing in the server's profile under delivery load,
+    /// docs/benchmarks.md "Webhook delivery, round 4"); with them all on this one, its cache stays valid.
+    /// <paramref name="durable"/> false: the commit is not fsynced (synchronous=NORMAL), for claims and their release
+    /// only. A claim lost with the machine is harmless (one process owns this file, and the claims found at open are
+    /// cleared anyway), and the next fsynced commit (an outcome, an enqueue) makes everything before it durable, in order.
+    /// </summary>
+    private T WithHot<T>(bool durable, Func<SqliteConnection, T> work)
+    {
+        lock (_hotLock)
+        {
+            if (_hot is null)
+            {
+                _hot = Open();
+                using var size = _hot.CreateCommand();
+                size.CommandText = "PRAGMA cache_size=-32768"; // KiB: the outbox's hot pages (payloads included) stay in memory
+                size.ExecuteNonQuery();
+                _hotDurable = true;
+            }
+            if (_hotDurable != durable)
+            {
+                using var pragma = _hot.CreateCommand();
+                pragma.CommandText = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+                pragma.ExecuteNonQuery();
+                _hotDurable = durable;
+            }
+            try
+            {
+                return work(_hot);
+            }
+            catch
+            {
+                // A connection in an unknown state (a failed commit) is not used again: the next call opens a new one.
+                _hot.Dispose();
+                _hot = null;
+                throw;
+            }
+        }
+    }
 
     public long PendingCount()
     {
@@ -268,26 +345,31 @@ public sealed class WebhookStore : IWebhookStore
     public void Record(IReadOnlyList<Outcome> outcomes)
     {
         if (outcomes.Count == 0) return;
-        using var c = Open();
+        WithHot(durable: true, c => RecordOn(c, outcomes));
+    }
+
+    private static int RecordOn(SqliteConnection c, IReadOnlyList<Outcome> outcomes)
+    {
         using var tx = c.BeginTransaction();
         using var up = c.CreateCommand();
         up.Transaction = tx;
         up.CommandText = "UPDATE deliveries SET status=$s, attempts=$a, next_ms=$n, claimed_until_ms=0 WHERE id=$id AND attempts < $a";
+        var (us, ua, un, uid) = (Param(up, "$s"), Param(up, "$a"), Param(up, "$n"), Param(up, "$id"));
         using var ins = c.CreateCommand();
         ins.Transaction = tx;
         ins.CommandText = "INSERT OR IGNORE INTO attempts(delivery_id, attempt, at_ms, status_code, latency_ms, error, status) VALUES($id,$a,$at,$c,$l,$e,$s)";
+        var (iid, ia, iat, ic, il, ie, iss) = (Param(ins, "$id"), Param(ins, "$a"), Param(ins, "$at"), Param(ins, "$c"), Param(ins, "$l"), Param(ins, "$e"), Param(ins, "$s"));
+        // Parameters set in place: each statement is compiled once per batch, not once per outcome.
         foreach (var o in outcomes)
         {
-            up.Parameters.Clear();
-            up.Parameters.AddWithValue("$s", o.Status); up.Parameters.AddWithValue("$a", o.Attempt); up.Parameters.AddWithValue("$n", o.NextMs); up.Parameters.AddWithValue("$id", o.DeliveryId);
+            us.Value = o.Status; ua.Value = o.Attempt; un.Value = o.NextMs; uid.Value = o.DeliveryId;
             up.ExecuteNonQuery();
-            ins.Parameters.Clear();
-            ins.Parameters.AddWithValue("$id", o.DeliveryId); ins.Parameters.AddWithValue("$a", o.Attempt); ins.Parameters.AddWithValue("$at", o.AtMs);
-            ins.Parameters.AddWithValue("$c", o.StatusCode); ins.Parameters.AddWithValue("$l", o.LatencyMs); ins.Parameters.AddWithValue("$e", (object?)o.Error ?? DBNull.Value);
-            ins.Parameters.AddWithValue("$s", o.Status);
+            iid.Value = o.DeliveryId; ia.Value = o.Attempt; iat.Value = o.AtMs; ic.Value = o.StatusCode; il.Value = o.LatencyMs;
+            ie.Value = (object?)o.Error ?? DBNull.Value; iss.Value = o.Status;
             ins.ExecuteNonQuery();
         }
         tx.Commit();
+        return outcomes.Count;
     }
 
     /// <summary>
@@ -427,6 +509,8 @@ public sealed class WebhookStore : IWebhookStore
         return n;
     }
 
+    private static SqliteParameter Param(SqliteCommand cmd, string name) => cmd.Parameters.Add(new SqliteParameter { ParameterName = name });
+
     private const string DeliveryColumns = "id, endpoint_id, owner, url, event_id, event_type, payload, status, attempts, next_ms, created_ms";
 
     private static List<WebhookDelivery> ReadDeliveries(SqliteCommand cmd)
@@ -451,7 +535,15 @@ public sealed class WebhookStore : IWebhookStore
         lock (_endpointsLock) _endpoints = null;
     }
 
-    public void Dispose() => SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+    public void Dispose()
+    {
+        lock (_hotLock)
+        {
+            _hot?.Dispose();
+            _hot = null;
+        }
+        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+    }
 
     internal static string Ms(long ms) => ms.ToString(CultureInfo.InvariantCulture);
 }

@@ -17,6 +17,9 @@ public sealed class WebhookReceiver : IDisposable
     public ConcurrentQueue<Received> Requests { get; } = new();
     public int Port { get; }
     public TimeSpan Delay { get; set; }
+    private int _inFlight, _maxInFlight;
+    /// <summary>The most requests this receiver was answering at once (the dispatcher's bound per endpoint).</summary>
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
     public string Url(string path = "/hook") => $"http://127.0.0.1:{Port}{path}";
 
     public WebhookReceiver()
@@ -61,11 +64,14 @@ public sealed class WebhookReceiver : IDisposable
             catch (Exception) { return; }
             _ = Task.Run(async () =>
             {
+                int now = Interlocked.Increment(ref _inFlight);
+                for (int seen = _maxInFlight; now > seen && Interlocked.CompareExchange(ref _maxInFlight, now, seen) != seen; seen = _maxInFlight) { }
                 using var ms = new MemoryStream();
                 await ctx.Request.InputStream.CopyToAsync(ms);
                 Requests.Enqueue(new Received(ctx.Request.Url!.AbsolutePath, ms.ToArray(), ctx.Request.Headers["RamPay-Signature"], ctx.Request.Headers["RamPay-Event-Id"], ctx.Request.Headers["RamPay-Event-Type"], DateTime.UtcNow));
                 if (Delay > TimeSpan.Zero) await Task.Delay(Delay);
                 ctx.Response.StatusCode = _script.TryDequeue(out int s) ? s : 200;
+                Interlocked.Decrement(ref _inFlight); // before the answer leaves: the next request cannot overlap this one
                 try { ctx.Response.Close(); } catch (Exception) { }
             });
         }

@@ -55,6 +55,20 @@ public abstract class WebhookStoreContract : IDisposable
     }
 
     [Fact]
+    public void A_claim_skips_the_endpoints_it_is_told_to_and_still_takes_the_others_oldest_first()
+    {
+        var busy = Store.Create(7, false, "https://example.test/hook", ["*"], null, 1_000);
+        var other = Store.Create(7, false, "https://example.test/hook", ["*"], null, 1_000);
+        Store.Enqueue([D(busy.Id, 1), D(busy.Id, 2), D(busy.Id, 3)], "webhooks", null, 1_000); // older: due first
+        Store.Enqueue([D(other.Id, 4), D(other.Id, 5)], "webhooks", null, 1_500);
+        var got = Store.Claim(2_000, 2, 10_000, [busy.Id]);
+        Assert.Equal([other.Id, other.Id], got.Select(d => d.EndpointId));
+        Assert.Equal(["100-0-4", "100-0-5"], got.Select(d => d.EventId));
+        Assert.Empty(Other.Claim(2_000, 10, 10_000, [busy.Id]));
+        Assert.Equal(3, Other.Claim(2_000, 10, 10_000, []).Count); // an empty list skips nothing
+    }
+
+    [Fact]
     public void A_redelivery_asked_for_while_an_attempt_is_in_flight_is_not_marked_sent_by_that_attempts_late_outcome()
     {
         // 1. A delivery is claimed and sent (attempt 1); its outcome is still in the dispatcher's batched writer.

@@ -18,9 +18,9 @@ public sealed partial class ServerOptions
         [Setting("The first retry's delay; each next one doubles, with +-50 % jitter, up to an hour.")]
         public int RetryBaseMs { get; set; } = 2_000;
         [Setting("Webhook attempts in flight at once, over all endpoints.")]
-        public int MaxConcurrency { get; set; } = 64;
-        [Setting("Webhook attempts in flight at once to one endpoint.")]
-        public int MaxPerEndpoint { get; set; } = 8;
+        public int MaxConcurrency { get; set; } = RamPay.Webhooks.WebhookOptions.DefaultMaxConcurrency;
+        [Setting("Webhook attempts in flight at once to one endpoint (and the most connections to one host and port); at most MaxConcurrency is used.")]
+        public int MaxPerEndpoint { get; set; } = RamPay.Webhooks.WebhookOptions.DefaultMaxPerEndpoint;
         [Setting("How long a rotated-out signing secret keeps signing beside the new one.")]
         public int SecretOverlapMinutes { get; set; } = 24 * 60;
         [Setting("An endpoint whose every attempt has failed this long is disabled.")]
