@@ -639,10 +639,6 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         Dispose();
     }
 
-    /// <summary>
-    /// One segment: <c>keys-&lt;base&gt;.seg</c> (a 4 KiB header, then the records of log indices base .. base + SegmentKeys
-    /// at fixed offsets) and <c>.hash</c> beside it (the 8-byte hash of each record's key, then, once full, a trailer).
-    /// </summary>
     /// <summary>The table lookups search and, while it replaces it, the one before (whose entries it is still copying).</summary>
     private sealed class IndexTables(KeyIndex current, KeyIndex? previous)
     {
@@ -658,6 +654,10 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         }
     }
 
+    /// <summary>
+    /// One segment: <c>keys-&lt;base&gt;.seg</c> (a 4 KiB header, then the records of log indices base .. base + SegmentKeys
+    /// at fixed offsets) and <c>.hash</c> beside it (the 8-byte hash of each record's key, then, once full, a trailer).
+    /// </summary>
     private sealed class Segment : IDisposable
     {
         //  0 u64 magic   8 i32 format version   12 i32 record bytes   16 i64 base index   24 i64 start index (first record
@@ -891,7 +891,6 @@ internal sealed class KeyIndex
         return n;
     }
 
-    /// <summary>Gives the chunks back to the pool: only once no reader can hold this table (see the store's drain).</summary>
     /// <summary>Full-size chunks this table holds now (they go back to the pool on <see cref="Release"/>).</summary>
     public long FullChunks
     {
@@ -903,6 +902,7 @@ internal sealed class KeyIndex
         }
     }
 
+    /// <summary>Gives the chunks back to the pool: only once no reader can hold this table (the growth after the one that replaced it).</summary>
     public void Release()
     {
         for (int c = 0; c < _chunks.Length; c++)
