@@ -12,8 +12,7 @@
 # same summed by thread name, then the whole process (its own /proc/PID/stat, which also counts threads that exited
 # within the window).
 #
-# The window: it opens SAMPLE_DELAY seconds after rampay-load starts (load.sh's "server:" line) (default: its --warmup + 3, the warm-up and the
-# sign-ups before it) and lasts SAMPLE_SECONDS (default: its --duration - 2, at least 1). Commands applied in the window
+# The window: it opens SAMPLE_DELAY seconds after rampay-load starts (load.sh's "server:" line) (default: its --warmup + 1) and lasts SAMPLE_SECONDS (default: its --duration - 3, at least 1). Commands applied in the window
 # are the tool's payments (the load sends nothing else once set up). LOAD_SH replaces bench/load.sh (e.g. a copy without
 # its two builds, when the tree is built already and the machine is too busy for even a no-op build). Exit status: the load tool's (0 PASS, 1 FAIL,
 # 2 could not run), or 2 when the window did not fit inside the load.
@@ -38,8 +37,10 @@ for ((i = 0; i < ${#load_args[@]}; i++)); do
     --duration|-d) duration=${load_args[$((i + 1))]} ;;
   esac
 done
-delay=${SAMPLE_DELAY:-$(awk -v w="$warmup" 'BEGIN { print w + 3 }')}
-window=${SAMPLE_SECONDS:-$(awk -v d="$duration" 'BEGIN { s = d - 2; print (s < 1 ? 1 : s) }')}
+# The window must close before the load ends (the server stops with it): it opens a second after the warm-up and
+# closes three seconds before the measured part ends (the sign-ups before the warm-up take well under a second).
+delay=${SAMPLE_DELAY:-$(awk -v w="$warmup" 'BEGIN { print w + 1 }')}
+window=${SAMPLE_SECONDS:-$(awk -v d="$duration" 'BEGIN { s = d - 3; print (s < 1 ? 1 : s) }')}
 
 # bench/load.sh starts the server and runs the tool; its "server:" line (printed just before the tool starts) names the
 # server's URL and its new temporary data folder, by which the server's pid is found (that path is this run's alone).
@@ -64,7 +65,9 @@ echo "server: pid $server_pid, $http_url (started by bench/load.sh); window: ${w
 # One read of every thread's stat (a single cat, so the snapshot takes milliseconds even on a crowded machine), then
 # the commands applied so far. Lines: "tid<TAB>name<TAB>ticks"; the last line "commands<TAB>N".
 snapshot() {
-  cat /proc/"$server_pid"/task/*/stat 2>/dev/null | awk '{
+  # A thread that ends between the glob and its read makes cat fail; with pipefail and set -e that ended the whole
+  # script without a word (seen with the event log's consumers on): what was read is enough.
+  { cat /proc/"$server_pid"/task/*/stat 2>/dev/null || true; } | awk '{
     s = $0; l = index(s, "("); r = length(s); while (r > 0 && substr(s, r, 1) != ")") r--;
     name = substr(s, l + 1, r - l - 1); split(substr(s, r + 2), f, " ");
     printf "%s\t%s\t%d\n", $1, name, f[12] + f[13] }'
@@ -81,6 +84,8 @@ snapshot >"$out.after"
 t1=$(date +%s.%N)
 fit=1
 kill -0 "$server_pid" 2>/dev/null || fit=0
+grep -q '^[0-9]' "$out.after" || fit=0                       # no thread read: the server had gone
+grep -q '^commands.-.[0-9]' "$out.after" || fit=0             # /metrics did not answer
 status=0
 wait "$load_pid" || status=$?
 load_pid=
