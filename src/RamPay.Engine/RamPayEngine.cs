@@ -36,7 +36,8 @@ public sealed class RamPayEngine : IDisposable
     private int _stopped;
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
-        RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable, RamPay.Storage.PaymentLogStore? payments)
+        RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable, RamPay.Storage.PaymentLogStore? payments,
+        int snapshotterPaymentFollower = -1)
     {
         _cold = cold;
         _coldPayments = payments;
@@ -79,7 +80,10 @@ public sealed class RamPayEngine : IDisposable
         _pipeline.Start();
         if (offWriter)
         {
-            _snapshotter = new SnapshotFollower(options, baseSequence, durable!, _horizon, Counters) { SnapshotWritten = s => SnapshotWritten?.Invoke(s) };
+            _snapshotter = new SnapshotFollower(options, baseSequence, durable!, _horizon, Counters)
+            {
+                SnapshotWritten = s => SnapshotWritten?.Invoke(s), PaymentFollowerHandle = snapshotterPaymentFollower,
+            };
             _snapshotter.Start();
         }
         if (options.TickIntervalMs > 0) _ticker = new Timer(_ => Tick(), null, options.TickIntervalMs, options.TickIntervalMs);
@@ -117,7 +121,7 @@ public sealed class RamPayEngine : IDisposable
         });
         RamPay.Storage.KeySegmentStore? cold = null;
         RamPay.Storage.PaymentLogStore? coldPayments = null;
-        int sinksFollower = -1;
+        int sinksFollower = -1, snapshotterFollower = -1;
         try
         {
             DurableWatermark? durable = null;
@@ -155,6 +159,11 @@ public sealed class RamPayEngine : IDisposable
                     // Registered before the log is read: the sinks may start from a checkpoint older than anything this run
                     // writes, so no older version may be forgotten until their replica says where it stands.
                     if (options.SinksFollowPaymentLog) sinksFollower = coldPayments.AddFollower(long.MinValue);
+                    // The snapshotter's replica too: it registers only once it has replayed to the writer's start, on its own
+                    // thread, and by then the sinks' follower may have moved on and let the store forget versions the replica
+                    // still needs ("a follower at 0 cannot join ...": a fresh server crashed so in CI, 2026-12-06).
+                    if (options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0))
+                        snapshotterFollower = coldPayments.AddFollower(long.MinValue);
                     options = options with
                     {
                         Ledger = options.Ledger with
@@ -175,7 +184,8 @@ public sealed class RamPayEngine : IDisposable
             // Read on this thread, before the writer thread owns the ledger.
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
             bool upgrade = ledger.RulesVersion < options.RulesVersion;
-            var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments);
+            var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments,
+                snapshotterFollower);
             engine._sinksFollower = sinksFollower;
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);

@@ -55,6 +55,9 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
         _thread = new Thread(Run) { Name = "rampay-snapshotter", IsBackground = true };
     }
 
+    /// <summary>The replica's follower handle in the payments' cold tier, registered when the store was opened (-1: none).</summary>
+    public int PaymentFollowerHandle { get; init; } = -1;
+
     /// <summary>The first failure of the follower, or null.</summary>
     public Exception? Fault => Volatile.Read(ref _fault);
 
@@ -107,7 +110,9 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
             var ledgerOptions = _options.Ledger.ColdKeys is { } tier ? _options.Ledger with { ColdKeys = tier with { Follower = true } } : _options.Ledger;
             // Likewise the payments' cold tier (rules version 3): the replica reads the writer's payment log at its own count and
             // drops what the log holds durably, so it holds about the writer's hot payments, not every payment.
-            if (ledgerOptions.ColdPayments is { } payments) ledgerOptions = ledgerOptions with { ColdPayments = payments with { Follower = true } };
+            // Its handle was registered when the store was opened (RamPayEngine), so nothing it needs was forgotten meanwhile.
+            if (ledgerOptions.ColdPayments is { } payments)
+                ledgerOptions = ledgerOptions with { ColdPayments = payments with { Follower = true, FollowerHandle = PaymentFollowerHandle } };
             var (ledger, _, _, last) = EngineRecovery.Load(_options.SnapshotDirectory, _options.JournalDirectory, ledgerOptions, useSnapshot: true,
                 _startSequence, warnings);
             Invariant.Check(last == _startSequence, $"the snapshotter's replica stopped at {last}, not at the writer's start {_startSequence}");
