@@ -201,7 +201,7 @@ for point in $checkpoints $payments; do
       --deposit 1000000000 --sample 100 ${LOAD_ARGS:---connections 4 --batch 100 --pipeline 8} >"$out/load-$chunk.txt" 2>&1 || status=$?
     grep -E 'throughput|payments  |outcomes|PASS|FAIL|^error' "$out/load-$chunk.txt" | sed 's/^/  /' || true
     if [ "$status" -ne 0 ]; then
-      # A failed run (a timeout, or a server not ready: /health/ready says degraded once keys are forgotten early) stops
+      # A failed run (a timeout, or a server not serving; a degraded one, keys forgotten early, still takes the load) stops
       # the whole run: later chunks would not run either. The last checkpoint is taken where the journal stands.
       echo "rampay-load failed (status $status): the run stops here; restart figures at journal $(tail -1 "$out/samples.csv" | cut -d, -f14)"
       checkpoint "stopped-$chunk"
