@@ -214,27 +214,94 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
 }
 
 /// <summary>
-/// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of this run's newest snapshots, oldest first, whoever wrote
-/// them (the writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only
-/// entries dead in the oldest one. Thread-safe.
+/// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of the newest snapshots, oldest first, whoever wrote them (the
+/// writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only entries dead
+/// in the oldest one. Thread-safe.
+/// <para>
+/// The facts are kept in <see cref="FileName"/> beside the snapshots, so that a start knows those of the snapshots an earlier
+/// run wrote. Before, a start knew none: nothing was collected until this run had written <c>keep</c> snapshots of its own,
+/// and a tier that was near its capacity at the restart filled (the 200 M long run, 2026-12-06: FATAL
+/// <c>ColdTierFullException</c> 17 M keys after a restart at 100 M payments, horizon "at snapshot 0"). The file is written
+/// after the snapshot is durable, so a crash between the two leaves the newest snapshot without its facts: then the horizon
+/// stays at an older snapshot's until later snapshots replace it, which keeps more, never less.
+/// </para>
 /// </summary>
-internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep)
+internal sealed class SnapshotHorizon
 {
+    /// <summary>One line per snapshot, oldest first: "sequence deadBelowIndex expiredAtOrBeforeMs", decimal, invariant culture.</summary>
+    public const string FileName = "key-horizons";
+
     private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
+    private readonly RamPay.Storage.KeySegmentStore? _cold;
+    private readonly int _keep;
+    private readonly string? _path;
+
+    /// <param name="cold">The key tier whose horizon this sets; null (no cold tier): nothing to do.</param>
+    /// <param name="keep">How many snapshots are kept (<see cref="EngineOptions.SnapshotsToKeep"/>).</param>
+    /// <param name="snapshotDirectory">Where the snapshots are, and the facts file with them; null: facts kept in memory only.</param>
+    /// <param name="startSequence">Where this run starts: facts of snapshots after it (a journal cut short behind them) are not taken.</param>
+    public SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, string? snapshotDirectory = null, long startSequence = long.MaxValue)
+    {
+        _cold = cold;
+        _keep = keep;
+        if (cold is null || snapshotDirectory is null) return;
+        _path = Path.Combine(Path.GetFullPath(snapshotDirectory), FileName);
+        Seed(Path.GetFullPath(snapshotDirectory), startSequence);
+    }
+
+    /// <summary>The facts of the snapshots still on disk, from the file an earlier run wrote (the newest <c>keep</c> of them).</summary>
+    private void Seed(string directory, long startSequence)
+    {
+        if (!File.Exists(_path) || !Directory.Exists(directory)) return;
+        var onDisk = new HashSet<long>(SnapshotStore.List(OsJournalFileSystem.Instance, directory).Select(s => s.Sequence));
+        var known = Parse(File.ReadAllText(_path!)).Where(f => onDisk.Contains(f.Sequence) && f.Sequence <= startSequence).ToList();
+        foreach (var facts in known.Skip(Math.Max(0, known.Count - _keep))) _snapshots.Enqueue(facts);
+        Publish();
+    }
+
+    /// <summary>Reads the facts file (<see cref="FileName"/>); a line that does not parse is a broken file: the engine stops.</summary>
+    public static List<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> Parse(string text)
+    {
+        var facts = new List<(long, long, long)>();
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] parts = line.Split(' ');
+            long sequence = 0, deadBelow = 0, expired = 0;
+            bool parsed = parts.Length == 3
+                && long.TryParse(parts[0], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out sequence)
+                && long.TryParse(parts[1], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out deadBelow)
+                && long.TryParse(parts[2], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out expired);
+            Invariant.Check(parsed && sequence > 0 && (facts.Count == 0 || facts[^1].Item1 < sequence), $"{FileName}: a broken line '{line}'");
+            facts.Add((sequence, deadBelow, expired));
+        }
+        return facts;
+    }
+
+    public static string Format(IEnumerable<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> facts) =>
+        string.Concat(facts.Select(f => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{f.Sequence} {f.DeadBelowIndex} {f.ExpiredAtOrBeforeMs}\n")));
 
     public void OnSnapshot(long sequence, long deadBelowIndex, long expiredAtOrBeforeMs)
     {
-        if (cold is null) return;
+        if (_cold is null) return;
         lock (_snapshots)
         {
             Invariant.Check(_snapshots.Count == 0 || _snapshots.Last().Sequence <= sequence, "snapshots reported out of order");
+            // The same snapshot again (the stop snapshot at the sequence of a periodic one): its facts are the same state's.
+            if (_snapshots.Count > 0 && _snapshots.Last().Sequence == sequence) return;
             _snapshots.Enqueue((sequence, deadBelowIndex, expiredAtOrBeforeMs));
-            if (_snapshots.Count > keep) _snapshots.Dequeue();
-            if (_snapshots.Count == keep)
-            {
-                var (s, deadBelow, expired) = _snapshots.Peek();
-                cold.SetHorizon(s, deadBelow, expired);
-            }
+            if (_snapshots.Count > _keep) _snapshots.Dequeue();
+            if (_path is not null) Save();
+            Publish();
         }
     }
+
+    private void Publish()
+    {
+        if (_snapshots.Count < _keep) return;
+        var (s, deadBelow, expired) = _snapshots.Peek();
+        _cold!.SetHorizon(s, deadBelow, expired);
+    }
+
+    /// <summary>A crash leaves the old file or the new one (<see cref="AtomicFile"/>).</summary>
+    private void Save() => AtomicFile.Write(_path!, System.Text.Encoding.ASCII.GetBytes(Format(_snapshots)));
 }
