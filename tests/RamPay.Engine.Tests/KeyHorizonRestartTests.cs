@@ -65,9 +65,11 @@ public class KeyHorizonRestartTests
             Drive(engine, k, 50_000);
             WaitFor(() => engine.Counters.LastSnapshotSequence >= 50_000, "the snapshot at 50,000");
             Assert.Null(engine.Fault);
-            horizon = engine.ColdKeyHorizonSequence;
-            Assert.True(horizon >= 40_000, $"horizon {horizon}");
             engine.Stop();
+            // Read after the stop: the snapshotter publishes its count before the horizon, and a loaded machine may see
+            // one without the other; and a snapshotter that is behind takes one snapshot where it stands, so which two
+            // are kept depends on timing.
+            horizon = engine.ColdKeyHorizonSequence;
         }
         long[] kept = SnapshotSequences(dir);
         Assert.Equal(2, kept.Length);
@@ -89,8 +91,8 @@ public class KeyHorizonRestartTests
                 long through = kept[^1] + step * 10_000;
                 WaitFor(() => engine.Counters.LastSnapshotSequence >= through, $"a snapshot at {through} after the restart");
             }
+            WaitFor(() => engine.ColdKeyHorizonSequence > kept[^1], "the horizon past the restart's snapshot");
             Assert.Null(engine.Fault);
-            Assert.True(engine.ColdKeyHorizonSequence > kept[^1], $"horizon {engine.ColdKeyHorizonSequence}");
             engine.Stop();
         }
         Assert.Equal(SnapshotSequences(dir),
@@ -136,7 +138,7 @@ public class KeyHorizonRestartTests
             Assert.Equal(0, engine.ColdKeyHorizonSequence);
             // 4. The next snapshot of this run joins the known one: the horizon is the older, known snapshot's.
             Drive(engine, k, 12_000);
-            WaitFor(() => engine.Counters.LastSnapshotSequence > written[1].Sequence, "a snapshot after the restart");
+            WaitFor(() => engine.ColdKeyHorizonSequence != 0, "a snapshot after the restart");
             Assert.Equal(written[0].Sequence, engine.ColdKeyHorizonSequence);
             engine.Stop();
         }
