@@ -42,20 +42,24 @@ public class KeyIndexGrowthTests
     }
 
     [Fact]
-    public void Released_chunks_are_reused_zeroed_by_the_next_table()
+    public void Chunks_reserved_ahead_are_taken_by_the_next_table_before_any_new_one()
     {
         var pool = new KeyIndexChunks();
-        var first = new KeyIndex(5 * 2 * KeyIndexChunks.ChunkBuckets, pool);
-        for (long i = 0; i < 60_000; i++) first.Insert(HashOf(i), i, 0);
-        Assert.Equal(2 * KeyIndexChunks.ChunkBuckets * 64, first.AllocatedBytes);
-        first.Release();
-        Assert.Equal(0, first.AllocatedBytes);
+        pool.Reserve();
+        pool.Reserve();
         Assert.Equal(2 * KeyIndexChunks.ChunkBuckets * 64, pool.PooledBytes);
-        var second = new KeyIndex(5 * 4 * KeyIndexChunks.ChunkBuckets, pool);
-        for (long i = 100_000; i < 100_100; i++) second.Insert(HashOf(i), i, 0);
-        Assert.Equal(0, pool.PooledBytes); // both pooled chunks taken before any new one
-        for (long i = 0; i < 60_000; i++) Assert.DoesNotContain(i, Find(second, i)); // nothing of the first table left
-        for (long i = 100_000; i < 100_100; i++) Assert.Contains(i, Find(second, i));
+        var table = new KeyIndex(5 * 4 * KeyIndexChunks.ChunkBuckets, pool);
+        for (long i = 100_000; i < 100_100; i++) table.Insert(HashOf(i), i, 0);
+        Assert.Equal(0, pool.PooledBytes); // both reserved chunks taken before any new one
+        Assert.Equal(4 * KeyIndexChunks.ChunkBuckets * 64, table.AllocatedBytes);
+        for (long i = 100_000; i < 100_100; i++) Assert.Contains(i, Find(table, i));
+        for (long i = 0; i < 1_000; i++) Assert.Empty(Find(table, i));
+        pool.Reserve();
+        pool.Clear(); // the table is the largest needed: nothing is held for a next one
+        Assert.Equal(0, pool.PooledBytes);
+        Assert.Equal(0, pool.Count);
+        // A table is never made larger than the store needs.
+        Assert.Equal(1_000, new KeyIndex(1_000_000, pool, maxBuckets: 1_000).Buckets);
     }
 
     [Fact]
