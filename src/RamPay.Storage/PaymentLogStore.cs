@@ -793,8 +793,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     //   is read from here)   32 i64 chunks   40 i64 notes   48 i64 spans   56 i64 records written before start   64 i64
     //   payment records before start   72 i64 exact entries (format 2)   80 i32 ids a block, as a shift (6; format 2)
     //   84..120 zero   120 u32 CRC32C of the body   124 u32 CRC32C of bytes 0..124
-    // Body, format 2 (PaymentIndex): chunks x 2^14 blocks x (i64 position + 1 of the block's run, 0 = none; u64 map of the ids
-    // in the run), then exact entries x (i64 id, i64 position + 1), then notes x (i64 id, i64 position), then spans x (i64
+    // Body, format 2 (PaymentIndex): chunks x 2^14 blocks x (i64 position + 1 of the block's run, 0 = none, its top bit set
+    // when an id of the block has an exact entry; u64 map of the ids in the run), then exact entries x (i64 id, i64 position + 1), then notes x (i64 id, i64 position), then spans x (i64
     // stamp, start, end, covered id). A chunk copied later than start may name records after it, never after the stamp.
     // Body, format 1 (written before 2026-12-06): chunks x 2^20 i64 (id -> position + 1, 0 = none), then notes, then spans.
     private const ulong CheckpointMagic = 0x5844495941505052; // "RPPAYIDX"
