@@ -11,7 +11,7 @@ namespace RamPay.Engine.Tests;
 /// </summary>
 public class KeyIndexBoundTests
 {
-    private static IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
+    private static IdempotencyKey Key(long i) => KeyIndexGrowthTests.Key(i);
 
     [Fact]
     public void The_index_stops_at_the_largest_table_the_store_needs_and_then_holds_nothing_else()
@@ -34,16 +34,7 @@ public class KeyIndexBoundTests
         long growthsAtLargest = -1;
         for (long from = 0; from < n; from += 100)
         {
-            for (long i = from; i < from + 100; i++)
-                ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1, Key = Key(i), FromAccount = 99, Amount = i, TimestampMs = 1_000 + i }, out _);
-            for (int t = 0; t < 64; t++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 1_000 + from + 100 }, out _);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (store.FlushedThroughIndex < from + 100)
-            {
-                Assert.Null(store.Fault);
-                Assert.True(DateTime.UtcNow < deadline);
-                Thread.Sleep(1);
-            }
+            KeyIndexGrowthTests.RememberAndWait(ledger, store, from, 100, clients: 1);
             Assert.True(store.IndexBuckets <= options.MaxIndexBuckets);
             if (store.IndexBuckets == options.MaxIndexBuckets && growthsAtLargest < 0) growthsAtLargest = store.IndexGrowths;
         }

@@ -11,7 +11,7 @@ namespace RamPay.Engine.Tests;
 /// </summary>
 public class KeyIndexGrowthTests
 {
-    private static IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
+    internal static IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
     private static ulong HashOf(long i) => KeySegmentStore.Hash(1, Key(i));
 
     private static long[] Find(KeyIndex index, long i, long floor = 0, long limit = long.MaxValue)
@@ -78,6 +78,24 @@ public class KeyIndexGrowthTests
     }
 
     /// <summary>
+    /// Remembers keys [from, from + count) (client 1 + i % clients, the key's index as the amount), closes their generation
+    /// with ticks and waits until the store has written them.
+    /// </summary>
+    internal static void RememberAndWait(Ledger ledger, KeySegmentStore store, long from, int count, int clients)
+    {
+        for (long i = from; i < from + count; i++)
+            ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1 + i % clients, Key = Key(i), FromAccount = 99, Amount = i, TimestampMs = 1_000 + i }, out _);
+        for (int t = 0; t < 64; t++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 1_000 + from + count }, out _);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (store.FlushedThroughIndex < from + count)
+        {
+            Assert.Null(store.Fault);
+            Assert.True(DateTime.UtcNow < deadline);
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>
     /// Through the store: 16 initial keys grown to 60,000 (about eight growths, the last ones over many generations), a
     /// reader looking up visible keys the whole time, and segments dropped under a horizon while a copy runs.
     /// </summary>
@@ -120,16 +138,7 @@ public class KeyIndexGrowthTests
         int sawGrowing = 0;
         for (long from = 0; from < n; from += 500)
         {
-            for (long i = from; i < from + 500; i++)
-                ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1 + i % 3, Key = Key(i), FromAccount = 99, Amount = i, TimestampMs = 1_000 + i }, out _);
-            for (int t = 0; t < 64; t++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 1_000 + from + 500 }, out _);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (store.FlushedThroughIndex < from + 500)
-            {
-                Assert.Null(store.Fault);
-                Assert.True(DateTime.UtcNow < deadline);
-                Thread.Sleep(1);
-            }
+            RememberAndWait(ledger, store, from, 500, clients: 3);
             if (store.IndexGrowing) sawGrowing++;
             // Past 40,000 keys, the oldest 10,000 are dead under a snapshot's horizon: segments drop while a copy may run.
             if (from == 40_000) store.SetHorizon(snapshotSequence: 1, deadBelowIndex: 10_240, expiredAtOrBeforeMs: long.MinValue);
