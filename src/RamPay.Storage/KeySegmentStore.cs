@@ -59,7 +59,8 @@ public sealed record KeySegmentStoreOptions
 /// Lookups go through an in-memory hash index of 8-byte slots (a 24-bit tag of the key's hash and the 40-bit log index),
 /// seven per 64-byte bucket plus an overflow word, so a miss (every new payment's key) costs one or two cache lines and
 /// no I/O, and a hit one 128-byte read. Slots whose index is below the oldest kept segment are free: deleting a segment
-/// needs no pass over the index. The index grows by doubling (rebuilt from the hash files off the writer).
+/// needs no pass over the index. The index grows by doubling, incrementally, up to the largest table the store needs
+/// (<see cref="KeySegmentStoreOptions.MaxIndexBuckets"/>), and is rebuilt from the hash files at start.
 /// </para>
 /// <para>Threads: <see cref="TryLookup"/> from any thread; <see cref="Flush"/> from the writer; one background thread writes.</para>
 /// </summary>
