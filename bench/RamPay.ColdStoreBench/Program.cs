@@ -42,8 +42,17 @@ foreach (string store in stores.Split(','))
     {
         case "segments":
         {
-            using var s = new KeySegmentStore(new KeySegmentStoreOptions { Directory = dir, KeyCapacity = n, Fsync = fsync });
-            RunOurs(store, s, () => s.FlushedThroughIndex, () => s.IndexBytes, () => s.ReadsIssued, () => s.Lookups);
+            var options = new KeySegmentStoreOptions { Directory = dir, KeyCapacity = n, Fsync = fsync };
+            using (var s = new KeySegmentStore(options))
+                RunOurs(store, s, () => s.FlushedThroughIndex, () => s.IndexBytes, () => s.ReadsIssued, () => s.Lookups);
+            // What a start costs: the index rebuilt from the hash files (8 bytes read a key), files in the page cache.
+            for (int start = 0; start < 2; start++)
+            {
+                var t = Stopwatch.StartNew();
+                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                using var s = new KeySegmentStore(options);
+                Console.WriteLine($"{store}: a start took {t.ElapsedMilliseconds:N0} ms ({(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds:N0} ms of CPU) for {s.Keys:N0} keys (index rebuilt from the hash files: {s.IndexBytes / 1e6:F0} MB); load {File.ReadAllText("/proc/loadavg").Trim()}");
+            }
             break;
         }
         case "rocksdb": RunRocks(dir); break;
@@ -102,6 +111,10 @@ void RunOurs(string name, IColdKeyStore store, Func<long> flushed, Func<long> me
     if (store.GetType().GetProperty("LongestIndexStep")?.GetValue(store) is TimeSpan indexStep)
         Console.WriteLine($"{name}: the store's longest time on its index for one generation {indexStep.TotalMilliseconds:F0} ms over {store.GetType().GetProperty("IndexGrowths")!.GetValue(store)} growths ({store.GetType().GetProperty("LongestIndexStepParts")!.GetValue(store)})");
     Memory(name + " after");
+    // Held by the index at the end (the plateau: the store holds KeyCapacity = --keys keys): today's code reports its table's
+    // buckets; read by name so the baseline builds.
+    object? buckets = store.GetType().GetProperty("IndexBuckets")?.GetValue(store);
+    Console.WriteLine($"{name}: index holds {memoryBytes() / 1e6:F0} MB = {(double)memoryBytes() / n:F1} B/key at {n:N0} keys (table {(buckets is null ? "?" : $"{buckets:N0} buckets = {(long)buckets * 64 / 1e6:F0} MB")})");
     GC.Collect(2, GCCollectionMode.Forced, blocking: true);
     Memory(name + " after a full GC");
     if (reads == 0) return;
@@ -113,7 +126,7 @@ void RunOurs(string name, IColdKeyStore store, Func<long> flushed, Func<long> me
         $"record reads per miss {(double)(readsIssued() - readsBefore) / (lookups() - lookupsBefore):F3}");
 }
 
-// The payment log's start (PaymentLogStore.Recover): --keys payments written in chunks of 65,536 (every 8th chunk also
+// The payment log's index memory and start (PaymentLogStore.Recover): --keys payments written in chunks of 65,536 (every 8th chunk also
 // re-writes 4,096 older payments, as refunds of old payments do), then opened three times from its index checkpoint
 // (the default interval: 1 GiB of log or twice the index) and three times with the checkpoints moved aside (the whole log
 // read, as every start did before checkpoints). Files are in the page cache (just written): this measures the read's work,
@@ -147,6 +160,13 @@ void RunPaymentsRestart(string dir)
             store.WaitVisible(generation); // one batch object, reused
         }
         Console.WriteLine($"payments: wrote {n:N0} payments ({store.RecordsWritten:N0} records, {store.DiskBytes / 1e6:F0} MB of log, index {store.IndexBytes / 1e6:F0} MB) in {sw.Elapsed.TotalSeconds:F1} s; {store.CheckpointsWritten} checkpoint(s)");
+        // Memory per payment with the store open (batch objects reused: the index is what grows with n); exact entries only
+        // where the code reports them (read by name so the baseline builds).
+        object? exact = store.GetType().GetProperty("IndexExactEntries")?.GetValue(store);
+        Console.WriteLine($"payments: index {store.IndexBytes / 1e6:F1} MB = {(double)store.IndexBytes / n:F3} B/payment; exact entries {exact ?? "-"}");
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        Memory("payments written, after a full GC");
+        Console.WriteLine($"payments: VmRSS {Rss() / (double)n:F2} B/payment, GC heap {GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes / (double)n:F2} B/payment (the process, {n:N0} payments)");
     }
     string aside = dir + "-aside";
     Directory.CreateDirectory(aside);
@@ -155,14 +175,19 @@ void RunPaymentsRestart(string dir)
         if (mode == "whole log") foreach (var f in Directory.GetFiles(dir, "*.ckpt")) File.Move(f, Path.Combine(aside, Path.GetFileName(f)));
         else foreach (var f in Directory.GetFiles(aside, "*.ckpt")) File.Move(f, Path.Combine(dir, Path.GetFileName(f)));
         var t = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         using var store = new PaymentLogStore(new PaymentLogStoreOptions { Directory = dir, Fsync = false, CheckpointEveryBytes = 0 });
         store.Recover(long.MaxValue);
         double ms = t.Elapsed.TotalMilliseconds;
+        // CPU time too: on a machine at load 40 the wall time is mostly waiting for a core.
+        Console.WriteLine($"payments start from {mode}: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds:F0} ms of CPU");
         if (!store.TryRead(n / 2, out var p) || p.Id != n / 2) throw new InvalidOperationException("payment not read back");
         Console.WriteLine($"payments start from {mode}: {ms:F0} ms, {store.RecoveryLogBytes / 1e6:F0} MB of log read ({store.RecoveredFrom}); load {File.ReadAllText("/proc/loadavg").Trim()}");
     }
     Directory.Delete(aside, true);
 }
+
+static long Rss() => long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))[6..].Trim().Split(' ')[0]) * 1024;
 
 void Memory(string label)
 {

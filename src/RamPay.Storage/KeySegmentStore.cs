@@ -30,6 +30,14 @@ public sealed record KeySegmentStoreOptions
     /// <summary>The budget, a quarter more for keys the collection horizon still holds, and two segments of rounding.</summary>
     public long MaxRetainedKeys => KeyCapacity + KeyCapacity / 4 + 2L * SegmentKeys;
 
+    /// <summary>
+    /// Buckets of the largest index table the store ever needs: <see cref="MaxRetainedKeys"/> at six keys a bucket of seven
+    /// (about 4.7 at <see cref="KeyCapacity"/>, where the store settles once snapshots collect behind it). The index grows to
+    /// this and no further, so once there it holds no table for a next growth (issue 10: at the plateau the old growth
+    /// policy held the table, the one it replaced and most of a next one that never came, ~37 B a key).
+    /// </summary>
+    public long MaxIndexBuckets => Math.Max(64, (MaxRetainedKeys + 5) / 6);
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Directory)) throw new ArgumentException("the cold tier needs a directory");
@@ -51,7 +59,8 @@ public sealed record KeySegmentStoreOptions
 /// Lookups go through an in-memory hash index of 8-byte slots (a 24-bit tag of the key's hash and the 40-bit log index),
 /// seven per 64-byte bucket plus an overflow word, so a miss (every new payment's key) costs one or two cache lines and
 /// no I/O, and a hit one 128-byte read. Slots whose index is below the oldest kept segment are free: deleting a segment
-/// needs no pass over the index. The index grows by doubling (rebuilt from the hash files off the writer).
+/// needs no pass over the index. The index grows by doubling, incrementally, up to the largest table the store needs
+/// (<see cref="KeySegmentStoreOptions.MaxIndexBuckets"/>), and is rebuilt from the hash files at start.
 /// </para>
 /// <para>Threads: <see cref="TryLookup"/> from any thread; <see cref="Flush"/> from the writer; one background thread writes.</para>
 /// </summary>
@@ -70,6 +79,7 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     private const int RebuildBlockKeys = 8192;
 
     private readonly KeySegmentStoreOptions _options;
+    private readonly long _maxBuckets;
     private readonly int _shift;
     private readonly long _mask;
 
@@ -84,7 +94,6 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     // fills the new table from the hash files a bounded amount per generation (RebuildStep), so growth never stops it.
     private IndexTables _index;
     private readonly KeyIndexChunks _chunks = new();
-    private KeyIndex? _retired;          // the table replaced last: its chunks go back to the pool at the next growth
     private long _rebuildNext, _rebuildEnd; // log indices [next, end) not yet copied into the new table
     private readonly byte[] _rebuildBuffer = new byte[RebuildBlockKeys * 8];
     private long _longestIndexStepTicks, _growths;
@@ -112,7 +121,10 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         _ring = new Segment?[options.MaxRetainedKeys / options.SegmentKeys + 4];
         _queue = new (KeyLog, long, long, long, long)[options.MaxQueuedGenerations];
         Open();
-        _index = new IndexTables(BuildIndex(Math.Max(options.InitialIndexKeys, _flushedEnd - _floor)), null);
+        _maxBuckets = options.MaxIndexBuckets;
+        // Room for twice the keys on disk before a growth (or, near the store's size, the largest table at once).
+        long keys = _flushedEnd - _floor;
+        _index = new IndexTables(BuildIndex(Snap(Math.Max((options.InitialIndexKeys + 4) / 5, (2 * keys + 4) / 5))), null);
         _thread = new Thread(Run) { IsBackground = true, Name = "rampay-cold-keys" };
         _thread.Start();
     }
@@ -133,18 +145,19 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     /// <summary>Bytes on disk: the kept segments and their hash files.</summary>
     public long DiskBytes => Keys * (RecordBytes + 8) + SegmentCount * (HeaderBytes + HashTrailerBytes);
     /// <summary>
-    /// Bytes of memory the index holds: its table's chunks, the table it is replacing (while it grows), the table it last
-    /// replaced (kept until the next growth) and the chunks pooled for the next table.
+    /// Bytes of memory the index holds: its table's chunks, the table it is replacing (while it grows) and the chunks
+    /// allocated ahead for the next table (over the last quarter before a growth; none once the table is the largest needed).
     /// </summary>
     public long IndexBytes
     {
         get
         {
             var tables = Volatile.Read(ref _index);
-            long bytes = tables.Current.AllocatedBytes + (tables.Previous?.AllocatedBytes ?? 0) + _chunks.PooledBytes;
-            return Volatile.Read(ref _retired) is { } retired ? bytes + retired.AllocatedBytes : bytes;
+            return tables.Current.AllocatedBytes + (tables.Previous?.AllocatedBytes ?? 0) + _chunks.PooledBytes;
         }
     }
+    /// <summary>Buckets of the index's table (64 bytes each); at most <see cref="KeySegmentStoreOptions.MaxIndexBuckets"/>.</summary>
+    public long IndexBuckets => Volatile.Read(ref _index).Current.Buckets;
     /// <summary>The index's growths since the store opened (each one incremental: <see cref="LongestIndexStep"/>).</summary>
     public long IndexGrowths => Volatile.Read(ref _growths);
     /// <summary>The longest time one generation spent on the index (its inserts, and its share of a growth's copy).</summary>
@@ -376,7 +389,8 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         // Durable: now indexed (a reader that finds an entry can read it), then counted, then made visible by the caller.
         long started = Stopwatch.GetTimestamp();
         var index = _index.Current;
-        if (end - _floor > index.Capacity) index = Grow(end - _floor, from);
+        // The largest table needed holds every key the store can keep (MaxRetainedKeys, at most six a bucket): never grown.
+        if (end - _floor > index.Capacity && index.Buckets < _maxBuckets) index = Grow(end - _floor, from);
         long grown = Stopwatch.GetTimestamp();
         for (long k = from; k < end; k++) index.Insert(_generationHashes[k - from], k, _floor);
         long inserted = Stopwatch.GetTimestamp();
@@ -466,13 +480,9 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     {
         // Unreachable at the store's sizes (the copy ends after half the old table's keys are inserted, a growth needs
         // all of them again); a tiny table and a large generation end it here, in one step the size of that tiny table.
-        var retired = _retired;
-        if (_index.Previous is not null) RebuildStep(long.MaxValue); // its old table is left to the collector (a reader may hold it)
-        // The table replaced at the growth before: a lookup that began before that growth's copy ended is long done.
-        retired?.Release();
-        Volatile.Write(ref _retired, null);
+        if (_index.Previous is not null) RebuildStep(long.MaxValue);
         var current = _index.Current;
-        var index = new KeyIndex(Math.Max(keys * 2, current.Capacity * 2), _chunks);
+        var index = new KeyIndex(NextBuckets(keys, current) * 5, _chunks, _maxBuckets);
         _rebuildNext = _floor;
         _rebuildEnd = from;
         Volatile.Write(ref _index, new IndexTables(index, current));
@@ -481,16 +491,22 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     }
 
     /// <summary>
-    /// Past three quarters of its capacity, the table's successor (twice as many buckets) is allocated ahead, a few chunks a generation, so
-    /// that by the growth every chunk it needs is in the pool (measured: allocating ~500 MiB at once at a growth took 7.7 s of
-    /// the store's thread on the shared machine; fault 6). What the retired table will give back at the growth counts.
+    /// Past three quarters of its capacity, the table's successor (twice as many buckets, at most the largest needed) is
+    /// allocated ahead, a few chunks a generation, so that by the growth every chunk it needs is in the pool (measured:
+    /// allocating ~500 MiB at once at a growth took 7.7 s of the store's thread on the shared machine; fault 6). Nothing is
+    /// held ahead once the table is the largest the store needs.
     /// </summary>
     private void ReserveAhead(long inserted)
     {
         var current = _index.Current;
+        if (current.Buckets >= _maxBuckets)
+        {
+            _chunks.Clear(); // whatever is left over from its growth: no next table will take it
+            return;
+        }
         long keys = _flushedEnd - _floor;
         if (keys < current.Capacity / 4 * 3) return; // memory held ahead only over the last quarter before the growth
-        long needed = KeyIndexChunks.ChunksFor(current.Buckets * 2) - _chunks.Count - (_retired?.FullChunks ?? 0);
+        long needed = KeyIndexChunks.ChunksFor(NextBuckets(current.Capacity, current)) - _chunks.Count;
         if (needed <= 0) return;
         // Enough each generation to have them all when the keys reach the capacity, with one to spare.
         long remaining = Math.Max(1, current.Capacity - keys);
@@ -516,15 +532,25 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
             budget -= n;
         }
         if (_rebuildNext < _rebuildEnd) return;
-        // Complete: the new table alone holds every entry. Readers that still hold both tables find nothing more in the old.
-        var replaced = _index.Previous!;
+        // Complete: the new table alone holds every entry. Readers that still hold both tables find nothing more in the old,
+        // which is left to the collector (never re-used: a reader may still hold it). Its 1 MiB chunks free LOH space of the
+        // size the next table's chunks take, so they leave no hole the next growth cannot fill.
         Volatile.Write(ref _index, new IndexTables(index, null));
-        Volatile.Write(ref _retired, replaced);
     }
 
-    private KeyIndex BuildIndex(long keys)
+    /// <summary>
+    /// The buckets of the table that replaces <paramref name="current"/> at <paramref name="keys"/> keys: twice as many, or,
+    /// once that would hold <see cref="KeySegmentStoreOptions.KeyCapacity"/> at five a bucket, the largest table the store
+    /// needs (never grown, so nothing is reserved ahead of it). Without that snap a table just below the largest would, at
+    /// the plateau, reserve a next table that never comes.
+    /// </summary>
+    private long NextBuckets(long keys, KeyIndex current) => Snap(Math.Max((keys * 2 + 4) / 5, current.Buckets * 2));
+
+    private long Snap(long buckets) => buckets * 5 >= _options.KeyCapacity ? _maxBuckets : Math.Min(buckets, _maxBuckets);
+
+    private KeyIndex BuildIndex(long buckets)
     {
-        var index = new KeyIndex(keys, _chunks);
+        var index = new KeyIndex(buckets * 5, _chunks, _maxBuckets);
         Fill(index, _flushedEnd);
         return index;
     }
@@ -809,9 +835,9 @@ internal sealed class KeyIndex
     /// <summary>Bytes of the chunks written so far (a chunk is allocated on its first insert).</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
 
-    public KeyIndex(long keys, KeyIndexChunks pool)
+    public KeyIndex(long keys, KeyIndexChunks pool, long maxBuckets = long.MaxValue)
     {
-        Buckets = Math.Max(64, (keys + 4) / 5);
+        Buckets = Math.Max(64, Math.Min(maxBuckets, (keys + 4) / 5));
         _pool = pool;
         _chunks = new ulong[]?[(Buckets + KeyIndexChunks.ChunkBuckets - 1) >> KeyIndexChunks.ChunkShift];
     }
@@ -893,34 +919,15 @@ internal sealed class KeyIndex
         }
         return n;
     }
-
-    /// <summary>Full-size chunks this table holds now (they go back to the pool on <see cref="Release"/>).</summary>
-    public long FullChunks
-    {
-        get
-        {
-            long n = 0;
-            foreach (var c in _chunks) if (c is not null && c.Length == KeyIndexChunks.ChunkBuckets * 8) n++;
-            return n;
-        }
-    }
-
-    /// <summary>Gives the chunks back to the pool: only once no reader can hold this table (the growth after the one that replaced it).</summary>
-    public void Release()
-    {
-        for (int c = 0; c < _chunks.Length; c++)
-        {
-            if (_chunks[c] is { } chunk) _pool.Return(chunk);
-            _chunks[c] = null;
-        }
-        _allocatedBytes = 0;
-    }
 }
 
 /// <summary>
-/// The key index's chunks: 16,384 buckets of 64 bytes (1 MiB) each, rented zeroed and returned when a replaced table is
-/// dropped, so a table's growth re-uses the chunks of the one before instead of leaving 1 MiB holes (or, before chunks, a
-/// hole the size of the whole old table) in the large-object heap. One thread (the store's) rents and returns.
+/// The key index's chunks: 16,384 buckets of 64 bytes (1 MiB) each. Over the last quarter before a growth the next table's
+/// chunks are allocated here ahead, a few per generation, their pages touched, so that the growth's first inserts take no
+/// burst of allocation and page faults (fault 6); the new table rents them (zero) before allocating. A replaced table is
+/// not pooled (it was until 2026-12-06: held until the next growth, it kept ~12.8 B a key for nothing at the plateau):
+/// its chunks go to the collector, and the next reservation's chunks, of the same size, fill the space they leave.
+/// One thread (the store's) rents and reserves.
 /// </summary>
 internal sealed class KeyIndexChunks
 {
@@ -928,25 +935,22 @@ internal sealed class KeyIndexChunks
     public const long ChunkBuckets = 1L << ChunkShift;
     public const long ChunkBucketMask = ChunkBuckets - 1;
     private const int ChunkWords = (int)ChunkBuckets * 8;
-    private readonly Stack<ulong[]> _free = new();  // returned by a released table: cleared when rented
     private readonly Stack<ulong[]> _fresh = new(); // allocated ahead of a growth: zero already
     private long _pooledBytes;
 
     /// <summary>Bytes held in the pool for the next table (memory the index keeps, not in use).</summary>
     public long PooledBytes => Volatile.Read(ref _pooledBytes);
     /// <summary>Full-size chunks in the pool.</summary>
-    public int Count => _free.Count + _fresh.Count;
+    public int Count => _fresh.Count;
 
     /// <summary>The number of chunks a table of <paramref name="buckets"/> buckets takes.</summary>
     public static long ChunksFor(long buckets) => (buckets + ChunkBuckets - 1) >> ChunkShift;
 
     public ulong[] Rent(int words)
     {
-        if (words != ChunkWords || Count == 0) return new ulong[words];
-        bool fresh = _fresh.Count > 0;
-        var chunk = fresh ? _fresh.Pop() : _free.Pop();
+        if (words != ChunkWords || _fresh.Count == 0) return new ulong[words];
+        var chunk = _fresh.Pop();
         Volatile.Write(ref _pooledBytes, _pooledBytes - chunk.Length * 8L);
-        if (!fresh) Array.Clear(chunk);
         return chunk;
     }
 
@@ -961,11 +965,12 @@ internal sealed class KeyIndexChunks
         Volatile.Write(ref _pooledBytes, _pooledBytes + ChunkWords * 8L);
     }
 
-    public void Return(ulong[] chunk)
+    /// <summary>Drops what is pooled (no next table will take it).</summary>
+    public void Clear()
     {
-        if (chunk.Length != ChunkWords) return; // a table's short last chunk: left to the collector
-        _free.Push(chunk);
-        Volatile.Write(ref _pooledBytes, _pooledBytes + chunk.Length * 8L);
+        if (_fresh.Count == 0) return;
+        _fresh.Clear();
+        Volatile.Write(ref _pooledBytes, 0);
     }
 }
 

@@ -84,7 +84,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     public const ushort PaymentRecord = 1, NoteRecord = 2;
     private const ulong SegmentMagic = 0x474F4C5941505052; // "RPPAYLOG" little-endian
     private const int FormatVersion = 1;
-    private const int IndexShift = 20;
+    private const int V1IndexShift = 20; // a format-1 checkpoint's chunk: 2^20 ids of 8 bytes
     private const int OffsetBits = 40;
 
     private readonly PaymentLogStoreOptions _options;
@@ -97,8 +97,9 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     private Thread? _thread;
     private bool _recovered;
 
-    // Index: id -> position + 1 (segment number << 40 | offset); 0 = never written. Chunks made by the writer thread.
-    private long[]?[] _index = new long[1024][];
+    // Index: id -> position + 1 (segment number << 40 | offset); 0 = never written. Written by the store's thread only
+    // (PaymentIndex: one position per block of 64 first versions, exact entries for the rest).
+    private PaymentIndex _index = new();
     private readonly Dictionary<long, long> _notes = [];
     private SafeFileHandle?[] _segments = new SafeFileHandle?[16];
     private long _segmentNumber;      // the newest segment
@@ -147,7 +148,10 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     public long ReadsIssued => Volatile.Read(ref _reads);
     /// <summary>Payments with at least one version in the store.</summary>
     public long Payments => Volatile.Read(ref _payments);
-    public long IndexBytes { get { long n = 0; foreach (var c in Volatile.Read(ref _index)) if (c is not null) n += c.Length * 8L; return n; } }
+    /// <summary>Bytes of memory the id index holds (about 0.25 a payment written in order, 16 to 43 a re-written one).</summary>
+    public long IndexBytes => Volatile.Read(ref _index).Bytes;
+    /// <summary>Payment versions the index holds exactly (re-written payments, first versions written out of id order).</summary>
+    public long IndexExactEntries => Volatile.Read(ref _index).ExactEntries;
 
     public static string SegmentName(long number) => $"payments-{number:D6}.log";
     public static string CheckpointName(long stamp) => $"payments-index-{stamp:D20}.ckpt";
@@ -263,11 +267,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         {
             // The checkpoint's chunks were copied over several generations: a record in the tail may already be in them
             // (IndexPayment skips it), so the counts are taken from the index as it now stands.
-            long payments = 0;
-            foreach (var chunk in _index)
-                if (chunk is not null)
-                    foreach (long slot in chunk)
-                        if (slot != 0) payments++;
+            long payments = _index.CountPayments();
             _payments = payments;
             _garbage = _paymentRecords - payments;
             RecoveredFrom = $"checkpoint {CheckpointName(checkpoint.Stamp)} (stamp {checkpoint.Stamp:N0}) and {tailBytes:N0} bytes of log after it";
@@ -364,28 +364,11 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
     private void IndexPayment(long id, long position)
     {
-        Invariant.Check(id >= 1, "a payment record without an id");
-        long index = id - 1;
-        long c = index >> IndexShift;
-        var table = _index;
-        if (c >= table.Length)
-        {
-            var grown = new long[]?[Math.Max(c + 1, table.Length * 2L)];
-            Array.Copy(table, grown, table.Length);
-            Volatile.Write(ref _index, grown);
-            table = grown;
-        }
-        var chunk = table[c];
-        if (chunk is null)
-        {
-            chunk = new long[1 << IndexShift];
-            Volatile.Write(ref table[c], chunk);
-        }
-        ref long slot = ref chunk[index & ((1 << IndexShift) - 1)];
-        // Positions grow in log order, so only a start from a checkpoint meets a slot at or past this record (the
+        // Positions grow in log order, so only a start from a checkpoint meets an id indexed at or past this record (the
         // checkpoint's chunk was copied after the record was written): already indexed, and its newer version kept.
-        if (slot >= position + 1) return;
-        if (slot == 0) _payments++;
+        long older = _index.Get(id);
+        if (older >= position + 1) return;
+        if (older == 0) _payments++;
         else
         {
             _garbage++;
@@ -393,23 +376,15 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             if (_options.KeepPriorVersions)
                 lock (_spanGate)
                 {
-                    _prior[position] = slot - 1;
+                    _prior[position] = older - 1;
                     _priorOrder.Enqueue(position);
                 }
         }
-        Volatile.Write(ref slot, position + 1);
+        long superseded = _index.Add(id, position);
+        Invariant.Check(superseded == older, "the payment index changed under its only writer");
     }
 
-    private long PositionOf(long id)
-    {
-        if (id < 1) return 0;
-        long index = id - 1;
-        var table = Volatile.Read(ref _index);
-        long c = index >> IndexShift;
-        if (c >= table.Length) return 0;
-        var chunk = Volatile.Read(ref table[c]);
-        return chunk is null ? 0 : Volatile.Read(ref chunk[index & ((1 << IndexShift) - 1)]);
-    }
+    private long PositionOf(long id) => Volatile.Read(ref _index).Get(id);
 
     // --- reads (any thread) ---
 
@@ -813,20 +788,27 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
     // --- index checkpoints (bounded restarts) ---
 
-    //   0 u64 magic "RPPAYIDX"   8 i32 format 1   12 i32 index chunk shift (20)   16 i64 stamp (every record up to the
-    //   end position is stamped at or before it)   24 i64 start position (segment << 40 | offset: the log is read from here)
-    //  32 i64 chunks   40 i64 notes   48 i64 spans   56 i64 records written before start   64 i64 payment records before
-    //  start   72..120 zero   120 u32 CRC32C of the body   124 u32 CRC32C of bytes 0..124
-    // Body: chunks x 2^20 i64 (id -> position + 1, 0 = none; a chunk copied later than start may hold positions after it,
-    // never after the stamp), then notes x (i64 id, i64 position), then spans x (i64 stamp, start, end, covered id).
+    //   0 u64 magic "RPPAYIDX"   8 i32 format (2; 1 is still read)   12 i32 ids a chunk, as a shift (20)   16 i64 stamp (every
+    //   record up to the end position is stamped at or before it)   24 i64 start position (segment << 40 | offset: the log
+    //   is read from here)   32 i64 chunks   40 i64 notes   48 i64 spans   56 i64 records written before start   64 i64
+    //   payment records before start   72 i64 exact entries (format 2)   80 i32 ids a block, as a shift (6; format 2)
+    //   84..120 zero   120 u32 CRC32C of the body   124 u32 CRC32C of bytes 0..124
+    // Body, format 2 (PaymentIndex): chunks x 2^14 blocks x (i64 position + 1 of the block's run, 0 = none, its top bit set
+    // when an id of the block has an exact entry; u64 map of the ids in the run), then exact entries x (i64 id, i64 position + 1), then notes x (i64 id, i64 position), then spans x (i64
+    // stamp, start, end, covered id). A chunk copied later than start may name records after it, never after the stamp.
+    // Body, format 1 (written before 2026-12-06): chunks x 2^20 i64 (id -> position + 1, 0 = none), then notes, then spans.
     private const ulong CheckpointMagic = 0x5844495941505052; // "RPPAYIDX"
     private const int CheckpointHeaderBytes = 128;
+    private const int CheckpointFormat = 2;
+    /// <summary>Index chunks a generation's checkpoint step writes, at most (8 MiB: no step costs more than that).</summary>
+    private const int CheckpointChunksPerStep = 32;
 
     private sealed class CheckpointWork
     {
         public required SafeFileHandle File;
         public required long Start, StartDiskBytes, RecordsWritten, PaymentRecords;
         public required int Chunks;
+        public required (long Id, long PositionPlus1)[] Exact;
         public required (long Id, long Position)[] Notes;
         public required WrittenSpan[] Spans;
         public int Next;
@@ -838,7 +820,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
     /// <summary>
     /// After each generation (the store's thread): begins a checkpoint once the log has grown by the interval, or writes the
-    /// next 8 MiB chunk of the one under way, or finishes it. One chunk per generation: no step costs more than that.
+    /// next 8 MiB of index chunks of the one under way, or finishes it: no step costs more than that.
     /// </summary>
     private void CheckpointStep(long stamp)
     {
@@ -852,12 +834,15 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         var ck = _checkpoint;
         if (ck.Next < ck.Chunks)
         {
-            var chunk = _index[ck.Next];
-            ReadOnlySpan<byte> bytes = chunk is null ? _zeroChunk ??= new byte[8 << IndexShift] : MemoryMarshal.AsBytes(chunk.AsSpan());
-            RandomAccess.Write(ck.File, bytes, ck.Offset);
-            ck.Crc = Crc32C.Append(ck.Crc, bytes);
-            ck.Offset += bytes.Length;
-            ck.Next++;
+            for (int step = 0; step < CheckpointChunksPerStep && ck.Next < ck.Chunks; step++)
+            {
+                var chunk = _index.Chunk(ck.Next);
+                ReadOnlySpan<byte> bytes = chunk is null ? _zeroChunk ??= new byte[PaymentIndex.ChunkLongs * 8] : MemoryMarshal.AsBytes(chunk.AsSpan());
+                RandomAccess.Write(ck.File, bytes, ck.Offset);
+                ck.Crc = Crc32C.Append(ck.Crc, bytes);
+                ck.Offset += bytes.Length;
+                ck.Next++;
+            }
             if (ck.Next < ck.Chunks) return;
         }
         FinishCheckpoint(ck, stamp);
@@ -866,9 +851,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     private void BeginCheckpoint()
     {
         Invariant.Check(BitConverter.IsLittleEndian, "index checkpoints are written little-endian as in memory");
-        int chunks = 0;
-        for (int c = _index.Length - 1; c >= 0; c--)
-            if (_index[c] is not null) { chunks = c + 1; break; }
+        int chunks = _index.ChunkCount;
+        var exact = _index.ExactSnapshot();
         (long, long)[] notes;
         lock (_notes) notes = _notes.Select(n => (n.Key, n.Value)).ToArray();
         WrittenSpan[] spans;
@@ -878,15 +862,21 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         {
             File = File.OpenHandle(temp, FileMode.Create, FileAccess.ReadWrite),
             Start = _segmentNumber << OffsetBits | _segmentLength, StartDiskBytes = _diskBytes,
-            RecordsWritten = _recordsWritten, PaymentRecords = _paymentRecords, Chunks = chunks, Notes = notes, Spans = spans,
+            RecordsWritten = _recordsWritten, PaymentRecords = _paymentRecords, Chunks = chunks, Exact = exact, Notes = notes, Spans = spans,
         };
         _lastCheckpointAt = _diskBytes;
     }
 
     private void FinishCheckpoint(CheckpointWork ck, long stamp)
     {
-        var tail = new byte[ck.Notes.Length * 16 + ck.Spans.Length * 32];
+        var tail = new byte[(ck.Exact.Length + ck.Notes.Length) * 16L + ck.Spans.Length * 32L];
         int at = 0;
+        foreach (var (id, positionPlus1) in ck.Exact)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at), id);
+            BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at + 8), positionPlus1);
+            at += 16;
+        }
         foreach (var (id, position) in ck.Notes)
         {
             BinaryPrimitives.WriteInt64LittleEndian(tail.AsSpan(at), id);
@@ -905,8 +895,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         ck.Crc = Crc32C.Append(ck.Crc, tail);
         var h = new byte[CheckpointHeaderBytes];
         BinaryPrimitives.WriteUInt64LittleEndian(h, CheckpointMagic);
-        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(8), 1);
-        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(12), IndexShift);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(8), CheckpointFormat);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(12), PaymentIndex.ChunkIdShift);
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(16), stamp);
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(24), ck.Start);
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(32), ck.Chunks);
@@ -914,6 +904,8 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(48), ck.Spans.Length);
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(56), ck.RecordsWritten);
         BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(64), ck.PaymentRecords);
+        BinaryPrimitives.WriteInt64LittleEndian(h.AsSpan(72), ck.Exact.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(h.AsSpan(80), PaymentIndex.BlockShift);
         BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(120), ck.Crc);
         BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(124), Crc32C.Compute(h.AsSpan(0, 124)));
         RandomAccess.Write(ck.File, h, 0);
@@ -990,7 +982,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
 
     private void ResetIndex()
     {
-        _index = new long[1024][];
+        _index = new PaymentIndex();
         lock (_notes) _notes.Clear();
         lock (_spanGate)
         {
@@ -1008,31 +1000,52 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         if (length < CheckpointHeaderBytes || RandomAccess.Read(file, h, 0) != CheckpointHeaderBytes) return "shorter than its header";
         if (BinaryPrimitives.ReadUInt64LittleEndian(h) != CheckpointMagic || BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(124)) != Crc32C.Compute(h.AsSpan(0, 124)))
             return "its header is damaged";
-        if (BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(8)) != 1 || BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(12)) != IndexShift) return "an unknown format";
+        int format = BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(8));
+        int chunkShift = format == 1 ? V1IndexShift : PaymentIndex.ChunkIdShift;
+        if (format is not (1 or CheckpointFormat) || BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(12)) != chunkShift
+            || format == CheckpointFormat && BinaryPrimitives.ReadInt32LittleEndian(h.AsSpan(80)) != PaymentIndex.BlockShift) return $"an unknown format ({format})";
         long start = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(24));
         long chunks = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(32)), notes = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(40));
         long spans = BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(48));
+        long exact = format == 1 ? 0 : BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(72));
+        long chunkBytes = format == 1 ? 8L << V1IndexShift : PaymentIndex.ChunkLongs * 8L;
         if (BinaryPrimitives.ReadInt64LittleEndian(h.AsSpan(16)) != stamp) return "its stamp is not its name's";
-        if (chunks < 0 || notes < 0 || spans < 0 || length != CheckpointHeaderBytes + (chunks << (IndexShift + 3)) + notes * 16 + spans * 32)
+        if (chunks < 0 || notes < 0 || spans < 0 || exact < 0 || chunks > int.MaxValue
+            || length != CheckpointHeaderBytes + chunks * chunkBytes + (exact + notes) * 16 + spans * 32)
             return $"{length:N0} bytes, not the size its header gives (torn?)";
         if (start >> OffsetBits < 1 || start >> OffsetBits > segments) return $"it starts in segment {start >> OffsetBits}, which is not there";
         uint crc = 0;
         long offset = CheckpointHeaderBytes;
-        var table = new long[]?[Math.Max(1024, chunks)];
+        var index = new PaymentIndex();
+        var buffer = new long[chunkBytes / 8];
         for (int c = 0; c < chunks; c++)
         {
-            var chunk = new long[1 << IndexShift];
-            var bytes = MemoryMarshal.AsBytes(chunk.AsSpan());
+            var bytes = MemoryMarshal.AsBytes(buffer.AsSpan());
             if (RandomAccess.Read(file, bytes, offset) != bytes.Length) return "torn in its index";
             crc = Crc32C.Append(crc, bytes);
             offset += bytes.Length;
-            table[c] = chunk;
+            if (format == CheckpointFormat)
+            {
+                if (buffer.AsSpan().ContainsAnyExcept(0L)) index.LoadChunk(c, buffer);
+                buffer = new long[chunkBytes / 8];
+            }
+            else
+                // Format 1 (8 bytes a payment) turned into blocks as it is read: the memory saved from the first start on.
+                for (int b = 0; b < 1 << (V1IndexShift - PaymentIndex.BlockShift); b++)
+                    index.ImportBlock(((long)c << V1IndexShift) + ((long)b << PaymentIndex.BlockShift), buffer.AsSpan(b << PaymentIndex.BlockShift, 1 << PaymentIndex.BlockShift));
         }
-        var rest = new byte[notes * 16 + spans * 32];
-        if (RandomAccess.Read(file, rest, offset) != rest.Length) return "torn in its notes or spans";
+        var rest = new byte[(exact + notes) * 16 + spans * 32];
+        if (RandomAccess.Read(file, rest, offset) != rest.Length) return "torn in its exact entries, notes or spans";
         crc = Crc32C.Append(crc, rest);
         if (crc != BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(120))) return "its body's CRC does not match";
-        _index = table;
+        for (int i = 0; i < exact; i++)
+        {
+            long id = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16)), positionPlus1 = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16 + 8));
+            if (id < 1 || positionPlus1 < 1) return "an exact entry out of range";
+            index.LoadExact(id, positionPlus1);
+        }
+        rest = rest[(int)(exact * 16)..];
+        _index = index;
         lock (_notes)
             for (int i = 0; i < notes; i++)
                 _notes[BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16))] = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(i * 16 + 8));

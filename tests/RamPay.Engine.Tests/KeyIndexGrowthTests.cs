@@ -11,7 +11,7 @@ namespace RamPay.Engine.Tests;
 /// </summary>
 public class KeyIndexGrowthTests
 {
-    private static IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
+    internal static IdempotencyKey Key(long i) => new((ulong)i * 0x9E3779B97F4A7C15 | 1, (ulong)(i + 1) * 0xBF58476D1CE4E5B9);
     private static ulong HashOf(long i) => KeySegmentStore.Hash(1, Key(i));
 
     private static long[] Find(KeyIndex index, long i, long floor = 0, long limit = long.MaxValue)
@@ -42,20 +42,24 @@ public class KeyIndexGrowthTests
     }
 
     [Fact]
-    public void Released_chunks_are_reused_zeroed_by_the_next_table()
+    public void Chunks_reserved_ahead_are_taken_by_the_next_table_before_any_new_one()
     {
         var pool = new KeyIndexChunks();
-        var first = new KeyIndex(5 * 2 * KeyIndexChunks.ChunkBuckets, pool);
-        for (long i = 0; i < 60_000; i++) first.Insert(HashOf(i), i, 0);
-        Assert.Equal(2 * KeyIndexChunks.ChunkBuckets * 64, first.AllocatedBytes);
-        first.Release();
-        Assert.Equal(0, first.AllocatedBytes);
+        pool.Reserve();
+        pool.Reserve();
         Assert.Equal(2 * KeyIndexChunks.ChunkBuckets * 64, pool.PooledBytes);
-        var second = new KeyIndex(5 * 4 * KeyIndexChunks.ChunkBuckets, pool);
-        for (long i = 100_000; i < 100_100; i++) second.Insert(HashOf(i), i, 0);
-        Assert.Equal(0, pool.PooledBytes); // both pooled chunks taken before any new one
-        for (long i = 0; i < 60_000; i++) Assert.DoesNotContain(i, Find(second, i)); // nothing of the first table left
-        for (long i = 100_000; i < 100_100; i++) Assert.Contains(i, Find(second, i));
+        var table = new KeyIndex(5 * 4 * KeyIndexChunks.ChunkBuckets, pool);
+        for (long i = 100_000; i < 100_100; i++) table.Insert(HashOf(i), i, 0);
+        Assert.Equal(0, pool.PooledBytes); // both reserved chunks taken before any new one
+        Assert.Equal(4 * KeyIndexChunks.ChunkBuckets * 64, table.AllocatedBytes);
+        for (long i = 100_000; i < 100_100; i++) Assert.Contains(i, Find(table, i));
+        for (long i = 0; i < 1_000; i++) Assert.Empty(Find(table, i));
+        pool.Reserve();
+        pool.Clear(); // the table is the largest needed: nothing is held for a next one
+        Assert.Equal(0, pool.PooledBytes);
+        Assert.Equal(0, pool.Count);
+        // A table is never made larger than the store needs.
+        Assert.Equal(1_000, new KeyIndex(1_000_000, pool, maxBuckets: 1_000).Buckets);
     }
 
     [Fact]
@@ -71,6 +75,24 @@ public class KeyIndexGrowthTests
         int n = @new.Candidates(HashOf(7), 0, long.MaxValue, into, 0, out _);
         n = old.Candidates(HashOf(7), 0, long.MaxValue, into, n, out _);
         Assert.Equal([7L, 9L], into[..n].ToArray().Order().ToArray());
+    }
+
+    /// <summary>
+    /// Remembers keys [from, from + count) (client 1 + i % clients, the key's index as the amount), closes their generation
+    /// with ticks and waits until the store has written them.
+    /// </summary>
+    internal static void RememberAndWait(Ledger ledger, KeySegmentStore store, long from, int count, int clients)
+    {
+        for (long i = from; i < from + count; i++)
+            ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1 + i % clients, Key = Key(i), FromAccount = 99, Amount = i, TimestampMs = 1_000 + i }, out _);
+        for (int t = 0; t < 64; t++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 1_000 + from + count }, out _);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (store.FlushedThroughIndex < from + count)
+        {
+            Assert.Null(store.Fault);
+            Assert.True(DateTime.UtcNow < deadline);
+            Thread.Sleep(1);
+        }
     }
 
     /// <summary>
@@ -116,16 +138,7 @@ public class KeyIndexGrowthTests
         int sawGrowing = 0;
         for (long from = 0; from < n; from += 500)
         {
-            for (long i = from; i < from + 500; i++)
-                ledger.Apply(new Command { Type = CommandType.Freeze, ClientId = 1 + i % 3, Key = Key(i), FromAccount = 99, Amount = i, TimestampMs = 1_000 + i }, out _);
-            for (int t = 0; t < 64; t++) ledger.Apply(new Command { Type = CommandType.Tick, TimestampMs = 1_000 + from + 500 }, out _);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (store.FlushedThroughIndex < from + 500)
-            {
-                Assert.Null(store.Fault);
-                Assert.True(DateTime.UtcNow < deadline);
-                Thread.Sleep(1);
-            }
+            RememberAndWait(ledger, store, from, 500, clients: 3);
             if (store.IndexGrowing) sawGrowing++;
             // Past 40,000 keys, the oldest 10,000 are dead under a snapshot's horizon: segments drop while a copy may run.
             if (from == 40_000) store.SetHorizon(snapshotSequence: 1, deadBelowIndex: 10_240, expiredAtOrBeforeMs: long.MinValue);

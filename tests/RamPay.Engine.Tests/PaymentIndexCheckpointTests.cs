@@ -13,8 +13,17 @@ namespace RamPay.Engine.Tests;
 /// </summary>
 public class PaymentIndexCheckpointTests
 {
-    private static string GoldenFile([CallerFilePath] string here = "") =>
-        Path.Combine(Path.GetDirectoryName(here)!, "Golden", "coldpayments-index-v1", PaymentLogStore.CheckpointName(400) + ".gz");
+    // Format 2 (PaymentIndex: a position per block of 64 ids, exact entries); format 1 (8 bytes an id) is still read.
+    private static string GoldenFile(int format = 2, [CallerFilePath] string here = "") =>
+        Path.Combine(Path.GetDirectoryName(here)!, "Golden", $"coldpayments-index-v{format}", PaymentLogStore.CheckpointName(400) + ".gz");
+
+    private static byte[] Gunzip(string path)
+    {
+        using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
+        using var bytes = new MemoryStream();
+        gz.CopyTo(bytes);
+        return bytes.ToArray();
+    }
 
     private static PaymentLogStore Open(string dir, long recoverAt = long.MaxValue, bool sinks = false)
     {
@@ -56,14 +65,11 @@ public class PaymentIndexCheckpointTests
             using var o = new GZipStream(File.Create(golden), CompressionLevel.SmallestSize);
             o.Write(written);
         }
-        using (var gz = new GZipStream(File.OpenRead(golden), CompressionMode.Decompress))
-        using (var expected = new MemoryStream())
-        {
-            gz.CopyTo(expected);
-            Assert.True(expected.ToArray().AsSpan().SequenceEqual(written), "the checkpoint differs from its golden file");
-        }
-        // 128-byte header, one chunk of 2^20 positions, the note (16 bytes), the 3 spans written when it began (32 bytes each).
-        Assert.Equal(128 + (8 << 20) + 16 + 3 * 32, written.Length);
+        Assert.True(Gunzip(golden).AsSpan().SequenceEqual(written), "the checkpoint differs from its golden file");
+        // 128-byte header, one chunk of 2^14 blocks (16 bytes each: 2^20 ids), the exact entries when it began (ids 35 to 48,
+        // first versions the first segment's end split from their block's run; 16 bytes each), the note (16 bytes), the 3
+        // spans written when it began (32 bytes each). Format 1 took 8 MiB for the same index.
+        Assert.Equal(128 + (16 << 14) + 14 * 16 + 16 + 3 * 32, written.Length);
 
         using var store = Open(dir.Path);
         Assert.Contains("checkpoint " + PaymentLogStore.CheckpointName(400), store.RecoveredFrom);
@@ -73,6 +79,28 @@ public class PaymentIndexCheckpointTests
         Assert.Equal(50, store.RecordsWritten);
         Assert.Equal(48, store.Payments);
         Assert.Equal(1, store.GarbageRecords);
+    }
+
+    /// <summary>A checkpoint written in format 1 (before 2026-12-06, 8 bytes an id) still serves a start, turned into blocks.</summary>
+    [Fact]
+    public void A_format_1_checkpoint_still_serves_a_start_in_a_quarter_of_a_byte_a_payment()
+    {
+        using var dir = new TempDataDir();
+        WriteAll(dir.Path); // the same log as format 1's golden checkpoint was written beside
+        foreach (string f in Directory.GetFiles(dir.Path, "*.ckpt")) File.Delete(f);
+        byte[] v1 = Gunzip(GoldenFile(format: 1));
+        Assert.Equal(1, BitConverter.ToInt32(v1, 8));
+        File.WriteAllBytes(Checkpoint(dir.Path, 400), v1);
+        using var store = Open(dir.Path);
+        Assert.Contains("checkpoint " + PaymentLogStore.CheckpointName(400), store.RecoveredFrom);
+        Assert.Null(store.RecoveryWarning);
+        Assert.Equal(2 * 120, store.RecoveryLogBytes);
+        AssertAll(store);
+        Assert.Equal(50, store.RecordsWritten);
+        Assert.Equal(48, store.Payments);
+        Assert.Equal(1, store.GarbageRecords);
+        Assert.True(store.IndexBytes < 300_000, $"index {store.IndexBytes} bytes (format 1 held 8 MiB)");
+        Assert.Equal(16, store.IndexExactEntries); // 35 to 48 (the segment's end), 3 (written late), 2 (re-written)
     }
 
     [Fact]
