@@ -67,7 +67,7 @@ public sealed class EventFanOutTests : IDisposable
     {
         var changes = LedgerChanges.Run(new CommandBuilder().Workload(seed: 11, wallets: 20, count: 1_500));
         using var log = new EventLog(new EventLogOptions { Directory = Path.Combine(_dir.Path, "events"), Clock = new FakeClock() });
-        var batches = LedgerChanges.Batches(changes, 200);
+        var batches = LedgerChanges.Batches(changes, 20);
         foreach (var (c, t) in batches.Take(batches.Count / 2)) log.Append(c, t);
         // One consumer starts half way (its checkpoint says so), one fails before and after its durable step, one is clean.
         var middle = log.ReadAfter(EventPosition.None, 1_000_000)[400].Position;
@@ -81,10 +81,14 @@ public sealed class EventFanOutTests : IDisposable
         };
         using var stop = new CancellationTokenSource();
         var run = fanOut.RunAsync(stop.Token);
+        // Each catches up alone on the first half and joins the rounds; the second half then goes through them.
+        var joined = DateTime.UtcNow.AddSeconds(60);
+        while (!fanOut.Lanes.All(l => l.Attached) && DateTime.UtcNow < joined) await Task.Delay(5);
+        Assert.All(fanOut.Lanes, l => Assert.True(l.Attached));
         foreach (var (c, t) in batches.Skip(batches.Count / 2))
         {
             log.Append(c, t);
-            await Task.Delay(1);
+            await Task.Delay(5);
         }
         await WaitCaughtUp(fanOut);
         stop.Cancel();
