@@ -10,7 +10,8 @@
 # twice (one read each) and the server's rampay_commands_applied_total (GET /metrics) at the same moments. Prints, for
 # each thread alive at both reads, its CPU seconds (utime + stime) in the window and µs per command applied, then the
 # same summed by thread name, then the whole process (its own /proc/PID/stat, which also counts threads that exited
-# within the window).
+# within the window), then the garbage collector's work in the window (collections by generation, pause time, bytes
+# allocated per command; from the server's dotnet_gc_* metrics).
 #
 # The window: it opens SAMPLE_DELAY seconds after rampay-load starts (load.sh's "server:" line) (default: its --warmup + 1) and lasts SAMPLE_SECONDS (default: its --duration - 3, at least 1). Commands applied in the window
 # are the tool's payments (the load sends nothing else once set up). LOAD_SH replaces bench/load.sh (e.g. a copy without
@@ -73,7 +74,15 @@ snapshot() {
     printf "%s\t%s\t%d\n", $1, name, f[12] + f[13] }'
   awk '{ s = $0; r = length(s); while (r > 0 && substr(s, r, 1) != ")") r--; split(substr(s, r + 2), f, " ");
     printf "process\t(all threads)\t%d\n", f[12] + f[13] }' /proc/"$server_pid"/stat
-  printf 'commands\t-\t%s\n' "$(curl -fsS "$http_url/metrics" | awk '$1 ~ /^rampay_commands_applied_total/ { n += $2 } END { printf "%d", n }')"
+  # The commands applied, and the garbage collector's counters (collections by generation, pause, bytes allocated).
+  { curl -fsS "$http_url/metrics" || true; } | awk '
+    $1 ~ /^rampay_commands_applied_total/ { n += $2; seen = 1 }
+    $1 ~ /^dotnet_gc_collections_total/ { g = $1; sub(/.*gc_heap_generation="/, "", g); sub(/".*/, "", g); gc[g] += $2 }
+    $1 ~ /^dotnet_gc_pause_time_seconds_total/ { pause += $2 }
+    $1 ~ /^dotnet_gc_heap_total_allocated_bytes_total/ { alloc += $2 }
+    END { if (seen) printf "commands\t-\t%d\n", n; else print "commands\t-\t"  # /metrics did not answer
+          printf "gc.gen0\t-\t%d\ngc.gen1\t-\t%d\ngc.gen2\t-\t%d\n", gc["gen0"], gc["gen1"], gc["gen2"]
+          printf "gc.pause_s\t-\t%.6f\ngc.allocated_bytes\t-\t%.0f\n", pause, alloc }'
 }
 
 sleep "$delay"
@@ -96,6 +105,7 @@ if [ "$fit" = 0 ]; then echo "error: the load ended before the window closed: lo
 awk -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" -F'\t' '
   NR == FNR { before[$1] = $3; next }
   $1 == "commands" { commands = $3 - before["commands"]; next }
+  $1 ~ /^gc\./ { gcd[$1] = $3 - before[$1]; next }
   $1 == "process" { process = ($3 - before["process"]) / hz; next }
   ($1 in before) { cpu[$1] = ($3 - before[$1]) / hz; name[$1] = $2 }
   END {
@@ -109,5 +119,9 @@ awk -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" -F'\t' '
     for (k in byname) printf "  %-26s %10.2f %12.1f\n", k, byname[k], byname[k] * per;
     printf "threads alive at both reads %8.2f %12.1f\n", sum, sum * per;
     printf "whole process               %8.2f %12.1f   (the difference: threads started or ended in the window)\n", process, process * per;
+    w = t1 - t0;
+    printf "gc in the window: gen0 %d, gen1 %d, gen2 %d collections (%.1f, %.1f, %.2f /s); pause %.1f ms/s; allocated %.0f bytes per command\n",
+      gcd["gc.gen0"], gcd["gc.gen1"], gcd["gc.gen2"], gcd["gc.gen0"] / w, gcd["gc.gen1"] / w, gcd["gc.gen2"] / w, gcd["gc.pause_s"] * 1000 / w,
+      (commands > 0 ? gcd["gc.allocated_bytes"] / commands : 0);
   }' "$out.before" "$out.after"
 exit "$status"

@@ -8,7 +8,9 @@
 # Each run prints its rate (acknowledged payments/s) and the CPU of the server's rampay-sink-events thread (the event
 # log's writer, read from /proc/PID/task/*/stat every second) per payment in the steady state: the thread's CPU over
 # seconds 20..38 after the server started, divided by the run's rate. On a shared machine that figure bends far less
-# than the rate. Each tree's bench/load.sh builds its own tree first (quick when it is built already).
+# than the rate. Each tree's bench/load.sh builds its own tree first (quick when it is built already); LOAD_SH names
+# another script in each tree instead (e.g. a copy of load.sh without its builds, when both trees are built and the
+# machine is too busy for even a no-op build per run).
 set -euo pipefail
 old=$1 new=$2 runs=$3
 shift 3
@@ -40,7 +42,7 @@ for i in $(seq 1 "$runs"); do
     args=
     [ "$events" = off ] && args=--RamPay:Events:Enabled=false
     out=$(mktemp)
-    (cd "$dir" && SERVER_ARGS=$args exec bash bench/load.sh http "$@") >"$out" 2>&1 &
+    (cd "$dir" && SERVER_ARGS=$args exec bash "${LOAD_SH:-bench/load.sh}" http "$@") >"$out" 2>&1 &
     runner=$!
     server= t0= a= b=
     while kill -0 "$runner" 2>/dev/null; do

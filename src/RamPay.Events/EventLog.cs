@@ -17,11 +17,14 @@ public sealed record EventLogOptions
     /// <summary>The clock retention is measured against (tests move it).</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>
-    /// How many of the newest events the log also keeps in memory (a power of two; 0 = none), so that the consumers'
-    /// feeders take them from there instead of each reading them back from the segment files (<see cref="EventLog.ReadTail"/>).
-    /// The bound of that memory: about this many events' JSON.
+    /// How many of the newest events the log also keeps in memory (a power of two; 0 = none, the default), so that an
+    /// <see cref="EventLogFeeder"/> takes them from there instead of reading them back from the segment files
+    /// (<see cref="EventLog.ReadTail"/>). The bound of that memory: about this many events' JSON. The server keeps none:
+    /// its consumers' fan-out (<see cref="EventFanOut"/>) reads each batch once from the files into one reused buffer,
+    /// which costs less than the tail's objects did (one array and two objects per event, each living long enough to
+    /// reach the oldest generation of the garbage collector; docs/benchmarks.md, "Consumers' fan-out").
     /// </summary>
-    public int TailEvents { get; init; } = 16_384;
+    public int TailEvents { get; init; }
     /// <summary>
     /// The longest the log's batches go without an fsync (0 = every batch fsynced). Between fsyncs a batch is one
     /// write into the operating system's page cache: a SIGKILL loses nothing, a power loss may roll the last batches
@@ -461,12 +464,13 @@ public sealed class EventLog : IDisposable
                 var position = new EventPosition(change.Sequence, change.Index, e.Ordinal);
                 if (position <= lastPosition) continue; // stored by an earlier attempt at this batch
                 lastPosition = position;
-                // One copy of the encoded JSON: the in-memory tail's record (the record's bytes are framed from it too).
-                byte[] json = _encoder.Encode(change, e).ToArray();
+                // Framed straight from the encoder's buffer: nothing allocated per event. Only an in-memory tail
+                // (TailEvents > 0; the server has none) keeps a copy, as an object that lives until the tail moves past it.
+                var json = _encoder.Encode(change, e);
                 int viewers = EventAudience.Viewers(change, e, _viewers);
                 AddEvent(segment, ++row, position, e.Type, change.TimestampMs, e.KeyAccount, _viewers.AsSpan(0, viewers), json);
                 if (_tail.Length > 0)
-                    _pending.Add(new TailEntry(row, new EventRecord(position, EventTypes.Name(e.Type), EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json)));
+                    _pending.Add(new TailEntry(row, new EventRecord(position, EventTypes.Name(e.Type), EventTypes.SchemaVersion(e.Type), change.TimestampMs, e.KeyAccount, json.ToArray())));
             }
         }
         int appended = _pendingRows.Count;
@@ -498,7 +502,7 @@ public sealed class EventLog : IDisposable
     }
 
     /// <summary>Frames one event into the batch buffer and notes its index entry.</summary>
-    private void AddEvent(Segment segment, long row, EventPosition position, EventType type, long occurredMs, long keyAccount, ReadOnlySpan<EventViewer> viewers, byte[] json)
+    private void AddEvent(Segment segment, long row, EventPosition position, EventType type, long occurredMs, long keyAccount, ReadOnlySpan<EventViewer> viewers, ReadOnlySpan<byte> json)
     {
         int frame = EventFrameBytes(viewers.Length, json.Length);
         EnsureBatchRoom(frame);
@@ -898,6 +902,18 @@ public sealed class EventLog : IDisposable
     /// </summary>
     public long ReadAfter(EventPosition after, int max, List<EventRecord> into)
     {
+        byte[]? fresh = null;
+        return ReadAfter(after, max, into, ref fresh);
+    }
+
+    /// <summary>
+    /// As <see cref="ReadAfter(EventPosition, int, List{EventRecord})"/>, into <paramref name="buffer"/>, which is reused
+    /// when large enough (grown otherwise): the records' JSON are slices of it, valid until the caller reuses it. One read
+    /// per segment touched, one CRC check per record, and per event only its <see cref="EventRecord"/>: what the
+    /// consumers' fan-out (<see cref="EventFanOut"/>) reads each batch with, once for every consumer.
+    /// </summary>
+    public long ReadAfter(EventPosition after, int max, List<EventRecord> into, ref byte[]? buffer)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         for (int attempt = 0; ; attempt++)
         {
@@ -919,23 +935,29 @@ public sealed class EventLog : IDisposable
             }
             int start = into.Count;
             long lastRow = -1;
+            long total = 0;
+            foreach (var (range, _) in ranges) total += range.End - range.Offset;
+            if (buffer is null || buffer.Length < total) buffer = new byte[Math.Max(total, Math.Min((long)(buffer?.Length ?? 0) * 2, int.MaxValue / 2))];
+            var bytes = buffer;
             try
             {
+                int at = 0;
                 foreach (var (range, count) in ranges)
                 {
                     using var handle = File.OpenHandle(range.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    var bytes = new byte[range.End - range.Offset];
-                    int read = RandomAccess.Read(handle, bytes, range.Offset);
-                    Invariant.Check(read == bytes.Length, "a committed range of a segment reads whole");
-                    int at = 0;
+                    int length = checked((int)(range.End - range.Offset));
+                    int read = RandomAccess.Read(handle, bytes.AsSpan(at, length), range.Offset);
+                    Invariant.Check(read == length, "a committed range of a segment reads whole");
+                    int end = at + length;
                     long row = range.Row;
                     while (row < range.Row + count)
                     {
-                        var status = EventSegmentFormat.TryRead(bytes.AsSpan(at), out var body, out int frameBytes);
+                        var status = EventSegmentFormat.TryRead(bytes.AsSpan(at, end - at), out var body, out int frameBytes);
                         Invariant.Check(status == FrameStatus.Ok, "a committed record reads back intact");
                         if (body[0] == KindEvent) into.Add(ToRecord(bytes.AsMemory(at + FrameHeaderBytes, frameBytes - FrameHeaderBytes), row++));
                         at += frameBytes;
                     }
+                    at = end;
                     lastRow = row - 1;
                 }
                 return lastRow;

@@ -3,13 +3,14 @@ using System.Diagnostics.Metrics;
 namespace RamPay.Events;
 
 /// <summary>
-/// Feeds one <see cref="IEventConsumer"/> from the <see cref="EventLog"/> (docs/consumers.md): reads the consumer's
+/// Feeds one <see cref="IEventConsumer"/> from the <see cref="EventLog"/> on its own (the server feeds all of its
+/// consumers through one <see cref="EventFanOut"/> instead: one read per batch for all): reads the consumer's
 /// checkpoint, hands it the events after it in batches, in stream order, and after a failure backs off and reads the
 /// checkpoint again, so what the consumer did not make durable comes again. Runs on its own task, never on the
 /// writer's or the sinks' threads.
 /// <para>
-/// Cheap per event: it takes new events from the log's in-memory tail (the records the log's writer made, JSON
-/// included, shared by every feeder) and reads the log's segment files only when it is further behind than the tail holds or after a
+/// With a log opened with an in-memory tail (<see cref="EventLogOptions.TailEvents"/>, off by default) it takes new
+/// events from there (the records the log's writer made, JSON included) and reads the log's segment files only when it is further behind than the tail holds or after a
 /// failure; it sleeps until the log commits a batch (<see cref="EventLog.Appended"/>) instead of polling; and after a
 /// batch that was not full it waits <see cref="BatchInterval"/>, so that a consumer's fixed cost per batch (its
 /// transaction and fsync, its checkpoint) is paid a few times a second, not once per journal batch.

@@ -26,7 +26,12 @@ public sealed record EventRecord(EventPosition Position, string Type, int Versio
 /// A batch handed to an <see cref="IEventConsumer"/>: events in stream order (increasing <see cref="EventRecord.Position"/>)
 /// from one source.
 /// </summary>
-/// <param name="Events">At least one event.</param>
+/// <param name="Events">
+/// At least one event. In the server the events' <see cref="EventRecord.Json"/> are slices of a buffer the fan-out
+/// reuses once every consumer has returned from the batch (<see cref="EventFanOut"/>): a consumer copies what it keeps
+/// past its <see cref="IEventConsumer.HandleAsync"/> (webhooks copy each payload they queue; the others keep fields).
+/// Several consumers read the same records at once; none may change them.
+/// </param>
 /// <param name="Source">
 /// Where the batch comes from: <c>"log"</c> (the server's event log: one total order, every event once, batches
 /// follow each other with no gap), or <c>"kafka:{topic}/{partition}"</c> (a worker: the events of one partition, in
