@@ -8,9 +8,9 @@
 # Each run prints its rate (acknowledged payments/s) and the CPU of the server's rampay-sink-events thread (the event
 # log's writer, read from /proc/PID/task/*/stat every second) per payment in the steady state: the thread's CPU over
 # seconds 20..38 after the server started, divided by the run's rate. On a shared machine that figure bends far less
-# than the rate. Each tree's bench/load.sh builds its own tree first (quick when it is built already); LOAD_SH names
-# another script in each tree instead (e.g. a copy of load.sh without its builds, when both trees are built and the
-# machine is too busy for even a no-op build per run).
+# than the rate. Each tree's bench/load.sh builds its own tree first (quick when it is built already; SKIP_BUILD=1, passed
+# on to load.sh, skips it when both trees are built and the machine is too busy for even a no-op build per run); LOAD_SH
+# names another script in each tree instead.
 set -euo pipefail
 old=$1 new=$2 runs=$3
 shift 3

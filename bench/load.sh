@@ -26,8 +26,11 @@ if [ "$mode" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
   exit 2
 fi
 
-dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
-dotnet build bench/RamPay.Load -c Release --nologo -v quiet >/dev/null
+# SKIP_BUILD=1: use the Release builds already there (a no-op build takes over a minute on a busy machine).
+if [ -z "${SKIP_BUILD:-}" ]; then
+  dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
+  dotnet build bench/RamPay.Load -c Release --nologo -v quiet >/dev/null
+fi
 server_dll=src/RamPay.Server/bin/Release/net10.0/rampay-server.dll
 load_dll=bench/RamPay.Load/bin/Release/net10.0/rampay-load.dll
 
