@@ -11,7 +11,8 @@
 #        SERVER_DLL, WORKER_DLL (the builds to run: another tree's, e.g. a baseline built in /tmp/wh-base2; default: this
 #        tree's Release builds), PERF_SECONDS (record the server, or in the Kafka mode the worker, with `perf record -g`
 #        for that many seconds, PERF_DELAY (15) seconds into each drive part, into PERF_OUT (/tmp/webhooks-PART.perf.data);
-#        the process runs with DOTNET_PerfMapEnabled=1 so its JIT-compiled frames have names)
+#        the process runs with DOTNET_PerfMapEnabled=1 and DOTNET_EnableWriteXorExecute=0 so its JIT-compiled frames
+#        have names)
 #
 # The Kafka mode (k, K) needs scripts/services.sh start (it sources .services.env: RAMPAY_TEST_KAFKA, the worktree's mock
 # broker, and RAMPAY_TEST_POSTGRES). Each part gets a topic of its own (auto-created, 4 partitions) and a PostgreSQL schema
@@ -30,7 +31,8 @@ cd "$(dirname "$0")/.."
 server_dll=${SERVER_DLL:-src/RamPay.Server/bin/Release/net10.0/rampay-server.dll}
 worker_dll=${WORKER_DLL:-src/RamPay.Worker/bin/Release/net10.0/rampay-worker.dll}
 [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
-[ -n "${PERF_SECONDS:-}" ] && export DOTNET_PerfMapEnabled=1
+# Perf maps for JIT-compiled frames; W^X off, or perf cannot name the frames of the double-mapped code.
+[ -n "${PERF_SECONDS:-}" ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 if [[ ${PARTS:-blt} == *[kK]* ]]; then
   [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Worker -c Release --nologo -v quiet >/dev/null
   [ -f .services.env ] || { echo "error: the Kafka mode needs scripts/services.sh start (.services.env)" >&2; exit 2; }
