@@ -12,7 +12,7 @@
 // its acknowledgement time (the 201 arriving here) and for each delivery its receipt time. Prints one JSON line.
 import http from "node:http";
 import { performance } from "node:perf_hooks";
-import { randomUUID } from "node:crypto";
+import { randomUUID, createHmac, timingSafeEqual } from "node:crypto";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,6 +33,23 @@ const receiptsPerSecond = new Map(); // whole second since start -> deliveries
 const ackAt = new Map(); // payment id -> ms
 const receiptLatency = []; // ms from the payment's acknowledgement to a delivery's receipt (this process's clock)
 const pendingReceipts = new Map(); // payment id -> [receipt ms] that came before the 201 (never in practice; kept honest)
+// Every receipt by endpoint path and RamPay-Event-Id: a second receipt of the same event at the same endpoint is a
+// duplicate (at least once allows it; this counts them rather than inferring them from totals).
+const receipts = new Map(); // "<path> <event id>" -> receipts
+let duplicates = 0;
+// Signatures checked for real (HMAC-SHA256 with the endpoint's secret) on every 32nd receipt: node's CPU is the
+// receiver's ceiling, so not on every one.
+const secrets = new Map(); // path -> secret
+let sigChecked = 0, sigBad = 0;
+function verify(path, header, body) {
+  const secret = secrets.get(path);
+  if (!secret || !header) return false;
+  const parts = header.split(",").map((p) => p.split("="));
+  const t = parts.find(([k]) => k === "t")?.[1];
+  if (!t) return false;
+  const expected = createHmac("sha256", secret).update(`${t}.`).update(body).digest();
+  return parts.some(([k, v]) => k === "v1" && v.length === 64 && timingSafeEqual(Buffer.from(v, "hex"), expected));
+}
 const t0 = now();
 const receiver = http.createServer({ keepAlive: true }, (req, res) => {
   const chunks = [];
@@ -42,10 +59,19 @@ const receiver = http.createServer({ keepAlive: true }, (req, res) => {
     res.writeHead(200, { "content-length": "0" }).end();
     received++;
     if (req.headers["rampay-signature"]?.includes("v1=")) signed++;
+    const key = `${req.url} ${req.headers["rampay-event-id"]}`;
+    const seen = receipts.get(key) ?? 0;
+    receipts.set(key, seen + 1);
+    if (seen > 0) duplicates++;
+    const body = Buffer.concat(chunks);
+    if (received % 32 === 0 && secrets.size > 0) {
+      sigChecked++;
+      if (!verify(req.url, req.headers["rampay-signature"], body)) sigBad++;
+    }
     const second = Math.floor((at - t0) / 1000);
     receiptsPerSecond.set(second, (receiptsPerSecond.get(second) ?? 0) + 1);
     if (phase !== "drive") return;
-    const m = /"payment":\{"id":(\d+)/.exec(Buffer.concat(chunks).toString("utf8"));
+    const m = /"payment":\{"id":(\d+)/.exec(body.toString("utf8"));
     if (!m) return;
     const id = m[1], acked = ackAt.get(id);
     if (acked !== undefined) receiptLatency.push(at - acked);
@@ -103,7 +129,8 @@ if (phase === "baseline") {
 const admin = await expect(200, request("POST", apiUrl("/v1/auth/token"), { email: arg("admin-email"), password: arg("admin-password") }), "admin login");
 const adminAuth = { authorization: `Bearer ${admin.access_token}` };
 for (let i = 0; i < endpoints; i++) {
-  await expect(201, request("POST", apiUrl("/v1/webhook_endpoints"), { url: `http://127.0.0.1:${receiverPort}/e${i}`, enabled_events: ["PaymentApproved"] }, adminAuth), "endpoint");
+  const e = await expect(201, request("POST", apiUrl("/v1/webhook_endpoints"), { url: `http://127.0.0.1:${receiverPort}/e${i}`, enabled_events: ["PaymentApproved"] }, adminAuth), "endpoint");
+  secrets.set(`/e${i}`, e.secret);
 }
 const users = [];
 for (let i = 0; i < senders + 1; i++) {
@@ -120,6 +147,8 @@ for (const u of users) {
 await new Promise((r) => setTimeout(r, 3000));
 const receivedBefore = received;
 receiptLatency.length = 0;
+// Receipts from here on that belong to no payment of the timed part (a late deposit's, say) stay in pendingReceipts.
+pendingReceipts.clear();
 
 // Where the backlog sits, sampled from the server's /metrics every second: events the webhooks consumer has not yet
 // turned into deliveries (rampay_consumer_lag_events{consumer="webhooks"}) and deliveries stored but not yet sent
@@ -196,6 +225,9 @@ console.log(JSON.stringify({
   phase, endpoints, rate_asked: rate, seconds, payments_sent: sent, payments_acked: acked, payments_failed: failed, payments_skipped: skipped,
   payments_per_s: Math.round(acked / (driveMs / 1000)),
   deliveries_expected: expected, deliveries_received: got, signed_share: received ? round(signed / received) : null,
+  duplicate_receipts: duplicates, timed_receipts: receiptLatency.length,
+  other_receipts: [...pendingReceipts.values()].reduce((n, l) => n + l.length, 0),
+  signatures_checked: sigChecked, signatures_bad: sigBad,
   deliveries_per_s_avg: Math.round(got / (drainedMs / 1000)), deliveries_per_s_best10s: Math.round(best),
   drain_s_after_drive: round((drainedMs - driveMs) / 1000), max_consumer_lag_events: maxConsumerLag, max_webhook_pending: maxPending,
   node_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),

@@ -7,7 +7,12 @@
 #   env: LAT_RATE (2000), LAT_SECONDS (30), TPUT_ENDPOINTS (10), TPUT_RATE (1500), TPUT_SECONDS (20), BASE_SECONDS (10),
 #        SKIP_BUILD (1: use the server build there is), SERVER_ARGS (more --RamPay:... flags), PARTS (blt: which of
 #        baseline, latency, throughput to run; k, K: latency and throughput with the webhooks delivered by a
-#        rampay-worker webhooks process instead of the server), WORKER_ENV (more RAMPAY_WEBHOOKS__...=... for the worker)
+#        rampay-worker webhooks process instead of the server), WORKER_ENV (more RAMPAY_WEBHOOKS__...=... for the worker),
+#        SERVER_DLL, WORKER_DLL (the builds to run: another tree's, e.g. a baseline built in /tmp/wh-base2; default: this
+#        tree's Release builds), PERF_SECONDS (record the server, or in the Kafka mode the worker, with `perf record -g`
+#        for that many seconds, PERF_DELAY (15) seconds into each drive part, into PERF_OUT (/tmp/webhooks-PART.perf.data);
+#        the process runs with DOTNET_PerfMapEnabled=1 and DOTNET_EnableWriteXorExecute=0 so its JIT-compiled frames
+#        have names)
 #
 # The Kafka mode (k, K) needs scripts/services.sh start (it sources .services.env: RAMPAY_TEST_KAFKA, the worktree's mock
 # broker, and RAMPAY_TEST_POSTGRES). Each part gets a topic of its own (auto-created, 4 partitions) and a PostgreSQL schema
@@ -23,9 +28,11 @@
 # Prints one JSON line per part. Kills only the server it started (by pid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-server_dll=src/RamPay.Server/bin/Release/net10.0/rampay-server.dll
-worker_dll=src/RamPay.Worker/bin/Release/net10.0/rampay-worker.dll
+server_dll=${SERVER_DLL:-src/RamPay.Server/bin/Release/net10.0/rampay-server.dll}
+worker_dll=${WORKER_DLL:-src/RamPay.Worker/bin/Release/net10.0/rampay-worker.dll}
 [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Server -c Release --nologo -v quiet >/dev/null
+# Perf maps for JIT-compiled frames; W^X off, or perf cannot name the frames of the double-mapped code.
+[ -n "${PERF_SECONDS:-}" ] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 if [[ ${PARTS:-blt} == *[kK]* ]]; then
   [ -n "${SKIP_BUILD:-}" ] || dotnet build src/RamPay.Worker -c Release --nologo -v quiet >/dev/null
   [ -f .services.env ] || { echo "error: the Kafka mode needs scripts/services.sh start (.services.env)" >&2; exit 2; }
@@ -114,15 +121,20 @@ server_cpu() {
 }
 run() { # label, node args...
   local label=$1; shift
-  local before after cpu0 cpu1
+  local before after cpu0 cpu1 perf_pid= target=${worker_pid:-$server_pid}
   before=$(load); cpu0=$(server_cpu)
+  if [ -n "${PERF_SECONDS:-}" ] && [ -n "$target" ]; then
+    (sleep "${PERF_DELAY:-15}" && exec perf record -q -g -p "$target" -o "${PERF_OUT:-/tmp/webhooks-$label.perf.data}" -- sleep "$PERF_SECONDS" >/dev/null 2>&1) &
+    perf_pid=$!
+  fi
   out=$(node bench/webhooks.mjs --admin-email admin@rampay.test --admin-password "$admin_password" "$@")
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   after=$(load); cpu1=$(server_cpu)
   # server_cpu_s: what the server spent during the part (sign-ups, payments and deliveries; node's own is in the result).
   echo "{\"part\":\"$label\",\"load_before\":\"$before\",\"load_after\":\"$after\",\"server_cpu_s\":$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.1f", b - a }'),\"result\":$out}"
 }
 
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), server $server_dll"
 parts=${PARTS:-blt}
 echo "# server flags: ${SERVER_ARGS:-(defaults)}"
 if [[ $parts == *b* ]]; then

@@ -70,7 +70,13 @@ public sealed class PostgresWebhookStore : IWebhookStore
         }
     }
 
-    public WebhookEndpoint? Endpoint(string id) => Endpoints().FirstOrDefault(e => e.Id == id);
+    public WebhookEndpoint? Endpoint(string id)
+    {
+        // The dispatcher asks once per attempt: a loop over the cached list, no lambda capturing id.
+        foreach (var e in Endpoints())
+            if (e.Id == id) return e;
+        return null;
+    }
 
     public WebhookEndpoint Create(long owner, bool allEvents, string url, IReadOnlyList<string> events, string? description, long nowMs)
     {

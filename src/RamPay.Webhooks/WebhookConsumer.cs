@@ -53,14 +53,24 @@ public sealed class WebhookConsumer(IWebhookStore store, TimeProvider? clock = n
     {
         using var doc = e.Parse();
         var viewers = Viewers(e.Type, doc.RootElement);
+        // One payload per party, shared by the deliveries that get the same cut (payloads are never changed once made):
+        // ten admin endpoints store one copy of the event's bytes, not ten.
+        byte[]? full = null, payer = null, payee = null;
+        string? eventId = null; // formatted once per event, not per delivery
+        byte[] PayloadFor(EventParty p) => p switch
+        {
+            EventParty.Full => full ??= e.Json.ToArray(),
+            EventParty.Payer => payer ??= EventAudience.Cut(e.Json, p).ToArray(),
+            _ => payee ??= EventAudience.Cut(e.Json, p).ToArray(),
+        };
         foreach (var endpoint in endpoints)
         {
             if (onlyEndpoint is not null && endpoint.Id != onlyEndpoint) continue;
             if (!endpoint.Wants(e.Type)) continue;
             if (fromFeed && e.OccurredAtMs < endpoint.CreatedMs) continue;
-            EventParty? party = endpoint.AllEvents ? EventParty.Full : viewers.FirstOrDefault(v => v.UserId == endpoint.Owner) is { UserId: > 0 } v ? v.Party : null;
+            EventParty? party = endpoint.AllEvents ? EventParty.Full : PartyOf(viewers, endpoint.Owner);
             if (party is not { } p) continue;
-            deliveries.Add(new(endpoint.Id, endpoint.Owner, endpoint.Url, e.EventId, e.Type, EventAudience.Cut(e.Json, p).ToArray()));
+            deliveries.Add(new(endpoint.Id, endpoint.Owner, endpoint.Url, eventId ??= e.EventId, e.Type, PayloadFor(p)));
         }
         if (onlyEndpoint is not null && !onlyEndpoint.StartsWith(WebhookStore.PaymentUrlPrefix, StringComparison.Ordinal)) return;
         // The payment's own webhook_url: set on its creation events; later events of the payment go there too.
@@ -87,9 +97,17 @@ public sealed class WebhookConsumer(IWebhookStore store, TimeProvider? clock = n
             known[paymentId] = t;
             string endpointId = WebhookStore.PaymentUrlPrefix + t.Owner;
             if (onlyEndpoint is not null && onlyEndpoint != endpointId) return;
-            var cut = viewers.FirstOrDefault(v => v.UserId == t.Owner) is { UserId: > 0 } ov ? ov.Party : EventParty.Payer;
-            deliveries.Add(new(endpointId, t.Owner, t.Url, e.EventId, e.Type, EventAudience.Cut(e.Json, cut).ToArray()));
+            deliveries.Add(new(endpointId, t.Owner, t.Url, eventId ??= e.EventId, e.Type, PayloadFor(PartyOf(viewers, t.Owner) ?? EventParty.Payer)));
         }
+    }
+
+    /// <summary>What <paramref name="user"/> may see of the event (null: it is not theirs).</summary>
+    private static EventParty? PartyOf(List<EventViewer> viewers, long user)
+    {
+        if (user <= 0) return null;
+        foreach (var v in viewers)
+            if (v.UserId == user) return v.Party;
+        return null;
     }
 
     /// <summary>Who an event concerns, read from its JSON (the same rules as <see cref="EventAudience.Viewers"/>, which reads the change).</summary>

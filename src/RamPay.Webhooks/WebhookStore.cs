@@ -16,7 +16,13 @@ public sealed record WebhookEndpoint(string Id, long Owner, bool AllEvents, stri
     public IEnumerable<string> SigningSecrets(long nowMs) => OldSecret is { } old && nowMs < OldSecretUntilMs ? [Secret, old] : [Secret];
 
     /// <summary>Whether the endpoint subscribes to <paramref name="type"/>: <c>*</c>, the exact name, or a prefix ending with <c>*</c>.</summary>
-    public bool Wants(string type) => EnabledEvents.Any(p => p == "*" || p == type || (p.EndsWith('*') && type.StartsWith(p[..^1], StringComparison.Ordinal)));
+    public bool Wants(string type)
+    {
+        // A loop, not LINQ: the consumer asks this for every event and endpoint (a lambda capturing type was a closure each time).
+        foreach (var p in EnabledEvents)
+            if (p == "*" || p == type || (p.EndsWith('*') && type.AsSpan().StartsWith(p.AsSpan(0, p.Length - 1), StringComparison.Ordinal))) return true;
+        return false;
+    }
 }
 
 /// <summary>One delivery of one event to one URL, and its state.</summary>
@@ -93,7 +99,13 @@ public sealed class WebhookStore : IWebhookStore
         }
     }
 
-    public WebhookEndpoint? Endpoint(string id) => Endpoints().FirstOrDefault(e => e.Id == id);
+    public WebhookEndpoint? Endpoint(string id)
+    {
+        // The dispatcher asks once per attempt: a loop over the cached list, no lambda capturing id.
+        foreach (var e in Endpoints())
+            if (e.Id == id) return e;
+        return null;
+    }
 
     public WebhookEndpoint Create(long owner, bool allEvents, string url, IReadOnlyList<string> events, string? description, long nowMs)
     {

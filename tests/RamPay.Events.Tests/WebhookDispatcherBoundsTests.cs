@@ -85,9 +85,20 @@ public sealed class WebhookDispatcherBoundsTests : IDisposable
         using var dispatcher = new WebhookDispatcher(store, new WebhookOptions(), new UrlGuard(false));
         var body = Encoding.UTF8.GetBytes("{\"id\":\"evt\",\"type\":\"PaymentApproved\",\"data\":\"" + new string('é', 300) + "\"}");
         string a = WebhookStore.NewSecret(), b = WebhookStore.NewSecret();
-        Assert.Equal(WebhookSignature.Header(body, 1_765_000_000, [a]), dispatcher.Sign(body, 1_765_000_000, a, null));
-        Assert.Equal(WebhookSignature.Header(body, 1_765_000_000, [a, b]), dispatcher.Sign(body, 1_765_000_000, a, b));
-        Assert.Equal(WebhookSignature.Header([], 0, [b]), dispatcher.Sign([], 0, b, null)); // the key cache gives the same key again
-        Assert.Equal(WebhookSignature.Header(body, 1_765_000_001, [b]), dispatcher.Sign(body, 1_765_000_001, b, null));
+        // The reference: the documented rule written out plainly (docs/webhooks.md), not the code under test.
+        static string Reference(byte[] body, long t, params string[] secrets)
+        {
+            var signed = Encoding.ASCII.GetBytes(t.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".").Concat(body).ToArray();
+            return "t=" + t.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                + string.Concat(secrets.Select(s => ",v1=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(s), signed))));
+        }
+        Assert.Equal(Reference(body, 1_765_000_000, a), dispatcher.Sign(body, 1_765_000_000, a, null));
+        Assert.Equal(Reference(body, 1_765_000_000, a, b), dispatcher.Sign(body, 1_765_000_000, a, b));
+        Assert.Equal(Reference([], 0, b), dispatcher.Sign([], 0, b, null)); // the key cache gives the same key again
+        Assert.Equal(Reference(body, 1_765_000_001, b), dispatcher.Sign(body, 1_765_000_001, b, null));
+        Assert.Equal(Reference(body, -1, a), dispatcher.Sign(body, -1, a, null));
+        Assert.Equal(Reference(body, 1_765_000_000, a, b), WebhookSignature.Header(body, 1_765_000_000, [a, b]));
+        Assert.True(WebhookSignature.Verify(body, dispatcher.Sign(body, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), a, b), b, TimeSpan.FromMinutes(5)));
+        Assert.Throws<ArgumentException>(() => WebhookSignature.Header(body, 0, []));
     }
 }
