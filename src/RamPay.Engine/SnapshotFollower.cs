@@ -216,11 +216,18 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
 /// <summary>
 /// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of this run's newest snapshots, oldest first, whoever wrote
 /// them (the writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only
-/// entries dead in the oldest one. Thread-safe.
+/// entries dead in the oldest one. With the sinks' replica on the key store (<paramref name="sinksHold"/>, a hold registered
+/// when the store was opened), also the facts of every snapshot since the one the sinks would restart from: the sinks'
+/// replica restarts from the newest snapshot at or before the lowest sink checkpoint, which may be older than every kept
+/// snapshot, so the store may destroy only entries dead there too (<see cref="SinksAt"/>). Thread-safe.
 /// </summary>
-internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep)
+internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, int sinksHold = -1)
 {
     private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
+    // This run's snapshots from the newest one at or before the sinks' last reported position on (oldest first): one entry
+    // per snapshot (24 bytes), so a sink that never moves costs 24 bytes per snapshot interval here (and keys on disk: HeldKeys).
+    private readonly List<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _forSinks = [];
+    private long _sinksPosition;
 
     public void OnSnapshot(long sequence, long deadBelowIndex, long expiredAtOrBeforeMs)
     {
@@ -235,6 +242,44 @@ internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int 
                 var (s, deadBelow, expired) = _snapshots.Peek();
                 cold.SetHorizon(s, deadBelow, expired);
             }
+            if (sinksHold >= 0)
+            {
+                _forSinks.Add((sequence, deadBelowIndex, expiredAtOrBeforeMs));
+                MoveSinksHoldLocked();
+            }
         }
+    }
+
+    /// <summary>
+    /// The sinks could restart from journal sequence <paramref name="position"/> (the lowest sink checkpoint, never above their
+    /// replica): the key store's hold moves to the newest of this run's snapshots at or before it. Until the sinks pass one of
+    /// this run's snapshots the hold keeps every key (the snapshot they would restart from is an older run's, whose horizon this
+    /// run does not know). Positions never move back (a lower one is ignored).
+    /// </summary>
+    public void SinksAt(long position)
+    {
+        if (cold is null || sinksHold < 0) return;
+        lock (_snapshots)
+        {
+            if (position <= _sinksPosition) return;
+            _sinksPosition = position;
+            MoveSinksHoldLocked();
+        }
+    }
+
+    /// <summary>The sinks' hold, lowest restart sequence reported and snapshots remembered for it (tests, metrics).</summary>
+    public (long Position, int Snapshots) SinksHold
+    {
+        get { lock (_snapshots) return (_sinksPosition, _forSinks.Count); }
+    }
+
+    private void MoveSinksHoldLocked()
+    {
+        int newest = -1;
+        for (int i = 0; i < _forSinks.Count && _forSinks[i].Sequence <= _sinksPosition; i++) newest = i;
+        if (newest < 0) return;
+        var (s, deadBelow, expired) = _forSinks[newest];
+        cold!.SetHold(sinksHold, s, deadBelow, expired);
+        _forSinks.RemoveRange(0, newest); // older ones: the sinks never restart before this snapshot again
     }
 }
