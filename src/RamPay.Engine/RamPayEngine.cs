@@ -62,7 +62,7 @@ public sealed class RamPayEngine : IDisposable
         bool offWriter = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0);
         if (offWriter) durable ??= new DurableWatermark();
         durable?.Set(baseSequence);
-        _horizon = new SnapshotHorizon(cold, options.SnapshotsToKeep, sinksKeyHold);
+        _horizon = new SnapshotHorizon(cold, options.SnapshotsToKeep, options.SnapshotDirectory, baseSequence, sinksKeyHold);
         _sinksKeyHold = sinksKeyHold;
         var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence, durable), "rampay-journaler");
         _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, _horizon, Counters, periodic: !options.TakesSnapshotsOffWriter);
@@ -293,6 +293,9 @@ public sealed class RamPayEngine : IDisposable
     public Action<long>? SnapshotWritten { get => _logic.Written; set => _logic.Written = value; }
 
     /// <summary>The key tiers' counters (rules version 2), for the host's metrics and readiness. Racy reads of the writer's counters.</summary>
+    /// <summary>The snapshot whose state bounds what the cold key tier may collect (0: none yet; docs/storage.md, "Crash safety").</summary>
+    public long ColdKeyHorizonSequence => _cold?.HorizonSequence ?? 0;
+
     public KeyTierStats KeyTier
     {
         get

@@ -214,35 +214,101 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
 }
 
 /// <summary>
-/// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of this run's newest snapshots, oldest first, whoever wrote
-/// them (the writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only
-/// entries dead in the oldest one. With the sinks' replica on the key store (<paramref name="sinksHold"/>, a hold registered
-/// when the store was opened), also the facts of every snapshot since the one the sinks would restart from: the sinks'
-/// replica restarts from the newest snapshot at or before the lowest sink checkpoint, which may be older than every kept
-/// snapshot, so the store may destroy only entries dead there too (<see cref="SinksAt"/>). Thread-safe.
+/// The (sequence, DeadBelowIndex, ExpiredAtOrBeforeMs) facts of the newest snapshots, oldest first, whoever wrote them (the
+/// writer or the snapshotter): recovery may fall back to any kept snapshot, so the cold tier may destroy only entries dead
+/// in the oldest one. Thread-safe.
+/// <para>
+/// The facts are kept in <see cref="FileName"/> beside the snapshots, so that a start knows those of the snapshots an earlier
+/// run wrote. Before, a start knew none: nothing was collected until this run had written <c>keep</c> snapshots of its own,
+/// and a tier that was near its capacity at the restart filled (the 200 M long run, 2026-12-06: FATAL
+/// <c>ColdTierFullException</c> 17 M keys after a restart at 100 M payments, horizon "at snapshot 0"). The file is written
+/// after the snapshot is durable, so a crash between the two leaves the newest snapshot without its facts: then the horizon
+/// stays at an older snapshot's until later snapshots replace it, which keeps more, never less.
+/// </para>
+/// <para>
+/// With the sinks' replica on the key store (a hold registered when the store was opened), also the facts of every snapshot
+/// of this run since the one the sinks would restart from: the sinks' replica restarts from the newest snapshot at or before
+/// the lowest sink checkpoint, which may be older than every kept snapshot, so the store may destroy only entries dead there
+/// too (<see cref="SinksAt"/>; docs/storage.md, "The sinks' replica follows the key store").
+/// </para>
 /// </summary>
-internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, int sinksHold = -1)
+internal sealed class SnapshotHorizon
 {
+    /// <summary>One line per snapshot, oldest first: "sequence deadBelowIndex expiredAtOrBeforeMs", decimal, invariant culture.</summary>
+    public const string FileName = "key-horizons";
+
     private readonly Queue<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _snapshots = new();
+    private readonly RamPay.Storage.KeySegmentStore? _cold;
+    private readonly int _keep;
+    private readonly string? _path;
+    private readonly int _sinksHold;
     // This run's snapshots from the newest one at or before the sinks' last reported position on (oldest first): one entry
     // per snapshot (24 bytes), so a sink that never moves costs 24 bytes per snapshot interval here (and keys on disk: HeldKeys).
     private readonly List<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _forSinks = [];
     private long _sinksPosition;
 
+    /// <param name="cold">The key tier whose horizon this sets; null (no cold tier): nothing to do.</param>
+    /// <param name="keep">How many snapshots are kept (<see cref="EngineOptions.SnapshotsToKeep"/>).</param>
+    /// <param name="snapshotDirectory">Where the snapshots are, and the facts file with them; null: facts kept in memory only.</param>
+    /// <param name="startSequence">Where this run starts: facts of snapshots after it (a journal cut short behind them) are not taken.</param>
+    /// <param name="sinksHold">The sinks' hold on <paramref name="cold"/> (<see cref="RamPay.Storage.KeySegmentStore.AddHold"/>), or -1.</param>
+    public SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, string? snapshotDirectory = null, long startSequence = long.MaxValue, int sinksHold = -1)
+    {
+        _cold = cold;
+        _keep = keep;
+        _sinksHold = sinksHold;
+        if (cold is null || snapshotDirectory is null) return;
+        _path = Path.Combine(Path.GetFullPath(snapshotDirectory), FileName);
+        Seed(Path.GetFullPath(snapshotDirectory), startSequence);
+    }
+
+    /// <summary>The facts of the snapshots still on disk, from the file an earlier run wrote (the newest <c>keep</c> of them).</summary>
+    private void Seed(string directory, long startSequence)
+    {
+        if (!File.Exists(_path) || !Directory.Exists(directory)) return;
+        var onDisk = new HashSet<long>(SnapshotStore.List(OsJournalFileSystem.Instance, directory).Select(s => s.Sequence));
+        var known = Parse(File.ReadAllText(_path!)).Where(f => onDisk.Contains(f.Sequence) && f.Sequence <= startSequence).ToList();
+        foreach (var facts in known.Skip(Math.Max(0, known.Count - _keep))) _snapshots.Enqueue(facts);
+        // The sinks may restart from any of these (still on disk): their hold can move to one as soon as they report, instead
+        // of keeping every key until they pass a snapshot of this run (one more snapshot interval of keys on disk).
+        if (_sinksHold >= 0) _forSinks.AddRange(known);
+        Publish();
+    }
+
+    /// <summary>Reads the facts file (<see cref="FileName"/>); a line that does not parse is a broken file: the engine stops.</summary>
+    public static List<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> Parse(string text)
+    {
+        var facts = new List<(long, long, long)>();
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] parts = line.Split(' ');
+            long sequence = 0, deadBelow = 0, expired = 0;
+            bool parsed = parts.Length == 3
+                && long.TryParse(parts[0], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out sequence)
+                && long.TryParse(parts[1], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out deadBelow)
+                && long.TryParse(parts[2], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out expired);
+            Invariant.Check(parsed && sequence > 0 && (facts.Count == 0 || facts[^1].Item1 < sequence), $"{FileName}: a broken line '{line}'");
+            facts.Add((sequence, deadBelow, expired));
+        }
+        return facts;
+    }
+
+    public static string Format(IEnumerable<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> facts) =>
+        string.Concat(facts.Select(f => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{f.Sequence} {f.DeadBelowIndex} {f.ExpiredAtOrBeforeMs}\n")));
+
     public void OnSnapshot(long sequence, long deadBelowIndex, long expiredAtOrBeforeMs)
     {
-        if (cold is null) return;
+        if (_cold is null) return;
         lock (_snapshots)
         {
             Invariant.Check(_snapshots.Count == 0 || _snapshots.Last().Sequence <= sequence, "snapshots reported out of order");
+            // The same snapshot again (the stop snapshot at the sequence of a periodic one): its facts are the same state's.
+            if (_snapshots.Count > 0 && _snapshots.Last().Sequence == sequence) return;
             _snapshots.Enqueue((sequence, deadBelowIndex, expiredAtOrBeforeMs));
-            if (_snapshots.Count > keep) _snapshots.Dequeue();
-            if (_snapshots.Count == keep)
-            {
-                var (s, deadBelow, expired) = _snapshots.Peek();
-                cold.SetHorizon(s, deadBelow, expired);
-            }
-            if (sinksHold >= 0)
+            if (_snapshots.Count > _keep) _snapshots.Dequeue();
+            if (_path is not null) Save();
+            Publish();
+            if (_sinksHold >= 0)
             {
                 _forSinks.Add((sequence, deadBelowIndex, expiredAtOrBeforeMs));
                 MoveSinksHoldLocked();
@@ -252,13 +318,13 @@ internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int 
 
     /// <summary>
     /// The sinks could restart from journal sequence <paramref name="position"/> (the lowest sink checkpoint, never above their
-    /// replica): the key store's hold moves to the newest of this run's snapshots at or before it. Until the sinks pass one of
-    /// this run's snapshots the hold keeps every key (the snapshot they would restart from is an older run's, whose horizon this
-    /// run does not know). Positions never move back (a lower one is ignored).
+    /// replica): the key store's hold moves to the newest snapshot at or before it whose facts are known (this run's, and those
+    /// of the facts file still on disk). Until the sinks pass one, the hold keeps every key (the snapshot they would restart
+    /// from may be older than every snapshot whose facts are kept). Positions never move back (a lower one is ignored).
     /// </summary>
     public void SinksAt(long position)
     {
-        if (cold is null || sinksHold < 0) return;
+        if (_cold is null || _sinksHold < 0) return;
         lock (_snapshots)
         {
             if (position <= _sinksPosition) return;
@@ -267,19 +333,23 @@ internal sealed class SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int 
         }
     }
 
-    /// <summary>The sinks' hold, lowest restart sequence reported and snapshots remembered for it (tests, metrics).</summary>
-    public (long Position, int Snapshots) SinksHold
-    {
-        get { lock (_snapshots) return (_sinksPosition, _forSinks.Count); }
-    }
-
     private void MoveSinksHoldLocked()
     {
         int newest = -1;
         for (int i = 0; i < _forSinks.Count && _forSinks[i].Sequence <= _sinksPosition; i++) newest = i;
         if (newest < 0) return;
         var (s, deadBelow, expired) = _forSinks[newest];
-        cold!.SetHold(sinksHold, s, deadBelow, expired);
+        _cold!.SetHold(_sinksHold, s, deadBelow, expired);
         _forSinks.RemoveRange(0, newest); // older ones: the sinks never restart before this snapshot again
     }
+
+    private void Publish()
+    {
+        if (_snapshots.Count < _keep) return;
+        var (s, deadBelow, expired) = _snapshots.Peek();
+        _cold!.SetHorizon(s, deadBelow, expired);
+    }
+
+    /// <summary>A crash leaves the old file or the new one (<see cref="AtomicFile"/>).</summary>
+    private void Save() => AtomicFile.Write(_path!, System.Text.Encoding.ASCII.GetBytes(Format(_snapshots)));
 }

@@ -184,8 +184,8 @@ public static class SnapshotStore
         return null;
     }
 
-    /// <summary>Snapshot files in ascending sequence order.</summary>
-    private static (string Path, long Sequence)[] List(IJournalFileSystem files, string directory)
+    /// <summary>Snapshot files in ascending sequence order (named ones: their contents are not checked).</summary>
+    internal static (string Path, long Sequence)[] List(IJournalFileSystem files, string directory)
     {
         var snapshots = new List<(string Path, long Sequence)>();
         foreach (string path in files.ListFiles(directory, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension))

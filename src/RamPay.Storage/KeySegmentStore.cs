@@ -164,6 +164,9 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     /// Sets the collection horizon after the engine has durably written a snapshot: in that state, entries below
     /// <paramref name="deadBelowIndex"/> or stamped at or before <paramref name="expiredAtOrBeforeMs"/> are dead for ever.
     /// </summary>
+    /// <summary>The snapshot whose state the last <see cref="SetHorizon"/> came from (0: none yet, nothing is collected).</summary>
+    public long HorizonSequence { get { lock (_gate) return _horizonSequence; } }
+
     public void SetHorizon(long snapshotSequence, long deadBelowIndex, long expiredAtOrBeforeMs)
     {
         lock (_gate)
