@@ -12,7 +12,7 @@ namespace RamPay.Engine.Tests;
 /// retries of keys long gone from the replica's memory answered from the store (<see cref="LedgerFollower.ColdKeyHits"/>), every
 /// change equal to the all-in-memory replica's; and a sink far behind every kept snapshot across a crash and a journal retirement.
 /// </summary>
-public class SinksKeyFollowerTests
+public class SinksKeyFollowerTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int Ring = 256;
     private const int Generation = 2 * Ring;
@@ -53,41 +53,39 @@ public class SinksKeyFollowerTests
             var ledger = AllInMemory with { ColdKeys = engine.SinksKeyTier ?? throw new InvalidOperationException("no sinks' key tier") };
             _thread = new Thread(() =>
             {
-                try
-                {
-                    using var follower = new LedgerFollower(engine.Options.SnapshotDirectory, engine.Options.JournalDirectory, ledger, afterSequence);
-                    SnapshotSequence = follower.SnapshotSequence;
-                    Warnings = follower.Warnings;
-                    var batch = new ChangeBatch(512);
-                    while (follower.LastSequence < until && !_stop)
-                    {
-                        batch.Clear();
-                        int read = follower.Poll(Math.Min(until, engine.CompletedSequence), 512, batch);
-                        engine.SinksAt(follower.LastSequence);
-                        if (read == 0) { Thread.Sleep(1); continue; }
-                        foreach (var c in batch.Changes) Changes.Add(c);
-                        MaxResidentKeys = Math.Max(MaxResidentKeys, follower.ResidentKeys);
-                    }
-                    ColdKeyHits = follower.ColdKeyHits;
-                    FollowsKeyStore = follower.FollowsKeyStore; // at the end: a replica from the journal's start has no key log before the upgrade
-                    Last = follower.LastSequence;
-                    StateHash = ((Ledger)follower.Ledger).ComputeStateHash();
-                }
-                catch (Exception e)
-                {
-                    _fault = e;
-                }
+                try { Follow(engine, ledger, afterSequence, until); }
+                catch (Exception e) { _fault = e; }
             }) { IsBackground = true, Name = "test-sink-key-follower" };
             _thread.Start();
         }
 
+        private void Follow(RamPayEngine engine, LedgerOptions ledger, long afterSequence, long until)
+        {
+            using var follower = new LedgerFollower(engine.Options.SnapshotDirectory, engine.Options.JournalDirectory, ledger, afterSequence);
+            SnapshotSequence = follower.SnapshotSequence;
+            Warnings = follower.Warnings;
+            var batch = new ChangeBatch(512);
+            while (follower.LastSequence < until && !_stop)
+            {
+                batch.Clear();
+                int read = follower.Poll(Math.Min(until, engine.CompletedSequence), 512, batch);
+                engine.SinksAt(follower.LastSequence); // as SinkHub does after each poll
+                if (read == 0) { Thread.Sleep(1); continue; }
+                Changes.AddRange(batch.Changes);
+                MaxResidentKeys = Math.Max(MaxResidentKeys, follower.ResidentKeys);
+            }
+            ColdKeyHits = follower.ColdKeyHits;
+            FollowsKeyStore = follower.FollowsKeyStore; // at the end: a replica from the journal's start has no key log before the upgrade
+            Last = follower.LastSequence;
+            StateHash = ((Ledger)follower.Ledger).ComputeStateHash();
+        }
+
+        /// <summary>Waits for the follower (3 minutes at most, then stops it) and fails the test with its fault, if any.</summary>
         public void Join()
         {
-            var clock = Stopwatch.StartNew();
-            while (_thread.IsAlive && clock.Elapsed < TimeSpan.FromMinutes(3)) _thread.Join(100);
-            _stop = true;
+            if (!_thread.Join(TimeSpan.FromMinutes(3))) _stop = true;
             _thread.Join();
-            if (_fault is not null) throw new Xunit.Sdk.XunitException("the sinks' follower failed: " + _fault);
+            Assert.True(_fault is null, $"the sinks' follower failed: {_fault}");
         }
     }
 
@@ -161,6 +159,8 @@ public class SinksKeyFollowerTests
         }
         Assert.Equal(sink.Changes.Count, i1);
         Assert.True(memory.ResidentKeys > 150_000, $"the baseline holds every key ({memory.ResidentKeys})");
+        output.WriteLine($"keys in memory after {count:N0} commands: following the key store at most {sink.MaxResidentKeys:N0} " +
+            $"({sink.ColdKeyHits:N0} answered from the store); all in memory {memory.ResidentKeys:N0}");
         Assert.Equal(live, ((Ledger)memory.Ledger).ComputeStateHash());
     }
 
@@ -210,6 +210,7 @@ public class SinksKeyFollowerTests
             held = engine.KeyTier;
             Assert.Equal(0, held.ColdSegmentsDropped);
             Assert.True(held.ColdKeysHeldForSinks > 40_000, $"{held.ColdKeysHeldForSinks} keys held for the sinks");
+            output.WriteLine($"a sink stuck at {checkpoint:N0} of {run1:N0}: {held.ColdKeysHeldForSinks:N0} keys held for it, {held.ColdKeys:N0} on disk");
             Assert.Null(engine.Fault);
             engine.SnapshotWritten = null;
             // 4. The crash: no stop snapshot, the key store's queue not drained (what SIGKILL leaves, minus torn tails, which
