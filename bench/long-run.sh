@@ -126,9 +126,9 @@ kb() { { du -sk "$1" 2>/dev/null || true; } | awk '{ s = $1 } END { print s + 0 
 sample_loop() {
   set +e # a sample that fails (a file retired under du, a server restarting) must not end the sampling
   local t_start=$1 m=$out/.metrics
-  echo "utc,elapsed_s,phase,pid,rss_mb,hwm_mb,data_mb,journal_mb,payments_cold_mb,keys_cold_mb,snapshots_mb,events_mb,disk_free_mb,journal_sequence,snapshot_sequence,payments_resident,payments_cold_loads,keys_evicted_early,keys_cold,load1,load5" >"$out/samples.csv"
+  echo "utc,elapsed_s,phase,pid,rss_mb,hwm_mb,data_mb,journal_mb,payments_cold_mb,keys_cold_mb,snapshots_mb,events_mb,disk_free_mb,journal_sequence,snapshot_sequence,payments_resident,payments_cold_loads,keys_evicted_early,keys_cold,load1,load5,sinks_follower_sequence,sinks_replica_keys,keys_held_for_sinks" >"$out/samples.csv"
   while true; do
-    local pid rss=0 hwm=0 http phase seq="" snap="" res="" loads="" evicted="" keys=""
+    local pid rss=0 hwm=0 http phase seq="" snap="" res="" loads="" evicted="" keys="" sseq="" skeys="" held=""
     pid=$(cat "$out/server.pid" 2>/dev/null || echo 0)
     phase=$(cat "$out/phase" 2>/dev/null || echo start)
     if [ -r "/proc/$pid/status" ]; then
@@ -140,9 +140,12 @@ sample_loop() {
       seq=$(metric rampay_journal_sequence "$m"); snap=$(metric rampay_snapshot_last_sequence "$m")
       res=$(metric rampay_payments_resident "$m"); loads=$(metric rampay_payments_cold_loads_total "$m")
       evicted=$(metric rampay_idempotency_keys_evicted_early_total "$m"); keys=$(metric rampay_idempotency_cold_keys "$m")
+      # The sinks' replica (sinks on): where it stands, its keys in memory, and keys on disk only for it (sinkkeys).
+      sseq=$(metric rampay_sinks_follower_sequence "$m"); skeys=$(metric rampay_sinks_replica_keys "$m")
+      held=$(metric rampay_idempotency_cold_keys_held_for_sinks "$m")
     fi
     local cold=$data/cold
-    echo "$(date -u +%H:%M:%S),$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'),$phase,$pid,$rss,$hwm,$(( $(kb "$data") / 1024 )),$(( $(kb "$data/journal") / 1024 )),$(( $(kb "$cold/payments") / 1024 )),$(( ($(kb "$cold") - $(kb "$cold/payments")) / 1024 )),$(( $(kb "$data/snapshots") / 1024 )),$(( $(kb "$data/events") / 1024 )),$(( $(df -k --output=avail "$data_root" | tail -1) / 1024 )),$seq,$snap,$res,$loads,$evicted,$keys,$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg)" >>"$out/samples.csv"
+    echo "$(date -u +%H:%M:%S),$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'),$phase,$pid,$rss,$hwm,$(( $(kb "$data") / 1024 )),$(( $(kb "$data/journal") / 1024 )),$(( $(kb "$cold/payments") / 1024 )),$(( ($(kb "$cold") - $(kb "$cold/payments")) / 1024 )),$(( $(kb "$data/snapshots") / 1024 )),$(( $(kb "$data/events") / 1024 )),$(( $(df -k --output=avail "$data_root" | tail -1) / 1024 )),$seq,$snap,$res,$loads,$evicted,$keys,$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$sseq,$skeys,$held" >>"$out/samples.csv"
     sleep "$interval"
   done
 }

@@ -56,7 +56,9 @@ public sealed record EngineOptions
     /// <summary>
     /// Reserve a follower of the payments' cold tier for the sinks' replica (rules version 3): the payment log keeps the older
     /// versions it may read from the moment it is opened, until the replica has passed them (<see cref="RamPayEngine.SinksPaymentTier"/>;
-    /// docs/storage.md, "The sinks' replica"). A host that runs no sinks releases it (<see cref="RamPayEngine.ReleaseSinksPaymentFollower"/>).
+    /// docs/storage.md, "The sinks' replica"). Likewise a hold on the key store (rules version 2 and later, with the cold tier): no
+    /// key the sinks' replica may need at its restart point is collected (<see cref="RamPayEngine.SinksKeyTier"/>,
+    /// <see cref="RamPayEngine.SinksAt"/>). A host that runs no sinks releases both (<see cref="RamPayEngine.ReleaseSinksPaymentFollower"/>).
     /// </summary>
     public bool SinksFollowPaymentLog { get; init; }
     public bool SnapshotOnStop { get; init; } = true;

@@ -78,4 +78,5 @@ internal sealed class DurableWatermark
 public readonly record struct KeyTierStats(
     int RulesVersion, long KeysRemembered, long KeyBudget, long EvictedEarly, long HotKeys, long HotHits, long ColdHits,
     long WriterColdReads, long HotFullWaits, long ColdLookups, long ColdEntriesWritten, long ColdVisibleGeneration,
-    long ColdDiskBytes, long ColdSegmentsDropped, string? ColdFault, long ColdKeys = 0, long ColdIndexBytes = 0, long ColdReads = 0);
+    long ColdDiskBytes, long ColdSegmentsDropped, string? ColdFault, long ColdKeys = 0, long ColdIndexBytes = 0, long ColdReads = 0,
+    long ColdKeysHeldForSinks = 0);

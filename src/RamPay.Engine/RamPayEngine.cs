@@ -37,7 +37,7 @@ public sealed class RamPayEngine : IDisposable
 
     private RamPayEngine(EngineOptions options, JournalWriter journal, Ledger ledger, RecoveryReport recovery, ICommandCompletion? completion,
         RamPay.Storage.KeySegmentStore? cold, KeyPrefetcher? prefetcher, DurableWatermark? durable, RamPay.Storage.PaymentLogStore? payments,
-        int snapshotterPaymentFollower = -1)
+        int snapshotterPaymentFollower = -1, int sinksKeyHold = -1)
     {
         _cold = cold;
         _coldPayments = payments;
@@ -62,7 +62,8 @@ public sealed class RamPayEngine : IDisposable
         bool offWriter = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0);
         if (offWriter) durable ??= new DurableWatermark();
         durable?.Set(baseSequence);
-        _horizon = new SnapshotHorizon(cold, options.SnapshotsToKeep, options.SnapshotDirectory, baseSequence);
+        _horizon = new SnapshotHorizon(cold, options.SnapshotsToKeep, options.SnapshotDirectory, baseSequence, sinksKeyHold);
+        _sinksKeyHold = sinksKeyHold;
         var journaler = _pipeline.HandleWith(new JournalStage(_journal, baseSequence, options.WriteFence, durable), "rampay-journaler");
         _logic = new BusinessLogicStage(ledger, options, baseSequence, journaler, _horizon, Counters, periodic: !options.TakesSnapshotsOffWriter);
         // With a cold tier, the writer sees a slot only after the prefetch stage has looked its key up (in parallel with
@@ -121,7 +122,7 @@ public sealed class RamPayEngine : IDisposable
         });
         RamPay.Storage.KeySegmentStore? cold = null;
         RamPay.Storage.PaymentLogStore? coldPayments = null;
-        int sinksFollower = -1, snapshotterFollower = -1;
+        int sinksFollower = -1, snapshotterFollower = -1, sinksKeyHold = -1;
         try
         {
             DurableWatermark? durable = null;
@@ -138,6 +139,10 @@ public sealed class RamPayEngine : IDisposable
                     DurableSequence = () => durable.Value, Fsync = options.Fsync,
                     MaxQueuedGenerations = tier.HotMaxKeys / tier.GenerationCommandsFor(options) + 4,
                 });
+                // The sinks' replica follows the key store too (docs/storage.md, "The sinks' replica follows the key store"): it
+                // may restart behind every kept snapshot, so the store's collection is held for it from the moment it is
+                // opened, before this run can collect anything, until the sinks say where they stand (SinksAt).
+                if (options.SinksFollowPaymentLog) sinksKeyHold = cold.AddHold("sinks");
                 options = options with
                 {
                     Ledger = options.Ledger with
@@ -157,13 +162,16 @@ public sealed class RamPayEngine : IDisposable
                             || options.SinksFollowPaymentLog,
                     });
                     // Registered before the log is read: the sinks may start from a checkpoint older than anything this run
-                    // writes, so no older version may be forgotten until their replica says where it stands.
-                    if (options.SinksFollowPaymentLog) sinksFollower = coldPayments.AddFollower(long.MinValue);
+                    // writes, so no older version may be forgotten until their replica says where it stands. At the lowest
+                    // position they can restart from, when known (SinksLowestStart), so that the start can still read an index
+                    // checkpoint at or before it instead of the whole log (a checkpoint lacks the links behind it).
+                    if (options.SinksFollowPaymentLog) sinksFollower = coldPayments.AddFollower(SinksLowestStart(options));
                     // The snapshotter's replica too: it registers only once it has replayed to the writer's start, on its own
                     // thread, and by then the sinks' follower may have moved on and let the store forget versions the replica
-                    // still needs ("a follower at 0 cannot join ...": a fresh server crashed so in CI, 2026-12-06).
+                    // still needs ("a follower at 0 cannot join ...": a fresh server crashed so in CI, 2026-12-06). It starts
+                    // from the snapshot the writer recovers from: at the recovered state, which lets the start use a checkpoint.
                     if (options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0))
-                        snapshotterFollower = coldPayments.AddFollower(long.MinValue);
+                        snapshotterFollower = coldPayments.AddFollower(RamPay.Storage.PaymentLogStore.FollowerAtRecoveredState);
                     options = options with
                     {
                         Ledger = options.Ledger with
@@ -185,7 +193,7 @@ public sealed class RamPayEngine : IDisposable
             var fraud = options.Fraud?.Effective is { } wanted && !ledger.FraudSettings.SameAs(wanted) ? wanted : null;
             bool upgrade = ledger.RulesVersion < options.RulesVersion;
             var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments,
-                snapshotterFollower);
+                snapshotterFollower, sinksKeyHold);
             engine._sinksFollower = sinksFollower;
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
@@ -198,6 +206,19 @@ public sealed class RamPayEngine : IDisposable
             journal.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The lowest journal position the sinks' replica can restart from, as far as the engine can tell before the sinks report:
+    /// the journal retention anchor (journal retirement writes it: the newest snapshot at or before every sink's checkpoint,
+    /// which only move forward, and pruning keeps that snapshot), else unknown (long.MinValue: the payment log is then read
+    /// whole at start). A sink behind it (restored from a backup) is caught when its replica starts (EngineRecovery: it then
+    /// keeps every payment in memory instead of following the log).
+    /// </summary>
+    private static long SinksLowestStart(EngineOptions options)
+    {
+        long anchor = Directory.Exists(options.SnapshotDirectory) ? SnapshotStore.ReadRetentionAnchor(OsJournalFileSystem.Instance, options.SnapshotDirectory) : 0;
+        return anchor > 0 ? anchor : long.MinValue;
     }
 
     /// <summary>The cold tier must hold the ledger's journaled key budget, and must not have recycled keys the recovered state may still need.</summary>
@@ -284,7 +305,7 @@ public sealed class RamPayEngine : IDisposable
             return new KeyTierStats(ledger.RulesVersion, log?.Inserted ?? 0, log?.Budget ?? 0, ledger.IdempotencyEvictedEarly, log?.HotCount ?? ledger.Idempotency.Count,
                 log?.HotHits ?? 0, log?.ColdHits ?? 0, log?.WriterColdReads ?? 0, log?.HotFullWaits ?? 0, _prefetcher?.Lookups ?? 0,
                 _cold?.EntriesWritten ?? 0, _cold?.VisibleGeneration ?? 0, _cold?.DiskBytes ?? 0, _cold?.SegmentsDropped ?? 0, _cold?.Fault?.Message,
-                _cold?.Keys ?? 0, _cold?.IndexBytes ?? 0, _cold?.ReadsIssued ?? 0);
+                _cold?.Keys ?? 0, _cold?.IndexBytes ?? 0, _cold?.ReadsIssued ?? 0, _cold?.HeldKeys ?? 0);
         }
     }
 
@@ -347,11 +368,33 @@ public sealed class RamPayEngine : IDisposable
     public ColdPaymentTier? SinksPaymentTier =>
         _sinksFollower >= 0 && _options.Ledger.ColdPayments is { } tier ? tier with { Follower = true, FollowerHandle = _sinksFollower } : null;
 
-    /// <summary>No sinks' replica will follow the payment log (the host runs no sinks): stop keeping versions for it.</summary>
+    /// <summary>No sinks' replica will follow the cold tiers (the host runs no sinks): stop keeping payment versions and keys for it.</summary>
     public void ReleaseSinksPaymentFollower()
     {
         if (_sinksFollower >= 0) _coldPayments?.RemoveFollower(_sinksFollower);
+        if (_sinksKeyHold >= 0) _cold?.RemoveHold(_sinksKeyHold);
     }
+
+    private readonly int _sinksKeyHold = -1;
+
+    /// <summary>
+    /// The key tier as the sinks' replica should follow it (<see cref="EngineOptions.SinksFollowPaymentLog"/>): the writer's key
+    /// store, read-only, at the replica's own position (a follower key log: a small hot set, older keys read from the store), as
+    /// the snapshotter's replica follows it. Null without a cold key tier: the replica then keeps every key of the window in memory.
+    /// The host must report the sinks' position (<see cref="SinksAt"/>), or the store keeps every key for them.
+    /// </summary>
+    public ColdKeyTier? SinksKeyTier =>
+        _sinksKeyHold >= 0 && _options.Ledger.ColdKeys is { } tier ? tier with { Follower = true } : null;
+
+    /// <summary>
+    /// The sinks could restart from <paramref name="position"/> (the lowest sink checkpoint, not above their replica): the key
+    /// store may now collect what is dead in the newest of this run's snapshots at or before it. Any thread; cheap (a lock, a
+    /// short list), called after each of the sinks' polls.
+    /// </summary>
+    public void SinksAt(long position) => _horizon.SinksAt(position);
+
+    /// <summary>Keys on disk only because the sinks are behind the oldest kept snapshot (0 without sinks), as of the store's last collection.</summary>
+    public long KeysHeldForSinks => _cold?.HeldKeys ?? 0;
 
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,

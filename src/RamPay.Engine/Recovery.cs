@@ -87,6 +87,7 @@ public static class EngineRecovery
             && SnapshotStore.TryLoadLatest(snapshotDirectory, throughSequence, out var info, out var payload))
         {
             warnings.AddRange(info.Warnings);
+            ledgerOptions = FollowerKeysFrom(ledgerOptions, info.Sequence, warnings);
             using var stream = new MemoryStream(payload, writable: false);
             try
             {
@@ -103,6 +104,7 @@ public static class EngineRecovery
         }
         else
         {
+            ledgerOptions = FollowerKeysFrom(ledgerOptions, 0, warnings);
             ledger = new Ledger(ledgerOptions);
         }
 
@@ -116,6 +118,32 @@ public static class EngineRecovery
         }
         ledger.VerifyInvariants();
         return (ledger, snapshotSequence, applier.Replayed, applier.LastSequence);
+    }
+
+    /// <summary>
+    /// A follower key log (the sinks' replica) may start from state <paramref name="sequence"/> only if the key store has
+    /// collected nothing that state may still need: it recycled only keys dead at <see cref="RamPay.Storage.KeySegmentStore.RecycledUnderSequence"/>
+    /// or later. An older start (the snapshot the sinks' hold stood at was pruned, or a sink restored from a backup) keeps every
+    /// key in memory instead and replays the journal from its start (which needs the journal, or its archive, from the first
+    /// record: a clear error when it is gone), said in the warnings: exact, in more memory, never a wrong result.
+    /// </summary>
+    private static LedgerOptions FollowerKeysFrom(LedgerOptions options, long sequence, List<string> warnings)
+    {
+        // Likewise a follower of the payment log registered at a lowest position (the sinks' replica, RamPayEngine.SinksLowestStart):
+        // before it the log's start may have taken an index checkpoint without the links to older versions it would walk.
+        if (options.ColdPayments is { Follower: true, FollowerHandle: >= 0, Store: RamPay.Storage.PaymentLogStore log } payments
+            && log.FollowerPosition(payments.FollowerHandle) is var from && from > sequence && from != long.MaxValue)
+        {
+            warnings.Add($"the payment log serves this follower from {from:N0}, after its start at {sequence:N0}: it keeps every payment in memory instead");
+            log.RemoveFollower(payments.FollowerHandle);
+            options = options with { ColdPayments = null };
+        }
+        if (options.ColdKeys is not { Follower: true, Store: RamPay.Storage.KeySegmentStore store }) return options;
+        long recycled = store.RecycledUnderSequence;
+        if (recycled <= sequence) return options;
+        warnings.Add($"the key store collected keys dead at snapshot {recycled:N0}, after this replica's start at {sequence:N0}: " +
+            "it keeps every key of the window in memory instead of following the key store");
+        return options with { ColdKeys = null };
     }
 
     /// <summary>Feeds journal records to the ledger, exactly as the live business-logic stage does.</summary>

@@ -225,6 +225,12 @@ internal sealed class SnapshotFollower : IRecordVisitor, IDisposable
 /// after the snapshot is durable, so a crash between the two leaves the newest snapshot without its facts: then the horizon
 /// stays at an older snapshot's until later snapshots replace it, which keeps more, never less.
 /// </para>
+/// <para>
+/// With the sinks' replica on the key store (a hold registered when the store was opened), also the facts of every snapshot
+/// of this run since the one the sinks would restart from: the sinks' replica restarts from the newest snapshot at or before
+/// the lowest sink checkpoint, which may be older than every kept snapshot, so the store may destroy only entries dead there
+/// too (<see cref="SinksAt"/>; docs/storage.md, "The sinks' replica follows the key store").
+/// </para>
 /// </summary>
 internal sealed class SnapshotHorizon
 {
@@ -235,15 +241,22 @@ internal sealed class SnapshotHorizon
     private readonly RamPay.Storage.KeySegmentStore? _cold;
     private readonly int _keep;
     private readonly string? _path;
+    private readonly int _sinksHold;
+    // This run's snapshots from the newest one at or before the sinks' last reported position on (oldest first): one entry
+    // per snapshot (24 bytes), so a sink that never moves costs 24 bytes per snapshot interval here (and keys on disk: HeldKeys).
+    private readonly List<(long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs)> _forSinks = [];
+    private long _sinksPosition;
 
     /// <param name="cold">The key tier whose horizon this sets; null (no cold tier): nothing to do.</param>
     /// <param name="keep">How many snapshots are kept (<see cref="EngineOptions.SnapshotsToKeep"/>).</param>
     /// <param name="snapshotDirectory">Where the snapshots are, and the facts file with them; null: facts kept in memory only.</param>
     /// <param name="startSequence">Where this run starts: facts of snapshots after it (a journal cut short behind them) are not taken.</param>
-    public SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, string? snapshotDirectory = null, long startSequence = long.MaxValue)
+    /// <param name="sinksHold">The sinks' hold on <paramref name="cold"/> (<see cref="RamPay.Storage.KeySegmentStore.AddHold"/>), or -1.</param>
+    public SnapshotHorizon(RamPay.Storage.KeySegmentStore? cold, int keep, string? snapshotDirectory = null, long startSequence = long.MaxValue, int sinksHold = -1)
     {
         _cold = cold;
         _keep = keep;
+        _sinksHold = sinksHold;
         if (cold is null || snapshotDirectory is null) return;
         _path = Path.Combine(Path.GetFullPath(snapshotDirectory), FileName);
         Seed(Path.GetFullPath(snapshotDirectory), startSequence);
@@ -256,6 +269,9 @@ internal sealed class SnapshotHorizon
         var onDisk = new HashSet<long>(SnapshotStore.List(OsJournalFileSystem.Instance, directory).Select(s => s.Sequence));
         var known = Parse(File.ReadAllText(_path!)).Where(f => onDisk.Contains(f.Sequence) && f.Sequence <= startSequence).ToList();
         foreach (var facts in known.Skip(Math.Max(0, known.Count - _keep))) _snapshots.Enqueue(facts);
+        // The sinks may restart from any of these (still on disk): their hold can move to one as soon as they report, instead
+        // of keeping every key until they pass a snapshot of this run (one more snapshot interval of keys on disk).
+        if (_sinksHold >= 0) _forSinks.AddRange(known);
         Publish();
     }
 
@@ -292,7 +308,39 @@ internal sealed class SnapshotHorizon
             if (_snapshots.Count > _keep) _snapshots.Dequeue();
             if (_path is not null) Save();
             Publish();
+            if (_sinksHold >= 0)
+            {
+                _forSinks.Add((sequence, deadBelowIndex, expiredAtOrBeforeMs));
+                MoveSinksHoldLocked();
+            }
         }
+    }
+
+    /// <summary>
+    /// The sinks could restart from journal sequence <paramref name="position"/> (the lowest sink checkpoint, never above their
+    /// replica): the key store's hold moves to the newest snapshot at or before it whose facts are known (this run's, and those
+    /// of the facts file still on disk). Until the sinks pass one, the hold keeps every key (the snapshot they would restart
+    /// from may be older than every snapshot whose facts are kept). Positions never move back (a lower one is ignored).
+    /// </summary>
+    public void SinksAt(long position)
+    {
+        if (_cold is null || _sinksHold < 0) return;
+        lock (_snapshots)
+        {
+            if (position <= _sinksPosition) return;
+            _sinksPosition = position;
+            MoveSinksHoldLocked();
+        }
+    }
+
+    private void MoveSinksHoldLocked()
+    {
+        int newest = -1;
+        for (int i = 0; i < _forSinks.Count && _forSinks[i].Sequence <= _sinksPosition; i++) newest = i;
+        if (newest < 0) return;
+        var (s, deadBelow, expired) = _forSinks[newest];
+        _cold!.SetHold(_sinksHold, s, deadBelow, expired);
+        _forSinks.RemoveRange(0, newest); // older ones: the sinks never restart before this snapshot again
     }
 
     private void Publish()

@@ -47,6 +47,19 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
     /// </summary>
     public long ResidentPayments => _ledger.PaymentTier.ResidentPayments;
 
+    /// <summary>
+    /// The replica's idempotency keys in memory: with the key store followed (<c>RamPayEngine.SinksKeyTier</c>) a small hot set
+    /// (the keys the writer's store has not yet made durable, and at most a generation more); without it, every key of the
+    /// window (rules 1: the table's keys). On the follower's thread.
+    /// </summary>
+    public long ResidentKeys => _ledger.KeyLog?.HotCount ?? _ledger.Idempotency.Count;
+
+    /// <summary>Keys the replica found only in the key store and honoured (a retry or a changed body of a key long gone from its memory).</summary>
+    public long ColdKeyHits => _ledger.KeyLog?.ColdHits ?? 0;
+
+    /// <summary>True when the replica follows the key store (else it keeps every key of the window in memory; <see cref="Warnings"/> says why when it fell back).</summary>
+    public bool FollowsKeyStore => _ledger.KeyLog?.HasColdTier ?? false;
+
     /// <summary>The replica, for checks (<c>rampay db verify</c>). Belongs to the follower's thread.</summary>
     public IReadOnlyLedger Ledger => _ledger;
 

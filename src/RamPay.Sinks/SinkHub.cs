@@ -38,6 +38,12 @@ public sealed record SinkHubOptions
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>How long the follower sleeps when it has caught up with the journal.</summary>
     public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(2);
+    /// <summary>
+    /// Told, on the follower's thread after each poll, the lowest journal sequence the sinks could restart from (the lowest sink
+    /// checkpoint, never above the replica; 0 until every sink has reported one): the engine holds the key store's collection
+    /// behind the newest snapshot at or before it (<c>RamPayEngine.SinksAt</c>), so the replica's keys are on disk when it restarts.
+    /// </summary>
+    public Action<long>? ResumePosition { get; init; }
     /// <summary>Where the follower and the sinks' threads report a sink's first failure and a stop for good (the host's logger).</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }
@@ -189,6 +195,10 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
     /// <summary>The follower's replica's payments in memory after its last poll (for <c>/metrics</c>): bounded under rules 3 with the payments' tier.</summary>
     public long ReplicaResidentPayments => Interlocked.Read(ref _replicaResidentPayments);
 
+    private long _replicaResidentKeys;
+    /// <summary>The follower's replica's idempotency keys in memory after its last poll: bounded when it follows the key store (<see cref="LedgerFollower.ResidentKeys"/>).</summary>
+    public long ReplicaResidentKeys => Interlocked.Read(ref _replicaResidentKeys);
+
     private void FollowerLoop()
     {
         try
@@ -209,7 +219,12 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
                 batch ??= Rent();
                 int read = batch.Count < batch.Capacity ? follower.Poll(durable, batch.Capacity - batch.Count, batch) : 0;
                 Interlocked.Exchange(ref _followerSequence, follower.LastSequence);
-                if (read > 0) Interlocked.Exchange(ref _replicaResidentPayments, follower.ResidentPayments);
+                if (read > 0)
+                {
+                    Interlocked.Exchange(ref _replicaResidentPayments, follower.ResidentPayments);
+                    Interlocked.Exchange(ref _replicaResidentKeys, follower.ResidentKeys);
+                }
+                _options.ResumePosition?.Invoke(Math.Min(follower.LastSequence, FinishedThroughSequence));
                 // Hand a batch on when it is full, or when the journal has nothing more for now (low latency when idle).
                 if (batch.Count > 0 && (batch.IsFull || read == 0))
                 {

@@ -106,6 +106,9 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     private bool _stopping;
     private readonly Thread _thread;
     private long _horizonSequence, _horizonDeadBelowIndex = long.MinValue, _horizonExpiredAtOrBeforeMs = long.MinValue;
+    private readonly List<Hold> _holds = []; // under _gate, by handle
+    private long _heldKeys;
+    private string? _heldBy;
     private long _lookups, _reads, _written, _dropped;
     private readonly byte[] _writeBuffer = new byte[512 * RecordBytes];
     private readonly byte[] _hashBuffer = new byte[512 * 8];
@@ -186,6 +189,76 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
             _horizonExpiredAtOrBeforeMs = expiredAtOrBeforeMs;
         }
     }
+
+    // --- holds: readers that may restart behind the oldest kept snapshot (the sinks' replica) ---
+
+    /// <summary>
+    /// Registers a reader whose restart point the snapshots' horizon does not cover: the sinks' replica, which restarts from
+    /// the newest snapshot at or before the lowest sink checkpoint, possibly older than every snapshot the engine keeps.
+    /// Until <see cref="SetHold"/> says where it stands, it holds every key (nothing is collected). Register it when the
+    /// store is opened, before anything can be collected in this run (docs/storage.md, "The sinks' replica follows the key store").
+    /// </summary>
+    public int AddHold(string name)
+    {
+        lock (_gate)
+        {
+            _holds.Add(new Hold(name, 0, long.MinValue, long.MinValue, Active: true));
+            return _holds.Count - 1;
+        }
+    }
+
+    /// <summary>
+    /// The hold's reader restarts from a state at or after snapshot <paramref name="sequence"/>, in which entries below
+    /// <paramref name="deadBelowIndex"/> or stamped at or before <paramref name="expiredAtOrBeforeMs"/> are dead. Never moves back.
+    /// </summary>
+    public void SetHold(int hold, long sequence, long deadBelowIndex, long expiredAtOrBeforeMs)
+    {
+        lock (_gate)
+        {
+            Invariant.Check(hold >= 0 && hold < _holds.Count && _holds[hold].Active, "an unknown hold on the cold tier");
+            var h = _holds[hold];
+            if (sequence <= h.Sequence) return;
+            _holds[hold] = h with { Sequence = sequence, DeadBelowIndex = Math.Max(h.DeadBelowIndex, deadBelowIndex), ExpiredAtOrBeforeMs = Math.Max(h.ExpiredAtOrBeforeMs, expiredAtOrBeforeMs) };
+        }
+    }
+
+    /// <summary>The hold's reader is gone (a server without sinks): it no longer holds anything back.</summary>
+    public void RemoveHold(int hold)
+    {
+        lock (_gate)
+        {
+            if (hold < 0 || hold >= _holds.Count) return;
+            _holds[hold] = _holds[hold] with { Active = false };
+        }
+    }
+
+    /// <summary>
+    /// Keys on disk that the snapshots' horizon alone would have let go and a hold keeps (a sink behind the oldest kept snapshot),
+    /// as of the last collection. Disk the sinks cost; it grows while a sink stays behind (bounded by the sinks' lag limits, or by
+    /// <see cref="KeySegmentStoreOptions.MaxRetainedKeys"/>, past which a write fails naming the hold).
+    /// </summary>
+    public long HeldKeys => Volatile.Read(ref _heldKeys);
+    /// <summary>The hold that held keys back at the last collection (null: none did).</summary>
+    public string? HeldBy => Volatile.Read(ref _heldBy);
+
+    /// <summary>The horizon collection uses: the oldest kept snapshot's, lowered to every active hold's (caller holds <see cref="_gate"/>).</summary>
+    private (long Sequence, long DeadBelow, long Expired, string? HeldBy) EffectiveHorizonLocked()
+    {
+        long sequence = _horizonSequence, deadBelow = _horizonDeadBelowIndex, expired = _horizonExpiredAtOrBeforeMs;
+        string? heldBy = null;
+        foreach (var h in _holds)
+        {
+            if (!h.Active) continue;
+            // Horizons only grow with the sequence, so the older state's is the lower in both parts; min of each is safe either way.
+            if (h.DeadBelowIndex < deadBelow || h.ExpiredAtOrBeforeMs < expired) heldBy = h.Name;
+            sequence = Math.Min(sequence, h.Sequence);
+            deadBelow = Math.Min(deadBelow, h.DeadBelowIndex);
+            expired = Math.Min(expired, h.ExpiredAtOrBeforeMs);
+        }
+        return (sequence, deadBelow, expired, heldBy);
+    }
+
+    private readonly record struct Hold(string Name, long Sequence, long DeadBelowIndex, long ExpiredAtOrBeforeMs, bool Active);
 
     public void Flush(KeyLog source, long generation, long firstIndex, long endIndex, long lastSequence)
     {
@@ -351,10 +424,17 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
         if (_flushedEnd - _floor + (end - from) > _options.MaxRetainedKeys)
         {
             long horizon, deadBelow, expired;
-            lock (_gate) { horizon = _horizonSequence; deadBelow = _horizonDeadBelowIndex; expired = _horizonExpiredAtOrBeforeMs; }
-            throw new ColdTierFullException(
-                $"the cold tier holds {_flushedEnd - _floor:N0} keys (most {_options.MaxRetainedKeys:N0}) and the oldest segment is still live in the oldest kept snapshot's state " +
-                $"(the horizon at snapshot {horizon} kills entries below {deadBelow} or stamped at or before {expired}): snapshots must be taken more often, or ColdTier:KeyCapacity raised");
+            string? heldBy;
+            lock (_gate)
+            {
+                (horizon, deadBelow, expired, heldBy) = EffectiveHorizonLocked();
+            }
+            throw new ColdTierFullException(heldBy is not null
+                ? $"the cold tier holds {_flushedEnd - _floor:N0} keys (most {_options.MaxRetainedKeys:N0}), {HeldKeys:N0} of them only because the {heldBy} hold " +
+                  $"stands at snapshot {horizon} (entries below {deadBelow} or stamped at or before {expired} are dead there): a reader that far behind (a sink down?) " +
+                  "must catch up or be removed, or ColdTier:KeyCapacity raised"
+                : $"the cold tier holds {_flushedEnd - _floor:N0} keys (most {_options.MaxRetainedKeys:N0}) and the oldest segment is still live in the oldest kept snapshot's state " +
+                  $"(the horizon at snapshot {horizon} kills entries below {deadBelow} or stamped at or before {expired}): snapshots must be taken more often, or ColdTier:KeyCapacity raised");
         }
         if (_generationHashes.Length < end - from) _generationHashes = new ulong[end - from];
         var touched = new HashSet<Segment>();
@@ -441,8 +521,14 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
     /// </summary>
     private void DropDead()
     {
-        long horizon, deadBelow, expired;
-        lock (_gate) { horizon = _horizonSequence; deadBelow = _horizonDeadBelowIndex; expired = _horizonExpiredAtOrBeforeMs; }
+        long horizon, deadBelow, expired, snapshotDeadBelow, snapshotExpired;
+        string? heldBy;
+        lock (_gate)
+        {
+            (horizon, deadBelow, expired, heldBy) = EffectiveHorizonLocked();
+            snapshotDeadBelow = _horizonDeadBelowIndex;
+            snapshotExpired = _horizonExpiredAtOrBeforeMs;
+        }
         int drop = 0;
         while (drop < _segments.Count - 1) // the newest segment stays (it is being appended to)
         {
@@ -450,6 +536,16 @@ public sealed class KeySegmentStore : IColdKeyStore, IDisposable
             if (s.End - 1 < deadBelow || s.MaxTimestampMs <= expired) drop++;
             else break;
         }
+        // What a hold keeps beyond the snapshots' horizon: counted, so a reader that lags for ever is seen long before the store is full.
+        long held = 0;
+        for (int i = drop; i < _segments.Count - 1; i++)
+        {
+            var s = _segments[i];
+            if (s.End - 1 < snapshotDeadBelow || s.MaxTimestampMs <= snapshotExpired) held += s.End - s.Start;
+            else break;
+        }
+        Volatile.Write(ref _heldKeys, held);
+        Volatile.Write(ref _heldBy, held > 0 ? heldBy : null);
         if (drop == 0) return;
         long floor = _segments[drop].Start;
         WriteManifest(floor, Math.Max(_recycledUnder, horizon));

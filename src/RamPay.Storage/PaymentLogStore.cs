@@ -174,6 +174,9 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             Invariant.Check(_queueCount == 0, "the payments' cold tier was recovered with generations queued");
             _visible = 0;
         }
+        lock (_spanGate)
+            for (int i = 0; i < _followers.Count; i++)
+                if (_followers[i] == FollowerAtRecoveredState) _followers[i] = commandsApplied;
         if (_recovered) throw new InvalidOperationException("the payments' cold tier is recovered once, when its ledger is made");
         _recovered = true;
         var numbers = new List<long>();
@@ -539,14 +542,29 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
     }
 
     /// <summary>
+    /// A follower registered before the start whose position will be the recovered state's (the snapshotter's replica, which
+    /// loads the snapshot the writer recovers from): <see cref="Recover"/> sets it, and a start from a checkpoint is then fine.
+    /// </summary>
+    public const long FollowerAtRecoveredState = long.MinValue + 1;
+
+    /// <summary>
+    /// The stamp of the index checkpoint the last start used (0: it read the whole log). A follower never reads at a position
+    /// before it: the links to older versions of payments re-written before it are not in the index (docs/storage.md).
+    /// </summary>
+    public long LinkedFrom { get; private set; }
+
+    /// <summary>
     /// Registers a follower whose state is at <paramref name="stamp"/> (<see cref="long.MinValue"/>: not known yet, keep every
-    /// older version until it says where it is). Refused when a version it may need was already forgotten.
+    /// older version until it says where it is; <see cref="FollowerAtRecoveredState"/>: the state the start recovers). Registered
+    /// before the start at a known lowest position, it lets the start use an index checkpoint at or before that position.
+    /// Refused when a version it may need was already forgotten.
     /// </summary>
     public int AddFollower(long stamp)
     {
         lock (_spanGate)
         {
-            if (stamp < _followerFloor && stamp != long.MinValue || stamp == long.MinValue && _followerFloor != long.MinValue)
+            if (stamp == FollowerAtRecoveredState && _recovered) throw new InvalidOperationException("a follower at the recovered state registers before the start");
+            if (stamp < _followerFloor && stamp > FollowerAtRecoveredState || stamp <= FollowerAtRecoveredState && _followerFloor != long.MinValue)
                 throw new InvalidOperationException($"a follower at {stamp} cannot join the payments' cold tier: versions up to {_followerFloor} were forgotten " +
                     "(register it when the store is opened: KeepPriorVersions)");
             _followers.Add(stamp);
@@ -573,6 +591,12 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             _followers[follower] = long.MaxValue;
             RaiseFloorLocked();
         }
+    }
+
+    /// <summary>Where the follower stands (its registered lowest position until it reports one), or long.MaxValue once removed.</summary>
+    public long FollowerPosition(int follower)
+    {
+        lock (_spanGate) return follower >= 0 && follower < _followers.Count ? _followers[follower] : long.MaxValue;
     }
 
     /// <summary>Followers registered and not removed (for tests and metrics).</summary>
@@ -950,14 +974,27 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             all = all.Skip(after).ToList();
         }
         if (all.Count == 0) return null;
+        // A follower registered before the start needs the links to the older versions of payments re-written after its
+        // position, which a checkpoint does not hold for the records before it: so only a checkpoint at or before every
+        // follower's lowest position serves (at it or after, every link the follower can walk is built from the tail).
+        long limit = commandsApplied;
         lock (_spanGate)
-            if (_followers.Count > 0)
+            foreach (long f in _followers)
             {
-                // A follower registered before the start (the sinks' replica) may stand before any checkpoint and need the
-                // links to older versions that only the whole log gives.
-                Warn($"a follower of the log (the sinks) may need versions before any checkpoint: the start reads the whole log");
-                return null;
+                if (f == long.MaxValue) continue; // removed
+                if (f == long.MinValue)
+                {
+                    Warn("a follower of the log (the sinks) whose position is not known may need versions before any checkpoint: the start reads the whole log");
+                    return null;
+                }
+                limit = Math.Min(limit, f);
             }
+        all = all.SkipWhile(c => c.Stamp > limit).ToList(); // kept on disk: they are at or before the recovered state
+        if (all.Count == 0)
+        {
+            Warn($"a follower of the log (the sinks) may read at {limit:N0}, before every index checkpoint: the start reads the whole log");
+            return null;
+        }
         var problems = new List<string>();
         foreach (var (stamp, path) in all)
         {
@@ -965,6 +1002,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
             if (problem is null)
             {
                 if (problems.Count > 0) Warn($"index checkpoint(s) not used: {string.Join("; ", problems)}");
+                LinkedFrom = stamp;
                 return loaded;
             }
             problems.Add($"{Path.GetFileName(path)}: {problem}");

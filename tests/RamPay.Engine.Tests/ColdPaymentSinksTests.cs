@@ -68,7 +68,7 @@ public class ColdPaymentSinksTests
         }
     }
 
-    private static void AssertSame(in Change want, in Change got)
+    internal static void AssertSame(in Change want, in Change got)
     {
         string at = $"change ({want.Sequence}, {want.Index})";
         Assert.True(want.Sequence == got.Sequence && want.Index == got.Index && want.Kind == got.Kind && want.TimestampMs == got.TimestampMs,

@@ -25,7 +25,7 @@ public class ColdTierTests
     /// Deposits with fresh keys; every 8th command a retry of one sent at least 10,000 commands earlier (long gone from
     /// memory), every 50th that key with another amount. Correlation = the index of the first sending.
     /// </summary>
-    private static List<(Command Command, long FirstIndex, bool Conflict)> Traffic(int count, int seed)
+    internal static List<(Command Command, long FirstIndex, bool Conflict)> Traffic(int count, int seed)
     {
         var rng = new Random(seed);
         var k = new Commands();

@@ -49,6 +49,10 @@ public sealed class Metrics : IDisposable
             description: "Failed calls to the sink since start (each retried).");
         _meter.CreateObservableGauge("rampay_sinks_follower_sequence", () => sinks()?.FollowerSequence ?? 0,
             description: "The last journal sequence the sinks' follower has turned into changes.");
+        _meter.CreateObservableGauge("rampay_sinks_replica_keys", () => sinks()?.ReplicaResidentKeys ?? 0,
+            description: "Idempotency keys in memory in the sinks' replica: a small hot set while it follows the key store, every key of the window otherwise.");
+        _meter.CreateObservableGauge("rampay_idempotency_cold_keys_held_for_sinks", () => engine.RunningEngine?.KeysHeldForSinks ?? 0,
+            description: "Keys on disk only because the sinks could restart behind the oldest kept snapshot; grows while a sink stays behind (alert on growth).");
 
         // The engine's counters (RamPay.Engine.EngineCounters), kept by the stage that owns each one.
         _meter.CreateObservableCounter("rampay_commands_applied_total", () => CompletedCommands(engine),

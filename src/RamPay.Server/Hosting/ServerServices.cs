@@ -177,6 +177,8 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
         var engineOptions = ServerComposition.EngineOptionsFrom(options, data);
         // Rules 3: the replica reads the writer's payment log at its own position (bounded memory), as the snapshotter's does.
         var ledgerOptions = engine.RunningEngine?.SinksPaymentTier is { } payments ? engineOptions.Ledger with { ColdPayments = payments } : engineOptions.Ledger;
+        // And the key store (a small hot set of keys, not every key of the window); the hub reports where the sinks could restart.
+        if (engine.RunningEngine?.SinksKeyTier is { } keys) ledgerOptions = ledgerOptions with { ColdKeys = keys };
         var hub = new SinkHub(new SinkHubOptions
         {
             SnapshotDirectory = data.Snapshots,
@@ -189,6 +191,7 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
             MaxLagSeconds = options.Sinks.MaxLagSeconds,
             SpoolMaxBytes = (long)options.Sinks.SpoolMaxMb << 20,
             Logger = loggers.CreateLogger<SinkHub>(),
+            ResumePosition = engine.RunningEngine is { } running ? running.SinksAt : null,
             Limits = new Dictionary<string, SinkLimits>
             {
                 [PostgresSink.SinkName] = new(options.Postgres.MaxLagRecords < 0 ? options.Sinks.MaxLagRecords : options.Postgres.MaxLagRecords,
