@@ -35,15 +35,7 @@ public class ColdPaymentSnapshotTests
     /// <summary>The same journal, every payment and key in memory (no cold tier, no prefetch).</summary>
     private static LedgerOptions AllInMemory => new() { MaxAccounts = 64, MaxPayments = 10_000, InitialPaymentCapacity = 0, IdempotencyMaxKeys = 16 };
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(180), "timed out waiting for " + what);
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitFor(Func<bool> condition, string what) => EngineTestWaits.WaitFor(condition, what, 180);
 
     /// <summary>
     /// A funding account, eight wallets each given 10^12, then new payments between them up to 60,000 commands: every 100th
@@ -73,9 +65,7 @@ public class ColdPaymentSnapshotTests
         return results;
     }
 
-    private static long[] SnapshotSequences(string snapshots) =>
-        [.. Directory.GetFiles(snapshots, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension)
-            .Select(f => SnapshotFormat.TryParseFileName(Path.GetFileName(f), out long s) ? s : -1).Order()];
+    private static long[] SnapshotSequences(string snapshots) => EngineTestWaits.SnapshotSequences(snapshots);
 
     private static void CopyDirectory(string from, string to)
     {

@@ -42,19 +42,9 @@ public class ColdTierSnapshotTests
         return list;
     }
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), "timed out waiting for " + what);
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitFor(Func<bool> condition, string what) => EngineTestWaits.WaitFor(condition, what, 120);
 
-    private static long[] SnapshotSequences(TempDataDir dir) =>
-        [.. Directory.GetFiles(dir.Snapshots, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension)
-            .Select(f => SnapshotFormat.TryParseFileName(Path.GetFileName(f), out long s) ? s : -1).Order()];
+    private static long[] SnapshotSequences(TempDataDir dir) => EngineTestWaits.SnapshotSequences(dir.Snapshots);
 
     [Fact]
     public void With_the_cold_tier_on_the_snapshotter_takes_the_periodic_snapshots_and_a_crash_recovers_the_same_state_with_old_keys_answered_from_disk()

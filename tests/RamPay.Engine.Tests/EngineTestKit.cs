@@ -94,3 +94,23 @@ public sealed class SteppingClock(long startMs = 1_700_000_000_000, long stepMs 
     private long _now = startMs;
     public long Now() => Interlocked.Add(ref _now, stepMs);
 }
+
+/// <summary>Waits and listings the snapshot tests share.</summary>
+public static class EngineTestWaits
+{
+    /// <summary>Polls <paramref name="condition"/> every 5 ms; fails the test after <paramref name="timeoutSeconds"/> (a failure bound, not a figure).</summary>
+    public static void WaitFor(Func<bool> condition, string what, int timeoutSeconds = 180)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(timeoutSeconds), "timed out waiting for " + what);
+            Thread.Sleep(5);
+        }
+    }
+
+    /// <summary>The sequences of the snapshot files in <paramref name="directory"/>, ascending (none when it does not exist).</summary>
+    public static long[] SnapshotSequences(string directory) => !Directory.Exists(directory) ? [] :
+        [.. Directory.GetFiles(directory, RamPay.Journal.SnapshotFormat.FilePrefix + "*" + RamPay.Journal.SnapshotFormat.FileExtension)
+            .Select(f => RamPay.Journal.SnapshotFormat.TryParseFileName(Path.GetFileName(f), out long s) ? s : -1).Order()];
+}

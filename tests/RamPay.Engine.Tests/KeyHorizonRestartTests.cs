@@ -32,19 +32,9 @@ public class KeyHorizonRestartTests
         Assert.True(engine.WaitForCompletion(ticket, TimeSpan.FromMinutes(2)));
     }
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), "timed out waiting for " + what);
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitFor(Func<bool> condition, string what) => EngineTestWaits.WaitFor(condition, what, 120);
 
-    private static long[] SnapshotSequences(TempDataDir dir) =>
-        [.. Directory.GetFiles(dir.Snapshots, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension)
-            .Select(f => SnapshotFormat.TryParseFileName(Path.GetFileName(f), out long s) ? s : -1).Order()];
+    private static long[] SnapshotSequences(TempDataDir dir) => EngineTestWaits.SnapshotSequences(dir.Snapshots);
 
     [Fact]
     public void A_restart_takes_the_kept_snapshots_horizon_from_the_facts_file_and_collects_at_once()

@@ -264,6 +264,9 @@ public class SinksKeyFollowerTests(Xunit.Abstractions.ITestOutputHelper output)
             head.Join(); // past this run's first snapshot (end + 10,000): the hold is there now
             SubmitPaced(engine, more, 12_000, more.Count);
             Assert.True(head.FollowsKeyStore);
+            // The store collects on its own thread as it writes the last generations: waited for (seen at exactly 5 under load).
+            var collecting = System.Diagnostics.Stopwatch.StartNew();
+            while (engine.KeyTier.ColdSegmentsDropped <= 5 && collecting.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(10);
             Assert.True(engine.KeyTier.ColdSegmentsDropped > 5, $"{engine.KeyTier.ColdSegmentsDropped} segments dropped once the sinks caught up");
 
             // 8. A sink restored from a backup at 25,000 now (the store has collected keys dead after snapshot 20,000): its replica

@@ -24,19 +24,9 @@ public class SnapshotFollowerTests
         Ledger = new LedgerOptions { MaxAccounts = 1000, MaxPayments = 1 << 20, IdempotencyMaxKeys = 1 << 16 },
     };
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(60), "timed out waiting for " + what);
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitFor(Func<bool> condition, string what) => EngineTestWaits.WaitFor(condition, what, 60);
 
-    private static long[] SnapshotSequences(TempDataDir dir) => !Directory.Exists(dir.Snapshots) ? [] :
-        [.. Directory.GetFiles(dir.Snapshots, SnapshotFormat.FilePrefix + "*" + SnapshotFormat.FileExtension)
-            .Select(f => SnapshotFormat.TryParseFileName(Path.GetFileName(f), out long s) ? s : -1).Order()];
+    private static long[] SnapshotSequences(TempDataDir dir) => EngineTestWaits.SnapshotSequences(dir.Snapshots);
 
     /// <summary>The state replayed from the journal alone through <paramref name="sequence"/>, as a snapshot's payload.</summary>
     private static byte[] ReplayedState(TempDataDir dir, LedgerOptions options, long sequence)
