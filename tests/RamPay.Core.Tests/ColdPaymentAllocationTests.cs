@@ -14,7 +14,7 @@ public class ColdPaymentAllocationTests
 
     private sealed class MemoryPaymentStore : IColdPaymentStore
     {
-        public readonly Dictionary<long, Payment> Payments = new(8 * N);
+        public readonly Dictionary<long, Payment> Payments = new(16 * N);
         private long _visible;
         public long VisibleGeneration => _visible;
         public bool TryRead(long id, out Payment payment) => Payments.TryGetValue(id, out payment);
@@ -31,7 +31,7 @@ public class ColdPaymentAllocationTests
     [Fact]
     public void The_writer_side_of_the_payments_cold_path_allocates_nothing()
     {
-        var keys = new MemoryColdKeyStore(8 * N);
+        var keys = new MemoryColdKeyStore(16 * N); // 2 keys a payment, up to 5 rounds: no growth inside a measured loop
         var payments = new MemoryPaymentStore();
         var options = new LedgerOptions
         {
@@ -50,7 +50,10 @@ public class ColdPaymentAllocationTests
 
         long bytes = long.MaxValue;
         var rounds = new List<string>();
-        for (int round = 0; round < 3 && bytes != 0; round++)
+        // Up to 5 rounds, until one allocates nothing: a cost per payment would show in every round (20,000 payments a round),
+        // while something the runtime does once on this thread (seen once in CI on a loaded machine: 2,400 to 2,900 bytes in
+        // rounds 1 and 2, never reproduced alone or in the suite) passes by.
+        for (int round = 0; round < 5 && bytes != 0; round++)
         {
             // N new payments (past the old ceiling of 1,024 from the first round), then a refund of each (long out of memory).
             long first = l.PaymentCount + 1;
