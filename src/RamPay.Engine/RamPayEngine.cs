@@ -157,6 +157,7 @@ public sealed class RamPayEngine : IDisposable
                     coldPayments = new RamPay.Storage.PaymentLogStore(new RamPay.Storage.PaymentLogStoreOptions
                     {
                         Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
+                        CheckpointEveryBytes = pay.IndexCheckpointEveryBytes,
                         DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
                         // The snapshotter's replica follows the store behind the writer and reads the versions of its own state.
                         KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0)
@@ -421,6 +422,9 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>Keys on disk only because the sinks are behind the oldest kept snapshot (0 without sinks), as of the store's last collection.</summary>
     public long KeysHeldForSinks => _cold?.HeldKeys ?? 0;
+
+    /// <summary>How the payment log's start rebuilt its index (from which index checkpoint, or the whole log and why); null without it.</summary>
+    public string? PaymentLogRecoveredFrom => _coldPayments?.RecoveredFrom;
 
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
