@@ -251,4 +251,79 @@ public class PaymentIndexSinksRestartTests(Xunit.Abstractions.ITestOutputHelper 
             engine.Stop();
         }
     }
+    /// <summary>
+    /// The restart with the sinks behind, measured (docs/benchmarks.md, "The sinks' stop order and restart point"): run on demand
+    /// with <c>RAMPAY_BENCH_SINKS_RESTART_PAYMENTS=3000000</c> (else it returns at once). One run writes the payments with the sinks
+    /// stuck at 80 % of them; then the data directory is copied twice: as this change leaves it (the checkpoint at or before the
+    /// sinks' restart point kept) and as the old pruning left it (only the newest three), and each is restarted three times,
+    /// interleaved. Printed: the engine's start time and the payment log bytes its start read.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Benchmark")]
+    public void Restart_with_the_sinks_behind_measured_on_demand()
+    {
+        if (!long.TryParse(Environment.GetEnvironmentVariable("RAMPAY_BENCH_SINKS_RESTART_PAYMENTS"), out long count)) return;
+        using var dir = new TempDataDir();
+        var o = ColdPaymentSnapshotTests.Options(dir.Path, 1_700_000_000_000);
+        var options = o with
+        {
+            SinksFollowPaymentLog = true, SnapshotEveryCommands = 100_000, SnapshotsToKeep = 2, SegmentSizeBytes = 8 << 20,
+            RingSize = 4096, MaxBatchSize = 1024, IdempotencyKeyBudget = 1_000_000,
+            Ledger = o.Ledger with { MaxPayments = 1 << 18 },
+            ColdTier = o.ColdTier! with
+            {
+                HotMaxKeys = 1 << 16, GenerationCommands = 1 << 13, KeyCapacity = count / 5 + 2_000_000, // room for the keys the stuck sinks hold
+                Payments = o.ColdTier.Payments! with { HotPayments = 1 << 16, ChunkShift = 12, IndexCheckpointEveryBytes = 16 << 20 },
+            },
+        };
+        long sinksAt = count * 4 / 5;
+        var write = Stopwatch.StartNew();
+        using (var engine = RamPayEngine.Start(options))
+        {
+            var retirement = new RamPay.Journal.JournalRetirement(new RamPay.Journal.JournalRetirementOptions { JournalDirectory = dir.Journal, SnapshotDirectory = dir.Snapshots },
+                new RamPay.Journal.JournalConsumerRegistry());
+            engine.SnapshotWritten = _ => retirement.RetireNow(extraPosition: sinksAt);
+            var k = new Commands();
+            var rng = new Random(3);
+            long ticket = engine.Submit(k.Open(AccountFlags.Funding), 0);
+            for (int w = 0; w < 8; w++) engine.Submit(k.Open(AccountFlags.DebitsMustNotExceedCredits), 0);
+            for (int w = 0; w < 8; w++) engine.Submit(k.Move(CommandType.Deposit, 1, 2 + w, 1_000_000_000_000_000), 0);
+            for (long i = 17; i < count; i++)
+            {
+                long from = 2 + rng.Next(8), to = 2 + (from - 2 + 1 + rng.Next(7)) % 8;
+                ticket = engine.Submit(k.Move(CommandType.Transfer, from, to, rng.Next(100, 10_000)), 0);
+                if (i % 65_536 == 0) engine.SinksAt(sinksAt); // as the hub reports after each poll: the key store's hold follows
+            }
+            Assert.True(engine.WaitForCompletion(ticket, TimeSpan.FromMinutes(30)));
+            EngineTestWaits.WaitFor(() => engine.SnapshotterSequence >= engine.CompletedSequence, "the snapshotter's replica", 1800);
+            engine.SnapshotWritten = null;
+            Assert.Null(engine.Fault);
+            engine.Stop();
+        }
+        long anchor = Anchor(dir);
+        var stamps = CheckpointStamps(options);
+        output.WriteLine($"{count:N0} payments written in {write.Elapsed.TotalSeconds:F1} s; anchor {anchor:N0}; index checkpoints {string.Join(", ", stamps)}");
+
+        using var oldDir = new TempDataDir();
+        ColdPaymentSnapshotTests.CopyDirectory(dir.Path, oldDir.Path);
+        var oldOptions = options with { DataDirectory = oldDir.Path };
+        string payments = Path.Combine(oldOptions.ColdDirectory, "payments");
+        foreach (long stamp in stamps.OrderDescending().Skip(3)) File.Delete(Path.Combine(payments, RamPay.Storage.PaymentLogStore.CheckpointName(stamp)));
+
+        var times = new Dictionary<string, List<double>> { ["new"] = [], ["old"] = [] };
+        for (int round = 0; round < 3; round++)
+        {
+            foreach (var (name, opts) in new[] { ("new", options), ("old", oldOptions) })
+            {
+                double load = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+                var clock = Stopwatch.StartNew();
+                using var engine = RamPayEngine.Start(opts with { Clock = new SteppingClock(1_700_100_000_000 + round, stepMs: 1).Now });
+                double seconds = clock.Elapsed.TotalSeconds;
+                times[name].Add(seconds);
+                output.WriteLine($"round {round + 1} {name}: start {seconds:F2} s (recovery {engine.Recovery.Elapsed.TotalSeconds:F2} s, load {load:F1}); payment log: {engine.PaymentLogRecoveredFrom}");
+                engine.Stop();
+            }
+        }
+        foreach (var (name, list) in times) output.WriteLine($"{name}: median start {list.Order().ElementAt(list.Count / 2):F2} s");
+    }
 }
