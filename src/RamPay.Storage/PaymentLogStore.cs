@@ -965,7 +965,7 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         {
             hold = _options.KeepCheckpointAtOrBefore?.Invoke() ?? long.MinValue;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _options.Logger.LogWarning(e, "payments' cold tier: the sinks' restart point could not be read; older index checkpoints kept until the next one");
             return;

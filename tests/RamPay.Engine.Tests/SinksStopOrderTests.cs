@@ -55,7 +55,7 @@ public class SinksStopOrderTests(Xunit.Abstractions.ITestOutputHelper output)
         var options = ColdPaymentSnapshotTests.Options(dir.Path, 1_700_000_000_000) with { SinksFollowPaymentLog = true, SnapshotEveryCommands = 0 };
         long end;
 
-        // 1. A journal whose replay takes a while and reads the cold stores: 60,000 new payments (256 hot), then 100,000 captures,
+        // 1. A journal whose replay takes a while and reads the cold stores: 60,000 new payments (256 hot), then 400,000 captures,
         //    voids and refunds of old payments, which a replica replaying from the journal's start reads back from the payment log.
         var completion = new RecordingCompletion();
         using (var engine = RamPayEngine.Start(options, completion))
@@ -64,12 +64,12 @@ public class SinksStopOrderTests(Xunit.Abstractions.ITestOutputHelper output)
             var r1 = ColdPaymentSnapshotTests.Run(engine, completion, phase1, 0);
             var transfers = Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Transfer).Select(i => r1[i].Id).ToList();
             var auths = Enumerable.Range(0, 40_000).Where(i => phase1[i].Item1.Type == CommandType.Authorize).Select(i => r1[i].Id).ToList();
-            ColdPaymentSnapshotTests.Run(engine, completion, ColdPaymentSnapshotTests.OldPaymentTraffic(k, rng, transfers, auths, 100_000), 100_000);
+            ColdPaymentSnapshotTests.Run(engine, completion, ColdPaymentSnapshotTests.OldPaymentTraffic(k, rng, transfers, auths, 400_000), 100_000);
             Assert.Null(engine.Fault);
             end = engine.CompletedSequence;
             engine.Stop();
         }
-        Assert.True(end > 160_000, $"journal ends at {end}");
+        Assert.True(end > 460_000, $"journal ends at {end}");
 
         // 2. Start with the sinks on: a sink at checkpoint end - 1,000, whose replica replays the journal up to there (no snapshot
         //    before it) through the cold stores before it hands anything on.
