@@ -194,6 +194,8 @@ public sealed record ColdPaymentOptions
     public int MaxInFlight { get; init; } = 4;
     /// <summary>Bytes per segment file of the payment log.</summary>
     public long SegmentBytes { get; init; } = 256L * 1024 * 1024;
+    /// <summary>Log bytes between two index checkpoints (<c>PaymentLogStoreOptions.CheckpointEveryBytes</c>; at least twice the index's size). Tests set it small.</summary>
+    public long IndexCheckpointEveryBytes { get; init; } = 1L << 30;
 
     public void Validate()
     {
@@ -201,5 +203,6 @@ public sealed record ColdPaymentOptions
         if (ChunkShift is < 4 or > 20) throw new ArgumentException("ColdTier:PaymentChunkShift must be within 4..20");
         if (MaxInFlight is < 2 or > 64) throw new ArgumentException("ColdTier:PaymentsMaxInFlight must be within 2..64");
         if (SegmentBytes < 4096) throw new ArgumentException("ColdTier:PaymentSegmentBytes must be at least 4096");
+        if (IndexCheckpointEveryBytes < 0) throw new ArgumentException("ColdTier:Payments IndexCheckpointEveryBytes must not be negative");
     }
 }

@@ -152,14 +152,19 @@ public sealed class RamPayEngine : IDisposable
                 };
                 if (tier.Payments is { } pay)
                 {
+                    var sinksOptions = options;
                     // The payments' cold tier (rules version 3): our own log-structured store, docs/storage.md, "Payments".
                     coldPayments = new RamPay.Storage.PaymentLogStore(new RamPay.Storage.PaymentLogStoreOptions
                     {
                         Directory = pay.Directory ?? Path.Combine(options.ColdDirectory, "payments"), SegmentBytes = pay.SegmentBytes,
+                        CheckpointEveryBytes = pay.IndexCheckpointEveryBytes,
                         DurableSequence = () => durable.Value, Fsync = options.Fsync, MaxQueuedGenerations = pay.MaxInFlight + 4,
                         // The snapshotter's replica follows the store behind the writer and reads the versions of its own state.
                         KeepPriorVersions = options.TakesSnapshotsOffWriter && (options.SnapshotEveryCommands > 0 || options.SnapshotEveryMs > 0)
                             || options.SinksFollowPaymentLog,
+                        // The sinks' next start takes the newest index checkpoint at or before their restart point (the retention
+                        // anchor): that one is kept however far the sinks lag, or that start reads the whole log (run J).
+                        KeepCheckpointAtOrBefore = options.SinksFollowPaymentLog ? () => SinksLowestStart(sinksOptions) : null,
                     });
                     // Registered before the log is read: the sinks may start from a checkpoint older than anything this run
                     // writes, so no older version may be forgotten until their replica says where it stands. At the lowest
@@ -195,6 +200,8 @@ public sealed class RamPayEngine : IDisposable
             var engine = new RamPayEngine(options, journal, ledger, report, completion, cold, cold is null ? null : new KeyPrefetcher(cold), durable, coldPayments,
                 snapshotterFollower, sinksKeyHold);
             engine._sinksFollower = sinksFollower;
+            if (sinksFollower >= 0 || sinksKeyHold >= 0) engine._storeUsers = 2; // until the host releases the sinks' follower
+            else engine._sinksReleased = 1;
             if (upgrade) engine.UpgradeRules(options.RulesVersion, options.IdempotencyKeyBudget);
             if (fraud is not null) engine.ConfigureFraud(fraud);
             return engine;
@@ -260,7 +267,7 @@ public sealed class RamPayEngine : IDisposable
         }
         catch
         {
-            Stop();
+            Dispose(); // the engine never started: no sinks will read its stores
             throw;
         }
     }
@@ -368,11 +375,31 @@ public sealed class RamPayEngine : IDisposable
     public ColdPaymentTier? SinksPaymentTier =>
         _sinksFollower >= 0 && _options.Ledger.ColdPayments is { } tier ? tier with { Follower = true, FollowerHandle = _sinksFollower } : null;
 
-    /// <summary>No sinks' replica will follow the cold tiers (the host runs no sinks): stop keeping payment versions and keys for it.</summary>
+    /// <summary>
+    /// No sinks' replica will follow the cold tiers (the host runs no sinks, or its sinks have stopped): stop keeping payment
+    /// versions and keys for it. Once the engine has stopped too, this closes the cold stores (<see cref="Stop"/> leaves them open
+    /// while the sinks' replica may still read them: it drains after the engine, or is still replaying). Idempotent.
+    /// </summary>
     public void ReleaseSinksPaymentFollower()
     {
+        if (Interlocked.Exchange(ref _sinksReleased, 1) != 0) return;
         if (_sinksFollower >= 0) _coldPayments?.RemoveFollower(_sinksFollower);
         if (_sinksKeyHold >= 0) _cold?.RemoveHold(_sinksKeyHold);
+        ReleaseStores();
+    }
+
+    private int _sinksReleased;
+    // The cold stores' users: the engine, and the sinks' replica while it may read them (EngineOptions.SinksFollowPaymentLog, until
+    // ReleaseSinksPaymentFollower). The last one to leave closes them: disposed under a replica that still reads them, a read throws
+    // ObjectDisposedException and the sinks stop for good (run J: SIGTERM while the sinks' replica replayed, docs/benchmarks.md).
+    private int _storeUsers = 1;
+
+    private void ReleaseStores()
+    {
+        if (Interlocked.Decrement(ref _storeUsers) != 0) return;
+        // The snapshot holds every hot key, so the cold tier's queue need not drain; what it wrote is durable.
+        _cold?.Dispose();
+        _coldPayments?.Dispose();
     }
 
     private readonly int _sinksKeyHold = -1;
@@ -395,6 +422,9 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>Keys on disk only because the sinks are behind the oldest kept snapshot (0 without sinks), as of the store's last collection.</summary>
     public long KeysHeldForSinks => _cold?.HeldKeys ?? 0;
+
+    /// <summary>How the payment log's start rebuilt its index (from which index checkpoint, or the whole log and why); null without it.</summary>
+    public string? PaymentLogRecoveredFrom => _coldPayments?.RecoveredFrom;
 
     public PaymentTierStats PaymentTier => new(_logic.Ledger.PaymentTier, _coldPayments?.DiskBytes ?? 0, _coldPayments?.RecordsWritten ?? 0,
         _coldPayments?.Payments ?? 0, _coldPayments?.IndexBytes ?? 0, _coldPayments?.GarbageRecords ?? 0, _coldPayments?.VisibleGeneration ?? 0,
@@ -519,7 +549,8 @@ public sealed class RamPayEngine : IDisposable
 
     /// <summary>
     /// Stops accepting, drains every published command through all three stages, writes a snapshot if configured,
-    /// and closes the journal. A fault in any stage is rethrown here. Stop the producers first (a host stops
+    /// and closes the journal; the cold stores too, unless the sinks' replica may still read them (then
+    /// <see cref="ReleaseSinksPaymentFollower"/>, or <see cref="Dispose"/>, closes them once the sinks have stopped). A fault in any stage is rethrown here. Stop the producers first (a host stops
     /// listening before it stops the engine): a command claimed after the drain began is never processed.
     /// </summary>
     public void Stop()
@@ -541,14 +572,18 @@ public sealed class RamPayEngine : IDisposable
         finally
         {
             _snapshotter?.Dispose();
-            // The snapshot holds every hot key, so the cold tier's queue need not drain; what it wrote is durable.
-            _cold?.Dispose();
-            _coldPayments?.Dispose();
+            // The cold stores stay open while the sinks' replica may still read them (ReleaseSinksPaymentFollower closes them then).
+            ReleaseStores();
             _journal.Dispose();
         }
     }
 
-    public void Dispose() => Stop();
+    /// <summary>Stops (<see cref="Stop"/>) and closes the cold stores even if the host never released the sinks' follower.</summary>
+    public void Dispose()
+    {
+        Stop();
+        ReleaseSinksPaymentFollower();
+    }
 
     /// <summary>Appends each batch's commands to the journal, numbering them, and makes them durable with one fsync.</summary>
     /// <remarks>

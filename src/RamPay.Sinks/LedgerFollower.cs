@@ -19,12 +19,17 @@ public sealed class LedgerFollower : IRecordVisitor, IDisposable
     private readonly List<long> _expired = [];
     private ChangeBatch? _into;
 
-    /// <summary>Builds the replica as of <paramref name="afterSequence"/> (0 = the journal's start); changes start at the next record.</summary>
-    public LedgerFollower(string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, long afterSequence)
+    /// <summary>
+    /// Builds the replica as of <paramref name="afterSequence"/> (0 = the journal's start); changes start at the next record.
+    /// <paramref name="cancel"/> stops the replay that builds it (<see cref="OperationCanceledException"/>): a server stopping while
+    /// the replica is still replaying does not wait for it, nor close the stores it reads under it.
+    /// </summary>
+    public LedgerFollower(string snapshotDirectory, string journalDirectory, LedgerOptions ledgerOptions, long afterSequence, CancellationToken cancel = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(afterSequence);
         var warnings = new List<string>();
-        var (ledger, snapshot, _, last) = EngineRecovery.Load(snapshotDirectory, journalDirectory, ledgerOptions, useSnapshot: true, afterSequence, warnings);
+        var (ledger, snapshot, _, last) = EngineRecovery.Load(snapshotDirectory, journalDirectory, ledgerOptions, useSnapshot: true, afterSequence, warnings,
+            prefetcher: null, payments: null, cancel);
         if (last != afterSequence)
             throw new InvalidOperationException($"the journal ends at {last}, before the sink checkpoint {afterSequence}: the sink holds records this journal does not (was the data folder replaced?)");
         _ledger = ledger;

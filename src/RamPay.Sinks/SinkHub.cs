@@ -101,6 +101,19 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
     /// <summary>Why the follower stopped for good (a corrupt journal, a sink ahead of the journal), or null.</summary>
     public string? FollowerError => _followerError;
 
+    private volatile bool _replicaReady;
+    /// <summary>
+    /// True once the follower's replica is built (the snapshot at or before the lowest sink checkpoint loaded and the journal
+    /// replayed to it) and it turns records into changes; false while it waits for the sinks' checkpoints or replays.
+    /// </summary>
+    public bool ReplicaReady => _replicaReady;
+
+    /// <summary>True when the follower's thread has ended (stopped, or stopped for good): it reads no store any more.</summary>
+    public bool FollowerStopped => !_followerThread.IsAlive;
+
+    /// <summary>True when a stop came while the replica was still being built: its replay was cancelled (the sinks resume from their checkpoints).</summary>
+    public bool StoppedDuringReplay { get; private set; }
+
     public void Start()
     {
         foreach (var runner in _runners) runner.Start();
@@ -165,18 +178,25 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
     /// <summary>
     /// Stop the engine first. Lets the sinks catch up with the journal's final durable record for up to
     /// <paramref name="drainTimeout"/> (a sink that is down keeps its checkpoint and resumes at the next start), then stops.
+    /// <para>
+    /// A follower still building its replica (waiting for a sink's checkpoint, or replaying the journal to it, which may take
+    /// minutes after a restart far behind) is not waited for: its replay is cancelled between records, and the hub returns once
+    /// the follower has stopped reading, so the host may then close the engine's stores it reads (the key store, the payment log).
+    /// </para>
     /// </summary>
     public void Stop(TimeSpan drainTimeout)
     {
         if (_stopRequested) return;
         Interlocked.Exchange(ref _drainTarget, HeadSequence);
         _stopRequested = true;
-        long deadline = Environment.TickCount64 + (long)drainTimeout.TotalMilliseconds;
+        long deadline = _replicaReady ? Environment.TickCount64 + (long)drainTimeout.TotalMilliseconds : 0;
         long target = Interlocked.Read(ref _drainTarget);
         while (Environment.TickCount64 < deadline && _followerError is null && _runners.Any(r => r.Checkpoint.Sequence < target && r.Error is not { Fatal: true }))
             Thread.Sleep(10);
         _stop.Cancel();
-        _followerThread.Join(TimeSpan.FromSeconds(10));
+        // Bounded, but long enough for a replay to see its cancellation (every few thousand records) or a snapshot being loaded to end.
+        if (_followerThread.IsAlive && !_followerThread.Join(TimeSpan.FromSeconds(60)))
+            _options.Logger.LogWarning("sinks: the follower did not stop within 60 s (at journal sequence {Sequence})", FollowerSequence);
         foreach (var runner in _runners) runner.Join(TimeSpan.FromSeconds(10));
     }
 
@@ -210,8 +230,9 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
                 if (!runner.WaitOpened(_stop.Token)) return;
                 start = Math.Min(start, runner.Checkpoint.Sequence);
             }
-            using var follower = new LedgerFollower(_options.SnapshotDirectory, _options.JournalDirectory, _options.Ledger, start);
+            using var follower = new LedgerFollower(_options.SnapshotDirectory, _options.JournalDirectory, _options.Ledger, start, _stop.Token);
             Interlocked.Exchange(ref _followerSequence, follower.LastSequence);
+            _replicaReady = true;
             ChangeBatch? batch = null;
             while (!_stop.IsCancellationRequested)
             {
@@ -234,6 +255,13 @@ public sealed class SinkHub : IDisposable, IJournalConsumer
                 }
                 if (read == 0) _stop.Token.WaitHandle.WaitOne(_options.IdlePoll);
             }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested && !_replicaReady)
+        {
+            // The host stops while the replica replays (a restart far behind): nothing was handed on, the sinks resume from
+            // their checkpoints at the next start.
+            StoppedDuringReplay = true;
+            _options.Logger.LogInformation("sinks: stopped while the follower's replica was replaying to the lowest sink checkpoint; the sinks resume from their checkpoints at the next start");
         }
         catch (Exception e)
         {

@@ -41,6 +41,13 @@ public sealed record PaymentLogStoreOptions
     public int CheckpointsToKeep { get; init; } = 3;
     /// <summary>The interval is at least this many times the index's size (tests set 0 to checkpoint tiny logs).</summary>
     public int CheckpointIndexMultiple { get; init; } = 2;
+    /// <summary>
+    /// The lowest position a later start may need an index checkpoint at or before (the sinks' restart point: the journal
+    /// retention anchor, <c>RamPayEngine</c>), asked when older checkpoints are deleted; long.MinValue (or null): none. The newest
+    /// checkpoint at or before it is kept besides the newest <see cref="CheckpointsToKeep"/>: without it, sinks lagging more than
+    /// the kept checkpoints span made the next start read the whole log (their follower may not read before the checkpoint).
+    /// </summary>
+    public Func<long>? KeepCheckpointAtOrBefore { get; init; }
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
     public void Validate()
@@ -939,11 +946,40 @@ public sealed class PaymentLogStore : IColdPaymentStore, IDisposable
         _checkpoint = null;
         File.Move(Path.Combine(_options.Directory, CheckpointTemp), Path.Combine(_options.Directory, CheckpointName(stamp)), overwrite: true);
         if (_options.Fsync) SyncDirectory();
-        foreach (var old in Checkpoints().Skip(_options.CheckpointsToKeep)) File.Delete(old.Path);
+        DeleteOldCheckpoints();
         Volatile.Write(ref _checkpointsWritten, _checkpointsWritten + 1);
         _options.Logger.LogInformation("payments' cold tier: index checkpoint {Name} written ({Bytes:N0} bytes; a start reads the log from segment {Segment} offset {Offset})",
             CheckpointName(stamp), ck.Offset + tail.Length, ck.Start >> OffsetBits, ck.Start & ((1L << OffsetBits) - 1));
     }
+
+    /// <summary>
+    /// All but the newest <see cref="PaymentLogStoreOptions.CheckpointsToKeep"/>, and the newest one at or before
+    /// <see cref="PaymentLogStoreOptions.KeepCheckpointAtOrBefore"/> (so at most one more on disk).
+    /// </summary>
+    private void DeleteOldCheckpoints()
+    {
+        var all = Checkpoints();
+        if (all.Count <= _options.CheckpointsToKeep) return;
+        long hold;
+        try
+        {
+            hold = _options.KeepCheckpointAtOrBefore?.Invoke() ?? long.MinValue;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _options.Logger.LogWarning(e, "payments' cold tier: the sinks' restart point could not be read; older index checkpoints kept until the next one");
+            return;
+        }
+        int held = all.FindIndex(c => c.Stamp <= hold); // newest first: the newest at or before the hold
+        for (int i = _options.CheckpointsToKeep; i < all.Count; i++)
+        {
+            if (i == held) continue;
+            File.Delete(all[i].Path);
+        }
+    }
+
+    /// <summary>The index checkpoints on disk, by stamp, newest first (for tests and tools).</summary>
+    public IReadOnlyList<long> CheckpointStamps => Checkpoints().Select(c => c.Stamp).ToList();
 
     /// <summary>The checkpoint files, newest (highest stamp) first.</summary>
     private List<(long Stamp, string Path)> Checkpoints()

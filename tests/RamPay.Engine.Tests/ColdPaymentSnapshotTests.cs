@@ -67,7 +67,7 @@ public class ColdPaymentSnapshotTests
 
     private static long[] SnapshotSequences(string snapshots) => EngineTestWaits.SnapshotSequences(snapshots);
 
-    private static void CopyDirectory(string from, string to)
+    internal static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(d.Replace(from, to));

@@ -397,4 +397,42 @@ public class PaymentLogFollowerStartTests
             Assert.Equal(0, store.LinkedFrom);
         }
     }
+
+    /// <summary>
+    /// Sinks lagging behind every checkpoint the store keeps (run J; at 200 M payments the whole log is ~23 GB): the newest
+    /// checkpoint at or before their restart point (<see cref="RamPay.Storage.PaymentLogStoreOptions.KeepCheckpointAtOrBefore"/>,
+    /// the retention anchor in the engine) is kept besides the newest ones, so their next start reads from it, not the whole log.
+    /// </summary>
+    [Fact]
+    public void The_newest_checkpoint_at_or_before_the_sinks_restart_point_is_kept_so_their_start_does_not_read_the_whole_log()
+    {
+        foreach (bool hold in new[] { false, true })
+        {
+            using var dir = new TempDataDir();
+            // 1. Four generations (stamps 100 to 400), checkpoints landing at 200 and 400, one kept; with the hold also the newest
+            //    at or before the sinks' restart point (300).
+            var options = StoreOptions(dir.Path) with { CheckpointsToKeep = 1, KeepCheckpointAtOrBefore = hold ? () => 300 : null };
+            using (var writer = new RamPay.Storage.PaymentLogStore(options))
+            {
+                writer.Recover(long.MaxValue);
+                foreach (var b in PaymentLogStoreTests.Batches()) writer.Flush(b);
+                writer.WaitVisible(4);
+                Assert.Equal(2, writer.CheckpointsWritten);
+                Assert.Equal(hold ? new long[] { 400, 200 } : [400], writer.CheckpointStamps);
+            }
+
+            // 2. The sinks restart from 300 (their follower registered there before the start, as the engine does): from checkpoint
+            //    200 with the hold; without it (before this change), the whole log, with a warning.
+            using var store = Open(dir.Path, 300);
+            if (hold)
+            {
+                Assert.Contains(RamPay.Storage.PaymentLogStore.CheckpointName(200), store.RecoveredFrom);
+                Assert.Null(store.RecoveryWarning);
+            }
+            else
+            {
+                Assert.StartsWith("the whole log", store.RecoveredFrom);
+            }
+        }
+    }
 }

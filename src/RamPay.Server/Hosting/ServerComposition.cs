@@ -118,7 +118,7 @@ public static class ServerComposition
     /// WriterLeaseService   wait for and take the writer lease (Redis)    StoppedAsync: release it, last of all
     /// EngineService        recover: snapshot + journal replay            StopAsync: drain what was submitted, snapshot
     /// BootstrapService     funding accounts, admin user                  -
-    /// SinksService         start the sinks behind the engine             StoppedAsync: catch up with the engine (bounded)
+    /// SinksService         start the sinks behind the engine             StoppedAsync: catch up with the engine (bounded), then close its cold stores
     /// TcpIngress           listen                                        StopAsync: stop reading, answer what was read
     /// ReadyService         /health/ready 200, "rampay-server: ready"     -
     /// </code>

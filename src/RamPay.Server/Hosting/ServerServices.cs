@@ -155,7 +155,8 @@ public sealed class BootstrapService(Platform platform, ILogger<BootstrapService
 /// <summary>
 /// The sinks (PostgreSQL rows, Kafka events, the local event log: only the last by default), following the journal behind the engine, and
 /// ingress back-pressure on their lag. At a clean stop they catch up with the engine's last durable record, bounded
-/// by <c>RamPay:Sinks:DrainTimeoutMs</c>: in StoppedAsync, so after the engine has stopped.
+/// by <c>RamPay:Sinks:DrainTimeoutMs</c>: in StoppedAsync, so after the engine has stopped, which leaves its cold stores
+/// open for the sinks' replica until this service releases them (<c>RamPayEngine.ReleaseSinksPaymentFollower</c>).
 /// </summary>
 public sealed class SinksService(ServerOptions options, DataFolder data, EngineHost engine, RamPay.Server.Events.EventLogHolder events, ILogger<SinksService> logger, ILoggerFactory loggers) : LifecycleService
 {
@@ -209,13 +210,19 @@ public sealed class SinksService(ServerOptions options, DataFolder data, EngineH
 
     public override Task StoppedAsync(CancellationToken cancellationToken)
     {
-        if (Hub is not { } hub) return Task.CompletedTask;
-        // The engine has stopped: the sinks reach its last durable record (bounded), so a clean stop leaves the
-        // database and the topic complete. A sink that is down resumes from its checkpoint at the next start.
-        hub.Stop(TimeSpan.FromMilliseconds(options.Sinks.DrainTimeoutMs));
-        foreach (var sink in hub.Sinks)
-            logger.LogInformation("sink {Sink} stopped at journal sequence {SinkSequence} of {JournalSequence}", sink.Name, sink.Checkpoint.Sequence, engine.CompletedSequence);
-        hub.Dispose();
+        if (Hub is { } hub)
+        {
+            // The engine has stopped: the sinks reach its last durable record (bounded), so a clean stop leaves the
+            // database and the topic complete. A sink that is down resumes from its checkpoint at the next start. A replica
+            // still replaying (a restart far behind) is cancelled instead: the sinks resume from their checkpoints.
+            hub.Stop(TimeSpan.FromMilliseconds(options.Sinks.DrainTimeoutMs));
+            foreach (var sink in hub.Sinks)
+                logger.LogInformation("sink {Sink} stopped at journal sequence {SinkSequence} of {JournalSequence}", sink.Name, sink.Checkpoint.Sequence, engine.CompletedSequence);
+            hub.Dispose();
+        }
+        // Only now, with the sinks' follower stopped, are the engine's cold stores closed (the engine's stop left them open for it:
+        // closed under its replica, a read threw ObjectDisposedException and the sinks stopped for good; benchmarks.md, run J).
+        engine.RunningEngine?.ReleaseSinksPaymentFollower();
         return Task.CompletedTask;
     }
 }
