@@ -322,6 +322,9 @@ public sealed class EngineHost : ICommandCompletion, IDisposable
     public void Dispose()
     {
         Stop();
+        // The container disposes this after every hosted service has stopped, the sinks too: their follower reads the engine's cold
+        // stores no more, so they close now even if SinksService never released them (a failed start skips StoppedAsync).
+        _engine?.Dispose();
         AckLatency.Dispose();
     }
 }
