@@ -11,7 +11,7 @@
 # env:   RATE (10000 payments/s asked), DURATION (60 s measured), WARMUP (10), PARTITIONS (32), CONNECTIONS (4),
 #        SKIP_BUILD=1 (reuse the Release builds of tests/RamPay.Rewards.Tests and bench/RamPay.Load),
 #        OUT (folder for the logs and results.jsonl; default a new temporary folder), WORKER_ARGS (more worker flags),
-#        BASELINE_WORKER_ARGS (e.g. "--round-events 8000": each round runs the worker with these first, then without)
+#        BASELINE_WORKER_ARGS (e.g. "--round-events 32000": each round runs the worker with these first, then without)
 # Needs nothing running. The mock broker keeps only the newest ~5 MB (librdkafka's mock: per partition) of each
 # partition: a worker that falls behind by more than that loses events and the run fails its checks; more
 # PARTITIONS make the window wider (docs/benchmarks.md).
@@ -30,7 +30,7 @@ export RAMPAY_KAFKA_MOCK=${RAMPAY_KAFKA_MOCK:-$(bash "$root/tools/kafka-mock/bui
 export RAMPAY_LOAD_DLL=$root/bench/RamPay.Load/bin/Release/net10.0/rampay-load.dll
 export RAMPAY_REWARDS_LIVE=1 RAMPAY_LIVE_RATE=${RATE:-10000} RAMPAY_LIVE_SECONDS=${DURATION:-60} \
   RAMPAY_LIVE_WARMUP=${WARMUP:-10} RAMPAY_LIVE_PARTITIONS=${PARTITIONS:-32} RAMPAY_LIVE_CONNECTIONS=${CONNECTIONS:-4}
-# BASELINE_WORKER_ARGS="--round-events 8000": each round runs that baseline first, then the worker as built (interleaved).
+# BASELINE_WORKER_ARGS="--round-events 32000": each round runs that baseline first, then the worker as built (interleaved).
 variants=(new)
 [[ -n "${BASELINE_WORKER_ARGS:-}" ]] && variants=(baseline new)
 for r in $(seq 1 "$rounds"); do

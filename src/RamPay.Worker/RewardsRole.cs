@@ -16,14 +16,12 @@ namespace RamPay.Worker;
 public static class RewardsRole
 {
     /// <summary>
-    /// Events per round (over all partitions) when the worker is behind: 32,000, not the 8,000 of the other workers. A round
-    /// is one call per partition, and the next round is read only when every call of this one is answered (durable), so a
-    /// round's latency (HTTP, the ring query, the engine, the journal's fsync) is paid once per round; on a loaded machine it
-    /// is hundreds of milliseconds, and 8,000 events (≈ 2,700 rewards) a round capped the worker at ≈ 6,000 rewards/s
-    /// live (docs/benchmarks.md, "Rewards worker live at 10,000 eligible payments/s"). A worker that keeps up reads
-    /// rounds of what came in the last 20 ms (the source's wait), far fewer.
+    /// Events per round (over all partitions) when the worker is behind: a round is one call per partition, and the next
+    /// round is read once every call of this one is answered (durable). 8,000 (the workers' default); 32,000 was measured
+    /// live beside it and made no difference beyond the loaded machine's noise (docs/benchmarks.md, "Rewards worker live
+    /// at 10,000 eligible payments/s"), so the flag stays for such measurements and the default is unchanged.
     /// </summary>
-    public const int DefaultRoundEvents = 32_000;
+    public const int DefaultRoundEvents = 8_000;
 
     public static IEventConsumer Create(Func<string, string?> flag, Func<string, string?> env)
     {

@@ -84,11 +84,9 @@ public sealed class RewardsLiveFigures(ITestOutputHelper output)
                 workerAt0 = WorkerCostFigures.ThreadTicks(worker.Id);
                 loadAt0 = WorkerCostFigures.ThreadTicks(load.Id);
             }
-            if (measureStart is { } m0 && driveEnd is null && t >= m0 + seconds)
-            {
-                driveEnd = t; // the load stops sending now (its own clock, within a sample)
-                loadAtEnd = WorkerCostFigures.ThreadTicks(load.Id);
-            }
+            if (measureStart is { } m0 && driveEnd is null && t >= m0 + seconds) driveEnd = t; // the load stops sending now (its own clock, within a sample)
+            // The load tool's CPU: its last reading while it lives (it exits after its own short self-check).
+            if (measureStart is not null && !load.HasExited && WorkerCostFigures.ThreadTicks(load.Id) is { Count: > 0 } loadTicks) loadAtEnd = loadTicks;
             var sample = new Sample(t, await TcpPayments(server), await NewestReward(api, admin));
             samples.Add(sample);
             if (acknowledged < 0 && load.HasExited)
