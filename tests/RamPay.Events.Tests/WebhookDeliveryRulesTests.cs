@@ -63,6 +63,10 @@ public sealed class WebhookDeliveryRulesTests : IDisposable
         Assert.Equal((307, "HTTP 307", "pending"), (attempt.StatusCode, attempt.Error, attempt.Status)); // failed, a retry due
         Assert.Equal(1, redirecting.Requests);
         Assert.Empty(target.Requests);
+        // The request itself: a POST of JSON with the documented headers.
+        Assert.StartsWith("POST /hook HTTP/1.1\r\n", redirecting.LastHeaders, StringComparison.Ordinal);
+        foreach (var header in new[] { "Content-Type: application/json\r\n", "RamPay-Event-Id: 7-0-1\r\n", "RamPay-Event-Type: PaymentApproved\r\n", "RamPay-Signature: t=" })
+            Assert.Contains(header, redirecting.LastHeaders, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
@@ -153,6 +157,8 @@ public sealed class WebhookDeliveryRulesTests : IDisposable
 
         public string Url => $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/hook";
         public int Requests => Volatile.Read(ref _requests);
+        /// <summary>The header block of the last request (request line and headers).</summary>
+        public string? LastHeaders { get; private set; }
 
         private async Task Loop(byte[] response, bool stall)
         {
@@ -191,6 +197,7 @@ public sealed class WebhookDeliveryRulesTests : IDisposable
                 seen.Add(one[0]);
             }
             string headers = Encoding.ASCII.GetString([.. seen]);
+            LastHeaders = headers;
             var length = headers.Split("\r\n").FirstOrDefault(h => h.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
             int left = length is null ? 0 : int.Parse(length["Content-Length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
             var body = new byte[4096];
