@@ -121,6 +121,32 @@ public sealed class WebhookDeliveryRulesTests : IDisposable
     }
 
     [Fact]
+    public async Task After_BreakerFailures_failures_in_a_row_the_circuit_opens_and_the_endpoints_other_deliveries_wait()
+    {
+        using var receiver = new WebhookReceiver();
+        receiver.Script([.. Enumerable.Repeat(500, 100)]);
+        using var store = new WebhookStore(Path.Combine(_dir.Path, "webhooks"));
+        var endpoint = store.Create(1, true, receiver.Url(), ["*"], null, NowMs);
+        store.Enqueue([.. Enumerable.Range(1, 10).Select(i => new WebhookStore.NewDelivery(endpoint.Id, 1, endpoint.Url, $"7-0-{i}", "PaymentApproved", "{}"u8.ToArray()))], "test", null, NowMs);
+        // One at a time (MaxPerEndpoint 1), so the third attempt could only start after the second's failure was counted.
+        var options = new WebhookOptions
+        {
+            AllowPrivateNetworks = true, MaxPerEndpoint = 1, BreakerFailures = 2, BreakerOpen = TimeSpan.FromHours(1),
+            RetryBase = TimeSpan.FromHours(1), RetryMax = TimeSpan.FromHours(1),
+        };
+        using var dispatcher = new WebhookDispatcher(store, options, new UrlGuard(true));
+        using var stop = new CancellationTokenSource();
+        var run = dispatcher.RunAsync(stop.Token);
+        await WaitUntil(() => store.Attempts(endpoint.Id, null, 10).Count >= 2, "two failed attempts recorded");
+        await Task.Delay(1_000); // time for a third attempt, were the circuit closed (a negative check: the count may only stay)
+        stop.Cancel();
+        await run;
+        Assert.Equal(2, receiver.Requests.Count);
+        Assert.Equal(2, store.Attempts(endpoint.Id, null, 10).Count);
+        Assert.Equal(10, store.PendingCount()); // the 8 untried wait for the circuit, the 2 failed for their retry: none lost
+    }
+
+    [Fact]
     public void Retry_delays_double_from_the_base_up_to_the_cap_with_jitter_of_half_either_way()
     {
         var retryBase = TimeSpan.FromSeconds(2);
