@@ -31,8 +31,9 @@ public sealed class WebhookRedeliverTests
         var (alice, bob) = await api.PairAsync(10_000);
         var carol = await api.SignUpAsync();
         string admin = await api.AdminTokenAsync();
+        var endpoints = new List<string>();
         foreach (var (user, receiver) in new[] { (alice, alices), (bob, bobs) })
-            (await api.PostAsync("/v1/webhook_endpoints", user.Token, new { url = receiver.Url(), enabled_events = new[] { "PaymentApproved" } }, key: "")).Expect(HttpStatusCode.Created);
+            endpoints.Add((await api.PostAsync("/v1/webhook_endpoints", user.Token, new { url = receiver.Url(), enabled_events = new[] { "PaymentApproved" } }, key: "")).Expect(HttpStatusCode.Created).Str("id"));
         await api.PayAsync(alice, bob.WalletId, 25);
         int Count(WebhookReceiver r) => r.Requests.Count(x => x.EventType == "PaymentApproved");
         await WaitUntil(() => Count(alices) == 1 && Count(bobs) == 1, "both parties' endpoints got the PaymentApproved");
@@ -52,5 +53,13 @@ public sealed class WebhookRedeliverTests
         Assert.Null(toAlice["balances"]!["to"]); // the payer's cut
         await Task.Delay(500);
         Assert.Equal((3, 2), (Count(alices), Count(bobs))); // each redelivery sent once
+
+        // The deliveries list filtered by status: alice's three attempts all succeeded, none failed or dead.
+        JsonArray succeeded = [];
+        await WaitUntil(() => (succeeded = api.GetAsync($"/v1/webhook_endpoints/{endpoints[0]}/deliveries?status=succeeded", alice.Token).GetAwaiter().GetResult()
+            .Expect(HttpStatusCode.OK)["data"]!.AsArray()).Count == 3, "alice's three succeeded attempts listed");
+        Assert.All(succeeded, a => Assert.Equal(("succeeded", id), (a!.Str("status"), a!.Str("event_id"))));
+        foreach (var status in new[] { "failed", "dead", "pending" })
+            Assert.Empty((await api.GetAsync($"/v1/webhook_endpoints/{endpoints[0]}/deliveries?status={status}", alice.Token)).Expect(HttpStatusCode.OK)["data"]!.AsArray());
     }
 }
