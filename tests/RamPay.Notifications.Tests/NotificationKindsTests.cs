@@ -63,4 +63,38 @@ public sealed class NotificationKindsTests
         // Every email carries its unsubscribe link.
         Assert.All(exim.To(alice.Email).Concat(exim.To(bob.Email)), m => Assert.Contains("/v1/notifications/unsubscribe?token=", m.Headers["List-Unsubscribe"], StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task An_sms_the_gateway_refuses_with_500_is_retried_until_sent_and_audited_with_its_attempts()
+    {
+        using var gateway = new SmsGateway();
+        await using var server = await ServerProcess.StartAsync([.. gateway.Settings(), "Notifications:RetryBaseMs=200", "Fraud:Enabled=false"]);
+        var api = new Api(server);
+        var user = await api.SignUpAsync();
+        string phone = "+1555" + Random.Shared.Next(1_000_000, 9_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        gateway.Script(500, 503);
+        (await api.SendAsync(HttpMethod.Patch, "/v1/users/me", user.Token, new { phone })).Expect(HttpStatusCode.OK);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (gateway.To(phone).Count < 3)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{gateway.To(phone).Count} SMS attempts reached the gateway");
+            await Task.Delay(100);
+        }
+        var sent = gateway.To(phone);
+        Assert.Single(sent.Select(s => s.Body).Distinct()); // the same message each time
+        // The audit log: one SMS row, sent, after 3 attempts (a 500, a 503, then the 201).
+        string admin = await api.AdminTokenAsync();
+        System.Text.Json.Nodes.JsonNode? row = null;
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while (row is null || row.Str("status") != "sent")
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the audit row: {row?.ToJsonString()}");
+            var rows = (await api.GetAsync($"/v1/admin/notifications?user={user.UserId}&channel=sms", admin)).Expect(HttpStatusCode.OK)["data"]!.AsArray();
+            row = Assert.Single(rows);
+            await Task.Delay(100);
+        }
+        Assert.Equal(("phone_verification", phone, 3L), (row.Str("template"), row.Str("destination"), row.Long("attempts")));
+        await Task.Delay(500);
+        Assert.Equal(3, gateway.To(phone).Count); // sent once it was accepted: no fourth attempt
+    }
 }
