@@ -147,6 +147,33 @@ public sealed class WebhookDeliveryRulesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_rotated_out_secret_signs_until_its_overlap_ends_and_not_after()
+    {
+        using var receiver = new WebhookReceiver();
+        using var store = new WebhookStore(Path.Combine(_dir.Path, "webhooks"));
+        var during = store.Create(1, true, receiver.Url("/during"), ["*"], null, NowMs);
+        var after = store.Create(1, true, receiver.Url("/after"), ["*"], null, NowMs);
+        string duringNew = store.RotateSecret(during.Id, NowMs + 3_600_000); // overlap: an hour from now
+        string afterNew = store.RotateSecret(after.Id, NowMs - 1);            // overlap already over
+        store.Enqueue([new WebhookStore.NewDelivery(during.Id, 1, store.Endpoint(during.Id)!.Url, "7-0-1", "PaymentApproved", "{}"u8.ToArray()),
+            new WebhookStore.NewDelivery(after.Id, 1, store.Endpoint(after.Id)!.Url, "7-0-1", "PaymentApproved", "{}"u8.ToArray())], "test", null, NowMs);
+        using var dispatcher = new WebhookDispatcher(store, new WebhookOptions { AllowPrivateNetworks = true }, new UrlGuard(true));
+        using var stop = new CancellationTokenSource();
+        var run = dispatcher.RunAsync(stop.Token);
+        await WaitUntil(() => receiver.Requests.Count >= 2, "both delivered");
+        stop.Cancel();
+        await run;
+        var d = receiver.Requests.Single(r => r.Path == "/during");
+        var a = receiver.Requests.Single(r => r.Path == "/after");
+        Assert.Equal(2, d.Signature!.Split(',').Count(p => p.StartsWith("v1=", StringComparison.Ordinal)));
+        Assert.True(RamPay.Client.WebhookSignature.Verify(d.Body, d.Signature, during.Secret, TimeSpan.FromMinutes(5)));
+        Assert.True(RamPay.Client.WebhookSignature.Verify(d.Body, d.Signature, duringNew, TimeSpan.FromMinutes(5)));
+        Assert.Equal(1, a.Signature!.Split(',').Count(p => p.StartsWith("v1=", StringComparison.Ordinal)));
+        Assert.False(RamPay.Client.WebhookSignature.Verify(a.Body, a.Signature, after.Secret, TimeSpan.FromMinutes(5)));
+        Assert.True(RamPay.Client.WebhookSignature.Verify(a.Body, a.Signature, afterNew, TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
     public void Retry_delays_double_from_the_base_up_to_the_cap_with_jitter_of_half_either_way()
     {
         var retryBase = TimeSpan.FromSeconds(2);
