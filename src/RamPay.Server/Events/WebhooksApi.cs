@@ -203,7 +203,9 @@ public static class WebhookRoutes
         var log = events.Log ?? throw new ApiError(404, "events_disabled", "This server keeps no event log.");
         var stored = log.Get(position, caller.IsAdmin ? null : caller.UserId)
             ?? throw new ApiError(404, "event_not_found", "No such event among yours (events are kept for the configured retention).");
-        var endpoints = store.Endpoints().Where(e => e.Owner == caller.UserId || (caller.IsAdmin && endpointId is not null)).ToList();
+        // An owner's own endpoints; an admin's: every endpoint (issue 12: "to one endpoint or to every endpoint subscribed
+        // to it"), each still given its owner's cut of the event by Plan.
+        var endpoints = store.Endpoints().Where(e => e.Owner == caller.UserId || caller.IsAdmin).ToList();
         if (endpointId is not null && !endpoints.Any(e => e.Id == endpointId)) throw new ApiError(404, "webhook_endpoint_not_found", "No such webhook endpoint among yours.");
         var planned = new List<WebhookStore.NewDelivery>();
         WebhookConsumer.Plan(stored.Record, endpoints, planned, [], [], store, endpointId);

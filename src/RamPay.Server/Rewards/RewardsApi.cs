@@ -121,6 +121,9 @@ public static class RewardRoutes
             var key = OptionalKey(ctx);
             RewardRuleTerms terms;
             using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) terms = ParseTerms(body.Body);
+            // A rule in a currency the platform does not keep could never pay (no rewards account): refused like a top-up in it.
+            if (!platform.FundingAccounts.ContainsKey(terms.Currency))
+                throw ApiError.BadRequest("invalid_currency", $"The platform holds no {terms.Currency}: it keeps {platform.Options.Currencies}.");
             byte[] attachment;
             try { attachment = terms.Encode(); }
             catch (ArgumentException) { throw ApiError.BadRequest("invalid_reward_rule", "'name' has no UTF-8 form."); }
