@@ -95,6 +95,10 @@ public sealed class WebhookDispatcher : IDisposable
             ConnectTimeout = options.Timeout,
             AutomaticDecompression = System.Net.DecompressionMethods.None,
             MaxResponseHeadersLength = 16, // KB
+            // Only the start of a body is read (MaxResponseBytes); without this the handler would go on reading the rest (up to 1 MB
+            // and 2 s by default) in the background to reuse the connection. A receiver's body is not ours to download: drop
+            // such a connection instead (a small body read whole still returns its connection to the pool).
+            MaxResponseDrainSize = 0,
         })
         { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.UserAgent.ParseAdd("RamPay-Webhooks/1");
