@@ -105,7 +105,7 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
     }
 
 
-    private const string ProcessKey = "(process)";
+    internal const string ProcessKey = "(process)";
     private double _lastChange, _firstChange;
     private Dictionary<string, long> _ticksAtLastChange = [];
 
@@ -194,7 +194,7 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
     }
 
     /// <summary>utime + stime (clock ticks) of a process's threads, summed by thread name without its digits.</summary>
-    private static Dictionary<string, long> ThreadTicks(int pid)
+    internal static Dictionary<string, long> ThreadTicks(int pid)
     {
         var byName = new Dictionary<string, long>();
         try
@@ -224,7 +224,7 @@ public sealed partial class WorkerCostFigures(ITestOutputHelper output)
         return byName;
     }
 
-    private static Dictionary<string, long> Minus(Dictionary<string, long> after, Dictionary<string, long> before) =>
+    internal static Dictionary<string, long> Minus(Dictionary<string, long> after, Dictionary<string, long> before) =>
         after.ToDictionary(x => x.Key, x => x.Value - before.GetValueOrDefault(x.Key));
 
     /// <summary>Waits until every sink and in-server consumer of the server has no lag left, read twice 300 ms apart.</summary>
