@@ -72,9 +72,15 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
 {
     private long _events;
     private long _failures;
+    private long _offsetResets;
+    private long _skippedEvents;
     private volatile bool _assigned;
     public long EventsHandled => Interlocked.Read(ref _events);
     public long Failures => Interlocked.Read(ref _failures);
+    /// <summary>Times a partition's committed offset was no longer on the broker (fell out of its retention), so the worker had to jump.</summary>
+    public long OffsetResets => Interlocked.Read(ref _offsetResets);
+    /// <summary>Events this worker never read because of those jumps: the sum of (earliest offset kept − committed offset).</summary>
+    public long SkippedEvents => Interlocked.Read(ref _skippedEvents);
     /// <summary>True once the group has assigned this worker partitions (or an empty set): /health/ready.</summary>
     public bool Joined => _assigned;
 
@@ -89,7 +95,10 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             GroupId = options.Group,
             EnableAutoCommit = false,
             EnableAutoOffsetStore = false,
-            AutoOffsetReset = AutoOffsetReset.Earliest,
+            // Never jump silently: a committed offset the broker no longer keeps (retention) is an error that Consume
+            // reports, handled in OnOffsetReset (an ERROR naming the skipped range, a metric, an alert); a partition the
+            // group never committed starts at the beginning there too.
+            AutoOffsetReset = AutoOffsetReset.Error,
             FetchWaitMaxMs = 50,
             // A worker that stops answering (killed) loses its partitions to the others after this long.
             SessionTimeoutMs = 6000,
@@ -106,7 +115,13 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             .SetKeyDeserializer(Deserializers.Ignore) // the key (the account) is in the JSON too: no byte[] per message for it
             .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) logger.LogWarning("librdkafka {Facility}: {Message}", m.Facility, m.Message); })
             .SetErrorHandler((_, e) => logger.LogWarning("kafka: {KafkaError}", e.Reason))
-            .SetPartitionsAssignedHandler((_, parts) => { _assigned = true; logger.LogInformation("assigned {Partitions}", string.Join(",", parts.Select(p => p.Partition.Value))); })
+            .SetPartitionsAssignedHandler((k, parts) =>
+            {
+                _assigned = true;
+                _startAt.Clear();
+                logger.LogInformation("assigned {Partitions}", string.Join(",", parts.Select(p => p.Partition.Value)));
+                return StartOffsets(k, parts);
+            })
             .SetPartitionsRevokedHandler((k, parts) =>
             {
                 logger.LogInformation("revoked {Partitions}", string.Join(",", parts.Select(p => p.Partition.Value)));
@@ -132,7 +147,16 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
                 int gathered = 0;
                 while (gathered < roundEvents)
                 {
-                    var result = kafka.Consume(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)));
+                    ConsumeResult<Ignore, byte[]>? result;
+                    try
+                    {
+                        result = kafka.Consume(TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64)));
+                    }
+                    catch (ConsumeException e) when (e.Error.Code == ErrorCode.Local_AutoOffsetReset)
+                    {
+                        OnOffsetReset(kafka, e.ConsumerRecord.TopicPartitionOffset, e.Error.Reason);
+                        continue;
+                    }
                     if (result is null || result.IsPartitionEOF) break;
                     int partition = result.Partition.Value;
                     if (!pending.TryGetValue(partition, out var batch)) pending[partition] = batch = new PartitionBatch(partition);
@@ -198,6 +222,81 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             kafka.Close(); // leaves the group at once: its partitions go to the others without waiting for the session timeout
         }
     }
+
+    /// <summary>
+    /// A partition's fetch offset was refused (auto.offset.reset=error): either the group has no committed offset for it
+    /// (a new group, a new partition: the offset is logical, and the partition starts at its beginning as before), or
+    /// the committed offset is no longer on the broker, whose retention dropped those messages while no worker read
+    /// them. The second is data loss for this consumer (unrewarded payments, analytics totals short): it is logged as an
+    /// ERROR with the offsets skipped, counted (rampay_worker_offset_resets_total, rampay_worker_skipped_events_total:
+    /// the RampayConsumerSkippedEvents alert), and the partition continues at the earliest offset the broker keeps.
+    /// docs/consumers.md, "When a committed offset is gone", says how an operator re-derives the range from the journal.
+    /// </summary>
+    private void OnOffsetReset(IConsumer<Ignore, byte[]> kafka, TopicPartitionOffset? failed, string reason)
+    {
+        if (failed is null) throw new KafkaException(new Error(ErrorCode.Local_AutoOffsetReset, reason));
+        var partition = new TopicPartition(options.Topic, failed.Partition);
+        long requested = failed.Offset.Value;
+        Offset start;
+        if (requested < 0)
+        {
+            logger.LogInformation("partition {Partition} of {Topic} has no committed offset for group {Group}: starting at its beginning", partition.Partition.Value, options.Topic, options.Group);
+            start = Offset.Beginning;
+        }
+        else
+        {
+            var kept = kafka.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(30));
+            long skipped = Math.Max(0, kept.Low.Value - requested);
+            Interlocked.Increment(ref _offsetResets);
+            Interlocked.Add(ref _skippedEvents, skipped);
+            if (skipped > 0)
+                logger.LogError("consumer {Consumer}, group {Group}: topic {Topic} partition {Partition}: the committed offset {Committed} is no longer on the broker " +
+                    "(it keeps offsets {Low} to {High}); offsets {First} to {LastSkipped} ({Skipped} events) were NEVER READ by this consumer and are skipped. " +
+                    "Re-derive them from the journal (docs/consumers.md, \"When a committed offset is gone\"). Broker: {Reason}",
+                    consumer.Name, options.Group, options.Topic, partition.Partition.Value, requested, kept.Low.Value, kept.High.Value - 1, requested, kept.Low.Value - 1, skipped, reason);
+            else
+                logger.LogError("consumer {Consumer}, group {Group}: topic {Topic} partition {Partition}: the committed offset {Committed} is not on the broker " +
+                    "(it keeps offsets {Low} to {High}: the topic was re-created or truncated?); continuing at {Low}. Broker: {Reason}",
+                    consumer.Name, options.Group, options.Topic, partition.Partition.Value, requested, kept.Low.Value, kept.High.Value - 1, kept.Low.Value, reason);
+            start = kept.Low;
+        }
+        // librdkafka stopped fetching the partition (a seek is refused in that state): assign the same partitions again,
+        // this one at its new start, the others where this worker's reading stands (their next offset: nothing read twice or
+        // missed; a partition not read from yet at the start chosen for it earlier, or its committed offset).
+        _startAt[partition.Partition.Value] = start;
+        var assignment = kafka.Assignment.Select(tp =>
+        {
+            if (tp.Partition == partition.Partition) return new TopicPartitionOffset(tp, start);
+            var position = kafka.Position(tp);
+            if (position.Value < 0 && _startAt.TryGetValue(tp.Partition.Value, out var earlier)) position = earlier;
+            return new TopicPartitionOffset(tp, position);
+        }).ToList();
+        kafka.Assign(assignment);
+    }
+
+    /// <summary>
+    /// Where each assigned partition starts: its committed offset, or its beginning when the group has none (a new group
+    /// or partition: what <c>auto.offset.reset=earliest</c> did, now said explicitly, since the reset is an error). A
+    /// committed offset the broker no longer keeps fails the first fetch (<see cref="OnOffsetReset"/>). If the committed
+    /// offsets cannot be read, librdkafka reads them itself and a partition without one comes to OnOffsetReset too.
+    /// </summary>
+    private IEnumerable<TopicPartitionOffset> StartOffsets(IConsumer<Ignore, byte[]> kafka, List<TopicPartition> partitions)
+    {
+        if (partitions.Count == 0) return [];
+        try
+        {
+            return kafka.Committed(partitions, TimeSpan.FromSeconds(30))
+                .Select(c => new TopicPartitionOffset(c.TopicPartition, c.Offset.Value >= 0 ? c.Offset : Offset.Beginning)).ToList();
+        }
+        catch (KafkaException e)
+        {
+            logger.LogWarning("committed offsets of {Partitions} not read ({Reason}): librdkafka reads them", string.Join(",", partitions.Select(p => p.Partition.Value)), e.Error.Reason);
+            return partitions.Select(p => new TopicPartitionOffset(p, Offset.Unset)).ToList();
+        }
+    }
+
+    /// <summary>Where <see cref="OnOffsetReset"/> restarted each partition since the last assignment by the group.</summary>
+    private readonly Dictionary<int, Offset> _startAt = [];
 
     private readonly Dictionary<int, TopicPartitionOffset> _uncommitted = [];
     private long _uncommittedEvents;

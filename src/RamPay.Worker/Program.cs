@@ -145,6 +145,10 @@ namespace RamPay.Worker
                 description: "Events the consumer handled and whose offsets were committed.");
             Meter.CreateObservableCounter("rampay_worker_failures_total", () => new System.Diagnostics.Metrics.Measurement<long>(source.Failures, tag),
                 description: "Batches the consumer failed on (read again from the committed offset).");
+            Meter.CreateObservableCounter("rampay_worker_offset_resets_total", () => new System.Diagnostics.Metrics.Measurement<long>(source.OffsetResets, tag),
+                description: "Times a partition's committed offset was no longer on the broker (its retention dropped it), so the worker jumped to the earliest offset kept.");
+            Meter.CreateObservableCounter("rampay_worker_skipped_events_total", () => new System.Diagnostics.Metrics.Measurement<long>(source.SkippedEvents, tag),
+                description: "Events never read by this consumer because of those jumps (earliest offset kept minus committed offset): re-derive them from the journal.");
         }
     }
 }
