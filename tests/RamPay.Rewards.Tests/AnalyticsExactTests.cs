@@ -75,20 +75,20 @@ public sealed class AnalyticsExactTests(ITestOutputHelper output)
         Assert.True(answered < sent, "the kill came after every payment was answered: nothing was in flight");
 
         // 3. Start again on the same folder and finish the workload.
-        await server.RestartAsync();
-        api = new Api(server);
-        admin = await api.AdminTokenAsync();
-        (x, y) = (x with { Token = await api.LoginAsync(x.Email, x.Password) }, y with { Token = await api.LoginAsync(y.Email, y.Password) });
-        await PayEachOther(api, x, y);
+        async Task StartAgainAndPay()
+        {
+            await server.RestartAsync();
+            api = new Api(server);
+            admin = await api.AdminTokenAsync();
+            (x, y) = (x with { Token = await api.LoginAsync(x.Email, x.Password) }, y with { Token = await api.LoginAsync(y.Email, y.Password) });
+            await PayEachOther(api, x, y);
+        }
+        await StartAgainAndPay();
         await Round(api, admin, "USD", output);
 
         // 4. A clean stop and start, and one more round after it.
         Assert.Equal(0, await server.StopAsync());
-        await server.RestartAsync();
-        api = new Api(server);
-        admin = await api.AdminTokenAsync();
-        (x, y) = (x with { Token = await api.LoginAsync(x.Email, x.Password) }, y with { Token = await api.LoginAsync(y.Email, y.Password) });
-        await PayEachOther(api, x, y);
+        await StartAgainAndPay();
         await Round(api, admin, "EUR", output);
         await Round(api, admin, "USD", output);
 
