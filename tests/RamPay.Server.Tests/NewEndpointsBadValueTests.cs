@@ -81,9 +81,11 @@ public sealed class NewEndpointsBadValueTests(InProcessServerFixture fixture, IT
         yield return new(Who.User, "GET", "/v1/analytics/me?interval=fortnight");
 
         // Wrong currencies: not ISO 4217, or not one this server keeps (Currencies=USD,EUR). A rule in GBP was a 201 until
-        // this test: a rule that could never pay. (Analytics answers an empty series for a well-formed code it has no data of.)
+        // this test: a rule that could never pay. Analytics answered 200 with an empty series for a currency not kept until
+        // issue 13's audit; now invalid_currency like the rest (an empty currency there means every currency: not a case).
         foreach (var currency in new[] { "ZZZ", "GBP", "usd", "", "US" })
         {
+            if (currency.Length > 0) yield return new(Who.Admin, "GET", $"/v1/admin/analytics?currency={currency}");
             yield return new(Who.Admin, "POST", "/v1/admin/rewards/top_up", $"{{\"amount\":100,\"currency\":\"{currency}\"}}", Key: true);
             yield return new(Who.Admin, "POST", "/v1/admin/reward_rules", $"{{\"name\":\"bad\",\"percent_bps\":100,\"currency\":\"{currency}\"}}", Key: true);
         }

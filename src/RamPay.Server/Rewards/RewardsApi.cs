@@ -455,7 +455,13 @@ public static class RewardRoutes
             var (interval, from, to) = Range(ctx, ["from", "to", "interval", "currency"]);
             ushort currency = 0;
             if (ctx.Request.Query["currency"].ToString() is { Length: > 0 } c)
-                currency = Currency.TryParse(c, out var cur) ? cur.Code : throw ApiError.BadRequest("invalid_currency", "currency is a three-letter ISO 4217 code such as USD.");
+            {
+                var cur = Currency.TryParse(c, out var parsed) ? parsed : throw ApiError.BadRequest("invalid_currency", "currency is a three-letter ISO 4217 code such as USD.");
+                // A currency the platform does not keep is refused as every other endpoint refuses it (not an empty series).
+                if (!platform.FundingAccounts.ContainsKey(cur))
+                    throw ApiError.BadRequest("invalid_currency", $"The platform holds no {cur}: it keeps {platform.Options.Currencies}.");
+                currency = cur.Code;
+            }
             var buckets = analytics.Rollups.Query(interval, from, to, currency, maxBuckets);
             // The score distribution of each bucket: (start, currency) -> its cells, oldest first like the buckets.
             var scores = analytics.Rollups.QueryScores(interval, from, to, currency, maxBuckets).ToLookup(s => (s.StartMs, s.Currency));
