@@ -92,8 +92,10 @@ public sealed class ChangeSpool : IDisposable
     }
 
     /// <summary>
-    /// The oldest spooled batch into <paramref name="into"/> (cleared first), its file deleted; false when none is left,
-    /// which also ends <see cref="Active"/> (the follower then queues in memory again).
+    /// The oldest spooled batch into <paramref name="into"/> (cleared first), its file deleted, and the batches after it
+    /// while they fit in its <see cref="ChangeBatch.Capacity"/> (spooled batches are what one poll of the follower found,
+    /// often a few dozen changes: each would otherwise be a write of its own); false when none is left, which also ends
+    /// <see cref="Active"/> (the follower then queues in memory again).
     /// </summary>
     public bool TryRead(ChangeBatch into, Func<bool> queueEmpty)
     {
@@ -111,24 +113,40 @@ public sealed class ChangeSpool : IDisposable
             index = _nextRead;
         }
         into.Clear();
+        // While this spool is active the follower appends behind _nextWrite and never queues in memory: every file from
+        // _nextRead on is newer than what `into` holds, in order.
+        while (ReadInto(index, into))
+        {
+            lock (_lock)
+            {
+                _nextRead++;
+                _bytes -= _sizes.Dequeue();
+                if (_nextRead == _nextWrite) break;
+                index = _nextRead;
+            }
+        }
+        Invariant.Check(into.Count > 0 || into.LastSequence > 0, "a spool read took no batch");
+        return true;
+    }
+
+    /// <summary>Appends the batch in file <paramref name="index"/> to <paramref name="into"/> and deletes the file; false (nothing read) when <paramref name="into"/> holds changes already and the batch would take it past its capacity.</summary>
+    private bool ReadInto(long index, ChangeBatch into)
+    {
         string path = PathOf(index);
         using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
         using (var r = new BinaryReader(file, System.Text.Encoding.UTF8))
         {
             int count = r.ReadInt32();
+            if (into.LastSequence > 0 && into.Count + count > into.Capacity) return false;
             long lastSequence = r.ReadInt64();
             long lastTimestampMs = r.ReadInt64();
+            Invariant.Check(lastSequence > into.LastSequence, "a spooled batch out of order");
             for (int i = 0; i < count; i++) Read(r, ref into.Add());
             into.LastSequence = lastSequence;
             into.LastTimestampMs = lastTimestampMs;
             Invariant.Check(file.Position == file.Length, "a spooled batch has bytes after its last change");
         }
         File.Delete(path);
-        lock (_lock)
-        {
-            _nextRead++;
-            _bytes -= _sizes.Dequeue();
-        }
         return true;
     }
 

@@ -221,6 +221,21 @@ public sealed class ChangeBatch(int capacity)
         return ref slot;
     }
 
+    /// <summary>
+    /// Copies <paramref name="other"/>'s changes after this batch's, which then ends where <paramref name="other"/> ends: a
+    /// sink writes batches that waited for it as one (<c>SinkRunner</c>). <paramref name="other"/> must follow this batch.
+    /// </summary>
+    internal void Append(ChangeBatch other)
+    {
+        Invariant.Check(Count == 0 || other.Count == 0 || other.Changes[0].Sequence > LastSequence,
+            "a batch appended out of order: its first change precedes the batch it follows");
+        if (Count + other.Count > _items.Length) Array.Resize(ref _items, Math.Max(_items.Length * 2, Count + other.Count));
+        other.Changes.CopyTo(_items.AsSpan(Count));
+        Count += other.Count;
+        LastSequence = other.LastSequence;
+        LastTimestampMs = other.LastTimestampMs;
+    }
+
     public void Clear()
     {
         // Storage a big record grew (a tick after a long pause) is not kept in the pool; a doubling is, it recurs.

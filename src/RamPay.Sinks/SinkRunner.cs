@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using RamPay.Core;
 
 namespace RamPay.Sinks;
 
@@ -120,19 +121,29 @@ public sealed class SinkRunner
             if (!OpenWithRetry(stop)) return;
             _opened.Set();
             var fromSpool = new ChangeBatch(_hub.Options.BatchChanges);
-            Func<bool> queueEmpty = () => _queue.Count == 0;
+            var merged = new ChangeBatch(_hub.Options.BatchChanges);
+            Func<bool> queueEmpty = () => _queue.Count == 0 && _carry is null;
             while (!stop.IsCancellationRequested)
             {
-                // Oldest first: the memory queue, then the spool (Offer and ChangeSpool.TryRead keep that order).
-                if (_queue.TryTake(out var batch) || (!_spool.Active && _queue.TryTake(out batch, 20, stop)))
+                // Oldest first: a batch carried over from the last merge, the memory queue, then the spool (Offer and
+                // ChangeSpool.TryRead keep that order).
+                var batch = _carry;
+                _carry = null;
+                if (batch is not null || _queue.TryTake(out batch) || (!_spool.Active && _queue.TryTake(out batch, 20, stop)))
                 {
+                    // Near the journal's head the follower hands on small batches (what one poll found). A sink that fell
+                    // behind finds several waiting: they go in one write (one Kafka flush, one PostgreSQL transaction) up
+                    // to BatchChanges, or each small batch would pay a whole round trip and the sink could not catch up
+                    // (the Kafka sink capped near 10,000 records/s that way: docs/benchmarks.md, "Sinks: small batches").
+                    var write = batch.IsFull || _queue.Count == 0 ? batch : Merge(batch, merged);
                     try
                     {
-                        if (!WriteWithRetry(batch, stop)) return;
+                        if (!WriteWithRetry(write, stop)) return;
                     }
                     finally
                     {
-                        _hub.Release(batch);
+                        if (ReferenceEquals(write, batch)) _hub.Release(batch);
+                        else merged.Clear();
                     }
                 }
                 else if (_spool.TryRead(fromSpool, queueEmpty))
@@ -153,8 +164,33 @@ public sealed class SinkRunner
         }
         finally
         {
+            if (_carry is { } carried) _hub.Release(carried);
+            _carry = null;
             WriteHint(force: true);
         }
+    }
+
+    // A batch taken from the memory queue that did not fit in the last merged write: the oldest unwritten one, so it goes next.
+    private ChangeBatch? _carry;
+
+    /// <summary>
+    /// <paramref name="first"/> and the batches waiting behind it in the memory queue, copied into <paramref name="into"/>
+    /// while they fit in <see cref="SinkHubOptions.BatchChanges"/>; each one copied is released. A batch that does not
+    /// fit is kept for the next write (<see cref="_carry"/>), so the order of the changes is the follower's.
+    /// </summary>
+    private ChangeBatch Merge(ChangeBatch first, ChangeBatch into)
+    {
+        Invariant.Check(into.Count == 0, "the merge batch is in use");
+        var next = first;
+        do
+        {
+            into.Append(next);
+            _hub.Release(next);
+            if (!_queue.TryTake(out next)) return into;
+        }
+        while (into.Count + next.Count <= into.Capacity);
+        _carry = next;
+        return into;
     }
 
     internal void DisposeSpool() => _spool.Dispose();

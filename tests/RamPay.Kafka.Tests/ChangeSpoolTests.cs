@@ -32,7 +32,9 @@ public sealed class ChangeSpoolTests
             Assert.Equal(batches.Count, spool.Batches);
             Assert.True(spool.Bytes > 0);
 
-            var into = new ChangeBatch(300);
+            // Capacity 1: a read takes one spooled batch (a batch always goes whole; the next never fits), so each read is one
+            // of the batches written (merging small ones: the next test).
+            var into = new ChangeBatch(1);
             // Batches still queued in memory go first: the spool gives nothing while the queue is not empty.
             Assert.False(spool.TryRead(into, () => false));
             Assert.True(spool.Active);
@@ -55,6 +57,38 @@ public sealed class ChangeSpoolTests
             Assert.Empty(Directory.GetFiles(spoolDir));
         }
         Assert.False(Directory.Exists(spoolDir));
+    }
+
+    [Fact]
+    public void Small_spooled_batches_are_read_back_merged_up_to_the_readers_capacity_in_order()
+    {
+        using var dir = new TempDir();
+        var batches = Follow(dir.Path, new CommandBuilder().Workload(seed: 5, wallets: 20, count: 2_000), batchChanges: 10);
+        Assert.True(batches.Count >= 100, $"{batches.Count} batches");
+        using var spool = new ChangeSpool(Path.Combine(dir.Path, "spool"), maxBytes: 1L << 30);
+        foreach (var b in batches) spool.Append(b);
+
+        var into = new ChangeBatch(100);
+        var read = new List<Change>();
+        var ends = batches.Select(b => b.LastSequence).ToHashSet();
+        int reads = 0;
+        long last = 0;
+        while (spool.TryRead(into, () => true))
+        {
+            reads++;
+            Assert.True(into.Count <= 100, $"a read of {into.Count} changes, past the capacity of 100");
+            Assert.True(into.LastSequence > last, "reads out of order");
+            Assert.Contains(into.LastSequence, ends); // a read ends where a spooled batch ended: batches are never split
+            last = into.LastSequence;
+            read.AddRange(into.Changes.ToArray());
+        }
+        var expected = batches.SelectMany(b => b.Changes.ToArray()).ToList();
+        Assert.Equal(expected.Count, read.Count);
+        for (int i = 0; i < expected.Count; i++) Assert.True(expected[i].Equals(read[i]), $"change {i} differs after the spool");
+        Assert.Equal(batches[^1].LastSequence, last);
+        // Batches of at most 10 changes merged up to 100: far fewer reads than batches (each read holds more than 90).
+        Assert.True(reads * 5 < batches.Count, $"{reads} reads for {batches.Count} batches: not merged");
+        Assert.False(spool.Active);
     }
 
     [Fact]
@@ -120,12 +154,15 @@ public sealed class SinkHubIsolationTests
     {
         public volatile bool Down;
         public readonly List<(long Sequence, int Index)> Written = [];
+        public readonly List<int> WriteSizes = [];
         private SinkCheckpoint _checkpoint;
         public string Name => name;
         public SinkCheckpoint Open() => Down ? throw new IOException($"{name} is down") : _checkpoint;
         public void Write(ReadOnlySpan<Change> changes, SinkCheckpoint through)
         {
             if (Down) throw new IOException($"{name} is down");
+            Assert.True(through.Sequence > _checkpoint.Sequence, "a write that does not move the checkpoint");
+            WriteSizes.Add(changes.Length);
             foreach (ref readonly var c in changes) Written.Add((c.Sequence, c.Index));
             _checkpoint = through;
         }
@@ -187,5 +224,65 @@ public sealed class SinkHubIsolationTests
         // The failing sink wrote a prefix before it failed, then the rest: every change once, in order.
         Assert.Equal(expected, bad.Written);
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "sinks", "bad.spool")));
+    }
+
+    [Fact]
+    public void A_sink_behind_writes_the_small_batches_waiting_for_it_together_up_to_BatchChanges()
+    {
+        // 1. A journal of 4,000 workload commands.
+        using var dir = new TempDir();
+        var commands = new CommandBuilder().Workload(seed: 9, wallets: 40, count: 4_000);
+        long now = LedgerChanges.StartMs;
+        var engineOptions = new EngineOptions
+        {
+            DataDirectory = Path.Combine(dir.Path, "data"), Clock = () => now += LedgerChanges.StepMs, Fsync = false,
+            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0, Ledger = LedgerChanges.LedgerOptions,
+        };
+        using (var engine = RamPayEngine.Start(engineOptions))
+        {
+            foreach (var c in commands) engine.Submit(c.Command, 0, c.Attachment);
+            engine.Stop();
+        }
+        var expected = LedgerChanges.Run(commands).Select(c => (c.Sequence, c.Index)).ToList();
+        // 2. The durable head moves a few records at a time, as under live load: the follower hands on what each poll
+        //    finds (a few changes), not full batches.
+        long[] head = [1];
+        var sink = new RecordingSink("behind");
+        var good = new RecordingSink("good"); // keeps up: the hub spools the other's batches only while another sink is idle
+        var hub = new SinkHub(new SinkHubOptions
+        {
+            SnapshotDirectory = engineOptions.SnapshotDirectory, JournalDirectory = engineOptions.JournalDirectory,
+            StateDirectory = Path.Combine(dir.Path, "sinks"), Ledger = engineOptions.Ledger, BatchChanges = 256, QueueBatches = 4,
+            RetryMin = TimeSpan.FromMilliseconds(5), RetryMax = TimeSpan.FromMilliseconds(20), MaxLagRecords = 0, MaxLagSeconds = 0,
+            IdlePoll = TimeSpan.FromMilliseconds(1),
+        }, [good, sink], () => Volatile.Read(ref head[0]), () => now);
+        using (hub)
+        {
+            hub.Start();
+            var runner = hub.Sinks[1];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!(runner.Opened && runner.Checkpoint.Sequence > 0) && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(1);
+            // 3. The sink goes down while the head crawls to the end: its small batches fill its queue (4), then its spool.
+            sink.Down = true;
+            int writesBefore = sink.WriteSizes.Count;
+            while (Volatile.Read(ref head[0]) < commands.Count)
+            {
+                Volatile.Write(ref head[0], Math.Min(commands.Count, head[0] + 3));
+                Thread.Sleep(1);
+            }
+            while (hub.FollowerSequence < commands.Count && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(5);
+            Assert.True(runner.BatchesSpooledTotal > 20, $"{runner.BatchesSpooledTotal} batches spooled: the follower's batches were not small");
+            long spooled = runner.BatchesSpooledTotal;
+            // 4. Up again: it catches up with writes that each carry many of the waiting batches, every change once, in order.
+            sink.Down = false;
+            while (runner.Checkpoint.Sequence < commands.Count && clock.Elapsed < TimeSpan.FromSeconds(90)) Thread.Sleep(5);
+            Assert.Equal(commands.Count, runner.Checkpoint.Sequence);
+            var after = sink.WriteSizes.Skip(writesBefore).ToList();
+            Assert.True(after.Count * 4 < spooled, $"{after.Count} writes for {spooled} spooled batches: they were not merged");
+            Assert.True(after.Max() > 64, $"the largest write had {after.Max()} changes");
+            Assert.True(after.Take(after.Count - 1).All(n => n <= 256 * 2), "a merged write past BatchChanges");
+        }
+        Assert.Equal(expected, sink.Written);
+        Assert.Equal(expected, good.Written);
     }
 }
