@@ -44,7 +44,9 @@ public sealed class RewardsLiveFigures(ITestOutputHelper output)
         string topic = "rampay.rewards.live";
         await using var broker = await PrivateKafkaBroker.StartAsync($"{topic}:{partitions}");
         int port = RewardsWorkerTests.FreePort();
-        await using var server = await ServerProcess.StartAsync(["Fraud:Enabled=false", $"Http:Port={port}",
+        // No HTTP rate limit: the end check pages through every reward (7,000+ requests at 100 a page), and once the worker
+        // keeps up the server answers them faster than the default 1,000 requests a second.
+        await using var server = await ServerProcess.StartAsync(["Fraud:Enabled=false", $"Http:Port={port}", "RateLimit:RequestsPerSecond=0",
             $"Kafka:BootstrapServers={broker.Bootstrap}", $"Kafka:Topic={topic}", "Rewards:InServerConsumer=false"]);
         var api = new Api(server);
         string admin = await api.AdminTokenAsync();
