@@ -174,17 +174,8 @@ public sealed class SinkHubIsolationTests
     {
         using var dir = new TempDir();
         var commands = new CommandBuilder().Workload(seed: 7, wallets: 40, count: 4_000);
-        long now = LedgerChanges.StartMs;
-        var engineOptions = new EngineOptions
-        {
-            DataDirectory = Path.Combine(dir.Path, "data"), Clock = () => now += LedgerChanges.StepMs, Fsync = false,
-            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0, Ledger = LedgerChanges.LedgerOptions,
-        };
-        using (var engine = RamPayEngine.Start(engineOptions))
-        {
-            foreach (var c in commands) engine.Submit(c.Command, 0, c.Attachment);
-            engine.Stop();
-        }
+        long[] now = [LedgerChanges.StartMs];
+        var engineOptions = Journal(dir.Path, commands, now);
         long head = commands.Count;
         var expected = LedgerChanges.Run(commands).Select(c => (c.Sequence, c.Index)).ToList();
         var good = new RecordingSink("good");
@@ -196,7 +187,7 @@ public sealed class SinkHubIsolationTests
             RetryMin = TimeSpan.FromMilliseconds(5), RetryMax = TimeSpan.FromMilliseconds(20),
             MaxLagRecords = 0, MaxLagSeconds = 0,
             Limits = new Dictionary<string, SinkLimits> { ["bad"] = new(MaxLagRecords: 100, MaxLagSeconds: 0) },
-        }, [good, bad], () => head, () => now);
+        }, [good, bad], () => head, () => now[0]);
         using (hub)
         {
             hub.Start();
@@ -232,17 +223,8 @@ public sealed class SinkHubIsolationTests
         // 1. A journal of 4,000 workload commands.
         using var dir = new TempDir();
         var commands = new CommandBuilder().Workload(seed: 9, wallets: 40, count: 4_000);
-        long now = LedgerChanges.StartMs;
-        var engineOptions = new EngineOptions
-        {
-            DataDirectory = Path.Combine(dir.Path, "data"), Clock = () => now += LedgerChanges.StepMs, Fsync = false,
-            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0, Ledger = LedgerChanges.LedgerOptions,
-        };
-        using (var engine = RamPayEngine.Start(engineOptions))
-        {
-            foreach (var c in commands) engine.Submit(c.Command, 0, c.Attachment);
-            engine.Stop();
-        }
+        long[] now = [LedgerChanges.StartMs];
+        var engineOptions = Journal(dir.Path, commands, now);
         var expected = LedgerChanges.Run(commands).Select(c => (c.Sequence, c.Index)).ToList();
         // 2. The durable head moves a few records at a time, as under live load: the follower hands on what each poll
         //    finds (a few changes), not full batches.
@@ -255,7 +237,7 @@ public sealed class SinkHubIsolationTests
             StateDirectory = Path.Combine(dir.Path, "sinks"), Ledger = engineOptions.Ledger, BatchChanges = 256, QueueBatches = 4,
             RetryMin = TimeSpan.FromMilliseconds(5), RetryMax = TimeSpan.FromMilliseconds(20), MaxLagRecords = 0, MaxLagSeconds = 0,
             IdlePoll = TimeSpan.FromMilliseconds(1),
-        }, [good, sink], () => Volatile.Read(ref head[0]), () => now);
+        }, [good, sink], () => Volatile.Read(ref head[0]), () => now[0]);
         using (hub)
         {
             hub.Start();
@@ -284,5 +266,21 @@ public sealed class SinkHubIsolationTests
         }
         Assert.Equal(expected, sink.Written);
         Assert.Equal(expected, good.Written);
+    }
+
+    /// <summary>Journals <paramref name="commands"/> with a real engine under <paramref name="root"/>; <paramref name="now"/>[0] is its clock, which the hub then reads.</summary>
+    private static EngineOptions Journal(string root, List<Submitted> commands, long[] now)
+    {
+        var options = new EngineOptions
+        {
+            DataDirectory = Path.Combine(root, "data"), Clock = () => now[0] += LedgerChanges.StepMs, Fsync = false,
+            SnapshotEveryCommands = 0, SnapshotOnStop = false, TickIntervalMs = 0, Ledger = LedgerChanges.LedgerOptions,
+        };
+        using (var engine = RamPayEngine.Start(options))
+        {
+            foreach (var c in commands) engine.Submit(c.Command, 0, c.Attachment);
+            engine.Stop();
+        }
+        return options;
     }
 }
