@@ -24,7 +24,7 @@ die() { echo "container-images: error: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman, debootstrap)"
 # A fresh machine has none of these: install them (Debian packages), under the lock scripts/services.sh also takes.
-packages=(podman runc debootstrap podman-compose buildah jq bc)
+packages=(podman runc debootstrap podman-compose buildah jq bc curl)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -26,7 +26,8 @@ started=$SECONDS
 
 say() { echo "container-test: $*"; }
 die() { echo "container-test: FAILED: $*" >&2; exit 1; }
-for tool in podman podman-compose curl jq; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
+# scripts/container-images.sh (step 1) installs podman, podman-compose and jq on a fresh machine: the tools are checked
+# after it (checked before it, a fresh CI machine failed here with nothing installed).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 now() { date +%s.%N; }
@@ -51,6 +52,7 @@ trap 'exit 1' INT TERM
 
 # ---- 1. local base images
 bash scripts/container-images.sh
+for tool in podman podman-compose curl jq; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
 
 # ---- 2. the images
 build_image() {
