@@ -24,7 +24,9 @@ die() { echo "container-images: error: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman, debootstrap)"
 # A fresh machine has none of these: install them (Debian packages), under the lock scripts/services.sh also takes.
-packages=(podman runc debootstrap podman-compose buildah jq bc curl)
+# Without recommends, podman's CNI networks have no name resolution: the dnsname plugin gives the compose services
+# theirs (the platform test's server could not resolve "postgres" on a fresh machine without it).
+packages=(podman runc debootstrap podman-compose buildah jq bc curl golang-github-containernetworking-plugin-dnsname)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
