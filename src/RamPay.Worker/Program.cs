@@ -14,6 +14,7 @@ if (args.Length == 0 || args[0].StartsWith('-'))
     Console.Error.WriteLine("usage: rampay-worker NAME --kafka HOST:PORT --group G [--topic rampay.events] [--http-port 0] [--http-host 127.0.0.1] [--out DIR] [--server URL]");
     Console.Error.WriteLine("       rampay-worker --health-check http://127.0.0.1:8080/health/live");
     Console.Error.WriteLine($"consumers: {string.Join(", ", WorkerConsumers.Names)}");
+    Console.Error.WriteLine("rewards, notifications, webhooks: [--token-file FILE] (the service token; or RAMPAY_SERVICE_TOKEN); rewards: [--round-events 8000]");
     return 2;
 }
 var flags = new Dictionary<string, string>(StringComparer.Ordinal);
