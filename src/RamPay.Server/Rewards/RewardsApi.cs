@@ -108,6 +108,11 @@ public static class RewardRoutes
     private sealed class Handlers(Platform platform, IRewardCommands commands, AnalyticsStore analytics, long maxBuckets)
     {
         private Hosting.EngineHost Engine => platform.Engine;
+
+        /// <summary>The platform's funding account of <paramref name="currency"/>; a currency the platform does not keep is 400 invalid_currency.</summary>
+        private long FundingAccount(Currency currency) =>
+            platform.FundingAccounts.TryGetValue(currency, out long funding) ? funding
+                : throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: it keeps {platform.Options.Currencies}.");
         private int MaxBody => platform.Options.Http.MaxRequestBodyBytes;
 
         // ---- rules ----
@@ -122,8 +127,7 @@ public static class RewardRoutes
             RewardRuleTerms terms;
             using (var body = await JsonBody.ReadAsync(ctx, MaxBody)) terms = ParseTerms(body.Body);
             // A rule in a currency the platform does not keep could never pay (no rewards account): refused like a top-up in it.
-            if (!platform.FundingAccounts.ContainsKey(terms.Currency))
-                throw ApiError.BadRequest("invalid_currency", $"The platform holds no {terms.Currency}: it keeps {platform.Options.Currencies}.");
+            FundingAccount(terms.Currency);
             byte[] attachment;
             try { attachment = terms.Encode(); }
             catch (ArgumentException) { throw ApiError.BadRequest("invalid_reward_rule", "'name' has no UTF-8 form."); }
@@ -265,8 +269,7 @@ public static class RewardRoutes
                 amount = body.Body.Amount();
                 currency = body.Body.Currency();
             }
-            if (!platform.FundingAccounts.TryGetValue(currency, out long funding))
-                throw ApiError.BadRequest("invalid_currency", $"The platform holds no {currency}: it keeps {platform.Options.Currencies}.");
+            long funding = FundingAccount(currency);
             long rewards = await Engine.QueryAsync(l => l.RewardsAccount(currency));
             if (rewards == 0) throw new ApiError(409, "rewards_account_missing", $"The {currency} rewards account is not open yet.");
             var result = await Engine.ExecuteAsync(new Command
@@ -458,8 +461,7 @@ public static class RewardRoutes
             {
                 var cur = Currency.TryParse(c, out var parsed) ? parsed : throw ApiError.BadRequest("invalid_currency", "currency is a three-letter ISO 4217 code such as USD.");
                 // A currency the platform does not keep is refused as every other endpoint refuses it (not an empty series).
-                if (!platform.FundingAccounts.ContainsKey(cur))
-                    throw ApiError.BadRequest("invalid_currency", $"The platform holds no {cur}: it keeps {platform.Options.Currencies}.");
+                FundingAccount(cur);
                 currency = cur.Code;
             }
             var buckets = analytics.Rollups.Query(interval, from, to, currency, maxBuckets);
