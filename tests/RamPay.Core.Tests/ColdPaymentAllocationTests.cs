@@ -50,10 +50,10 @@ public class ColdPaymentAllocationTests
 
         long bytes = long.MaxValue;
         var rounds = new List<string>();
-        // Up to 5 rounds, until one allocates nothing: a cost per payment would show in every round (20,000 payments a round),
-        // while something the runtime does once on this thread (seen once in CI on a loaded machine: 2,400 to 2,900 bytes in
-        // rounds 1 and 2, never reproduced alone or in the suite) passes by.
-        for (int round = 0; round < 5 && bytes != 0; round++)
+        // Until a round allocates nothing (AllocationSample): a cost per payment would show in every round (20,000 payments a
+        // round), while something the runtime does on this thread now and then (seen in CI: 2,400 to 2,900 bytes in rounds 1
+        // and 2) passes by.
+        for (int round = 0; round < AllocationSample.MaxRounds && bytes != 0; round++)
         {
             // N new payments (past the old ceiling of 1,024 from the first round), then a refund of each (long out of memory).
             long first = l.PaymentCount + 1;
@@ -62,6 +62,7 @@ public class ColdPaymentAllocationTests
                 .WithKey($"f{round}-{i}").At(3_000 + round).By(1)).ToArray();
             var lookups = new KeyLookup[N];
             var found = new PaymentLookup[N];
+            long jittedBefore = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true);
             long before = GC.GetAllocatedBytesForCurrentThread();
             int ok = 0;
             for (int i = 0; i < N; i++)
@@ -90,7 +91,8 @@ public class ColdPaymentAllocationTests
             Assert.True(l.PaymentTier.ColdLoads - loadsBefore > N / 2, $"only {l.PaymentTier.ColdLoads - loadsBefore} of {N} refunds loaded a cold payment");
             Assert.Equal(0, l.PaymentTier.WriterColdReads);
             bytes = (middle - before) + refundBytes;
-            rounds.Add($"round {round}: {middle - before} bytes for new payments + {refundBytes} for refunds of old ones");
+            rounds.Add($"round {round}: {middle - before} bytes for new payments + {refundBytes} for refunds of old ones "
+                + $"({System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true) - jittedBefore} methods jitted on the thread)");
         }
         Assert.True(bytes == 0, string.Join("; ", rounds));
         Assert.True(l.PaymentTier.ResidentPayments - l.OpenHoldCount < 4_000, $"{l.PaymentTier.ResidentPayments} payments in memory");

@@ -263,10 +263,10 @@ public class FraudStageTests
         Command[] Round(string prefix, long at) => Enumerable.Range(0, N)
             .Select(i => Cmd.Transfer(i % 2 == 0 ? 2 : 3, i % 2 == 0 ? 3 : 2, 1 + i % 7, Usd).WithKey(prefix + i).At(at).By(1)).ToArray();
         // As the engine does: the stage first (its thread), then the writer with the verdict; and inline (replay).
-        (long Bytes, int Ok) Measure(Command[] commands, bool staged)
+        (AllocationSample Sample, int Ok) Measure(Command[] commands, bool staged)
         {
             int ok = 0;
-            long before = GC.GetAllocatedBytesForCurrentThread();
+            var probe = AllocationSample.Start();
             for (int i = 0; i < commands.Length; i++)
             {
                 StagedFraud s = default;
@@ -274,21 +274,21 @@ public class FraudStageTests
                 l.Apply(commands[i], [], default, default, s, out var r);
                 if (r.IsOk) ok++;
             }
-            return (GC.GetAllocatedBytesForCurrentThread() - before, ok);
+            return (probe.Stop(), ok);
         }
         foreach (bool staged in new[] { true, false })
         {
             Measure(Round("warm" + staged, staged ? 2_000_000 : 3_050_000), staged);
-            var bytes = new List<long>();
-            for (int round = 0; round < 3; round++)
+            var rounds = new List<AllocationSample>();
+            for (int round = 0; round < AllocationSample.MaxRounds; round++)
             {
                 var commands = Round("fresh" + staged + round, 3_000_000 + 10_000 * round + (staged ? 0 : 100_000));
-                var (allocated, ok) = Measure(commands, staged);
+                var (sample, ok) = Measure(commands, staged);
                 Assert.Equal(N, ok);
-                bytes.Add(allocated);
-                if (allocated == 0) break;
+                rounds.Add(sample);
+                if (sample.Bytes == 0) break;
             }
-            Assert.True(bytes[^1] == 0, $"staged {staged}: bytes allocated per round: " + string.Join(", ", bytes));
+            Assert.True(rounds[^1].Bytes == 0, $"staged {staged}: " + AllocationSample.Describe(rounds));
         }
         Assert.NotNull(l.GetFraudScore(l.PaymentCount));
         l.VerifyInvariants();
