@@ -44,6 +44,7 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
         int partitions = Setting("PARTITIONS", 32);
         int backlog = Setting("BACKLOG_EVENTS", 1_000_000);
         int seconds = Setting("SECONDS", 10);
+        int brokers = Setting("BROKERS", 1);
         string mode = Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_BENCH_MODE") is { Length: > 0 } m ? m : "both";
         int[] rates = (Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_BENCH_RATES") is { Length: > 0 } r ? r : "10000,25000,50000,75000,100000")
             .Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
@@ -52,7 +53,7 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
         string variant = Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_BENCH_VARIANT") ?? "default";
 
         const string backlogTopic = "rampay.analytics.backlog", liveTopic = "rampay.analytics.live";
-        await using var broker = await PrivateKafkaBroker.StartAsync($"{backlogTopic}:{partitions}", $"{liveTopic}:{partitions}");
+        await using var broker = await PrivateKafkaBroker.StartAsync(brokers, $"{backlogTopic}:{partitions}", $"{liveTopic}:{partitions}");
         KafkaNativeLibrary.EnsureLoaded();
 
         // The backlog: contract events from a real journal through the real sink.

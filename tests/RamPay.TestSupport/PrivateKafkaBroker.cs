@@ -39,7 +39,13 @@ public sealed class PrivateKafkaBroker : IAsyncDisposable
     }
 
     /// <summary>Starts a one-broker cluster with <paramref name="topics"/> (<c>NAME:PARTITIONS</c>) made up front; returns once it answers on its port.</summary>
-    public static async Task<PrivateKafkaBroker> StartAsync(params string[] topics)
+    public static Task<PrivateKafkaBroker> StartAsync(params string[] topics) => StartAsync(1, topics);
+
+    /// <summary>
+    /// Starts a cluster of <paramref name="brokers"/> brokers (partition leaders spread over them, as in a real cluster) with
+    /// <paramref name="topics"/> made up front; returns once it answers on its port.
+    /// </summary>
+    public static async Task<PrivateKafkaBroker> StartAsync(int brokers, params string[] topics)
     {
         string binary = await BinaryAsync();
         string directory = Directory.CreateTempSubdirectory("rampay-kafka-mock-").FullName;
@@ -51,7 +57,7 @@ public sealed class PrivateKafkaBroker : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (string arg in (string[])["--brokers", "1", "--bootstrap-file", bootstrapFile, .. topics]) start.ArgumentList.Add(arg);
+        foreach (string arg in (string[])["--brokers", brokers.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", bootstrapFile, .. topics]) start.ArgumentList.Add(arg);
         var process = new Process { StartInfo = start };
         process.Start();
         var broker = new PrivateKafkaBroker(process, directory);
