@@ -13,7 +13,8 @@
 # usage: bench/analytics-live.sh [ROUNDS]        (default 3)
 # env:   SKIP_BUILD=1 (reuse the Release builds of tests/RamPay.Rewards.Tests and bench/RamPay.Load)
 #        MODE=both|backlog|live (both)  PARTITIONS (32)  BACKLOG_EVENTS (1000000)  RATES (10000,25000,50000,75000,100000)
-#        RATE_SECONDS (10)  BROKERS (1: brokers in the mock cluster, partition leaders spread over them)  VARIANTS ('default:' ; 'NAME:VAR=V,VAR=V|NAME2:...' sets the workers' environment per variant,
+#        RATE_SECONDS (10)  BROKERS (1: brokers in the mock cluster, partition leaders spread over them)
+#        LIVE_PARTITIONS (8: the live topic's partitions, templates from the backlog's first ones)  VARIANTS ('default:' ; 'NAME:VAR=V,VAR=V|NAME2:...' sets the workers' environment per variant,
 #        e.g. 'server-gc:|workstation-gc:DOTNET_gcServer=0')
 #        BASE_BIN=DIR (a copy of another tree's tests/RamPay.Rewards.Tests/bin/Release/net10.0 holding AnalyticsLiveFigures:
 #        run as "base" interleaved with this tree's, "new"; NEW_BIN=DIR in place of this tree's)
@@ -37,6 +38,7 @@ export RAMPAY_ANALYTICS_BENCH_BACKLOG_EVENTS=${BACKLOG_EVENTS:-1000000}
 export RAMPAY_ANALYTICS_BENCH_RATES=${RATES:-10000,25000,50000,75000,100000}
 export RAMPAY_ANALYTICS_BENCH_SECONDS=${RATE_SECONDS:-10}
 export RAMPAY_ANALYTICS_BENCH_BROKERS=${BROKERS:-1}
+export RAMPAY_ANALYTICS_BENCH_LIVE_PARTITIONS=${LIVE_PARTITIONS:-8}
 IFS='|' read -r -a variants <<<"${VARIANTS:-default:}"
 for r in $(seq 1 "$rounds"); do
   for t in "${trees[@]}"; do

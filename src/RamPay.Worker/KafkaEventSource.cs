@@ -27,6 +27,34 @@ public sealed record WorkerOptions
     public int FlushEveryMs { get; init; } = 500;
     public int HttpPort { get; init; }
     public string HttpHost { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// Other librdkafka consumer properties (security.protocol, sasl.*, ssl.* for a real cluster; a fetch setting to
+    /// compare), applied after the worker's own: <c>--kafka-properties "k=v;k=v"</c> or <c>RAMPAY_KAFKA_CONSUMER_PROPERTIES</c>
+    /// (for secrets). The source's guarantees rest on <see cref="ReservedProperties"/>: those are refused.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ConsumerProperties { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Set by the worker from its flags, or what at-least-once and the offset-reset check depend on.</summary>
+    public static readonly string[] ReservedProperties =
+        ["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset", "enable.partition.eof"];
+
+    /// <summary><c>key=value;key=value</c> (a value may hold '='; blank items are ignored); throws <see cref="ArgumentException"/> on a bad or reserved key.</summary>
+    public static Dictionary<string, string> ParseProperties(string? text)
+    {
+        var properties = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string item in (text ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = item.IndexOf('=');
+            string key = eq < 0 ? item : item[..eq].Trim();
+            if (eq < 1 || key.Length == 0 || !key.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_'))
+                throw new ArgumentException($"Kafka consumer property '{item}' is not key=value with a librdkafka key (a-z, 0-9, '.', '_')");
+            if (ReservedProperties.Contains(key))
+                throw new ArgumentException($"Kafka consumer property '{key}' is set by the worker (reserved: {string.Join(", ", ReservedProperties)})");
+            properties[key] = item[(eq + 1)..].Trim();
+        }
+        return properties;
+    }
 }
 
 /// <summary>
@@ -117,6 +145,7 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             // client then builds no topic string and no Headers object per message.
             ConsumeResultFields = "timestamp",
         };
+        foreach (var (key, value) in options.ConsumerProperties) config.Set(key, value);
         using var kafka = new ConsumerBuilder<Ignore, byte[]>(config)
             .SetKeyDeserializer(Deserializers.Ignore) // the key (the account) is in the JSON too: no byte[] per message for it
             .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) logger.LogWarning("librdkafka {Facility}: {Message}", m.Facility, m.Message); })

@@ -3,7 +3,7 @@ using OpenTelemetry.Metrics;
 using RamPay.Events;
 using RamPay.Worker;
 
-// rampay-worker NAME --kafka HOST:PORT --group G [--topic T] [--http-port N] [--http-host ADDR] [--out DIR]
+// rampay-worker NAME --kafka HOST:PORT --group G [--topic T] [--http-port N] [--http-host ADDR] [--out DIR] [--kafka-properties K=V;K=V]
 // One event consumer (docs/consumers.md) on a Kafka consumer group: offsets are committed only after the consumer's
 // effects are durable; /health/live, /health/ready (200 once the group has assigned partitions) and /metrics.
 // rampay-worker --health-check URL: GETs URL and exits 0 on a 2xx within 5 s, 1 otherwise (the image's HEALTHCHECK:
@@ -12,6 +12,7 @@ if (args.Length == 2 && args[0] == "--health-check") return await RamPay.Worker.
 if (args.Length == 0 || args[0].StartsWith('-'))
 {
     Console.Error.WriteLine("usage: rampay-worker NAME --kafka HOST:PORT --group G [--topic rampay.events] [--http-port 0] [--http-host 127.0.0.1] [--out DIR] [--server URL]");
+    Console.Error.WriteLine("       [--kafka-properties \"security.protocol=SASL_SSL;sasl.mechanism=PLAIN;...\"] (other librdkafka consumer properties; or RAMPAY_KAFKA_CONSUMER_PROPERTIES)");
     Console.Error.WriteLine("       rampay-worker --health-check http://127.0.0.1:8080/health/live");
     Console.Error.WriteLine($"consumers: {string.Join(", ", WorkerConsumers.Names)}");
     Console.Error.WriteLine("rewards, notifications, webhooks: [--token-file FILE] (the service token; or RAMPAY_SERVICE_TOKEN); rewards: [--round-events 8000]");
@@ -40,6 +41,7 @@ try
         Topic = Flag("--topic") ?? "rampay.events",
         HttpPort = int.Parse(Flag("--http-port") ?? "0", NumberStyles.None, CultureInfo.InvariantCulture),
         HttpHost = Flag("--http-host") ?? "127.0.0.1",
+        ConsumerProperties = WorkerOptions.ParseProperties(Flag("--kafka-properties") ?? Environment.GetEnvironmentVariable("RAMPAY_KAFKA_CONSUMER_PROPERTIES")),
     };
     consumer = WorkerConsumers.Create(options.Consumer, Flag);
 }
@@ -85,8 +87,12 @@ app.Lifetime.ApplicationStarted.Register(() =>
     startLog.LogInformation("rampay-worker: ready: consumer {Consumer}, group {Group}, topic {Topic} at {BootstrapServers}",
         consumer.Name, options.Group, options.Topic, options.BootstrapServers);
 });
+// The same singletons the host starts; read before RunAsync, which disposes the container.
+var backgroundServices = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
 await app.RunAsync();
-return 0;
+// A background service that failed stopped the host (StopHost): exit non-zero so that a supervisor (a container's
+// restart policy, systemd) sees a failure rather than a clean stop.
+return backgroundServices.Any(s => s.ExecuteTask is { IsFaulted: true }) ? 1 : 0;
 
 namespace RamPay.Worker
 {

@@ -33,6 +33,15 @@ public sealed class WorkerProcess : IDisposable
     public int Id => _process.Id;
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Waits until the worker exits by itself (within <paramref name="timeout"/>, else kills it and throws); its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cancel.Token); }
+        catch (OperationCanceledException) { Kill(); throw new TimeoutException($"rampay-worker still ran after {timeout}:\n" + Tail()); }
+        return _process.ExitCode;
+    }
+
     /// <summary>Everything the worker wrote to stdout and stderr so far.</summary>
     public string Output { get { lock (_output) return _output.ToString(); } }
 
