@@ -29,14 +29,10 @@ public sealed class RewardsLiveFigures(ITestOutputHelper output)
 {
     private sealed record Sample(double T, long Payments, long Rewards);
 
-    [Fact]
+    [SkippableFact]
     public async Task Rewards_worker_keeps_up_with_payments_arriving_at_a_fixed_rate()
     {
-        if (Environment.GetEnvironmentVariable("RAMPAY_REWARDS_LIVE") != "1")
-        {
-            output.WriteLine("RAMPAY_REWARDS_LIVE is not 1: skipped (bench/rewards-live.sh sets it)");
-            return;
-        }
+        Skip.IfNot(Environment.GetEnvironmentVariable("RAMPAY_REWARDS_LIVE") == "1", "RAMPAY_REWARDS_LIVE is not 1 (bench/rewards-live.sh sets it)");
         double rate = Env("RAMPAY_LIVE_RATE", 10_000), seconds = Env("RAMPAY_LIVE_SECONDS", 60), warmup = Env("RAMPAY_LIVE_WARMUP", 10);
         int partitions = (int)Env("RAMPAY_LIVE_PARTITIONS", 32), connections = (int)Env("RAMPAY_LIVE_CONNECTIONS", 4);
         string loadBefore = Load();
