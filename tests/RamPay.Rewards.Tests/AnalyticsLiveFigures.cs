@@ -21,7 +21,8 @@ namespace RamPay.Rewards.Tests;
 /// rdkafka_mock.c's <c>max_size</c>: about 60,000 of these events compressed). A new analytics worker then reads it
 /// all; the rate is the committed events over the time from its first to its last commit, and the steady rate the
 /// middle 80 % of them; the CPU of each of its threads (utime + stime) over the whole run.</item>
-/// <item><b>Live.</b> This process produces to a second topic at a fixed rate (the backlog's first events as templates,
+/// <item><b>Live.</b> This process produces to a second topic (<c>RAMPAY_ANALYTICS_BENCH_LIVE_PARTITIONS</c> partitions, 8)
+/// at a fixed rate (the backlog's first events as templates,
 /// their <c>sequence</c> moved on at each pass so that every event is new to the worker), for
 /// <c>RAMPAY_ANALYTICS_BENCH_SECONDS</c> at each rate of <c>RAMPAY_ANALYTICS_BENCH_RATES</c> (payments/s; twice as many
 /// events/s), while another analytics worker consumes; every 100 ms the group's committed offsets are read from the
