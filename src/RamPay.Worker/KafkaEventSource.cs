@@ -132,7 +132,8 @@ public sealed class KafkaEventSource(WorkerOptions options, IEventConsumer consu
             // librdkafka stops fetching each partition for this long. Its default, 1,000 ms, left the worker idle about
             // half the time in a backlog: the queue drained in ~0.5 s and the fetcher was still backing off (every
             // partition's "Fetch backoff for 1000ms: Local: Queue full" every ~1.3 s). 10 ms refills the queue well
-            // before it drains: backlog 84k -> 163k events/s (docs/benchmarks.md, "Analytics worker: the fetch queue's backoff").
+            // before it drains: a backlog read at ~95k events/s with the default, ~180k with this (docs/benchmarks.md,
+            // "Analytics worker: the fetch queue's backoff").
             FetchQueueBackoffMs = 10,
             // A worker that stops answering (killed) loses its partitions to the others after this long.
             SessionTimeoutMs = 6000,
