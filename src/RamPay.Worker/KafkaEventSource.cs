@@ -46,8 +46,8 @@ public sealed record WorkerOptions
         foreach (string item in (text ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             int eq = item.IndexOf('=');
-            string key = eq < 0 ? item : item[..eq].Trim();
-            if (eq < 1 || key.Length == 0 || !key.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_'))
+            string key = eq < 1 ? "" : item[..eq].TrimEnd(); // the item is trimmed: a key starts at its first character
+            if (key.Length == 0 || !key.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_'))
                 throw new ArgumentException($"Kafka consumer property '{item}' is not key=value with a librdkafka key (a-z, 0-9, '.', '_')");
             if (ReservedProperties.Contains(key))
                 throw new ArgumentException($"Kafka consumer property '{key}' is set by the worker (reserved: {string.Join(", ", ReservedProperties)})");
@@ -73,7 +73,10 @@ public interface IFlushingConsumer : IEventConsumer
     /// rewards and analytics workers, because a round's fixed costs are per batch, not per event: a reward call's engine
     /// submission and journal fsync, a Kafka commit (docs/benchmarks.md, "Rewards and analytics workers: CPU per event").
     /// </summary>
-    int RoundEvents => 8_000;
+    int RoundEvents => DefaultRoundEvents;
+
+    /// <summary>The round size of a consumer that names none: 8,000 events (rewards and analytics).</summary>
+    const int DefaultRoundEvents = 8_000;
 
     /// <summary>Makes every batch handled so far durable (a no-op for a consumer whose HandleAsync already did).</summary>
     void Flush();

@@ -17,11 +17,12 @@ public static class RewardsRole
 {
     /// <summary>
     /// Events per round (over all partitions) when the worker is behind: a round is one call per partition, and the next
-    /// round is read once every call of this one is answered (durable). 8,000 (the workers' default); 32,000 was measured
-    /// live beside it and made no difference beyond the loaded machine's noise (docs/benchmarks.md, "Rewards worker live
-    /// at 10,000 eligible payments/s"), so the flag stays for such measurements and the default is unchanged.
+    /// round is read once every call of this one is answered (durable). The workers' default
+    /// (<see cref="IFlushingConsumer.DefaultRoundEvents"/>); 32,000 was measured live beside it and made no difference
+    /// beyond the loaded machine's noise (docs/benchmarks.md, "Rewards worker live at 10,000 eligible payments/s"), so the
+    /// flag stays for such measurements and the default is unchanged.
     /// </summary>
-    public const int DefaultRoundEvents = 8_000;
+    public const int DefaultRoundEvents = IFlushingConsumer.DefaultRoundEvents;
 
     public static IEventConsumer Create(Func<string, string?> flag, Func<string, string?> env)
     {
