@@ -74,7 +74,7 @@ public sealed partial class EndToEndTests
         await page.SetViewportSizeAsync(390, 844);
         await page.WaitForTimeoutAsync(300); // the layout settles (the drawer folds away)
         await CheckPhoneWidthAsync(page, "payment-events-phone");
-        await page.SetViewportSizeAsync(1280, 900);
+        await WideAgainAsync(page);
 
         // A second authorization, to the payee's account number this time, voided: the money is back.
         await AuthorizeAsync(page, payee, "5.00", payeeAccount: payeeWallet);

@@ -115,6 +115,18 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebServer.Screenshots, name + ".png"), FullPage = true });
     }
 
+    /// <summary>
+    /// Back to a desktop's width. The responsive drawer opens again and pushes the page to the right with a slide-in
+    /// transition; a click sent while the page moves lands beside its target (CI saw a Delete press that never reached
+    /// its button), so this returns once the drawer is open and the transition is over.
+    /// </summary>
+    private static async Task WideAgainAsync(IPage page)
+    {
+        await page.SetViewportSizeAsync(1280, 900);
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Menu", Exact = true })).ToHaveAttributeAsync("aria-expanded", "true");
+        await page.WaitForTimeoutAsync(600); // MudBlazor's drawer transition is 225 ms; twice that and more
+    }
+
     private async Task<IPage> LogInAsync(string email, string password)
     {
         var page = await NewPageAsync("login");
@@ -361,8 +373,11 @@ public sealed partial class EndToEndTests(WebServer server, ITestOutputHelper ou
         await CheckPhoneWidthAsync(page, "webhooks-phone");
 
         // Deleted, after the confirmation: gone from the page and from the API.
-        await page.SetViewportSizeAsync(1280, 900);
-        await page.GetByRole(AriaRole.Button, new() { Name = $"Delete endpoint {endpointId}", Exact = true }).ClickAsync();
+        await WideAgainAsync(page);
+        var delete = page.GetByRole(AriaRole.Button, new() { Name = $"Delete endpoint {endpointId}", Exact = true });
+        await delete.ClickAsync();
+        // Pressing Delete again while the confirmation shows changes nothing, so a press lost to the layout is retried.
+        await UntilAsync(page, page.GetByTestId("confirm-delete"), () => delete.ClickAsync(), seconds: 20);
         await Expect(page.GetByTestId("confirm-delete")).ToContainTextAsync("cannot be undone");
         await CheckPageAsync(page, "webhooks-delete");
         await page.GetByRole(AriaRole.Button, new() { Name = $"Delete for good: endpoint {endpointId}" }).ClickAsync();
