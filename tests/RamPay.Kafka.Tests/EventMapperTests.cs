@@ -25,7 +25,7 @@ public class EventMapperTests
     {
         var seen = LedgerChanges.Events(ScenarioChanges.Value).Select(e => e.Event.Type).ToHashSet();
         seen.Add(EventType.AnomalyDetected); // the fraud values are not on this branch: see the hand-built cases below
-        foreach (var e in LedgerChanges.Events(LedgerChanges.Run(RewardEventTests.Commands()))) seen.Add(e.Event.Type); // RewardIssued, RewardReversed
+        foreach (var e in LedgerChanges.Events(LedgerChanges.Run(Scenario.RewardCommands()))) seen.Add(e.Event.Type); // RewardIssued, RewardReversed
         Assert.Equal(EventTypes.All.ToHashSet(), seen);
     }
 

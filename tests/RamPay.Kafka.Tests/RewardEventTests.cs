@@ -8,32 +8,10 @@ namespace RamPay.Kafka.Tests;
 /// <summary>RewardIssued and RewardReversed (docs/events.md, docs/rewards.md), from a real journal through the real follower.</summary>
 public class RewardEventTests
 {
-    /// <summary>Funding 1, alice 2 (user 1) funded, bob 3 (user 2), rewards account 4 topped up, rule 1 (10 %): alice pays bob, a reward, a refund, a reversal.</summary>
-    internal static List<Submitted> Commands()
-    {
-        var b = new CommandBuilder();
-        var terms = new RewardRuleTerms("ten", 1_000, CommandBuilder.Usd, 0, 0, 0, 0, 0, []).Encode();
-        return
-        [
-            b.Open(AccountFlags.Funding),
-            b.Open(AccountFlags.DebitsMustNotExceedCredits, owner: 1),
-            b.Open(AccountFlags.DebitsMustNotExceedCredits, owner: 2),
-            new(new Command { Type = CommandType.OpenRewardsAccount, Currency = CommandBuilder.Usd, ClientId = 1, Key = b.NextKey() }),
-            b.Move(CommandType.Deposit, 1, 2, 10_000),
-            b.Move(CommandType.Deposit, 1, 4, 5_000),
-            new(new Command { Type = CommandType.DefineRewardRule, ClientId = 1, Key = b.NextKey(), Amount = RewardRuleTerms.Digest(terms) }, terms),
-            b.Move(CommandType.Transfer, 2, 3, 4_000), // payment 3
-            new(new Command { Type = CommandType.IssueReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }),
-            new(new Command { Type = CommandType.IssueReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }), // refused: reward_exists
-            b.OnPayment(CommandType.Refund, 3, 1_000),
-            new(new Command { Type = CommandType.ReverseReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }),
-        ];
-    }
-
     [Fact]
     public void A_reward_and_its_reversal_give_one_event_each_keyed_by_the_payer()
     {
-        var events = LedgerChanges.Events(LedgerChanges.Run(Commands()));
+        var events = LedgerChanges.Events(LedgerChanges.Run(Scenario.RewardCommands()));
         var rewards = events.Where(e => e.Event.Type is EventType.RewardIssued or EventType.RewardReversed).ToList();
         Assert.Equal([EventType.RewardIssued, EventType.RewardReversed], rewards.Select(e => e.Event.Type));
         Assert.All(rewards, e => Assert.Equal(2, e.Event.KeyAccount)); // alice's account, the source payment's key

@@ -208,6 +208,28 @@ public static class Scenario
         return list;
     }
 
+    /// <summary>RewardIssued and RewardReversed from real commands: funding 1, alice 2 (user 1) funded, bob 3 (user 2), rewards account 4 topped up, rule 1 (10 %): alice pays bob, a reward, a refund, a reversal.</summary>
+    public static List<Submitted> RewardCommands()
+    {
+        var b = new CommandBuilder();
+        var terms = new RewardRuleTerms("ten", 1_000, CommandBuilder.Usd, 0, 0, 0, 0, 0, []).Encode();
+        return
+        [
+            b.Open(AccountFlags.Funding),
+            b.Open(AccountFlags.DebitsMustNotExceedCredits, owner: 1),
+            b.Open(AccountFlags.DebitsMustNotExceedCredits, owner: 2),
+            new(new Command { Type = CommandType.OpenRewardsAccount, Currency = CommandBuilder.Usd, ClientId = 1, Key = b.NextKey() }),
+            b.Move(CommandType.Deposit, 1, 2, 10_000),
+            b.Move(CommandType.Deposit, 1, 4, 5_000),
+            new(new Command { Type = CommandType.DefineRewardRule, ClientId = 1, Key = b.NextKey(), Amount = RewardRuleTerms.Digest(terms) }, terms),
+            b.Move(CommandType.Transfer, 2, 3, 4_000), // payment 3
+            new(new Command { Type = CommandType.IssueReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }),
+            new(new Command { Type = CommandType.IssueReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }), // refused: reward_exists
+            b.OnPayment(CommandType.Refund, 3, 1_000),
+            new(new Command { Type = CommandType.ReverseReward, ClientId = 1, Key = b.NextKey(), PaymentId = 3, Argument = 1 }),
+        ];
+    }
+
     /// <summary>What <see cref="Commands"/> gives: (sequence, index, type, key, reason) of every event, in order.</summary>
     public static readonly (long Sequence, int Index, EventType Type, long Key, string? Reason)[] Expected =
     [
