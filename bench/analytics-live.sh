@@ -7,7 +7,9 @@
 #            reads them all: events/s, CPU µs per event by thread.
 #   live:    the test process produces at each rate of RATES (payments/s; twice as many events/s) for SECONDS while
 #            another worker consumes; lag (produced − committed offsets, from the broker every 100 ms) p50/p99 in
-#            events and seconds; the CPU cores the worker, the broker and the producer used.
+#            events and seconds; the CPU cores the worker, the broker and the producer used; how many times the worker
+#            fell so far behind that the mock (5 MiB per partition) had dropped events before it read them (a run that
+#            skipped events has not kept up, whatever its lag).
 # Prints one JSON line per run ({"run", "variant", "backlog": {...}, "live": [...]}), then the medians per variant.
 #
 # usage: bench/analytics-live.sh [ROUNDS]        (default 3)
@@ -70,5 +72,5 @@ for v in dict.fromkeys(r["variant"] for r in runs):
     for rate in dict.fromkeys(x["payments_per_s"] for r in rs for x in r["live"]):
         xs = [x for r in rs for x in r["live"] if x["payments_per_s"] == rate]
         keys = ["events_per_s_produced", "lag_events_p50", "lag_events_p99", "lag_s_p50", "lag_s_p99", "cpu_cores_worker", "cpu_cores_broker", "cpu_cores_producer", "worker_cpu_us_per_event", "load_start"]
-        print(json.dumps({"variant": v, "mode": "live", "payments_per_s": rate, "runs": len(xs), "kept_up": sum(x["kept_up"] for x in xs), **{"median_" + k: med([x[k] for x in xs]) for k in keys}}))
+        print(json.dumps({"variant": v, "mode": "live", "payments_per_s": rate, "runs": len(xs), "kept_up": sum(x["kept_up"] for x in xs), "runs_with_skipped_events": sum(x.get("offset_resets_with_skipped_events", 0) > 0 for x in xs), **{"median_" + k: med([x[k] for x in xs]) for k in keys}}))
 EOF
