@@ -2,8 +2,9 @@
 # Runs every test project of RamPay.sln in Release and prints one closing line: "tests: N passed, N failed".
 # First starts the real servers the integration tests use (PostgreSQL, Redis, the Kafka mock broker; installing
 # their Debian packages on a fresh machine) and exports their addresses (RAMPAY_TEST_POSTGRES, RAMPAY_TEST_REDIS,
-# RAMPAY_TEST_KAFKA) from .services.env. A test whose server is unreachable fails; none is skipped for it (only
-# RewardsLiveFigures reports skipped: a figure bench/rewards-live.sh runs, with RAMPAY_REWARDS_LIVE=1).
+# RAMPAY_TEST_KAFKA) from .services.env. A test whose server is unreachable fails; none is skipped for it (only two
+# figures report skipped: RewardsLiveFigures, which bench/rewards-live.sh runs with RAMPAY_REWARDS_LIVE=1, and
+# AnalyticsGrowthFigures, run by hand with RAMPAY_ANALYTICS_GROWTH_USERS and _MINUTES: docs/benchmarks.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
