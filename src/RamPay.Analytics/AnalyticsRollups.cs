@@ -307,7 +307,6 @@ public sealed class AnalyticsRollups
     {
         long sender = f.HasFromOwner ? f.FromOwner : 0;
         long receiver = f.HasToOwner ? f.ToOwner : 0;
-        if (sender <= 0 && receiver <= 0) return;
         if (sender > 0) AddUser(sender, at, currency, 0, amount);
         if (receiver > 0) AddUser(receiver, at, currency, 2, amount);
     }

@@ -40,12 +40,7 @@ public sealed class AnalyticsGrowthFigures(ITestOutputHelper output)
                 {
                     long at = t0 + (m - 1) * 60_000L + u * 60_000L / users;
                     events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, at, u + 1, ReadOnlyMemory<byte>.Empty));
-                    var f = EventFields.Empty;
-                    f.Valid = f.PayloadRead = f.HasPayment = true;
-                    (f.Type, f.TypeName, f.Kind) = (EventType.PaymentApproved, "PaymentApproved", EventPaymentKind.Transfer);
-                    (f.Currency, f.Amount, f.Captured) = (Currency.USD.Code, 100, 100);
-                    (f.HasFromOwner, f.FromOwner, f.HasToOwner, f.ToOwner) = (true, u + 1, true, random.Next(1, users + 1));
-                    fields[u] = f;
+                    fields[u] = AnalyticsUserBucketsTests.Approved(Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
                 }
                 store.Apply(new EventBatch(events, "kafka:t/0"), fields, null, saveNow: false);
                 if (m % Math.Max(1, minutes / 6) != 0 && m != minutes) continue;

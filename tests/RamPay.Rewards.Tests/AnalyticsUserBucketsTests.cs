@@ -54,13 +54,7 @@ public sealed class AnalyticsUserBucketsTests
             {
                 var p = chunk[k];
                 events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, p.At, p.From, Array.Empty<byte>()));
-                fields[k] = EventFields.Empty;
-                fields[k].Valid = fields[k].PayloadRead = fields[k].HasPayment = true;
-                fields[k].Type = EventType.PaymentApproved;
-                fields[k].TypeName = "PaymentApproved";
-                fields[k].Kind = EventPaymentKind.Transfer;
-                (fields[k].Currency, fields[k].Amount, fields[k].Captured) = (p.Currency, p.Amount, p.Amount);
-                (fields[k].HasFromOwner, fields[k].FromOwner, fields[k].HasToOwner, fields[k].ToOwner) = (true, p.From, true, p.To);
+                fields[k] = Approved(p.Currency, p.Amount, p.From, p.To);
                 foreach (var i in AnalyticsRollups.Intervals)
                 {
                     long start = AnalyticsRollups.StartOf(p.At, i);
@@ -76,6 +70,17 @@ public sealed class AnalyticsUserBucketsTests
             Assert.True(rollups.UserBuckets.TryGetValue(key, out var got), $"no bucket {key}");
             Assert.Equal(values, got);
         }
+    }
+
+    /// <summary>The fields of a transfer's <c>PaymentApproved</c> between two users' accounts, as the Kafka worker hands them on.</summary>
+    internal static EventFields Approved(ushort currency, long amount, long fromOwner, long toOwner)
+    {
+        var f = EventFields.Empty;
+        f.Valid = f.PayloadRead = f.HasPayment = true;
+        (f.Type, f.TypeName, f.Kind) = (EventType.PaymentApproved, "PaymentApproved", EventPaymentKind.Transfer);
+        (f.Currency, f.Amount, f.Captured) = (currency, amount, amount);
+        (f.HasFromOwner, f.FromOwner, f.HasToOwner, f.ToOwner) = (true, fromOwner, true, toOwner);
+        return f;
     }
 
     private static void Add(Dictionary<(long, Interval, long, ushort), long[]> buckets, (long, Interval, long, ushort) key, int measure, long amount)
