@@ -59,6 +59,10 @@ public sealed class AnalyticsRollups
 
     public long EventsApplied { get; internal set; }
 
+    public AnalyticsRollups() : this(AnalyticsRetention.Forever) { }
+
+    public AnalyticsRollups(AnalyticsRetention retention) => _retention = retention;
+
     public static long Size(Interval i) => i switch { Interval.Minute => 60_000, Interval.Hour => 3_600_000, _ => 86_400_000 };
     public static long StartOf(long timeMs, Interval i) => timeMs - (((timeMs % Size(i)) + Size(i)) % Size(i));
 
@@ -128,21 +132,48 @@ public sealed class AnalyticsRollups
         lock (Gate)
         {
             var position = Positions.GetValueOrDefault(batch.Source);
+            var before = position;
+            bool logged = false;
             for (int i = 0; i < fields.Length; i++)
             {
                 var e = batch.Events[i];
                 if (e.Position <= position) continue;
-                if (fields[i].Valid)
+                ref readonly var f = ref fields[i];
+                // The type as the fields read it from the JSON (the same as the record's); a record whose JSON names none by its type.
+                var type = f.Valid ? (f.Type != 0 ? f.Type : TypeOf(e.Type)) : 0;
+                PaymentScore? score = f.Valid && scores is not null && IsFirstEvent(e, in f) && scores.TryGetValue(f.PaymentId, out var s) ? s : null;
+                ApplyEvent(e.Position, e.OccurredAtMs, type, in f, score);
+                if (Log is { } log)
                 {
-                    Apply(e, in fields[i]);
-                    if (scores is not null && IsFirstEvent(e, in fields[i]) && scores.TryGetValue(fields[i].PaymentId, out var score))
-                        AddScore(Time(fields[i].CreatedAtMs, e.OccurredAtMs), fields[i].Currency, score);
+                    if (!logged) log.BeginBatch(batch.Source);
+                    logged = true;
+                    log.Add(e.Position, e.OccurredAtMs, type, in f, score, this);
                 }
                 position = e.Position;
-                EventsApplied++;
             }
-            Positions[batch.Source] = position;
+            if (logged) Log!.EndBatch();
+            if (position != before) Positions[batch.Source] = position; // as a replay of the log sets it: only when an event was applied
         }
+    }
+
+    /// <summary>
+    /// Where the events applied are written down as they are applied (<see cref="AnalyticsLog"/>: what
+    /// <see cref="ApplyEvent"/> reads of each, so that replaying it rebuilds exactly these rollups); null = nowhere.
+    /// </summary>
+    internal AnalyticsLog.Buffer? Log { get; set; }
+
+    /// <summary>
+    /// One event into the rollups: everything an event does, whether it comes from a batch or from the log's replay
+    /// (<paramref name="type"/> 0 = fields not read, or a type the rollups do not count: only the count of events moves).
+    /// </summary>
+    internal void ApplyEvent(EventPosition position, long occurredAtMs, EventType type, in EventFields f, PaymentScore? score)
+    {
+        if (type != 0)
+        {
+            Apply(position, occurredAtMs, type, in f);
+            if (score is { } s) AddScore(Time(f.CreatedAtMs, occurredAtMs), f.Currency, s);
+        }
+        EventsApplied++;
     }
 
     /// <summary>The bin of a score: 0 = [0, 0.1), ..., 9 = [0.9, 1]; float arithmetic, as PostgreSQL's <c>floor(real * 10)</c> in rampay_fraud_scores.</summary>
@@ -166,6 +197,8 @@ public sealed class AnalyticsRollups
         }
     }
 
+    internal int ModelIndexOf(string model) => _modelIndex[model];
+
     /// <summary>Registers a model version read from the file (in its index order).</summary>
     internal void AddModel(string model)
     {
@@ -185,14 +218,12 @@ public sealed class AnalyticsRollups
         }
     }
 
-    private void Apply(EventRecord e, in EventFields f)
+    private void Apply(EventPosition position, long occurredAtMs, EventType type, in EventFields f)
     {
         long amount = f.Amount;
         var kind = f.Kind;
-        long at = e.OccurredAtMs;
+        long at = occurredAtMs;
         ushort currency = f.HasPayment ? f.Currency : (ushort)0;
-        // The type as the fields read it from the JSON (the same as the record's); a record whose JSON names none by its type.
-        var type = f.Type != 0 ? f.Type : TypeOf(e.Type);
         switch (type)
         {
             case EventType.PaymentCreated:
@@ -205,13 +236,13 @@ public sealed class AnalyticsRollups
                 break;
             case EventType.PaymentApproved:
                 // Ordinal 0: a review's approval (a creation's approval is its second event).
-                if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
+                if (position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
                 if (kind == EventPaymentKind.Deposit) Add(at, currency, Measure.DepositsPosted, Measure.DepositsPostedAmount, amount);
                 else Add(at, currency, Measure.TransfersPosted, Measure.TransfersPostedAmount, amount);
                 Users(in f, at, currency, amount);
                 break;
             case EventType.PaymentAuthorized:
-                if (e.Position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
+                if (position.Ordinal == 0) Add(at, currency, Measure.ReviewApproved, null, 0);
                 break;
             case EventType.PaymentCaptured:
                 Add(at, currency, Measure.Captures, Measure.CapturesAmount, f.Captured);
@@ -222,7 +253,7 @@ public sealed class AnalyticsRollups
                 else Add(at, currency, Measure.Voids, Measure.VoidsAmount, amount);
                 break;
             case EventType.PaymentRefunded:
-                if (!f.HasRefund) throw new InvalidDataException($"event {e.Position} (PaymentRefunded) has no refund");
+                if (!f.HasRefund) throw new InvalidDataException($"event {position} (PaymentRefunded) has no refund");
                 at = Time(f.RefundCreatedAtMs, at);
                 Add(at, currency, Measure.Refunds, Measure.RefundsAmount, f.RefundAmount);
                 Users(in f, at, currency, f.RefundAmount);
@@ -266,9 +297,22 @@ public sealed class AnalyticsRollups
         ref var hot = ref _hot[(int)i];
         if (hot.Values is not null && hot.StartMs == start && hot.Currency == currency) return hot.Values;
         var key = (i, start, currency);
-        if (!Buckets.TryGetValue(key, out var b)) Buckets[key] = b = new long[MeasureCount];
+        if (!Buckets.TryGetValue(key, out var b))
+        {
+            Buckets[key] = b = new long[MeasureCount];
+            NoteCurrency(currency);
+        }
         hot = (start, currency, b);
         return b;
+    }
+
+    /// <summary>The currencies any bucket counts, in order: what a query over every currency, or over a user's, walks (a handful; not a scan of the buckets' keys).</summary>
+    private readonly List<ushort> _currencies = [];
+
+    internal void NoteCurrency(ushort currency)
+    {
+        int at = _currencies.BinarySearch(currency);
+        if (at < 0) _currencies.Insert(~at, currency);
     }
 
     /// <summary>The bucket each interval's last event went to (index: <see cref="Interval"/>).</summary>
@@ -314,10 +358,12 @@ public sealed class AnalyticsRollups
     /// <summary>One payment into a user's buckets of every interval: measures <paramref name="measure"/> (count) and the next one (amount).</summary>
     private void AddUser(long user, long at, ushort currency, int measure, long amount)
     {
+        if (at > _userWatermarkMs) AdvanceUserWatermark(at);
         // The user's buckets of the minute, hour and day its last payment went to are kept at hand: one lookup of a
         // (user, currency) key instead of one per interval of a 4-field key, which was ~9 % of the worker's CPU at
-        // 200,000 events/s (docs/benchmarks.md, "Analytics worker: reading the fields"). UserBuckets never drops a
-        // bucket, so an array held here is always the dictionary's.
+        // 200,000 events/s (docs/benchmarks.md, "Analytics worker: reading the fields"). An array held here is always
+        // the dictionary's while its bucket is retained, and a bucket older than the retention is never written
+        // (below), so one that was dropped is never written through the cache either.
         if (!_usersAtHand.TryGetValue((user, currency), out var hot))
         {
             if (_usersAtHand.Count >= MaxUsersAtHand) _usersAtHand.Clear(); // a cache: its bound is its only limit
@@ -326,16 +372,25 @@ public sealed class AnalyticsRollups
         foreach (var i in Intervals)
         {
             long start = StartOf(at, i);
-            ref var slot = ref hot.Buckets[(int)i];
-            if (slot.Values is null || slot.StartMs != start)
+            if (start < _userBucketsFrom[(int)i])
             {
-                var key = (user, i, start, currency);
-                if (!UserBuckets.TryGetValue(key, out var values)) UserBuckets[key] = values = new long[UserMeasures];
-                slot = (start, values);
+                UserPaymentsBeyondRetention++; // older than what is kept: counting it would make a dropped bucket partial
+                continue;
             }
-            slot.Values[measure]++;
+            ref var slot = ref hot.Buckets[(int)i];
+            if (slot.Values is null || slot.StartMs != start) slot = (start, UserBucket(user, i, start, currency));
+            slot.Values![measure]++;
             slot.Values[measure + 1] += amount;
         }
+    }
+
+    private long[] UserBucket(long user, Interval i, long start, ushort currency)
+    {
+        var key = (user, i, start, currency);
+        if (UserBuckets.TryGetValue(key, out var values)) return values;
+        UserBuckets[key] = values = new long[UserMeasures];
+        if (_retention.For(i) != 0) Dated(i, start).Add((user, currency));
+        return values;
     }
 
     /// <summary>A user's buckets at hand per interval (index: <see cref="Interval"/>).</summary>
@@ -348,6 +403,82 @@ public sealed class AnalyticsRollups
 
     /// <summary>Users kept at hand before the cache starts again (about 100 bytes each).</summary>
     internal const int MaxUsersAtHand = 1 << 17;
+
+    // ---- retention of the per-user buckets (AnalyticsRetention; docs/analytics.md, "Retention") ----
+
+    private readonly AnalyticsRetention _retention;
+
+    /// <summary>The newest time a user's payment was counted at: the stream's "now", which the retention counts back from.</summary>
+    private long _userWatermarkMs = long.MinValue;
+
+    /// <summary>
+    /// Per interval (index: <see cref="Interval"/>), the start of the oldest user bucket kept: older ones were dropped, a
+    /// payment older than it is not counted, and a query reaching before it is refused (<see cref="UserBucketsFrom"/>).
+    /// Only ever moves forward, also when the retention is made longer (what was dropped stays dropped).
+    /// </summary>
+    private readonly long[] _userBucketsFrom = [long.MinValue, long.MinValue, long.MinValue, long.MinValue];
+
+    /// <summary>The keys of the user buckets of intervals with a retention, by bucket start: what to drop when the start passes out of it.</summary>
+    private readonly Dictionary<long, List<(long User, ushort Currency)>>[] _byStart = [[], [], [], []];
+
+    /// <summary>Payments that reached a user's bucket older than its retention, so were not counted there (they count in the newer intervals).</summary>
+    public long UserPaymentsBeyondRetention { get; internal set; }
+
+    public AnalyticsRetention Retention => _retention;
+
+    /// <summary>The start of the oldest user bucket of <paramref name="interval"/> the rollups hold whole (long.MinValue: none dropped yet).</summary>
+    public long UserBucketsFrom(Interval interval)
+    {
+        lock (Gate) return _userBucketsFrom[(int)interval];
+    }
+
+    private List<(long User, ushort Currency)> Dated(Interval i, long start)
+    {
+        ref var list = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_byStart[(int)i], start, out _);
+        return list ??= [];
+    }
+
+    /// <summary>The stream's time moved on: when it enters a new minute, each interval's retention moves with it and what falls out of it is dropped.</summary>
+    private void AdvanceUserWatermark(long at)
+    {
+        long minute = StartOf(at, Interval.Minute);
+        bool newMinute = _userWatermarkMs == long.MinValue || minute != StartOf(_userWatermarkMs, Interval.Minute);
+        _userWatermarkMs = at;
+        if (newMinute) DropUserBucketsOutOfRetention();
+    }
+
+    private void DropUserBucketsOutOfRetention()
+    {
+        if (_userWatermarkMs == long.MinValue) return;
+        foreach (var i in Intervals)
+        {
+            long keep = _retention.For(i);
+            if (keep == 0) continue;
+            long from = StartOf(_userWatermarkMs, i) - keep;
+            if (from <= _userBucketsFrom[(int)i]) continue;
+            _userBucketsFrom[(int)i] = from;
+            var byStart = _byStart[(int)i];
+            foreach (long start in byStart.Keys.Where(s => s < from).ToList())
+            {
+                foreach (var (user, currency) in byStart[start]) UserBuckets.Remove((user, i, start, currency));
+                byStart.Remove(start);
+            }
+        }
+    }
+
+    /// <summary>After a load: the retention state as the file gives it, then what the retention (maybe another than when the file was written) drops.</summary>
+    internal void RestoreRetention(long watermarkMs, ReadOnlySpan<long> bucketsFrom, long beyondRetention)
+    {
+        _userWatermarkMs = watermarkMs;
+        for (int i = 1; i <= 3; i++) _userBucketsFrom[i] = bucketsFrom[i - 1];
+        UserPaymentsBeyondRetention = beyondRetention;
+        foreach (var key in UserBuckets.Keys)
+            if (_retention.For(key.Interval) != 0) Dated(key.Interval, key.StartMs).Add((key.User, key.Currency));
+        DropUserBucketsOutOfRetention();
+    }
+
+    internal long UserWatermarkMs => _userWatermarkMs;
+    internal ReadOnlySpan<long> UserBucketsFromAll => _userBucketsFrom.AsSpan(1, 3);
 
     /// <summary>
     /// The non-empty buckets of [fromMs, toMs) at <paramref name="interval"/>, oldest first; currency 0 = every currency.
@@ -362,7 +493,7 @@ public sealed class AnalyticsRollups
         lock (Gate)
         {
             if (currency != 0) currencies.Add(currency);
-            else currencies.AddRange(Buckets.Keys.Select(k => k.Currency).Distinct().Order());
+            else currencies.AddRange(_currencies);
             for (long start = StartOf(fromMs, interval); start < toMs; start += Size(interval))
                 foreach (ushort c in currencies)
                     if (Buckets.TryGetValue((interval, start, c), out var b)) list.Add((start, new Currency(c), (long[])b.Clone()));
@@ -377,9 +508,8 @@ public sealed class AnalyticsRollups
         var list = new List<(long, Currency, long[])>();
         lock (Gate)
         {
-            var currencies = UserBuckets.Keys.Where(k => k.User == user && k.Interval == Interval.Day).Select(k => k.Currency).Distinct().Order().ToList();
             for (long start = StartOf(fromMs, interval); start < toMs; start += Size(interval))
-                foreach (ushort c in currencies)
+                foreach (ushort c in _currencies) // a user's buckets are in currencies some bucket counts (Users follows Add)
                     if (UserBuckets.TryGetValue((user, interval, start, c), out var u)) list.Add((start, new Currency(c), (long[])u.Clone()));
         }
         return list;

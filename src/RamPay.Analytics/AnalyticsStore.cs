@@ -1,44 +1,83 @@
 using System.Diagnostics;
+using RamPay.Core;
 using RamPay.Events;
 using RamPay.Journal;
 
 namespace RamPay.Analytics;
 
 /// <summary>
-/// The rollups and the positions they reach, persisted together in one file (replaced atomically: temp file, fsync,
-/// rename, fsync of the folder), so that a start resumes from where the file says rather than rebuilding, and a crash
-/// between two saves only re-feeds the events after the saved position (which the rollups do not hold yet).
+/// The rollups and the positions they reach, persisted as a snapshot plus a redo log (<see cref="AnalyticsLog"/>), so
+/// that a start resumes from where the files say rather than rebuilding, and a crash between two saves only re-feeds the
+/// events after the saved position (which the rollups do not hold yet).
+/// <list type="bullet">
+/// <item>A save appends the records of the events applied since the last one to the log's newest segment
+///   (<c>path.log.NNNNNNNN</c>) and fsyncs it: its cost follows the events since, not the size of the rollups.</item>
+/// <item>Once the log since the snapshot outgrows the snapshot (and <see cref="MinLogBytesBeforeSnapshot"/>), the next
+///   save starts a new segment, copies the rollups into a buffer (under their lock: the one pause, in memory), and a
+///   background task writes the snapshot (replaced atomically: temp file, fsync, rename, fsync of the folder) and then
+///   deletes the segments it holds. A crash at any step leaves the old snapshot with every segment, or the new one with
+///   segments it names as held (deleted at the next start).</item>
+/// <item>A start loads the snapshot, drops what the retention no longer keeps, and replays the segments from the one the
+///   snapshot names, in order.</item>
+/// </list>
 /// <para>
-/// Format, version 1 (little-endian): magic "RPAN", i32 version, i64 events applied; i32 position count, each a source
+/// Snapshot, version 3 (little-endian): magic "RPAN", i32 version, i64 events applied; i32 position count, each a source
 /// (string) and its position (i64 sequence, i32 index, i32 ordinal); i32 measure count M; i32 bucket count, each: u8
 /// interval, i64 start ms, u16 currency, M × i64; i32 user-bucket count, each: i64 user, u8 interval, i64 start, u16
 /// currency, 4 × i64; i32 open distinct-set count, each: u8 interval, i64 start, u16 currency, i32 n + n × i64 senders,
-/// i32 m + m × i64 receivers.
-/// Version 2 appends the fraud score distribution: i32 model count, each a string (the version, index order); i32 cell
-/// count, each: u8 interval, i64 start, u16 currency, u16 model index, u8 bin, i64 payments. A version 1 file loads
-/// with no scores (those of the events it already holds are not counted: docs/analytics.md).
+/// i32 m + m × i64 receivers; the fraud score distribution: i32 model count, each a string (the version, index order);
+/// i32 cell count, each: u8 interval, i64 start, u16 currency, u16 model index, u8 bin, i64 payments; then i64 the first
+/// log segment the snapshot does not hold, i64 the user watermark (ms), 3 × i64 the start of the oldest user bucket kept
+/// per interval (minute, hour, day), i64 user payments beyond retention; u32 CRC-32C of every byte before it.
+/// Version 1 ended after the distinct sets, version 2 after the scores; both load (a version 1 file with no scores: those
+/// of the events it already holds are not counted, docs/analytics.md), with no log and nothing dropped yet. The golden
+/// files under tests/RamPay.Rewards.Tests/Golden pin versions 2 and 3 and the log.
 /// </para>
 /// </summary>
-public sealed class AnalyticsStore
+public sealed class AnalyticsStore : IDisposable
 {
     private const uint Magic = 0x4E415052; // "RPAN"
-    private const int Version = 2;
-    private readonly string _path;
+    private const int Version = 3;
+    private const string SegmentInfix = ".log.";
+
+    private readonly string _path, _directory;
     private readonly Stopwatch _sinceSave = Stopwatch.StartNew();
+    private readonly AnalyticsLog.Buffer _log = new();
     private bool _dirty;
     private readonly object _saving = new(); // Apply and Save (the consumer's task, the host's timer and stop) one at a time
+    private FileStream? _segment;
+    private long _segmentNumber;
+    private long _snapshotBytes, _logBytesSinceSnapshot;
+    private readonly MemoryStream _snapshotBuffer = new();
+    private Task _snapshotWrite = Task.CompletedTask;
+    private int _snapshotVersion; // of the snapshot on disk (0: none): an older one is written again at the next clean stop
 
-    public AnalyticsStore(string path)
+    public AnalyticsStore(string path, AnalyticsRetention? retention = null)
     {
-        _path = path;
-        Rollups = File.Exists(path) ? Load(path) : new AnalyticsRollups();
+        _path = System.IO.Path.GetFullPath(path);
+        _directory = System.IO.Path.GetDirectoryName(_path)!;
+        var loaded = LoadAll(_path, retention ?? AnalyticsRetention.Default);
+        Rollups = loaded.Rollups;
+        _snapshotBytes = loaded.SnapshotBytes;
+        _snapshotVersion = loaded.Version;
+        _logBytesSinceSnapshot = loaded.LogBytes;
+        // Segments the snapshot holds are what a snapshot's write left to delete when it was cut short.
+        foreach (var (number, file) in Segments(_path)) if (number < loaded.FirstSegment) File.Delete(file);
+        _segmentNumber = Math.Max(loaded.FirstSegment, loaded.LastSegment + 1); // never append after a tail a crash may have cut
+        _log.ModelsNamed = Rollups.Models.Count;
+        Rollups.Log = _log;
     }
 
     public AnalyticsRollups Rollups { get; }
     public string Path => _path;
     /// <summary>How often the rollups are saved while events keep coming (a batch applied with saveNow is saved at once; the analytics worker sets this to never and saves at its flush).</summary>
     public int SaveEveryMs { get; init; } = 1_000;
+    /// <summary>The log since the snapshot may grow to the snapshot's size, and at least to this, before a new snapshot is written.</summary>
+    public long MinLogBytesBeforeSnapshot { get; init; } = 32L << 20;
     public long Saves { get; private set; }
+    public long Snapshots { get; private set; }
+    /// <summary>The log's bytes since the last snapshot, and that snapshot's size: what a start reads.</summary>
+    public (long LogBytes, long SnapshotBytes) Sizes { get { lock (_saving) return (_logBytesSinceSnapshot, _snapshotBytes); } }
 
     public void Apply(EventBatch batch, bool saveNow) => Apply(batch, AnalyticsRollups.Parse(batch.Events), null, saveNow);
 
@@ -52,56 +91,205 @@ public sealed class AnalyticsStore
         }
     }
 
-    /// <summary>Writes the file if anything changed since the last save.</summary>
+    /// <summary>Makes every event applied so far durable (appends them to the log), if any came since the last save.</summary>
     public void Save()
     {
         lock (_saving) SaveLocked();
     }
 
+    /// <summary>A save, then a snapshot written before this returns (a clean stop: the next start reads no log).</summary>
+    public void SaveSnapshot()
+    {
+        lock (_saving)
+        {
+            SaveLocked();
+            WaitForSnapshot(); // the save may have started one
+            if (_logBytesSinceSnapshot > 0 || _snapshotVersion != Version) StartSnapshot();
+            WaitForSnapshot();
+        }
+    }
+
     private void SaveLocked()
     {
+        if (_snapshotWrite.IsFaulted) WaitForSnapshot(); // a snapshot that could not be written fails the next save, loudly
         if (!_dirty) return;
-        using var buffer = new MemoryStream();
-        lock (Rollups.Gate) Write(Rollups, buffer);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_path))!);
-        AtomicFile.Write(_path, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        if (_log.Length > 0)
+        {
+            if (_segment is null) OpenSegment();
+            _segment!.Write(_log.Pending);
+            Durability.FlushData(_segment.SafeFileHandle); // fdatasync, as the journal's appends
+            _logBytesSinceSnapshot += _log.Length;
+            _log.Clear();
+        }
         _dirty = false;
         Saves++;
         _sinceSave.Restart();
+        if (_logBytesSinceSnapshot >= Math.Max(MinLogBytesBeforeSnapshot, _snapshotBytes) && _snapshotWrite.IsCompleted) StartSnapshot();
     }
 
-    internal static void Write(AnalyticsRollups r, Stream stream)
+    private void OpenSegment()
     {
-        using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-        w.Write(Magic); w.Write(Version); w.Write(r.EventsApplied);
-        w.Write(r.Positions.Count);
-        foreach (var (source, p) in r.Positions.OrderBy(kv => kv.Key, StringComparer.Ordinal)) { w.Write(source); w.Write(p.Sequence); w.Write(p.Index); w.Write(p.Ordinal); }
-        w.Write(AnalyticsRollups.MeasureCount);
-        w.Write(r.Buckets.Count);
-        foreach (var (k, v) in r.Buckets) { w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); foreach (long x in v) w.Write(x); }
-        w.Write(r.UserBuckets.Count);
-        foreach (var (k, v) in r.UserBuckets) { w.Write(k.User); w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); foreach (long x in v) w.Write(x); }
-        w.Write(r.ActiveSets.Count);
-        foreach (var (k, v) in r.ActiveSets)
+        Directory.CreateDirectory(_directory);
+        _segment = new FileStream(SegmentPath(_path, _segmentNumber), new FileStreamOptions
         {
-            w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency);
-            w.Write(v.Senders.Count); foreach (long x in v.Senders) w.Write(x);
-            w.Write(v.Receivers.Count); foreach (long x in v.Receivers) w.Write(x);
-        }
-        w.Write(r.Models.Count);
-        foreach (string model in r.Models) w.Write(model);
-        w.Write(r.Scores.Count);
-        foreach (var (k, v) in r.Scores) { w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); w.Write(k.Model); w.Write(k.Bin); w.Write(v); }
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read | FileShare.Delete, BufferSize = 0,
+        });
+        Durability.FlushDirectory(_directory); // the segment's name is durable before a save counts on what it holds
     }
 
-    internal static AnalyticsRollups Load(string path)
+    /// <summary>
+    /// Closes the segment being written (the next save starts another), copies the rollups into the snapshot buffer, and
+    /// hands the write to a task. Called with nothing pending in the log, so the copy holds exactly the segments before.
+    /// </summary>
+    private void StartSnapshot()
     {
-        using var stream = File.OpenRead(path);
+        Invariant.Check(_log.Length == 0 && _snapshotWrite.IsCompleted, "a snapshot starts after a save, one at a time");
+        _segment?.Dispose();
+        _segment = null;
+        long first = ++_segmentNumber;
+        _snapshotBuffer.SetLength(0);
+        lock (Rollups.Gate) Write(Rollups, _snapshotBuffer, first);
+        _log.ModelsNamed = Rollups.Models.Count;
+        _snapshotBytes = _snapshotBuffer.Length;
+        _snapshotVersion = Version;
+        _logBytesSinceSnapshot = 0;
+        Snapshots++;
+        _snapshotWrite = Task.Run(() =>
+        {
+            Directory.CreateDirectory(_directory);
+            AtomicFile.Write(_path, _snapshotBuffer.GetBuffer().AsSpan(0, (int)_snapshotBuffer.Length));
+            foreach (var (number, file) in Segments(_path)) if (number < first) File.Delete(file);
+        });
+    }
+
+    private void WaitForSnapshot()
+    {
+        try { _snapshotWrite.GetAwaiter().GetResult(); }
+        catch (Exception e) when (e is not IOException) { throw new IOException($"could not write the analytics snapshot {_path}", e); }
+    }
+
+    public void Dispose()
+    {
+        lock (_saving)
+        {
+            _snapshotWrite.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
+            _segment?.Dispose();
+            _segment = null;
+        }
+    }
+
+    private static string SegmentPath(string path, long number) => path + SegmentInfix + number.ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The log segments beside <paramref name="path"/>, by number.</summary>
+    internal static List<(long Number, string File)> Segments(string path)
+    {
+        string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, prefix = System.IO.Path.GetFileName(path) + SegmentInfix;
+        var list = new List<(long, string)>();
+        if (!Directory.Exists(directory)) return list;
+        foreach (string file in Directory.EnumerateFiles(directory, prefix + "*"))
+            if (long.TryParse(System.IO.Path.GetFileName(file).AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n))
+                list.Add((n, file));
+        list.Sort((a, b) => a.Item1.CompareTo(b.Item1));
+        return list;
+    }
+
+    /// <summary>The rollups as the snapshot and the log at <paramref name="path"/> hold them (another process may be writing them: a reader's view).</summary>
+    public static AnalyticsRollups Load(string path, AnalyticsRetention? retention = null) => LoadAll(System.IO.Path.GetFullPath(path), retention ?? AnalyticsRetention.Default).Rollups;
+
+    private static (AnalyticsRollups Rollups, int Version, long FirstSegment, long LastSegment, long SnapshotBytes, long LogBytes) LoadAll(string path, AnalyticsRetention retention)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                long first = 0, snapshotBytes = 0;
+                int version = 0;
+                var rollups = new AnalyticsRollups(retention);
+                if (File.Exists(path))
+                {
+                    byte[] bytes = File.ReadAllBytes(path);
+                    snapshotBytes = bytes.Length;
+                    (first, version) = Read(bytes, path, rollups);
+                }
+                else rollups.RestoreRetention(long.MinValue, [long.MinValue, long.MinValue, long.MinValue], 0);
+                long last = first - 1, logBytes = 0;
+                foreach (var (number, file) in Segments(path))
+                {
+                    if (number < first) continue;
+                    logBytes += AnalyticsLog.ReadSegment(file, payload =>
+                    {
+                        lock (rollups.Gate) AnalyticsLog.Replay(rollups, payload);
+                    });
+                    last = number;
+                }
+                return (rollups, version, first, last, snapshotBytes, logBytes);
+            }
+            catch (FileNotFoundException) when (attempt < 5)
+            {
+                // A snapshot's write deleted a segment between listing and reading it: the snapshot is newer now; again.
+            }
+        }
+    }
+
+    internal static void Write(AnalyticsRollups r, Stream stream, long firstSegment = 0)
+    {
+        long begin = stream.Position;
+        using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(Magic); w.Write(Version); w.Write(r.EventsApplied);
+            w.Write(r.Positions.Count);
+            foreach (var (source, p) in r.Positions.OrderBy(kv => kv.Key, StringComparer.Ordinal)) { w.Write(source); w.Write(p.Sequence); w.Write(p.Index); w.Write(p.Ordinal); }
+            w.Write(AnalyticsRollups.MeasureCount);
+            w.Write(r.Buckets.Count);
+            foreach (var (k, v) in r.Buckets) { w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); foreach (long x in v) w.Write(x); }
+            w.Write(r.UserBuckets.Count);
+            foreach (var (k, v) in r.UserBuckets) { w.Write(k.User); w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); foreach (long x in v) w.Write(x); }
+            w.Write(r.ActiveSets.Count);
+            foreach (var (k, v) in r.ActiveSets)
+            {
+                w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency);
+                w.Write(v.Senders.Count); foreach (long x in v.Senders) w.Write(x);
+                w.Write(v.Receivers.Count); foreach (long x in v.Receivers) w.Write(x);
+            }
+            w.Write(r.Models.Count);
+            foreach (string model in r.Models) w.Write(model);
+            w.Write(r.Scores.Count);
+            foreach (var (k, v) in r.Scores) { w.Write((byte)k.Interval); w.Write(k.StartMs); w.Write(k.Currency); w.Write(k.Model); w.Write(k.Bin); w.Write(v); }
+            w.Write(firstSegment);
+            w.Write(r.UserWatermarkMs);
+            foreach (long from in r.UserBucketsFromAll) w.Write(from);
+            w.Write(r.UserPaymentsBeyondRetention);
+        }
+        long end = stream.Position;
+        uint crc = 0;
+        byte[] chunk = new byte[64 << 10];
+        stream.Position = begin;
+        for (long left = end - begin; left > 0;)
+        {
+            int n = stream.Read(chunk, 0, (int)Math.Min(chunk.Length, left));
+            Invariant.Check(n > 0, "the snapshot reads back as written");
+            crc = Crc32C.Append(crc, chunk.AsSpan(0, n));
+            left -= n;
+        }
+        Span<byte> tail = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(tail, crc);
+        stream.Write(tail);
+    }
+
+    /// <summary>Reads a snapshot into <paramref name="rollups"/>; returns the first log segment it does not hold, and its version.</summary>
+    private static (long FirstSegment, int Version) Read(byte[] bytes, string path, AnalyticsRollups rollups)
+    {
+        using var stream = new MemoryStream(bytes, writable: false);
         using var r = new BinaryReader(stream);
-        if (r.ReadUInt32() != Magic) throw new InvalidDataException($"{path} is not a RamPay analytics file");
+        if (bytes.Length < 8 || r.ReadUInt32() != Magic) throw new InvalidDataException($"{path} is not a RamPay analytics file");
         int version = r.ReadInt32();
-        if (version is not (1 or Version)) throw new InvalidDataException($"{path}: analytics file version {version} is not known to this RamPay");
-        var rollups = new AnalyticsRollups { EventsApplied = r.ReadInt64() };
+        if (version is not (1 or 2 or Version)) throw new InvalidDataException($"{path}: analytics file version {version} is not known to this RamPay");
+        if (version >= 3)
+        {
+            uint stored = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4));
+            if (Crc32C.Compute(bytes.AsSpan(0, bytes.Length - 4)) != stored) throw new InvalidDataException($"{path}: the analytics snapshot fails its CRC");
+        }
+        rollups.EventsApplied = r.ReadInt64();
         int positions = r.ReadInt32();
         for (int i = 0; i < positions; i++) rollups.Positions[r.ReadString()] = new EventPosition(r.ReadInt64(), r.ReadInt32(), r.ReadInt32());
         int measures = r.ReadInt32();
@@ -113,6 +301,7 @@ public sealed class AnalyticsStore
             var values = new long[AnalyticsRollups.MeasureCount];
             for (int m = 0; m < measures; m++) values[m] = r.ReadInt64();
             rollups.Buckets.Add(key, values);
+            rollups.NoteCurrency(key.Item3);
         }
         int users = r.ReadInt32();
         for (int i = 0; i < users; i++)
@@ -144,8 +333,20 @@ public sealed class AnalyticsStore
                 rollups.Scores.Add(key, r.ReadInt64());
             }
         }
+        long first = 0, watermark = long.MinValue, beyond = 0;
+        Span<long> from = [long.MinValue, long.MinValue, long.MinValue];
+        if (version >= 3)
+        {
+            first = r.ReadInt64();
+            watermark = r.ReadInt64();
+            for (int i = 0; i < 3; i++) from[i] = r.ReadInt64();
+            beyond = r.ReadInt64();
+            r.ReadUInt32(); // the CRC, checked above
+            if (first < 0) throw new InvalidDataException($"{path}: log segment {first}");
+        }
         if (stream.Position != stream.Length) throw new InvalidDataException($"{path}: trailing bytes");
-        return rollups;
+        rollups.RestoreRetention(watermark, from, beyond);
+        return (first, version);
     }
 }
 

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace RamPay.Journal;
 
 /// <summary>Flushes files and directories to stable storage.</summary>
-internal static partial class Durability
+public static partial class Durability
 {
     private const int EINTR = 4;
 

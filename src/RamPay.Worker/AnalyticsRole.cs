@@ -5,16 +5,19 @@ namespace RamPay.Worker;
 
 /// <summary>
 /// The worker's <c>analytics</c> role (docs/analytics.md): the same rollups as in the server, with the per-partition
-/// positions in <c>--out DIR/analytics.rollups</c>. The file is saved at <see cref="IFlushingConsumer.Flush"/>, which
+/// positions in <c>--out DIR/analytics.rollups</c> (a snapshot and its log: <see cref="AnalyticsStore"/>). The events
+/// applied are saved (appended to the log, fsynced) at <see cref="IFlushingConsumer.Flush"/>, which
 /// <see cref="KafkaEventSource"/> calls before it commits the offsets of the batches applied since (at most every
-/// <see cref="WorkerOptions.FlushEveryMs"/> while events keep coming, at once when they stop), not after every batch:
-/// a save rewrites the whole file. A crash between two saves re-reads what the file does not hold (its positions say
-/// where each partition's events stand, and an event at or before them is skipped).
+/// <see cref="WorkerOptions.FlushEveryMs"/> while events keep coming, at once when they stop), not after every batch.
+/// A crash between two saves re-reads what the files do not hold (their positions say where each partition's events
+/// stand, and an event at or before them is skipped). <c>--user-retention minute=2h,hour=8d,day=forever</c>
+/// (<see cref="AnalyticsRetention"/>) says how long each user's buckets are kept.
 /// </summary>
 public static class AnalyticsRole
 {
     public static IEventConsumer Create(Func<string, string?> flag) =>
-        new Worker(new AnalyticsStore(Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"))
+        new Worker(new AnalyticsStore(Path.Combine(flag("--out") ?? throw new ArgumentException("the analytics consumer needs --out DIR"), "analytics.rollups"),
+            AnalyticsRetention.TryParse(flag("--user-retention"), out var retention, out string error) ? retention : throw new ArgumentException($"--user-retention {error}"))
         {
             SaveEveryMs = int.MaxValue, // saved by Flush only
         });

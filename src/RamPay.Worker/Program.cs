@@ -16,6 +16,7 @@ if (args.Length == 0 || args[0].StartsWith('-'))
     Console.Error.WriteLine("       rampay-worker --health-check http://127.0.0.1:8080/health/live");
     Console.Error.WriteLine($"consumers: {string.Join(", ", WorkerConsumers.Names)}");
     Console.Error.WriteLine("rewards, notifications, webhooks: [--token-file FILE] (the service token; or RAMPAY_SERVICE_TOKEN); rewards: [--round-events 8000]");
+    Console.Error.WriteLine($"analytics: --out DIR [--user-retention {RamPay.Analytics.AnalyticsRetention.DefaultText}] (how long a user's buckets are kept)");
     return 2;
 }
 var flags = new Dictionary<string, string>(StringComparer.Ordinal);

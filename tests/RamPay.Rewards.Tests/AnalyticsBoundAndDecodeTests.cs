@@ -81,6 +81,47 @@ public sealed class AnalyticsBoundAndDecodeTests
         (await api.GetAsync($"/v1/analytics/me?interval=minute&from={from}&to={from + 3601}", user.Token)).ExpectError(HttpStatusCode.BadRequest, "invalid_range");
     }
 
+    [Fact]
+    [Trait("Category", "Integration")]
+    public async Task A_users_range_older_than_the_retention_is_400_range_not_retained_and_the_default_range_starts_at_the_oldest_kept()
+    {
+        // 1. A server that keeps a user's minutes for 2 minutes and hours for 2 hours; a payment between two users.
+        await using var server = await ServerProcess.StartAsync("Rewards:AnalyticsUserRetention=minute=2m,hour=2h");
+        var api = new Api(server);
+        var payer = await api.SignUpAsync(deposit: 100_000);
+        var payee = await api.SignUpAsync();
+        (await api.PostAsync("/v1/payments", payer.Token, new { from_account = payer.WalletId, to_account = payee.WalletId, amount = 1_234, currency = "USD" })).Expect(HttpStatusCode.Created);
+        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        // 2. The default range (the last 24 hours) at minutes starts at the oldest minute kept, and holds the payment
+        //    once the consumer has it.
+        System.Text.Json.Nodes.JsonArray data = [];
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < deadline && data.Count == 0; await Task.Delay(100))
+            data = (await api.GetAsync("/v1/analytics/me?interval=minute", payee.Token)).Expect(HttpStatusCode.OK)["data"]!.AsArray();
+        Assert.Equal(1_234, (long)Assert.Single(data)!["received_amount"]!);
+
+        // 3. Asked from before the oldest minute kept (2 minutes back from the newest payment's minute): 400, naming the
+        //    retention and the setting; from the last minute: 200. Hours alike; days are kept for ever.
+        var refused = await api.GetAsync($"/v1/analytics/me?interval=minute&from={now - 3600}", payee.Token);
+        refused.ExpectError(HttpStatusCode.BadRequest, "range_not_retained");
+        Assert.Contains("kept for 2m (RamPay:Rewards:AnalyticsUserRetention)", refused.Raw);
+        (await api.GetAsync($"/v1/analytics/me?interval=minute&from={now - 60}", payee.Token)).Expect(HttpStatusCode.OK);
+        (await api.GetAsync($"/v1/analytics/me?interval=hour&from={now - 5 * 3600}", payee.Token)).ExpectError(HttpStatusCode.BadRequest, "range_not_retained");
+        (await api.GetAsync($"/v1/analytics/me?interval=hour&from={now - 3600}", payee.Token)).Expect(HttpStatusCode.OK);
+        (await api.GetAsync($"/v1/analytics/me?interval=day&from={now - 30 * 86_400}", payee.Token)).Expect(HttpStatusCode.OK);
+        // The platform's buckets are not per user: kept for ever.
+        (await api.GetAsync($"/v1/admin/analytics?interval=minute&from={now - 3600}", await api.AdminTokenAsync())).Expect(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public void The_retention_setting_is_validated()
+    {
+        Assert.Equal(AnalyticsRetention.DefaultText, new ServerOptions().Rewards.AnalyticsUserRetention);
+        var e = Assert.ThrowsAny<Exception>(() => new ServerOptions.RewardsSettings { AnalyticsUserRetention = "minute=1m" }.Validate());
+        Assert.Contains("RamPay:Rewards:AnalyticsUserRetention", e.Message);
+        new ServerOptions.RewardsSettings { AnalyticsUserRetention = "minute=3h,hour=forever" }.Validate();
+    }
+
     private const string Approved = """
         {"event_id":"6-0-1","type":"PaymentApproved","version":1,"sequence":6,"index":2,"ordinal":1,"occurred_at":"2023-11-14T22:13:20.042Z","key":2,"client_id":1,
          "payment":{"id":3,"kind":"transfer","status":"posted","from_account":2,"to_account":3,"amount":1000,"currency":"USD","captured":1000,"refunded":0,

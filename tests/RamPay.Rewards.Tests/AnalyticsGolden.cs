@@ -16,8 +16,12 @@ internal static class AnalyticsGolden
 
     public const long T0 = 1_790_000_000_000; // 2026-09-21T...: a fixed time, nothing to do with today
 
-    /// <summary>The batches, in order: (source, events, their fields, the scores the server's lookup would give).</summary>
-    public static List<(string Source, List<EventRecord> Events, EventFields[] Fields, Dictionary<long, PaymentScore> Scores)> Batches()
+    /// <summary>
+    /// The batches, in order: (source, events, their fields, the scores the server's lookup would give).
+    /// <paramref name="lateModel"/>: from batch 3 on, a third model version scores every third payment (the version 3
+    /// golden log names it: a model first seen after the snapshot).
+    /// </summary>
+    public static List<(string Source, List<EventRecord> Events, EventFields[] Fields, Dictionary<long, PaymentScore> Scores)> Batches(bool lateModel = false)
     {
         var batches = new List<(string, List<EventRecord>, EventFields[], Dictionary<long, PaymentScore>)>();
         ushort usd = Currency.USD.Code, eur = Currency.EUR.Code;
@@ -61,7 +65,7 @@ internal static class AnalyticsGolden
                 int ordinal = type == EventType.PaymentApproved && k % 20 == 1 ? 0 : 1; // a review's approval now and then
                 events.Add(new EventRecord(new EventPosition(++sequence, 0, ordinal), f.Valid ? f.TypeName! : "PaymentTeleported", 1, at, from, ReadOnlyMemory<byte>.Empty));
                 fields.Add(f);
-                if (type == EventType.PaymentCreated) scores[payment] = new(k % 2 == 0 ? "model-a" : "model-b", (k % 11) / 10.5f);
+                if (type == EventType.PaymentCreated) scores[payment] = new(lateModel && b >= 3 && k % 3 == 0 ? "model-c" : k % 2 == 0 ? "model-a" : "model-b", (k % 11) / 10.5f);
             }
             batches.Add((source, events, [.. fields], scores));
         }
@@ -87,6 +91,7 @@ internal static class AnalyticsGolden
             foreach (var (k, v) in r.Scores) lines.Add($"s {k.Interval} {k.StartMs} {k.Currency} {r.Models[k.Model]} {k.Bin} {v}");
             foreach (var (k, v) in r.Positions) lines.Add($"p {k} {v}");
             lines.Add($"e {r.EventsApplied}");
+            lines.Add($"r {r.UserWatermarkMs} {string.Join(',', r.UserBucketsFromAll.ToArray())} {r.UserPaymentsBeyondRetention}");
         }
         lines.Sort(StringComparer.Ordinal);
         return lines;

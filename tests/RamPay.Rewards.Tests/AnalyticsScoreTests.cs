@@ -116,7 +116,9 @@ public sealed class AnalyticsScoreTests(ITestOutputHelper output)
             Assert.Equal(("model-x", 9, 1L), (cell.Model, cell.Bin, cell.Payments));
             Assert.Equal(1, loaded.Query(Interval.Day, from, to, 0).Single().Values[(int)Measure.TransfersCreated]);
 
-            // A version 1 file: the same bytes up to the open distinct sets, version 1, nothing after.
+            // A version 1 file: the same bytes up to the open distinct sets, version 1, nothing after (a file of its own:
+            // the store above left its log beside its file, and a version 1 file never had one).
+            path = Path.Combine(dir, "v1.rollups");
             var v1 = new AnalyticsRollups();
             v1.Apply(batch);
             using (var buffer = new MemoryStream())
@@ -124,7 +126,8 @@ public sealed class AnalyticsScoreTests(ITestOutputHelper output)
                 AnalyticsStore.Write(v1, buffer);
                 byte[] bytes = buffer.ToArray();
                 int scoresSection = 4 + 4; // i32 model count 0, i32 cell count 0
-                bytes = bytes[..^scoresSection];
+                int version3Tail = 8 + 8 + 3 * 8 + 8 + 4; // log segment, watermark, 3 oldest-kept starts, beyond retention, CRC
+                bytes = bytes[..^(scoresSection + version3Tail)];
                 BitConverter.TryWriteBytes(bytes.AsSpan(4, 4), 1);
                 File.WriteAllBytes(path, bytes);
             }

@@ -498,6 +498,15 @@ public static class RewardRoutes
         public async Task MyAnalytics(HttpContext ctx)
         {
             var (interval, from, to) = Range(ctx, ["from", "to", "interval"]);
+            // A user's buckets older than their retention are dropped: a range reaching before the oldest kept is refused
+            // rather than answered short (a default from, not asked for, starts at the oldest kept instead).
+            long kept = analytics.Rollups.UserBucketsFrom(interval);
+            if (AnalyticsRollups.StartOf(from, interval) < kept)
+            {
+                if (ctx.Request.Query["from"].ToString().Length > 0)
+                    throw ApiError.BadRequest("range_not_retained", $"A user's {interval.ToString().ToLowerInvariant()} buckets are kept for {AnalyticsRetention.Text(analytics.Rollups.Retention.For(interval))} (RamPay:Rewards:AnalyticsUserRetention): the oldest kept starts at {JsonOut.Time(kept)}. Ask from then on, or for a longer interval.");
+                from = Math.Min(kept, to);
+            }
             var buckets = analytics.Rollups.QueryUser(ctx.VerifiedCaller().Caller.UserId, interval, from, to, maxBuckets);
             await JsonOut.Write(ctx, 200, w =>
             {

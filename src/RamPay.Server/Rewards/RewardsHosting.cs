@@ -202,7 +202,7 @@ public sealed class RewardsService(Platform platform, RewardsConsumer consumer, 
     {
         _stop.Cancel();
         if (_refresh is { } t) await t.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        analytics.Save(); // after the consumers stopped (they stop first: registered later)
+        analytics.SaveSnapshot(); // after the consumers stopped (they stop first: registered later); the next start reads no log
         consumer.FlushCheckpoint();
     }
 }
@@ -248,7 +248,7 @@ public static class RewardsComposition
         services.AddSingleton(sp => new RewardsConsumer(sp.GetRequiredService<IRewardCommands>(), Path.Combine(consumers, "rewards.checkpoint")));
         // Off when rampay-worker rewards consumes Kafka instead (RamPay:Rewards:InServerConsumer=false): one shape at a time.
         if (options.Rewards.InServerConsumer) services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<RewardsConsumer>());
-        services.AddSingleton(_ => new AnalyticsStore(Path.Combine(consumers, "analytics.rollups")));
+        services.AddSingleton(_ => new AnalyticsStore(Path.Combine(consumers, "analytics.rollups"), AnalyticsRetention.Parse(options.Rewards.AnalyticsUserRetention)));
         services.AddSingleton(sp => new AnalyticsConsumer(sp.GetRequiredService<AnalyticsStore>(), ScoresThroughTheRing(sp.GetRequiredService<EngineHost>())));
         services.AddSingleton<IEventConsumer>(sp => sp.GetRequiredService<AnalyticsConsumer>());
         services.AddLifecycle<RewardsService>();

@@ -13,9 +13,14 @@ public sealed partial class ServerOptions
         [Setting("The most buckets one analytics query (GET /v1/admin/analytics, /v1/analytics/me) may span; a wider from/to/interval is 400 invalid_range. 44640 = 31 days of minutes; each bucket walked holds the rollups' lock.")]
         public long AnalyticsMaxBuckets { get; set; } = RamPay.Analytics.AnalyticsRollups.DefaultMaxBuckets;
 
+        [Setting("How long each user's analytics buckets (GET /v1/analytics/me) are kept, counted back from the newest payment: minute=, hour=, day= each a duration (90m, 2h, 8d) or forever. An older range is 400 range_not_retained. The platform's buckets are kept for ever.")]
+        public string AnalyticsUserRetention { get; set; } = RamPay.Analytics.AnalyticsRetention.DefaultText;
+
         public void Validate()
         {
             if (AnalyticsMaxBuckets is < 1 or > 1_000_000) throw new OptionsException("RamPay:Rewards:AnalyticsMaxBuckets must be 1..1000000");
+            if (!RamPay.Analytics.AnalyticsRetention.TryParse(AnalyticsUserRetention, out _, out string error))
+                throw new OptionsException($"RamPay:Rewards:AnalyticsUserRetention: {error}");
         }
     }
 }
