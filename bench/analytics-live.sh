@@ -20,6 +20,10 @@
 #        e.g. 'server-gc:|workstation-gc:DOTNET_gcServer=0')
 #        BASE_BIN=DIR (a copy of another tree's tests/RamPay.Rewards.Tests/bin/Release/net10.0 holding AnalyticsLiveFigures:
 #        run as "base" interleaved with this tree's, "new"; NEW_BIN=DIR in place of this tree's)
+#        BASE_WORKER_DIR=DIR (another build's src/RamPay.Worker/bin/Release/net10.0: this tree's figures run against that
+#        worker as "base", interleaved with this tree's worker as "new"; for settings the older figures lack)
+#        TIME_LAPSE (0: the live events keep their templates' times; N: their times move on N times as fast as the clock,
+#        so the rollups grow as over hours of a stream: 60 with RATE_SECONDS=300 is five hours)
 # Needs nothing running: each run starts its own broker (tools/kafka-mock) and workers on free ports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +32,8 @@ out=$(mktemp -d -t rampay-analytics-live-XXXXXX)
 # Trees as NAME=DLL; the name prefixes the variant's ("base/default") only when there are two.
 trees=("=${NEW_BIN:-$root/tests/RamPay.Rewards.Tests/bin/Release/net10.0}/RamPay.Rewards.Tests.dll")
 [[ -z "${BASE_BIN:-}" ]] || trees=("base/=$BASE_BIN/RamPay.Rewards.Tests.dll" "new/${trees[0]}")
+# A tree may name the worker it runs: NAME=DLL@WORKER_DIR.
+[[ -z "${BASE_WORKER_DIR:-}" ]] || trees=("base/=${trees[0]#*=}@$BASE_WORKER_DIR" "new/=${trees[0]#*=}")
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
   (cd "$root" && dotnet build tests/RamPay.Rewards.Tests -c Release -v q -nologo >"$out/build.log" 2>&1 \
     && dotnet build bench/RamPay.Load -c Release -v q -nologo >>"$out/build.log" 2>&1) || { tail -30 "$out/build.log" >&2; exit 1; }
@@ -41,15 +47,17 @@ export RAMPAY_ANALYTICS_BENCH_RATES=${RATES:-10000,25000,50000,75000,100000}
 export RAMPAY_ANALYTICS_BENCH_SECONDS=${RATE_SECONDS:-10}
 export RAMPAY_ANALYTICS_BENCH_BROKERS=${BROKERS:-1}
 export RAMPAY_ANALYTICS_BENCH_LIVE_PARTITIONS=${LIVE_PARTITIONS:-8}
+export RAMPAY_ANALYTICS_BENCH_TIME_LAPSE=${TIME_LAPSE:-0}
 IFS='|' read -r -a variants <<<"${VARIANTS:-default:}"
 for r in $(seq 1 "$rounds"); do
   for t in "${trees[@]}"; do
-  dll=${t#*=}
+  dll=${t#*=}; worker_dir=""
+  [[ "$dll" != *@* ]] || { worker_dir=${dll#*@}; dll=${dll%@*}; }
   for v in "${variants[@]}"; do
     name=${t%%=*}${v%%:*}; envs=${v#*:}
     echo "round $r, $name ($envs), load $(cut -d' ' -f1 /proc/loadavg), $(date -u +%H:%M:%S) UTC" >&2
     log="$out/${name//\//-}-$r.log"
-    RAMPAY_ANALYTICS_BENCH_VARIANT=$name RAMPAY_ANALYTICS_BENCH_WORKER_ENV=${envs//,/;} \
+    RAMPAY_WORKER_DIR=$worker_dir RAMPAY_ANALYTICS_BENCH_VARIANT=$name RAMPAY_ANALYTICS_BENCH_WORKER_ENV=${envs//,/;} \
       dotnet test "$dll" --filter "FullyQualifiedName~AnalyticsLiveFigures" --logger "console;verbosity=detailed" >"$log" 2>&1 \
       || { echo "run failed: $log" >&2; tail -40 "$log" >&2; exit 1; }
     grep -o 'RESULT {.*' "$log" | sed 's/^RESULT //' \
@@ -72,5 +80,6 @@ for v in dict.fromkeys(r["variant"] for r in runs):
     for rate in dict.fromkeys(x["payments_per_s"] for r in rs for x in r["live"]):
         xs = [x for r in rs for x in r["live"] if x["payments_per_s"] == rate]
         keys = ["events_per_s_produced", "lag_events_p50", "lag_events_p99", "lag_s_p50", "lag_s_p99", "cpu_cores_worker", "cpu_cores_broker", "cpu_cores_producer", "worker_cpu_us_per_event", "load_start"]
+        keys += [k for k in ["lag_s_max", "worker_files_mb", "worker_rss_mb", "stream_minutes_at_end"] if all(k in x for x in xs)]
         print(json.dumps({"variant": v, "mode": "live", "payments_per_s": rate, "runs": len(xs), "kept_up": sum(x["kept_up"] for x in xs), "runs_with_skipped_events": sum(x.get("offset_resets_with_skipped_events", 0) > 0 for x in xs), **{"median_" + k: med([x[k] for x in xs]) for k in keys}}))
 EOF

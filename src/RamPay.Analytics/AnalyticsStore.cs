@@ -76,6 +76,9 @@ public sealed class AnalyticsStore : IDisposable
     public long MinLogBytesBeforeSnapshot { get; init; } = 32L << 20;
     public long Saves { get; private set; }
     public long Snapshots { get; private set; }
+    /// <summary>The last snapshot's copy of the rollups into its buffer (under their lock: applying waits meanwhile), and its write (a task: nothing waits).</summary>
+    public double LastSnapshotCopyMs { get; private set; }
+    public double LastSnapshotWriteMs { get; private set; }
     /// <summary>The log's bytes since the last snapshot, and that snapshot's size: what a start reads.</summary>
     public (long LogBytes, long SnapshotBytes) Sizes { get { lock (_saving) return (_logBytesSinceSnapshot, _snapshotBytes); } }
 
@@ -148,7 +151,9 @@ public sealed class AnalyticsStore : IDisposable
         _segment = null;
         long first = ++_segmentNumber;
         _snapshotBuffer.SetLength(0);
+        long began = Stopwatch.GetTimestamp();
         lock (Rollups.Gate) Write(Rollups, _snapshotBuffer, first);
+        LastSnapshotCopyMs = Stopwatch.GetElapsedTime(began).TotalMilliseconds;
         _log.ModelsNamed = Rollups.Models.Count;
         _snapshotBytes = _snapshotBuffer.Length;
         _snapshotVersion = Version;
@@ -156,9 +161,11 @@ public sealed class AnalyticsStore : IDisposable
         Snapshots++;
         _snapshotWrite = Task.Run(() =>
         {
+            long writing = Stopwatch.GetTimestamp();
             Directory.CreateDirectory(_directory);
             AtomicFile.Write(_path, _snapshotBuffer.GetBuffer().AsSpan(0, (int)_snapshotBuffer.Length));
             foreach (var (number, file) in Segments(_path)) if (number < first) File.Delete(file);
+            LastSnapshotWriteMs = Stopwatch.GetElapsedTime(writing).TotalMilliseconds;
         });
     }
 

@@ -8,11 +8,14 @@ using Xunit.Abstractions;
 namespace RamPay.Rewards.Tests;
 
 /// <summary>
-/// docs/benchmarks.md ("Analytics worker: reading the fields", "Not met under sustained load"): how the rollups file and
-/// one save of it grow under a stream that moves on in time, as the analytics worker saves it at each flush.
+/// docs/benchmarks.md ("Analytics: a snapshot and a log, and a retention"): how the analytics store's files, its saves
+/// and its snapshots grow under a stream that moves on in time, as the analytics worker saves it at each flush.
 /// <c>RAMPAY_ANALYTICS_GROWTH_USERS</c> users each pay once in every minute of <c>RAMPAY_ANALYTICS_GROWTH_MINUTES</c>
-/// (what gives each active user its minute, hour and day buckets); six times along the way the store is saved and the
-/// file's size, the save's time and the GC heap are printed. Reports skipped unless both are set:
+/// (what gives each active user its minute, hour and day buckets), each minute in four batches, each saved as a flush
+/// saves it; six times along the way the snapshot and log sizes, the saves' time per event, the last snapshot's copy (the
+/// pause the consumer sees) and write (a task), the user buckets and the GC heap after a full collection are printed.
+/// <c>RAMPAY_ANALYTICS_GROWTH_RETENTION</c>: the per-user retention (default <see cref="AnalyticsRetention.DefaultText"/>).
+/// Reports skipped unless users and minutes are set:
 /// <c>RAMPAY_ANALYTICS_GROWTH_USERS=10000 RAMPAY_ANALYTICS_GROWTH_MINUTES=180 dotnet test tests/RamPay.Rewards.Tests -c Release
 /// --filter FullyQualifiedName~AnalyticsGrowthFigures --logger "console;verbosity=detailed"</c>.
 /// </summary>
@@ -20,35 +23,54 @@ namespace RamPay.Rewards.Tests;
 public sealed class AnalyticsGrowthFigures(ITestOutputHelper output)
 {
     [SkippableFact]
-    public void The_rollups_file_and_its_save_grow_with_the_minutes_of_active_users()
+    public void The_rollups_files_and_their_saves_with_the_minutes_of_active_users()
     {
         Skip.IfNot(int.TryParse(Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_GROWTH_USERS"), out int users)
             & int.TryParse(Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_GROWTH_MINUTES"), out int minutes),
             "RAMPAY_ANALYTICS_GROWTH_USERS and RAMPAY_ANALYTICS_GROWTH_MINUTES are not set (a figure run by hand)");
+        var retention = AnalyticsRetention.Parse(Environment.GetEnvironmentVariable("RAMPAY_ANALYTICS_GROWTH_RETENTION"));
         string dir = Directory.CreateTempSubdirectory("rampay-analytics-growth-").FullName;
         try
         {
             string path = Path.Combine(dir, "analytics.rollups");
-            var store = new AnalyticsStore(path) { SaveEveryMs = int.MaxValue }; // saved below only, as the worker's flush does
+            var store = new AnalyticsStore(path, retention) { SaveEveryMs = int.MaxValue }; // saved below only, as the worker's flush does
+            output.WriteLine($"{users} users a minute, retention {retention}");
             var random = new Random(1);
-            long t0 = 1_800_000_000_000, sequence = 0;
+            long t0 = 1_800_000_000_000, sequence = 0, saved = 0;
+            double saveMs = 0, copyMsMax = 0;
+            const int BatchesPerMinute = 4;
             for (int m = 1; m <= minutes; m++)
             {
-                var events = new List<EventRecord>(users);
-                var fields = new EventFields[users];
-                for (int u = 0; u < users; u++)
+                for (int b = 0; b < BatchesPerMinute; b++)
                 {
-                    long at = t0 + (m - 1) * 60_000L + u * 60_000L / users;
-                    events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, at, u + 1, ReadOnlyMemory<byte>.Empty));
-                    fields[u] = AnalyticsUserBucketsTests.Approved(Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
+                    int from = b * users / BatchesPerMinute, to = (b + 1) * users / BatchesPerMinute;
+                    var events = new List<EventRecord>(to - from);
+                    var fields = new EventFields[to - from];
+                    for (int u = from; u < to; u++)
+                    {
+                        long at = t0 + (m - 1) * 60_000L + u * 60_000L / users;
+                        events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, at, u + 1, ReadOnlyMemory<byte>.Empty));
+                        fields[u - from] = AnalyticsUserBucketsTests.Approved(Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
+                    }
+                    store.Apply(new EventBatch(events, "kafka:t/0"), fields, null, saveNow: false);
+                    long snapshots = store.Snapshots;
+                    var clock = Stopwatch.StartNew();
+                    store.Save();
+                    saveMs += clock.Elapsed.TotalMilliseconds;
+                    saved += events.Count;
+                    if (store.Snapshots != snapshots) copyMsMax = Math.Max(copyMsMax, store.LastSnapshotCopyMs);
                 }
-                store.Apply(new EventBatch(events, "kafka:t/0"), fields, null, saveNow: false);
                 if (m % Math.Max(1, minutes / 6) != 0 && m != minutes) continue;
-                var clock = Stopwatch.StartNew();
-                store.Save();
+                var (log, snapshot) = store.Sizes;
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"minute {m}: file {new FileInfo(path).Length / 1e6:0.0} MB, one save {clock.ElapsedMilliseconds} ms, user buckets {store.Rollups.UserBuckets.Count:N0}, GC heap {GC.GetTotalMemory(false) / 1e6:0} MB"));
+                    $"minute {m}: snapshot {snapshot / 1e6:0.0} MB, log {log / 1e6:0.0} MB; saves {saveMs * 1000 / saved:0.00} µs/event; {store.Snapshots} snapshots, the last copied in {store.LastSnapshotCopyMs:0} ms (the longest so far {copyMsMax:0} ms), written in {store.LastSnapshotWriteMs:0} ms; user buckets {store.Rollups.UserBuckets.Count:N0}; GC heap after a full collection {GC.GetTotalMemory(true) / 1e6:0} MB"));
+                saveMs = 0;
+                saved = 0;
             }
+            store.Dispose();
+            var clockLoad = Stopwatch.StartNew();
+            var loaded = AnalyticsStore.Load(path, retention);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"a start reads the files in {clockLoad.ElapsedMilliseconds} ms ({loaded.UserBuckets.Count:N0} user buckets)"));
         }
         finally
         {

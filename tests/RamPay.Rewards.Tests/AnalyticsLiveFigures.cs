@@ -28,7 +28,11 @@ namespace RamPay.Rewards.Tests;
 /// events/s), while another analytics worker consumes; every 100 ms the group's committed offsets are read from the
 /// broker: lag = produced − committed, in events and in seconds (now − when the oldest uncommitted event was produced).
 /// The committed offsets move at the worker's flush (at most every 250 ms while events come: the rollups file saved,
-/// then the commit), so the lag includes that durable step. CPU of the worker, the broker and this producing process.</item>
+/// then the commit), so the lag includes that durable step. CPU of the worker, the broker and this producing process.
+/// <c>RAMPAY_ANALYTICS_BENCH_TIME_LAPSE</c> (0: off) moves the events' time on: each event's <c>occurred_at</c> and
+/// <c>created_at</c> are its template's plus the time since the live phase began times that factor (60: a stream
+/// minute a second), so that the rollups grow as a stream's over hours do (a user's new minute, hour and day buckets)
+/// instead of counting into the templates' few minutes; the files the worker leaves are reported.</item>
 /// </list>
 /// Each result is printed as a line <c>RESULT {json}</c>. <c>RAMPAY_ANALYTICS_BENCH_WORKER_ENV</c>
 /// (<c>NAME=VALUE;NAME=VALUE</c>) sets variables of the workers (e.g. <c>DOTNET_gcServer=0</c>), to compare settings.
@@ -139,7 +143,8 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             EnableIdempotence = false, QueueBufferingMaxMessages = 2_000_000, QueueBufferingMaxKbytes = 1_048_576,
         }).Build();
         using var offsets = CommittedReader(broker.Bootstrap, "bench-live");
-        var feed = new Feed(templates, topic, producer);
+        int lapse = Setting("TIME_LAPSE", 0);
+        var feed = new Feed(templates, topic, producer, lapse);
         // Warm-up (not reported): 20,000 events/s for 4 s, then until the lag is gone.
         await RunRateAsync(feed, 20_000, 4, worker, offsets, partitions, report: null);
         foreach (int payments in paymentRates)
@@ -154,6 +159,13 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             result["cpu_cores_broker"] = Round((CpuTicks(broker.ProcessId) - cpuBefore.Broker) / 100.0 / wall, 2);
             result["cpu_cores_producer"] = Round((CpuTicks(Environment.ProcessId) - cpuBefore.Producer) / 100.0 / wall, 2);
             result["worker_cpu_us_per_event"] = Round((CpuTicks(worker.Id) - cpuBefore.Worker) * 1e4 / Math.Max(1, (long)result["events_produced"]), 2);
+            if (lapse > 0)
+            {
+                result["time_lapse"] = lapse;
+                result["stream_minutes_at_end"] = Round(feed.ShiftMs / 60_000.0, 1);
+                result["worker_files_mb"] = Round(Directory.EnumerateFiles(outDir).Sum(f => new FileInfo(f).Length) / 1e6, 1);
+                result["worker_rss_mb"] = Round(RssBytes(worker.Id) / 1e6, 0);
+            }
             output.WriteLine("RESULT " + JsonSerializer.Serialize(result));
         }
         worker.Kill();
@@ -191,6 +203,7 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             feed.Producer.Flush(TimeSpan.FromSeconds(60));
         }, TaskCreationOptions.LongRunning);
         var lags = new List<(long Events, double Seconds)>();
+        var lagTimes = new List<double>();
         while (!production.IsCompleted)
         {
             await Task.Delay(100);
@@ -204,7 +217,11 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             // When the oldest event not yet committed (number committed + 1) was produced.
             int i = BinarySearchFirst(seen, committed + 1);
             double lagSeconds = i < 0 ? 0 : now - seen[i].T;
-            if (now > 1) lags.Add((Math.Max(0, sentNow - committed), Math.Max(0, lagSeconds))); // the first second: the group's fetch starting up
+            if (now > 1) // the first second: the group's fetch starting up
+            {
+                lags.Add((Math.Max(0, sentNow - committed), Math.Max(0, lagSeconds)));
+                lagTimes.Add(now);
+            }
         }
         await production;
         long produced = feed.Sent - start;
@@ -230,6 +247,15 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             report["lag_s_p50"] = Round(Percentile(secs, 0.50), 3);
             report["lag_s_p99"] = Round(Percentile(secs, 0.99), 3);
             report["lag_s_max"] = Round(secs.Length == 0 ? 0 : secs[^1], 3);
+            if (seconds >= 120)
+            {
+                // A long window: each minute's lag p99 and max, to see whether the lag grows as the worker's state does.
+                report["lag_s_p99_by_minute"] = Enumerable.Range(0, (int)Math.Ceiling(seconds / 60.0))
+                    .Select(m => Enumerable.Range(0, lags.Count).Where(k => lagTimes[k] >= m * 60 && lagTimes[k] < (m + 1) * 60).Select(k => lags[k].Seconds).Order().ToArray())
+                    .Select(w => Round(Percentile(w, 0.99), 3)).ToArray();
+                report["lag_s_max_by_minute"] = Enumerable.Range(0, (int)Math.Ceiling(seconds / 60.0))
+                    .Select(m => Round(Enumerable.Range(0, lags.Count).Where(k => lagTimes[k] >= m * 60 && lagTimes[k] < (m + 1) * 60).Select(k => lags[k].Seconds).DefaultIfEmpty(0).Max(), 3)).ToArray();
+            }
             // The mock keeps 5 MiB of message sets per partition (~60,000 of these events, ~2.4 s of production at
             // 200,000 events/s over 8 partitions): a worker further behind than that finds its fetch offset gone and
             // skips to the earliest kept (KafkaEventSource.OnOffsetReset), so the lag it shows is no longer work done.
@@ -270,9 +296,12 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
     /// event's <c>sequence</c> (and the same number in its <c>event_id</c>) moved on by a pass count times the largest
     /// sequence, so that every event is newer than the one before it in its partition (the worker skips what is not).
     /// </summary>
-    private sealed class Feed(List<Template>[] templates, string topic, IProducer<byte[], byte[]> producer)
+    private sealed class Feed(List<Template>[] templates, string topic, IProducer<byte[], byte[]> producer, int timeLapse)
     {
         private readonly long _span = templates.SelectMany(t => t).Max(t => t.Sequence) + 1;
+        private readonly Stopwatch _since = Stopwatch.StartNew();
+        /// <summary>How far the events' time has been moved on (the time lapse).</summary>
+        public long ShiftMs => (long)(_since.Elapsed.TotalMilliseconds * timeLapse);
         private readonly long[] _next = new long[templates.Length];
         private long _sent;
         public string Topic => topic;
@@ -285,7 +314,9 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             var list = templates[p];
             long n = _next[p]++;
             var t = list[(int)(n % list.Count)];
-            var message = new Message<byte[], byte[]> { Key = t.Key, Value = t.With(t.Sequence + n / list.Count * _span), Timestamp = new Timestamp(t.TimestampMs, TimestampType.CreateTime) };
+            var value = t.With(t.Sequence + n / list.Count * _span);
+            if (timeLapse > 0) Template.MoveTimes(value, ShiftMs);
+            var message = new Message<byte[], byte[]> { Key = t.Key, Value = value, Timestamp = new Timestamp(t.TimestampMs, TimestampType.CreateTime) };
             while (true)
             {
                 try
@@ -331,6 +362,31 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
             o = o[d..];
             j[(_sequenceAt + _digits)..].CopyTo(o);
             return value;
+        }
+
+        private static readonly byte[][] TimeFields = ["\"occurred_at\":\""u8.ToArray(), "\"created_at\":\""u8.ToArray()];
+
+        /// <summary>Moves every <c>occurred_at</c> and <c>created_at</c> of an event on by <paramref name="shiftMs"/>, in place (the contract's times are all "yyyy-MM-ddTHH:mm:ss.fffZ").</summary>
+        public static void MoveTimes(byte[] json, long shiftMs)
+        {
+            foreach (var field in TimeFields)
+                for (int from = 0; ;)
+                {
+                    int at = json.AsSpan(from).IndexOf(field);
+                    if (at < 0) break;
+                    var time = json.AsSpan(from + at + field.Length, 24);
+                    var t = new DateTime(D(time, 0, 4), D(time, 5, 2), D(time, 8, 2), D(time, 11, 2), D(time, 14, 2), D(time, 17, 2), D(time, 20, 3), DateTimeKind.Utc);
+                    if (!t.AddMilliseconds(shiftMs).TryFormat(time, out int written, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture) || written != 24)
+                        throw new InvalidOperationException("a moved time of another width");
+                    from += at + field.Length + 24;
+                }
+        }
+
+        private static int D(ReadOnlySpan<byte> time, int i, int n)
+        {
+            int v = 0;
+            for (int k = i; k < i + n; k++) v = (uint)(time[k] - '0') <= 9 ? v * 10 + (time[k] - '0') : throw new InvalidDataException("not a contract time: " + Encoding.ASCII.GetString(time));
+            return v;
         }
 
         private static long SequenceOf(byte[] json)
@@ -408,6 +464,14 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
     }
 
     /// <summary>utime + stime of a whole process, in clock ticks (1/100 s).</summary>
+    /// <summary>A process's resident memory (VmRSS of /proc/PID/status).</summary>
+    private static long RssBytes(int pid)
+    {
+        foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        return 0;
+    }
+
     private static long CpuTicks(int pid)
     {
         string stat = File.ReadAllText($"/proc/{pid}/stat");

@@ -85,13 +85,13 @@ public sealed class AnalyticsWorkerTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Transfers created in the saved file (0 before the first save).</summary>
-    private static long Transfers(string file) => File.Exists(file) ? Days(file).Sum(b => b.Values[(int)Measure.TransfersCreated]) : 0;
+    /// <summary>Transfers created in the saved files (the snapshot, when there is one yet, and the log; 0 before the first save).</summary>
+    private static long Transfers(string file) => Days(file).Sum(b => b.Values[(int)Measure.TransfersCreated]);
 
     /// <summary>The day buckets of the saved file, yesterday to tomorrow (Query walks the range bucket by bucket).</summary>
     private static List<(long StartMs, RamPay.Core.Currency Currency, long[] Values)> Days(string file)
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        return new AnalyticsStore(file).Rollups.Query(Interval.Day, now - 86_400_000, now + 86_400_000, 0);
+        return AnalyticsStore.Load(file).Query(Interval.Day, now - 86_400_000, now + 86_400_000, 0);
     }
 }

@@ -31,7 +31,7 @@ public sealed class ConsumerCatchUpFigures(ITestOutputHelper output)
         await WorkerCostFigures.Pay(api, payers, payee, count);
         output.WriteLine($"{count} payments acknowledged in {clock.Elapsed.TotalSeconds:0.00} s ({count / clock.Elapsed.TotalSeconds:0}/s), the rewards consumer off");
         await first.StopAsync();
-        File.Delete(Path.Combine(first.DataDirectory, "consumers", "analytics.rollups"));
+        foreach (string f in Directory.GetFiles(Path.Combine(first.DataDirectory, "consumers"), "analytics.rollups*")) File.Delete(f); // the snapshot and its log
 
         await using var second = ServerProcess.OnDirectory(first.DataDirectory, null, [.. common]);
         output.WriteLine($"load average before {File.ReadAllText("/proc/loadavg").Trim()}");

@@ -92,7 +92,8 @@ public sealed class WorkerProcess : IDisposable
     private static ProcessStartInfo Start(string[] args, bool redirectOutput)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = redirectOutput, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rampay-worker.dll"));
+        // RAMPAY_WORKER_DIR: another build's worker (a bench's baseline, bench/analytics-live.sh BASE_WORKER_DIR).
+        start.ArgumentList.Add(Path.Combine(Environment.GetEnvironmentVariable("RAMPAY_WORKER_DIR") is { Length: > 0 } dir ? dir : AppContext.BaseDirectory, "rampay-worker.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         return start;
     }
