@@ -67,6 +67,8 @@ public sealed class AnalyticsGrowthFigures(ITestOutputHelper output)
                 saveMs = 0;
                 saved = 0;
             }
+            store.SaveSnapshot();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"a clean stop's snapshot: copied in {store.LastSnapshotCopyMs:0} ms, written in {store.LastSnapshotWriteMs:0} ms"));
             store.Dispose();
             var clockLoad = Stopwatch.StartNew();
             var loaded = AnalyticsStore.Load(path, retention);
