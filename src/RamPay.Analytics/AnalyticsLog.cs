@@ -62,6 +62,7 @@ public static class AnalyticsLog
 
         public void BeginBatch(string source)
         {
+            Invariant.Check(_count == 0 && _recordStart == _length, "a batch begins after the last one ended");
             _recordStart = _length;
             _length += HeaderBytes;
             Byte(BatchRecord);
@@ -138,6 +139,13 @@ public static class AnalyticsLog
             }
         }
 
+        /// <summary>Takes back the batch begun (an event of it threw): the buffer ends with the last whole record.</summary>
+        public void AbortBatch()
+        {
+            _length = _recordStart;
+            _count = 0;
+        }
+
         public void EndBatch()
         {
             Invariant.Check(_count > 0, "a record holds at least one event");
@@ -186,6 +194,9 @@ public static class AnalyticsLog
         if (count < 1) throw new InvalidDataException($"an analytics log record of {count} events");
         long sequence = 0, at = 0;
         var position = default(EventPosition);
+        // A record written twice (a save that failed after its write, done again in a new segment) holds events the
+        // rollups already have: skipped by position, as a batch delivered again is.
+        var applied = rollups.Positions.GetValueOrDefault(source);
         for (int i = 0; i < count; i++)
         {
             sequence += r.VarInt();
@@ -196,7 +207,7 @@ public static class AnalyticsLog
             var flags = (Flags)r.Byte();
             if (flags == 0)
             {
-                rollups.ApplyEvent(position, at, 0, in EventFields.Empty, null);
+                if (position > applied) rollups.ApplyEvent(position, at, 0, in EventFields.Empty, null);
                 continue;
             }
             var f = EventFields.Empty;
@@ -229,7 +240,9 @@ public static class AnalyticsLog
                 if ((m & 1) != 0)
                 {
                     name = r.String();
-                    if (model != rollups.Models.Count) throw new InvalidDataException($"analytics log: model {model} named when {rollups.Models.Count} are known");
+                    // Named where it first appears: the next index, or (a record written twice) the one it already has.
+                    if (model > rollups.Models.Count || model < rollups.Models.Count && rollups.Models[model] != name)
+                        throw new InvalidDataException($"analytics log: model {model} named '{name}' when {rollups.Models.Count} are known");
                 }
                 else
                 {
@@ -238,10 +251,10 @@ public static class AnalyticsLog
                 }
                 score = new PaymentScore(name, r.Single());
             }
-            rollups.ApplyEvent(position, at, type, in f, score);
+            if (position > applied) rollups.ApplyEvent(position, at, type, in f, score);
         }
         if (!r.AtEnd) throw new InvalidDataException("analytics log: bytes after a record's last event");
-        rollups.Positions[source] = position;
+        if (position > applied) rollups.Positions[source] = position;
     }
 
     /// <summary>

@@ -134,22 +134,30 @@ public sealed class AnalyticsRollups
             var position = Positions.GetValueOrDefault(batch.Source);
             var before = position;
             bool logged = false;
-            for (int i = 0; i < fields.Length; i++)
+            try
             {
-                var e = batch.Events[i];
-                if (e.Position <= position) continue;
-                ref readonly var f = ref fields[i];
-                // The type as the fields read it from the JSON (the same as the record's); a record whose JSON names none by its type.
-                var type = f.Valid ? (f.Type != 0 ? f.Type : TypeOf(e.Type)) : 0;
-                PaymentScore? score = f.Valid && scores is not null && IsFirstEvent(e, in f) && scores.TryGetValue(f.PaymentId, out var s) ? s : null;
-                ApplyEvent(e.Position, e.OccurredAtMs, type, in f, score);
-                if (Log is { } log)
+                for (int i = 0; i < fields.Length; i++)
                 {
-                    if (!logged) log.BeginBatch(batch.Source);
-                    logged = true;
-                    log.Add(e.Position, e.OccurredAtMs, type, in f, score, this);
+                    var e = batch.Events[i];
+                    if (e.Position <= position) continue;
+                    ref readonly var f = ref fields[i];
+                    // The type as the fields read it from the JSON (the same as the record's); a record whose JSON names none by its type.
+                    var type = f.Valid ? (f.Type != 0 ? f.Type : TypeOf(e.Type)) : 0;
+                    PaymentScore? score = f.Valid && scores is not null && IsFirstEvent(e, in f) && scores.TryGetValue(f.PaymentId, out var s) ? s : null;
+                    ApplyEvent(e.Position, e.OccurredAtMs, type, in f, score);
+                    if (Log is { } log)
+                    {
+                        if (!logged) log.BeginBatch(batch.Source);
+                        logged = true;
+                        log.Add(e.Position, e.OccurredAtMs, type, in f, score, this);
+                    }
+                    position = e.Position;
                 }
-                position = e.Position;
+            }
+            catch when (logged)
+            {
+                Log!.AbortBatch(); // an event the rollups refuse (InvalidDataException) throws: the log keeps no part of its batch
+                throw;
             }
             if (logged) Log!.EndBatch();
             if (position != before) Positions[batch.Source] = position; // as a replay of the log sets it: only when an event was applied

@@ -120,8 +120,21 @@ public sealed class AnalyticsStore : IDisposable
         if (_log.Length > 0)
         {
             if (_segment is null) OpenSegment();
-            _segment!.Write(_log.Pending);
-            Durability.FlushData(_segment.SafeFileHandle); // fdatasync, as the journal's appends
+            try
+            {
+                _segment!.Write(_log.Pending);
+                Durability.FlushData(_segment.SafeFileHandle); // fdatasync, as the journal's appends
+            }
+            catch (IOException)
+            {
+                // After a failed write or fdatasync the file's tail is unknown (the kernel may have dropped the pages):
+                // never append after it. The records stay pending and the next save writes them to a new segment; a
+                // start reads this one's whole records and skips, by position, those written again.
+                _segment!.Dispose();
+                _segment = null;
+                _segmentNumber++;
+                throw;
+            }
             _logBytesSinceSnapshot += _log.Length;
             _log.Clear();
         }
@@ -174,8 +187,15 @@ public sealed class AnalyticsStore : IDisposable
 
     private void WaitForSnapshot()
     {
-        try { _snapshotWrite.GetAwaiter().GetResult(); }
-        catch (Exception e) when (e is not IOException) { throw new IOException($"could not write the analytics snapshot {_path}", e); }
+        var write = _snapshotWrite;
+        if (!write.IsCompleted) write.Wait();
+        if (!write.IsFaulted) return;
+        // Said once, then a later snapshot may try again: the old snapshot and every segment since are still in place
+        // (the segments are deleted only after the new snapshot is), so nothing saved is lost meanwhile.
+        _snapshotWrite = Task.CompletedTask;
+        _logBytesSinceSnapshot += _snapshotBytes; // the log the failed snapshot would have replaced is still to be read
+        var e = write.Exception!.GetBaseException();
+        throw e as IOException ?? new IOException($"could not write the analytics snapshot {_path}", e);
     }
 
     public void Dispose()

@@ -247,7 +247,16 @@ public sealed class AnalyticsStoreLogTests : IDisposable
         Array.Clear(zerosThenMore, RecordStarts(whole)[1], 8);
         Assert.Throws<InvalidDataException>(() => Read(zerosThenMore));
 
-        // 4. A snapshot with a byte changed fails its CRC.
+        // 4. Records written twice, as a save whose fdatasync failed writes its records again in a new segment (the
+        //    golden batches score payments, so a model version is named twice too): each event counted once.
+        Assert.Equal(threeBatches, Read([.. whole, .. whole[RecordStarts(whole)[1]..]]));
+        File.WriteAllBytes(segment, whole);
+        string next = segment[..^8] + (Assert.Single(AnalyticsStore.Segments(path)).Number + 1).ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
+        File.WriteAllBytes(next, whole);
+        Assert.Equal(threeBatches, AnalyticsGolden.Lines(AnalyticsStore.Load(path, AnalyticsRetention.Forever)));
+        File.Delete(next);
+
+        // 5. A snapshot with a byte changed fails its CRC.
         File.WriteAllBytes(segment, whole);
         store = new AnalyticsStore(path, AnalyticsRetention.Forever);
         store.SaveSnapshot();
