@@ -135,6 +135,11 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
     {
         var templates = ReadTemplates(broker.Bootstrap, templateTopic, partitions, perPartition: 8_000);
         string outDir = NewOutDir();
+        // RAMPAY_ANALYTICS_BENCH_SEED_USERS in a variant's environment: the worker starts on rollups that already hold two
+        // hours of that many users paying every minute, ending at the templates' time (a steady state's size under the
+        // default retention), so that its snapshots are as large as a busy stream's.
+        if (workerEnv.TryGetValue("RAMPAY_ANALYTICS_BENCH_SEED_USERS", out string? seed) && int.TryParse(seed, CultureInfo.InvariantCulture, out int seedUsers) && seedUsers > 0)
+            output.WriteLine($"seeded the worker's rollups: {SeedRollups(outDir, seedUsers, templates.SelectMany(t => t).Min(t => t.TimestampMs))}");
         using var worker = new WorkerProcess(["analytics", "--kafka", broker.Bootstrap, "--group", "bench-live", "--topic", topic, "--out", outDir], workerEnv);
         if (!await WorkerProcess.AllJoinedAsync(TimeSpan.FromSeconds(90), worker)) throw new TimeoutException("the worker never joined:\n" + worker.Tail());
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
@@ -464,6 +469,30 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
     }
 
     /// <summary>utime + stime of a whole process, in clock ticks (1/100 s).</summary>
+    /// <summary>Two hours of <paramref name="users"/> users each paying once a minute, ending a minute before <paramref name="endMs"/>, saved as the worker's rollups.</summary>
+    private static string SeedRollups(string outDir, int users, long endMs)
+    {
+        var clock = Stopwatch.StartNew();
+        var store = new RamPay.Analytics.AnalyticsStore(Path.Combine(outDir, "analytics.rollups"));
+        var random = new Random(1);
+        long sequence = 0, start = endMs - 121 * 60_000L;
+        for (int m = 0; m < 120; m++)
+        {
+            var events = new List<EventRecord>(users);
+            var fields = new RamPay.Analytics.EventFields[users];
+            for (int u = 0; u < users; u++)
+            {
+                events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, start + m * 60_000L + u * 60_000L / users, u + 1, ReadOnlyMemory<byte>.Empty));
+                fields[u] = AnalyticsUserBucketsTests.Approved(RamPay.Core.Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
+            }
+            store.Apply(new EventBatch(events, "seed"), fields, null, saveNow: false);
+        }
+        store.SaveSnapshot();
+        string said = $"{store.Rollups.UserBuckets.Count:N0} user buckets, a {store.Sizes.SnapshotBytes / 1e6:0.0} MB snapshot, in {clock.Elapsed.TotalSeconds:0.0} s";
+        store.Dispose();
+        return said;
+    }
+
     /// <summary>A process's resident memory (VmRSS of /proc/PID/status).</summary>
     private static long RssBytes(int pid)
     {
