@@ -24,6 +24,9 @@
 #        worker as "base", interleaved with this tree's worker as "new"; for settings the older figures lack)
 #        TIME_LAPSE (0: the live events keep their templates' times; N: their times move on N times as fast as the clock,
 #        so the rollups grow as over hours of a stream: 60 with RATE_SECONDS=300 is five hours)
+#        a variant's RAMPAY_ANALYTICS_BENCH_SEED_USERS=N: its live worker starts on rollups holding two hours of N users
+#        paying every minute (a busy stream's steady state under the default retention), e.g.
+#        VARIANTS='small:|seeded:RAMPAY_ANALYTICS_BENCH_SEED_USERS=10000
 # Needs nothing running: each run starts its own broker (tools/kafka-mock) and workers on free ports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
