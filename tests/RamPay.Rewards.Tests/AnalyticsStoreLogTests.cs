@@ -175,8 +175,8 @@ public sealed class AnalyticsStoreLogTests : IDisposable
             foreach (var i in AnalyticsRollups.Intervals)
             {
                 long start = AnalyticsRollups.StartOf(p.At, i);
-                Count(expected, (p.From, i, start, p.Currency), 0, p.Amount);
-                if (p.To > 0) Count(expected, (p.To, i, start, p.Currency), 2, p.Amount);
+                AnalyticsUserBucketsTests.Add(expected, (p.From, i, start, p.Currency), 0, p.Amount);
+                if (p.To > 0) AnalyticsUserBucketsTests.Add(expected, (p.To, i, start, p.Currency), 2, p.Amount);
             }
         var rollups = store.Rollups;
         long kept = 0;
@@ -194,13 +194,6 @@ public sealed class AnalyticsStoreLogTests : IDisposable
         Assert.Equal(payments.Max(p => p.At), rollups.UserWatermarkMs);
         Assert.Equal(AnalyticsRollups.StartOf(payments.Max(p => p.At), Interval.Minute) - 2 * 3_600_000, rollups.UserBucketsFrom(Interval.Minute));
         store.Dispose();
-    }
-
-    private static void Count(Dictionary<(long, Interval, long, ushort), long[]> buckets, (long, Interval, long, ushort) key, int measure, long amount)
-    {
-        if (!buckets.TryGetValue(key, out var b)) buckets[key] = b = new long[4];
-        b[measure]++;
-        b[measure + 1] += amount;
     }
 
     [Fact]

@@ -83,7 +83,8 @@ public sealed class AnalyticsUserBucketsTests
         return f;
     }
 
-    private static void Add(Dictionary<(long, Interval, long, ushort), long[]> buckets, (long, Interval, long, ushort) key, int measure, long amount)
+    /// <summary>One payment into a recount's bucket: measure (count) and the next (amount).</summary>
+    internal static void Add(Dictionary<(long, Interval, long, ushort), long[]> buckets, (long, Interval, long, ushort) key, int measure, long amount)
     {
         if (!buckets.TryGetValue(key, out var b)) buckets[key] = b = new long[4];
         b[measure]++;
