@@ -165,6 +165,7 @@ public sealed class AnalyticsStore : IDisposable
     /// </summary>
     private void StartSnapshot()
     {
+        if (_snapshotWrite.IsFaulted) WaitForSnapshot(); // the last one failed: said (thrown) before another replaces it
         Invariant.Check(_log.Length == 0 && _snapshotWrite.IsCompleted, "a snapshot starts after a save, one at a time");
         _snapshotDue = false;
         _segment?.Dispose();

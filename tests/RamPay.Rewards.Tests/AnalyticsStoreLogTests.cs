@@ -309,6 +309,16 @@ public sealed class AnalyticsStoreLogTests : IDisposable
     }
 
     [Fact]
+    public void The_worker_refuses_a_retention_it_cannot_read_and_keeps_the_one_it_is_given()
+    {
+        var e = Assert.Throws<ArgumentException>(() => RamPay.Worker.AnalyticsRole.Create(f => f switch { "--out" => _dir, "--user-retention" => "minute=1m", _ => null }));
+        Assert.Contains("--user-retention", e.Message);
+        var worker = (RamPay.Worker.AnalyticsRole.Worker)RamPay.Worker.AnalyticsRole.Create(f => f switch { "--out" => _dir, "--user-retention" => "minute=3h", _ => null });
+        Assert.Equal(new AnalyticsRetention(3 * 3_600_000L, AnalyticsRetention.Default.UserHourMs, 0), worker.Store.Rollups.Retention);
+        worker.Store.Dispose();
+    }
+
+    [Fact]
     public void A_retention_reads_as_documented_and_refuses_what_would_drop_a_bucket_being_filled()
     {
         Assert.Equal(AnalyticsRetention.Default, AnalyticsRetention.Parse(AnalyticsRetention.DefaultText));
