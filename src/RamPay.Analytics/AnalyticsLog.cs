@@ -32,7 +32,7 @@ public static class AnalyticsLog
     internal const byte BatchRecord = 1;
     internal const int HeaderBytes = 8;
 
-    /// <summary>The most one record may hold (a batch's events at ~40 bytes each): a longer length read back is damage, not a batch.</summary>
+    /// <summary>The most one record may hold (a batch's events at 20-40 bytes each): a longer length read back is damage, not a batch.</summary>
     internal const int MaxRecordBytes = 256 << 20;
 
     [Flags]
@@ -47,6 +47,7 @@ public static class AnalyticsLog
         private byte[] _bytes = new byte[64 << 10];
         private int _length, _recordStart, _countAt, _count;
         private long _previousSequence, _previousAtMs;
+        private int _modelsNamedBefore;
 
         /// <summary>How many of the rollups' model versions the snapshot or an earlier record already names (a later one is written with its name).</summary>
         public int ModelsNamed { get; set; }
@@ -64,6 +65,7 @@ public static class AnalyticsLog
         {
             Invariant.Check(_count == 0 && _recordStart == _length, "a batch begins after the last one ended");
             _recordStart = _length;
+            _modelsNamedBefore = ModelsNamed;
             _length += HeaderBytes;
             Byte(BatchRecord);
             int n = Encoding.UTF8.GetByteCount(source);
@@ -144,6 +146,7 @@ public static class AnalyticsLog
         {
             _length = _recordStart;
             _count = 0;
+            ModelsNamed = _modelsNamedBefore; // a model the batch named is named again by the next record that holds it
         }
 
         public void EndBatch()

@@ -309,6 +309,36 @@ public sealed class AnalyticsStoreLogTests : IDisposable
     }
 
     [Fact]
+    public void A_batch_an_event_of_which_throws_leaves_nothing_in_the_log_not_even_the_model_it_named()
+    {
+        // 1. A batch: a payment scored by a model never seen, then a refund event without its refund (the rollups throw).
+        string path = Path.Combine(_dir, "analytics.rollups");
+        var store = new AnalyticsStore(path, AnalyticsRetention.Forever);
+        static EventFields Created(long payment)
+        {
+            var f = EventFields.Empty;
+            f.Valid = f.PayloadRead = f.HasPayment = true;
+            (f.Type, f.TypeName, f.Kind) = (EventType.PaymentCreated, "PaymentCreated", EventPaymentKind.Transfer);
+            (f.PaymentId, f.Amount, f.Currency, f.FromAccount, f.ToAccount, f.CreatedAtMs) = (payment, 500, Currency.USD.Code, 2, 3, AnalyticsGolden.T0);
+            return f;
+        }
+        var refundless = EventFields.Empty;
+        refundless.Valid = refundless.HasPayment = true;
+        (refundless.Type, refundless.Currency) = (EventType.PaymentRefunded, Currency.USD.Code);
+        EventRecord Record(long sequence, string type) => new(new EventPosition(sequence, 0, 1), type, 1, AnalyticsGolden.T0, 2, ReadOnlyMemory<byte>.Empty);
+        var scores = new Dictionary<long, PaymentScore> { [1] = new("model-z", 0.5f), [2] = new("model-z", 0.7f) };
+        Assert.Throws<InvalidDataException>(() => store.Apply(new EventBatch([Record(1, "PaymentCreated"), Record(2, "PaymentRefunded")], "log"), [Created(1), refundless], scores, saveNow: false));
+
+        // 2. The next batch scores a payment by the same model, and is saved: the log names the model there.
+        var good = new EventBatch([Record(3, "PaymentCreated")], "log");
+        store.Apply(good, [Created(2)], scores, saveNow: true);
+        store.Dispose();
+        var expected = new AnalyticsRollups();
+        expected.Apply(good, [Created(2)], scores);
+        Assert.Equal(AnalyticsGolden.Lines(expected), AnalyticsGolden.Lines(AnalyticsStore.Load(path, AnalyticsRetention.Forever)));
+    }
+
+    [Fact]
     public void The_worker_refuses_a_retention_it_cannot_read_and_keeps_the_one_it_is_given()
     {
         var e = Assert.Throws<ArgumentException>(() => RamPay.Worker.AnalyticsRole.Create(f => f switch { "--out" => _dir, "--user-retention" => "minute=1m", _ => null }));
