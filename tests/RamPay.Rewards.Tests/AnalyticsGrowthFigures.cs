@@ -43,21 +43,13 @@ public sealed class AnalyticsGrowthFigures(ITestOutputHelper output)
             {
                 for (int b = 0; b < BatchesPerMinute; b++)
                 {
-                    int from = b * users / BatchesPerMinute, to = (b + 1) * users / BatchesPerMinute;
-                    var events = new List<EventRecord>(to - from);
-                    var fields = new EventFields[to - from];
-                    for (int u = from; u < to; u++)
-                    {
-                        long at = t0 + (m - 1) * 60_000L + u * 60_000L / users;
-                        events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, at, u + 1, ReadOnlyMemory<byte>.Empty));
-                        fields[u - from] = AnalyticsUserBucketsTests.Approved(Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
-                    }
+                    var (batch, fields) = MinuteOfPayments(t0 + (m - 1) * 60_000L, b * users / BatchesPerMinute, (b + 1) * users / BatchesPerMinute, users, ref sequence, random, "kafka:t/0");
                     long snapshots = store.Snapshots; // one comes at an Apply, after the save that found the log large enough
-                    store.Apply(new EventBatch(events, "kafka:t/0"), fields, null, saveNow: false);
+                    store.Apply(batch, fields, null, saveNow: false);
                     var clock = Stopwatch.StartNew();
                     store.Save();
                     saveMs += clock.Elapsed.TotalMilliseconds;
-                    saved += events.Count;
+                    saved += fields.Length;
                     if (store.Snapshots != snapshots) copyMsMax = Math.Max(copyMsMax, store.LastSnapshotCopyMs);
                 }
                 if (m % Math.Max(1, minutes / 6) != 0 && m != minutes) continue;
@@ -78,5 +70,22 @@ public sealed class AnalyticsGrowthFigures(ITestOutputHelper output)
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// Users <paramref name="fromUser"/>..<paramref name="toUser"/> (of <paramref name="users"/>, spread over the minute
+    /// starting at <paramref name="minuteStartMs"/>) each paying a random user: transfers' <c>PaymentApproved</c>, as the
+    /// Kafka worker hands them on. Also the live bench's seeded state (<c>AnalyticsLiveFigures</c>).
+    /// </summary>
+    internal static (EventBatch Batch, EventFields[] Fields) MinuteOfPayments(long minuteStartMs, int fromUser, int toUser, int users, ref long sequence, Random random, string source)
+    {
+        var events = new List<EventRecord>(toUser - fromUser);
+        var fields = new EventFields[toUser - fromUser];
+        for (int u = fromUser; u < toUser; u++)
+        {
+            events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, minuteStartMs + u * 60_000L / users, u + 1, ReadOnlyMemory<byte>.Empty));
+            fields[u - fromUser] = AnalyticsUserBucketsTests.Approved(Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
+        }
+        return (new EventBatch(events, source), fields);
     }
 }

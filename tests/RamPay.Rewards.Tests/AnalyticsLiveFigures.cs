@@ -468,7 +468,6 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
         if (process.ExitCode != 0) throw new InvalidOperationException($"rampay-load exited {process.ExitCode}: {await stderr}");
     }
 
-    /// <summary>utime + stime of a whole process, in clock ticks (1/100 s).</summary>
     /// <summary>Two hours of <paramref name="users"/> users each paying once a minute, ending a minute before <paramref name="endMs"/>, saved as the worker's rollups.</summary>
     private static string SeedRollups(string outDir, int users, long endMs)
     {
@@ -478,14 +477,8 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
         long sequence = 0, start = endMs - 121 * 60_000L;
         for (int m = 0; m < 120; m++)
         {
-            var events = new List<EventRecord>(users);
-            var fields = new RamPay.Analytics.EventFields[users];
-            for (int u = 0; u < users; u++)
-            {
-                events.Add(new EventRecord(new EventPosition(++sequence, 0, 1), "PaymentApproved", 1, start + m * 60_000L + u * 60_000L / users, u + 1, ReadOnlyMemory<byte>.Empty));
-                fields[u] = AnalyticsUserBucketsTests.Approved(RamPay.Core.Currency.USD.Code, 100, u + 1, random.Next(1, users + 1));
-            }
-            store.Apply(new EventBatch(events, "seed"), fields, null, saveNow: false);
+            var (batch, fields) = AnalyticsGrowthFigures.MinuteOfPayments(start + m * 60_000L, 0, users, users, ref sequence, random, "seed");
+            store.Apply(batch, fields, null, saveNow: false);
         }
         store.SaveSnapshot();
         string said = $"{store.Rollups.UserBuckets.Count:N0} user buckets, a {store.Sizes.SnapshotBytes / 1e6:0.0} MB snapshot, in {clock.Elapsed.TotalSeconds:0.0} s";
@@ -501,6 +494,7 @@ public sealed class AnalyticsLiveFigures(ITestOutputHelper output)
         return 0;
     }
 
+    /// <summary>utime + stime of a whole process, in clock ticks (1/100 s).</summary>
     private static long CpuTicks(int pid)
     {
         string stat = File.ReadAllText($"/proc/{pid}/stat");
